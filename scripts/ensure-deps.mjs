@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Installs the npm dependencies (Node 24 among them) when they are missing or stale.
+// Runs on whatever Node the machine has, so it must stay plain JavaScript.
+import { spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const lock = join(root, "package-lock.json");
+const stamp = join(root, "node_modules", ".package-lock.json");
+const node24 = join(root, "node_modules", "node", "bin", "node");
+
+const stale =
+  !existsSync(stamp) ||
+  !existsSync(node24) ||
+  (existsSync(lock) && statSync(lock).mtimeMs > statSync(stamp).mtimeMs);
+
+if (stale) {
+  process.stderr.write("kiln: installing npm dependencies (first run)...\n");
+  const cmd = existsSync(lock) ? ["ci", "--no-audit", "--no-fund"] : ["install", "--no-audit", "--no-fund"];
+  const r = spawnSync("npm", cmd, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  if (r.status !== 0) {
+    process.stderr.write("kiln: npm install failed\n");
+    process.exit(r.status ?? 1);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The Backend interface: what every tier implements. Core (Sandbox, Kiln) is
+ * written against this file only; tiers never import each other.
+ *
+ * A tier has two halves:
+ *  - `Backend`: the driver, one per tier per process. It probes the machine
+ *    and creates or reattaches instances.
+ *  - `Instance`: one live sandbox. It spawns processes and serves file
+ *    operations on paths that core has already validated and normalized.
+ *
+ * Core owns everything that is the same on every tier: ids, records,
+ * expiry, the audit log, path checks, command timeouts, output caps,
+ * background process tables, and error mapping.
+ */
+import type { Limits } from "./limits.ts";
+import type { EntryInfo, TierName, TierStatus } from "./types.ts";
+
+/** What a backend needs to build an instance. */
+export interface InstanceSpec {
+  /** Sandbox id. */
+  id: string;
+  /** Template name. */
+  template: string;
+  /** Effective limits. */
+  limits: Limits;
+  /** Default environment. */
+  env: Record<string, string>;
+  /** Private directory of this sandbox on the host; the backend may keep state here. */
+  stateDir: string;
+  /** Path of the sandbox's AgentFS database (shared with the audit log). */
+  databasePath: string;
+  /** The data directory of the Kiln instance (templates live below it). */
+  dataDir: string;
+}
+
+/** What a tier can and cannot do; the conformance suite reads these. */
+export interface Capabilities {
+  /** Real binaries from a root filesystem (false for the interpreter tier). */
+  realBinaries: boolean;
+  /** stdin reaches a running process as it is sent (false: delivered when closed). */
+  interactiveStdin: boolean;
+  /** Output is delivered as it is produced (false: when the command ends). */
+  streamingOutput: boolean;
+  /** Processes survive the Kiln process that started them. */
+  processesSurviveRestart: boolean;
+}
+
+/** A tier's driver. */
+export interface Backend {
+  /** Tier name. */
+  readonly tier: TierName;
+  /** Static facts about the tier. */
+  readonly capabilities: Capabilities;
+  /** Checks whether the tier can run here, and if not exactly why. Never throws. */
+  probe(signal?: AbortSignal): Promise<TierStatus>;
+  /**
+   * Builds a new instance with an empty `/workspace`.
+   * @throws TierUnavailableError, NotFoundError (template), LimitExceededError
+   */
+  create(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance>;
+  /**
+   * Reattaches an instance created earlier (possibly by another process), with its workspace intact.
+   * @throws TierUnavailableError, NotFoundError
+   */
+  open(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance>;
+  /** Removes whatever `create` made outside `spec.stateDir`. Idempotent. */
+  destroy(spec: InstanceSpec): Promise<void>;
+  /** Releases process-wide resources (workers, pools). */
+  close?(): Promise<void>;
+}
+
+/** What `Instance.spawn` runs. */
+export interface SpawnRequest {
+  /** A bash command line. */
+  command: string;
+  /** Absolute working directory. */
+  cwd: string;
+  /** Full environment of the process. */
+  env: Record<string, string>;
+  /** Whether stdin stays open for `writeStdin` (else it is closed at once, or fed `stdin`). */
+  stdin: Uint8Array | "pipe" | undefined;
+  /** Called with output as the tier produces it. */
+  onStdout(chunk: Uint8Array): void;
+  /** Called with error output as the tier produces it. */
+  onStderr(chunk: Uint8Array): void;
+}
+
+/** How a spawned process ended, as the tier reports it. */
+export interface ExitStatus {
+  /** Exit code; 128+N after signal N. */
+  exitCode: number;
+  /** Set when a tier-enforced limit ended the process. */
+  limit?: { limit: string; value: number; message: string };
+}
+
+/** A process running inside an instance. */
+export interface SpawnedProcess {
+  /** Process id within the sandbox. */
+  readonly pid: number;
+  /** Resolves when the process has ended and all of its output was delivered. */
+  readonly exited: Promise<ExitStatus>;
+  /** Sends bytes to stdin (only when spawned with `stdin: "pipe"`). */
+  writeStdin(data: Uint8Array): Promise<void>;
+  /** Closes stdin. */
+  closeStdin(): Promise<void>;
+  /** Sends a signal (default SIGKILL) to the process and its children. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Backend-level file operations. Paths are absolute, normalized and inside the sandbox. */
+export interface FileOps {
+  /** Entry at `path`, without following a final symlink. @throws NotFoundError */
+  stat(path: string): Promise<EntryInfo>;
+  /** Entries below `path`, to `depth` levels (1 = children only). @throws NotFoundError */
+  list(path: string, depth: number): Promise<EntryInfo[]>;
+  /** The file's bytes as a stream. @throws NotFoundError, InvalidArgumentError (a directory) */
+  read(path: string): Promise<ReadableStream<Uint8Array>>;
+  /** Writes (replacing) a file, creating parents. @throws LimitExceededError (maxFileBytes, diskBytes) */
+  write(path: string, data: ReadableStream<Uint8Array>, maxBytes: number): Promise<EntryInfo>;
+  /** Creates a directory and its parents; false when it existed. */
+  mkdir(path: string): Promise<boolean>;
+  /** Removes a file, symlink or directory tree. @throws NotFoundError */
+  remove(path: string): Promise<void>;
+  /** Renames; replaces a file at `to`. @throws NotFoundError, ConflictError */
+  rename(from: string, to: string): Promise<void>;
+  /** Creates a symlink at `path` pointing to `target`. @throws ConflictError */
+  symlink(target: string, path: string): Promise<void>;
+  /** The tree at `path` as a tar stream (modes, mtimes, symlinks kept). */
+  exportTar(path: string): Promise<ReadableStream<Uint8Array>>;
+  /** Unpacks a tar stream under `path`. @throws InvalidArgumentError for entries escaping `path` */
+  importTar(path: string, tar: ReadableStream<Uint8Array>): Promise<void>;
+}
+
+/** Live usage figures of one instance; fields a tier cannot measure are omitted. */
+export interface InstanceStats {
+  /** Memory in use, bytes. */
+  memoryBytes?: number;
+  /** CPU time used, ms. */
+  cpuMs?: number;
+  /** Workspace size, bytes. */
+  diskBytes?: number;
+}
+
+/** One live sandbox on one tier. */
+export interface Instance {
+  /** File operations on the sandbox's filesystem. */
+  readonly files: FileOps;
+  /** Starts a process. @throws SandboxStoppedError */
+  spawn(request: SpawnRequest): Promise<SpawnedProcess>;
+  /** Current resource use. */
+  stats(): Promise<InstanceStats>;
+  /** Stops processes and detaches; the workspace stays for a later `open`. */
+  close(): Promise<void>;
+}

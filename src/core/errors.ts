@@ -1,0 +1,153 @@
+/**
+ * Kiln's errors. Every error Kiln throws is a {@link KilnError} with a stable
+ * snake_case `code`; callers and tests branch on `code`, never on message text.
+ * The HTTP status for each code is mapped in one place, in the server.
+ */
+
+/** The stable error codes. */
+export type ErrorCode =
+  | "not_found"
+  | "invalid_argument"
+  | "timeout"
+  | "limit_exceeded"
+  | "tier_unavailable"
+  | "conflict"
+  | "aborted"
+  | "sandbox_stopped"
+  | "internal";
+
+/** Options common to every Kiln error. */
+export interface KilnErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+  /** The tier the error applies to, if any. */
+  tier?: string;
+}
+
+/** The base of every error Kiln throws. */
+export class KilnError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: ErrorCode;
+  /** Tier the error applies to, when it applies to one. */
+  readonly tier: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: KilnErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "KilnError";
+    this.code = code;
+    this.tier = options.tier;
+  }
+
+  /** A plain object for JSON output: `{ code, message, tier?, ...extra }`. */
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, ...(this.tier ? { tier: this.tier } : {}) };
+  }
+}
+
+/** A sandbox, process, file or template that does not exist. */
+export class NotFoundError extends KilnError {
+  constructor(message: string, options?: KilnErrorOptions) {
+    super("not_found", message, options);
+    this.name = "NotFoundError";
+  }
+}
+
+/** A malformed argument: bad path, bad option, unknown tier name. */
+export class InvalidArgumentError extends KilnError {
+  constructor(message: string, options?: KilnErrorOptions) {
+    super("invalid_argument", message, options);
+    this.name = "InvalidArgumentError";
+  }
+}
+
+/** An operation that did not finish within its deadline. */
+export class TimeoutError extends KilnError {
+  /** The deadline that passed, in milliseconds. */
+  readonly timeoutMs: number;
+  constructor(message: string, timeoutMs: number, options?: KilnErrorOptions) {
+    super("timeout", message, options);
+    this.name = "TimeoutError";
+    this.timeoutMs = timeoutMs;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), timeoutMs: this.timeoutMs };
+  }
+}
+
+/** The names of the limits Kiln enforces (see `Limits`). */
+export type LimitName =
+  | "timeoutMs"
+  | "maxOutputBytes"
+  | "maxLoopIterations"
+  | "maxCommandCount"
+  | "maxCallDepth"
+  | "memoryBytes"
+  | "cpuCount"
+  | "pids"
+  | "diskBytes"
+  | "maxFileBytes";
+
+/** A limit was reached. `limit` names it; `value` is the limit's setting. */
+export class LimitExceededError extends KilnError {
+  /** Which limit was reached. */
+  readonly limit: LimitName;
+  /** The limit's configured value. */
+  readonly value: number;
+  constructor(limit: LimitName, value: number, message?: string, options?: KilnErrorOptions) {
+    super("limit_exceeded", message ?? `limit exceeded: ${limit} (${value})`, options);
+    this.name = "LimitExceededError";
+    this.limit = limit;
+    this.value = value;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), limit: this.limit, value: this.value };
+  }
+}
+
+/** A tier that cannot run on this machine; `reason` says exactly why. */
+export class TierUnavailableError extends KilnError {
+  /** Why the tier cannot run here. */
+  readonly reason: string;
+  constructor(tier: string, reason: string, options?: Omit<KilnErrorOptions, "tier">) {
+    super("tier_unavailable", `tier ${tier} is unavailable: ${reason}`, { ...options, tier });
+    this.name = "TierUnavailableError";
+    this.reason = reason;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), reason: this.reason };
+  }
+}
+
+/** The operation conflicts with the current state (a path exists, a sandbox is busy). */
+export class ConflictError extends KilnError {
+  constructor(message: string, options?: KilnErrorOptions) {
+    super("conflict", message, options);
+    this.name = "ConflictError";
+  }
+}
+
+/** The caller's AbortSignal fired. */
+export class AbortedError extends KilnError {
+  constructor(message = "operation aborted", options?: KilnErrorOptions) {
+    super("aborted", message, options);
+    this.name = "AbortedError";
+  }
+}
+
+/** The sandbox was killed or has expired. */
+export class SandboxStoppedError extends KilnError {
+  constructor(id: string, options?: KilnErrorOptions) {
+    super("sandbox_stopped", `sandbox ${id} is not running`, options);
+    this.name = "SandboxStoppedError";
+  }
+}
+
+/** Throws {@link AbortedError} if `signal` has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortedError(undefined, { cause: signal.reason });
+}
+
+/** True when `e` is a Kiln error with the given code. */
+export function isKilnError(e: unknown, code?: ErrorCode): e is KilnError {
+  return e instanceof KilnError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,123 @@
+/** Public data shapes shared by the library, CLI, server and client. */
+import type { Limits } from "./limits.ts";
+
+/** The isolation tiers, weakest to strongest. */
+export const TIER_NAMES = ["virtual", "namespace", "oci", "gvisor", "microvm"] as const;
+/** One of {@link TIER_NAMES}. */
+export type TierName = (typeof TIER_NAMES)[number];
+
+/** Where a sandbox is in its life. */
+export type SandboxState = "running" | "stopped" | "killed";
+
+/** What `kiln.create` accepts. */
+export interface CreateOptions {
+  /** Isolation tier; default `virtual`. */
+  tier?: TierName;
+  /** Template (root filesystem) name; default `default`. */
+  template?: string;
+  /** Environment variables for every command. */
+  env?: Record<string, string>;
+  /** Default working directory; default `/workspace`. */
+  cwd?: string;
+  /** Free-form string labels, used by `list({ metadata })`. */
+  metadata?: Record<string, string>;
+  /** Lifetime in ms from now, after which the sandbox is killed; default 0 (no expiry). */
+  timeoutMs?: number;
+  /** Limits; unset fields take their defaults. */
+  limits?: Partial<Limits>;
+  /** Cancels the call. */
+  signal?: AbortSignal;
+}
+
+/** A sandbox as stored and listed. */
+export interface SandboxInfo {
+  /** Sandbox id, `sb_` followed by 20 lowercase letters and digits. */
+  id: string;
+  /** Isolation tier. */
+  tier: TierName;
+  /** Template name. */
+  template: string;
+  /** Life state. */
+  state: SandboxState;
+  /** Default environment of commands. */
+  env: Record<string, string>;
+  /** Default working directory. */
+  cwd: string;
+  /** String labels. */
+  metadata: Record<string, string>;
+  /** Effective limits. */
+  limits: Limits;
+  /** Creation time, ISO 8601. */
+  createdAt: string;
+  /** Expiry time, ISO 8601, or null when the sandbox does not expire. */
+  expiresAt: string | null;
+}
+
+/** Kinds of filesystem entry. */
+export type EntryType = "file" | "dir" | "symlink";
+
+/** One filesystem entry, as `files.stat` and `files.list` return it. */
+export interface EntryInfo {
+  /** Base name. */
+  name: string;
+  /** Absolute path inside the sandbox. */
+  path: string;
+  /** Entry kind (a symlink is not followed). */
+  type: EntryType;
+  /** Size in bytes (for a symlink, the length of its target). */
+  size: number;
+  /** Permission bits, e.g. 0o644. */
+  mode: number;
+  /** Modification time, ms since the epoch. */
+  mtimeMs: number;
+  /** Target of a symlink. */
+  symlinkTarget?: string;
+}
+
+/** The result of a finished command. */
+export interface CommandResult {
+  /** Exit code; 128+N when killed by signal N. */
+  exitCode: number;
+  /** Standard output, decoded as UTF-8. */
+  stdout: string;
+  /** Standard error, decoded as UTF-8. */
+  stderr: string;
+  /** Wall time in ms. */
+  durationMs: number;
+  /** Set when the command did not end by itself: which limit or action ended it. */
+  error?: CommandEndReason;
+}
+
+/** Why a command was ended by Kiln rather than by itself. */
+export type CommandEndReason =
+  | { code: "timeout"; timeoutMs: number }
+  | { code: "limit_exceeded"; limit: string; value: number; message: string }
+  | { code: "killed" };
+
+/** One entry of a sandbox's audit log. */
+export interface AuditEntry {
+  /** Sequence number, increasing. */
+  id: number;
+  /** The command line. */
+  command: string;
+  /** Exit code, or null while running. */
+  exitCode: number | null;
+  /** `success`, `error` or `pending`. */
+  status: "success" | "error" | "pending";
+  /** Start time, ms since the epoch. */
+  startedAtMs: number;
+  /** Duration in ms, or null while running. */
+  durationMs: number | null;
+  /** The working directory. */
+  cwd: string;
+}
+
+/** Readiness of a tier on this machine. */
+export interface TierStatus {
+  /** Tier name. */
+  tier: TierName;
+  /** True when sandboxes of this tier can be created here. */
+  available: boolean;
+  /** Why not, when not available; what it runs on, when available. */
+  reason: string;
+}

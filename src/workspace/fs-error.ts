@@ -1,0 +1,92 @@
+/**
+ * POSIX-style filesystem errors raised by the workspace store. They carry an
+ * errno `code` (ENOENT, EEXIST, ...) and a Node-style message, which is what
+ * just-bash's commands and the Python runtime expect; core maps them to
+ * KilnError codes at the API boundary.
+ */
+import { ConflictError, InvalidArgumentError, KilnError, LimitExceededError, NotFoundError } from "../core/errors.ts";
+
+/** The errno codes the store raises. */
+export type Errno =
+  | "ENOENT"
+  | "EEXIST"
+  | "ENOTDIR"
+  | "EISDIR"
+  | "ENOTEMPTY"
+  | "ELOOP"
+  | "ENOSPC"
+  | "EFBIG"
+  | "EINVAL"
+  | "EPERM"
+  | "EBUSY";
+
+const DESCRIPTIONS: Record<Errno, string> = {
+  ENOENT: "no such file or directory",
+  EEXIST: "file already exists",
+  ENOTDIR: "not a directory",
+  EISDIR: "illegal operation on a directory",
+  ENOTEMPTY: "directory not empty",
+  ELOOP: "too many symbolic links encountered",
+  ENOSPC: "no space left on device",
+  EFBIG: "file too large",
+  EINVAL: "invalid argument",
+  EPERM: "operation not permitted",
+  EBUSY: "resource busy or locked",
+};
+
+/** Emscripten/Linux errno numbers, for the WASM runtimes. */
+export const ERRNO_NUMBERS: Record<Errno, number> = {
+  EPERM: 63,
+  ENOENT: 44,
+  EEXIST: 20,
+  ENOTDIR: 54,
+  EISDIR: 31,
+  ENOTEMPTY: 55,
+  ELOOP: 32,
+  ENOSPC: 51,
+  EFBIG: 22,
+  EINVAL: 28,
+  EBUSY: 10,
+};
+
+/** A filesystem error with an errno code. */
+export class FsError extends Error {
+  /** errno code. */
+  readonly code: Errno;
+  /** The path involved. */
+  readonly path: string;
+  constructor(code: Errno, syscall: string, path: string) {
+    super(`${code}: ${DESCRIPTIONS[code]}, ${syscall} '${path}'`);
+    this.name = "FsError";
+    this.code = code;
+    this.path = path;
+  }
+}
+
+/** Maps a store error to the KilnError the public API throws; other errors pass through. */
+export function toKilnError(e: unknown, limits?: { diskBytes: number; maxFileBytes: number }): unknown {
+  if (!(e instanceof FsError)) return e;
+  switch (e.code) {
+    case "ENOENT":
+      return new NotFoundError(`no such file or directory: ${e.path}`, { cause: e });
+    case "EEXIST":
+    case "ENOTEMPTY":
+    case "EBUSY":
+      return new ConflictError(`${e.message}`, { cause: e });
+    case "ENOSPC":
+      return new LimitExceededError("diskBytes", limits?.diskBytes ?? 0, `workspace is full: ${e.path}`, {
+        cause: e,
+      });
+    case "EFBIG":
+      return new LimitExceededError("maxFileBytes", limits?.maxFileBytes ?? 0, `file too large: ${e.path}`, {
+        cause: e,
+      });
+    default:
+      return new InvalidArgumentError(e.message, { cause: e });
+  }
+}
+
+/** True when `e` is a KilnError or FsError (an expected failure, not a bug). */
+export function isExpectedError(e: unknown): boolean {
+  return e instanceof FsError || e instanceof KilnError;
+}
