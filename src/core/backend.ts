@@ -141,8 +141,29 @@ export interface InstanceStats {
   diskBytes?: number;
 }
 
+/** A piece of code for a tier's warm interpreter. */
+export interface RunCodeRequest {
+  /** Source code. */
+  code: string;
+  /** Language of `code`. */
+  language: "python";
+  /** Name of the persistent context (globals survive between calls); default `default`. */
+  context: string;
+  /** Working directory. */
+  cwd: string;
+  /** Environment. */
+  env: Record<string, string>;
+  /** Wall-time limit in ms (0 = none). */
+  timeoutMs: number;
+  onStdout(chunk: Uint8Array): void;
+  onStderr(chunk: Uint8Array): void;
+  signal?: AbortSignal;
+}
+
 /** One live sandbox on one tier. */
 export interface Instance {
+  /** Runs code in a warm interpreter whose state persists per context; absent when the tier has none. */
+  runCode?(request: RunCodeRequest): Promise<{ exitCode: number; timedOut?: boolean }>;
   /** File operations on the sandbox's filesystem. */
   readonly files: FileOps;
   /** Starts a process. @throws SandboxStoppedError */

@@ -1,3 +1,5 @@
+import type { CommandResult } from "./types.ts";
+
 /**
  * Kiln's errors. Every error Kiln throws is a {@link KilnError} with a stable
  * snake_case `code`; callers and tests branch on `code`, never on message text.
@@ -14,6 +16,7 @@ export type ErrorCode =
   | "conflict"
   | "aborted"
   | "sandbox_stopped"
+  | "unsupported"
   | "internal";
 
 /** Options common to every Kiln error. */
@@ -30,6 +33,8 @@ export class KilnError extends Error {
   readonly code: ErrorCode;
   /** Tier the error applies to, when it applies to one. */
   readonly tier: string | undefined;
+  /** For a command that timed out or hit a limit: its output up to that point. */
+  result?: CommandResult;
 
   constructor(code: ErrorCode, message: string, options: KilnErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -142,6 +147,14 @@ export class SandboxStoppedError extends KilnError {
   }
 }
 
+/** The tier cannot do this operation at all (its docs/tiers page says why). */
+export class UnsupportedError extends KilnError {
+  constructor(message: string, options?: KilnErrorOptions) {
+    super("unsupported", message, options);
+    this.name = "UnsupportedError";
+  }
+}
+
 /** Throws {@link AbortedError} if `signal` has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortedError(undefined, { cause: signal.reason });
@@ -150,4 +163,32 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 /** True when `e` is a Kiln error with the given code. */
 export function isKilnError(e: unknown, code?: ErrorCode): e is KilnError {
   return e instanceof KilnError && (code === undefined || e.code === code);
+}
+
+/**
+ * Maps an errno-style failure (ENOENT, EEXIST, ...) from any tier's filesystem
+ * to the Kiln error the API throws. Returns `e` unchanged when it is already a
+ * KilnError or carries no errno code.
+ */
+export function fromErrno(e: unknown, limits?: { diskBytes: number; maxFileBytes: number }): unknown {
+  if (e instanceof KilnError) return e;
+  const code = (e as { code?: unknown; errno?: unknown })?.errno ?? (e as { code?: unknown })?.code;
+  if (typeof code !== "string" || !/^E[A-Z]+$/.test(code)) return e;
+  const message = (e as Error).message ?? code;
+  const opts = { cause: e };
+  switch (code) {
+    case "ENOENT":
+      return new NotFoundError(message, opts);
+    case "EEXIST":
+    case "ENOTEMPTY":
+    case "EBUSY":
+      return new ConflictError(message, opts);
+    case "ENOSPC":
+    case "EDQUOT":
+      return new LimitExceededError("diskBytes", limits?.diskBytes ?? 0, `workspace is full: ${message}`, opts);
+    case "EFBIG":
+      return new LimitExceededError("maxFileBytes", limits?.maxFileBytes ?? 0, `file too large: ${message}`, opts);
+    default:
+      return new InvalidArgumentError(message, opts);
+  }
 }

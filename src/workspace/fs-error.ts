@@ -4,7 +4,6 @@
  * just-bash's commands and the Python runtime expect; core maps them to
  * KilnError codes at the API boundary.
  */
-import { ConflictError, InvalidArgumentError, KilnError, LimitExceededError, NotFoundError } from "../core/errors.ts";
 
 /** The errno codes the store raises. */
 export type Errno =
@@ -61,32 +60,4 @@ export class FsError extends Error {
     this.code = code;
     this.path = path;
   }
-}
-
-/** Maps a store error to the KilnError the public API throws; other errors pass through. */
-export function toKilnError(e: unknown, limits?: { diskBytes: number; maxFileBytes: number }): unknown {
-  if (!(e instanceof FsError)) return e;
-  switch (e.code) {
-    case "ENOENT":
-      return new NotFoundError(`no such file or directory: ${e.path}`, { cause: e });
-    case "EEXIST":
-    case "ENOTEMPTY":
-    case "EBUSY":
-      return new ConflictError(`${e.message}`, { cause: e });
-    case "ENOSPC":
-      return new LimitExceededError("diskBytes", limits?.diskBytes ?? 0, `workspace is full: ${e.path}`, {
-        cause: e,
-      });
-    case "EFBIG":
-      return new LimitExceededError("maxFileBytes", limits?.maxFileBytes ?? 0, `file too large: ${e.path}`, {
-        cause: e,
-      });
-    default:
-      return new InvalidArgumentError(e.message, { cause: e });
-  }
-}
-
-/** True when `e` is a KilnError or FsError (an expected failure, not a bug). */
-export function isExpectedError(e: unknown): boolean {
-  return e instanceof FsError || e instanceof KilnError;
 }

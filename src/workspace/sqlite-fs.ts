@@ -4,14 +4,16 @@
  * links, modes and mtimes intact.
  */
 import { posix } from "node:path";
-import type {
-  BufferEncoding,
-  CpOptions,
-  FileContent,
-  FsStat,
-  IFileSystem,
-  MkdirOptions,
-  RmOptions,
+import {
+  type BufferEncoding,
+  type ByteString,
+  type CpOptions,
+  type FileContent,
+  type FsStat,
+  type IFileSystem,
+  type MkdirOptions,
+  type RmOptions,
+  unsafeBytesFromLatin1,
 } from "just-bash";
 import { type AgentFsStore, isDir, isFile, isLink, ROOT_INO, S_IFDIR, S_IFREG } from "./agentfs-store.ts";
 import { FsError } from "./fs-error.ts";
@@ -75,8 +77,8 @@ export class SqliteFs implements IFileSystem {
     return Buffer.from(this.readBytes(path)).toString(enc === "binary" ? "latin1" : enc);
   }
 
-  async readFileBytes(path: string): Promise<string> {
-    return Buffer.from(this.readBytes(path)).toString("latin1");
+  async readFileBytes(path: string): Promise<ByteString> {
+    return unsafeBytesFromLatin1(Buffer.from(this.readBytes(path)).toString("latin1"));
   }
 
   async readFileBuffer(path: string): Promise<Uint8Array> {

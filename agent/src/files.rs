@@ -1,0 +1,281 @@
+//! File operations. Paths arrive absolute and already validated by the host;
+//! the agent only executes them (inside the sandbox, that is the whole point).
+
+use crate::frame::{self, Writer};
+use crate::json::{n, obj, s, Value};
+use crate::Fail;
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Condvar, LazyLock, Mutex};
+
+fn path_field(req: &Value, key: &str) -> Result<String, Fail> {
+    match req.str(key) {
+        Some(p) if p.starts_with('/') => Ok(p.to_string()),
+        Some(p) => Err(Fail::new("EINVAL", format!("'{}' must be absolute: {}", key, p))),
+        None => Err(Fail::new("EINVAL", format!("missing string field '{}'", key))),
+    }
+}
+
+fn base_name(path: &str) -> String {
+    Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into())
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') { format!("{}{}", dir, name) } else { format!("{}/{}", dir, name) }
+}
+
+/// EntryInfo for `path` from lstat-like metadata.
+fn entry(path: &str, md: &Metadata) -> Value {
+    let ft = md.file_type();
+    let ty = if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_dir() {
+        "dir"
+    } else if ft.is_file() {
+        "file"
+    } else {
+        "other"
+    };
+    let mtime_ms = md.mtime() as f64 * 1000.0 + (md.mtime_nsec() / 1_000_000) as f64;
+    let mut fields = vec![
+        ("name", s(&base_name(path))),
+        ("path", s(path)),
+        ("type", s(ty)),
+        ("size", n(md.size() as f64)),
+        ("mode", n(md.mode() & 0o7777)),
+        ("mtimeMs", n(mtime_ms)),
+    ];
+    if ft.is_symlink() {
+        if let Ok(t) = fs::read_link(path) {
+            fields.push(("symlinkTarget", s(&t.to_string_lossy())));
+        }
+    }
+    obj(fields)
+}
+
+fn lstat(path: &str, op: &str) -> Result<Metadata, Fail> {
+    fs::symlink_metadata(path).map_err(|e| Fail::io(e, &format!("{} {}", op, path)))
+}
+
+pub fn stat(req: &Value) -> Result<Value, Fail> {
+    let path = path_field(req, "path")?;
+    Ok(entry(&path, &lstat(&path, "stat")?))
+}
+
+pub fn list(req: &Value) -> Result<Value, Fail> {
+    let path = path_field(req, "path")?;
+    let depth = req.num("depth").unwrap_or(1.0).max(1.0) as u32;
+    if !lstat(&path, "list")?.is_dir() {
+        return Err(Fail::new("ENOTDIR", format!("list {}: not a directory", path)));
+    }
+    let mut out = Vec::new();
+    walk(&path, depth, &mut out)?;
+    Ok(obj(vec![("entries", Value::Arr(out))]))
+}
+
+/// Depth-first, children sorted by name; symlinked directories are not entered.
+fn walk(dir: &str, depth: u32, out: &mut Vec<Value>) -> Result<(), Fail> {
+    let rd = fs::read_dir(dir).map_err(|e| Fail::io(e, &format!("list {}", dir)))?;
+    let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    for name in names {
+        let p = join(dir, &name);
+        // Entries can vanish while we walk; skip them rather than fail the listing.
+        let Ok(md) = fs::symlink_metadata(&p) else { continue };
+        out.push(entry(&p, &md));
+        if md.is_dir() && depth > 1 {
+            let _ = walk(&p, depth - 1, out);
+        }
+    }
+    Ok(())
+}
+
+pub fn mkdir(req: &Value) -> Result<Value, Fail> {
+    let path = path_field(req, "path")?;
+    if let Ok(md) = fs::symlink_metadata(&path) {
+        if md.is_dir() {
+            return Ok(obj(vec![("created", Value::Bool(false))]));
+        }
+        return Err(Fail::new("EEXIST", format!("mkdir {}: exists and is not a directory", path)));
+    }
+    fs::create_dir_all(&path).map_err(|e| Fail::io(e, &format!("mkdir {}", path)))?;
+    Ok(obj(vec![("created", Value::Bool(true))]))
+}
+
+pub fn remove(req: &Value) -> Result<Value, Fail> {
+    let path = path_field(req, "path")?;
+    let md = lstat(&path, "remove")?;
+    let r = if md.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+    r.map_err(|e| Fail::io(e, &format!("remove {}", path)))?;
+    Ok(obj(vec![]))
+}
+
+pub fn rename(req: &Value) -> Result<Value, Fail> {
+    let (from, to) = (path_field(req, "from")?, path_field(req, "to")?);
+    fs::rename(&from, &to).map_err(|e| Fail::io(e, &format!("rename {} -> {}", from, to)))?;
+    Ok(obj(vec![]))
+}
+
+pub fn symlink(req: &Value) -> Result<Value, Fail> {
+    let path = path_field(req, "path")?;
+    let target = req.str("target").ok_or_else(|| Fail::new("EINVAL", "missing 'target'".into()))?;
+    std::os::unix::fs::symlink(target, &path).map_err(|e| Fail::io(e, &format!("symlink {}", path)))?;
+    Ok(obj(vec![]))
+}
+
+pub fn chmod(req: &Value) -> Result<Value, Fail> {
+    let path = path_field(req, "path")?;
+    let mode = req.num("mode").ok_or_else(|| Fail::new("EINVAL", "missing 'mode'".into()))? as u32;
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(|e| Fail::io(e, &format!("chmod {}", path)))?;
+    Ok(obj(vec![]))
+}
+
+pub fn utimes(req: &Value) -> Result<Value, Fail> {
+    let path = path_field(req, "path")?;
+    crate::sys::set_times(&path, req.num("atimeMs"), req.num("mtimeMs"))
+        .map_err(|e| Fail::io(e, &format!("utimes {}", path)))?;
+    Ok(obj(vec![]))
+}
+
+// ---- streamed reads -------------------------------------------------------
+
+/// Per active read: cancelled flag and remaining credit (None = unlimited).
+struct ReadState {
+    cancelled: bool,
+    credit: Option<i64>,
+}
+
+static READS: LazyLock<(Mutex<HashMap<u32, ReadState>>, Condvar)> =
+    LazyLock::new(|| (Mutex::new(HashMap::new()), Condvar::new()));
+
+fn reads() -> std::sync::MutexGuard<'static, HashMap<u32, ReadState>> {
+    READS.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers a read before its thread starts, so CANCEL/CREDIT frames that
+/// follow the request are never lost.
+pub fn read_begin(id: u32, req: &Value) {
+    let credit = req.num("window").map(|w| w as i64);
+    reads().insert(id, ReadState { cancelled: false, credit });
+}
+
+/// CANCEL for a read (ignored when it already ended).
+pub fn read_cancel(id: u32) -> bool {
+    let found = reads().get_mut(&id).map(|st| st.cancelled = true).is_some();
+    READS.1.notify_all();
+    found
+}
+
+/// CREDIT: the host consumed `bytes` more.
+pub fn read_credit(id: u32, bytes: u32) {
+    if let Some(st) = reads().get_mut(&id) {
+        if let Some(c) = st.credit.as_mut() {
+            *c += bytes as i64;
+        }
+    }
+    READS.1.notify_all();
+}
+
+/// Waits for credit; false when cancelled.
+fn take_credit(id: u32, want: usize) -> bool {
+    let mut map = reads();
+    loop {
+        match map.get_mut(&id) {
+            None => return false,
+            Some(st) if st.cancelled => return false,
+            Some(ReadState { credit: None, .. }) => return true,
+            Some(ReadState { credit: Some(c), .. }) if *c > 0 => {
+                *c -= want as i64;
+                return true;
+            }
+            _ => map = READS.1.wait(map).unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+/// Runs on its own thread: RESPONSE {size}, DATA*, END (or ERROR).
+pub fn read(out: &Writer, id: u32, req: &Value) {
+    let r = (|| -> Result<(), Fail> {
+        let path = path_field(req, "path")?;
+        let mut f = File::open(&path).map_err(|e| Fail::io(e, &format!("read {}", path)))?;
+        let md = f.metadata().map_err(|e| Fail::io(e, &format!("read {}", path)))?;
+        if md.is_dir() {
+            return Err(Fail::new("EISDIR", format!("read {}: is a directory", path)));
+        }
+        out.json(frame::RESPONSE, id, &obj(vec![("size", n(md.len() as f64))]));
+        let mut buf = vec![0u8; frame::CHUNK];
+        loop {
+            let k = f.read(&mut buf).map_err(|e| Fail::io(e, &format!("read {}", path)))?;
+            if k == 0 {
+                out.send(frame::END, id, &[]);
+                return Ok(());
+            }
+            if !take_credit(id, k) {
+                return Err(Fail::new("ECANCELED", "read cancelled".into()));
+            }
+            out.send(frame::DATA, id, &buf[..k]);
+        }
+    })();
+    reads().remove(&id);
+    if let Err(e) = r {
+        out.error(id, &e);
+    }
+}
+
+// ---- streamed writes ------------------------------------------------------
+
+/// An in-progress write: data goes to a temp file renamed over `path` at END,
+/// so a failed or oversized write never leaves a half-written file behind.
+pub struct Upload {
+    path: String,
+    tmp: String,
+    file: File,
+    written: u64,
+    max: u64,
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.tmp); // no-op after the rename succeeded
+    }
+}
+
+pub fn write_begin(id: u32, req: &Value) -> Result<Upload, Fail> {
+    let path = path_field(req, "path")?;
+    let max = req.num("maxBytes").map_or(u64::MAX, |m| m.max(0.0) as u64);
+    let existing = fs::symlink_metadata(&path).ok();
+    if existing.as_ref().is_some_and(|m| m.is_dir()) {
+        return Err(Fail::new("EISDIR", format!("write {}: is a directory", path)));
+    }
+    let parent = Path::new(&path).parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(parent).map_err(|e| Fail::io(e, &format!("write {}", path)))?;
+    let tmp = join(&parent.to_string_lossy(), &format!(".{}.kiln-{}-{}", base_name(&path), std::process::id(), id));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Fail::io(e, &format!("write {}", path)))?;
+    // Replacing a file keeps its permission bits, like an in-place write would.
+    if let Some(m) = existing.filter(|m| m.is_file()) {
+        let _ = file.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777));
+    }
+    Ok(Upload { path, tmp, file, written: 0, max })
+}
+
+pub fn write_data(up: &mut Upload, bytes: &[u8]) -> Result<(), Fail> {
+    up.written += bytes.len() as u64;
+    if up.written > up.max {
+        return Err(Fail::new("EFBIG", format!("write {}: exceeds the limit of {} bytes", up.path, up.max)));
+    }
+    up.file.write_all(bytes).map_err(|e| Fail::io(e, &format!("write {}", up.path)))
+}
+
+pub fn write_end(up: Upload) -> Result<Value, Fail> {
+    fs::rename(&up.tmp, &up.path).map_err(|e| Fail::io(e, &format!("write {}", up.path)))?;
+    let md = lstat(&up.path, "write")?;
+    Ok(entry(&up.path, &md))
+}

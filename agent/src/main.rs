@@ -1,0 +1,184 @@
+//! kiln-agent: runs inside a sandbox and serves Kiln's host over one framed
+//! byte stream (stdin/stdout). See docs/protocol.md.
+
+mod files;
+mod frame;
+mod json;
+mod process;
+mod sys;
+
+use frame::{Frame, ReadError, Writer};
+use json::{n, obj, s, Value};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::os::fd::FromRawFd;
+use std::sync::Arc;
+
+pub const PROTOCOL: u32 = 1;
+pub const VERSION: &str = "0.1.0";
+
+const OPS: &[&str] = &[
+    "ping", "spawn", "signal", "stat", "list", "read", "write", "mkdir", "remove", "rename", "symlink", "chmod", "utimes",
+];
+
+/// An error reported to the host: errno-style code plus a message.
+pub struct Fail {
+    pub errno: String,
+    pub message: String,
+}
+
+impl Fail {
+    pub fn new(errno: &str, message: String) -> Fail {
+        Fail { errno: errno.to_string(), message }
+    }
+    pub fn io(e: io::Error, context: &str) -> Fail {
+        let errno = sys::errno_name(e.raw_os_error().unwrap_or(5));
+        let text = e.to_string();
+        let text = text.split(" (os error").next().unwrap_or(&text);
+        Fail::new(errno, format!("{}: {}", context, text))
+    }
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Fail {
+        Fail::io(e, "agent")
+    }
+}
+
+/// Kills our processes and exits. Called on EOF, on a broken output stream
+/// and on a malformed frame.
+pub fn shutdown(code: i32) -> ! {
+    process::kill_all();
+    std::process::exit(code)
+}
+
+fn main() {
+    sys::set_subreaper();
+    // fd 1 is the protocol stream; nothing else may write to it.
+    let out = Arc::new(Writer::new(unsafe { File::from_raw_fd(1) }));
+    process::start_reaper();
+    let hello = obj(vec![
+        ("protocol", n(PROTOCOL)),
+        ("version", s(VERSION)),
+        ("pid", n(sys::pid())),
+        ("ops", Value::Arr(OPS.iter().map(|o| s(o)).collect())),
+    ]);
+    out.json(frame::HELLO, 0, &hello);
+
+    let mut input = BufReader::with_capacity(256 * 1024, unsafe { File::from_raw_fd(0) });
+    let mut uploads: HashMap<u32, files::Upload> = HashMap::new();
+    loop {
+        match frame::read_frame(&mut input) {
+            Ok(f) => dispatch(&out, &mut uploads, f),
+            Err(ReadError::Eof) => shutdown(0),
+            Err(ReadError::Io(e)) => {
+                eprintln!("kiln-agent: input error: {}", e);
+                shutdown(1);
+            }
+            Err(ReadError::Malformed(why)) => {
+                // Lengths cannot be trusted any more, so the stream is lost: say why, then go.
+                eprintln!("kiln-agent: protocol error: {}", why);
+                out.error(0, &Fail::new("EPROTO", why));
+                shutdown(2);
+            }
+        }
+    }
+}
+
+/// Handles one frame on the reader thread. Anything that may block for long
+/// (file reads, listings, removals) runs on its own thread.
+fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Frame) {
+    let id = f.id;
+    match f.ty {
+        frame::REQUEST => match json::parse(&f.payload) {
+            Ok(req) => request(out, uploads, id, req),
+            Err(e) => out.error(id, &Fail::new("EINVAL", format!("bad request JSON: {}", e))),
+        },
+        frame::STDIN => process::stdin_data(out, id, f.payload),
+        frame::STDIN_CLOSE => process::stdin_close(id),
+        // DATA/END for a write that already failed are dropped on purpose.
+        frame::DATA => {
+            if let Some(up) = uploads.get_mut(&id) {
+                if let Err(e) = files::write_data(up, &f.payload) {
+                    uploads.remove(&id);
+                    out.error(id, &e);
+                }
+            }
+        }
+        frame::END => {
+            if let Some(up) = uploads.remove(&id) {
+                match files::write_end(up) {
+                    Ok(v) => out.json(frame::RESPONSE, id, &v),
+                    Err(e) => out.error(id, &e),
+                }
+            }
+        }
+        frame::CANCEL => {
+            if uploads.remove(&id).is_some() {
+                out.error(id, &Fail::new("ECANCELED", "write cancelled".into()));
+            } else {
+                files::read_cancel(id);
+            }
+        }
+        frame::CREDIT => {
+            if f.payload.len() == 4 {
+                let b = &f.payload;
+                files::read_credit(id, u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            }
+        }
+        other => out.error(id, &Fail::new("EPROTO", format!("unknown frame type 0x{:02x}", other))),
+    }
+}
+
+fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32, req: Value) {
+    let op = req.str("op").unwrap_or("").to_string();
+    let result = match op.as_str() {
+        "ping" => Ok(obj(vec![("version", s(VERSION))])),
+        // spawn answers by itself: RESPONSE must precede the first STDOUT frame.
+        "spawn" => match process::spawn(out, id, &req) {
+            Ok(()) => return,
+            Err(e) => Err(e),
+        },
+        "signal" => process::signal(&req),
+        "write" => match files::write_begin(id, &req) {
+            Ok(up) => {
+                uploads.insert(id, up);
+                return; // RESPONSE comes at END
+            }
+            Err(e) => Err(e),
+        },
+        "read" => {
+            files::read_begin(id, &req);
+            let out = out.clone();
+            std::thread::spawn(move || files::read(&out, id, &req));
+            return;
+        }
+        "stat" | "list" | "mkdir" | "remove" | "rename" | "symlink" | "chmod" | "utimes" => {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let r = match op.as_str() {
+                    "stat" => files::stat(&req),
+                    "list" => files::list(&req),
+                    "mkdir" => files::mkdir(&req),
+                    "remove" => files::remove(&req),
+                    "rename" => files::rename(&req),
+                    "symlink" => files::symlink(&req),
+                    "chmod" => files::chmod(&req),
+                    _ => files::utimes(&req),
+                };
+                match r {
+                    Ok(v) => out.json(frame::RESPONSE, id, &v),
+                    Err(e) => out.error(id, &e),
+                }
+            });
+            return;
+        }
+        "" => Err(Fail::new("EINVAL", "request has no 'op'".into())),
+        other => Err(Fail::new("ENOSYS", format!("unknown op '{}'", other))),
+    };
+    match result {
+        Ok(v) => out.json(frame::RESPONSE, id, &v),
+        Err(e) => out.error(id, &e),
+    }
+}

@@ -1,0 +1,259 @@
+//! Process table: spawning `bash -c`, pumping stdio, reaping and signals.
+//!
+//! Threads per process: a pump (polls stdout+stderr and an exit-notification
+//! pipe) and, with piped stdin, a stdin writer. A single reaper thread calls
+//! waitpid(-1) so orphans are reaped too (we may be PID 1 / a subreaper).
+
+use crate::frame::{self, Writer};
+use crate::json::{n, obj, Value};
+use crate::sys::{self, PollFd};
+use crate::Fail;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::time::Duration;
+
+enum StdinMsg {
+    Data(Vec<u8>),
+    Close,
+}
+
+struct Entry {
+    pid: i32,
+    stdin: Option<Sender<StdinMsg>>,
+}
+
+#[derive(Default)]
+struct Table {
+    /// Live processes by the host's request id.
+    by_id: HashMap<u32, Entry>,
+    /// Where the reaper reports each child's wait status.
+    exit_pipes: HashMap<i32, File>,
+    /// Set by spawn so a reaper that saw ECHILD wakes up.
+    spawned: bool,
+}
+
+static TABLE: LazyLock<(Mutex<Table>, Condvar)> = LazyLock::new(|| (Mutex::new(Table::default()), Condvar::new()));
+
+fn table() -> std::sync::MutexGuard<'static, Table> {
+    TABLE.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts the reaper thread.
+pub fn start_reaper() {
+    std::thread::spawn(|| loop {
+        match sys::wait_any() {
+            Ok(Some((pid, status))) => {
+                // Unknown pids are orphans (or failed execs): reaping is all they need.
+                if let Some(mut pipe) = table().exit_pipes.remove(&pid) {
+                    let _ = pipe.write_all(&status.to_ne_bytes());
+                }
+            }
+            Ok(None) | Err(_) => {
+                let mut t = table();
+                while !t.spawned {
+                    // The timeout is a safety net for children we did not spawn ourselves.
+                    let (g, timeout) = TABLE.1.wait_timeout(t, Duration::from_secs(1)).unwrap_or_else(|e| e.into_inner());
+                    t = g;
+                    if timeout.timed_out() {
+                        break;
+                    }
+                }
+                t.spawned = false;
+            }
+        }
+    });
+}
+
+fn field_str(req: &Value, key: &str) -> Result<String, Fail> {
+    req.str(key).map(str::to_string).ok_or_else(|| Fail::new("EINVAL", format!("missing string field '{}'", key)))
+}
+
+/// Prefer bash; fall back to sh so minimal (busybox) images still work.
+fn shell() -> &'static str {
+    ["/bin/bash", "/usr/bin/bash", "/bin/sh"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("/bin/sh")
+}
+
+/// Handles `spawn`: starts the process and answers RESPONSE {pid}; EXIT follows later.
+pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
+    let command = field_str(req, "command")?;
+    let cwd = field_str(req, "cwd")?;
+    let piped = req.str("stdin") == Some("pipe");
+    let mut envp = Vec::new();
+    if let Some(Value::Obj(env)) = req.get("env") {
+        for (k, v) in env {
+            if let Value::Str(v) = v {
+                envp.push(sys::cstr(&format!("{}={}", k, v))?);
+            }
+        }
+    }
+    let program = shell();
+    let plan = sys::ExecPlan {
+        program: sys::cstr(program)?,
+        argv: vec![sys::cstr(program.rsplit('/').next().unwrap_or("sh"))?, sys::cstr("-c")?, sys::cstr(&command)?],
+        envp,
+        cwd: sys::cstr(&cwd)?,
+    };
+    let (in_r, in_w) = sys::pipe()?;
+    let (out_r, out_w) = sys::pipe()?;
+    let (err_r, err_w) = sys::pipe()?;
+    let (exit_r, exit_w) = sys::pipe()?;
+
+    // Holding the table lock across fork means the reaper cannot look up the
+    // new pid before it is registered.
+    let mut t = table();
+    if t.by_id.contains_key(&id) {
+        return Err(Fail::new("EINVAL", format!("process id {} is in use", id)));
+    }
+    let pid = sys::spawn(&plan, in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd())
+        .map_err(|e| Fail::io(e, &format!("spawn in {}", cwd)))?;
+    drop((in_r, out_w, err_w)); // the child's ends
+    let stdin = if piped { Some(start_stdin(out.clone(), id, in_w)) } else { None };
+    t.by_id.insert(id, Entry { pid, stdin });
+    t.exit_pipes.insert(pid, exit_w);
+    t.spawned = true;
+    drop(t);
+    TABLE.1.notify_all();
+
+    out.json(frame::RESPONSE, id, &obj(vec![("pid", n(pid))]));
+    let out = out.clone();
+    std::thread::spawn(move || pump(out, id, out_r, err_r, exit_r));
+    Ok(())
+}
+
+/// Writes queued stdin chunks into the pipe, acknowledging each one (the
+/// host limits bytes in flight, which bounds this queue).
+fn start_stdin(out: Arc<Writer>, id: u32, pipe: File) -> Sender<StdinMsg> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut pipe = Some(pipe);
+        for msg in rx {
+            match msg {
+                StdinMsg::Close => pipe = None,
+                StdinMsg::Data(bytes) => {
+                    let res = match pipe.as_mut() {
+                        Some(p) => p.write_all(&bytes).map_err(|e| Fail::io(e, "write stdin")),
+                        None => Err(Fail::new("EPIPE", "stdin is closed".into())),
+                    };
+                    match res {
+                        Ok(()) => out.send(frame::STDIN_ACK, id, &[]),
+                        Err(e) => {
+                            pipe = None;
+                            let v = obj(vec![("errno", crate::json::s(&e.errno)), ("message", crate::json::s(&e.message))]);
+                            out.json(frame::STDIN_ACK, id, &v);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// Forwards output until the process exits, drains what it wrote before
+/// exiting, then sends EXIT. Output from background descendants that still
+/// hold the pipes after that is dropped (they get EPIPE).
+fn pump(out: Arc<Writer>, id: u32, stdout: File, stderr: File, mut exit: File) {
+    let mut streams = [(Some(stdout), frame::STDOUT), (Some(stderr), frame::STDERR)];
+    let mut buf = vec![0u8; frame::CHUNK];
+    let status;
+    loop {
+        let mut fds: Vec<PollFd> = streams
+            .iter()
+            .map(|(f, _)| PollFd { fd: f.as_ref().map_or(-1, |f| f.as_raw_fd()), events: sys::POLLIN, revents: 0 })
+            .collect();
+        fds.push(PollFd { fd: exit.as_raw_fd(), events: sys::POLLIN, revents: 0 });
+        if sys::poll_fds(&mut fds, -1).is_err() {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        for (i, (file, ty)) in streams.iter_mut().enumerate() {
+            if fds[i].revents & (sys::POLLIN | sys::POLLHUP | sys::POLLERR) == 0 {
+                continue;
+            }
+            if let Some(f) = file.as_mut() {
+                match f.read(&mut buf) {
+                    Ok(0) => *file = None,
+                    Ok(k) => out.send(*ty, id, &buf[..k]),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => *file = None,
+                }
+            }
+        }
+        if fds[2].revents != 0 {
+            let mut st = [0u8; 4];
+            status = if exit.read_exact(&mut st).is_ok() { i32::from_ne_bytes(st) } else { 0x7f00 };
+            break;
+        }
+    }
+    // Whatever the process wrote before it exited is already in the pipes.
+    for (file, ty) in streams.iter_mut() {
+        if let Some(f) = file.take() {
+            sys::set_nonblocking(f.as_raw_fd());
+            let mut f = f;
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(k) => out.send(*ty, id, &buf[..k]),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    table().by_id.remove(&id);
+    let (code, sig) = sys::decode_status(status);
+    let mut fields = vec![("exitCode", n(code))];
+    if let Some(sig) = sig {
+        fields.push(("signal", n(sig)));
+    }
+    out.json(frame::EXIT, id, &obj(fields));
+}
+
+/// STDIN frame: queue bytes for the process (acknowledged by its stdin thread).
+pub fn stdin_data(out: &Writer, id: u32, bytes: Vec<u8>) {
+    let t = table();
+    match t.by_id.get(&id).and_then(|e| e.stdin.as_ref()) {
+        Some(tx) if tx.send(StdinMsg::Data(bytes)).is_ok() => {}
+        _ => {
+            drop(t);
+            let v = obj(vec![("errno", crate::json::s("EPIPE")), ("message", crate::json::s("no such process or stdin not piped"))]);
+            out.json(frame::STDIN_ACK, id, &v);
+        }
+    }
+}
+
+/// STDIN_CLOSE frame: close stdin after the queued chunks.
+pub fn stdin_close(id: u32) {
+    if let Some(e) = table().by_id.get_mut(&id) {
+        if let Some(tx) = e.stdin.take() {
+            let _ = tx.send(StdinMsg::Close);
+        }
+    }
+}
+
+/// Handles `signal`: signals the whole process group of process `target`.
+pub fn signal(req: &Value) -> Result<Value, Fail> {
+    let target = req.num("target").ok_or_else(|| Fail::new("EINVAL", "missing 'target'".into()))? as u32;
+    let sig = req.num("signal").unwrap_or(sys::SIGKILL as f64) as i32;
+    let pid = table().by_id.get(&target).map(|e| e.pid);
+    let pid = pid.ok_or_else(|| Fail::new("ESRCH", format!("no running process {}", target)))?;
+    // The group can be gone while the leader is a zombie; fall back to the pid.
+    sys::send_signal(-pid, sig).or_else(|_| sys::send_signal(pid, sig)).map_err(|e| Fail::io(e, "kill"))?;
+    Ok(obj(vec![]))
+}
+
+/// Kills every process group we started (and, as PID 1, everything else).
+pub fn kill_all() {
+    let pids: Vec<i32> = table().by_id.values().map(|e| e.pid).collect();
+    for pid in pids {
+        let _ = sys::send_signal(-pid, sys::SIGKILL);
+        let _ = sys::send_signal(pid, sys::SIGKILL);
+    }
+    if sys::pid() == 1 {
+        let _ = sys::send_signal(-1, sys::SIGKILL);
+    }
+}

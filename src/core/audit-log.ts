@@ -1,0 +1,82 @@
+/**
+ * The audit log: every command run in a sandbox, recorded in the `tool_calls`
+ * table of the sandbox's AgentFS database (name `bash`, parameters
+ * `{command, cwd, startedAtMs}`, result `{exitCode}`), on every tier.
+ */
+import { DatabaseSync } from "node:sqlite";
+import type { AuditEntry } from "./types.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tool_calls (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  parameters TEXT,
+  result TEXT,
+  error TEXT,
+  status TEXT NOT NULL DEFAULT 'pending',
+  started_at INTEGER NOT NULL,
+  completed_at INTEGER,
+  duration_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS idx_tool_calls_name ON tool_calls(name);
+CREATE INDEX IF NOT EXISTS idx_tool_calls_started_at ON tool_calls(started_at);
+`;
+
+/** Writes and reads one sandbox's audit log. */
+export class AuditLog {
+  private readonly db: DatabaseSync;
+
+  constructor(databasePath: string) {
+    this.db = new DatabaseSync(databasePath, { timeout: 10_000 });
+    this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    this.db.exec(SCHEMA);
+  }
+
+  /** Records the start of a command; returns the entry id. */
+  start(command: string, cwd: string, startedAtMs: number): number {
+    const r = this.db
+      .prepare("INSERT INTO tool_calls (name, parameters, status, started_at) VALUES ('bash', ?, 'pending', ?) RETURNING id")
+      .get(JSON.stringify({ command, cwd, startedAtMs }), Math.floor(startedAtMs / 1000));
+    return Number(r!.id);
+  }
+
+  /** Records the end of a command. */
+  finish(id: number, exitCode: number, durationMs: number, error?: string): void {
+    this.db
+      .prepare(
+        "UPDATE tool_calls SET result = ?, error = ?, status = ?, completed_at = ?, duration_ms = ? WHERE id = ?",
+      )
+      .run(
+        JSON.stringify({ exitCode }),
+        error ?? null,
+        exitCode === 0 && !error ? "success" : "error",
+        Math.floor(Date.now() / 1000),
+        Math.round(durationMs),
+        id,
+      );
+  }
+
+  /** The newest `limit` entries, oldest first. */
+  list(limit = 1000): AuditEntry[] {
+    return this.db
+      .prepare("SELECT * FROM (SELECT * FROM tool_calls WHERE name = 'bash' ORDER BY id DESC LIMIT ?) ORDER BY id")
+      .all(limit)
+      .map((r) => {
+        const p = JSON.parse(String(r.parameters ?? "{}"));
+        const res = r.result ? JSON.parse(String(r.result)) : null;
+        return {
+          id: Number(r.id),
+          command: String(p.command ?? ""),
+          cwd: String(p.cwd ?? ""),
+          exitCode: res ? Number(res.exitCode) : null,
+          status: String(r.status) as AuditEntry["status"],
+          startedAtMs: Number(p.startedAtMs ?? Number(r.started_at) * 1000),
+          durationMs: r.duration_ms === null ? null : Number(r.duration_ms),
+        };
+      });
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+}

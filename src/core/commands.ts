@@ -1,0 +1,355 @@
+/**
+ * `sandbox.commands`: running commands on any tier. Timeouts, the output cap,
+ * the table of running processes, stdin handling and the audit log live here,
+ * once, on top of a tier's `Instance.spawn`.
+ */
+import type { AuditLog } from "./audit-log.ts";
+import type { ExitStatus, Instance, SpawnedProcess } from "./backend.ts";
+import {
+  AbortedError,
+  InvalidArgumentError,
+  type KilnError,
+  LimitExceededError,
+  type LimitName,
+  NotFoundError,
+  TimeoutError,
+  throwIfAborted,
+} from "./errors.ts";
+import type { Limits } from "./limits.ts";
+import { sandboxPath } from "./paths.ts";
+import type { CommandResult } from "./types.ts";
+
+/** Options of `commands.run`. */
+export interface RunOptions {
+  /** Working directory; default the sandbox's. */
+  cwd?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Bytes or text for stdin; stdin is closed after it. */
+  stdin?: string | Uint8Array;
+  /** Wall-time limit in ms; default the sandbox's `limits.timeoutMs`; 0 means none. */
+  timeoutMs?: number;
+  /** Called with each piece of stdout as text. */
+  onStdout?: (data: string) => void;
+  /** Called with each piece of stderr as text. */
+  onStderr?: (data: string) => void;
+  /** Return a handle at once instead of waiting. */
+  background?: boolean;
+  /** With `background`: keep stdin open for `sendStdin`. */
+  openStdin?: boolean;
+  /** Cancels the command (it is killed). */
+  signal?: AbortSignal;
+}
+
+/** A running command, as `commands.list` shows it. */
+export interface ProcessInfo {
+  pid: number;
+  command: string;
+  cwd: string;
+  startedAtMs: number;
+}
+
+/** Options of `CommandHandle.wait`. */
+export interface WaitOptions {
+  /** Called with stdout that arrives from now on. */
+  onStdout?: (data: string) => void;
+  /** Called with stderr that arrives from now on. */
+  onStderr?: (data: string) => void;
+  /** Stops waiting (the command keeps running). */
+  signal?: AbortSignal;
+}
+
+/** A command that has been started. */
+export interface CommandHandle {
+  /** Process id inside the sandbox. */
+  readonly pid: number;
+  /** Output so far. */
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Exit code once it ended, else undefined. */
+  readonly exitCode: number | undefined;
+  /** Waits for the end. @throws TimeoutError, LimitExceededError, AbortedError */
+  wait(options?: WaitOptions): Promise<CommandResult>;
+  /** Kills the command and its children. */
+  kill(options?: { signal?: AbortSignal }): Promise<void>;
+  /** Sends text or bytes to stdin (when started with `openStdin`). */
+  sendStdin(data: string | Uint8Array, options?: { signal?: AbortSignal }): Promise<void>;
+  /** Closes stdin. */
+  closeStdin(options?: { signal?: AbortSignal }): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+
+/** A started command: collects output, enforces limits, records the end. */
+class Running implements CommandHandle {
+  readonly pid: number;
+  readonly info: ProcessInfo;
+  private readonly proc: SpawnedProcess;
+  private out: Uint8Array[] = [];
+  private err: Uint8Array[] = [];
+  private outBytes = 0;
+  private endReason: KilnError | undefined;
+  private readonly listeners = new Set<{ o?: (s: string) => void; e?: (s: string) => void }>();
+  private readonly outDecoder = new TextDecoder();
+  private readonly errDecoder = new TextDecoder();
+  private result: CommandResult | undefined;
+  private killed = false;
+  readonly done: Promise<CommandResult>;
+
+  constructor(
+    proc: SpawnedProcess,
+    info: ProcessInfo,
+    finish: (r: CommandResult, status: ExitStatus) => void,
+    timeoutMs: number,
+  ) {
+    this.proc = proc;
+    this.pid = proc.pid;
+    this.info = info;
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            this.endReason ??= new TimeoutError(`command timed out after ${timeoutMs} ms`, timeoutMs);
+            void proc.kill("SIGKILL");
+          }, timeoutMs)
+        : undefined;
+    this.done = proc.exited.then((status) => {
+      if (timer) clearTimeout(timer);
+      if (status.limit && !this.endReason) {
+        this.endReason = new LimitExceededError(
+          status.limit.limit as LimitName,
+          status.limit.value,
+          status.limit.message,
+        );
+      }
+      const r: CommandResult = {
+        exitCode: status.exitCode,
+        stdout: Buffer.concat(this.out).toString("utf8"),
+        stderr: Buffer.concat(this.err).toString("utf8"),
+        durationMs: Date.now() - info.startedAtMs,
+      };
+      const reason = this.endReason;
+      if (reason instanceof TimeoutError) r.error = { code: "timeout", timeoutMs: reason.timeoutMs };
+      else if (reason instanceof LimitExceededError) {
+        r.error = { code: "limit_exceeded", limit: reason.limit, value: reason.value, message: reason.message };
+      } else if (reason || this.killed) r.error = { code: "killed" };
+      this.result = r;
+      finish(r, status);
+      return r;
+    });
+  }
+
+  /** Called by the tier with output; enforces the output cap. */
+  push(kind: "out" | "err", chunk: Uint8Array, maxOutputBytes: number): void {
+    if (this.result) return;
+    let data = chunk;
+    if (this.outBytes + data.length > maxOutputBytes) {
+      data = data.subarray(0, Math.max(0, maxOutputBytes - this.outBytes));
+      if (!this.endReason) {
+        this.endReason = new LimitExceededError(
+          "maxOutputBytes",
+          maxOutputBytes,
+          `command output exceeded ${maxOutputBytes} bytes`,
+        );
+        void this.proc.kill("SIGKILL");
+      }
+    }
+    if (data.length === 0) return;
+    this.outBytes += data.length;
+    (kind === "out" ? this.out : this.err).push(data);
+    const text = (kind === "out" ? this.outDecoder : this.errDecoder).decode(data, { stream: true });
+    if (text.length === 0) return;
+    for (const l of this.listeners) {
+      if (kind === "out") l.o?.(text);
+      else l.e?.(text);
+    }
+  }
+
+  get stdout(): string {
+    return Buffer.concat(this.out).toString("utf8");
+  }
+  get stderr(): string {
+    return Buffer.concat(this.err).toString("utf8");
+  }
+  get exitCode(): number | undefined {
+    return this.result?.exitCode;
+  }
+
+  /** Subscribes to output; returns the unsubscribe function. */
+  listen(o?: (s: string) => void, e?: (s: string) => void): () => void {
+    const l = { o, e };
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  async wait(options: WaitOptions = {}): Promise<CommandResult> {
+    throwIfAborted(options.signal);
+    const off = this.listen(options.onStdout, options.onStderr);
+    try {
+      const r = await abortable(this.done, options.signal);
+      if (this.endReason) {
+        this.endReason.result = r;
+        throw this.endReason;
+      }
+      return r;
+    } finally {
+      off();
+    }
+  }
+
+  /** Marks the command as ended by the caller (a kill or an abort). */
+  markKilled(reason: KilnError): void {
+    this.endReason ??= reason;
+  }
+
+  /** Kills the command; `wait()` then resolves with `error: { code: "killed" }` (not a throw). */
+  async kill(options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    if (this.result) return;
+    this.killed = true;
+    await this.proc.kill("SIGKILL");
+  }
+
+  async sendStdin(data: string | Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    await this.proc.writeStdin(typeof data === "string" ? encoder.encode(data) : data);
+  }
+
+  async closeStdin(options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    await this.proc.closeStdin();
+  }
+}
+
+/** Resolves with `p`, or rejects with AbortedError when `signal` fires first. */
+export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError(undefined, { cause: signal.reason }));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** What `Commands` needs from its sandbox. */
+export interface CommandsContext {
+  instance: () => Promise<Instance>;
+  defaults: () => { cwd: string; env: Record<string, string>; limits: Limits };
+  audit: AuditLog;
+}
+
+/** `sandbox.commands`. */
+export class Commands {
+  private readonly ctx: CommandsContext;
+  private readonly running = new Map<number, Running>();
+
+  constructor(ctx: CommandsContext) {
+    this.ctx = ctx;
+  }
+
+  /**
+   * Runs a bash command line. In the foreground it resolves with the result
+   * (any exit code); with `background: true` it resolves with a handle.
+   * @throws TimeoutError (`timeout`), LimitExceededError (`limit_exceeded`, naming the limit),
+   *   AbortedError (`aborted`), InvalidArgumentError, SandboxStoppedError. A thrown
+   *   timeout or limit error carries the partial `result`.
+   */
+  run(command: string, options: RunOptions & { background: true }): Promise<CommandHandle>;
+  run(command: string, options?: RunOptions & { background?: false }): Promise<CommandResult>;
+  async run(command: string, options: RunOptions = {}): Promise<CommandResult | CommandHandle> {
+    throwIfAborted(options.signal);
+    if (typeof command !== "string" || command.length === 0) {
+      throw new InvalidArgumentError("command must be a non-empty string");
+    }
+    if (command.includes("\0")) throw new InvalidArgumentError("command contains a NUL byte");
+    const d = this.ctx.defaults();
+    const cwd = options.cwd === undefined ? d.cwd : sandboxPath(options.cwd, d.cwd);
+    const env = { ...d.env, ...(options.env ?? {}) };
+    for (const [k, v] of Object.entries(env)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || typeof v !== "string" || v.includes("\0")) {
+        throw new InvalidArgumentError(`invalid environment variable: ${k}`);
+      }
+    }
+    const timeoutMs = options.timeoutMs ?? d.limits.timeoutMs;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new InvalidArgumentError("timeoutMs must be >= 0");
+    const stdin =
+      typeof options.stdin === "string"
+        ? encoder.encode(options.stdin)
+        : (options.stdin ?? (options.background && options.openStdin ? ("pipe" as const) : undefined));
+    const instance = await this.ctx.instance();
+    const startedAtMs = Date.now();
+    const auditId = this.ctx.audit.start(command, cwd, startedAtMs);
+    let handle: Running | undefined;
+    const early: ["out" | "err", Uint8Array][] = [];
+    const maxOut = d.limits.maxOutputBytes;
+    let proc: SpawnedProcess;
+    try {
+      proc = await instance.spawn({
+        command,
+        cwd,
+        env,
+        stdin,
+        onStdout: (c) => (handle ? handle.push("out", c, maxOut) : early.push(["out", c])),
+        onStderr: (c) => (handle ? handle.push("err", c, maxOut) : early.push(["err", c])),
+      });
+    } catch (e) {
+      this.ctx.audit.finish(auditId, -1, Date.now() - startedAtMs, String((e as Error).message));
+      throw e;
+    }
+    const info: ProcessInfo = { pid: proc.pid, command, cwd, startedAtMs };
+    const h = new Running(
+      proc,
+      info,
+      (r) => {
+        this.running.delete(proc.pid);
+        this.ctx.audit.finish(auditId, r.exitCode, r.durationMs, r.error?.code);
+      },
+      timeoutMs,
+    );
+    handle = h;
+    h.listen(options.onStdout, options.onStderr);
+    for (const [k, c] of early) h.push(k, c, maxOut);
+    this.running.set(proc.pid, h);
+    if (options.signal) {
+      const onAbort = () => {
+        h.markKilled(new AbortedError("command aborted"));
+        void h.kill();
+      };
+      options.signal.addEventListener("abort", onAbort, { once: true });
+      void h.done.finally(() => options.signal?.removeEventListener("abort", onAbort));
+    }
+    if (options.background) return h;
+    return h.wait();
+  }
+
+  /** Commands running now, started through this process. */
+  async list(options: { signal?: AbortSignal } = {}): Promise<ProcessInfo[]> {
+    throwIfAborted(options.signal);
+    return [...this.running.values()].map((r) => ({ ...r.info }));
+  }
+
+  /**
+   * A handle on a running command.
+   * @throws NotFoundError (`not_found`) when no such command runs.
+   */
+  async connect(pid: number, options: { signal?: AbortSignal } = {}): Promise<CommandHandle> {
+    throwIfAborted(options.signal);
+    const h = this.running.get(pid);
+    if (!h) throw new NotFoundError(`no running command with pid ${pid}`);
+    return h;
+  }
+
+  /** Kills a running command; false when none had that pid. */
+  async kill(pid: number, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    throwIfAborted(options.signal);
+    const h = this.running.get(pid);
+    if (!h) return false;
+    await h.kill();
+    return true;
+  }
+
+  /** Kills everything still running (used when the sandbox closes). */
+  async killAll(): Promise<void> {
+    await Promise.all([...this.running.values()].map((h) => h.kill().catch(() => {})));
+  }
+}

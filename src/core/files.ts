@@ -1,0 +1,182 @@
+/**
+ * `sandbox.files`: the same file API on every tier. Paths are checked here
+ * (see paths.ts), data is bytes first (text is UTF-8 on top), and each tier's
+ * errno-style failures become Kiln errors.
+ */
+import type { FileOps } from "./backend.ts";
+import { fromErrno, InvalidArgumentError, throwIfAborted } from "./errors.ts";
+import type { Limits } from "./limits.ts";
+import { sandboxPath } from "./paths.ts";
+import type { EntryInfo } from "./types.ts";
+
+/** Data accepted by `files.write`. */
+export type WriteData = string | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;
+
+/** Common options: cancellation. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+function toStream(data: WriteData): ReadableStream<Uint8Array> {
+  if (data instanceof ReadableStream) return data;
+  let bytes: Uint8Array;
+  if (typeof data === "string") bytes = new TextEncoder().encode(data);
+  else if (data instanceof Uint8Array) bytes = data;
+  else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+  else throw new InvalidArgumentError("data must be a string, Uint8Array, ArrayBuffer or ReadableStream");
+  return new ReadableStream({
+    start(c) {
+      if (bytes.length > 0) c.enqueue(bytes);
+      c.close();
+    },
+  });
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, signal?: AbortSignal): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  const reader = stream.getReader();
+  for (;;) {
+    throwIfAborted(signal);
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+  }
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+/** What `Files` needs from its sandbox. */
+export interface FilesContext {
+  ops: () => Promise<FileOps>;
+  defaults: () => { cwd: string; limits: Limits };
+}
+
+/** `sandbox.files`. */
+export class Files {
+  private readonly ctx: FilesContext;
+
+  constructor(ctx: FilesContext) {
+    this.ctx = ctx;
+  }
+
+  private async call<T>(signal: AbortSignal | undefined, fn: (ops: FileOps) => Promise<T>): Promise<T> {
+    throwIfAborted(signal);
+    try {
+      return await fn(await this.ctx.ops());
+    } catch (e) {
+      throw fromErrno(e, this.ctx.defaults().limits);
+    }
+  }
+
+  private path(p: unknown): string {
+    return sandboxPath(p, this.ctx.defaults().cwd);
+  }
+
+  /**
+   * Reads a file as text (UTF-8, the default), bytes, or a web stream.
+   * @throws NotFoundError, InvalidArgumentError (bad path, a directory)
+   */
+  read(path: string, options?: CallOptions & { format?: "text" }): Promise<string>;
+  read(path: string, options: CallOptions & { format: "bytes" }): Promise<Uint8Array>;
+  read(path: string, options: CallOptions & { format: "stream" }): Promise<ReadableStream<Uint8Array>>;
+  async read(
+    path: string,
+    options: CallOptions & { format?: "text" | "bytes" | "stream" } = {},
+  ): Promise<string | Uint8Array | ReadableStream<Uint8Array>> {
+    const p = this.path(path);
+    const stream = await this.call(options.signal, (ops) => ops.read(p));
+    if (options.format === "stream") return stream;
+    const bytes = await this.call(options.signal, () => collect(stream, options.signal));
+    return options.format === "bytes" ? bytes : new TextDecoder().decode(bytes);
+  }
+
+  /**
+   * Writes (replacing) a file and creates its parent directories. A write that
+   * fails leaves any previous file untouched.
+   * @throws LimitExceededError (`maxFileBytes`, `diskBytes`), InvalidArgumentError
+   */
+  async write(path: string, data: WriteData, options: CallOptions = {}): Promise<EntryInfo> {
+    const p = this.path(path);
+    const max = this.ctx.defaults().limits.maxFileBytes;
+    const stream = toStream(data);
+    return this.call(options.signal, (ops) => ops.write(p, stream, max));
+  }
+
+  /** Writes several files; stops at the first failure. */
+  async writeFiles(files: { path: string; data: WriteData }[], options: CallOptions = {}): Promise<EntryInfo[]> {
+    const out: EntryInfo[] = [];
+    for (const f of files) out.push(await this.write(f.path, f.data, options));
+    return out;
+  }
+
+  /** Entries below a directory, `depth` levels deep (default 1). @throws NotFoundError */
+  async list(path: string, options: CallOptions & { depth?: number } = {}): Promise<EntryInfo[]> {
+    const p = this.path(path);
+    const depth = options.depth ?? 1;
+    if (!Number.isInteger(depth) || depth < 1) throw new InvalidArgumentError("depth must be an integer >= 1");
+    return this.call(options.signal, (ops) => ops.list(p, depth));
+  }
+
+  /** Creates a directory and its parents; false when it already existed. */
+  async makeDir(path: string, options: CallOptions = {}): Promise<boolean> {
+    const p = this.path(path);
+    return this.call(options.signal, (ops) => ops.mkdir(p));
+  }
+
+  /** Removes a file, symlink or directory tree. @throws NotFoundError */
+  async remove(path: string, options: CallOptions = {}): Promise<void> {
+    const p = this.path(path);
+    if (p === "/") throw new InvalidArgumentError("refusing to remove /");
+    await this.call(options.signal, (ops) => ops.remove(p));
+  }
+
+  /** Renames or moves an entry. @throws NotFoundError, ConflictError */
+  async rename(from: string, to: string, options: CallOptions = {}): Promise<EntryInfo> {
+    const a = this.path(from);
+    const b = this.path(to);
+    return this.call(options.signal, async (ops) => {
+      await ops.rename(a, b);
+      return ops.stat(b);
+    });
+  }
+
+  /** Whether an entry exists (a dangling symlink exists). */
+  async exists(path: string, options: CallOptions = {}): Promise<boolean> {
+    try {
+      await this.stat(path, options);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === "not_found") return false;
+      throw e;
+    }
+  }
+
+  /** The entry at a path (a final symlink is not followed). @throws NotFoundError */
+  async stat(path: string, options: CallOptions = {}): Promise<EntryInfo> {
+    const p = this.path(path);
+    return this.call(options.signal, (ops) => ops.stat(p));
+  }
+
+  /** Creates a symlink at `path` pointing at `target` (resolved inside the sandbox). */
+  async symlink(target: string, path: string, options: CallOptions = {}): Promise<EntryInfo> {
+    if (typeof target !== "string" || target.length === 0 || target.includes("\0")) {
+      throw new InvalidArgumentError("symlink target must be a non-empty string without NUL bytes");
+    }
+    const p = this.path(path);
+    return this.call(options.signal, async (ops) => {
+      await ops.symlink(target, p);
+      return ops.stat(p);
+    });
+  }
+
+  /** The directory at `path` as a tar stream (modes, mtimes, symlinks kept). */
+  async exportTar(path: string, options: CallOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    const p = this.path(path);
+    return this.call(options.signal, (ops) => ops.exportTar(p));
+  }
+
+  /** Unpacks a tar stream (or bytes) into the directory at `path`. */
+  async importTar(path: string, tar: ReadableStream<Uint8Array> | Uint8Array, options: CallOptions = {}) {
+    const p = this.path(path);
+    await this.call(options.signal, (ops) => ops.importTar(p, toStream(tar)));
+  }
+}

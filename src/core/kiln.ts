@@ -1,0 +1,309 @@
+/**
+ * Kiln: the entry point. Opens a data directory, creates, finds, lists,
+ * moves and kills sandboxes on any registered tier.
+ *
+ * Data directory layout:
+ *   kiln.db                        sandbox records (shared by every process on this directory)
+ *   sandboxes/<id>/workspace.db    AgentFS database: the audit log, and the virtual tier's files
+ *   sandboxes/<id>/...             tier-private state
+ *   templates/                     root filesystems of the real-binary tiers
+ */
+import { mkdirSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Backend, InstanceSpec } from "./backend.ts";
+import {
+  AbortedError,
+  InvalidArgumentError,
+  NotFoundError,
+  TierUnavailableError,
+  throwIfAborted,
+} from "./errors.ts";
+import { checkSandboxId, newSandboxId } from "./ids.ts";
+import { resolveLimits } from "./limits.ts";
+import { sandboxPath, WORKSPACE } from "./paths.ts";
+import { RecordStore } from "./record-store.ts";
+import { Sandbox } from "./sandbox.ts";
+import { type BackendFactory, checkTierName, registeredTiers } from "./tier-registry.ts";
+import { type CreateOptions, type SandboxInfo, type SandboxState, TIER_NAMES, type TierName, type TierStatus } from "./types.ts";
+
+/** Options of {@link Kiln.open}. */
+export interface OpenOptions {
+  /** Data directory; default `$KILN_DATA_DIR` or `./.kiln`. */
+  dataDir?: string;
+  /** Backends to use instead of the registered ones (tests, embedding). */
+  backends?: Partial<Record<TierName, BackendFactory>>;
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Kiln.list}. */
+export interface ListOptions {
+  /** Only sandboxes whose metadata has all of these pairs. */
+  metadata?: Record<string, string>;
+  /** Only sandboxes in this state. */
+  state?: SandboxState;
+  signal?: AbortSignal;
+}
+
+/** The default data directory. */
+export function defaultDataDir(): string {
+  return resolve(process.env.KILN_DATA_DIR ?? ".kiln");
+}
+
+/** A Kiln instance over one data directory. */
+export class Kiln {
+  /** Absolute data directory. */
+  readonly dataDir: string;
+  private readonly records: RecordStore;
+  private readonly factories: Map<TierName, BackendFactory>;
+  private readonly backends = new Map<TierName, Promise<Backend>>();
+  private readonly live = new Map<string, Sandbox>();
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  private closed = false;
+
+  private constructor(dataDir: string, factories: Map<TierName, BackendFactory>) {
+    this.dataDir = dataDir;
+    mkdirSync(join(dataDir, "sandboxes"), { recursive: true, mode: 0o700 });
+    this.records = new RecordStore(join(dataDir, "kiln.db"));
+    this.factories = factories;
+  }
+
+  /** Opens (creating if needed) a data directory and reaps expired sandboxes. */
+  static async open(options: OpenOptions = {}): Promise<Kiln> {
+    throwIfAborted(options.signal);
+    const factories = registeredTiers();
+    for (const [tier, f] of Object.entries(options.backends ?? {})) if (f) factories.set(tier as TierName, f);
+    const kiln = new Kiln(resolve(options.dataDir ?? defaultDataDir()), factories);
+    await kiln.reapExpired();
+    for (const r of kiln.records.list()) kiln.armExpiry(r.id, r.expiresAt);
+    return kiln;
+  }
+
+  /** The backend of a tier. @throws TierUnavailableError when no backend is registered for it */
+  async backend(tier: TierName): Promise<Backend> {
+    let b = this.backends.get(tier);
+    if (!b) {
+      const f = this.factories.get(tier);
+      if (!f) throw new TierUnavailableError(tier, "this build of Kiln has no backend for it");
+      b = f();
+      this.backends.set(tier, b);
+      b.catch(() => this.backends.delete(tier));
+    }
+    return b;
+  }
+
+  /** Readiness of every tier on this machine, and why a tier is not ready. */
+  async doctor(options: { signal?: AbortSignal } = {}): Promise<TierStatus[]> {
+    return Promise.all(
+      TIER_NAMES.map(async (tier): Promise<TierStatus> => {
+        try {
+          return await (await this.backend(tier)).probe(options.signal);
+        } catch (e) {
+          return { tier, available: false, reason: e instanceof TierUnavailableError ? e.reason : String(e) };
+        }
+      }),
+    );
+  }
+
+  private spec(info: SandboxInfo): InstanceSpec {
+    const stateDir = join(this.dataDir, "sandboxes", info.id);
+    return {
+      id: info.id,
+      template: info.template,
+      limits: info.limits,
+      env: info.env,
+      stateDir,
+      databasePath: join(stateDir, "workspace.db"),
+      dataDir: this.dataDir,
+    };
+  }
+
+  /**
+   * Creates a sandbox.
+   * @throws InvalidArgumentError, TierUnavailableError (with the reason), NotFoundError (template), AbortedError
+   */
+  async create(options: CreateOptions = {}): Promise<Sandbox> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    const tier = checkTierName(options.tier ?? "virtual");
+    const template = options.template ?? "default";
+    if (typeof template !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(template)) {
+      throw new InvalidArgumentError(`invalid template name: ${JSON.stringify(template)}`);
+    }
+    const cwd = sandboxPath(options.cwd ?? WORKSPACE, "/");
+    const timeoutMs = options.timeoutMs ?? 0;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new InvalidArgumentError("timeoutMs must be >= 0");
+    for (const [k, v] of Object.entries(options.metadata ?? {})) {
+      if (typeof v !== "string") throw new InvalidArgumentError(`metadata ${k} must be a string`);
+    }
+    const backend = await this.backend(tier);
+    const now = Date.now();
+    const info: SandboxInfo = {
+      id: newSandboxId(),
+      tier,
+      template,
+      state: "running",
+      env: { ...(options.env ?? {}) },
+      cwd,
+      metadata: { ...(options.metadata ?? {}) },
+      limits: resolveLimits(options.limits),
+      createdAt: new Date(now).toISOString(),
+      expiresAt: timeoutMs > 0 ? new Date(now + timeoutMs).toISOString() : null,
+    };
+    const spec = this.spec(info);
+    mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
+    let instance: Awaited<ReturnType<Backend["create"]>>;
+    try {
+      instance = await backend.create(spec, options.signal);
+    } catch (e) {
+      await backend.destroy(spec).catch(() => {});
+      rmSync(spec.stateDir, { recursive: true, force: true });
+      throw e;
+    }
+    this.records.insert(info);
+    const sb = this.attach(info, Promise.resolve(instance));
+    this.armExpiry(info.id, info.expiresAt);
+    return sb;
+  }
+
+  private attach(info: SandboxInfo, instance?: Promise<import("./backend.ts").Instance>): Sandbox {
+    const spec = this.spec(info);
+    const host = {
+      record: (id: string) => this.record(id),
+      setTimeout: (id: string, ms: number) => this.setTimeout(id, ms),
+      kill: (id: string, signal?: AbortSignal) => this.kill(id, { signal }),
+      move: async (id: string, tier: TierName, signal?: AbortSignal) => {
+        await this.move(id, tier, { signal });
+      },
+    };
+    const sb = new Sandbox(info.id, host, spec.databasePath, async () => {
+      const rec = this.record(info.id);
+      return (await this.backend(rec.tier)).open(this.spec(rec));
+    });
+    if (instance) sb.swapInstance(instance);
+    this.live.set(info.id, sb);
+    return sb;
+  }
+
+  /** The stored record of a sandbox. @throws NotFoundError */
+  record(id: string): SandboxInfo {
+    const r = this.records.get(id);
+    if (!r) throw new NotFoundError(`no sandbox ${id}`);
+    return r;
+  }
+
+  /**
+   * Connects to an existing sandbox (made by this process or an earlier one).
+   * @throws NotFoundError (`not_found`), InvalidArgumentError for a malformed id
+   */
+  async connect(id: string, options: { signal?: AbortSignal } = {}): Promise<Sandbox> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    checkSandboxId(id);
+    await this.reapExpired();
+    const info = this.record(id);
+    return this.live.get(id) ?? this.attach(info);
+  }
+
+  /** Lists sandboxes, optionally filtered by metadata and state. */
+  async list(options: ListOptions = {}): Promise<SandboxInfo[]> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    await this.reapExpired();
+    return this.records.list().filter((r) => {
+      if (options.state && r.state !== options.state) return false;
+      for (const [k, v] of Object.entries(options.metadata ?? {})) if (r.metadata[k] !== v) return false;
+      return true;
+    });
+  }
+
+  /** Sets a sandbox's lifetime to `timeoutMs` from now (0: no expiry). @throws NotFoundError */
+  setTimeout(id: string, timeoutMs: number): void {
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new InvalidArgumentError("timeoutMs must be >= 0");
+    this.record(id);
+    const at = timeoutMs > 0 ? Date.now() + timeoutMs : null;
+    this.records.setExpiry(id, at);
+    this.armExpiry(id, at === null ? null : new Date(at).toISOString());
+  }
+
+  private armExpiry(id: string, expiresAt: string | null): void {
+    clearTimeout(this.expiryTimers.get(id));
+    this.expiryTimers.delete(id);
+    if (expiresAt === null) return;
+    const delay = Math.max(0, Math.min(Date.parse(expiresAt) - Date.now(), 2 ** 31 - 1));
+    const t = setTimeout(() => void this.reapExpired().catch(() => {}), delay);
+    t.unref();
+    this.expiryTimers.set(id, t);
+  }
+
+  private async reapExpired(): Promise<void> {
+    for (const id of this.records.expired(Date.now())) await this.kill(id).catch(() => {});
+  }
+
+  /** Kills a sandbox: stops it and deletes its workspace and record. @throws NotFoundError */
+  async kill(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    checkSandboxId(id);
+    const info = this.record(id);
+    const live = this.live.get(id);
+    this.live.delete(id);
+    clearTimeout(this.expiryTimers.get(id));
+    this.expiryTimers.delete(id);
+    await live?.close();
+    const spec = this.spec(info);
+    try {
+      await (await this.backend(info.tier)).destroy(spec);
+    } catch (e) {
+      if (!(e instanceof TierUnavailableError)) throw e;
+    }
+    this.records.delete(id);
+    rmSync(spec.stateDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Moves a sandbox's workspace to another tier. The new instance is filled
+   * first; the old one is destroyed only once the copy is complete.
+   * @throws TierUnavailableError, NotFoundError, AbortedError
+   */
+  async move(id: string, tier: TierName, options: { signal?: AbortSignal } = {}): Promise<Sandbox> {
+    throwIfAborted(options.signal);
+    const to = checkTierName(tier);
+    const info = this.record(id);
+    if (info.tier === to) return this.connect(id);
+    const sb = this.live.get(id) ?? this.attach(info);
+    const from = await this.backend(info.tier);
+    const target = await this.backend(to);
+    const oldInstance = await sb.instance();
+    await sb.commands.killAll();
+    const spec = this.spec({ ...info, tier: to });
+    const next = await target.create(spec, options.signal);
+    try {
+      const tar = await oldInstance.files.exportTar(WORKSPACE);
+      await next.files.importTar(WORKSPACE, tar);
+      if (options.signal?.aborted) throw new AbortedError("move aborted");
+    } catch (e) {
+      await next.close().catch(() => {});
+      await target.destroy(spec).catch(() => {});
+      throw e;
+    }
+    this.records.setTier(id, to);
+    sb.swapInstance(Promise.resolve(next));
+    await oldInstance.close();
+    await from.destroy(this.spec(info));
+    return sb;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new InvalidArgumentError("this Kiln instance is closed");
+  }
+
+  /** Detaches from every sandbox (they stay, with their files) and releases resources. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.expiryTimers.values()) clearTimeout(t);
+    await Promise.all([...this.live.values()].map((s) => s.close().catch(() => {})));
+    this.live.clear();
+    for (const b of this.backends.values()) await (await b.catch(() => undefined))?.close?.();
+    this.records.close();
+  }
+}

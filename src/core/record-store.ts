@@ -1,0 +1,106 @@
+/**
+ * The sandbox registry: one SQLite file (`kiln.db`) in the data directory,
+ * shared by every Kiln process on that directory (WAL mode), so that a
+ * sandbox created by one process is found by the next.
+ */
+import { DatabaseSync } from "node:sqlite";
+import type { Limits } from "./limits.ts";
+import type { SandboxInfo, SandboxState, TierName } from "./types.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS sandboxes (
+  id TEXT PRIMARY KEY,
+  tier TEXT NOT NULL,
+  template TEXT NOT NULL,
+  state TEXT NOT NULL,
+  env TEXT NOT NULL,
+  cwd TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  limits TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS idx_sandboxes_expires ON sandboxes(expires_at);
+`;
+
+function toInfo(r: Record<string, unknown>): SandboxInfo {
+  return {
+    id: String(r.id),
+    tier: String(r.tier) as TierName,
+    template: String(r.template),
+    state: String(r.state) as SandboxState,
+    env: JSON.parse(String(r.env)),
+    cwd: String(r.cwd),
+    metadata: JSON.parse(String(r.metadata)),
+    limits: JSON.parse(String(r.limits)) as Limits,
+    createdAt: new Date(Number(r.created_at)).toISOString(),
+    expiresAt: r.expires_at === null ? null : new Date(Number(r.expires_at)).toISOString(),
+  };
+}
+
+/** Sandbox records in `kiln.db`. */
+export class RecordStore {
+  private readonly db: DatabaseSync;
+
+  constructor(path: string) {
+    this.db = new DatabaseSync(path, { timeout: 10_000 });
+    this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    this.db.exec(SCHEMA);
+  }
+
+  insert(info: SandboxInfo): void {
+    this.db
+      .prepare(
+        "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      )
+      .run(
+        info.id,
+        info.tier,
+        info.template,
+        info.state,
+        JSON.stringify(info.env),
+        info.cwd,
+        JSON.stringify(info.metadata),
+        JSON.stringify(info.limits),
+        Date.parse(info.createdAt),
+        info.expiresAt === null ? null : Date.parse(info.expiresAt),
+      );
+  }
+
+  get(id: string): SandboxInfo | undefined {
+    const r = this.db.prepare("SELECT * FROM sandboxes WHERE id = ?").get(id);
+    return r ? toInfo(r) : undefined;
+  }
+
+  list(): SandboxInfo[] {
+    return this.db.prepare("SELECT * FROM sandboxes ORDER BY created_at, id").all().map(toInfo);
+  }
+
+  /** Ids of sandboxes whose expiry has passed. */
+  expired(nowMs: number): string[] {
+    return this.db
+      .prepare("SELECT id FROM sandboxes WHERE expires_at IS NOT NULL AND expires_at <= ?")
+      .all(nowMs)
+      .map((r) => String(r.id));
+  }
+
+  setExpiry(id: string, expiresAtMs: number | null): void {
+    this.db.prepare("UPDATE sandboxes SET expires_at = ? WHERE id = ?").run(expiresAtMs, id);
+  }
+
+  setState(id: string, state: SandboxState): void {
+    this.db.prepare("UPDATE sandboxes SET state = ? WHERE id = ?").run(state, id);
+  }
+
+  setTier(id: string, tier: TierName): void {
+    this.db.prepare("UPDATE sandboxes SET tier = ? WHERE id = ?").run(tier, id);
+  }
+
+  delete(id: string): void {
+    this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+}

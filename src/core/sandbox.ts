@@ -1,0 +1,197 @@
+/**
+ * A sandbox: one workspace on one tier, with `commands`, `files`, code
+ * execution, an audit log and a lifetime. Obtained from `kiln.create` or
+ * `kiln.connect`; the same object on every tier.
+ */
+import { AuditLog } from "./audit-log.ts";
+import type { Instance } from "./backend.ts";
+import { abortable, Commands } from "./commands.ts";
+import { InvalidArgumentError, SandboxStoppedError, throwIfAborted, UnsupportedError } from "./errors.ts";
+import { Files } from "./files.ts";
+import { sandboxPath } from "./paths.ts";
+import type { AuditEntry, SandboxInfo, TierName } from "./types.ts";
+import type { InstanceStats } from "./backend.ts";
+
+/** Options of `sandbox.runCode`. */
+export interface RunCodeOptions {
+  /** Language; only `python` today. */
+  language?: "python";
+  /** Persistent context name: globals and imports survive between calls of one context. Default `default`. */
+  context?: string;
+  /** Working directory. */
+  cwd?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Wall-time limit in ms; default the sandbox's `limits.timeoutMs`. */
+  timeoutMs?: number;
+  onStdout?: (data: string) => void;
+  onStderr?: (data: string) => void;
+  signal?: AbortSignal;
+}
+
+/** The result of `sandbox.runCode`. */
+export interface RunCodeResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** True when the time limit ended the run (the context's state is then lost). */
+  timedOut: boolean;
+}
+
+/** What a Sandbox needs from the Kiln that made it. */
+export interface SandboxHost {
+  record(id: string): SandboxInfo;
+  setTimeout(id: string, timeoutMs: number): void;
+  kill(id: string, signal?: AbortSignal): Promise<void>;
+  move(id: string, tier: TierName, signal?: AbortSignal): Promise<void>;
+}
+
+/** A live sandbox. */
+export class Sandbox {
+  /** Sandbox id. */
+  readonly id: string;
+  /** Running commands. */
+  readonly commands: Commands;
+  /** The sandbox's files. */
+  readonly files: Files;
+  private readonly host: SandboxHost;
+  private readonly audit: AuditLog;
+  private instancePromise: Promise<Instance> | undefined;
+  private closed = false;
+
+  /** @internal Made by Kiln. */
+  constructor(id: string, host: SandboxHost, databasePath: string, instance: () => Promise<Instance>) {
+    this.id = id;
+    this.host = host;
+    this.audit = new AuditLog(databasePath);
+    const getInstance = () => {
+      if (this.closed) return Promise.reject(new SandboxStoppedError(id));
+      this.instancePromise ??= instance();
+      this.instancePromise.catch(() => {
+        this.instancePromise = undefined;
+      });
+      return this.instancePromise;
+    };
+    this.instance = getInstance;
+    const defaults = () => {
+      const r = this.host.record(id);
+      return { cwd: r.cwd, env: r.env, limits: r.limits };
+    };
+    this.commands = new Commands({ instance: getInstance, defaults, audit: this.audit });
+    this.files = new Files({ ops: async () => (await getInstance()).files, defaults });
+  }
+
+  /** @internal The live instance (started on first use). */
+  readonly instance: () => Promise<Instance>;
+
+  /** The sandbox's record. @throws NotFoundError when it was killed */
+  async info(options: { signal?: AbortSignal } = {}): Promise<SandboxInfo> {
+    throwIfAborted(options.signal);
+    return this.host.record(this.id);
+  }
+
+  /** Sets the lifetime to `timeoutMs` from now (0: no expiry). */
+  async setTimeout(timeoutMs: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    this.host.setTimeout(this.id, timeoutMs);
+  }
+
+  /** Kills the sandbox: stops its processes and deletes its workspace. */
+  async kill(options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.host.kill(this.id, options.signal);
+  }
+
+  /** Moves the workspace to another tier, keeping files, modes, symlinks and mtimes. */
+  async move(tier: TierName, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.host.move(this.id, tier, options.signal);
+  }
+
+  /** Whether the sandbox is still alive. */
+  async isRunning(options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    throwIfAborted(options.signal);
+    try {
+      return this.host.record(this.id).state === "running" && !this.closed;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The audit log: the newest `limit` commands, oldest first. */
+  async logs(options: { limit?: number; signal?: AbortSignal } = {}): Promise<AuditEntry[]> {
+    throwIfAborted(options.signal);
+    return this.audit.list(options.limit ?? 1000);
+  }
+
+  /** Current resource use. */
+  async stats(options: { signal?: AbortSignal } = {}): Promise<InstanceStats> {
+    throwIfAborted(options.signal);
+    return (await this.instance()).stats();
+  }
+
+  /**
+   * Runs code in the sandbox's warm interpreter; globals and imports persist per `context`, like a REPL.
+   * @throws UnsupportedError (`unsupported`) on a tier without a warm interpreter; InvalidArgumentError.
+   */
+  async runCode(code: string, options: RunCodeOptions = {}): Promise<RunCodeResult> {
+    throwIfAborted(options.signal);
+    if (typeof code !== "string") throw new InvalidArgumentError("code must be a string");
+    const language = options.language ?? "python";
+    if (language !== "python") throw new InvalidArgumentError(`unsupported language: ${String(language)}`);
+    const inst = await this.instance();
+    if (!inst.runCode) {
+      throw new UnsupportedError(`tier ${this.host.record(this.id).tier} has no warm interpreter; use commands.run`);
+    }
+    const rec = this.host.record(this.id);
+    const out: Uint8Array[] = [];
+    const err: Uint8Array[] = [];
+    const dOut = new TextDecoder();
+    const dErr = new TextDecoder();
+    const r = await abortable(
+      inst.runCode({
+        code,
+        language,
+        context: options.context ?? "default",
+        cwd: options.cwd === undefined ? rec.cwd : sandboxPath(options.cwd, rec.cwd),
+        env: { ...rec.env, ...(options.env ?? {}) },
+        timeoutMs: options.timeoutMs ?? rec.limits.timeoutMs,
+        onStdout: (c) => {
+          out.push(c);
+          options.onStdout?.(dOut.decode(c, { stream: true }));
+        },
+        onStderr: (c) => {
+          err.push(c);
+          options.onStderr?.(dErr.decode(c, { stream: true }));
+        },
+        ...(options.signal ? { signal: options.signal } : {}),
+      }),
+      options.signal,
+    );
+    return {
+      exitCode: r.exitCode,
+      stdout: Buffer.concat(out).toString("utf8"),
+      stderr: Buffer.concat(err).toString("utf8"),
+      timedOut: r.timedOut ?? false,
+    };
+  }
+
+  /** @internal Replaces the instance (after a move). */
+  swapInstance(next: Promise<Instance>): void {
+    this.instancePromise = next;
+  }
+
+  /** @internal Whether an instance has been started. */
+  get started(): Promise<Instance> | undefined {
+    return this.instancePromise;
+  }
+
+  /** Detaches from the sandbox without killing it: background commands end, files stay. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.commands.killAll();
+    this.closed = true;
+    const inst = this.instancePromise;
+    this.instancePromise = undefined;
+    if (inst) await (await inst.catch(() => undefined))?.close();
+    this.audit.close();
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Kiln's library entry: `import { Kiln } from "kiln"`.
+ * Importing this module registers every tier (see src/tiers/index.ts).
+ */
+import "./tiers/index.ts";
+
+export type { Backend, Capabilities, FileOps, Instance, InstanceSpec } from "./core/backend.ts";
+export type { CommandHandle, ProcessInfo, RunOptions, WaitOptions } from "./core/commands.ts";
+export * from "./core/errors.ts";
+export type { WriteData } from "./core/files.ts";
+export { defaultDataDir, Kiln, type ListOptions, type OpenOptions } from "./core/kiln.ts";
+export { DEFAULT_LIMITS, LIMIT_PROFILES, type Limits, resolveLimits } from "./core/limits.ts";
+export { WORKSPACE } from "./core/paths.ts";
+export type { RunCodeOptions, RunCodeResult, Sandbox } from "./core/sandbox.ts";
+export * from "./core/types.ts";

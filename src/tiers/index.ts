@@ -1,0 +1,6 @@
+/**
+ * The tier registry: one line per tier. A tier is loaded only when first used.
+ */
+import { registerTier } from "../core/tier-registry.ts";
+
+registerTier("virtual", async () => new (await import("./virtual/index.ts")).VirtualBackend());

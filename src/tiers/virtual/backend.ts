@@ -1,0 +1,58 @@
+/**
+ * The `virtual` tier: just-bash, an in-process bash interpreter, over the
+ * sandbox's SQLite workspace (AgentFS schema); Python in a warm CPython-WASM
+ * worker over the same database; JavaScript through just-bash's QuickJS
+ * `js-exec`. Needs nothing from the machine but Node.
+ */
+import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
+import type { TierStatus } from "../../core/types.ts";
+import { AgentFsStore } from "../../workspace/agentfs-store.ts";
+import { VirtualInstance } from "./instance.ts";
+
+const CAPABILITIES: Capabilities = {
+  realBinaries: false,
+  interactiveStdin: false,
+  streamingOutput: false,
+  processesSurviveRestart: false,
+};
+
+/** Directories every virtual sandbox starts with. */
+const LAYOUT = ["/workspace", "/tmp", "/home/user"];
+
+/** The virtual tier's driver. */
+export class VirtualBackend implements Backend {
+  readonly tier = "virtual" as const;
+  readonly capabilities = CAPABILITIES;
+
+  async probe(): Promise<TierStatus> {
+    return { tier: "virtual", available: true, reason: `in-process just-bash on Node ${process.versions.node}` };
+  }
+
+  async create(spec: InstanceSpec): Promise<Instance> {
+    const inst = this.openInstance(spec);
+    for (const dir of LAYOUT) await inst.fs.mkdir(dir, { recursive: true });
+    return inst;
+  }
+
+  async open(spec: InstanceSpec): Promise<Instance> {
+    return this.openInstance(spec);
+  }
+
+  private openInstance(spec: InstanceSpec): VirtualInstance {
+    const store = AgentFsStore.open(spec.databasePath, { maxBytes: spec.limits.diskBytes });
+    return new VirtualInstance(spec, store);
+  }
+
+  /** Empties the filesystem tables; the database file itself (with the audit log) belongs to core. */
+  async destroy(spec: InstanceSpec): Promise<void> {
+    let store: AgentFsStore | undefined;
+    try {
+      store = AgentFsStore.open(spec.databasePath);
+      store.db.exec("DELETE FROM fs_data; DELETE FROM fs_symlink; DELETE FROM fs_dentry; DELETE FROM fs_inode WHERE ino <> 1;");
+    } catch {
+      // The database is gone already: nothing to destroy.
+    } finally {
+      store?.close();
+    }
+  }
+}

@@ -1,0 +1,2 @@
+/** The virtual tier's entry: its backend. */
+export { VirtualBackend } from "./backend.ts";

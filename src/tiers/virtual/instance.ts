@@ -1,0 +1,183 @@
+/**
+ * One virtual sandbox: a just-bash interpreter over the sandbox's store.
+ * Each `spawn` is one `bash.exec` (own variables and cwd, shared files), so
+ * commands run concurrently on one sandbox. just-bash returns output when a
+ * script ends, and reads stdin as a whole: `stdin: "pipe"` is delivered when
+ * it is closed (capabilities say so).
+ */
+import { Bash, bytesOutput, defineCommand, latin1FromBytes, unsafeBytesFromLatin1 } from "just-bash";
+import type {
+  ExitStatus,
+  Instance,
+  InstanceSpec,
+  InstanceStats,
+  RunCodeRequest,
+  SpawnedProcess,
+  SpawnRequest,
+} from "../../core/backend.ts";
+import { SandboxStoppedError } from "../../core/errors.ts";
+import type { AgentFsStore } from "../../workspace/agentfs-store.ts";
+import { SqliteFs } from "../../workspace/sqlite-fs.ts";
+import { StoreFileOps } from "../../workspace/store-file-ops.ts";
+import { limitFromStderr, toJustBashLimits } from "./limits.ts";
+import type { PythonRuntime } from "./python-runtime.ts";
+
+const EXIT_KILLED = 128 + 9;
+
+/** A live virtual sandbox. */
+export class VirtualInstance implements Instance {
+  readonly fs: SqliteFs;
+  readonly files: StoreFileOps;
+  private readonly store: AgentFsStore;
+  private readonly spec: InstanceSpec;
+  private bashShell: Bash | undefined;
+  private python: Promise<PythonRuntime> | undefined;
+  private readonly procs = new Map<number, { abort: AbortController; settle: (s: ExitStatus) => void }>();
+  private nextPid = 100;
+  private closed = false;
+
+  constructor(spec: InstanceSpec, store: AgentFsStore) {
+    this.spec = spec;
+    this.store = store;
+    this.fs = new SqliteFs(store);
+    this.files = new StoreFileOps(store, this.fs);
+  }
+
+  /** The warm Python interpreter, loaded on first use. */
+  private pythonRuntime(): Promise<PythonRuntime> {
+    this.python ??= import("./python-runtime.ts").then(
+      (m) => new m.PythonRuntime({ databasePath: this.spec.databasePath }),
+    );
+    return this.python;
+  }
+
+  /** The interpreter, made on first use (idle sandboxes cost only their database handle). */
+  private bash(): Bash {
+    if (this.bashShell) return this.bashShell;
+    const python = (name: string) =>
+      defineCommand(name, async (args, ctx) => {
+        const out: Uint8Array[] = [];
+        const err: Uint8Array[] = [];
+        const env: Record<string, string> = {};
+        for (const [k, v] of ctx.env) env[k] = v;
+        const r = await (await this.pythonRuntime()).run(
+          {
+            mode: "script",
+            argv: args,
+            cwd: ctx.cwd,
+            env,
+            stdin: Buffer.from(latin1FromBytes(ctx.stdin), "latin1"),
+          },
+          {
+            onStdout: (c: Uint8Array) => out.push(c),
+            onStderr: (c: Uint8Array) => err.push(c),
+            timeoutMs: this.spec.limits.timeoutMs,
+            ...(ctx.signal ? { signal: ctx.signal } : {}),
+          },
+        );
+        return {
+          ...bytesOutput(unsafeBytesFromLatin1(Buffer.concat(out).toString("latin1"))),
+          stderr: Buffer.concat(err).toString("utf8"),
+          exitCode: r.exitCode,
+        };
+      });
+    this.bashShell = new Bash({
+      fs: this.fs,
+      cwd: "/workspace",
+      env: { HOME: "/home/user", PATH: "/usr/bin:/bin", ...this.spec.env },
+      executionLimits: toJustBashLimits(this.spec.limits),
+      javascript: true,
+      customCommands: [python("python3"), python("python")],
+    });
+    return this.bashShell;
+  }
+
+  async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
+    if (this.closed) throw new SandboxStoppedError(this.spec.id);
+    const pid = this.nextPid++;
+    const abort = new AbortController();
+    let settle!: (s: ExitStatus) => void;
+    const exited = new Promise<ExitStatus>((r) => {
+      settle = r;
+    });
+    let settled = false;
+    const finish = (s: ExitStatus) => {
+      if (settled) return;
+      settled = true;
+      this.procs.delete(pid);
+      settle(s);
+    };
+    this.procs.set(pid, { abort, settle: finish });
+    const pending: Uint8Array[] = [];
+    let started = false;
+    const start = (stdin: Uint8Array | undefined) => {
+      if (started) return;
+      started = true;
+      this.bash()
+        .exec(req.command, {
+          cwd: req.cwd,
+          env: req.env,
+          signal: abort.signal,
+          rawScript: true,
+          ...(stdin && stdin.length > 0 ? { stdin: Buffer.from(stdin).toString("latin1"), stdinKind: "bytes" } : {}),
+        })
+        .then(
+          (r) => {
+            if (settled) return;
+            const out = Buffer.from(r.stdout, r.stdoutKind === "bytes" ? "latin1" : "utf8");
+            if (out.length > 0) req.onStdout(out);
+            if (r.stderr.length > 0) req.onStderr(Buffer.from(r.stderr, "utf8"));
+            const limit = r.exitCode === 126 ? limitFromStderr(r.stderr, this.spec.limits) : undefined;
+            finish({ exitCode: r.exitCode, ...(limit ? { limit } : {}) });
+          },
+          (e: unknown) => {
+            if (settled) return;
+            req.onStderr(Buffer.from(`kiln: ${(e as Error)?.message ?? String(e)}\n`));
+            const limit = limitFromStderr(String((e as Error)?.message), this.spec.limits);
+            finish({ exitCode: limit ? 126 : 1, ...(limit ? { limit } : {}) });
+          },
+        );
+    };
+    if (req.stdin !== "pipe") start(req.stdin);
+    return {
+      pid,
+      exited,
+      writeStdin: async (data) => {
+        if (!started) pending.push(data);
+      },
+      closeStdin: async () => start(Buffer.concat(pending)),
+      kill: async () => {
+        abort.abort();
+        finish({ exitCode: EXIT_KILLED });
+      },
+    };
+  }
+
+  async runCode(req: RunCodeRequest): Promise<{ exitCode: number; timedOut?: boolean }> {
+    if (this.closed) throw new SandboxStoppedError(this.spec.id);
+    return (await this.pythonRuntime()).run(
+      { mode: "repl", code: req.code, context: req.context, cwd: req.cwd, env: req.env },
+      {
+        onStdout: req.onStdout,
+        onStderr: req.onStderr,
+        timeoutMs: req.timeoutMs,
+        ...(req.signal ? { signal: req.signal } : {}),
+      },
+    );
+  }
+
+  async stats(): Promise<InstanceStats> {
+    return { diskBytes: this.store.usedBytes() };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.procs.values()) {
+      p.abort.abort();
+      p.settle({ exitCode: EXIT_KILLED });
+    }
+    await (await this.python?.catch(() => undefined))?.close();
+    this.store.close();
+  }
+}

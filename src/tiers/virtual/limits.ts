@@ -1,0 +1,68 @@
+/** Kiln limits in just-bash's terms, and just-bash's limit reports in Kiln's. */
+import type { BashOptions } from "just-bash";
+import type { LimitName } from "../../core/errors.ts";
+import type { Limits } from "../../core/limits.ts";
+
+/** just-bash execution limits derived from a sandbox's Kiln limits. */
+export function toJustBashLimits(l: Limits): NonNullable<BashOptions["executionLimits"]> {
+  return {
+    maxLoopIterations: l.maxLoopIterations,
+    maxAwkIterations: l.maxLoopIterations,
+    maxSedIterations: l.maxLoopIterations,
+    maxJqIterations: l.maxLoopIterations,
+    maxCommandCount: l.maxCommandCount,
+    maxCallDepth: l.maxCallDepth,
+    maxOutputSize: l.maxOutputBytes,
+    maxStringLength: Math.min(l.maxOutputBytes * 4, 64 * 1024 * 1024),
+    maxFileSystemBytes: l.diskBytes,
+    maxLiveBytes: l.memoryBytes,
+    // Kiln's own timer ends commands at timeoutMs; just-bash's clock is a backstop behind it.
+    ...(l.timeoutMs > 0
+      ? {
+          maxExecutionTimeMs: l.timeoutMs + 1000,
+          maxPythonTimeoutMs: l.timeoutMs,
+          maxJsTimeoutMs: l.timeoutMs,
+          maxSqliteTimeoutMs: l.timeoutMs,
+        }
+      : {}),
+  };
+}
+
+/** just-bash limit names, as its messages spell them, mapped to Kiln's. */
+const NAMES: Record<string, LimitName> = {
+  maxLoopIterations: "maxLoopIterations",
+  maxAwkIterations: "maxLoopIterations",
+  maxSedIterations: "maxLoopIterations",
+  maxJqIterations: "maxLoopIterations",
+  maxCommandCount: "maxCommandCount",
+  maxCallDepth: "maxCallDepth",
+  maxOutputSize: "maxOutputBytes",
+  maxExecutionTimeMs: "timeoutMs",
+  maxLiveBytes: "memoryBytes",
+  maxStringLength: "memoryBytes",
+  maxFileSystemBytes: "diskBytes",
+};
+
+/** Messages of just-bash limits that do not name their setting. */
+const PATTERNS: [RegExp, LimitName][] = [
+  [/output size limit exceeded/, "maxOutputBytes"],
+  [/maximum loop iterations|too many loop iterations/i, "maxLoopIterations"],
+  [/maximum call depth|recursion depth/i, "maxCallDepth"],
+];
+
+/**
+ * The limit a just-bash run ended on. just-bash reports these only as text
+ * ("... increase executionLimits.maxCommandCount"), so this is the one place
+ * that reads its messages.
+ */
+export function limitFromStderr(
+  stderr: string,
+  limits: Limits,
+): { limit: LimitName; value: number; message: string } | undefined {
+  const m = /executionLimits\.(\w+)/.exec(stderr);
+  let limit: LimitName | undefined = m ? NAMES[m[1]!] : undefined;
+  if (!limit) limit = PATTERNS.find(([re]) => re.test(stderr))?.[1];
+  if (!limit) return undefined;
+  const line = stderr.split("\n").find((l) => l.includes("limit") || l.includes("executionLimits")) ?? stderr;
+  return { limit, value: limits[limit], message: line.trim() };
+}

@@ -1,0 +1,215 @@
+/**
+ * A warm CPython per sandbox: one Emscripten CPython in a worker thread
+ * (python-worker.ts), kept alive between runs, over the sandbox's SQLite
+ * workspace. just-bash's own `python3` boots a fresh interpreter per call
+ * (~450 ms); here only the first run pays for the boot.
+ *
+ * Jobs run one at a time. A job that overruns its timeout (or is aborted) is
+ * first interrupted with KeyboardInterrupt, which keeps the interpreter and
+ * its REPL contexts; if it has not stopped after a short grace period (code
+ * stuck in C, or swallowing the interrupt), the worker is terminated and the
+ * next run boots a fresh one, so REPL state is lost then. The same holds when
+ * the interpreter crashes (WASM trap, os._exit()).
+ */
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
+import type { PythonWorkerData, WorkerJob, WorkerMessage } from "./python-worker.ts";
+
+/** A job for {@link PythonRuntime.run}. */
+export type PythonJob =
+  | {
+      /** Like a fresh `python3 ARGV...`: `-c CODE`, `-m MOD`, `FILE`, `-` or nothing (code from stdin). */
+      mode: "script";
+      argv: string[];
+      cwd: string;
+      env: Record<string, string>;
+      stdin?: Uint8Array;
+    }
+  | {
+      /** A notebook-style cell: globals persist per `context` (default "default"). */
+      mode: "repl";
+      code: string;
+      context?: string;
+      cwd: string;
+      env: Record<string, string>;
+    };
+
+/** Where a job's output goes, and how long it may run. */
+export interface PythonIo {
+  onStdout(bytes: Uint8Array): void;
+  onStderr(bytes: Uint8Array): void;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** How a job ended: 124 on timeout, 130 on abort. */
+export interface PythonResult {
+  exitCode: number;
+  timedOut?: boolean;
+}
+
+/** Options of {@link PythonRuntime}. */
+export interface PythonRuntimeOptions {
+  /** The sandbox's AgentFS SQLite file; the worker opens its own connection. */
+  databasePath: string;
+  /** Cap on the interpreter's WASM memory; default (and maximum) 512 MiB. */
+  maxMemoryBytes?: number;
+}
+
+/** The build's own heap ceiling. */
+const MAX_MEMORY = 512 * 1024 * 1024;
+const IDLE_MS = 5 * 60_000;
+/** How long an interrupted job may take to unwind before its worker is terminated. */
+const GRACE_MS = 1000;
+const SIGINT = 2;
+
+const VENDOR_DIR = join(
+  dirname(createRequire(import.meta.url).resolve("just-bash")),
+  "../../vendor/cpython-emscripten",
+);
+/** python.wasm compiled once per process; workers share it, so a restart skips compilation. */
+let wasmModule: Promise<WebAssembly.Module> | undefined;
+
+interface Live {
+  worker: Worker;
+  port: MessagePort;
+  signals: Int32Array;
+  /** Handlers of the job in flight. */
+  onMessage?: (m: WorkerMessage) => void;
+  onCrash?: (reason: string) => void;
+  /** Set when we terminate the worker on purpose. */
+  killedBecause?: string;
+}
+
+const encoder = new TextEncoder();
+
+/** A warm Python interpreter over one sandbox's workspace. */
+export class PythonRuntime {
+  readonly #opts: Required<PythonRuntimeOptions>;
+  #live: Live | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #idle: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(opts: PythonRuntimeOptions) {
+    this.#opts = {
+      databasePath: opts.databasePath,
+      maxMemoryBytes: Math.min(opts.maxMemoryBytes ?? MAX_MEMORY, MAX_MEMORY),
+    };
+  }
+
+  /** Queues `job`; resolves when it ends. Output streams to `io` as it comes. */
+  run(job: PythonJob, io: PythonIo): Promise<PythonResult> {
+    const result = this.#queue.then(() => this.#runNow(job, io));
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  /** Terminates the interpreter; a job in flight ends with exit code 1. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#idle);
+    const live = this.#live;
+    if (live) await this.#kill(live, "the Python runtime was closed");
+  }
+
+  async #runNow(job: PythonJob, io: PythonIo): Promise<PythonResult> {
+    if (this.#closed) throw new Error("PythonRuntime is closed");
+    if (io.signal?.aborted) return { exitCode: 130 };
+    clearTimeout(this.#idle);
+    this.#live ??= await this.#spawn();
+    const live = this.#live;
+    live.worker.ref(); // a running job keeps the process alive; an idle worker does not
+    try {
+      return await this.#dispatch(live, job, io);
+    } finally {
+      if (this.#live === live) {
+        live.worker.unref();
+        this.#idle = setTimeout(() => void this.#kill(live, "idle"), IDLE_MS).unref();
+      }
+    }
+  }
+
+  #dispatch(live: Live, job: PythonJob, io: PythonIo): Promise<PythonResult> {
+    return new Promise((resolve) => {
+      let stopping: PythonResult | undefined;
+      let grace: NodeJS.Timeout | undefined;
+      const finish = (r: PythonResult) => {
+        live.onMessage = live.onCrash = undefined;
+        clearTimeout(timer);
+        clearTimeout(grace);
+        io.signal?.removeEventListener("abort", onAbort);
+        resolve(stopping ?? r);
+      };
+      const stop = (r: PythonResult) => {
+        if (stopping) return;
+        stopping = r;
+        Atomics.store(live.signals, 1, SIGINT); // KeyboardInterrupt at the next bytecode check
+        grace = setTimeout(() => {
+          void this.#kill(live, "stopped");
+          finish(r);
+        }, GRACE_MS);
+      };
+      const onAbort = () => stop({ exitCode: 130 });
+      const timer = io.timeoutMs ? setTimeout(() => stop({ exitCode: 124, timedOut: true }), io.timeoutMs) : undefined;
+      io.signal?.addEventListener("abort", onAbort, { once: true });
+
+      live.onMessage = (m) => {
+        if (m.type === "out") (m.fd === 1 ? io.onStdout : io.onStderr)(m.data);
+        else if (m.type === "done") finish({ exitCode: m.exitCode });
+        else {
+          // The interpreter itself ended: os._exit() (no error) or a crash.
+          if (m.error) io.onStderr(encoder.encode(`python3: ${m.error}\n`));
+          void this.#kill(live, "exited");
+          finish({ exitCode: m.exitCode || (m.error ? 1 : 0) });
+        }
+      };
+      live.onCrash = (reason) => {
+        io.onStderr(encoder.encode(`python3: ${reason}; the next run starts a fresh interpreter\n`));
+        finish({ exitCode: 1 });
+      };
+
+      const { stdin, ...rest } = job.mode === "script" ? job : { ...job, stdin: undefined };
+      const wire: WorkerJob = rest.mode === "repl" ? { ...rest, context: rest.context ?? "default" } : rest;
+      live.port.postMessage({ job: wire, stdin });
+      Atomics.add(live.signals, 0, 1);
+      Atomics.notify(live.signals, 0);
+    });
+  }
+
+  async #spawn(): Promise<Live> {
+    wasmModule ??= readFile(join(VENDOR_DIR, "python.wasm")).then((b) => WebAssembly.compile(b));
+    const { port1, port2 } = new MessageChannel();
+    const signals = new SharedArrayBuffer(8);
+    const workerData: PythonWorkerData = {
+      databasePath: this.#opts.databasePath,
+      port: port2,
+      signals,
+      wasmModule: await wasmModule,
+      vendorDir: VENDOR_DIR,
+      maxMemoryBytes: this.#opts.maxMemoryBytes,
+    };
+    const worker = new Worker(new URL("./python-worker.ts", import.meta.url), {
+      workerData,
+      transferList: [port2],
+    });
+    worker.unref();
+    const live: Live = { worker, port: port1, signals: new Int32Array(signals) };
+    worker.on("message", (m: WorkerMessage) => live.onMessage?.(m));
+    worker.on("error", (e) => live.onCrash?.(`the interpreter crashed (${e.message})`));
+    worker.on("exit", (code) => {
+      if (this.#live === live) this.#live = undefined;
+      live.onCrash?.(live.killedBecause ?? `the interpreter's worker exited (code ${code})`);
+    });
+    return live;
+  }
+
+  async #kill(live: Live, reason: string): Promise<void> {
+    if (this.#live === live) this.#live = undefined;
+    live.killedBecause ??= reason;
+    live.port.close();
+    await live.worker.terminate();
+  }
+}

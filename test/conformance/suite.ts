@@ -1,0 +1,416 @@
+/**
+ * The conformance suite: the one set of behaviours every tier must show.
+ * Each tier calls `runConformance({ tier })` in one line (see `<tier>.test.ts`).
+ *
+ * A tier that cannot run on this machine is skipped with its reason printed;
+ * when `KILN_REQUIRE_TIERS` names the tier (comma-separated, or `all`), the
+ * skip becomes a failure, so CI cannot pass by skipping.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Kiln, type Sandbox, type TierName } from "../../src/index.ts";
+
+/** Options of {@link runConformance}. */
+export interface ConformanceOptions {
+  tier: TierName;
+  /** Template for every sandbox; default `default`. */
+  template?: string;
+  /** Tests this tier skips, with the reason. */
+  skip?: { reason: string; tests: string[] }[];
+  /** How a runaway loop is stopped on this tier: by a loop limit, or by the time limit. */
+  runaway?: "limit" | "timeout";
+}
+
+/** True when the environment requires `tier` to run (not skip). */
+export function tierRequired(tier: string): boolean {
+  const req = (process.env.KILN_REQUIRE_TIERS ?? "").split(",").map((s) => s.trim());
+  return req.includes(tier) || req.includes("all");
+}
+
+/** Asserts that `p` rejects with a Kiln error of code `code`; returns the error. */
+export async function rejectsWithCode(p: Promise<unknown>, code: string): Promise<Record<string, unknown>> {
+  try {
+    await p;
+  } catch (e) {
+    assert.equal((e as { code?: string }).code, code, `expected code ${code}, got ${String(e)}`);
+    return e as Record<string, unknown>;
+  }
+  assert.fail(`expected a rejection with code ${code}`);
+}
+
+/** Registers the conformance tests for one tier. */
+export function runConformance(options: ConformanceOptions): void {
+  const { tier } = options;
+  const skipped = new Map<string, string>();
+  for (const s of options.skip ?? []) for (const t of s.tests) skipped.set(t, s.reason);
+
+  describe(`conformance: ${tier}`, () => {
+    let dataDir: string;
+    let kiln: Kiln;
+    let unavailable: string | undefined;
+    let sb: Sandbox;
+    let streaming = false;
+
+    const create = (extra: Parameters<Kiln["create"]>[0] = {}) =>
+      kiln.create({ tier, template: options.template ?? "default", ...extra });
+
+    before(async () => {
+      dataDir = mkdtempSync(join(tmpdir(), `kiln-conf-${tier}-`));
+      kiln = await Kiln.open({ dataDir });
+      const status = (await kiln.doctor()).find((s) => s.tier === tier);
+      if (!status?.available) {
+        unavailable = status?.reason ?? "no backend";
+        const msg = `tier ${tier} unavailable: ${unavailable}`;
+        if (tierRequired(tier)) throw new Error(`${msg} (required by KILN_REQUIRE_TIERS)`);
+        console.log(`# SKIP ${msg}`);
+        return;
+      }
+      streaming = (await kiln.backend(tier)).capabilities.streamingOutput;
+      sb = await create();
+    });
+
+    after(async () => {
+      await kiln?.close();
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    const it = (name: string, fn: () => Promise<void>) =>
+      test(name, { skip: skipped.get(name) ?? false }, async (t) => {
+        if (unavailable) {
+          t.skip(`tier ${tier} unavailable: ${unavailable}`);
+          return;
+        }
+        await fn();
+      });
+
+    it("exit codes pass through", async () => {
+      assert.equal((await sb.commands.run("true")).exitCode, 0);
+      assert.equal((await sb.commands.run("exit 7")).exitCode, 7);
+      assert.equal((await sb.commands.run("false")).exitCode, 1);
+      assert.equal((await sb.commands.run("definitely-not-a-command-xyz")).exitCode, 127);
+    });
+
+    it("stdout and stderr are separate", async () => {
+      const r = await sb.commands.run("echo out; echo err >&2; echo out2");
+      assert.equal(r.stdout, "out\nout2\n");
+      assert.equal(r.stderr, "err\n");
+    });
+
+    it("stdin is delivered", async () => {
+      const r = await sb.commands.run("cat | tr a-z A-Z", { stdin: "hello\nworld\n" });
+      assert.equal(r.stdout, "HELLO\nWORLD\n");
+      const bytes = await sb.commands.run("wc -c", { stdin: new Uint8Array(1000) });
+      assert.equal(bytes.stdout.trim(), "1000");
+    });
+
+    it("stdin of a background command", async () => {
+      const h = await sb.commands.run("cat", { background: true, openStdin: true });
+      await h.sendStdin("abc\n");
+      await h.sendStdin(new Uint8Array([100, 101, 102]));
+      await h.closeStdin();
+      const r = await h.wait();
+      assert.equal(r.exitCode, 0);
+      assert.equal(r.stdout, "abc\ndef");
+    });
+
+    it("output streams in order", async () => {
+      const seen: string[] = [];
+      const r = await sb.commands.run("for i in 1 2 3 4 5; do echo line$i; done; echo e1 >&2", {
+        onStdout: (d) => seen.push(d),
+      });
+      assert.equal(seen.join(""), r.stdout);
+      assert.equal(r.stdout, "line1\nline2\nline3\nline4\nline5\n");
+    });
+
+    it("background commands: list, connect, wait", async () => {
+      const h = await sb.commands.run("sleep 0.3; echo done", { background: true });
+      const listed = await sb.commands.list();
+      assert.ok(listed.some((p) => p.pid === h.pid && p.command.includes("sleep")));
+      const again = await sb.commands.connect(h.pid);
+      const r = await again.wait();
+      assert.equal(r.stdout, "done\n");
+      assert.equal(r.exitCode, 0);
+      assert.ok(!(await sb.commands.list()).some((p) => p.pid === h.pid));
+      await rejectsWithCode(sb.commands.connect(999_999), "not_found");
+    });
+
+    it("timeout ends a command with a timeout error", async () => {
+      const t0 = Date.now();
+      const e = await rejectsWithCode(sb.commands.run("echo before; sleep 30", { timeoutMs: 400 }), "timeout");
+      assert.equal(e.timeoutMs, 400);
+      assert.ok(Date.now() - t0 < 5000);
+      // Output produced before the deadline is kept where the tier streams it.
+      if (streaming) assert.equal((e.result as { stdout: string }).stdout, "before\n");
+    });
+
+    it("kill ends a background command", async () => {
+      const h = await sb.commands.run("sleep 30", { background: true });
+      const t0 = Date.now();
+      assert.equal(await sb.commands.kill(h.pid), true);
+      const r = await h.wait();
+      assert.equal(r.exitCode, 137);
+      assert.deepEqual(r.error, { code: "killed" });
+      assert.ok(Date.now() - t0 < 5000);
+      assert.equal(await sb.commands.kill(h.pid), false);
+    });
+
+    it("an abort signal ends a command", async () => {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 200);
+      await rejectsWithCode(sb.commands.run("sleep 30", { signal: ac.signal }), "aborted");
+      await rejectsWithCode(sb.files.read("/workspace", { signal: AbortSignal.abort() }), "aborted");
+    });
+
+    it("env and cwd", async () => {
+      const s = await create({ env: { BASE: "b" }, cwd: "/workspace" });
+      await s.files.makeDir("/workspace/sub");
+      const r = await s.commands.run('echo "$BASE $EXTRA"; pwd', { env: { EXTRA: "e" }, cwd: "sub" });
+      assert.equal(r.stdout, "b e\n/workspace/sub\n");
+      assert.equal((await s.commands.run("pwd")).stdout, "/workspace\n");
+      await rejectsWithCode(s.commands.run("true", { env: { "BAD=NAME": "x" } }), "invalid_argument");
+      await s.kill();
+    });
+
+    it("files: binary round-trip", async () => {
+      const all = new Uint8Array(256 * 4).map((_, i) => i % 256);
+      await sb.files.write("/workspace/bin.dat", all);
+      assert.deepEqual(await sb.files.read("/workspace/bin.dat", { format: "bytes" }), all);
+      const r = await sb.commands.run("wc -c < bin.dat");
+      assert.equal(r.stdout.trim(), "1024");
+    });
+
+    it("files: UTF-8 round-trip", async () => {
+      const text = "héllo wörld ✓ 日本語 🔥\nline 2\n";
+      await sb.files.write("utf8.txt", text);
+      assert.equal(await sb.files.read("utf8.txt"), text);
+      assert.equal((await sb.commands.run("cat utf8.txt")).stdout, text);
+      await sb.commands.run("printf 'from shell ✓' > shell.txt");
+      assert.equal(await sb.files.read("shell.txt"), "from shell ✓");
+    });
+
+    it("files: empty file", async () => {
+      await sb.files.write("empty", "");
+      assert.equal(await sb.files.read("empty"), "");
+      assert.equal((await sb.files.stat("empty")).size, 0);
+    });
+
+    it("files: 50 MB file streams in and out", async () => {
+      const chunk = randomBytes(1024 * 1024);
+      let sent = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (sent === 50) return c.close();
+          sent++;
+          c.enqueue(new Uint8Array(chunk));
+        },
+      });
+      const info = await sb.files.write("big.bin", stream);
+      assert.equal(info.size, 50 * 1024 * 1024);
+      const out = await sb.files.read("big.bin", { format: "stream" });
+      let total = 0;
+      let ok = true;
+      for await (const part of out) {
+        for (let i = 0; i < part.length; i += 4099) {
+          if (part[i] !== chunk[(total + i) % chunk.length]) ok = false;
+        }
+        total += part.length;
+      }
+      assert.equal(total, 50 * 1024 * 1024);
+      assert.ok(ok, "content differs");
+      await sb.files.remove("big.bin");
+    });
+
+    it("files: deep trees and list depth", async () => {
+      const deep = `/workspace/deep/${Array.from({ length: 30 }, (_, i) => `d${i}`).join("/")}`;
+      await sb.files.write(`${deep}/leaf.txt`, "leaf");
+      assert.equal(await sb.files.read(`${deep}/leaf.txt`), "leaf");
+      await sb.files.write("/workspace/tree/a/b/c.txt", "c");
+      await sb.files.write("/workspace/tree/top.txt", "t");
+      const one = await sb.files.list("/workspace/tree");
+      assert.deepEqual(one.map((e) => e.name).sort(), ["a", "top.txt"]);
+      const three = await sb.files.list("/workspace/tree", { depth: 3 });
+      assert.deepEqual(three.map((e) => e.path).sort(), [
+        "/workspace/tree/a",
+        "/workspace/tree/a/b",
+        "/workspace/tree/a/b/c.txt",
+        "/workspace/tree/top.txt",
+      ]);
+      assert.equal(three.find((e) => e.name === "a")?.type, "dir");
+    });
+
+    it("files: symlinks", async () => {
+      await sb.files.write("/workspace/target.txt", "through the link");
+      await sb.files.symlink("target.txt", "/workspace/link.txt");
+      const st = await sb.files.stat("/workspace/link.txt");
+      assert.equal(st.type, "symlink");
+      assert.equal(st.symlinkTarget, "target.txt");
+      assert.equal(await sb.files.read("/workspace/link.txt"), "through the link");
+      assert.equal((await sb.commands.run("cat link.txt")).stdout, "through the link");
+      await sb.commands.run("ln -s target.txt link2.txt");
+      assert.equal((await sb.files.stat("link2.txt")).type, "symlink");
+    });
+
+    it("files: makeDir, rename, remove, exists", async () => {
+      assert.equal(await sb.files.makeDir("/workspace/m/n"), true);
+      assert.equal(await sb.files.makeDir("/workspace/m/n"), false);
+      await sb.files.write("/workspace/m/n/f.txt", "f");
+      await sb.files.rename("/workspace/m/n/f.txt", "/workspace/m/g.txt");
+      assert.equal(await sb.files.exists("/workspace/m/n/f.txt"), false);
+      assert.equal(await sb.files.read("/workspace/m/g.txt"), "f");
+      await sb.files.remove("/workspace/m");
+      assert.equal(await sb.files.exists("/workspace/m"), false);
+      await rejectsWithCode(sb.files.remove("/workspace/m"), "not_found");
+      await rejectsWithCode(sb.files.read("/workspace/nope.txt"), "not_found");
+      await rejectsWithCode(sb.files.rename("/workspace/nope", "/workspace/x"), "not_found");
+    });
+
+    it("files: modes and mtimes are kept", async () => {
+      await sb.files.write("script.sh", "#!/bin/sh\necho hi\n");
+      await sb.commands.run("chmod 750 script.sh && touch -d '2020-01-02T03:04:05Z' script.sh");
+      const st = await sb.files.stat("script.sh");
+      assert.equal(st.mode, 0o750);
+      assert.equal(new Date(st.mtimeMs).toISOString(), "2020-01-02T03:04:05.000Z");
+    });
+
+    it("path traversal and bad paths are rejected", async () => {
+      for (const p of ["../etc/passwd", "/workspace/../etc/passwd", "a/../../b", "bad\0name", ""]) {
+        await rejectsWithCode(sb.files.read(p), "invalid_argument");
+        await rejectsWithCode(sb.files.write(p, "x"), "invalid_argument");
+      }
+      await rejectsWithCode(sb.files.list("/workspace/..", {}), "invalid_argument");
+      await rejectsWithCode(sb.commands.run("true", { cwd: "../.." }), "invalid_argument");
+    });
+
+    it("symlinks resolve inside the sandbox, never to host files", async () => {
+      const marker = `/tmp/kiln-host-marker-${randomBytes(4).toString("hex")}`;
+      const { writeFileSync, unlinkSync } = await import("node:fs");
+      writeFileSync(marker, "HOST SECRET");
+      try {
+        await sb.files.symlink(marker, "/workspace/escape");
+        await sb.files.symlink("../../../../../../..", "/workspace/up");
+        const viaFiles = await sb.files.read("/workspace/escape").catch((e) => e);
+        assert.notEqual(viaFiles, "HOST SECRET");
+        const viaShell = await sb.commands.run("cat escape; cat up" + marker);
+        assert.ok(!viaShell.stdout.includes("HOST SECRET"));
+      } finally {
+        unlinkSync(marker);
+      }
+    });
+
+    it("limits: output beyond maxOutputBytes ends the command", async () => {
+      const s = await create({ limits: { maxOutputBytes: 10_000 } });
+      const e = await rejectsWithCode(s.commands.run("for i in $(seq 1 5000); do echo 0123456789; done"), "limit_exceeded");
+      assert.equal(e.limit, "maxOutputBytes");
+      await s.kill();
+    });
+
+    it("limits: an oversized write fails and keeps the old file", async () => {
+      const s = await create({ limits: { maxFileBytes: 1000 } });
+      await s.files.write("keep.txt", "original");
+      const e = await rejectsWithCode(s.files.write("keep.txt", new Uint8Array(5000)), "limit_exceeded");
+      assert.equal(e.limit, "maxFileBytes");
+      assert.equal(await s.files.read("keep.txt"), "original");
+      await s.kill();
+    });
+
+    it("limits: a runaway loop is stopped", async () => {
+      const s = await create({ limits: { timeoutMs: 3000, maxLoopIterations: 20_000, maxCommandCount: 20_000 } });
+      const e = await rejectsWithCode(
+        s.commands.run("i=0; while true; do i=$((i+1)); done"),
+        options.runaway === "timeout" ? "timeout" : "limit_exceeded",
+      );
+      if (options.runaway !== "timeout") assert.match(String(e.limit), /^(maxLoopIterations|maxCommandCount)$/);
+      assert.equal((await s.commands.run("echo alive")).stdout, "alive\n");
+      await s.kill();
+    });
+
+    it("concurrent commands on one sandbox", async () => {
+      const runs = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => sb.commands.run(`echo start${i}; sleep 0.1; echo end${i}`)),
+      );
+      runs.forEach((r, i) => {
+        assert.equal(r.exitCode, 0);
+        assert.equal(r.stdout, `start${i}\nend${i}\n`);
+      });
+    });
+
+    it("tar export and import keep files, modes, symlinks and mtimes", async () => {
+      const s = await create();
+      await s.files.write("/workspace/t/a.txt", "A");
+      await s.files.write("/workspace/t/d/b.bin", new Uint8Array([0, 1, 2, 255]));
+      await s.files.symlink("a.txt", "/workspace/t/ln");
+      await s.commands.run("chmod 600 t/a.txt && touch -d '2021-05-06T07:08:09Z' t/a.txt");
+      const tar = await s.files.exportTar("/workspace/t");
+      await s.files.importTar("/workspace/copy", tar);
+      assert.equal(await s.files.read("/workspace/copy/a.txt"), "A");
+      assert.deepEqual(await s.files.read("/workspace/copy/d/b.bin", { format: "bytes" }), new Uint8Array([0, 1, 2, 255]));
+      const ln = await s.files.stat("/workspace/copy/ln");
+      assert.equal(ln.type, "symlink");
+      assert.equal(ln.symlinkTarget, "a.txt");
+      const a = await s.files.stat("/workspace/copy/a.txt");
+      assert.equal(a.mode, 0o600);
+      assert.equal(new Date(a.mtimeMs).toISOString(), "2021-05-06T07:08:09.000Z");
+      await s.kill();
+    });
+
+    it("the audit log records every command", async () => {
+      const s = await create();
+      await s.commands.run("echo one");
+      await s.commands.run("exit 4");
+      const log = await s.logs();
+      assert.deepEqual(
+        log.map((l) => [l.command, l.exitCode, l.status]),
+        [
+          ["echo one", 0, "success"],
+          ["exit 4", 4, "error"],
+        ],
+      );
+      assert.ok(log.every((l) => typeof l.durationMs === "number" && l.durationMs >= 0));
+      await s.kill();
+    });
+
+    it("unknown and malformed ids", async () => {
+      await rejectsWithCode(kiln.connect("sb_00000000000000000000"), "not_found");
+      await rejectsWithCode(kiln.connect("../../etc"), "invalid_argument");
+      await rejectsWithCode(kiln.kill("sb_00000000000000000000"), "not_found");
+    });
+
+    it("list filters by metadata; kill removes", async () => {
+      const tag = randomBytes(4).toString("hex");
+      const a = await create({ metadata: { tag, role: "a" } });
+      const b = await create({ metadata: { tag, role: "b" } });
+      assert.deepEqual((await kiln.list({ metadata: { tag } })).map((r) => r.id).sort(), [a.id, b.id].sort());
+      assert.deepEqual((await kiln.list({ metadata: { tag, role: "b" } })).map((r) => r.id), [b.id]);
+      await a.kill();
+      await rejectsWithCode(kiln.connect(a.id), "not_found");
+      assert.equal(await a.isRunning(), false);
+      await b.kill();
+    });
+
+    it("a sandbox expires after its timeout", async () => {
+      const s = await create({ timeoutMs: 60_000 });
+      await s.setTimeout(300);
+      await new Promise((r) => setTimeout(r, 600));
+      await rejectsWithCode(kiln.connect(s.id), "not_found");
+    });
+
+    it("sandboxes survive a restart of Kiln", async () => {
+      const s = await create({ metadata: { persist: "yes" } });
+      await s.files.write("/workspace/persist.txt", "still here");
+      await s.commands.run("mkdir -p keep && echo made > keep/by-shell.txt");
+      await kiln.close();
+      kiln = await Kiln.open({ dataDir });
+      const again = await kiln.connect(s.id);
+      assert.equal(await again.files.read("/workspace/persist.txt"), "still here");
+      assert.equal((await again.commands.run("cat keep/by-shell.txt")).stdout, "made\n");
+      assert.equal((await again.info()).metadata.persist, "yes");
+      assert.ok((await again.logs()).some((l) => l.command.startsWith("mkdir -p keep")));
+      sb = await kiln.connect(sb.id);
+      await again.kill();
+    });
+  });
+}
