@@ -35,7 +35,9 @@ export class AuditLog {
   /** Records the start of a command; returns the entry id. */
   start(command: string, cwd: string, startedAtMs: number): number {
     const r = this.db
-      .prepare("INSERT INTO tool_calls (name, parameters, status, started_at) VALUES ('bash', ?, 'pending', ?) RETURNING id")
+      .prepare(
+        "INSERT INTO tool_calls (name, parameters, status, started_at) VALUES ('bash', ?, 'pending', ?) RETURNING id",
+      )
       .get(JSON.stringify({ command, cwd, startedAtMs }), Math.floor(startedAtMs / 1000));
     return Number(r!.id);
   }
@@ -59,7 +61,9 @@ export class AuditLog {
   /** The newest `limit` entries, oldest first. */
   list(limit = 1000): AuditEntry[] {
     return this.db
-      .prepare("SELECT * FROM (SELECT * FROM tool_calls WHERE name = 'bash' ORDER BY id DESC LIMIT ?) ORDER BY id")
+      .prepare(
+        "SELECT * FROM (SELECT * FROM tool_calls WHERE name = 'bash' ORDER BY id DESC LIMIT ?) ORDER BY id",
+      )
       .all(limit)
       .map((r) => {
         const p = JSON.parse(String(r.parameters ?? "{}"));

@@ -130,7 +130,12 @@ class Running implements CommandHandle {
       const reason = this.endReason;
       if (reason instanceof TimeoutError) r.error = { code: "timeout", timeoutMs: reason.timeoutMs };
       else if (reason instanceof LimitExceededError) {
-        r.error = { code: "limit_exceeded", limit: reason.limit, value: reason.value, message: reason.message };
+        r.error = {
+          code: "limit_exceeded",
+          limit: reason.limit,
+          value: reason.value,
+          message: reason.message,
+        };
       } else if (reason || this.killed) r.error = { code: "killed" };
       this.result = r;
       finish(r, status);
@@ -271,7 +276,8 @@ export class Commands {
       }
     }
     const timeoutMs = options.timeoutMs ?? d.limits.timeoutMs;
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new InvalidArgumentError("timeoutMs must be >= 0");
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
+      throw new InvalidArgumentError("timeoutMs must be >= 0");
     const stdin =
       typeof options.stdin === "string"
         ? encoder.encode(options.stdin)

@@ -185,9 +185,19 @@ export function fromErrno(e: unknown, limits?: { diskBytes: number; maxFileBytes
       return new ConflictError(message, opts);
     case "ENOSPC":
     case "EDQUOT":
-      return new LimitExceededError("diskBytes", limits?.diskBytes ?? 0, `workspace is full: ${message}`, opts);
+      return new LimitExceededError(
+        "diskBytes",
+        limits?.diskBytes ?? 0,
+        `workspace is full: ${message}`,
+        opts,
+      );
     case "EFBIG":
-      return new LimitExceededError("maxFileBytes", limits?.maxFileBytes ?? 0, `file too large: ${message}`, opts);
+      return new LimitExceededError(
+        "maxFileBytes",
+        limits?.maxFileBytes ?? 0,
+        `file too large: ${message}`,
+        opts,
+      );
     default:
       return new InvalidArgumentError(message, opts);
   }

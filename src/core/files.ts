@@ -102,7 +102,10 @@ export class Files {
   }
 
   /** Writes several files; stops at the first failure. */
-  async writeFiles(files: { path: string; data: WriteData }[], options: CallOptions = {}): Promise<EntryInfo[]> {
+  async writeFiles(
+    files: { path: string; data: WriteData }[],
+    options: CallOptions = {},
+  ): Promise<EntryInfo[]> {
     const out: EntryInfo[] = [];
     for (const f of files) out.push(await this.write(f.path, f.data, options));
     return out;
@@ -112,7 +115,8 @@ export class Files {
   async list(path: string, options: CallOptions & { depth?: number } = {}): Promise<EntryInfo[]> {
     const p = this.path(path);
     const depth = options.depth ?? 1;
-    if (!Number.isInteger(depth) || depth < 1) throw new InvalidArgumentError("depth must be an integer >= 1");
+    if (!Number.isInteger(depth) || depth < 1)
+      throw new InvalidArgumentError("depth must be an integer >= 1");
     return this.call(options.signal, (ops) => ops.list(p, depth));
   }
 

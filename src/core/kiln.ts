@@ -24,7 +24,14 @@ import { sandboxPath, WORKSPACE } from "./paths.ts";
 import { RecordStore } from "./record-store.ts";
 import { Sandbox } from "./sandbox.ts";
 import { type BackendFactory, checkTierName, registeredTiers } from "./tier-registry.ts";
-import { type CreateOptions, type SandboxInfo, type SandboxState, TIER_NAMES, type TierName, type TierStatus } from "./types.ts";
+import {
+  type CreateOptions,
+  type SandboxInfo,
+  type SandboxState,
+  TIER_NAMES,
+  type TierName,
+  type TierStatus,
+} from "./types.ts";
 
 /** Options of {@link Kiln.open}. */
 export interface OpenOptions {
@@ -131,7 +138,8 @@ export class Kiln {
     }
     const cwd = sandboxPath(options.cwd ?? WORKSPACE, "/");
     const timeoutMs = options.timeoutMs ?? 0;
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new InvalidArgumentError("timeoutMs must be >= 0");
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
+      throw new InvalidArgumentError("timeoutMs must be >= 0");
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
       if (typeof v !== "string") throw new InvalidArgumentError(`metadata ${k} must be a string`);
     }
@@ -218,7 +226,8 @@ export class Kiln {
 
   /** Sets a sandbox's lifetime to `timeoutMs` from now (0: no expiry). @throws NotFoundError */
   setTimeout(id: string, timeoutMs: number): void {
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new InvalidArgumentError("timeoutMs must be >= 0");
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
+      throw new InvalidArgumentError("timeoutMs must be >= 0");
     this.record(id);
     const at = timeoutMs > 0 ? Date.now() + timeoutMs : null;
     this.records.setExpiry(id, at);

@@ -66,7 +66,10 @@ export const LIMIT_PROFILES: Readonly<Record<"normal" | "hardened", Readonly<Lim
  * Fills in defaults and checks each value.
  * @throws InvalidArgumentError (`invalid_argument`) for an unknown key or a value that is not a non-negative number.
  */
-export function resolveLimits(partial: Partial<Limits> = {}, base: Readonly<Limits> = DEFAULT_LIMITS): Limits {
+export function resolveLimits(
+  partial: Partial<Limits> = {},
+  base: Readonly<Limits> = DEFAULT_LIMITS,
+): Limits {
   const out: Limits = { ...base };
   for (const [key, value] of Object.entries(partial)) {
     if (!(key in DEFAULT_LIMITS)) throw new InvalidArgumentError(`unknown limit: ${key}`);

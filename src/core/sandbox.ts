@@ -4,13 +4,12 @@
  * `kiln.connect`; the same object on every tier.
  */
 import { AuditLog } from "./audit-log.ts";
-import type { Instance } from "./backend.ts";
+import type { Instance, InstanceStats } from "./backend.ts";
 import { abortable, Commands } from "./commands.ts";
 import { InvalidArgumentError, SandboxStoppedError, throwIfAborted, UnsupportedError } from "./errors.ts";
 import { Files } from "./files.ts";
 import { sandboxPath } from "./paths.ts";
 import type { AuditEntry, SandboxInfo, TierName } from "./types.ts";
-import type { InstanceStats } from "./backend.ts";
 
 /** Options of `sandbox.runCode`. */
 export interface RunCodeOptions {
@@ -139,7 +138,9 @@ export class Sandbox {
     if (language !== "python") throw new InvalidArgumentError(`unsupported language: ${String(language)}`);
     const inst = await this.instance();
     if (!inst.runCode) {
-      throw new UnsupportedError(`tier ${this.host.record(this.id).tier} has no warm interpreter; use commands.run`);
+      throw new UnsupportedError(
+        `tier ${this.host.record(this.id).tier} has no warm interpreter; use commands.run`,
+      );
     }
     const rec = this.host.record(this.id);
     const out: Uint8Array[] = [];

@@ -3,8 +3,9 @@
  * src/tiers/index.ts); core, the CLI and the server find them only through
  * this registry, never by importing a tier.
  */
-import { InvalidArgumentError } from "./errors.ts";
+
 import type { Backend } from "./backend.ts";
+import { InvalidArgumentError } from "./errors.ts";
 import { TIER_NAMES, type TierName } from "./types.ts";
 
 /** Loads a tier's backend (lazily, so unused tiers cost nothing). */

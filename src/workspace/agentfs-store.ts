@@ -228,7 +228,12 @@ export class AgentFsStore {
     const [cs, cns] = splitTime(Date.now());
     if (attrs.mode !== undefined) {
       const mode = (cur.mode & S_IFMT) | (attrs.mode & 0o7777);
-      this.st("UPDATE fs_inode SET mode = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?").run(mode, cs, cns, ino);
+      this.st("UPDATE fs_inode SET mode = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?").run(
+        mode,
+        cs,
+        cns,
+        ino,
+      );
     }
     if (attrs.mtimeMs !== undefined) {
       const [s, ns] = splitTime(attrs.mtimeMs);
@@ -491,14 +496,9 @@ export class AgentFsStore {
         }
       }
       const [s, ns] = splitTime(Date.now());
-      this.st("UPDATE fs_inode SET size = ?, mtime = ?, mtime_nsec = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?").run(
-        size,
-        s,
-        ns,
-        s,
-        ns,
-        ino,
-      );
+      this.st(
+        "UPDATE fs_inode SET size = ?, mtime = ?, mtime_nsec = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?",
+      ).run(size, s, ns, s, ns, ino);
     });
   }
 

@@ -38,6 +38,10 @@ export function normalizeFsPath(path: string): string {
   return posix.resolve("/", path);
 }
 
+/** The null device: an empty file in the store whose writes are discarded. */
+export const DEV_NULL = "/dev/null";
+const isDevNull = (path: string) => path === DEV_NULL;
+
 /** just-bash filesystem backed by the SQLite workspace store. */
 export class SqliteFs implements IFileSystem {
   private readonly store: AgentFsStore;
@@ -96,6 +100,7 @@ export class SqliteFs implements IFileSystem {
   }
 
   async writeFile(path: string, content: FileContent, options?: WriteOpts): Promise<void> {
+    if (isDevNull(path)) return;
     const data = toBytes(content, options);
     this.store.tx(() => {
       const ino = this.openForWrite(path, true);
@@ -104,6 +109,7 @@ export class SqliteFs implements IFileSystem {
   }
 
   async appendFile(path: string, content: FileContent, options?: WriteOpts): Promise<void> {
+    if (isDevNull(path)) return;
     const data = toBytes(content, options);
     this.store.tx(() => {
       const ino = this.openForWrite(path, false);
@@ -279,7 +285,9 @@ export class SqliteFs implements IFileSystem {
     const parts: string[] = [];
     let cur = ino;
     for (let hops = 0; cur !== ROOT_INO && hops < 4096; hops++) {
-      const r = this.store.db.prepare("SELECT parent_ino, name FROM fs_dentry WHERE ino = ? LIMIT 1").get(cur);
+      const r = this.store.db
+        .prepare("SELECT parent_ino, name FROM fs_dentry WHERE ino = ? LIMIT 1")
+        .get(cur);
       if (!r) break;
       parts.unshift(String(r.name));
       cur = Number(r.parent_ino);

@@ -63,7 +63,8 @@ export function packTree(source: TreeSource): ReadableStream<Uint8Array> {
 
 /** A tar member path made safe: relative, normalized, never escaping the root. */
 export function safeMemberPath(name: string): string {
-  if (name.includes("\0")) throw new InvalidArgumentError(`tar entry has a NUL byte: ${JSON.stringify(name)}`);
+  if (name.includes("\0"))
+    throw new InvalidArgumentError(`tar entry has a NUL byte: ${JSON.stringify(name)}`);
   const norm = posix.normalize(`/${name}`).slice(1).replace(/\/$/, "");
   if (name.split("/").includes("..")) throw new InvalidArgumentError(`tar entry escapes its root: ${name}`);
   return norm;
@@ -98,6 +99,9 @@ export async function unpackTree(tar: ReadableStream<Uint8Array>, sink: TreeSink
       }
     }
   })();
-  await Promise.all([pipeline(Readable.fromWeb(tar as never), extract as unknown as NodeJS.WritableStream), done]);
+  await Promise.all([
+    pipeline(Readable.fromWeb(tar as never), extract as unknown as NodeJS.WritableStream),
+    done,
+  ]);
   await sink.finish?.(dirs.reverse());
 }

@@ -140,7 +140,10 @@ export function runConformance(options: ConformanceOptions): void {
 
     it("timeout ends a command with a timeout error", async () => {
       const t0 = Date.now();
-      const e = await rejectsWithCode(sb.commands.run("echo before; sleep 30", { timeoutMs: 400 }), "timeout");
+      const e = await rejectsWithCode(
+        sb.commands.run("echo before; sleep 30", { timeoutMs: 400 }),
+        "timeout",
+      );
       assert.equal(e.timeoutMs, 400);
       assert.ok(Date.now() - t0 < 5000);
       // Output produced before the deadline is kept where the tier streams it.
@@ -303,7 +306,10 @@ export function runConformance(options: ConformanceOptions): void {
 
     it("limits: output beyond maxOutputBytes ends the command", async () => {
       const s = await create({ limits: { maxOutputBytes: 10_000 } });
-      const e = await rejectsWithCode(s.commands.run("for i in $(seq 1 5000); do echo 0123456789; done"), "limit_exceeded");
+      const e = await rejectsWithCode(
+        s.commands.run("for i in $(seq 1 5000); do echo 0123456789; done"),
+        "limit_exceeded",
+      );
       assert.equal(e.limit, "maxOutputBytes");
       await s.kill();
     });
@@ -318,12 +324,15 @@ export function runConformance(options: ConformanceOptions): void {
     });
 
     it("limits: a runaway loop is stopped", async () => {
-      const s = await create({ limits: { timeoutMs: 3000, maxLoopIterations: 20_000, maxCommandCount: 20_000 } });
+      const s = await create({
+        limits: { timeoutMs: 3000, maxLoopIterations: 20_000, maxCommandCount: 20_000 },
+      });
       const e = await rejectsWithCode(
         s.commands.run("i=0; while true; do i=$((i+1)); done"),
         options.runaway === "timeout" ? "timeout" : "limit_exceeded",
       );
-      if (options.runaway !== "timeout") assert.match(String(e.limit), /^(maxLoopIterations|maxCommandCount)$/);
+      if (options.runaway !== "timeout")
+        assert.match(String(e.limit), /^(maxLoopIterations|maxCommandCount)$/);
       assert.equal((await s.commands.run("echo alive")).stdout, "alive\n");
       await s.kill();
     });
@@ -347,7 +356,10 @@ export function runConformance(options: ConformanceOptions): void {
       const tar = await s.files.exportTar("/workspace/t");
       await s.files.importTar("/workspace/copy", tar);
       assert.equal(await s.files.read("/workspace/copy/a.txt"), "A");
-      assert.deepEqual(await s.files.read("/workspace/copy/d/b.bin", { format: "bytes" }), new Uint8Array([0, 1, 2, 255]));
+      assert.deepEqual(
+        await s.files.read("/workspace/copy/d/b.bin", { format: "bytes" }),
+        new Uint8Array([0, 1, 2, 255]),
+      );
       const ln = await s.files.stat("/workspace/copy/ln");
       assert.equal(ln.type, "symlink");
       assert.equal(ln.symlinkTarget, "a.txt");
@@ -384,7 +396,10 @@ export function runConformance(options: ConformanceOptions): void {
       const a = await create({ metadata: { tag, role: "a" } });
       const b = await create({ metadata: { tag, role: "b" } });
       assert.deepEqual((await kiln.list({ metadata: { tag } })).map((r) => r.id).sort(), [a.id, b.id].sort());
-      assert.deepEqual((await kiln.list({ metadata: { tag, role: "b" } })).map((r) => r.id), [b.id]);
+      assert.deepEqual(
+        (await kiln.list({ metadata: { tag, role: "b" } })).map((r) => r.id),
+        [b.id],
+      );
       await a.kill();
       await rejectsWithCode(kiln.connect(a.id), "not_found");
       assert.equal(await a.isRunning(), false);

@@ -7,6 +7,7 @@
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import type { TierStatus } from "../../core/types.ts";
 import { AgentFsStore } from "../../workspace/agentfs-store.ts";
+import { DEV_NULL } from "../../workspace/sqlite-fs.ts";
 import { VirtualInstance } from "./instance.ts";
 
 const CAPABILITIES: Capabilities = {
@@ -17,7 +18,7 @@ const CAPABILITIES: Capabilities = {
 };
 
 /** Directories every virtual sandbox starts with. */
-const LAYOUT = ["/workspace", "/tmp", "/home/user"];
+const LAYOUT = ["/workspace", "/tmp", "/home/user", "/dev"];
 
 /** The virtual tier's driver. */
 export class VirtualBackend implements Backend {
@@ -25,12 +26,17 @@ export class VirtualBackend implements Backend {
   readonly capabilities = CAPABILITIES;
 
   async probe(): Promise<TierStatus> {
-    return { tier: "virtual", available: true, reason: `in-process just-bash on Node ${process.versions.node}` };
+    return {
+      tier: "virtual",
+      available: true,
+      reason: `in-process just-bash on Node ${process.versions.node}`,
+    };
   }
 
   async create(spec: InstanceSpec): Promise<Instance> {
     const inst = this.openInstance(spec);
     for (const dir of LAYOUT) await inst.fs.mkdir(dir, { recursive: true });
+    inst.fs.openForWrite(DEV_NULL, true);
     return inst;
   }
 
@@ -48,7 +54,9 @@ export class VirtualBackend implements Backend {
     let store: AgentFsStore | undefined;
     try {
       store = AgentFsStore.open(spec.databasePath);
-      store.db.exec("DELETE FROM fs_data; DELETE FROM fs_symlink; DELETE FROM fs_dentry; DELETE FROM fs_inode WHERE ino <> 1;");
+      store.db.exec(
+        "DELETE FROM fs_data; DELETE FROM fs_symlink; DELETE FROM fs_dentry; DELETE FROM fs_inode WHERE ino <> 1;",
+      );
     } catch {
       // The database is gone already: nothing to destroy.
     } finally {

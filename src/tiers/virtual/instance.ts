@@ -119,7 +119,9 @@ export class VirtualInstance implements Instance {
           env: req.env,
           signal: abort.signal,
           rawScript: true,
-          ...(stdin && stdin.length > 0 ? { stdin: Buffer.from(stdin).toString("latin1"), stdinKind: "bytes" } : {}),
+          ...(stdin && stdin.length > 0
+            ? { stdin: Buffer.from(stdin).toString("latin1"), stdinKind: "bytes" }
+            : {}),
         })
         .then(
           (r) => {

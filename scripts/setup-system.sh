@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that Kiln's real-binary tiers need, when run as
+# root on a machine with apt. Idempotent and quick when everything is present.
+# The virtual tier needs none of this.
+set -u
+PACKAGES=(bubblewrap runc debootstrap)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "kiln: not root or no apt-get; not installing: ${missing[*]}"
+  exit 0
+fi
+echo "kiln: installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null 2>&1 || true
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// `npm test`: type-check, lint and format check, then every test (node:test).
+// Runs under the Node 24 that `pretest` installed (npm puts node_modules/.bin first on PATH).
+import { spawnSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => join(root, "node_modules", ".bin", name);
+
+function step(title, cmd, args, env = {}) {
+  process.stdout.write(`\n== ${title}\n`);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit", env: { ...process.env, ...env } });
+  if (r.status !== 0) {
+    process.stdout.write(`\n== ${title}: failed (exit ${r.status ?? r.signal})\n`);
+    process.exit(r.status || 1);
+  }
+}
+
+if (Number(process.versions.node.split(".")[0]) < 24) {
+  console.error(`kiln: tests need Node 24, this is ${process.version}; run them with \`npm test\``);
+  process.exit(1);
+}
+
+const setup = spawnSync("bash", [join(root, "scripts", "setup-system.sh")], { cwd: root, stdio: "inherit" });
+if (setup.status !== 0)
+  process.stdout.write("== system setup did not complete; tiers that need it will say why\n");
+
+step("type-check (tsc --noEmit)", bin("tsc"), ["--noEmit", "-p", "."]);
+step("lint and format (biome check)", bin("biome"), ["check", "."]);
+const patterns = process.argv.slice(2).length
+  ? process.argv.slice(2)
+  : ["src/**/*.test.ts", "test/**/*.test.ts"];
+step("tests (node --test)", process.execPath, [
+  "--test",
+  "--test-reporter=spec",
+  "--test-timeout=600000",
+  ...patterns,
+]);

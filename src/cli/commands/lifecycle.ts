@@ -1,0 +1,124 @@
+/** `kiln create`, `ls`, `rm`, `logs`, `move`, `inspect`: sandbox lifecycle. */
+import type { Command } from "commander";
+import { resolveLimits } from "../../core/limits.ts";
+import { checkTierName } from "../../core/tier-registry.ts";
+import { withKiln } from "../main.ts";
+import { age, collect, keyValues, printJson, printTable } from "../output.ts";
+
+/** Registers the lifecycle commands. */
+export function registerLifecycle(program: Command): void {
+  program
+    .command("create")
+    .description("create a sandbox and print its id")
+    .option("--tier <tier>", "isolation tier", "virtual")
+    .option("--template <name>", "template (root filesystem)", "default")
+    .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", collect)
+    .option("-l, --label <KEY=VALUE>", "metadata label (repeatable)", collect)
+    .option("-w, --cwd <dir>", "default working directory")
+    .option("--timeout <ms>", "lifetime in ms (default: no expiry)")
+    .option("--limit <NAME=VALUE>", "limit, e.g. memoryBytes=268435456 (repeatable)", collect)
+    .action(async (flags, cmd: Command) =>
+      withKiln(cmd, async (kiln, g) => {
+        const limits = Object.fromEntries(
+          Object.entries(keyValues(flags.limit, "--limit")).map(([k, v]) => [k, Number(v)]),
+        );
+        const sb = await kiln.create({
+          tier: checkTierName(flags.tier),
+          template: flags.template,
+          env: keyValues(flags.env, "--env"),
+          metadata: keyValues(flags.label, "--label"),
+          ...(flags.cwd ? { cwd: flags.cwd } : {}),
+          ...(flags.timeout ? { timeoutMs: Number(flags.timeout) } : {}),
+          limits: resolveLimits(limits),
+        });
+        if (g.json) printJson(await sb.info());
+        else process.stdout.write(`${sb.id}\n`);
+      }),
+    );
+
+  program
+    .command("ls")
+    .alias("ps")
+    .description("list sandboxes")
+    .option("-l, --label <KEY=VALUE>", "only sandboxes with this label (repeatable)", collect)
+    .option("-q, --quiet", "print ids only")
+    .action(async (flags, cmd: Command) =>
+      withKiln(cmd, async (kiln, g) => {
+        const list = await kiln.list({ metadata: keyValues(flags.label, "--label") });
+        if (g.json) return printJson(list);
+        if (flags.quiet) return void process.stdout.write(list.map((s) => `${s.id}\n`).join(""));
+        printTable(
+          ["ID", "TIER", "TEMPLATE", "STATE", "CREATED", "EXPIRES", "LABELS"],
+          list.map((s) => [
+            s.id,
+            s.tier,
+            s.template,
+            s.state,
+            `${age(s.createdAt)} ago`,
+            s.expiresAt ? new Date(s.expiresAt).toISOString() : "never",
+            Object.entries(s.metadata)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(","),
+          ]),
+        );
+      }),
+    );
+
+  program
+    .command("rm")
+    .description("kill sandboxes and delete their workspaces")
+    .argument("<ids...>", "sandbox ids")
+    .action(async (ids: string[], _flags, cmd: Command) =>
+      withKiln(cmd, async (kiln, g) => {
+        for (const id of ids) await kiln.kill(id);
+        if (g.json) printJson({ removed: ids });
+        else process.stdout.write(ids.map((id) => `${id}\n`).join(""));
+      }),
+    );
+
+  program
+    .command("inspect")
+    .description("show a sandbox's record and resource use")
+    .argument("<id>", "sandbox id")
+    .action(async (id: string, _flags, cmd: Command) =>
+      withKiln(cmd, async (kiln) => {
+        const sb = await kiln.connect(id);
+        printJson({ ...(await sb.info()), stats: await sb.stats() });
+      }),
+    );
+
+  program
+    .command("logs")
+    .description("show a sandbox's audit log: every command, its exit code and duration")
+    .argument("<id>", "sandbox id")
+    .option("-n, --tail <count>", "only the newest entries", "1000")
+    .action(async (id: string, flags, cmd: Command) =>
+      withKiln(cmd, async (kiln, g) => {
+        const log = await (await kiln.connect(id)).logs({ limit: Number(flags.tail) });
+        if (g.json) return printJson(log);
+        printTable(
+          ["#", "STARTED", "EXIT", "MS", "COMMAND"],
+          log.map((l) => [
+            l.id,
+            new Date(l.startedAtMs).toISOString(),
+            l.exitCode ?? "running",
+            l.durationMs ?? "",
+            l.command.length > 80 ? `${l.command.slice(0, 77)}...` : l.command,
+          ]),
+        );
+      }),
+    );
+
+  program
+    .command("move")
+    .description("move a sandbox's workspace to another tier")
+    .argument("<id>", "sandbox id")
+    .requiredOption("--tier <tier>", "target tier")
+    .action(async (id: string, flags, cmd: Command) =>
+      withKiln(cmd, async (kiln, g) => {
+        const sb = await kiln.move(id, checkTierName(flags.tier));
+        if (g.json) printJson(await sb.info());
+        else process.stdout.write(`${id} moved to ${flags.tier}\n`);
+      }),
+    );
+}

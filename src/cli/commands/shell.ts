@@ -1,0 +1,120 @@
+/**
+ * `kiln shell ID`: an interactive shell in a sandbox, with line editing and a
+ * history file. Each line runs as one command; the working directory and
+ * exported variables carry over between lines through a small state file in
+ * the sandbox's /tmp (saved with `export -p`, restored with `source`), which
+ * works the same in just-bash and in real bash.
+ */
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline/promises";
+import type { Command } from "commander";
+import type { Kiln } from "../../core/kiln.ts";
+import type { Sandbox } from "../../core/sandbox.ts";
+import { checkTierName } from "../../core/tier-registry.ts";
+import { withKiln } from "../main.ts";
+import { reportError } from "../output.ts";
+
+const HISTORY_LINES = 1000;
+
+function loadHistory(file: string): string[] {
+  try {
+    return readFileSync(file, "utf8").split("\n").filter(Boolean).reverse().slice(0, HISTORY_LINES);
+  } catch {
+    return [];
+  }
+}
+
+/** Wraps a line so that cwd and exported variables are saved after it. */
+export function wrapLine(line: string, stateFile: string): string {
+  return [
+    `[ -f ${stateFile} ] && source ${stateFile} 2>/dev/null`,
+    line,
+    "__kiln_rc=$?",
+    `{ export -p | grep -v -e ' PWD=' -e ' OLDPWD=' ; printf '# cwd=%s\\n' "$PWD"; } > ${stateFile} 2>/dev/null`,
+    "exit $__kiln_rc",
+  ].join("\n");
+}
+
+/** Runs the interactive loop on `sb` until end of input or `exit`. */
+async function repl(kiln: Kiln, sb: Sandbox): Promise<void> {
+  const info = await sb.info();
+  const historyFile = join(kiln.dataDir, "shell_history");
+  const stateFile = `/tmp/.kiln-shell-${randomBytes(4).toString("hex")}`;
+  const rl = createInterface({
+    input: process.stdin,
+    output: process.stdout,
+    terminal: Boolean(process.stdin.isTTY),
+    history: loadHistory(historyFile),
+    historySize: HISTORY_LINES,
+  });
+  const entered: string[] = [];
+  let cwd = info.cwd;
+  process.stdout.write(`kiln shell: ${sb.id} (${info.tier}); type 'exit' or press Ctrl-D to leave\n`);
+  const prompt = () => {
+    rl.setPrompt(`${info.tier}:${cwd}$ `);
+    rl.prompt();
+  };
+  try {
+    prompt();
+    // The async iterator buffers lines that arrive while a command runs (piped input).
+    for await (const line of rl) {
+      const trimmed = line.trim();
+      if (trimmed === "exit" || trimmed === "logout") break;
+      if (trimmed !== "") {
+        entered.push(line);
+        try {
+          await sb.commands.run(wrapLine(line, stateFile), {
+            cwd,
+            onStdout: (d) => process.stdout.write(d),
+            onStderr: (d) => process.stderr.write(d),
+          });
+          const state = await sb.files.read(stateFile).catch(() => "");
+          const m = /^# cwd=(.*)$/m.exec(state);
+          if (m) cwd = m[1]!;
+        } catch (e) {
+          reportError(e, false);
+        }
+      }
+      prompt();
+    }
+  } finally {
+    rl.close();
+    await sb.files.remove(stateFile).catch(() => {});
+    if (entered.length) {
+      const old = loadHistory(historyFile).reverse();
+      writeFileSync(historyFile, `${[...old, ...entered].slice(-HISTORY_LINES).join("\n")}\n`, {
+        mode: 0o600,
+      });
+    }
+  }
+}
+
+/** Registers `shell`. */
+export function registerShell(program: Command): void {
+  program
+    .command("shell")
+    .description("interactive shell in a sandbox (with --demo: in a demo sandbox kept between runs)")
+    .argument("[id]", "sandbox id")
+    .option("--demo", "open (or create) the demo sandbox")
+    .option("--tier <tier>", "tier of a new demo sandbox", "virtual")
+    .action(async (id: string | undefined, flags: { demo?: boolean; tier: string }, cmd: Command) =>
+      withKiln(cmd, async (kiln) => {
+        let sb: Sandbox;
+        if (id) sb = await kiln.connect(id);
+        else if (flags.demo) {
+          const existing = (await kiln.list({ metadata: { "kiln-demo": "1" } }))[0];
+          sb = existing
+            ? await kiln.connect(existing.id)
+            : await kiln.create({ tier: checkTierName(flags.tier), metadata: { "kiln-demo": "1" } });
+          if (!existing) await sb.files.write("/workspace/README.txt", "This is a Kiln demo sandbox.\n");
+        } else {
+          throw new (await import("../../core/errors.ts")).InvalidArgumentError(
+            "give a sandbox id, or --demo",
+          );
+        }
+        await repl(kiln, sb);
+      }),
+    );
+}

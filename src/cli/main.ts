@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+/**
+ * The `kiln` command line: docker-style verbs over the library
+ * (`run`, `create`, `exec`, `shell`, `ls`, `rm`, `cp`, `logs`, `move`, `doctor`),
+ * tables by default and `--json` everywhere. Errors are one line and a
+ * non-zero exit; a sandboxed command's own exit code passes through.
+ */
+import { Command, Option } from "commander";
+import { Kiln } from "../index.ts";
+import { registerCopy } from "./commands/copy.ts";
+import { registerDoctor } from "./commands/doctor.ts";
+import { registerExec } from "./commands/exec.ts";
+import { registerLifecycle } from "./commands/lifecycle.ts";
+import { registerShell } from "./commands/shell.ts";
+import { reportError } from "./output.ts";
+
+/** Global options every command sees. */
+export interface GlobalOptions {
+  dataDir?: string;
+  json?: boolean;
+}
+
+/** Opens Kiln for a command, runs `fn`, and always closes it. */
+export async function withKiln<T>(
+  cmd: Command,
+  fn: (kiln: Kiln, g: GlobalOptions) => Promise<T>,
+): Promise<T> {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  const kiln = await Kiln.open(g.dataDir ? { dataDir: g.dataDir } : {});
+  try {
+    return await fn(kiln, g);
+  } finally {
+    await kiln.close();
+  }
+}
+
+function buildProgram(): Command {
+  const program = new Command("kiln")
+    .description(
+      "Kiln: sandboxes for AI agents and untrusted code, from an in-process interpreter to a microVM",
+    )
+    .version("0.1.0")
+    .addOption(new Option("--data-dir <dir>", "data directory").env("KILN_DATA_DIR"))
+    .option("--json", "print JSON instead of tables")
+    .enablePositionalOptions()
+    .showHelpAfterError();
+  registerExec(program);
+  registerLifecycle(program);
+  registerShell(program);
+  registerCopy(program);
+  registerDoctor(program);
+  return program;
+}
+
+/**
+ * Moves global options given after a subcommand (`kiln ls --json`) to the
+ * front, as commander wants them; nothing after `--` is touched.
+ */
+export function hoistGlobals(argv: string[]): string[] {
+  const front: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (a === "--json") front.push(a);
+    else if (a === "--data-dir" && i + 1 < argv.length) front.push(a, argv[++i]!);
+    else if (a.startsWith("--data-dir=")) front.push(a);
+    else rest.push(a);
+  }
+  return [...front, ...rest];
+}
+
+/** Runs the CLI with `argv` (without the node and script paths); resolves to the exit code. */
+export async function main(rawArgv: string[]): Promise<number> {
+  const argv = hoistGlobals(rawArgv);
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return Number(process.exitCode ?? 0);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help")
+      return 0;
+    if (typeof code === "string" && code.startsWith("commander.")) return 2;
+    return reportError(e, argv.includes("--json"));
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  process.exitCode = code;
+  // Leftover handles (a WASM worker winding down) must not keep a finished command alive.
+  setTimeout(() => process.exit(code), 50).unref();
+}
