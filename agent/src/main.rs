@@ -46,10 +46,28 @@ impl From<io::Error> for Fail {
     }
 }
 
+/// Starts a helper thread. Small stacks: the agent runs up to two threads
+/// per process and should stay light (its buffers live on the heap).
+pub fn thread<F: FnOnce() + Send + 'static>(f: F) {
+    if std::thread::Builder::new().stack_size(256 * 1024).spawn(f).is_err() {
+        eprintln!("kiln-agent: cannot start a thread");
+    }
+}
+
 /// Kills our processes and exits. Called on EOF, on a broken output stream
 /// and on a malformed frame.
 pub fn shutdown(code: i32) -> ! {
-    process::kill_all();
+    // Kill and reap until no child is left (killing a parent re-parents its
+    // children to us), so the sandbox is empty when we are gone. Bounded,
+    // since a process stuck in the kernel cannot be reaped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        process::kill_all();
+        if !sys::reap_some() || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     std::process::exit(code)
 }
 
@@ -151,12 +169,12 @@ fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32
         "read" => {
             files::read_begin(id, &req);
             let out = out.clone();
-            std::thread::spawn(move || files::read(&out, id, &req));
+            thread(move || files::read(&out, id, &req));
             return;
         }
         "stat" | "list" | "mkdir" | "remove" | "rename" | "symlink" | "chmod" | "utimes" => {
             let out = out.clone();
-            std::thread::spawn(move || {
+            thread(move || {
                 let r = match op.as_str() {
                     "stat" => files::stat(&req),
                     "list" => files::list(&req),

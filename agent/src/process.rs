@@ -44,7 +44,7 @@ fn table() -> std::sync::MutexGuard<'static, Table> {
 
 /// Starts the reaper thread.
 pub fn start_reaper() {
-    std::thread::spawn(|| loop {
+    crate::thread(|| loop {
         match sys::wait_any() {
             Ok(Some((pid, status))) => {
                 // Unknown pids are orphans (or failed execs): reaping is all they need.
@@ -120,7 +120,7 @@ pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
 
     out.json(frame::RESPONSE, id, &obj(vec![("pid", n(pid))]));
     let out = out.clone();
-    std::thread::spawn(move || pump(out, id, out_r, err_r, exit_r));
+    crate::thread(move || pump(out, id, out_r, err_r, exit_r));
     Ok(())
 }
 
@@ -128,7 +128,7 @@ pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
 /// host limits bytes in flight, which bounds this queue).
 fn start_stdin(out: Arc<Writer>, id: u32, pipe: File) -> Sender<StdinMsg> {
     let (tx, rx) = channel();
-    std::thread::spawn(move || {
+    crate::thread(move || {
         let mut pipe = Some(pipe);
         for msg in rx {
             match msg {
@@ -246,9 +246,11 @@ pub fn signal(req: &Value) -> Result<Value, Fail> {
     Ok(obj(vec![]))
 }
 
-/// Kills every process group we started (and, as PID 1, everything else).
+/// Kills every process group we started, plus orphans re-parented to us
+/// (background jobs of finished commands), and, as PID 1, everything else.
 pub fn kill_all() {
-    let pids: Vec<i32> = table().by_id.values().map(|e| e.pid).collect();
+    let mut pids: Vec<i32> = table().by_id.values().map(|e| e.pid).collect();
+    pids.extend(own_children());
     for pid in pids {
         let _ = sys::send_signal(-pid, sys::SIGKILL);
         let _ = sys::send_signal(pid, sys::SIGKILL);
@@ -256,4 +258,27 @@ pub fn kill_all() {
     if sys::pid() == 1 {
         let _ = sys::send_signal(-1, sys::SIGKILL);
     }
+}
+
+/// Our direct children and their process groups, from /proc (best effort:
+/// /proc may be absent in a minimal sandbox).
+fn own_children() -> Vec<i32> {
+    let me = sys::pid();
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid)) else { continue };
+        // Fields after the parenthesised command name: state ppid pgrp ...
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok());
+        if num(1) == Some(me) {
+            found.push(pid);
+            if let Some(pgrp) = num(2).filter(|&g| g > 1 && g != me) {
+                found.push(pgrp);
+            }
+        }
+    }
+    found
 }

@@ -124,6 +124,13 @@ pub fn wait_any() -> io::Result<Option<(i32, i32)>> {
     }
 }
 
+/// Reaps one exited child without blocking. Ok(true) while children remain.
+pub fn reap_some() -> bool {
+    let mut status: c_int = 0;
+    let r = unsafe { waitpid(-1, &mut status, 1 /* WNOHANG */) };
+    r >= 0 || errno() == EINTR
+}
+
 /// Shell convention: the exit code, or 128+N after signal N. Also returns N.
 pub fn decode_status(status: i32) -> (i32, Option<i32>) {
     let sig = status & 0x7f;

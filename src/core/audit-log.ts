@@ -3,7 +3,7 @@
  * table of the sandbox's AgentFS database (name `bash`, parameters
  * `{command, cwd, startedAtMs}`, result `{exitCode}`), on every tier.
  */
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { AuditEntry } from "./types.ts";
 
 const SCHEMA = `
@@ -28,34 +28,45 @@ export class AuditLog {
 
   constructor(databasePath: string) {
     this.db = new DatabaseSync(databasePath, { timeout: 10_000 });
-    this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-    this.db.exec(SCHEMA);
+    this.db.exec("PRAGMA synchronous=NORMAL;");
+    // A database made by a tier from its seed has the table already (user_version set).
+    if (Number(this.db.prepare("PRAGMA user_version").get()?.user_version) === 0) {
+      this.db.exec("PRAGMA journal_mode=WAL;");
+      this.db.exec(SCHEMA);
+    }
   }
 
   /** Records the start of a command; returns the entry id. */
+  private readonly stmts = new Map<string, StatementSync>();
+
+  private st(sql: string): StatementSync {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
   start(command: string, cwd: string, startedAtMs: number): number {
-    const r = this.db
-      .prepare(
-        "INSERT INTO tool_calls (name, parameters, status, started_at) VALUES ('bash', ?, 'pending', ?) RETURNING id",
-      )
-      .get(JSON.stringify({ command, cwd, startedAtMs }), Math.floor(startedAtMs / 1000));
+    const r = this.st(
+      "INSERT INTO tool_calls (name, parameters, status, started_at) VALUES ('bash', ?, 'pending', ?) RETURNING id",
+    ).get(JSON.stringify({ command, cwd, startedAtMs }), Math.floor(startedAtMs / 1000));
     return Number(r!.id);
   }
 
   /** Records the end of a command. */
   finish(id: number, exitCode: number, durationMs: number, error?: string): void {
-    this.db
-      .prepare(
-        "UPDATE tool_calls SET result = ?, error = ?, status = ?, completed_at = ?, duration_ms = ? WHERE id = ?",
-      )
-      .run(
-        JSON.stringify({ exitCode }),
-        error ?? null,
-        exitCode === 0 && !error ? "success" : "error",
-        Math.floor(Date.now() / 1000),
-        Math.round(durationMs),
-        id,
-      );
+    this.st(
+      "UPDATE tool_calls SET result = ?, error = ?, status = ?, completed_at = ?, duration_ms = ? WHERE id = ?",
+    ).run(
+      JSON.stringify({ exitCode }),
+      error ?? null,
+      exitCode === 0 && !error ? "success" : "error",
+      Math.floor(Date.now() / 1000),
+      Math.round(durationMs),
+      id,
+    );
   }
 
   /** The newest `limit` entries, oldest first. */

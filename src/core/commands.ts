@@ -240,7 +240,7 @@ export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Pr
 export interface CommandsContext {
   instance: () => Promise<Instance>;
   defaults: () => { cwd: string; env: Record<string, string>; limits: Limits };
-  audit: AuditLog;
+  audit: () => AuditLog;
 }
 
 /** `sandbox.commands`. */
@@ -284,7 +284,7 @@ export class Commands {
         : (options.stdin ?? (options.background && options.openStdin ? ("pipe" as const) : undefined));
     const instance = await this.ctx.instance();
     const startedAtMs = Date.now();
-    const auditId = this.ctx.audit.start(command, cwd, startedAtMs);
+    const auditId = this.ctx.audit().start(command, cwd, startedAtMs);
     let handle: Running | undefined;
     const early: ["out" | "err", Uint8Array][] = [];
     const maxOut = d.limits.maxOutputBytes;
@@ -299,7 +299,7 @@ export class Commands {
         onStderr: (c) => (handle ? handle.push("err", c, maxOut) : early.push(["err", c])),
       });
     } catch (e) {
-      this.ctx.audit.finish(auditId, -1, Date.now() - startedAtMs, String((e as Error).message));
+      this.ctx.audit().finish(auditId, -1, Date.now() - startedAtMs, String((e as Error).message));
       throw e;
     }
     const info: ProcessInfo = { pid: proc.pid, command, cwd, startedAtMs };
@@ -308,7 +308,7 @@ export class Commands {
       info,
       (r) => {
         this.running.delete(proc.pid);
-        this.ctx.audit.finish(auditId, r.exitCode, r.durationMs, r.error?.code);
+        this.ctx.audit().finish(auditId, r.exitCode, r.durationMs, r.error?.code);
       },
       timeoutMs,
     );

@@ -64,6 +64,8 @@ export class Kiln {
   private readonly factories: Map<TierName, BackendFactory>;
   private readonly backends = new Map<TierName, Promise<Backend>>();
   private readonly live = new Map<string, Sandbox>();
+  /** Records of live sandboxes, so that commands do not read kiln.db each time. */
+  private readonly cache = new Map<string, SandboxInfo>();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   private closed = false;
 
@@ -168,6 +170,7 @@ export class Kiln {
       throw e;
     }
     this.records.insert(info);
+    this.cache.set(info.id, info);
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);
     return sb;
@@ -194,8 +197,11 @@ export class Kiln {
 
   /** The stored record of a sandbox. @throws NotFoundError */
   record(id: string): SandboxInfo {
+    const cached = this.cache.get(id);
+    if (cached) return cached;
     const r = this.records.get(id);
     if (!r) throw new NotFoundError(`no sandbox ${id}`);
+    if (this.live.has(id)) this.cache.set(id, r);
     return r;
   }
 
@@ -231,6 +237,7 @@ export class Kiln {
     this.record(id);
     const at = timeoutMs > 0 ? Date.now() + timeoutMs : null;
     this.records.setExpiry(id, at);
+    this.cache.delete(id);
     this.armExpiry(id, at === null ? null : new Date(at).toISOString());
   }
 
@@ -255,6 +262,7 @@ export class Kiln {
     const info = this.record(id);
     const live = this.live.get(id);
     this.live.delete(id);
+    this.cache.delete(id);
     clearTimeout(this.expiryTimers.get(id));
     this.expiryTimers.delete(id);
     await live?.close();
@@ -295,6 +303,7 @@ export class Kiln {
       throw e;
     }
     this.records.setTier(id, to);
+    this.cache.delete(id);
     sb.swapInstance(Promise.resolve(next));
     await oldInstance.close();
     await from.destroy(this.spec(info));
@@ -312,6 +321,7 @@ export class Kiln {
     for (const t of this.expiryTimers.values()) clearTimeout(t);
     await Promise.all([...this.live.values()].map((s) => s.close().catch(() => {})));
     this.live.clear();
+    this.cache.clear();
     for (const b of this.backends.values()) await (await b.catch(() => undefined))?.close?.();
     this.records.close();
   }

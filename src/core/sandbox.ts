@@ -54,7 +54,8 @@ export class Sandbox {
   /** The sandbox's files. */
   readonly files: Files;
   private readonly host: SandboxHost;
-  private readonly audit: AuditLog;
+  private auditLog: AuditLog | undefined;
+  private readonly databasePath: string;
   private instancePromise: Promise<Instance> | undefined;
   private closed = false;
 
@@ -62,7 +63,7 @@ export class Sandbox {
   constructor(id: string, host: SandboxHost, databasePath: string, instance: () => Promise<Instance>) {
     this.id = id;
     this.host = host;
-    this.audit = new AuditLog(databasePath);
+    this.databasePath = databasePath;
     const getInstance = () => {
       if (this.closed) return Promise.reject(new SandboxStoppedError(id));
       this.instancePromise ??= instance();
@@ -76,8 +77,14 @@ export class Sandbox {
       const r = this.host.record(id);
       return { cwd: r.cwd, env: r.env, limits: r.limits };
     };
-    this.commands = new Commands({ instance: getInstance, defaults, audit: this.audit });
+    this.commands = new Commands({ instance: getInstance, defaults, audit: () => this.audit() });
     this.files = new Files({ ops: async () => (await getInstance()).files, defaults });
+  }
+
+  /** The audit log, opened on first use (after the tier has made the database). */
+  private audit(): AuditLog {
+    this.auditLog ??= new AuditLog(this.databasePath);
+    return this.auditLog;
   }
 
   /** @internal The live instance (started on first use). */
@@ -118,7 +125,7 @@ export class Sandbox {
   /** The audit log: the newest `limit` commands, oldest first. */
   async logs(options: { limit?: number; signal?: AbortSignal } = {}): Promise<AuditEntry[]> {
     throwIfAborted(options.signal);
-    return this.audit.list(options.limit ?? 1000);
+    return this.audit().list(options.limit ?? 1000);
   }
 
   /** Current resource use. */
@@ -193,6 +200,6 @@ export class Sandbox {
     const inst = this.instancePromise;
     this.instancePromise = undefined;
     if (inst) await (await inst.catch(() => undefined))?.close();
-    this.audit.close();
+    this.auditLog?.close();
   }
 }

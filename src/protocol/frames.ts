@@ -150,7 +150,8 @@ const decoder = new TextDecoder();
 
 /** Encodes one frame. */
 export function encodeFrame(type: number, id: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
-  if (payload.length + 5 > MAX_FRAME_LENGTH) throw new RangeError(`frame payload too large: ${payload.length}`);
+  if (payload.length + 5 > MAX_FRAME_LENGTH)
+    throw new RangeError(`frame payload too large: ${payload.length}`);
   const buf = new Uint8Array(HEADER_SIZE + payload.length);
   const view = new DataView(buf.buffer);
   view.setUint32(0, payload.length + 5);
@@ -183,7 +184,7 @@ export class FrameError extends Error {
  * It never writes into memory it has handed out, so payload views stay valid.
  */
 export class FrameDecoder {
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   private start = 0;
   /** Chunks that arrived while a frame was incomplete, joined once it can be. */
   private parts: Uint8Array[] = [];

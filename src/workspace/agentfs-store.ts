@@ -12,6 +12,7 @@
  * Several connections may open one file (WAL mode, busy timeout), e.g. the
  * Kiln process and a Python worker.
  */
+import { constants, copyFileSync, existsSync, renameSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { FsError } from "./fs-error.ts";
 
@@ -24,6 +25,8 @@ export const S_IFLNK = 0o120000;
 export const ROOT_INO = 1;
 /** Chunk size of new stores, in bytes (AgentFS's default). */
 export const DEFAULT_CHUNK_SIZE = 4096;
+/** `PRAGMA user_version` of a database whose schema Kiln has created (skips re-creating it). */
+export const SCHEMA_USER_VERSION = 1;
 /** Symlinks followed in one path walk before ELOOP. */
 const MAX_SYMLINK_HOPS = 40;
 
@@ -158,8 +161,15 @@ export class AgentFsStore {
   /** Opens (creating if needed) the store at `path`. */
   static open(path: string, options: StoreOptions = {}): AgentFsStore {
     const db = new DatabaseSync(path, { timeout: 10_000 });
-    db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-    db.exec(SCHEMA);
+    db.exec("PRAGMA synchronous=NORMAL;");
+    const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    // A store Kiln made (user_version set) has its schema, config and root: one query suffices.
+    if (Number(db.prepare("PRAGMA user_version").get()?.user_version) === SCHEMA_USER_VERSION) {
+      const row = db.prepare("SELECT value FROM fs_config WHERE key = 'chunk_size'").get();
+      return new AgentFsStore(db, Number.parseInt(String(row?.value), 10) || DEFAULT_CHUNK_SIZE, maxBytes);
+    }
+    db.exec("PRAGMA journal_mode=WAL;");
+    db.exec(`BEGIN; ${SCHEMA}; COMMIT;`);
     const row = db.prepare("SELECT value FROM fs_config WHERE key = 'chunk_size'").get();
     let chunkSize = DEFAULT_CHUNK_SIZE;
     if (row) chunkSize = Number.parseInt(String(row.value), 10) || DEFAULT_CHUNK_SIZE;
@@ -171,7 +181,31 @@ export class AgentFsStore {
         "INSERT INTO fs_inode (ino, mode, nlink, atime, mtime, ctime, atime_nsec, mtime_nsec, ctime_nsec) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
       ).run(ROOT_INO, S_IFDIR | 0o755, s, s, s, ns, ns, ns);
     }
-    return new AgentFsStore(db, chunkSize, options.maxBytes ?? Number.POSITIVE_INFINITY);
+    db.exec(`PRAGMA user_version=${SCHEMA_USER_VERSION}`);
+    return new AgentFsStore(db, chunkSize, maxBytes);
+  }
+
+  /**
+   * Makes a new store at `path` by copying `seedPath` (a closed, checkpointed
+   * store), making it first with `init` if it does not exist. Copying a few
+   * kilobytes is much cheaper than creating a schema in a fresh database.
+   */
+  static createFromSeed(
+    path: string,
+    seedPath: string,
+    init: (store: AgentFsStore) => void,
+    options: StoreOptions = {},
+  ): AgentFsStore {
+    if (!existsSync(seedPath)) {
+      const tmp = `${seedPath}.${process.pid}.${Date.now()}.tmp`;
+      const seed = AgentFsStore.open(tmp);
+      init(seed);
+      seed.db.exec("PRAGMA wal_checkpoint(TRUNCATE);");
+      seed.close();
+      renameSync(tmp, seedPath);
+    }
+    copyFileSync(seedPath, path, constants.COPYFILE_EXCL);
+    return AgentFsStore.open(path, options);
   }
 
   /** Closes the database. */

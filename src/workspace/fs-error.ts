@@ -55,7 +55,11 @@ export class FsError extends Error {
   /** The path involved. */
   readonly path: string;
   constructor(code: Errno, syscall: string, path: string) {
+    // These are control flow (just-bash probes paths by catching them); a stack trace would cost more than the lookup.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${code}: ${DESCRIPTIONS[code]}, ${syscall} '${path}'`);
+    Error.stackTraceLimit = limit;
     this.name = "FsError";
     this.code = code;
     this.path = path;

@@ -4,10 +4,12 @@
  * worker over the same database; JavaScript through just-bash's QuickJS
  * `js-exec`. Needs nothing from the machine but Node.
  */
+
+import { join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import type { TierStatus } from "../../core/types.ts";
-import { AgentFsStore } from "../../workspace/agentfs-store.ts";
-import { DEV_NULL } from "../../workspace/sqlite-fs.ts";
+import { AgentFsStore, SCHEMA_USER_VERSION } from "../../workspace/agentfs-store.ts";
+import { DEV_NULL, SqliteFs } from "../../workspace/sqlite-fs.ts";
 import { VirtualInstance } from "./instance.ts";
 
 const CAPABILITIES: Capabilities = {
@@ -18,7 +20,7 @@ const CAPABILITIES: Capabilities = {
 };
 
 /** Directories every virtual sandbox starts with. */
-const LAYOUT = ["/workspace", "/tmp", "/home/user", "/dev"];
+const LAYOUT = ["/workspace", "/tmp", "/home", "/home/user", "/dev"];
 
 /** The virtual tier's driver. */
 export class VirtualBackend implements Backend {
@@ -34,19 +36,26 @@ export class VirtualBackend implements Backend {
   }
 
   async create(spec: InstanceSpec): Promise<Instance> {
-    const inst = this.openInstance(spec);
-    for (const dir of LAYOUT) await inst.fs.mkdir(dir, { recursive: true });
-    inst.fs.openForWrite(DEV_NULL, true);
-    return inst;
+    // The seed holds the schema and the starting layout; it lives in the data dir, per schema version.
+    const seed = join(spec.dataDir, `virtual-seed-v${SCHEMA_USER_VERSION}.db`);
+    const store = AgentFsStore.createFromSeed(
+      spec.databasePath,
+      seed,
+      (s) => {
+        const fs = new SqliteFs(s);
+        for (const dir of LAYOUT) fs.mkdirSync(dir);
+        fs.openForWrite(DEV_NULL, true);
+      },
+      { maxBytes: spec.limits.diskBytes },
+    );
+    return new VirtualInstance(spec, store);
   }
 
   async open(spec: InstanceSpec): Promise<Instance> {
-    return this.openInstance(spec);
-  }
-
-  private openInstance(spec: InstanceSpec): VirtualInstance {
-    const store = AgentFsStore.open(spec.databasePath, { maxBytes: spec.limits.diskBytes });
-    return new VirtualInstance(spec, store);
+    return new VirtualInstance(
+      spec,
+      AgentFsStore.open(spec.databasePath, { maxBytes: spec.limits.diskBytes }),
+    );
   }
 
   /** Empties the filesystem tables; the database file itself (with the audit log) belongs to core. */

@@ -46,7 +46,12 @@ export class VirtualInstance implements Instance {
   /** The warm Python interpreter, loaded on first use. */
   private pythonRuntime(): Promise<PythonRuntime> {
     this.python ??= import("./python-runtime.ts").then(
-      (m) => new m.PythonRuntime({ databasePath: this.spec.databasePath }),
+      (m) =>
+        new m.PythonRuntime({
+          databasePath: this.spec.databasePath,
+          maxMemoryBytes: this.spec.limits.memoryBytes,
+          maxDiskBytes: this.spec.limits.diskBytes,
+        }),
     );
     return this.python;
   }

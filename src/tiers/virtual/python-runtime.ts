@@ -56,6 +56,8 @@ export interface PythonRuntimeOptions {
   databasePath: string;
   /** Cap on the interpreter's WASM memory; default (and maximum) 512 MiB. */
   maxMemoryBytes?: number;
+  /** The workspace disk limit, enforced on the worker's connection too; default unlimited. */
+  maxDiskBytes?: number;
 }
 
 /** The build's own heap ceiling. */
@@ -69,8 +71,11 @@ const VENDOR_DIR = join(
   dirname(createRequire(import.meta.url).resolve("just-bash")),
   "../../vendor/cpython-emscripten",
 );
+/** The project's lib has no WebAssembly types (they come with the DOM lib). */
+const wasm = (globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<object> } })
+  .WebAssembly;
 /** python.wasm compiled once per process; workers share it, so a restart skips compilation. */
-let wasmModule: Promise<WebAssembly.Module> | undefined;
+let wasmModule: Promise<object> | undefined;
 
 interface Live {
   worker: Worker;
@@ -87,7 +92,7 @@ const encoder = new TextEncoder();
 
 /** A warm Python interpreter over one sandbox's workspace. */
 export class PythonRuntime {
-  readonly #opts: Required<PythonRuntimeOptions>;
+  readonly #opts: PythonRuntimeOptions & { maxMemoryBytes: number };
   #live: Live | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #idle: NodeJS.Timeout | undefined;
@@ -95,7 +100,7 @@ export class PythonRuntime {
 
   constructor(opts: PythonRuntimeOptions) {
     this.#opts = {
-      databasePath: opts.databasePath,
+      ...opts,
       maxMemoryBytes: Math.min(opts.maxMemoryBytes ?? MAX_MEMORY, MAX_MEMORY),
     };
   }
@@ -134,6 +139,8 @@ export class PythonRuntime {
 
   #dispatch(live: Live, job: PythonJob, io: PythonIo): Promise<PythonResult> {
     return new Promise((resolve) => {
+      let started = false;
+      let timer: NodeJS.Timeout | undefined;
       let stopping: PythonResult | undefined;
       let grace: NodeJS.Timeout | undefined;
       const finish = (r: PythonResult) => {
@@ -143,22 +150,32 @@ export class PythonRuntime {
         io.signal?.removeEventListener("abort", onAbort);
         resolve(stopping ?? r);
       };
+      const kill = (r: PythonResult) => {
+        void this.#kill(live, "stopped");
+        if (started) {
+          const note =
+            "python3: the job did not stop on interrupt; the interpreter was restarted (REPL state is lost)\n";
+          io.onStderr(encoder.encode(note));
+        }
+        finish(r);
+      };
       const stop = (r: PythonResult) => {
         if (stopping) return;
         stopping = r;
+        if (!started) return kill(r); // still booting: nothing worth keeping
         Atomics.store(live.signals, 1, SIGINT); // KeyboardInterrupt at the next bytecode check
-        grace = setTimeout(() => {
-          void this.#kill(live, "stopped");
-          finish(r);
-        }, GRACE_MS);
+        grace = setTimeout(() => kill(r), GRACE_MS);
       };
       const onAbort = () => stop({ exitCode: 130 });
-      const timer = io.timeoutMs ? setTimeout(() => stop({ exitCode: 124, timedOut: true }), io.timeoutMs) : undefined;
       io.signal?.addEventListener("abort", onAbort, { once: true });
 
       live.onMessage = (m) => {
         if (m.type === "out") (m.fd === 1 ? io.onStdout : io.onStderr)(m.data);
-        else if (m.type === "done") finish({ exitCode: m.exitCode });
+        else if (m.type === "started") {
+          // The clock starts here: the first run's boot does not count against its timeout.
+          started = true;
+          if (io.timeoutMs) timer = setTimeout(() => stop({ exitCode: 124, timedOut: true }), io.timeoutMs);
+        } else if (m.type === "done") finish({ exitCode: m.exitCode });
         else {
           // The interpreter itself ended: os._exit() (no error) or a crash.
           if (m.error) io.onStderr(encoder.encode(`python3: ${m.error}\n`));
@@ -167,7 +184,7 @@ export class PythonRuntime {
         }
       };
       live.onCrash = (reason) => {
-        io.onStderr(encoder.encode(`python3: ${reason}; the next run starts a fresh interpreter\n`));
+        io.onStderr(encoder.encode(`python3: ${reason}\n`));
         finish({ exitCode: 1 });
       };
 
@@ -180,7 +197,12 @@ export class PythonRuntime {
   }
 
   async #spawn(): Promise<Live> {
-    wasmModule ??= readFile(join(VENDOR_DIR, "python.wasm")).then((b) => WebAssembly.compile(b));
+    wasmModule ??= readFile(join(VENDOR_DIR, "python.wasm"))
+      .then((b) => wasm.compile(b))
+      .catch((e) => {
+        wasmModule = undefined; // let a later run try again
+        throw e;
+      });
     const { port1, port2 } = new MessageChannel();
     const signals = new SharedArrayBuffer(8);
     const workerData: PythonWorkerData = {
@@ -190,6 +212,7 @@ export class PythonRuntime {
       wasmModule: await wasmModule,
       vendorDir: VENDOR_DIR,
       maxMemoryBytes: this.#opts.maxMemoryBytes,
+      maxDiskBytes: this.#opts.maxDiskBytes,
     };
     const worker = new Worker(new URL("./python-worker.ts", import.meta.url), {
       workerData,
@@ -198,10 +221,13 @@ export class PythonRuntime {
     worker.unref();
     const live: Live = { worker, port: port1, signals: new Int32Array(signals) };
     worker.on("message", (m: WorkerMessage) => live.onMessage?.(m));
-    worker.on("error", (e) => live.onCrash?.(`the interpreter crashed (${e.message})`));
+    worker.on("error", (e) =>
+      live.onCrash?.(`the interpreter crashed (${e.message}); the next run starts afresh`),
+    );
     worker.on("exit", (code) => {
       if (this.#live === live) this.#live = undefined;
-      live.onCrash?.(live.killedBecause ?? `the interpreter's worker exited (code ${code})`);
+      const why = `the interpreter stopped unexpectedly (worker exit code ${code}); the next run starts afresh`;
+      live.onCrash?.(live.killedBecause ?? why);
     });
     return live;
   }

@@ -10,11 +10,17 @@
  * jobs arrive by `receiveMessageOnPort`, never by events. Output goes the
  * other way with `parentPort.postMessage`, which works from a busy thread.
  *
+ * Layout: each top-level directory of the store (/workspace, /tmp, /home...)
+ * is mounted at the same path, so paths mean the same as in bash; the stdlib
+ * zip and this driver live in memory under /.kiln. Files directly in the
+ * store's root, and directories Python creates at the top level, stay out of
+ * the store (in Emscripten's memory filesystem).
+ *
  * The build has no JS bridge (`import js` fails) and this file adds none: the
  * only ways out of the interpreter are the filesystem below and the devices.
  */
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { AgentFsStore, isDir, isFile, ROOT_INO, S_IFLNK, S_IFMT } from "../../workspace/agentfs-store.ts";
 import { ERRNO_NUMBERS, FsError } from "../../workspace/fs-error.ts";
@@ -27,10 +33,11 @@ export interface PythonWorkerData {
   /** Int32Array view: [0] job counter (Atomics.notify), [1] pending signal for Python. */
   signals: SharedArrayBuffer;
   /** Compiled python.wasm, shared so that restarts skip compilation. */
-  wasmModule: WebAssembly.Module;
+  wasmModule: object;
   /** Directory holding python.cjs and python313.zip. */
   vendorDir: string;
   maxMemoryBytes: number;
+  maxDiskBytes?: number;
 }
 
 /** A job as the driver receives it (stdin stays on the JS side, served by fd 0). */
@@ -40,11 +47,18 @@ export type WorkerJob =
 
 /** Messages this worker posts to the host. */
 export type WorkerMessage =
+  | { type: "started" }
   | { type: "out"; fd: 1 | 2; data: Uint8Array }
   | { type: "done"; exitCode: number }
   | { type: "exited"; exitCode: number; error?: string };
 
-// ---- Emscripten types (only what this file touches) -----------------------
+// ---- Emscripten and WebAssembly types (only what this file touches) --------
+
+/** The project's lib has no WebAssembly types (they come with the DOM lib). */
+interface Wasm {
+  instantiate(module: object, imports: object): Promise<{ exports: Record<string, unknown> }>;
+}
+const wasm = (globalThis as unknown as { WebAssembly: Wasm }).WebAssembly;
 
 interface EmNode {
   id: number;
@@ -98,18 +112,21 @@ const ESPIPE = 70;
 const RESERVED = new Set(["dev", "proc", ".kiln"]);
 /** Where the stdlib zip lives inside the interpreter. */
 const PYTHON_HOME = "/.kiln/python";
+/** The driver's file, so that its frames can be told apart in tracebacks. */
+const DRIVER_PATH = "/.kiln/driver.py";
 /** Output is batched: posted when this many bytes wait, or when this much time passed. */
 const FLUSH_BYTES = 64 * 1024;
 const FLUSH_MS = 20;
 
 const data = workerData as PythonWorkerData;
 const signals = new Int32Array(data.signals);
-const store = AgentFsStore.open(data.databasePath);
+const store = AgentFsStore.open(data.databasePath, { maxBytes: data.maxDiskBytes });
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 
 // ---- output batching --------------------------------------------------------
 
-let pending: { fd: 1 | 2; data: Uint8Array }[] = [];
+/** Runs of output per stream, in order; copied out of the WASM heap, joined when posted. */
+let pending: { fd: 1 | 2; parts: Uint8Array[] }[] = [];
 let pendingBytes = 0;
 let lastFlush = 0;
 /** False until the driver asks for its first job: boot-time noise is kept for crash reports only. */
@@ -117,7 +134,7 @@ let jobActive = false;
 const bootOutput: string[] = [];
 
 function flush(): void {
-  for (const c of pending) post({ type: "out", fd: c.fd, data: c.data });
+  for (const c of pending) post({ type: "out", fd: c.fd, data: Buffer.concat(c.parts) });
   pending = [];
   pendingBytes = 0;
   lastFlush = performance.now();
@@ -129,17 +146,17 @@ function emit(fd: 1 | 2, bytes: Uint8Array): void {
     return;
   }
   const last = pending.at(-1);
-  if (last && last.fd === fd) last.data = Buffer.concat([last.data, bytes]);
-  else pending.push({ fd, data: Uint8Array.from(bytes) });
+  if (last && last.fd === fd) last.parts.push(bytes.slice());
+  else pending.push({ fd, parts: [bytes.slice()] });
   pendingBytes += bytes.length;
   if (pendingBytes >= FLUSH_BYTES || performance.now() - lastFlush >= FLUSH_MS) flush();
 }
 
 // ---- job channel ------------------------------------------------------------
 
-let stdin = new Uint8Array(0);
+let stdin: Uint8Array = new Uint8Array(0);
 let stdinPos = 0;
-let ctlOut = new Uint8Array(0);
+let ctlOut: Uint8Array = new Uint8Array(0);
 let ctlPos = 0;
 
 /** Blocks this thread until the host posts the next job. */
@@ -159,6 +176,8 @@ function nextJob(FS: EmFS): void {
   const { job, stdin: input } = waitForJob();
   // A signal the host raised for the previous job must not hit this one.
   Atomics.store(signals, 1, 0);
+  enableInterrupts();
+  post({ type: "started" });
   stdin = input ?? new Uint8Array(0);
   stdinPos = 0;
   forgetCachedNodes(FS);
@@ -179,6 +198,13 @@ function bytesOf(buffer: Int8Array, offset: number, length: number): Uint8Array 
   return new Uint8Array(buffer.buffer, buffer.byteOffset + offset, length);
 }
 
+function outputTo(fd: 1 | 2) {
+  return (_s: EmStream, buf: Int8Array, off: number, len: number) => {
+    emit(fd, bytesOf(buf, off, len));
+    return len;
+  };
+}
+
 /** Registers /dev/stdin, /dev/stdout, /dev/stderr and /dev/kiln, and opens fds 0-2 on them. */
 function setupDevices(FS: EmFS): void {
   const seekErr = () => {
@@ -196,8 +222,8 @@ function setupDevices(FS: EmFS): void {
         llseek: seekErr,
       },
     ],
-    ["stdout", { write: (_s: EmStream, b: Int8Array, o: number, l: number) => (emit(1, bytesOf(b, o, l)), l) }],
-    ["stderr", { write: (_s: EmStream, b: Int8Array, o: number, l: number) => (emit(2, bytesOf(b, o, l)), l) }],
+    ["stdout", { write: outputTo(1) }],
+    ["stderr", { write: outputTo(2) }],
     [
       "kiln",
       {
@@ -265,7 +291,10 @@ function createStoreFs(FS: EmFS) {
           blocks: Math.ceil(i.size / 512),
         };
       }),
-    setattr: (node: EmNode, attr: { mode?: number; size?: number; atime?: number | null; mtime?: number | null }) =>
+    setattr: (
+      node: EmNode,
+      attr: { mode?: number; size?: number; atime?: number | null; mtime?: number | null },
+    ) =>
       guard(() => {
         if (attr.mode !== undefined) {
           store.setattr(node.storeIno, { mode: attr.mode });
@@ -333,12 +362,16 @@ function createStoreFs(FS: EmFS) {
   }
 
   return {
-    mount: (m: EmMount) => guard(() => makeNode(null, "/", store.inodeAt(m.opts.root), store.getattr(store.inodeAt(m.opts.root)).mode)),
+    mount: (m: EmMount) =>
+      guard(() =>
+        makeNode(null, "/", store.inodeAt(m.opts.root), store.getattr(store.inodeAt(m.opts.root)).mode),
+      ),
     node_ops,
     stream_ops,
   };
 }
 
+let enableInterrupts = () => {};
 let STOREFS: object | undefined;
 const mounted = new Set<string>();
 
@@ -380,12 +413,13 @@ function forgetCachedNodes(FS: EmFS): void {
 // ---- the driver ---------------------------------------------------------------
 
 /** The Python loop that runs jobs; kept in Python so that exceptions and exits are Python's own. */
-const DRIVER = String.raw`
+const DRIVER = `
 import builtins, io, json, os, runpy, sys, traceback, types
 
 _ctl = os.open("/dev/kiln", os.O_RDWR)
-_stdlib = os.path.dirname(os.__file__)
-_base_path = list(sys.path)
+_stdlib = sys.prefix + "/"  # the stdlib zip and frozen modules live under it
+_driver = __file__
+_base_path = [p for p in sys.path if p != os.path.dirname(_driver)]
 _contexts = {}
 
 def _recv():
@@ -416,11 +450,11 @@ def _forget_user_modules():
         if isinstance(f, str) and not f.startswith(_stdlib):
             del sys.modules[name]
 
-def _print_exc(e, skip):
+def _print_exc(e):
+    # Hide the driver's own frames, as a fresh python3 would have none.
     tb = e.__traceback__
-    for _ in range(skip):
-        if tb is not None:
-            tb = tb.tb_next
+    while tb is not None and tb.tb_frame.f_code.co_filename == _driver:
+        tb = tb.tb_next
     traceback.print_exception(type(e), e, tb)
 
 def _script(argv):
@@ -490,8 +524,7 @@ def _exit_code(e):
     print(c, file=sys.stderr)
     return 1
 
-while True:
-    job = _recv()
+def _job(job):
     _reset_io()
     os.environ.clear()
     os.environ.update(job["env"])
@@ -501,44 +534,66 @@ while True:
     except OSError:
         os.chdir("/")
     try:
-        code = _repl(job) if job["mode"] == "repl" else _script(job["argv"])
+        return _repl(job) if job["mode"] == "repl" else _script(job["argv"])
     except SystemExit as e:
-        code = _exit_code(e)
+        return _exit_code(e)
     except KeyboardInterrupt as e:
-        _print_exc(e, 2)
-        code = 130
+        _print_exc(e)
+        return 130
     except BaseException as e:
-        _print_exc(e, 2)
-        code = 1
-    if job["mode"] == "script":
-        _forget_user_modules()
-    for s in (sys.stdout, sys.stderr):
+        _print_exc(e)
+        return 1
+    finally:
+        if job["mode"] == "script":
+            _forget_user_modules()
+
+def _report(code):
+    # The host interrupts at most once per job; if that lands here, just try again.
+    while True:
         try:
-            s.flush()
-        except BaseException:
+            for s in (sys.stdout, sys.stderr):
+                try:
+                    s.flush()
+                except Exception:
+                    pass
+            os.write(_ctl, str(code).encode())
+            return
+        except KeyboardInterrupt:
             pass
-    os.write(_ctl, str(code).encode())
+
+while True:
+    try:
+        job = _recv()
+        code = _job(job)
+    except KeyboardInterrupt:
+        # Landed in the driver itself, between jobs or before one began: the
+        # job (if any) counts as interrupted; the host's grace kill covers the rest.
+        code = 130
+    _report(code)
 `;
 
 // ---- boot -------------------------------------------------------------------------
 
 async function boot(): Promise<EmModule> {
   const require = createRequire(import.meta.url);
-  const createPythonModule = require(join(data.vendorDir, "python.cjs")) as (arg: object) => Promise<EmModule>;
+  const createPythonModule = require(join(data.vendorDir, "python.cjs")) as (
+    arg: object,
+  ) => Promise<EmModule>;
   const { readFileSync } = await import("node:fs");
   const stdlib = readFileSync(join(data.vendorDir, "python313.zip"));
-  let memory: WebAssembly.Memory | undefined;
+  let memory: { buffer: ArrayBuffer } | undefined;
   const mod = await createPythonModule({
     noInitialRun: true,
     noFSInit: true, // we open fds 0-2 ourselves, on our devices
     print: (s: string) => bootOutput.push(s),
     printErr: (s: string) => bootOutput.push(s),
-    instantiateWasm(imports: { env: Record<string, unknown> }, done: (i: WebAssembly.Instance) => void) {
+    instantiateWasm(imports: { env: Record<string, unknown> }, done: (instance: object) => void) {
       // Cap memory growth: Python then raises MemoryError instead of the worker dying.
       const grow = imports.env.emscripten_resize_heap as ((n: number) => number) | undefined;
-      if (grow) imports.env.emscripten_resize_heap = (n: number) => ((n >>> 0) > data.maxMemoryBytes ? 0 : grow(n));
-      WebAssembly.instantiate(data.wasmModule, imports as WebAssembly.Imports).then((inst) => {
-        memory = inst.exports.memory as WebAssembly.Memory;
+      if (grow)
+        imports.env.emscripten_resize_heap = (n: number) => (n >>> 0 > data.maxMemoryBytes ? 0 : grow(n));
+      wasm.instantiate(data.wasmModule, imports).then((inst) => {
+        memory = inst.exports.memory as { buffer: ArrayBuffer };
         done(inst);
       });
       return {};
@@ -547,6 +602,7 @@ async function boot(): Promise<EmModule> {
       (m: EmModule) => {
         m.FS.mkdirTree(`${PYTHON_HOME}/lib/python3.13/lib-dynload`);
         m.FS.writeFile(`${PYTHON_HOME}/lib/python313.zip`, stdlib);
+        m.FS.writeFile(DRIVER_PATH, Buffer.from(DRIVER));
         m.ENV.PYTHONHOME = PYTHON_HOME;
         m.ENV.PYTHONPATH = `${PYTHON_HOME}/lib/python313.zip`;
         m.ENV.PYTHONDONTWRITEBYTECODE = "1";
@@ -554,9 +610,13 @@ async function boot(): Promise<EmModule> {
       },
     ],
   });
-  // Let the host interrupt running Python code (KeyboardInterrupt) through signals[1].
+  // The host interrupts running Python code (KeyboardInterrupt) through signals[1].
   mod.Py_EmscriptenSignalBuffer = new Int32Array(data.signals, 4, 1);
-  if (memory) new Uint8Array(memory.buffer)[mod._Py_EMSCRIPTEN_SIGNAL_HANDLING] = 1;
+  enableInterrupts = () => {
+    // Only once the driver is up: an interrupt during its imports would kill it.
+    if (memory) new Uint8Array(memory.buffer)[mod._Py_EMSCRIPTEN_SIGNAL_HANDLING] = 1;
+    enableInterrupts = () => {};
+  };
   mountStoreDirs(mod.FS);
   return mod;
 }
@@ -570,16 +630,17 @@ try {
   let exitCode = 1;
   let error: string | undefined;
   try {
-    exitCode = mod.callMain(["-c", DRIVER]);
-    error = `the interpreter exited (status ${exitCode})`;
+    // Returns only when Python exits (os._exit() in a job): a plain exit status.
+    exitCode = mod.callMain([DRIVER_PATH]);
   } catch (e) {
-    // os._exit() or a WASM trap (out of memory, stack overflow) ends up here.
+    // A WASM trap (stack overflow, unreachable) or an abort.
     const status = (e as { status?: number }).status;
     if (typeof status === "number") exitCode = status;
-    else error = describe(e);
+    else error = `the interpreter crashed (${describe(e)})`;
   }
   flush();
-  if (!jobActive && bootOutput.length > 0) error = `${error ?? "exited"}\n${bootOutput.join("\n")}`;
+  if (!jobActive)
+    error = [error ?? `the interpreter failed to start (status ${exitCode})`, ...bootOutput].join("\n");
   post({ type: "exited", exitCode, error });
 } catch (e) {
   post({ type: "exited", exitCode: 1, error: `failed to start: ${describe(e)}\n${bootOutput.join("\n")}` });

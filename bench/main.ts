@@ -1,0 +1,43 @@
+/**
+ * `npm run bench`: Kiln beside the raw tools it wraps, in one run on this
+ * machine, printed as markdown tables with the ratio Kiln / raw.
+ * `--write` also records the tables in docs/benchmarks.md.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { markdownTable, type Row } from "./stats.ts";
+import { benchVirtual } from "./virtual.ts";
+
+const root = join(import.meta.dirname, "..");
+
+function memoryRow(): Row {
+  const out = execFileSync(process.execPath, ["--expose-gc", join(import.meta.dirname, "memory.ts")], {
+    encoding: "utf8",
+  });
+  const m = JSON.parse(out.trim().split("\n").at(-1)!) as { kilnBytes: number; rawBytes: number };
+  return {
+    metric: "idle memory per sandbox (1,000 in one process)",
+    kiln: m.kilnBytes / 1024,
+    raw: m.rawBytes / 1024,
+    unit: "KiB",
+    rawLabel: "one `new Bash()` kept alive",
+  };
+}
+
+const date = new Date().toISOString().slice(0, 10);
+const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
+const sections = [markdownTable("virtual tier (just-bash)", [...(await benchVirtual()), memoryRow()])];
+const report = [`## Run of ${date} (${machine})`, "", ...sections].join("\n\n");
+process.stdout.write(`${report}\n`);
+
+if (process.argv.includes("--write")) {
+  const file = join(root, "docs", "benchmarks.md");
+  const text = readFileSync(file, "utf8");
+  const marker = "<!-- bench:latest -->";
+  const i = text.indexOf(marker);
+  const head = i >= 0 ? text.slice(0, i + marker.length) : `${text.trimEnd()}\n\n${marker}`;
+  writeFileSync(file, `${head}\n\n${report}\n`);
+  process.stdout.write(`\nrecorded in ${file}\n`);
+}
