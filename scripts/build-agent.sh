@@ -4,6 +4,7 @@
 # newer than every source file. Usage: scripts/build-agent.sh [--force]
 set -euo pipefail
 
+export PATH="$PATH:${HOME:-/root}/.cargo/bin"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 src="$root/agent/src"
 out="$root/agent/target/kiln-agent"

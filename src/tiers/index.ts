@@ -4,3 +4,4 @@
 import { registerTier } from "../core/tier-registry.ts";
 
 registerTier("virtual", async () => new (await import("./virtual/index.ts")).VirtualBackend());
+registerTier("namespace", async () => new (await import("./namespace/index.ts")).NamespaceBackend());

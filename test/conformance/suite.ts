@@ -56,7 +56,11 @@ export function runConformance(options: ConformanceOptions): void {
     let streaming = false;
 
     const create = (extra: Parameters<Kiln["create"]>[0] = {}) =>
-      kiln.create({ tier, template: options.template ?? "default", ...extra });
+      kiln.create({
+        tier,
+        template: options.template ?? process.env.KILN_TEST_TEMPLATE ?? "default",
+        ...extra,
+      });
 
     before(async () => {
       dataDir = mkdtempSync(join(tmpdir(), `kiln-conf-${tier}-`));
@@ -273,7 +277,7 @@ export function runConformance(options: ConformanceOptions): void {
 
     it("files: modes and mtimes are kept", async () => {
       await sb.files.write("script.sh", "#!/bin/sh\necho hi\n");
-      await sb.commands.run("chmod 750 script.sh && touch -d '2020-01-02T03:04:05Z' script.sh");
+      await sb.commands.run("chmod 750 script.sh && TZ=UTC touch -d '2020-01-02 03:04:05' script.sh");
       const st = await sb.files.stat("script.sh");
       assert.equal(st.mode, 0o750);
       assert.equal(new Date(st.mtimeMs).toISOString(), "2020-01-02T03:04:05.000Z");
@@ -352,7 +356,7 @@ export function runConformance(options: ConformanceOptions): void {
       await s.files.write("/workspace/t/a.txt", "A");
       await s.files.write("/workspace/t/d/b.bin", new Uint8Array([0, 1, 2, 255]));
       await s.files.symlink("a.txt", "/workspace/t/ln");
-      await s.commands.run("chmod 600 t/a.txt && touch -d '2021-05-06T07:08:09Z' t/a.txt");
+      await s.commands.run("chmod 600 t/a.txt && TZ=UTC touch -d '2021-05-06 07:08:09' t/a.txt");
       const tar = await s.files.exportTar("/workspace/t");
       await s.files.importTar("/workspace/copy", tar);
       assert.equal(await s.files.read("/workspace/copy/a.txt"), "A");

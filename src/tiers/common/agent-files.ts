@@ -1,0 +1,106 @@
+/**
+ * FileOps served by the in-sandbox agent: every path is resolved inside the
+ * sandbox's own mount namespace, so symlinks can never reach the host. Tar
+ * export and import are built here on the agent's primitives.
+ */
+import { posix } from "node:path";
+import { Readable } from "node:stream";
+import type { FileOps } from "../../core/backend.ts";
+import type { EntryInfo } from "../../core/types.ts";
+import type { AgentClient } from "../../protocol/agent-client.ts";
+import { packTree, type TreeEntry, unpackTree } from "../../workspace/tar.ts";
+
+/** FileOps over an agent connection. */
+export class AgentFiles implements FileOps {
+  private readonly agent: () => AgentClient;
+
+  /** `agent` returns the live connection (it changes when the sandbox restarts). */
+  constructor(agent: () => AgentClient) {
+    this.agent = agent;
+  }
+
+  stat(path: string): Promise<EntryInfo> {
+    return this.agent().stat(path);
+  }
+  list(path: string, depth: number): Promise<EntryInfo[]> {
+    return this.agent().list(path, depth);
+  }
+  read(path: string): Promise<ReadableStream<Uint8Array>> {
+    return this.agent().read(path);
+  }
+  async write(path: string, data: ReadableStream<Uint8Array>, maxBytes: number): Promise<EntryInfo> {
+    await this.agent().mkdir(posix.dirname(path));
+    return this.agent().write(path, data, maxBytes);
+  }
+  mkdir(path: string): Promise<boolean> {
+    return this.agent().mkdir(path);
+  }
+  remove(path: string): Promise<void> {
+    return this.agent().remove(path);
+  }
+  rename(from: string, to: string): Promise<void> {
+    return this.agent().rename(from, to);
+  }
+  symlink(target: string, path: string): Promise<void> {
+    return this.agent().symlink(target, path);
+  }
+
+  async exportTar(path: string): Promise<ReadableStream<Uint8Array>> {
+    const entries = await this.agent().list(path, 1_000_000);
+    const root = (await this.agent().stat(path)).type;
+    if (root !== "dir") throw Object.assign(new Error(`not a directory: ${path}`), { errno: "ENOTDIR" });
+    // Parents before children: the listing is depth-first per directory; sort by path to be sure.
+    entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const rel = (p: string) => posix.relative(path, p);
+    return packTree({
+      async *entries(): AsyncIterable<TreeEntry> {
+        for (const e of entries) {
+          yield {
+            path: rel(e.path),
+            type: e.type,
+            mode: e.mode,
+            mtimeMs: e.mtimeMs,
+            size: e.type === "file" ? e.size : 0,
+            ...(e.symlinkTarget !== undefined ? { linkTarget: e.symlinkTarget } : {}),
+          };
+        }
+      },
+      open: async (p: string) => Readable.fromWeb((await this.agent().read(posix.join(path, p))) as never),
+    });
+  }
+
+  async importTar(path: string, tar: ReadableStream<Uint8Array>): Promise<void> {
+    const a = () => this.agent();
+    const abs = (p: string) => posix.join(path, p);
+    await a().mkdir(path);
+    await unpackTree(tar, {
+      async mkdir(p, mode) {
+        await a().mkdir(abs(p));
+        await a().chmod(abs(p), mode);
+      },
+      async file(p, mode, mtimeMs, data) {
+        await a().mkdir(posix.dirname(abs(p)));
+        await a().write(
+          abs(p),
+          ReadableStream.from(data as AsyncIterable<Uint8Array>),
+          Number.MAX_SAFE_INTEGER,
+        );
+        await a().chmod(abs(p), mode);
+        await a().utimes(abs(p), mtimeMs);
+      },
+      async symlink(p, target, mtimeMs) {
+        await a().mkdir(posix.dirname(abs(p)));
+        await a()
+          .remove(abs(p))
+          .catch(() => {});
+        await a().symlink(target, abs(p));
+        await a()
+          .utimes(abs(p), mtimeMs)
+          .catch(() => {});
+      },
+      async finish(dirs) {
+        for (const d of dirs) await a().utimes(abs(d.path), d.mtimeMs);
+      },
+    });
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Per-sandbox cgroups for memory, pids and CPU, on cgroup v1 (this machine's
+ * layout: one hierarchy per controller) or v2 (one unified hierarchy). Every
+ * sandbox of a real tier gets `kiln/<id>` in each controller; its limits hold
+ * for the whole process tree, and `destroy` kills whatever is left in it.
+ */
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Limits } from "../../core/limits.ts";
+
+const ROOT = "/sys/fs/cgroup";
+const V1_CONTROLLERS = ["memory", "pids", "cpu"] as const;
+
+/** Which cgroup layout the host has, or why none is usable. */
+export function cgroupMode(): { mode: "v1" | "v2" } | { mode: "none"; reason: string } {
+  if (existsSync(join(ROOT, "cgroup.controllers"))) return { mode: "v2" };
+  const missing = V1_CONTROLLERS.filter((c) => !existsSync(join(ROOT, c, "cgroup.procs")));
+  if (missing.length === 0) return { mode: "v1" };
+  return { mode: "none", reason: `no cgroup controllers mounted for: ${missing.join(", ")}` };
+}
+
+function write(path: string, value: string | number): void {
+  writeFileSync(path, String(value));
+}
+
+function readNumber(path: string): number | undefined {
+  try {
+    return Number(readFileSync(path, "utf8").trim().split(/\s+/)[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cgroup of one sandbox. */
+export class SandboxCgroup {
+  /** Path relative to each hierarchy's root, e.g. `/kiln/sb_...`. */
+  readonly relPath: string;
+  private readonly mode: "v1" | "v2";
+
+  constructor(id: string) {
+    const m = cgroupMode();
+    if (m.mode === "none") throw new Error(m.reason);
+    this.mode = m.mode;
+    this.relPath = `/kiln/${id}`;
+  }
+
+  /** Directories of this cgroup (one per controller on v1). */
+  dirs(): string[] {
+    return this.mode === "v2"
+      ? [join(ROOT, this.relPath)]
+      : V1_CONTROLLERS.map((c) => join(ROOT, c, this.relPath));
+  }
+
+  private dir(controller: (typeof V1_CONTROLLERS)[number]): string {
+    return this.mode === "v2" ? join(ROOT, this.relPath) : join(ROOT, controller, this.relPath);
+  }
+
+  /** Creates the cgroup and sets the limits. */
+  create(limits: Limits): void {
+    if (this.mode === "v2") {
+      const parent = join(ROOT, "kiln");
+      mkdirSync(parent, { recursive: true });
+      try {
+        write(join(ROOT, "cgroup.subtree_control"), "+memory +pids +cpu");
+        write(join(parent, "cgroup.subtree_control"), "+memory +pids +cpu");
+      } catch {
+        // Already enabled, or delegated by the service manager.
+      }
+    }
+    for (const d of this.dirs()) mkdirSync(d, { recursive: true });
+    const quotaUs = Math.round(limits.cpuCount * 100_000);
+    if (this.mode === "v1") {
+      write(join(this.dir("memory"), "memory.limit_in_bytes"), limits.memoryBytes);
+      // Without swap accounting this file is absent; then swap is simply not counted.
+      const memsw = join(this.dir("memory"), "memory.memsw.limit_in_bytes");
+      if (existsSync(memsw)) write(memsw, limits.memoryBytes);
+      write(join(this.dir("pids"), "pids.max"), limits.pids);
+      write(join(this.dir("cpu"), "cpu.cfs_period_us"), 100_000);
+      write(join(this.dir("cpu"), "cpu.cfs_quota_us"), quotaUs);
+    } else {
+      const d = this.dir("memory");
+      write(join(d, "memory.max"), limits.memoryBytes);
+      if (existsSync(join(d, "memory.swap.max"))) write(join(d, "memory.swap.max"), 0);
+      write(join(d, "pids.max"), limits.pids);
+      write(join(d, "cpu.max"), `${quotaUs} 100000`);
+    }
+  }
+
+  /** Moves process `pid` into the cgroup. */
+  add(pid: number): void {
+    for (const d of this.dirs()) write(join(d, "cgroup.procs"), pid);
+  }
+
+  /** A shell snippet that moves the running shell into the cgroup (for `sh -c '...; exec runtime'`). */
+  joinScript(): string {
+    return this.dirs()
+      .map((d) => `echo $$ > '${join(d, "cgroup.procs")}'`)
+      .join(" && ");
+  }
+
+  /** Memory in use, bytes. */
+  memoryBytes(): number | undefined {
+    return readNumber(
+      join(this.dir("memory"), this.mode === "v1" ? "memory.usage_in_bytes" : "memory.current"),
+    );
+  }
+
+  /** True when the memory limit has killed a process (OOM) since creation. */
+  oomKilled(): boolean {
+    if (this.mode === "v1") {
+      const txt = (() => {
+        try {
+          return readFileSync(join(this.dir("memory"), "memory.oom_control"), "utf8");
+        } catch {
+          return "";
+        }
+      })();
+      const m = /oom_kill (\d+)/.exec(txt);
+      if (m) return Number(m[1]) > 0;
+      return (readNumber(join(this.dir("memory"), "memory.failcnt")) ?? 0) > 0;
+    }
+    try {
+      const ev = readFileSync(join(this.dir("memory"), "memory.events"), "utf8");
+      return Number(/oom_kill (\d+)/.exec(ev)?.[1] ?? 0) > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Number of processes in the cgroup. */
+  pidCount(): number {
+    return readNumber(join(this.dir("pids"), this.mode === "v1" ? "pids.current" : "pids.current")) ?? 0;
+  }
+
+  /** Kills every process in the cgroup and removes it. Idempotent. */
+  destroy(): void {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      let alive = 0;
+      for (const d of this.dirs()) {
+        let procs: string[] = [];
+        try {
+          procs = readFileSync(join(d, "cgroup.procs"), "utf8").split("\n").filter(Boolean);
+        } catch {
+          continue;
+        }
+        for (const p of procs) {
+          alive++;
+          try {
+            process.kill(Number(p), "SIGKILL");
+          } catch {
+            // Already gone.
+          }
+        }
+      }
+      if (alive === 0) break;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+    for (const d of this.dirs()) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // Gone already, or still busy (reported by the next destroy).
+      }
+    }
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * The template (read-only root filesystem) of a real-binary sandbox. The
+ * `default` template is built on first use when missing (the CLI shows a
+ * progress bar for that; here it is silent). Every rootfs gets an empty
+ * `/.kiln` directory, the mount point of the agent binary.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { NotFoundError } from "../../core/errors.ts";
+import { build } from "../../templates/debootstrap.ts";
+import { defaultTemplateDir, TemplateStore } from "../../templates/template-store.ts";
+
+/** Where the agent binary appears inside every sandbox. */
+export const AGENT_DIR = "/.kiln";
+/** The agent's path inside the sandbox. */
+export const AGENT_PATH = `${AGENT_DIR}/agent`;
+
+const building = new Map<string, Promise<unknown>>();
+
+/**
+ * The rootfs path of template `name`.
+ * @throws NotFoundError when it does not exist (and is not `default`)
+ */
+export async function templateRootfs(dataDir: string, name: string, signal?: AbortSignal): Promise<string> {
+  const store = new TemplateStore(defaultTemplateDir(dataDir));
+  if (!(await store.has(name))) {
+    if (name !== "default") {
+      throw new NotFoundError(
+        `no template ${name}; build it with \`kiln template build ${name}\` or import one`,
+      );
+    }
+    const key = store.root;
+    let b = building.get(key);
+    if (!b) {
+      b = build(store, "default", signal ? { signal } : {}).finally(() => building.delete(key));
+      building.set(key, b);
+    }
+    await b;
+  }
+  const rootfs = (await store.get(name)).rootfs;
+  if (!existsSync(join(rootfs, AGENT_DIR))) mkdirSync(join(rootfs, AGENT_DIR), { mode: 0o755 });
+  return rootfs;
+}

@@ -1,0 +1,90 @@
+/**
+ * A sandbox's /workspace on the real-binary tiers: a sparse ext4 image of
+ * `limits.diskBytes` in the sandbox's state directory, loop-mounted while the
+ * sandbox runs. The filesystem itself enforces the disk limit (ENOSPC), the
+ * workspace survives restarts, and it costs only the blocks it uses.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync } from "node:fs";
+import { join } from "node:path";
+import { run, which } from "./host.ts";
+
+/** Paths of one sandbox's workspace image. */
+export class WorkspaceImage {
+  /** The image file. */
+  readonly imagePath: string;
+  /** Where it is mounted on the host while the sandbox runs. */
+  readonly mountPath: string;
+
+  constructor(stateDir: string) {
+    this.imagePath = join(stateDir, "workspace.img");
+    this.mountPath = join(stateDir, "workspace");
+  }
+
+  /** Why images cannot be made here, or undefined when they can. */
+  static unavailableReason(): string | undefined {
+    if (!which("mkfs.ext4")) return "mkfs.ext4 not found (install e2fsprogs)";
+    if (!existsSync("/dev/loop-control") && !existsSync("/dev/loop0"))
+      return "no loop devices (/dev/loop-control)";
+    return undefined;
+  }
+
+  /** Makes the image (sparse) and its filesystem. */
+  async create(diskBytes: number): Promise<void> {
+    // ext4 needs a few MiB for its own structures; below that the limit could not hold a file.
+    const size = Math.max(diskBytes, 8 * 1024 * 1024);
+    await run("truncate", ["-s", String(size), this.imagePath]);
+    await run(which("mkfs.ext4") ?? "mkfs.ext4", [
+      "-q",
+      "-F",
+      "-m",
+      "0",
+      "-E",
+      "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0",
+      this.imagePath,
+    ]);
+    await this.mount();
+    rmSync(join(this.mountPath, "lost+found"), { recursive: true, force: true });
+  }
+
+  /** True when the image is mounted at `mountPath`. */
+  mounted(): boolean {
+    try {
+      return readFileSync("/proc/self/mountinfo", "utf8")
+        .split("\n")
+        .some((l) => l.split(" ")[4] === this.mountPath);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Mounts the image (idempotent). */
+  async mount(): Promise<void> {
+    if (this.mounted()) return;
+    mkdirSync(this.mountPath, { recursive: true, mode: 0o755 });
+    await run("mount", ["-o", "loop,nosuid,nodev", this.imagePath, this.mountPath]);
+  }
+
+  /** Unmounts the image (idempotent; lazily when something still holds it). */
+  async unmount(): Promise<void> {
+    if (!this.mounted()) return;
+    try {
+      await run("umount", [this.mountPath]);
+    } catch {
+      await run("umount", ["-l", this.mountPath]);
+    }
+  }
+
+  /** Bytes used in the workspace. */
+  usedBytes(): number | undefined {
+    if (!this.mounted()) return undefined;
+    const s = statfsSync(this.mountPath);
+    return (s.blocks - s.bfree) * s.bsize;
+  }
+
+  /** Unmounts and deletes the image. */
+  async destroy(): Promise<void> {
+    await this.unmount();
+    rmSync(this.imagePath, { force: true });
+    rmSync(this.mountPath, { recursive: true, force: true });
+  }
+}

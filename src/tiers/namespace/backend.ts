@@ -1,0 +1,95 @@
+/**
+ * The `namespace` tier: Linux namespaces, a seccomp filter and cgroups,
+ * through bubblewrap. Real binaries from a template, no network, no
+ * capabilities; the in-sandbox agent serves commands and files.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
+import type { TierStatus } from "../../core/types.ts";
+import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
+import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
+import { agentBinary, isRoot, which } from "../common/host.ts";
+import { seccompBpf } from "../common/seccomp.ts";
+import { templateRootfs } from "../common/templates.ts";
+import { WorkspaceImage } from "../common/workspace-image.ts";
+import { bwrapArgs, SECCOMP_FD } from "./bwrap-args.ts";
+
+const CAPABILITIES: Capabilities = {
+  realBinaries: true,
+  interactiveStdin: true,
+  streamingOutput: true,
+  processesSurviveRestart: false,
+};
+
+/** The namespace tier's driver. */
+export class NamespaceBackend implements Backend {
+  readonly tier = "namespace" as const;
+  readonly capabilities = CAPABILITIES;
+
+  async probe(): Promise<TierStatus> {
+    const no = (reason: string): TierStatus => ({ tier: "namespace", available: false, reason });
+    const bwrap = which("bwrap");
+    if (!bwrap) return no("bubblewrap is not installed (apt-get install bubblewrap)");
+    if (!isRoot()) return no("needs root (cgroup limits and the workspace image mount)");
+    const cg = cgroupMode();
+    if (cg.mode === "none") return no(cg.reason);
+    const img = WorkspaceImage.unavailableReason();
+    if (img) return no(img);
+    try {
+      agentBinary();
+    } catch (e) {
+      return no((e as Error).message);
+    }
+    const trial = spawnSync(bwrap, ["--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "--", "true"], {
+      encoding: "utf8",
+      timeout: 10_000,
+    });
+    if (trial.status !== 0) return no(`bwrap cannot create namespaces here: ${(trial.stderr ?? "").trim()}`);
+    const version = spawnSync(bwrap, ["--version"], { encoding: "utf8" }).stdout.trim();
+    return { tier: "namespace", available: true, reason: `${version}, cgroup ${cg.mode}` };
+  }
+
+  private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal): Promise<Instance> {
+    const rootfs = await templateRootfs(spec.dataDir, spec.template, signal);
+    const workspace = new WorkspaceImage(spec.stateDir);
+    if (fresh) await workspace.create(spec.limits.diskBytes);
+    const cgroup = new SandboxCgroup(spec.id);
+    cgroup.destroy();
+    cgroup.create(spec.limits);
+    const bwrap = which("bwrap")!;
+    const args = bwrapArgs({
+      rootfs,
+      workspace: workspace.mountPath,
+      agent: agentBinary(),
+      tmpBytes: Math.min(spec.limits.memoryBytes, spec.limits.diskBytes),
+    });
+    const launcher: Launcher = {
+      async start() {
+        // The shell joins the cgroup before it becomes bwrap, so no process escapes the limits.
+        const child = spawn("sh", ["-c", `${cgroup.joinScript()} && exec "$@"`, "sh", bwrap, ...args], {
+          stdio: ["pipe", "pipe", "pipe", "pipe"],
+        });
+        const fd3 = child.stdio[SECCOMP_FD] as import("node:net").Socket;
+        // bwrap closes the pipe once it has read the program; that reset is expected.
+        fd3.on("error", () => {});
+        fd3.end(Buffer.from(seccompBpf()));
+        return child;
+      },
+      async cleanup() {},
+    };
+    return AgentInstance.start({ tier: "namespace", spec, launcher, workspace, cgroup }, signal);
+  }
+
+  create(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {
+    return this.start(spec, true, signal);
+  }
+
+  open(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {
+    return this.start(spec, false, signal);
+  }
+
+  async destroy(spec: InstanceSpec): Promise<void> {
+    new SandboxCgroup(spec.id).destroy();
+    await new WorkspaceImage(spec.stateDir).destroy();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The bubblewrap command line of a namespace sandbox: every namespace
+ * unshared (so no network), all capabilities dropped, the seccomp filter on
+ * fd 3, a new session, death with its parent, the template read-only at `/`,
+ * the workspace image at `/workspace`, a private `/tmp`, and the agent.
+ */
+import { AGENT_DIR, AGENT_PATH } from "../common/templates.ts";
+
+/** What the command line is built from. */
+export interface BwrapInput {
+  rootfs: string;
+  workspace: string;
+  agent: string;
+  /** Size of the private /tmp, bytes (it counts against the memory limit too). */
+  tmpBytes: number;
+}
+
+/** The file descriptor the seccomp program is passed on. */
+export const SECCOMP_FD = 3;
+
+/** Arguments for `bwrap`. */
+export function bwrapArgs(i: BwrapInput): string[] {
+  return [
+    "--unshare-all",
+    "--unshare-user",
+    "--uid",
+    "0",
+    "--gid",
+    "0",
+    "--hostname",
+    "kiln",
+    "--die-with-parent",
+    "--new-session",
+    // The agent is PID 1 (it reaps orphans); bwrap's own command line, with host paths, stays outside.
+    "--as-pid-1",
+    "--cap-drop",
+    "ALL",
+    "--ro-bind",
+    i.rootfs,
+    "/",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--size",
+    String(i.tmpBytes),
+    "--tmpfs",
+    "/tmp",
+    "--bind",
+    i.workspace,
+    "/workspace",
+    // The template is read-only: a small tmpfs gives the agent binary a place to be bound.
+    "--size",
+    String(1024 * 1024),
+    "--tmpfs",
+    AGENT_DIR,
+    "--ro-bind",
+    i.agent,
+    AGENT_PATH,
+    "--remount-ro",
+    AGENT_DIR,
+    "--seccomp",
+    String(SECCOMP_FD),
+    "--chdir",
+    "/workspace",
+    "--clearenv",
+    "--setenv",
+    "PATH",
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    AGENT_PATH,
+  ];
+}

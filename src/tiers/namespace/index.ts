@@ -1,0 +1,2 @@
+/** The namespace tier's entry: its backend. */
+export { NamespaceBackend } from "./backend.ts";
