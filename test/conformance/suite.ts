@@ -7,11 +7,14 @@
  * skip becomes a failure, so CI cannot pass by skipping.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, type TestContext, test } from "node:test";
 import { Kiln, type Sandbox, type TierName } from "../../src/index.ts";
 
 /** Options of {@link runConformance}. */
@@ -82,13 +85,13 @@ export function runConformance(options: ConformanceOptions): void {
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     });
 
-    const it = (name: string, fn: () => Promise<void>) =>
+    const it = (name: string, fn: (t: TestContext) => Promise<void>) =>
       test(name, { skip: skipped.get(name) ?? false }, async (t) => {
         if (unavailable) {
           t.skip(`tier ${tier} unavailable: ${unavailable}`);
           return;
         }
-        await fn();
+        await fn(t);
       });
 
     it("exit codes pass through", async () => {
@@ -415,6 +418,103 @@ export function runConformance(options: ConformanceOptions): void {
       await s.setTimeout(300);
       await new Promise((r) => setTimeout(r, 600));
       await rejectsWithCode(kiln.connect(s.id), "not_found");
+    });
+
+    // Containment: what a hostile program does to its own sandbox stays there.
+    const real = (name: string, fn: () => Promise<void>) =>
+      it(name, async (t) => {
+        if (!(await kiln.backend(tier)).capabilities.realBinaries) {
+          t.skip("interpreter tier: no real processes (its limits are tested above)");
+          return;
+        }
+        await fn();
+      });
+
+    const bombLimits = {
+      pids: 64,
+      memoryBytes: 96 * 1024 * 1024,
+      diskBytes: 32 * 1024 * 1024,
+      timeoutMs: 15_000,
+    };
+
+    real("containment: a fork bomb hits the pids limit; others keep working", async () => {
+      const s = await create({ limits: bombLimits });
+      const e = await rejectsWithCode(
+        s.commands.run("for i in $(seq 1 300); do sleep 5 & done; wait"),
+        "limit_exceeded",
+      );
+      assert.equal(e.limit, "pids");
+      await s.commands.run("b() { b | b & }; b; sleep 2").catch(() => undefined);
+      assert.equal((await sb.commands.run("echo other")).stdout, "other\n");
+      assert.equal(spawnSync("true").status, 0, "the host can still start processes");
+      await s.kill();
+    });
+
+    real("containment: a memory bomb hits the memory limit; others keep working", async () => {
+      const s = await create({ limits: bombLimits });
+      const e = await rejectsWithCode(s.commands.run("tail /dev/zero"), "limit_exceeded");
+      assert.equal(e.limit, "memoryBytes");
+      assert.equal((await s.commands.run("echo still alive")).stdout, "still alive\n");
+      assert.equal((await sb.commands.run("echo other")).stdout, "other\n");
+      await s.kill();
+    });
+
+    it("containment: a disk fill hits the disk limit; files stay readable", async () => {
+      const s = await create({ limits: bombLimits });
+      await s.files.write("/workspace/keep.txt", "kept");
+      if ((await kiln.backend(tier)).capabilities.realBinaries) {
+        const e = await rejectsWithCode(
+          s.commands.run("dd if=/dev/zero of=/workspace/fill bs=1M count=100"),
+          "limit_exceeded",
+        );
+        assert.equal(e.limit, "diskBytes");
+      } else {
+        const e = await rejectsWithCode(
+          s.files.write("/workspace/fill", new Uint8Array(40 * 1024 * 1024)),
+          "limit_exceeded",
+        );
+        assert.equal(e.limit, "diskBytes");
+        await s.files.write("/workspace/fill", new Uint8Array(28 * 1024 * 1024));
+      }
+      const w = await rejectsWithCode(
+        s.files.write("/workspace/more.bin", new Uint8Array(8 * 1024 * 1024)),
+        "limit_exceeded",
+      );
+      assert.equal(w.limit, "diskBytes");
+      assert.equal(await s.files.read("/workspace/keep.txt"), "kept");
+      await s.files.remove("/workspace/fill");
+      await s.files.write("/workspace/after.txt", "room again");
+      assert.equal((await sb.commands.run("echo other")).stdout, "other\n");
+      await s.kill();
+    });
+
+    real("containment: no host files, no network, no privileges", async () => {
+      const secret = `kiln-secret-${randomBytes(6).toString("hex")}`;
+      const marker = `/tmp/kiln-host-marker-${randomBytes(4).toString("hex")}`;
+      writeFileSync(marker, secret);
+      const server = createServer((_req, res) => res.end(secret));
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        const probe = [
+          `cat ${marker}`,
+          `cat /proc/1/root${marker}`,
+          "cat /etc/shadow",
+          `(curl -s -m 3 http://127.0.0.1:${port}/ || wget -q -T 3 -O- http://127.0.0.1:${port}/)`,
+          `(curl -s -m 3 http://1.1.1.1/ || wget -q -T 3 -O- http://1.1.1.1/)`,
+        ].join("; ");
+        const r = await sb.commands.run(probe, { timeoutMs: 20_000 });
+        assert.ok(!r.stdout.includes(secret), "a host file or host service was reachable");
+        const privileged = await sb.commands.run(
+          "mount -t tmpfs none /mnt 2>/dev/null && echo MOUNTED; unshare -U true 2>/dev/null && echo UNSHARED; echo done",
+        );
+        assert.equal(privileged.stdout, "done\n");
+        const rootRo = await sb.commands.run("touch /usr/kiln-probe 2>/dev/null && echo WROTE; echo done");
+        assert.equal(rootRo.stdout, "done\n", "the template root must be read-only");
+      } finally {
+        server.close();
+        unlinkSync(marker);
+      }
     });
 
     it("sandboxes survive a restart of Kiln", async () => {

@@ -171,8 +171,9 @@ export class AgentInstance implements Instance {
     if (cg && this.pidsMaxEvents() > before.pidsMax) {
       return { ...s, limit: { limit: "pids", value: l.pids, message: "process limit reached: fork failed" } };
     }
-    const used = this.parts.workspace.usedBytes();
-    if (used !== undefined && used >= l.diskBytes * 0.97) {
+    // ext4 keeps some of the image for itself, so "full" is judged by what is left, not by what is used.
+    const free = this.parts.workspace.freeBytes();
+    if (free !== undefined && free < Math.max(1024 * 1024, l.diskBytes * 0.02)) {
       return { ...s, limit: { limit: "diskBytes", value: l.diskBytes, message: "workspace is full" } };
     }
     return s;

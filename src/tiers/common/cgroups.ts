@@ -155,11 +155,15 @@ export class SandboxCgroup {
       if (alive === 0) break;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
+    // A cgroup whose last process has just exited can stay busy for a moment: retry briefly.
     for (const d of this.dirs()) {
-      try {
-        rmdirSync(d);
-      } catch {
-        // Gone already, or still busy (reported by the next destroy).
+      for (let attempt = 0; attempt < 100 && existsSync(d); attempt++) {
+        try {
+          rmdirSync(d);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EBUSY") break;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        }
       }
     }
   }

@@ -81,6 +81,13 @@ export class WorkspaceImage {
     return (s.blocks - s.bfree) * s.bsize;
   }
 
+  /** Bytes still free in the workspace. */
+  freeBytes(): number | undefined {
+    if (!this.mounted()) return undefined;
+    const s = statfsSync(this.mountPath);
+    return s.bavail * s.bsize;
+  }
+
   /** Unmounts and deletes the image. */
   async destroy(): Promise<void> {
     await this.unmount();

@@ -1,0 +1,218 @@
+/**
+ * The OCI runtime bundle of a sandbox on the container tiers (runc for `oci`,
+ * runsc for `gvisor`): a `config.json` whose process is the in-sandbox agent.
+ *
+ * What it asks of the runtime:
+ *  - the template read-only at `/`, a private `/tmp`, the workspace image at
+ *    `/workspace`, and the agent binary read-only at `/.kiln/agent`;
+ *  - root inside the sandbox but with every capability dropped, no new
+ *    privileges, Kiln's seccomp policy, and a file-descriptor limit;
+ *  - new pid, ipc, uts, mount, cgroup and network namespaces; the network
+ *    namespace is a fresh one (no `path`), so it holds only a loopback device:
+ *    no network at all;
+ *  - Docker's masked and read-only paths under /proc and /sys;
+ *  - memory (swap included), pids and CPU limits on the cgroup `cgroupsPath`
+ *    (the sandbox's {@link SandboxCgroup} `relPath`), where Kiln reads usage
+ *    and OOM kills from.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Limits } from "../../core/limits.ts";
+import { ociSeccomp } from "./seccomp.ts";
+import { AGENT_DIR, AGENT_PATH } from "./templates.ts";
+
+/** What a bundle is built from. */
+export interface OciBundleInput {
+  /** The template's root filesystem (mounted read-only). */
+  rootfs: string;
+  /** Host path of the mounted workspace image. */
+  workspace: string;
+  /** Host path of the agent binary. */
+  agent: string;
+  /** The sandbox's limits. */
+  limits: Pick<Limits, "memoryBytes" | "pids" | "cpuCount" | "diskBytes">;
+  /** Cgroup path relative to each hierarchy's root (`/kiln/<id>`); omitted: no cgroup limits. */
+  cgroupsPath?: string;
+  /** Mount types the runtime does not support, left out (e.g. `mqueue`). */
+  omitMountTypes?: string[];
+}
+
+/** An OCI mount entry. */
+export interface OciMount {
+  destination: string;
+  type: string;
+  source: string;
+  options?: string[];
+}
+
+/** The parts of an OCI runtime config that Kiln sets. */
+export interface OciConfig {
+  ociVersion: string;
+  root: { path: string; readonly: boolean };
+  process: {
+    terminal: boolean;
+    user: { uid: number; gid: number; additionalGids?: number[] };
+    args: string[];
+    env: string[];
+    cwd: string;
+    capabilities: Record<"bounding" | "effective" | "inheritable" | "permitted" | "ambient", string[]>;
+    rlimits: { type: string; hard: number; soft: number }[];
+    noNewPrivileges: boolean;
+    oomScoreAdj?: number;
+  };
+  hostname: string;
+  mounts: OciMount[];
+  linux: {
+    namespaces: { type: string; path?: string }[];
+    resources: Record<string, unknown>;
+    cgroupsPath?: string;
+    seccomp: Record<string, unknown>;
+    maskedPaths: string[];
+    readonlyPaths: string[];
+  };
+}
+
+/** The PATH every sandbox process starts with. */
+export const SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Open-files limit of sandbox processes (soft and hard), at most the host's own hard limit. */
+export const NOFILE_LIMIT = 4096;
+
+/** This process's hard RLIMIT_NOFILE: a runtime without CAP_SYS_RESOURCE cannot set more. */
+function hostNofileHard(): number {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const hard = line?.trim().split(/\s+/)[4];
+    return hard && /^\d+$/.test(hard) ? Number(hard) : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+/** Paths Docker hides (an empty file or directory is mounted over them). */
+export const MASKED_PATHS: readonly string[] = Object.freeze([
+  "/proc/asound",
+  "/proc/acpi",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap",
+]);
+
+/** Paths Docker makes read-only. */
+export const READONLY_PATHS: readonly string[] = Object.freeze([
+  "/proc/bus",
+  "/proc/fs",
+  "/proc/irq",
+  "/proc/sys",
+  "/proc/sysrq-trigger",
+]);
+
+const MIB = 1024 * 1024;
+const CPU_PERIOD_US = 100_000;
+
+/** The runtime config of one sandbox. */
+export function ociConfig(i: OciBundleInput): OciConfig {
+  const tmpBytes = Math.max(MIB, Math.min(i.limits.memoryBytes, i.limits.diskBytes));
+  const mounts: OciMount[] = [
+    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+    {
+      destination: "/dev",
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    },
+    {
+      destination: "/dev/pts",
+      type: "devpts",
+      source: "devpts",
+      options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+    },
+    {
+      destination: "/dev/shm",
+      type: "tmpfs",
+      source: "shm",
+      options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
+    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+    { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+    {
+      destination: "/tmp",
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "nodev", "mode=1777", `size=${tmpBytes}`],
+    },
+    {
+      destination: "/workspace",
+      type: "bind",
+      source: i.workspace,
+      options: ["rbind", "rw", "nosuid", "nodev"],
+    },
+    // The template is read-only: a small tmpfs gives the agent binary a place to be bound.
+    // Order matters: the tmpfs first, then the bind into it.
+    {
+      destination: AGENT_DIR,
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "nodev", "noexec", "mode=755", "size=1m"],
+    },
+    { destination: AGENT_PATH, type: "bind", source: i.agent, options: ["bind", "ro", "nosuid", "nodev"] },
+  ];
+  const omit = new Set(i.omitMountTypes ?? []);
+  const cap: string[] = [];
+  const nofile = Math.min(NOFILE_LIMIT, hostNofileHard());
+  return {
+    ociVersion: "1.0.2",
+    root: { path: i.rootfs, readonly: true },
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: [AGENT_PATH],
+      env: [`PATH=${SANDBOX_PATH}`],
+      cwd: "/workspace",
+      capabilities: { bounding: cap, effective: cap, inheritable: cap, permitted: cap, ambient: cap },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: nofile, soft: nofile }],
+      noNewPrivileges: true,
+    },
+    hostname: "kiln",
+    mounts: mounts.filter((m) => !omit.has(m.type)),
+    linux: {
+      // No `path` on any namespace: each one is new. A new network namespace has only `lo`.
+      namespaces: [
+        { type: "pid" },
+        { type: "ipc" },
+        { type: "uts" },
+        { type: "mount" },
+        { type: "network" },
+        { type: "cgroup" },
+      ],
+      resources: {
+        devices: [{ allow: false, access: "rwm" }],
+        memory: { limit: i.limits.memoryBytes, swap: i.limits.memoryBytes },
+        pids: { limit: i.limits.pids },
+        cpu: { quota: Math.round(i.limits.cpuCount * CPU_PERIOD_US), period: CPU_PERIOD_US },
+      },
+      ...(i.cgroupsPath ? { cgroupsPath: i.cgroupsPath } : {}),
+      seccomp: ociSeccomp(),
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
+    },
+  };
+}
+
+/**
+ * Writes the bundle (a directory holding `config.json`) and returns its path.
+ * The root filesystem is referenced by absolute path, not copied.
+ */
+export function writeOciBundle(dir: string, i: OciBundleInput): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, "config.json"), `${JSON.stringify(ociConfig(i), null, 2)}\n`, { mode: 0o600 });
+  return dir;
+}
