@@ -5,6 +5,7 @@
  * `js-exec`. Needs nothing from the machine but Node.
  */
 
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import type { TierStatus } from "../../core/types.ts";
@@ -36,6 +37,14 @@ export class VirtualBackend implements Backend {
   }
 
   async create(spec: InstanceSpec): Promise<Instance> {
+    if (existsSync(spec.databasePath)) {
+      // A sandbox moving back here: its database holds the audit log; lay out the filesystem again.
+      const store = AgentFsStore.open(spec.databasePath, { maxBytes: spec.limits.diskBytes });
+      const fs = new SqliteFs(store);
+      for (const dir of LAYOUT) await fs.mkdir(dir, { recursive: true });
+      if (!(await fs.exists(DEV_NULL))) fs.openForWrite(DEV_NULL, true);
+      return new VirtualInstance(spec, store);
+    }
     // The seed holds the schema and the starting layout; it lives in the data dir, per schema version.
     const seed = join(spec.dataDir, `virtual-seed-v${SCHEMA_USER_VERSION}.db`);
     const store = AgentFsStore.createFromSeed(

@@ -1,0 +1,3 @@
+import { runConformance } from "./suite.ts";
+
+runConformance({ tier: "oci", runaway: "timeout" });

@@ -1,0 +1,105 @@
+/**
+ * A Kiln process killed with SIGKILL leaves no orphan processes behind; the
+ * next process reopens the sandbox from its workspace (files and audit log
+ * intact); `kill` then leaves no mounts, cgroups or state directory.
+ * Runs on every tier that can run here.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Kiln, TIER_NAMES, type TierName } from "../src/index.ts";
+import { tierRequired } from "./conformance/suite.ts";
+
+const template = process.env.KILN_TEST_TEMPLATE ?? "default";
+
+/** Pids of processes whose command line mentions `needle`. */
+function processesMentioning(needle: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(needle)) out.push(Number(p));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+const CHILD = `
+import { Kiln } from ${JSON.stringify(join(import.meta.dirname, "..", "src", "index.ts"))};
+const kiln = await Kiln.open({ dataDir: process.argv[1] });
+const sb = await kiln.create({ tier: process.argv[2], template: process.argv[3] });
+await sb.files.write("/workspace/before-crash.txt", "written before the crash");
+await sb.commands.run("echo ran before the crash");
+await sb.commands.run("sleep 1000", { background: true });
+process.stdout.write(sb.id + "\\n");
+setInterval(() => {}, 1000);
+`;
+
+describe("a killed Kiln process", () => {
+  let dataDir: string;
+  const ready = new Map<TierName, string | true>();
+
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "kiln-restart-"));
+    const kiln = await Kiln.open({ dataDir });
+    for (const s of await kiln.doctor()) ready.set(s.tier, s.available ? true : s.reason);
+    await kiln.close();
+  });
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  for (const tier of TIER_NAMES) {
+    test(`${tier}: no orphans after SIGKILL; the sandbox reopens intact; kill cleans up`, async (t) => {
+      const status = ready.get(tier);
+      if (status !== true) {
+        if (tierRequired(tier)) assert.fail(`tier ${tier} required but unavailable: ${status}`);
+        t.skip(`tier ${tier} unavailable: ${status}`);
+        return;
+      }
+      const child = spawn(process.execPath, ["--input-type=module", "-e", CHILD, dataDir, tier, template], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      const id = await new Promise<string>((resolve, reject) => {
+        let buf = "";
+        child.stdout.on("data", (d) => {
+          buf += d;
+          const m = /(sb_[a-z0-9]{20})\n/.exec(buf);
+          if (m) resolve(m[1]!);
+        });
+        child.once("exit", (code) => reject(new Error(`child exited early (${code})`)));
+      });
+      const stateDir = join(dataDir, "sandboxes", id);
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+      for (let i = 0; i < 100 && processesMentioning(stateDir).length > 0; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(
+        processesMentioning(stateDir),
+        [],
+        "processes of the sandbox outlived the Kiln process",
+      );
+
+      const kiln = await Kiln.open({ dataDir });
+      try {
+        const sb = await kiln.connect(id);
+        assert.equal(await sb.files.read("/workspace/before-crash.txt"), "written before the crash");
+        assert.equal((await sb.commands.run("echo after")).stdout, "after\n");
+        assert.ok(
+          (await sb.logs()).some((l) => l.command === "echo ran before the crash" && l.exitCode === 0),
+        );
+        await sb.kill();
+      } finally {
+        await kiln.close();
+      }
+      assert.equal(existsSync(stateDir), false, "the state directory was not removed");
+      assert.ok(!readFileSync("/proc/self/mountinfo", "utf8").includes(stateDir), "a mount was left behind");
+      for (const c of ["memory", "pids", "cpu"]) {
+        assert.equal(existsSync(`/sys/fs/cgroup/${c}/kiln/${id}`), false, `cgroup ${c} was left behind`);
+      }
+    });
+  }
+});
