@@ -16,13 +16,18 @@ export const AGENT_DIR = "/.kiln";
 export const AGENT_PATH = `${AGENT_DIR}/agent`;
 
 const building = new Map<string, Promise<unknown>>();
+/** Resolved rootfs paths, per store and name; checked for existence on every use. */
+const resolved = new Map<string, string>();
 
 /**
  * The rootfs path of template `name`.
  * @throws NotFoundError when it does not exist (and is not `default`)
  */
 export async function templateRootfs(dataDir: string, name: string, signal?: AbortSignal): Promise<string> {
-  const store = new TemplateStore(defaultTemplateDir(dataDir));
+  const dir = defaultTemplateDir(dataDir);
+  const cached = resolved.get(`${dir}\0${name}`);
+  if (cached && existsSync(join(cached, AGENT_DIR))) return cached;
+  const store = new TemplateStore(dir);
   if (!(await store.has(name))) {
     if (name !== "default") {
       throw new NotFoundError(
@@ -39,5 +44,6 @@ export async function templateRootfs(dataDir: string, name: string, signal?: Abo
   }
   const rootfs = (await store.get(name)).rootfs;
   if (!existsSync(join(rootfs, AGENT_DIR))) mkdirSync(join(rootfs, AGENT_DIR), { mode: 0o755 });
+  resolved.set(`${dir}\0${name}`, rootfs);
   return rootfs;
 }

@@ -4,9 +4,19 @@
  * sandbox runs. The filesystem itself enforces the disk limit (ENOSPC), the
  * workspace survives restarts, and it costs only the blocks it uses.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  truncateSync,
+} from "node:fs";
 import { join } from "node:path";
 import { run, which } from "./host.ts";
+import type { WorkspacePool } from "./workspace-pool.ts";
 
 /** Paths of one sandbox's workspace image. */
 export class WorkspaceImage {
@@ -15,9 +25,14 @@ export class WorkspaceImage {
   /** Where it is mounted on the host while the sandbox runs. */
   readonly mountPath: string;
 
-  constructor(stateDir: string) {
-    this.imagePath = join(stateDir, "workspace.img");
-    this.mountPath = join(stateDir, "workspace");
+  /** The directory holding the image and its mount point (moved as one from the warm pool). */
+  readonly dir: string;
+
+  /** `stateDir/sub` holds the image and the mount point; default `ws`. */
+  constructor(stateDir: string, sub = "ws") {
+    this.dir = join(stateDir, sub);
+    this.imagePath = join(this.dir, "workspace.img");
+    this.mountPath = join(this.dir, "workspace");
   }
 
   /** Why images cannot be made here, or undefined when they can. */
@@ -28,11 +43,14 @@ export class WorkspaceImage {
     return undefined;
   }
 
-  /** Makes the image (sparse) and its filesystem. */
-  async create(diskBytes: number): Promise<void> {
+  /** Makes the image (sparse) and its filesystem, taking a ready one from `pool` when it has one. */
+  async create(diskBytes: number, pool?: WorkspacePool): Promise<void> {
+    if (pool?.take(diskBytes, this.dir)) return;
+    mkdirSync(this.dir, { recursive: true });
     // ext4 needs a few MiB for its own structures; below that the limit could not hold a file.
     const size = Math.max(diskBytes, 8 * 1024 * 1024);
-    await run("truncate", ["-s", String(size), this.imagePath]);
+    closeSync(openSync(this.imagePath, "w"));
+    truncateSync(this.imagePath, size);
     await run(which("mkfs.ext4") ?? "mkfs.ext4", [
       "-q",
       "-F",
@@ -91,7 +109,6 @@ export class WorkspaceImage {
   /** Unmounts and deletes the image. */
   async destroy(): Promise<void> {
     await this.unmount();
-    rmSync(this.imagePath, { force: true });
-    rmSync(this.mountPath, { recursive: true, force: true });
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -12,6 +12,7 @@ import { agentBinary, isRoot, which } from "../common/host.ts";
 import { seccompBpf } from "../common/seccomp.ts";
 import { templateRootfs } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
+import { drainPool, poolFor } from "../common/workspace-pool.ts";
 import { bwrapArgs, SECCOMP_FD } from "./bwrap-args.ts";
 
 const CAPABILITIES: Capabilities = {
@@ -25,6 +26,7 @@ const CAPABILITIES: Capabilities = {
 export class NamespaceBackend implements Backend {
   readonly tier = "namespace" as const;
   readonly capabilities = CAPABILITIES;
+  private readonly dataDirs = new Set<string>();
 
   async probe(): Promise<TierStatus> {
     const no = (reason: string): TierStatus => ({ tier: "namespace", available: false, reason });
@@ -52,7 +54,8 @@ export class NamespaceBackend implements Backend {
   private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal): Promise<Instance> {
     const rootfs = await templateRootfs(spec.dataDir, spec.template, signal);
     const workspace = new WorkspaceImage(spec.stateDir);
-    if (fresh) await workspace.create(spec.limits.diskBytes);
+    this.dataDirs.add(spec.dataDir);
+    if (fresh) await workspace.create(spec.limits.diskBytes, poolFor(spec.dataDir));
     const cgroup = new SandboxCgroup(spec.id);
     cgroup.destroy();
     cgroup.create(spec.limits);
@@ -86,6 +89,10 @@ export class NamespaceBackend implements Backend {
 
   open(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {
     return this.start(spec, false, signal);
+  }
+
+  async close(): Promise<void> {
+    for (const d of this.dataDirs) await drainPool(d);
   }
 
   async destroy(spec: InstanceSpec): Promise<void> {
