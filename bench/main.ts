@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
+import { benchRealTiers } from "./real-tiers.ts";
 import { markdownTable, type Row } from "./stats.ts";
 import { benchVirtual } from "./virtual.ts";
 
@@ -29,6 +30,12 @@ function memoryRow(): Row {
 const date = new Date().toISOString().slice(0, 10);
 const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
 const sections = [markdownTable("virtual tier (just-bash)", [...(await benchVirtual()), memoryRow()])];
+for (const { tier, rows } of await benchRealTiers()) {
+  const tool = { namespace: "bubblewrap", oci: "runc", gvisor: "gVisor runsc, platform ptrace" }[
+    tier as "oci"
+  ];
+  sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
+}
 const report = [`## Run of ${date} (${machine})`, "", ...sections].join("\n\n");
 process.stdout.write(`${report}\n`);
 
