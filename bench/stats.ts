@@ -34,6 +34,11 @@ export interface Row {
 const fmt = (x: number) =>
   Number.isNaN(x) ? "n/a" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 
+/** A ratio as `1.23x`, or for a large speed-up `0.0039x (258x faster)`. */
+function ratio(x: number): string {
+  return x >= 0.1 ? `${x.toFixed(2)}x` : `${x.toPrecision(2)}x (${Math.round(1 / x)}x faster)`;
+}
+
 /** Renders rows as a markdown table with the ratio Kiln / raw. */
 export function markdownTable(title: string, rows: Row[]): string {
   const lines = [
@@ -44,7 +49,7 @@ export function markdownTable(title: string, rows: Row[]): string {
     ...rows.map(
       (r) =>
         `| ${r.metric} | ${fmt(r.kiln)} ${r.unit} | ${fmt(r.raw)} ${r.unit} | ${r.rawLabel} | ${
-          Number.isNaN(r.raw) || Number.isNaN(r.kiln) ? "n/a" : `${(r.kiln / r.raw).toFixed(2)}x`
+          Number.isNaN(r.raw) || Number.isNaN(r.kiln) ? "n/a" : ratio(r.kiln / r.raw)
         }${r.note ? ` (${r.note})` : ""} |`,
     ),
   ];

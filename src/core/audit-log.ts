@@ -26,8 +26,16 @@ CREATE INDEX IF NOT EXISTS idx_tool_calls_started_at ON tool_calls(started_at);
 export class AuditLog {
   private readonly db: DatabaseSync;
 
-  constructor(databasePath: string) {
-    this.db = new DatabaseSync(databasePath, { timeout: 10_000 });
+  private readonly owned: boolean;
+
+  /** Opens the log in the database at `database` (a path), or uses an open handle (which it will not close). */
+  constructor(database: string | DatabaseSync) {
+    this.owned = typeof database === "string";
+    if (typeof database !== "string") {
+      this.db = database;
+      return;
+    }
+    this.db = new DatabaseSync(database, { timeout: 10_000 });
     this.db.exec("PRAGMA synchronous=NORMAL;");
     // A database made by a tier from its seed has the table already (user_version set).
     if (Number(this.db.prepare("PRAGMA user_version").get()?.user_version) === 0) {
@@ -92,6 +100,6 @@ export class AuditLog {
   }
 
   close(): void {
-    if (this.db.isOpen) this.db.close();
+    if (this.owned && this.db.isOpen) this.db.close();
   }
 }

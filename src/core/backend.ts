@@ -12,6 +12,7 @@
  * expiry, the audit log, path checks, command timeouts, output caps,
  * background process tables, and error mapping.
  */
+import type { DatabaseSync } from "node:sqlite";
 import type { Limits } from "./limits.ts";
 import type { EntryInfo, TierName, TierStatus } from "./types.ts";
 
@@ -162,6 +163,11 @@ export interface RunCodeRequest {
 
 /** One live sandbox on one tier. */
 export interface Instance {
+  /**
+   * The tier's own open handle on the sandbox database (`InstanceSpec.databasePath`), when it
+   * keeps one: core then writes the audit log through it instead of opening a second connection.
+   */
+  readonly database?: DatabaseSync;
   /** Runs code in a warm interpreter whose state persists per context; absent when the tier has none. */
   runCode?(request: RunCodeRequest): Promise<{ exitCode: number; timedOut?: boolean }>;
   /** File operations on the sandbox's filesystem. */

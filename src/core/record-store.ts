@@ -3,7 +3,7 @@
  * shared by every Kiln process on that directory (WAL mode), so that a
  * sandbox created by one process is found by the next.
  */
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Limits } from "./limits.ts";
 import type { SandboxInfo, SandboxState, TierName } from "./types.ts";
 
@@ -41,6 +41,16 @@ function toInfo(r: Record<string, unknown>): SandboxInfo {
 /** Sandbox records in `kiln.db`. */
 export class RecordStore {
   private readonly db: DatabaseSync;
+  private readonly stmts = new Map<string, StatementSync>();
+
+  private st(sql: string): StatementSync {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
 
   constructor(path: string) {
     this.db = new DatabaseSync(path, { timeout: 10_000 });
@@ -49,55 +59,52 @@ export class RecordStore {
   }
 
   insert(info: SandboxInfo): void {
-    this.db
-      .prepare(
-        "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run(
-        info.id,
-        info.tier,
-        info.template,
-        info.state,
-        JSON.stringify(info.env),
-        info.cwd,
-        JSON.stringify(info.metadata),
-        JSON.stringify(info.limits),
-        Date.parse(info.createdAt),
-        info.expiresAt === null ? null : Date.parse(info.expiresAt),
-      );
+    this.st(
+      "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ).run(
+      info.id,
+      info.tier,
+      info.template,
+      info.state,
+      JSON.stringify(info.env),
+      info.cwd,
+      JSON.stringify(info.metadata),
+      JSON.stringify(info.limits),
+      Date.parse(info.createdAt),
+      info.expiresAt === null ? null : Date.parse(info.expiresAt),
+    );
   }
 
   get(id: string): SandboxInfo | undefined {
-    const r = this.db.prepare("SELECT * FROM sandboxes WHERE id = ?").get(id);
+    const r = this.st("SELECT * FROM sandboxes WHERE id = ?").get(id);
     return r ? toInfo(r) : undefined;
   }
 
   list(): SandboxInfo[] {
-    return this.db.prepare("SELECT * FROM sandboxes ORDER BY created_at, id").all().map(toInfo);
+    return this.st("SELECT * FROM sandboxes ORDER BY created_at, id").all().map(toInfo);
   }
 
   /** Ids of sandboxes whose expiry has passed. */
   expired(nowMs: number): string[] {
-    return this.db
-      .prepare("SELECT id FROM sandboxes WHERE expires_at IS NOT NULL AND expires_at <= ?")
+    return this.st("SELECT id FROM sandboxes WHERE expires_at IS NOT NULL AND expires_at <= ?")
       .all(nowMs)
       .map((r) => String(r.id));
   }
 
   setExpiry(id: string, expiresAtMs: number | null): void {
-    this.db.prepare("UPDATE sandboxes SET expires_at = ? WHERE id = ?").run(expiresAtMs, id);
+    this.st("UPDATE sandboxes SET expires_at = ? WHERE id = ?").run(expiresAtMs, id);
   }
 
   setState(id: string, state: SandboxState): void {
-    this.db.prepare("UPDATE sandboxes SET state = ? WHERE id = ?").run(state, id);
+    this.st("UPDATE sandboxes SET state = ? WHERE id = ?").run(state, id);
   }
 
   setTier(id: string, tier: TierName): void {
-    this.db.prepare("UPDATE sandboxes SET tier = ? WHERE id = ?").run(tier, id);
+    this.st("UPDATE sandboxes SET tier = ? WHERE id = ?").run(tier, id);
   }
 
   delete(id: string): void {
-    this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+    this.st("DELETE FROM sandboxes WHERE id = ?").run(id);
   }
 
   close(): void {

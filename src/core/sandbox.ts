@@ -66,7 +66,10 @@ export class Sandbox {
     this.databasePath = databasePath;
     const getInstance = () => {
       if (this.closed) return Promise.reject(new SandboxStoppedError(id));
-      this.instancePromise ??= instance();
+      this.instancePromise ??= instance().then((i) => {
+        this.liveInstance = i;
+        return i;
+      });
       this.instancePromise.catch(() => {
         this.instancePromise = undefined;
       });
@@ -81,11 +84,14 @@ export class Sandbox {
     this.files = new Files({ ops: async () => (await getInstance()).files, defaults });
   }
 
-  /** The audit log, opened on first use (after the tier has made the database). */
+  /** The audit log, opened on first use (after the tier has made the database), through the tier's handle when it has one. */
   private audit(): AuditLog {
-    this.auditLog ??= new AuditLog(this.databasePath);
+    this.auditLog ??= new AuditLog(this.liveInstance?.database ?? this.databasePath);
     return this.auditLog;
   }
+
+  /** The instance once started (set when its promise resolves). */
+  private liveInstance: Instance | undefined;
 
   /** @internal The live instance (started on first use). */
   readonly instance: () => Promise<Instance>;
@@ -184,7 +190,14 @@ export class Sandbox {
 
   /** @internal Replaces the instance (after a move). */
   swapInstance(next: Promise<Instance>): void {
-    this.instancePromise = next;
+    // The audit log may hold the old instance's database handle: reopen it on next use.
+    this.auditLog?.close();
+    this.auditLog = undefined;
+    this.liveInstance = undefined;
+    this.instancePromise = next.then((i) => {
+      this.liveInstance = i;
+      return i;
+    });
   }
 
   /** @internal Whether an instance has been started. */
@@ -199,7 +212,8 @@ export class Sandbox {
     this.closed = true;
     const inst = this.instancePromise;
     this.instancePromise = undefined;
-    if (inst) await (await inst.catch(() => undefined))?.close();
     this.auditLog?.close();
+    this.auditLog = undefined;
+    if (inst) await (await inst.catch(() => undefined))?.close();
   }
 }

@@ -5,6 +5,7 @@
  * script ends, and reads stdin as a whole: `stdin: "pipe"` is delivered when
  * it is closed (capabilities say so).
  */
+import type { DatabaseSync } from "node:sqlite";
 import { Bash, bytesOutput, defineCommand, latin1FromBytes, unsafeBytesFromLatin1 } from "just-bash";
 import type {
   ExitStatus,
@@ -28,6 +29,8 @@ const EXIT_KILLED = 128 + 9;
 export class VirtualInstance implements Instance {
   readonly fs: SqliteFs;
   readonly files: StoreFileOps;
+  /** The store's connection; core writes the audit log through it. */
+  readonly database: DatabaseSync;
   private readonly store: AgentFsStore;
   private readonly spec: InstanceSpec;
   private bashShell: Bash | undefined;
@@ -41,6 +44,7 @@ export class VirtualInstance implements Instance {
     this.store = store;
     this.fs = new SqliteFs(store);
     this.files = new StoreFileOps(store, this.fs);
+    this.database = store.db;
   }
 
   /** The warm Python interpreter, loaded on first use. */

@@ -1,0 +1,236 @@
+/** `kiln template build|import|ls|rm|inspect|prune`: root filesystems of the real-binary tiers. */
+import { basename } from "node:path";
+import cliProgress from "cli-progress";
+import type { Command } from "commander";
+import { defaultDataDir } from "../../core/kiln.ts";
+import {
+  build,
+  DEFAULT_PACKAGES,
+  DEFAULT_TEMPLATE,
+  defaultTemplateDir,
+  importImage,
+  type Template,
+  TemplateStore,
+} from "../../templates/index.ts";
+import type { GlobalOptions } from "../main.ts";
+import { age, printJson, printTable } from "../output.ts";
+
+function openStore(cmd: Command): { store: TemplateStore; g: GlobalOptions } {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  return { store: new TemplateStore(defaultTemplateDir(g.dataDir ?? defaultDataDir())), g };
+}
+
+/** A human size: `812.3 MB`. */
+export function humanSize(bytes: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * Progress for a long operation: a bar on a TTY, otherwise a plain line on
+ * stderr per tenth of the way or per change of phase; nothing with --json.
+ */
+function progressReporter(json: boolean): {
+  onProgress: (p: { fraction: number; message: string }) => void;
+  stop: () => void;
+} {
+  if (json) return { onProgress: () => {}, stop: () => {} };
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        format: "{bar} {percentage}% | {message}",
+        hideCursor: true,
+        stream: process.stderr,
+        clearOnComplete: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(100, 0, { message: "" });
+    let running = true;
+    return {
+      onProgress: (p) => {
+        if (running) bar.update(Math.round(p.fraction * 100), { message: p.message.slice(0, 60) });
+      },
+      stop: () => {
+        if (running) bar.stop();
+        running = false;
+      },
+    };
+  }
+  let lastTenth = -1;
+  let lastPhase = "";
+  return {
+    onProgress: (p) => {
+      const tenth = Math.floor(p.fraction * 10);
+      const phase = p.message.split(" ")[0] ?? "";
+      if (tenth === lastTenth && phase === lastPhase) return;
+      lastTenth = tenth;
+      lastPhase = phase;
+      process.stderr.write(`${String(Math.round(p.fraction * 100)).padStart(3)}% ${p.message}\n`);
+    },
+    stop: () => {},
+  };
+}
+
+/** An AbortSignal that fires on Ctrl-C, so an interrupted build cleans up after itself. */
+function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
+  const ac = new AbortController();
+  const onSig = () => ac.abort(new Error("interrupted"));
+  process.once("SIGINT", onSig);
+  process.once("SIGTERM", onSig);
+  return {
+    signal: ac.signal,
+    dispose: () => {
+      process.off("SIGINT", onSig);
+      process.off("SIGTERM", onSig);
+    },
+  };
+}
+
+function shortDigest(digest: string): string {
+  return digest.replace(/^sha256:/, "").slice(0, 12);
+}
+
+function printTemplate(t: Template, g: GlobalOptions, started: number): void {
+  if (g.json) {
+    printJson(t);
+    return;
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  process.stdout.write(`${t.name} ${shortDigest(t.digest)} ${humanSize(t.sizeBytes)} (${secs}s)\n`);
+}
+
+/** Registers `kiln template`. */
+export function registerTemplate(program: Command): void {
+  const template = program
+    .command("template")
+    .description("manage templates: the root filesystems of the namespace, oci and gvisor tiers");
+
+  template
+    .command("build")
+    .description(
+      `build a Debian template with debootstrap (needs root); \`${DEFAULT_TEMPLATE}\` without --packages gets ${DEFAULT_PACKAGES.join(",")}`,
+    )
+    .argument("<name>", "template name")
+    .option("--packages <list>", "comma-separated packages beyond minbase")
+    .option("--suite <suite>", "Debian suite", "bookworm")
+    .option("--mirror <url>", "Debian mirror (default: this machine's apt source)")
+    .option("--force", "repoint NAME if it holds a different recipe")
+    .action(async (name: string, flags, cmd: Command) => {
+      const { store, g } = openStore(cmd);
+      const packages =
+        flags.packages !== undefined
+          ? String(flags.packages)
+              .split(",")
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : name === DEFAULT_TEMPLATE
+            ? [...DEFAULT_PACKAGES]
+            : [];
+      const progress = progressReporter(Boolean(g.json));
+      const { signal, dispose } = interruptSignal();
+      const started = Date.now();
+      try {
+        const t = await build(store, name, {
+          packages,
+          suite: flags.suite,
+          ...(flags.mirror ? { mirror: flags.mirror } : {}),
+          replace: Boolean(flags.force),
+          signal,
+          onProgress: progress.onProgress,
+        });
+        progress.stop();
+        printTemplate(t, g, started);
+      } finally {
+        progress.stop();
+        dispose();
+      }
+    });
+
+  template
+    .command("import")
+    .description("import a `docker save` or OCI image layout tarball as a template")
+    .argument("<file>", "image tarball (.tar or .tar.gz)")
+    .option("--name <name>", "template name (default: the file name without .tar)")
+    .option("--force", "repoint NAME if it holds a different image")
+    .action(async (file: string, flags, cmd: Command) => {
+      const { store, g } = openStore(cmd);
+      const name: string =
+        flags.name ??
+        basename(file)
+          .replace(/\.(tar|tgz|tar\.gz|oci)$/i, "")
+          .replace(/[^A-Za-z0-9._-]/g, "-")
+          .replace(/^[^A-Za-z0-9]+/, "");
+      const progress = progressReporter(Boolean(g.json));
+      const { signal, dispose } = interruptSignal();
+      const started = Date.now();
+      try {
+        const t = await importImage(store, name, file, {
+          replace: Boolean(flags.force),
+          signal,
+          onProgress: progress.onProgress,
+        });
+        progress.stop();
+        printTemplate(t, g, started);
+      } finally {
+        progress.stop();
+        dispose();
+      }
+    });
+
+  template
+    .command("ls")
+    .description("list templates")
+    .action(async (_flags, cmd: Command) => {
+      const { store, g } = openStore(cmd);
+      const list = await store.list();
+      if (g.json) return printJson(list);
+      printTable(
+        ["NAME", "DIGEST", "SOURCE", "SIZE", "CREATED"],
+        list.map((t) => [
+          t.name,
+          shortDigest(t.digest),
+          t.source,
+          humanSize(t.sizeBytes),
+          `${age(t.createdAt)} ago`,
+        ]),
+      );
+    });
+
+  template
+    .command("inspect")
+    .description("print a template's manifest and root filesystem path as JSON")
+    .argument("<name>", "template name")
+    .action(async (name: string, _flags, cmd: Command) => {
+      const { store } = openStore(cmd);
+      printJson(await store.get(name));
+    });
+
+  template
+    .command("rm")
+    .description("remove templates (a blob goes when no name points at it)")
+    .argument("<names...>", "template names")
+    .action(async (names: string[], _flags, cmd: Command) => {
+      const { store, g } = openStore(cmd);
+      const removed = [];
+      for (const n of names) removed.push(await store.remove(n));
+      if (g.json) printJson({ removed });
+      else process.stdout.write(names.map((n) => `${n}\n`).join(""));
+    });
+
+  template
+    .command("prune")
+    .description("remove blobs no name points at and leftovers of interrupted builds")
+    .action(async (_flags, cmd: Command) => {
+      const { store, g } = openStore(cmd);
+      const r = await store.prune();
+      if (g.json) printJson(r);
+      else process.stdout.write(`removed ${r.blobs.length} blobs, ${r.staging.length} staging dirs\n`);
+    });
+}

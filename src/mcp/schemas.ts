@@ -1,0 +1,85 @@
+/**
+ * Zod input shapes of the tools, shared by the MCP server (which adds
+ * `sandboxId`) and the AI SDK tools (bound to one sandbox). The descriptions
+ * are what a model reads.
+ */
+import { z } from "zod";
+import { TIER_NAMES } from "../core/types.ts";
+
+/** `sandboxId`: which sandbox a tool acts on. */
+export const sandboxIdShape = {
+  sandboxId: z.string().describe("Sandbox id (sb_...), as returned by sandbox_create or sandbox_list"),
+};
+
+/** Inputs of `sandbox_create`. */
+export const createShape = {
+  tier: z
+    .enum(TIER_NAMES)
+    .optional()
+    .describe("Isolation tier; default virtual (in-process bash and Python, no real binaries)"),
+  template: z
+    .string()
+    .optional()
+    .describe("Template (root filesystem) for real-binary tiers; default `default`"),
+  env: z.record(z.string(), z.string()).optional().describe("Environment variables for every command"),
+  metadata: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe('Free-form string labels; keys starting with "kiln." are reserved'),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe("Lifetime in ms, after which the sandbox is killed; 0 means no expiry"),
+};
+
+/** Inputs of a command (`run_command`, `bash`). */
+export const commandShape = {
+  command: z.string().min(1).describe("Bash command line, run with `bash -c`"),
+  cwd: z.string().optional().describe("Working directory; default /workspace"),
+  env: z.record(z.string(), z.string()).optional().describe("Extra environment variables"),
+  timeoutMs: z.number().int().min(0).optional().describe("Wall-time limit in ms; 0 means none"),
+  stdin: z.string().optional().describe("Text for standard input (closed after it)"),
+};
+
+/** Inputs of a code run (`run_code`, `runCode`). */
+export const codeShape = {
+  code: z.string().describe("Python source. Globals and imports persist between calls of one context"),
+  context: z.string().optional().describe("Persistent context name; default `default`"),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe("Wall-time limit in ms; a timeout loses the context's state"),
+};
+
+/** Inputs of a file read (`read_file`, `readFile`). */
+export const readShape = {
+  path: z.string().describe("File path; relative paths resolve against /workspace"),
+  offset: z.number().int().min(0).optional().describe("First byte to return; default 0"),
+  length: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("Bytes to return; default and maximum 65536. The result says where the next range starts"),
+  encoding: z
+    .enum(["utf8", "base64"])
+    .optional()
+    .describe("utf8 (default) for text, base64 for binary files"),
+};
+
+/** Inputs of a file write (`write_file`, `writeFile`). */
+export const writeShape = {
+  path: z.string().describe("File path; parent directories are created; an existing file is replaced"),
+  content: z.string().describe("The file's content: text, or base64 when encoding is base64"),
+  encoding: z.enum(["utf8", "base64"]).optional().describe("utf8 (default) or base64 for bytes"),
+};
+
+/** Inputs of a listing (`list_files`). */
+export const listShape = {
+  path: z.string().optional().describe("Directory; default /workspace"),
+  depth: z.number().int().min(1).max(10).optional().describe("Levels to descend; default 1"),
+};

@@ -1,0 +1,123 @@
+/**
+ * The Streamable HTTP handler, served on loopback by a real HTTP server and
+ * driven by the MCP SDK's own client; and owner isolation between handlers.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { type ServerType, serve } from "@hono/node-server";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Kiln } from "../../src/index.ts";
+import { createMcpHttpHandler, type McpHttpHandler, OWNER_KEY } from "../../src/mcp/index.ts";
+import { failsWith, ok } from "./helpers.ts";
+import { toolScenario } from "./scenario.ts";
+
+let dataDir: string;
+let kiln: Kiln;
+let server: ServerType;
+let base: string;
+const clients: Client[] = [];
+
+/** Routes `/mcp` (unscoped), `/alice`, `/bob` (fixed owners) and `/header` (owner from a header). */
+function routes(k: Kiln): Record<string, McpHttpHandler> {
+  return {
+    "/mcp": createMcpHttpHandler({ kiln: k }),
+    "/alice": createMcpHttpHandler({ kiln: k, owner: "alice" }),
+    "/bob": createMcpHttpHandler({ kiln: k, owner: "bob" }),
+    "/header": createMcpHttpHandler({ kiln: k, owner: (req) => req.headers.get("x-owner") ?? undefined }),
+  };
+}
+
+async function connect(path: string, headers: Record<string, string> = {}): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(path, base), { requestInit: { headers } });
+  const client = new Client({ name: "kiln-test", version: "0.0.0" });
+  await client.connect(transport);
+  clients.push(client);
+  return client;
+}
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "kiln-mcp-http-"));
+  kiln = await Kiln.open({ dataDir });
+  const handlers = routes(kiln);
+  await new Promise<void>((resolve) => {
+    server = serve(
+      {
+        fetch: (req) =>
+          handlers[new URL(req.url).pathname]?.(req) ?? new Response("no route", { status: 404 }),
+        port: 0,
+        hostname: "127.0.0.1",
+      },
+      () => resolve(),
+    );
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  for (const c of clients) await c.close().catch(() => {});
+  await new Promise((resolve) => server.close(resolve));
+  await kiln.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe("MCP over Streamable HTTP", () => {
+  let client: Client;
+  before(async () => {
+    client = await connect("/mcp");
+  });
+  toolScenario(() => client);
+
+  test("GET has no event stream in stateless mode (405)", async () => {
+    const r = await fetch(new URL("/mcp", base), { headers: { accept: "text/event-stream" } });
+    assert.equal(r.status, 405);
+    await r.body?.cancel();
+  });
+});
+
+describe("owner isolation", () => {
+  test("two owners cannot see or touch each other's sandboxes", async () => {
+    const alice = await connect("/alice");
+    const bob = await connect("/bob");
+    const a = JSON.parse(await ok(alice, "sandbox_create", { metadata: { team: "x" } }));
+    const b = JSON.parse(await ok(bob, "sandbox_create"));
+    assert.deepEqual(a.metadata, { team: "x" }, "the reserved owner key is not shown");
+    assert.equal(kiln.record(a.id).metadata[OWNER_KEY], "alice");
+    assert.equal(kiln.record(b.id).metadata[OWNER_KEY], "bob");
+
+    const aliceSees = JSON.parse(await ok(alice, "sandbox_list")).map((s: { id: string }) => s.id);
+    const bobSees = JSON.parse(await ok(bob, "sandbox_list")).map((s: { id: string }) => s.id);
+    assert.deepEqual(aliceSees, [a.id]);
+    assert.deepEqual(bobSees, [b.id]);
+
+    for (const [tool, args] of [
+      ["run_command", { command: "true" }],
+      ["run_code", { code: "1" }],
+      ["read_file", { path: "x" }],
+      ["write_file", { path: "x", content: "y" }],
+      ["list_files", {}],
+      ["sandbox_kill", {}],
+    ] as const) {
+      await failsWith(bob, tool, { sandboxId: a.id, ...args }, "not_found");
+    }
+    await failsWith(bob, "sandbox_create", { metadata: { [OWNER_KEY]: "alice" } }, "invalid_argument");
+    assert.equal(
+      await ok(alice, "run_command", { sandboxId: a.id, command: "echo still here" }).then((t) =>
+        t.includes("still here"),
+      ),
+      true,
+    );
+
+    // An owner taken from the request: the same handler serves both.
+    const viaHeader = await connect("/header", { "x-owner": "alice" });
+    const seen = JSON.parse(await ok(viaHeader, "sandbox_list")).map((s: { id: string }) => s.id);
+    assert.deepEqual(seen, [a.id]);
+
+    await ok(alice, "sandbox_kill", { sandboxId: a.id });
+    await ok(bob, "sandbox_kill", { sandboxId: b.id });
+  });
+});

@@ -1,0 +1,122 @@
+/**
+ * The tool scenario every MCP transport must pass: the same tests run over
+ * stdio (a real `kiln mcp` child process) and over Streamable HTTP.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { KILN_MCP_TOOLS } from "../../src/mcp/server.ts";
+import { call, exitCode, failsWith, ok, section, UNKNOWN_ID } from "./helpers.ts";
+
+/** Registers the scenario's tests; `client()` returns a connected client (after `before`). */
+export function toolScenario(client: () => Client): void {
+  let id = "";
+
+  test("lists every tool with an input schema", async () => {
+    const { tools } = await client().listTools();
+    assert.deepEqual(tools.map((t) => t.name).sort(), [...KILN_MCP_TOOLS].sort());
+    const run = tools.find((t) => t.name === "run_command")!;
+    assert.deepEqual(run.inputSchema.required?.sort(), ["command", "sandboxId"]);
+  });
+
+  test("sandbox_create returns an id that sandbox_list shows", async () => {
+    const created = JSON.parse(await ok(client(), "sandbox_create", { metadata: { team: "a" } }));
+    assert.match(created.id, /^sb_[a-z0-9]{20}$/);
+    assert.equal(created.tier, "virtual");
+    assert.deepEqual(created.metadata, { team: "a" });
+    id = created.id;
+    const list = JSON.parse(await ok(client(), "sandbox_list"));
+    assert.ok(list.some((s: { id: string }) => s.id === id));
+  });
+
+  test("run_command returns exit code, stdout and stderr", async () => {
+    const text = await ok(client(), "run_command", {
+      sandboxId: id,
+      command: "echo out; echo err >&2; cat; echo $GREETING; exit 3",
+      stdin: "from stdin\n",
+      env: { GREETING: "hello" },
+    });
+    assert.equal(exitCode(text), 3);
+    assert.equal(section(text, "stdout"), "out\nfrom stdin\nhello");
+    assert.equal(section(text, "stderr"), "err");
+  });
+
+  test("write_file, read_file (ranges, base64) and list_files", async () => {
+    const written = JSON.parse(
+      await ok(client(), "write_file", { sandboxId: id, path: "src/a.txt", content: "0123456789abcdef" }),
+    );
+    assert.deepEqual(written, { path: "/workspace/src/a.txt", bytes: 16 });
+    assert.equal(
+      await ok(client(), "read_file", { sandboxId: id, path: "/workspace/src/a.txt" }),
+      "0123456789abcdef",
+    );
+    const part = await call(client(), "read_file", {
+      sandboxId: id,
+      path: "src/a.txt",
+      offset: 4,
+      length: 3,
+    });
+    assert.equal(part.texts[0], "456");
+    assert.match(part.texts[1]!, /offset=7/);
+    await ok(client(), "write_file", { sandboxId: id, path: "bin.dat", content: "AAH/", encoding: "base64" });
+    const b64 = await call(client(), "read_file", { sandboxId: id, path: "bin.dat", encoding: "base64" });
+    assert.equal(b64.texts[0], "AAH/");
+    const listing = await ok(client(), "list_files", { sandboxId: id, depth: 2 });
+    assert.match(listing, /^dir .*\/workspace\/src\/$/m);
+    assert.match(listing, /^file +16 +\/workspace\/src\/a\.txt$/m);
+    assert.match(listing, /^file +3 +\/workspace\/bin\.dat$/m);
+    const cat = await ok(client(), "run_command", { sandboxId: id, command: "cat src/a.txt" });
+    assert.equal(section(cat, "stdout"), "0123456789abcdef");
+  });
+
+  test("run_code keeps state between calls", async () => {
+    await ok(client(), "run_code", { sandboxId: id, code: "import math\nx = 6 * 7" });
+    const text = await ok(client(), "run_code", { sandboxId: id, code: "print(x, round(math.pi, 2))" });
+    assert.equal(exitCode(text), 0);
+    assert.equal(section(text, "stdout"), "42 3.14");
+  });
+
+  test("long output keeps head and tail and says what was cut", async () => {
+    const text = await ok(client(), "run_command", { sandboxId: id, command: "seq 1 20000" });
+    const out = section(text, "stdout");
+    assert.ok(out.startsWith("1\n2\n3\n"));
+    assert.ok(out.endsWith("19999\n20000"));
+    const m = /\[stdout: (\d+) of (\d+) bytes cut from the middle; .*read_file/.exec(out);
+    assert.ok(m, out.slice(0, 200));
+    assert.equal(Number(m[2]), 108894);
+    assert.ok(Buffer.byteLength(out) < 16 * 1024 + 400);
+    assert.match(text, /^truncated: stdout \d+ bytes/m);
+  });
+
+  test("errors are tool errors carrying the Kiln error code", async () => {
+    await failsWith(client(), "run_command", { sandboxId: UNKNOWN_ID, command: "true" }, "not_found");
+    await failsWith(client(), "read_file", { sandboxId: id, path: "missing.txt" }, "not_found");
+    await failsWith(client(), "read_file", { sandboxId: id, path: "../../etc/passwd" }, "invalid_argument");
+    await failsWith(client(), "sandbox_create", { metadata: { "kiln.owner": "x" } }, "invalid_argument");
+    await failsWith(client(), "run_command", { sandboxId: id }, "invalid_argument");
+    await failsWith(client(), "list_files", { sandboxId: id, depth: 0 }, "invalid_argument");
+    await failsWith(client(), "no_such_tool", {}, "not_found");
+    await failsWith(
+      client(),
+      "write_file",
+      { sandboxId: id, path: "x", content: "!!", encoding: "base64" },
+      "invalid_argument",
+    );
+    const t = await failsWith(
+      client(),
+      "run_command",
+      { sandboxId: id, command: "echo early; sleep 5", timeoutMs: 200 },
+      "timeout",
+    );
+    // The partial result follows the error line (the virtual tier does not stream, so no output here).
+    assert.match(t.texts[1]!, /^exit_code: \d+/);
+  });
+
+  test("sandbox_kill removes the sandbox", async () => {
+    await ok(client(), "sandbox_kill", { sandboxId: id });
+    const list = JSON.parse(await ok(client(), "sandbox_list"));
+    assert.ok(!list.some((s: { id: string }) => s.id === id));
+    await failsWith(client(), "run_command", { sandboxId: id, command: "true" }, "not_found");
+    await failsWith(client(), "sandbox_kill", { sandboxId: id }, "not_found");
+  });
+}
