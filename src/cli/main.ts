@@ -11,7 +11,9 @@ import { registerCopy } from "./commands/copy.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerExec } from "./commands/exec.ts";
 import { registerLifecycle } from "./commands/lifecycle.ts";
+import { registerMcp } from "./commands/mcp.ts";
 import { registerShell } from "./commands/shell.ts";
+import { registerTemplate } from "./commands/template.ts";
 import { reportError } from "./output.ts";
 
 /** Global options every command sees. */
@@ -49,6 +51,8 @@ function buildProgram(): Command {
   registerShell(program);
   registerCopy(program);
   registerDoctor(program);
+  registerMcp(program);
+  registerTemplate(program);
   return program;
 }
 
