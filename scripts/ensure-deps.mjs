@@ -18,7 +18,9 @@ const stale =
 
 if (stale) {
   process.stderr.write("kiln: installing npm dependencies (first run)...\n");
-  const cmd = existsSync(lock) ? ["ci", "--no-audit", "--no-fund"] : ["install", "--no-audit", "--no-fund"];
+  // `npm install` (not `npm ci`): it installs the locked versions too, and npm 11's `ci` rejects
+  // locks that omit optional platform packages a dependency names but does not publish (biome's).
+  const cmd = ["install", "--no-audit", "--no-fund"];
   const r = spawnSync("npm", cmd, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
   if (r.status !== 0) {
     process.stderr.write("kiln: npm install failed\n");

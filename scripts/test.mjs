@@ -27,13 +27,19 @@ if (setup.status !== 0)
   process.stdout.write("== system setup did not complete; tiers that need it will say why\n");
 
 // Real-tier tests share one template cache per machine, so the Debian `default` template is built once.
-if (!process.env.KILN_TEMPLATE_DIR && process.getuid?.() === 0) process.env.KILN_TEMPLATE_DIR = "/var/cache/kiln/templates";
+if (!process.env.KILN_TEMPLATE_DIR && process.getuid?.() === 0)
+  process.env.KILN_TEMPLATE_DIR = "/var/cache/kiln/templates";
 if (process.env.KILN_TEMPLATE_DIR) {
-  const r = spawnSync(process.execPath, [join(root, "src", "cli", "main.ts"), "template", "build", "default"], {
-    cwd: root,
-    stdio: "inherit",
-  });
-  if (r.status !== 0) process.stdout.write("== the default template could not be built; real tiers will say why\n");
+  const r = spawnSync(
+    process.execPath,
+    [join(root, "src", "cli", "main.ts"), "template", "build", "default"],
+    {
+      cwd: root,
+      stdio: "inherit",
+    },
+  );
+  if (r.status !== 0)
+    process.stdout.write("== the default template could not be built; real tiers will say why\n");
 }
 
 step("type-check (tsc --noEmit)", bin("tsc"), ["--noEmit", "-p", "."]);

@@ -10,8 +10,10 @@ import { Kiln } from "../index.ts";
 import { registerCopy } from "./commands/copy.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerExec } from "./commands/exec.ts";
+import { registerKeys } from "./commands/keys.ts";
 import { registerLifecycle } from "./commands/lifecycle.ts";
 import { registerMcp } from "./commands/mcp.ts";
+import { registerServe } from "./commands/serve.ts";
 import { registerShell } from "./commands/shell.ts";
 import { registerTemplate } from "./commands/template.ts";
 import { reportError } from "./output.ts";
@@ -53,6 +55,8 @@ function buildProgram(): Command {
   registerDoctor(program);
   registerMcp(program);
   registerTemplate(program);
+  registerServe(program);
+  registerKeys(program);
   return program;
 }
 

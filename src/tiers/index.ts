@@ -5,3 +5,5 @@ import { registerTier } from "../core/tier-registry.ts";
 
 registerTier("virtual", async () => new (await import("./virtual/index.ts")).VirtualBackend());
 registerTier("namespace", async () => new (await import("./namespace/index.ts")).NamespaceBackend());
+registerTier("oci", async () => new (await import("./oci/index.ts")).OciBackend());
+registerTier("gvisor", async () => new (await import("./gvisor/index.ts")).GvisorBackend());

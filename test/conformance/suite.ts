@@ -15,7 +15,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, type TestContext, test } from "node:test";
-import { Kiln, type Sandbox, type TierName } from "../../src/index.ts";
+import type { KilnApi, SandboxApi } from "../../src/client/api.ts";
+import { Kiln, type TierName } from "../../src/index.ts";
 
 /** Options of {@link runConformance}. */
 export interface ConformanceOptions {
@@ -26,6 +27,10 @@ export interface ConformanceOptions {
   skip?: { reason: string; tests: string[] }[];
   /** How a runaway loop is stopped on this tier: by a loop limit, or by the time limit. */
   runaway?: "limit" | "timeout";
+  /** Opens the Kiln under test on a data directory (and again on the same one for the restart test); default `Kiln.open`. */
+  open?: (dataDir: string) => Promise<KilnApi>;
+  /** Label in the test names; default the tier. */
+  label?: string;
 }
 
 /** True when the environment requires `tier` to run (not skip). */
@@ -51,14 +56,15 @@ export function runConformance(options: ConformanceOptions): void {
   const skipped = new Map<string, string>();
   for (const s of options.skip ?? []) for (const t of s.tests) skipped.set(t, s.reason);
 
-  describe(`conformance: ${tier}`, () => {
+  const open = options.open ?? ((d: string) => Kiln.open({ dataDir: d }));
+  describe(`conformance: ${options.label ?? tier}`, () => {
     let dataDir: string;
-    let kiln: Kiln;
+    let kiln: KilnApi;
     let unavailable: string | undefined;
-    let sb: Sandbox;
+    let sb: SandboxApi;
     let streaming = false;
 
-    const create = (extra: Parameters<Kiln["create"]>[0] = {}) =>
+    const create = (extra: Parameters<KilnApi["create"]>[0] = {}) =>
       kiln.create({
         tier,
         template: options.template ?? process.env.KILN_TEST_TEMPLATE ?? "default",
@@ -67,7 +73,7 @@ export function runConformance(options: ConformanceOptions): void {
 
     before(async () => {
       dataDir = mkdtempSync(join(tmpdir(), `kiln-conf-${tier}-`));
-      kiln = await Kiln.open({ dataDir });
+      kiln = await open(dataDir);
       const status = (await kiln.doctor()).find((s) => s.tier === tier);
       if (!status?.available) {
         unavailable = status?.reason ?? "no backend";
@@ -522,7 +528,7 @@ export function runConformance(options: ConformanceOptions): void {
       await s.files.write("/workspace/persist.txt", "still here");
       await s.commands.run("mkdir -p keep && echo made > keep/by-shell.txt");
       await kiln.close();
-      kiln = await Kiln.open({ dataDir });
+      kiln = await open(dataDir);
       const again = await kiln.connect(s.id);
       assert.equal(await again.files.read("/workspace/persist.txt"), "still here");
       assert.equal((await again.commands.run("cat keep/by-shell.txt")).stdout, "made\n");

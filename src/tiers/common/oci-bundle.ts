@@ -44,6 +44,15 @@ export interface OciBundleInput {
   agent: string;
   /** The sandbox's limits. */
   limits: Pick<Limits, "memoryBytes" | "pids" | "cpuCount" | "diskBytes">;
+  /**
+   * For a runtime whose host processes are not the sandbox's processes
+   * (gVisor: the Sentry's threads and the ptrace stubs count in the host pids
+   * cgroup): the process limit is set as RLIMIT_NPROC inside, which the
+   * runtime's kernel enforces, and the host pids cgroup gets `hostPids`.
+   */
+  pidsInside?: { hostPids: number };
+  /** Syscalls whose rules are left out of the seccomp policy (a runtime that mishandles them). */
+  seccompOmit?: string[];
   /** Cgroup path relative to each hierarchy's root (`/kiln/<id>`); omitted: no cgroup limits. */
   cgroupsPath?: string;
 }
@@ -129,6 +138,16 @@ export const READONLY_PATHS: readonly string[] = Object.freeze([
 const MIB = 1024 * 1024;
 const CPU_PERIOD_US = 100_000;
 
+/** Kiln's seccomp policy without the rules for `omit`. */
+function seccompPolicy(omit: string[]): Record<string, unknown> {
+  const policy = ociSeccomp();
+  if (omit.length === 0) return policy;
+  const rules = (policy.syscalls as { names: string[] }[])
+    .map((r) => ({ ...r, names: r.names.filter((n) => !omit.includes(n)) }))
+    .filter((r) => r.names.length > 0);
+  return { ...policy, syscalls: rules };
+}
+
 /** The runtime config of one sandbox. */
 export function ociConfig(i: OciBundleInput): OciConfig {
   const tmpBytes = Math.max(MIB, Math.min(i.limits.memoryBytes, i.limits.diskBytes));
@@ -189,7 +208,10 @@ export function ociConfig(i: OciBundleInput): OciConfig {
       env: [`PATH=${SANDBOX_PATH}`],
       cwd: "/workspace",
       capabilities: { bounding: cap, effective: cap, inheritable: cap, permitted: cap, ambient: cap },
-      rlimits: [{ type: "RLIMIT_NOFILE", hard: nofile, soft: nofile }],
+      rlimits: [
+        { type: "RLIMIT_NOFILE", hard: nofile, soft: nofile },
+        ...(i.pidsInside ? [{ type: "RLIMIT_NPROC", hard: i.limits.pids, soft: i.limits.pids }] : []),
+      ],
       noNewPrivileges: true,
     },
     hostname: "kiln",
@@ -207,11 +229,11 @@ export function ociConfig(i: OciBundleInput): OciConfig {
       resources: {
         devices: [{ allow: false, access: "rwm" }],
         memory: { limit: i.limits.memoryBytes, swap: i.limits.memoryBytes },
-        pids: { limit: i.limits.pids },
+        pids: { limit: i.pidsInside?.hostPids ?? i.limits.pids },
         cpu: { quota: Math.round(i.limits.cpuCount * CPU_PERIOD_US), period: CPU_PERIOD_US },
       },
       ...(i.cgroupsPath ? { cgroupsPath: i.cgroupsPath } : {}),
-      seccomp: ociSeccomp(),
+      seccomp: seccompPolicy(i.seccompOmit ?? []),
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
     },
@@ -341,6 +363,7 @@ export async function ociTrial(
   rt: Omit<OciRuntime, "root">,
   agent: string,
   timeoutMs: number,
+  extra: Pick<OciBundleInput, "pidsInside" | "seccompOmit"> = {},
 ): Promise<string | undefined> {
   const dir = mkdtempSync(join(tmpdir(), "kiln-oci-probe-"));
   const trial: OciRuntime = { ...rt, root: join(dir, "state") };
@@ -358,6 +381,7 @@ export async function ociTrial(
       agent,
       limits: { memoryBytes: 256 * MIB, pids: 64, cpuCount: 1, diskBytes: 8 * MIB },
       cgroupsPath,
+      ...extra,
     });
     const r = await runClosed(
       trial.binary,

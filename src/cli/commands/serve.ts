@@ -1,0 +1,56 @@
+/**
+ * `kiln serve`: the HTTP API (docs/server.md) on a loopback port unless told
+ * otherwise. SIGTERM or SIGINT: stop accepting, let running commands end
+ * within the grace period, end the rest as interrupted, close Kiln (sandboxes
+ * persist), exit 0.
+ */
+import type { Command } from "commander";
+import { InvalidArgumentError } from "../../core/errors.ts";
+import { startServer } from "../../server/server.ts";
+import type { GlobalOptions } from "../main.ts";
+
+/** Registers `serve`. */
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("serve the Kiln HTTP API (authenticated with keys from `kiln keys create`)")
+    .option("--port <port>", "TCP port (0: any free port)", "7070")
+    .option("--host <address>", "address to bind (default loopback only)", "127.0.0.1")
+    .option("--grace-ms <ms>", "how long a shutdown waits for running commands", "10000")
+    .action(async (flags, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const port = Number(flags.port);
+      const graceMs = Number(flags.graceMs);
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new InvalidArgumentError("--port must be 0-65535");
+      if (!Number.isFinite(graceMs) || graceMs < 0) throw new InvalidArgumentError("--grace-ms must be >= 0");
+      const server = await startServer({
+        ...(g.dataDir ? { dataDir: g.dataDir } : {}),
+        port,
+        host: flags.host,
+        graceMs,
+      });
+      const ready = (await server.kiln.doctor()).filter((t) => t.available).map((t) => t.tier);
+      const line = { url: server.url, dataDir: server.kiln.dataDir, tiers: ready, pid: process.pid };
+      if (g.json) process.stdout.write(`${JSON.stringify(line)}\n`);
+      else
+        process.stdout.write(
+          `kiln: serving ${server.url} (data dir ${line.dataDir}; tiers: ${ready.join(", ")})\n`,
+        );
+      if (server.kiln.dataDir && server.keys.list().every((k) => k.revokedAt !== null)) {
+        process.stderr.write("kiln: no valid API key yet; create one with `kiln keys create`\n");
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (sig: NodeJS.Signals) => {
+          process.stderr.write(`kiln: ${sig}: shutting down (grace ${graceMs} ms)\n`);
+          void server.close().then(({ interrupted }) => {
+            if (interrupted) process.stderr.write(`kiln: interrupted ${interrupted} running command(s)\n`);
+            resolve();
+          });
+        };
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+      });
+      process.exitCode = 0;
+    });
+}

@@ -1,0 +1,92 @@
+/** A remote sandbox: the same shape as the library's `Sandbox`. */
+import type { InstanceStats } from "../core/backend.ts";
+import { throwIfAborted } from "../core/errors.ts";
+import type { RunCodeOptions, RunCodeResult } from "../core/sandbox.ts";
+import type { AuditEntry, SandboxInfo, TierName } from "../core/types.ts";
+import type { SandboxApi } from "./api.ts";
+import { RemoteCommands } from "./commands.ts";
+import { RemoteFiles } from "./files.ts";
+import type { Transport } from "./http.ts";
+import { consume } from "./ndjson.ts";
+
+/** A sandbox on a Kiln server. Every method takes an AbortSignal and throws the library's KilnErrors. */
+export class RemoteSandbox implements SandboxApi {
+  /** Sandbox id. */
+  readonly id: string;
+  /** Running commands. */
+  readonly commands: RemoteCommands;
+  /** The sandbox's files. */
+  readonly files: RemoteFiles;
+  private readonly http: Transport;
+  private readonly path: string;
+
+  /** @internal Made by KilnClient. */
+  constructor(http: Transport, id: string) {
+    this.http = http;
+    this.id = id;
+    this.path = `/v1/sandboxes/${encodeURIComponent(id)}`;
+    this.commands = new RemoteCommands(http, this.path);
+    this.files = new RemoteFiles(http, this.path);
+  }
+
+  /** The sandbox's record. @throws NotFoundError when it was killed */
+  async info(options: { signal?: AbortSignal } = {}): Promise<SandboxInfo> {
+    return this.http.json<SandboxInfo>("GET", this.path, { signal: options.signal });
+  }
+
+  /** Sets the lifetime to `timeoutMs` from now (0: no expiry). @throws NotFoundError, InvalidArgumentError */
+  async setTimeout(timeoutMs: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.http.json("POST", `${this.path}/timeout`, { json: { timeoutMs }, signal: options.signal });
+  }
+
+  /** Kills the sandbox: stops its processes and deletes its workspace. @throws NotFoundError */
+  async kill(options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.http.empty("DELETE", this.path, { signal: options.signal });
+  }
+
+  /** Moves the workspace to another tier. @throws TierUnavailableError, NotFoundError, AbortedError */
+  async move(tier: TierName, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.http.json("POST", `${this.path}/move`, { json: { tier }, signal: options.signal });
+  }
+
+  /** Whether the sandbox is still alive (false once killed or expired). */
+  async isRunning(options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    throwIfAborted(options.signal);
+    try {
+      return (await this.info(options)).state === "running";
+    } catch (e) {
+      if ((e as { code?: string }).code === "not_found") return false;
+      throw e;
+    }
+  }
+
+  /** The audit log: the newest `limit` commands, oldest first. @throws NotFoundError */
+  async logs(options: { limit?: number; signal?: AbortSignal } = {}): Promise<AuditEntry[]> {
+    return this.http.json<AuditEntry[]>("GET", `${this.path}/logs`, {
+      query: { limit: options.limit },
+      signal: options.signal,
+    });
+  }
+
+  /** Current resource use. @throws NotFoundError */
+  async stats(options: { signal?: AbortSignal } = {}): Promise<InstanceStats> {
+    return this.http.json<InstanceStats>("GET", `${this.path}/stats`, { signal: options.signal });
+  }
+
+  /**
+   * Runs code in the sandbox's warm interpreter, streaming its output.
+   * @throws UnsupportedError (`unsupported`) on a tier without one; InvalidArgumentError; AbortedError
+   */
+  async runCode(code: string, options: RunCodeOptions = {}): Promise<RunCodeResult> {
+    throwIfAborted(options.signal);
+    const { onStdout, onStderr, signal, ...rest } = options;
+    const res = await this.http.request("POST", `${this.path}/code`, { json: { code, ...rest }, signal });
+    const end = await consume(
+      res,
+      { ...(onStdout ? { onStdout } : {}), ...(onStderr ? { onStderr } : {}) },
+      signal,
+    );
+    if (end.error) throw end.error;
+    return end.result as unknown as RunCodeResult;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Commands started through the server, kept after they end (for
+ * {@link RETAIN_MS}) so that a client that reattaches to a finished
+ * background command still gets its result.
+ */
+import type { CommandHandle } from "../core/commands.ts";
+import type { KilnError } from "../core/errors.ts";
+import type { CommandResult } from "../core/types.ts";
+
+/** How long a finished command's result stays available, in ms. */
+export const RETAIN_MS = 10 * 60_000;
+
+/** A command started through the server. */
+export interface TrackedProcess {
+  handle: CommandHandle;
+  /** Set once it ended. */
+  outcome?: { result: CommandResult; error?: KilnError };
+  /** Resolves when it ended. */
+  done: Promise<void>;
+}
+
+/** The commands started through one server, per sandbox. */
+export class ProcessRegistry {
+  private readonly bySandbox = new Map<string, Map<number, TrackedProcess>>();
+
+  /** Tracks a started command. */
+  add(sandboxId: string, handle: CommandHandle): TrackedProcess {
+    let m = this.bySandbox.get(sandboxId);
+    if (!m) {
+      m = new Map();
+      this.bySandbox.set(sandboxId, m);
+    }
+    const table = m;
+    const p: TrackedProcess = {
+      handle,
+      done: handle.wait().then(
+        (result) => {
+          p.outcome = { result };
+        },
+        (e: KilnError) => {
+          p.outcome = {
+            result: e.result ?? { exitCode: -1, stdout: "", stderr: "", durationMs: 0 },
+            error: e,
+          };
+        },
+      ),
+    };
+    void p.done.then(() => {
+      const t = setTimeout(() => {
+        if (table.get(handle.pid) === p) table.delete(handle.pid);
+        if (table.size === 0 && this.bySandbox.get(sandboxId) === table) this.bySandbox.delete(sandboxId);
+      }, RETAIN_MS);
+      t.unref();
+    });
+    table.set(handle.pid, p);
+    return p;
+  }
+
+  /** A tracked command, running or recently ended. */
+  get(sandboxId: string, pid: number): TrackedProcess | undefined {
+    return this.bySandbox.get(sandboxId)?.get(pid);
+  }
+
+  /** Forgets a sandbox's commands (it was killed). */
+  forget(sandboxId: string): void {
+    this.bySandbox.delete(sandboxId);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The zod schemas of the HTTP API: request validation and the OpenAPI
+ * document are generated from these same objects.
+ */
+import { z } from "@hono/zod-openapi";
+import { TIER_NAMES } from "../core/types.ts";
+
+const Str = z.string();
+const StrMap = z.record(z.string(), z.string());
+const NonNeg = z.number().finite().nonnegative();
+
+export const TierSchema = z.enum(TIER_NAMES).openapi("Tier");
+
+export const LimitsSchema = z
+  .object({
+    timeoutMs: NonNeg,
+    maxOutputBytes: NonNeg,
+    maxLoopIterations: NonNeg,
+    maxCommandCount: NonNeg,
+    maxCallDepth: NonNeg,
+    memoryBytes: NonNeg,
+    cpuCount: NonNeg,
+    pids: NonNeg,
+    diskBytes: NonNeg,
+    maxFileBytes: NonNeg,
+  })
+  .openapi("Limits");
+
+export const ErrorSchema = z
+  .object({
+    error: z
+      .object({
+        code: z.enum([
+          "not_found",
+          "invalid_argument",
+          "timeout",
+          "limit_exceeded",
+          "tier_unavailable",
+          "conflict",
+          "aborted",
+          "sandbox_stopped",
+          "unsupported",
+          "internal",
+          "unauthenticated",
+        ]),
+        message: z.string(),
+      })
+      .catchall(z.unknown()),
+  })
+  .openapi("Error");
+
+export const SandboxInfoSchema = z
+  .object({
+    id: Str,
+    tier: TierSchema,
+    template: Str,
+    state: z.enum(["running", "stopped", "killed"]),
+    env: StrMap,
+    cwd: Str,
+    metadata: StrMap,
+    limits: LimitsSchema,
+    createdAt: Str,
+    expiresAt: Str.nullable(),
+  })
+  .openapi("SandboxInfo");
+
+export const CreateSandboxBody = z
+  .object({
+    tier: TierSchema.optional(),
+    template: Str.optional(),
+    env: StrMap.optional(),
+    cwd: Str.optional(),
+    metadata: StrMap.optional(),
+    timeoutMs: NonNeg.optional(),
+    limits: LimitsSchema.partial().strict().optional(),
+  })
+  .strict()
+  .openapi("CreateSandbox");
+
+export const ListSandboxesQuery = z.object({
+  metadata: z
+    .union([Str, z.array(Str)])
+    .optional()
+    .openapi({ description: "`key=value`, repeatable: only sandboxes with all these labels" }),
+  state: z.enum(["running", "stopped", "killed"]).optional(),
+});
+
+export const IdParams = z.object({
+  id: Str.openapi({ param: { name: "id", in: "path" }, example: "sb_0123456789abcdefghij" }),
+});
+export const PidParams = IdParams.extend({
+  pid: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .openapi({ param: { name: "pid", in: "path" }, type: "integer" }),
+});
+export const TierParams = z.object({ tier: TierSchema.openapi({ param: { name: "tier", in: "path" } }) });
+
+export const TimeoutBody = z.object({ timeoutMs: NonNeg }).strict().openapi("SetTimeout");
+export const MoveBody = z.object({ tier: TierSchema }).strict().openapi("Move");
+
+export const TierStatusSchema = z
+  .object({ tier: TierSchema, available: z.boolean(), reason: Str })
+  .openapi("TierStatus");
+export const CapabilitiesSchema = z
+  .object({
+    realBinaries: z.boolean(),
+    interactiveStdin: z.boolean(),
+    streamingOutput: z.boolean(),
+    processesSurviveRestart: z.boolean(),
+  })
+  .openapi("Capabilities");
+
+export const AuditEntrySchema = z
+  .object({
+    id: z.number(),
+    command: Str,
+    exitCode: z.number().nullable(),
+    status: z.enum(["success", "error", "pending"]),
+    startedAtMs: z.number(),
+    durationMs: z.number().nullable(),
+    cwd: Str,
+  })
+  .openapi("AuditEntry");
+export const LogsQuery = z.object({ limit: z.coerce.number().int().positive().optional() });
+export const StatsSchema = z
+  .object({
+    memoryBytes: z.number().optional(),
+    cpuMs: z.number().optional(),
+    diskBytes: z.number().optional(),
+  })
+  .openapi("Stats");
+
+export const EntryInfoSchema = z
+  .object({
+    name: Str,
+    path: Str,
+    type: z.enum(["file", "dir", "symlink"]),
+    size: z.number(),
+    mode: z.number(),
+    mtimeMs: z.number(),
+    symlinkTarget: Str.optional(),
+  })
+  .openapi("EntryInfo");
+export const PathQuery = z.object({ path: Str.openapi({ description: "path inside the sandbox" }) });
+export const ListQuery = PathQuery.extend({ depth: z.coerce.number().int().positive().optional() });
+export const PathBody = z.object({ path: Str }).strict().openapi("PathBody");
+export const RenameBody = z.object({ from: Str, to: Str }).strict().openapi("Rename");
+export const SymlinkBody = z.object({ target: Str, path: Str }).strict().openapi("Symlink");
+export const MkdirResult = z.object({ created: z.boolean() }).openapi("MkdirResult");
+
+export const RunCommandBody = z
+  .object({
+    command: Str,
+    cwd: Str.optional(),
+    env: StrMap.optional(),
+    stdin: Str.optional().openapi({ description: "text for stdin (closed after it)" }),
+    stdinBase64: Str.optional().openapi({ description: "bytes for stdin, base64" }),
+    timeoutMs: NonNeg.optional(),
+    background: z.boolean().optional(),
+    openStdin: z.boolean().optional(),
+  })
+  .strict()
+  .openapi("RunCommand");
+export const ProcessInfoSchema = z
+  .object({ pid: z.number(), command: Str, cwd: Str, startedAtMs: z.number() })
+  .openapi("ProcessInfo");
+export const StartedSchema = z.object({ pid: z.number() }).openapi("Started");
+export const KilledSchema = z.object({ killed: z.boolean() }).openapi("Killed");
+export const StdinBody = z
+  .object({ data: Str.optional(), dataBase64: Str.optional(), close: z.boolean().optional() })
+  .strict()
+  .openapi("Stdin");
+export const RunCodeBody = z
+  .object({
+    code: Str,
+    language: z.literal("python").optional(),
+    context: Str.optional(),
+    cwd: Str.optional(),
+    env: StrMap.optional(),
+    timeoutMs: NonNeg.optional(),
+  })
+  .strict()
+  .openapi("RunCode");
+
+/** One line of a command or code stream (NDJSON). */
+export const StreamEventSchema = z
+  .discriminatedUnion("type", [
+    z.object({ type: z.literal("start"), pid: z.number() }),
+    z.object({ type: z.literal("stdout"), data: Str }),
+    z.object({ type: z.literal("stderr"), data: Str }),
+    z.object({
+      type: z.literal("exit"),
+      result: z.record(z.string(), z.unknown()).optional(),
+      error: ErrorSchema.shape.error.optional(),
+    }),
+  ])
+  .openapi("StreamEvent");
+
+export const OkSchema = z.object({ ok: z.literal(true) }).openapi("Ok");

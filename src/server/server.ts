@@ -1,0 +1,100 @@
+/**
+ * `kiln serve` as a library: opens Kiln and the key store on a data
+ * directory, serves the app on a loopback port (unless told otherwise), and
+ * shuts down gracefully.
+ */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { Kiln } from "../index.ts";
+import { createApp } from "./app.ts";
+import type { App, ServerState } from "./context.ts";
+import { KeyStore } from "./keys.ts";
+import { ProcessRegistry } from "./processes.ts";
+import { StreamTracker } from "./streaming.ts";
+
+/** Options of {@link startServer}. */
+export interface ServeOptions {
+  /** Data directory; default `$KILN_DATA_DIR` or `./.kiln`. */
+  dataDir?: string;
+  /** TCP port; 0 picks a free one. Default 7070. */
+  port?: number;
+  /** Address to bind; default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** How long a shutdown waits for running commands, in ms; default 10,000. */
+  graceMs?: number;
+}
+
+/** A running server. */
+export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:7070`. */
+  readonly url: string;
+  /** The bound port. */
+  readonly port: number;
+  readonly kiln: Kiln;
+  readonly keys: KeyStore;
+  readonly app: App;
+  /**
+   * Stops accepting requests, waits up to `graceMs` for streamed commands to
+   * end, ends the rest with an interrupted `exit` event, then closes Kiln
+   * (sandboxes persist). Resolves with how many streams were interrupted.
+   */
+  close(graceMs?: number): Promise<{ interrupted: number }>;
+}
+
+/**
+ * Starts a server.
+ * @throws the listen error (e.g. EADDRINUSE) as is
+ */
+export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
+  const kiln = await Kiln.open(options.dataDir ? { dataDir: options.dataDir } : {});
+  const keys = new KeyStore(kiln.dataDir);
+  const state: ServerState = {
+    kiln,
+    keys,
+    processes: new ProcessRegistry(),
+    streams: new StreamTracker(),
+    draining: false,
+  };
+  const app = createApp(state);
+  const host = options.host ?? "127.0.0.1";
+  let server: Server;
+  try {
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, port: options.port ?? 7070, hostname: host }) as Server;
+      s.once("listening", () => resolve(s));
+      s.once("error", reject);
+    });
+  } catch (e) {
+    keys.close();
+    await kiln.close();
+    throw e;
+  }
+  server.keepAliveTimeout = 5_000;
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  let closing: Promise<{ interrupted: number }> | undefined;
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    kiln,
+    keys,
+    app,
+    close(graceMs = options.graceMs ?? 10_000) {
+      closing ??= (async () => {
+        state.draining = true;
+        const stopped = new Promise<void>((r) => server.close(() => r()));
+        server.closeIdleConnections();
+        const interrupted = await state.streams.drain(graceMs);
+        // Let the interrupted streams' last lines reach their clients.
+        await new Promise((r) => setTimeout(r, 50));
+        server.closeAllConnections();
+        await stopped;
+        await kiln.close();
+        keys.close();
+        return { interrupted };
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,2 @@
+/** The gvisor tier's entry: its backend. */
+export { GvisorBackend } from "./backend.ts";

@@ -1,0 +1,2 @@
+/** The oci tier's entry: its backend. */
+export { OciBackend } from "./backend.ts";

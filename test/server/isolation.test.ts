@@ -1,0 +1,125 @@
+/**
+ * Key isolation: key B gets exactly `not_found` for key A's sandbox on every
+ * endpoint that names a sandbox, and A's sandbox is untouched afterwards.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { KilnClient } from "../../src/client/index.ts";
+import { rejectsWithCode } from "../conformance/suite.ts";
+import { assertError, body, request, type TestServer, testServer } from "./helpers.ts";
+
+let t: TestServer;
+let keyB: string;
+let idA: string;
+let pidA: number;
+
+/** A request for every sandbox endpoint (`{id}` in the path), valid apart from whose sandbox it is. */
+const SAMPLES: Record<string, { json?: unknown; body?: string; query?: string }> = {
+  "GET /v1/sandboxes/{id}": {},
+  "DELETE /v1/sandboxes/{id}": {},
+  "POST /v1/sandboxes/{id}/timeout": { json: { timeoutMs: 1 } },
+  "POST /v1/sandboxes/{id}/move": { json: { tier: "virtual" } },
+  "GET /v1/sandboxes/{id}/logs": {},
+  "GET /v1/sandboxes/{id}/stats": {},
+  "GET /v1/sandboxes/{id}/files": { query: "path=secret.txt" },
+  "PUT /v1/sandboxes/{id}/files": { query: "path=secret.txt", body: "overwritten" },
+  "DELETE /v1/sandboxes/{id}/files": { query: "path=secret.txt" },
+  "GET /v1/sandboxes/{id}/files/list": { query: "path=/workspace" },
+  "GET /v1/sandboxes/{id}/files/stat": { query: "path=secret.txt" },
+  "POST /v1/sandboxes/{id}/files/mkdir": { json: { path: "intruder" } },
+  "POST /v1/sandboxes/{id}/files/rename": { json: { from: "secret.txt", to: "stolen.txt" } },
+  "POST /v1/sandboxes/{id}/files/symlink": { json: { target: "secret.txt", path: "ln" } },
+  "GET /v1/sandboxes/{id}/files/tar": { query: "path=/workspace" },
+  "PUT /v1/sandboxes/{id}/files/tar": { query: "path=/workspace", body: "" },
+  "POST /v1/sandboxes/{id}/commands": { json: { command: "rm -rf /workspace/*" } },
+  "GET /v1/sandboxes/{id}/commands": {},
+  "GET /v1/sandboxes/{id}/commands/{pid}/events": {},
+  "POST /v1/sandboxes/{id}/commands/{pid}/stdin": { json: { data: "x", close: true } },
+  "POST /v1/sandboxes/{id}/commands/{pid}/kill": {},
+  "POST /v1/sandboxes/{id}/code": { json: { code: "print(1)" } },
+};
+
+before(async () => {
+  t = await testServer();
+  keyB = t.server.keys.create({ name: "B" }).key;
+  const a = await body(t.req("POST", "/v1/sandboxes", { json: { metadata: { team: "a" } } }));
+  idA = a.id;
+  assert.equal(
+    (await t.req("PUT", `/v1/sandboxes/${idA}/files?path=secret.txt`, { body: "A's" })).status,
+    200,
+  );
+  const bg = await t.req("POST", `/v1/sandboxes/${idA}/commands`, {
+    json: { command: "sleep 60", background: true, openStdin: true },
+  });
+  pidA = (await body(bg)).pid;
+});
+after(() => t.dispose());
+
+test("every sandbox endpoint in the OpenAPI document is covered here", async () => {
+  const doc = await body(fetch(`${t.server.url}/v1/openapi.json`));
+  const named = Object.entries(doc.paths as Record<string, object>).flatMap(([p, ops]) =>
+    p.includes("{id}") ? Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`) : [],
+  );
+  assert.deepEqual(named.sort(), Object.keys(SAMPLES).sort());
+});
+
+test("key B gets not_found for key A's sandbox on every endpoint", async () => {
+  for (const [route, sample] of Object.entries(SAMPLES)) {
+    const [method, pattern] = route.split(" ") as [string, string];
+    const path =
+      pattern.replace("{id}", idA).replace("{pid}", String(pidA)) + (sample.query ? `?${sample.query}` : "");
+    const res = await request(t.server.url, method, path, {
+      key: keyB,
+      ...(sample.json !== undefined ? { json: sample.json } : {}),
+      ...(sample.body !== undefined ? { body: sample.body } : {}),
+    });
+    const err = await assertError(res, "not_found", 404);
+    assert.ok(!JSON.stringify(err).includes("owner"), `${route} must not reveal ownership`);
+  }
+  // The same answer as for a sandbox that does not exist.
+  await assertError(
+    await request(t.server.url, "GET", "/v1/sandboxes/sb_00000000000000000000", { key: keyB }),
+    "not_found",
+    404,
+  );
+});
+
+test("key A's sandbox is untouched, and invisible to B's list", async () => {
+  assert.equal(await (await t.req("GET", `/v1/sandboxes/${idA}/files?path=secret.txt`)).text(), "A's");
+  const running = await body(t.req("GET", `/v1/sandboxes/${idA}/commands`));
+  assert.ok(running.some((p: { pid: number }) => p.pid === pidA));
+  const info = await body(t.req("GET", `/v1/sandboxes/${idA}`));
+  assert.equal(info.expiresAt, null);
+  const listB = await body(request(t.server.url, "GET", "/v1/sandboxes", { key: keyB }));
+  assert.deepEqual(listB, []);
+  const listA = await body(t.req("GET", "/v1/sandboxes"));
+  assert.deepEqual(
+    listA.map((s: { id: string }) => s.id),
+    [idA],
+  );
+});
+
+test("ownership cannot be seen or forged through metadata", async () => {
+  const info = await body(t.req("GET", `/v1/sandboxes/${idA}`));
+  assert.deepEqual(info.metadata, { team: "a" });
+  await assertError(
+    await request(t.server.url, "POST", "/v1/sandboxes", {
+      key: keyB,
+      json: { metadata: { "kiln.owner": "x" } },
+    }),
+    "invalid_argument",
+    400,
+  );
+  await assertError(
+    await request(t.server.url, "GET", "/v1/sandboxes?metadata=kiln.owner%3Dx", { key: keyB }),
+    "invalid_argument",
+    400,
+  );
+});
+
+test("through the client: the same not_found", async () => {
+  const b = await KilnClient.open({ url: t.server.url, apiKey: keyB });
+  await rejectsWithCode(b.connect(idA), "not_found");
+  await rejectsWithCode(b.kill(idA), "not_found");
+  assert.deepEqual(await b.list(), []);
+});
