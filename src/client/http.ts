@@ -55,17 +55,28 @@ export class Transport {
       headers["content-type"] = "application/octet-stream";
       body = options.body;
     }
-    let res: Response;
-    try {
-      res = await this.fetchFn(u, {
+    const send = () =>
+      this.fetchFn(u, {
         method,
         headers,
         ...(body !== undefined ? { body } : {}),
         ...(body instanceof ReadableStream ? { duplex: "half" } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       } as RequestInit);
+    let res: Response;
+    try {
+      res = await send();
     } catch (e) {
-      throw wireFailure(e, options.signal);
+      // A kept-alive connection the server closed meanwhile: a safe request (GET, HEAD) is sent
+      // again once on a fresh connection. Others are not: they may have reached the server.
+      if ((method !== "GET" && method !== "HEAD") || options.signal?.aborted || !isClosedConnection(e)) {
+        throw wireFailure(e, options.signal);
+      }
+      try {
+        res = await send();
+      } catch (e2) {
+        throw wireFailure(e2, options.signal);
+      }
     }
     if (res.ok) return res;
     let wire: WireError;
@@ -93,4 +104,10 @@ export class Transport {
     const res = await this.request(method, path, options);
     await res.body?.cancel().catch(() => {});
   }
+}
+
+/** True when `e` is fetch's failure on a connection the other side had closed. */
+function isClosedConnection(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: string } })?.cause;
+  return cause?.code === "UND_ERR_SOCKET" || cause?.code === "ECONNRESET";
 }

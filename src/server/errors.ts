@@ -84,6 +84,9 @@ export function httpStatus(e: unknown): number {
 export function onError(e: unknown, c: Context): Response {
   const status = httpStatus(e);
   if (status === 500 && process.env.KILN_DEBUG) console.error(e);
+  // A failed upload may leave the request body unread; the connection cannot carry another
+  // request after it, so say so (clients would otherwise reuse it and see "other side closed").
+  if (c.req.raw.body || c.req.method === "PUT" || c.req.method === "POST") c.header("Connection", "close");
   return c.json(errorBody(e), status as 500);
 }
 
