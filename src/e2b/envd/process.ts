@@ -1,0 +1,270 @@
+/**
+ * envd's `process.Process` Connect service over Kiln's `sandbox.commands`.
+ *
+ * - `Start` runs the command in the background in Kiln and streams a start
+ *   event (the pid), output, and an end event. The RPC deadline (the SDK's
+ *   `timeoutMs`, default 60 s, 0 for none) is the command's Kiln timeout; when
+ *   it passes the command is killed and the stream fails with
+ *   `deadline_exceeded` (the SDK's `TimeoutError`). A client that goes away
+ *   leaves the command running: `Connect` reattaches to it by pid.
+ * - `List`, `SendInput`, `StreamInput`, `CloseStdin`, `SendSignal` (SIGKILL
+ *   and SIGTERM both kill) map to Kiln's process table.
+ * - PTYs (`Start` with `pty`, `Update`) are not supported: `unimplemented`.
+ */
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { CommandHandle } from "../../core/commands.ts";
+import { isKilnError } from "../../core/errors.ts";
+import type { Sandbox } from "../../core/sandbox.ts";
+import type { CommandResult } from "../../core/types.ts";
+import type { E2bContext, ProcessFacts } from "../context.ts";
+import { rpc, toConnectError } from "../errors.ts";
+import type {
+  ProcessEventInit,
+  ProcessSelector,
+  StartRequest,
+  StreamInputRequest,
+} from "../proto/process.ts";
+import { EventQueue, targetOf } from "./target.ts";
+
+type ProcessEvent = { event: ProcessEventInit };
+type Selector = ProcessSelector;
+type ProcessInputCase = { case: "stdin" | "pty"; value: Uint8Array } | { case: undefined; value?: undefined };
+
+const encoder = new TextEncoder();
+const SHELLS = new Set(["bash", "sh", "/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/bin/sh"]);
+
+/** Quotes a word for bash. */
+function quote(s: string): string {
+  return /^[A-Za-z0-9_./=:@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The command line Kiln runs for an envd `cmd` and `args`: the script of
+ * `bash [-l] -c <script>` (what the SDK sends) as is, anything else quoted.
+ */
+export function commandLine(cmd: string, args: readonly string[]): string {
+  if (SHELLS.has(cmd)) {
+    const i = args.indexOf("-c");
+    if (i >= 0 && i === args.length - 2 && args.slice(0, i).every((a) => /^-[a-z]+$/.test(a))) {
+      return args[i + 1]!;
+    }
+  }
+  return [cmd, ...args].map(quote).join(" ");
+}
+
+function endEvent(r: CommandResult, limitMessage?: string): ProcessEvent {
+  const killed = r.error?.code === "killed";
+  const status = killed ? "signal: killed" : `exit status ${r.exitCode}`;
+  const error = limitMessage ?? (r.exitCode !== 0 || killed ? status : undefined);
+  return {
+    event: {
+      case: "end",
+      value: { exitCode: r.exitCode, exited: !killed, status, ...(error ? { error } : {}) },
+    },
+  };
+}
+
+function dataEvent(kind: "stdout" | "stderr", text: string): ProcessEvent {
+  return { event: { case: "data", value: { output: { case: kind, value: encoder.encode(text) } } } };
+}
+
+const keepalive: ProcessEvent = { event: { case: "keepalive", value: {} } };
+
+/** Seconds between keepalive events: the client's `Keepalive-Ping-Interval`, else 30. */
+function keepaliveMs(ctx: HandlerContext): number {
+  const s = Number(ctx.requestHeader.get("keepalive-ping-interval"));
+  return (Number.isFinite(s) && s > 0 ? Math.min(s, 300) : 30) * 1000;
+}
+
+/**
+ * Feeds the end of a process into `queue` (output gets there through the
+ * listeners; with `listen`, they are attached here), with keepalive events
+ * meanwhile. Kiln delivers all output before a command's end, so the end
+ * event comes last.
+ */
+function follow(
+  handle: CommandHandle,
+  queue: EventQueue<ProcessEvent>,
+  call: HandlerContext,
+  listen: boolean,
+): void {
+  const timer = setInterval(() => queue.push(keepalive), keepaliveMs(call));
+  void handle
+    .wait({
+      ...(listen
+        ? {
+            onStdout: (s: string) => queue.push(dataEvent("stdout", s)),
+            onStderr: (s: string) => queue.push(dataEvent("stderr", s)),
+          }
+        : {}),
+      signal: call.signal,
+    })
+    .then(
+      (r) => {
+        queue.push(endEvent(r));
+        queue.close();
+      },
+      (e) => {
+        // A limit (output cap, memory...) ends the command like an OOM kill in E2B: an end event with the reason.
+        if (isKilnError(e, "limit_exceeded") && e.result) {
+          queue.push(endEvent(e.result, e.message));
+          queue.close();
+        } else queue.fail(toConnectError(e));
+      },
+    )
+    .finally(() => clearInterval(timer));
+}
+
+function pidOf(ctx: E2bContext, sandbox: Sandbox, selector: Selector | undefined): number {
+  const s = selector?.selector;
+  if (s?.case === "pid") return s.value;
+  if (s?.case === "tag") {
+    for (const [key, facts] of ctx.processes) {
+      const [sid, pid] = key.split(":");
+      if (sid === sandbox.id && facts.tag === s.value) return Number(pid);
+    }
+    throw new ConnectError(`no process with tag ${s.value}`, Code.NotFound);
+  }
+  throw new ConnectError("a process selector (pid or tag) is required", Code.InvalidArgument);
+}
+
+/** The `process.Process` implementation. */
+export function processService(ctx: E2bContext) {
+  return {
+    async *start(req: StartRequest, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      if (req.pty) throw new ConnectError("PTYs are not supported by Kiln", Code.Unimplemented);
+      const config = req.process;
+      if (!config?.cmd) throw new ConnectError("process.cmd is required", Code.InvalidArgument);
+      const queue = new EventQueue<ProcessEvent>();
+      const deadline = call.timeoutMs();
+      const handle = await rpc(() =>
+        sandbox.commands.run(commandLine(config.cmd, config.args), {
+          background: true,
+          openStdin: req.stdin === true,
+          ...(config.cwd ? { cwd: config.cwd } : {}),
+          env: { ...config.envs },
+          timeoutMs: deadline ?? 0,
+          onStdout: (s) => queue.push(dataEvent("stdout", s)),
+          onStderr: (s) => queue.push(dataEvent("stderr", s)),
+        }),
+      );
+      const key = `${sandbox.id}:${handle.pid}`;
+      const facts: ProcessFacts = {
+        cmd: config.cmd,
+        args: [...config.args],
+        envs: { ...config.envs },
+        ...(config.cwd ? { cwd: config.cwd } : {}),
+        ...(req.tag ? { tag: req.tag } : {}),
+      };
+      ctx.processes.set(key, facts);
+      follow(handle, queue, call, false);
+      void handle
+        .wait()
+        .catch(() => {})
+        .finally(() => ctx.processes.delete(key));
+      // The deadline passing on the RPC means the command's time is up: make sure it is killed.
+      call.signal.addEventListener(
+        "abort",
+        () => {
+          const reason = call.signal.reason;
+          if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) void handle.kill();
+        },
+        { once: true },
+      );
+      try {
+        yield { event: { event: { case: "start", value: { pid: handle.pid } } } };
+        for await (const event of queue.drain(call.signal)) yield { event };
+      } finally {
+        queue.close(); // a detached client: drop output from now on
+      }
+    },
+
+    async *connect(req: { process?: Selector }, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      const pid = pidOf(ctx, sandbox, req.process);
+      const handle = await rpc(() => sandbox.commands.connect(pid));
+      const queue = new EventQueue<ProcessEvent>();
+      follow(handle, queue, call, true);
+      try {
+        yield { event: { event: { case: "start", value: { pid } } } };
+        for await (const event of queue.drain(call.signal)) yield { event };
+      } finally {
+        queue.close();
+      }
+    },
+
+    async list(_req: unknown, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      const running = await rpc(() => sandbox.commands.list());
+      return {
+        processes: running.map((p) => {
+          const facts = ctx.processes.get(`${sandbox.id}:${p.pid}`);
+          return {
+            pid: p.pid,
+            ...(facts?.tag ? { tag: facts.tag } : {}),
+            config: facts
+              ? {
+                  cmd: facts.cmd,
+                  args: facts.args,
+                  envs: facts.envs,
+                  ...(facts.cwd ? { cwd: facts.cwd } : {}),
+                }
+              : { cmd: "/bin/bash", args: ["-l", "-c", p.command], envs: {}, cwd: p.cwd },
+          };
+        }),
+      };
+    },
+
+    async sendInput(req: { process?: Selector; input?: { input: ProcessInputCase } }, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      const pid = pidOf(ctx, sandbox, req.process);
+      const input = req.input?.input;
+      if (input?.case === "pty") throw new ConnectError("PTYs are not supported by Kiln", Code.Unimplemented);
+      await rpc(async () =>
+        (await sandbox.commands.connect(pid)).sendStdin(input?.value ?? new Uint8Array()),
+      );
+      return {};
+    },
+
+    async streamInput(reqs: AsyncIterable<StreamInputRequest>, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      let handle: CommandHandle | undefined;
+      for await (const req of reqs) {
+        const e = req.event;
+        if (e.case === "start") {
+          const pid = pidOf(ctx, sandbox, e.value.process);
+          handle = await rpc(() => sandbox.commands.connect(pid));
+        } else if (e.case === "data") {
+          if (!handle) throw new ConnectError("StreamInput: data before start", Code.FailedPrecondition);
+          const input = e.value.input?.input;
+          if (input?.case === "pty")
+            throw new ConnectError("PTYs are not supported by Kiln", Code.Unimplemented);
+          const h = handle;
+          await rpc(() => h.sendStdin(input?.value ?? new Uint8Array()));
+        }
+      }
+      return {};
+    },
+
+    async closeStdin(req: { process?: Selector }, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      const pid = pidOf(ctx, sandbox, req.process);
+      await rpc(async () => (await sandbox.commands.connect(pid)).closeStdin());
+      return {};
+    },
+
+    async sendSignal(req: { process?: Selector; signal: number }, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      const pid = pidOf(ctx, sandbox, req.process);
+      // Kiln kills with SIGKILL; SIGTERM is honoured the same way.
+      const found = await rpc(() => sandbox.commands.kill(pid));
+      if (!found) throw new ConnectError(`no running process with pid ${pid}`, Code.NotFound);
+      return {};
+    },
+
+    async update() {
+      throw new ConnectError("PTYs are not supported by Kiln", Code.Unimplemented);
+    },
+  };
+}

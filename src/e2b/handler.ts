@@ -1,0 +1,75 @@
+/**
+ * `createE2bHandler`: the E2B-compatible API over a Kiln, as one Web-standard
+ * `(Request) => Promise<Response>` handler that serves both halves of what
+ * the `e2b` SDK calls:
+ *
+ * - the REST API (`apiUrl`: `/v2/sandboxes`, `/sandboxes/:id`...), rest.ts;
+ * - envd, the in-sandbox daemon (`sandboxUrl`: Connect RPC and `/files`),
+ *   envd/router.ts.
+ *
+ * Point both `E2B_API_URL` and `E2B_SANDBOX_URL` at the same mount. A request
+ * is envd's when it names a sandbox (`E2b-Sandbox-Id` header, sent by the SDK
+ * on every envd call, or a `49983-<id>.<domain>` host), else the REST API's.
+ * See docs/e2b.md.
+ */
+import type { Kiln } from "../core/kiln.ts";
+import { checkTierName } from "../core/tier-registry.ts";
+import type { TierName } from "../core/types.ts";
+import { AccessTokens, envdSandboxIdOf, loadTokenSecret } from "./auth.ts";
+import type { Authenticate, E2bContext } from "./context.ts";
+import { createEnvdHandler } from "./envd/router.ts";
+import { restErrorResponse } from "./errors.ts";
+import { createRestApp } from "./rest.ts";
+
+/** The envd version reported to the SDK: new enough for stdin close and raw uploads, below file metadata (0.6.2), which Kiln does not store. */
+export const KILN_ENVD_VERSION = "0.5.7";
+
+/** Options of {@link createE2bHandler}. */
+export interface E2bHandlerOptions {
+  /** The Kiln whose sandboxes are served; the caller opens and closes it. */
+  kiln: Kiln;
+  /**
+   * Resolves an API key (`X-API-KEY`) to the owner whose sandboxes it may
+   * see; undefined rejects it (401, the SDK's `AuthenticationError`).
+   */
+  authenticate: Authenticate;
+  /** Tier of sandboxes that name none (see docs/e2b.md); default `virtual`. */
+  defaultTier?: TierName;
+  /** Lifetime of a sandbox created without `timeoutMs`, in ms; default 300,000 (E2B's 5 minutes). */
+  defaultTimeoutMs?: number;
+  /**
+   * Secret for envd access tokens (at least 16 bytes). Default: a random key
+   * kept in `<dataDir>/e2b-token.key`, so tokens survive restarts.
+   */
+  tokenSecret?: Uint8Array;
+}
+
+/** A Web-standard request handler. */
+export type E2bHandler = (req: Request) => Promise<Response>;
+
+/** Creates the E2B-compatible handler. */
+export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? 300_000;
+  if (!Number.isFinite(defaultTimeoutMs) || defaultTimeoutMs < 0) {
+    throw new RangeError("defaultTimeoutMs must be >= 0");
+  }
+  const ctx: E2bContext = {
+    kiln: options.kiln,
+    authenticate: options.authenticate,
+    defaultTier: checkTierName(options.defaultTier ?? "virtual"),
+    defaultTimeoutMs,
+    envdVersion: KILN_ENVD_VERSION,
+    tokens: new AccessTokens(options.tokenSecret ?? loadTokenSecret(options.kiln.dataDir)),
+    processes: new Map(),
+  };
+  const rest = createRestApp(ctx);
+  const envd = createEnvdHandler(ctx);
+  return async (req) => {
+    try {
+      const sandboxId = envdSandboxIdOf(req);
+      return sandboxId === undefined ? await rest.fetch(req) : await envd(req, sandboxId);
+    } catch (e) {
+      return restErrorResponse(e);
+    }
+  };
+}
