@@ -66,6 +66,7 @@ export class Kiln {
   private readonly live = new Map<string, Sandbox>();
   /** Records of live sandboxes, so that commands do not read kiln.db each time. */
   private readonly cache = new Map<string, SandboxInfo>();
+  private readonly tearingDown = new Set<string>();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   private closed = false;
 
@@ -200,7 +201,7 @@ export class Kiln {
     const cached = this.cache.get(id);
     if (cached) return cached;
     const r = this.records.get(id);
-    if (!r) throw new NotFoundError(`no sandbox ${id}`);
+    if (!r || r.state === "killed") throw new NotFoundError(`no sandbox ${id}`);
     if (this.live.has(id)) this.cache.set(id, r);
     return r;
   }
@@ -224,6 +225,7 @@ export class Kiln {
     this.checkOpen();
     await this.reapExpired();
     return this.records.list().filter((r) => {
+      if (r.state === "killed") return false;
       if (options.state && r.state !== options.state) return false;
       for (const [k, v] of Object.entries(options.metadata ?? {})) if (r.metadata[k] !== v) return false;
       return true;
@@ -253,6 +255,10 @@ export class Kiln {
 
   private async reapExpired(): Promise<void> {
     for (const id of this.records.expired(Date.now())) await this.kill(id).catch(() => {});
+    // Sandboxes whose teardown a crashed process left unfinished.
+    for (const r of this.records.list()) {
+      if (r.state === "killed") await this.teardown(r).catch(() => {});
+    }
   }
 
   /** Kills a sandbox: stops it and deletes its workspace and record. @throws NotFoundError */
@@ -260,6 +266,27 @@ export class Kiln {
     throwIfAborted(options.signal);
     checkSandboxId(id);
     const info = this.record(id);
+    // Gone for every caller at once (teardown can take a second on some tiers); a teardown that
+    // a crash interrupts is finished by the next Kiln on this data directory.
+    this.records.setState(id, "killed");
+    this.cache.delete(id);
+    await this.teardown(info);
+  }
+
+  /** Stops a sandbox's instance, destroys its tier state, and deletes its record and directory. */
+  private async teardown(info: SandboxInfo): Promise<void> {
+    const id = info.id;
+    if (this.tearingDown.has(id)) return;
+    this.tearingDown.add(id);
+    try {
+      await this.teardownNow(info);
+    } finally {
+      this.tearingDown.delete(id);
+    }
+  }
+
+  private async teardownNow(info: SandboxInfo): Promise<void> {
+    const id = info.id;
     const live = this.live.get(id);
     this.live.delete(id);
     this.cache.delete(id);

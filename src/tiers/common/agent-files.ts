@@ -12,42 +12,43 @@ import { packTree, type TreeEntry, unpackTree } from "../../workspace/tar.ts";
 
 /** FileOps over an agent connection. */
 export class AgentFiles implements FileOps {
-  private readonly agent: () => AgentClient;
+  private readonly agent: () => Promise<AgentClient>;
 
-  /** `agent` returns the live connection (it changes when the sandbox restarts). */
-  constructor(agent: () => AgentClient) {
+  /** `agent` returns the live connection (it changes when the sandbox's runtime is relaunched). */
+  constructor(agent: () => Promise<AgentClient>) {
     this.agent = agent;
   }
 
-  stat(path: string): Promise<EntryInfo> {
-    return this.agent().stat(path);
+  async stat(path: string): Promise<EntryInfo> {
+    return (await this.agent()).stat(path);
   }
-  list(path: string, depth: number): Promise<EntryInfo[]> {
-    return this.agent().list(path, depth);
+  async list(path: string, depth: number): Promise<EntryInfo[]> {
+    return (await this.agent()).list(path, depth);
   }
-  read(path: string): Promise<ReadableStream<Uint8Array>> {
-    return this.agent().read(path);
+  async read(path: string): Promise<ReadableStream<Uint8Array>> {
+    return (await this.agent()).read(path);
   }
   async write(path: string, data: ReadableStream<Uint8Array>, maxBytes: number): Promise<EntryInfo> {
-    await this.agent().mkdir(posix.dirname(path));
-    return this.agent().write(path, data, maxBytes);
+    await (await this.agent()).mkdir(posix.dirname(path));
+    return (await this.agent()).write(path, data, maxBytes);
   }
-  mkdir(path: string): Promise<boolean> {
-    return this.agent().mkdir(path);
+  async mkdir(path: string): Promise<boolean> {
+    return (await this.agent()).mkdir(path);
   }
-  remove(path: string): Promise<void> {
-    return this.agent().remove(path);
+  async remove(path: string): Promise<void> {
+    return (await this.agent()).remove(path);
   }
-  rename(from: string, to: string): Promise<void> {
-    return this.agent().rename(from, to);
+  async rename(from: string, to: string): Promise<void> {
+    return (await this.agent()).rename(from, to);
   }
-  symlink(target: string, path: string): Promise<void> {
-    return this.agent().symlink(target, path);
+  async symlink(target: string, path: string): Promise<void> {
+    return (await this.agent()).symlink(target, path);
   }
 
   async exportTar(path: string): Promise<ReadableStream<Uint8Array>> {
-    const entries = await this.agent().list(path, 1_000_000);
-    const root = (await this.agent().stat(path)).type;
+    const agent = await this.agent();
+    const entries = await agent.list(path, 1_000_000);
+    const root = (await agent.stat(path)).type;
     if (root !== "dir") throw Object.assign(new Error(`not a directory: ${path}`), { errno: "ENOTDIR" });
     // Parents before children: the listing is depth-first per directory; sort by path to be sure.
     entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -65,12 +66,13 @@ export class AgentFiles implements FileOps {
           };
         }
       },
-      open: async (p: string) => Readable.fromWeb((await this.agent().read(posix.join(path, p))) as never),
+      open: async (p: string) => Readable.fromWeb((await agent.read(posix.join(path, p))) as never),
     });
   }
 
   async importTar(path: string, tar: ReadableStream<Uint8Array>): Promise<void> {
-    const a = () => this.agent();
+    const agent = await this.agent();
+    const a = () => agent;
     const abs = (p: string) => posix.join(path, p);
     await a().mkdir(path);
     await unpackTree(tar, {

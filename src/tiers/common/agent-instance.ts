@@ -15,7 +15,7 @@ import type {
   SpawnedProcess,
   SpawnRequest,
 } from "../../core/backend.ts";
-import { SandboxStoppedError, TierUnavailableError } from "../../core/errors.ts";
+import { LimitExceededError, SandboxStoppedError, TierUnavailableError } from "../../core/errors.ts";
 import type { TierName } from "../../core/types.ts";
 import { AgentClient, AgentError } from "../../protocol/agent-client.ts";
 import { AgentFiles } from "./agent-files.ts";
@@ -59,13 +59,35 @@ export class AgentInstance implements Instance {
   private client!: AgentClient;
   private stderrTail = "";
   private closed = false;
+  private dead = false;
+  /**
+   * The highest OOM-kill count of the cgroup seen so far. Sampled while commands run, because a
+   * runtime that dies of OOM (gVisor's kernel) deletes its cgroup, counter included, before its
+   * stdio closes and Kiln learns of the death.
+   */
+  private oomKillsSeen = 0;
+  private running = 0;
+  private sampler: NodeJS.Timeout | undefined;
+
+  /** Highest count of memory-limit hits seen (see {@link oomKillsSeen}). */
+  private limitHitsSeen = 0;
+
+  /** When memory use was last sampled at 90% or more of the limit (ms since the epoch). */
+  private nearLimitAtMs = 0;
+
+  private sampleOom(): number {
+    const cg = this.parts.cgroup;
+    if (!cg) return 0;
+    this.oomKillsSeen = Math.max(this.oomKillsSeen, cg.oomKills());
+    this.limitHitsSeen = Math.max(this.limitHitsSeen, cg.memoryLimitHits());
+    if ((cg.memoryBytes() ?? 0) >= this.parts.spec.limits.memoryBytes * 0.9) this.nearLimitAtMs = Date.now();
+    return this.oomKillsSeen;
+  }
+  private relaunching: Promise<void> | undefined;
 
   private constructor(parts: AgentInstanceParts) {
     this.parts = parts;
-    this.files = new AgentFiles(() => {
-      if (this.closed) throw new SandboxStoppedError(this.parts.spec.id);
-      return this.client;
-    });
+    this.files = new AgentFiles(() => this.agent());
   }
 
   /**
@@ -74,17 +96,31 @@ export class AgentInstance implements Instance {
    */
   static async start(parts: AgentInstanceParts, signal?: AbortSignal): Promise<AgentInstance> {
     const inst = new AgentInstance(parts);
+    try {
+      await inst.launch(signal);
+    } catch (e) {
+      await inst.close().catch(() => {});
+      throw e;
+    }
+    return inst;
+  }
+
+  /** Starts the runtime and connects to its agent (again, after the runtime died). */
+  private async launch(signal?: AbortSignal): Promise<void> {
+    const parts = this.parts;
     await parts.launcher.cleanup().catch(() => {});
     await parts.workspace.mount();
-    inst.child = await parts.launcher.start();
-    inst.child.stderr?.on("data", (d: Buffer) => {
-      inst.stderrTail = (inst.stderrTail + d.toString("utf8")).slice(-STDERR_KEEP);
+    this.stderrTail = "";
+    const child = await parts.launcher.start();
+    this.child = child;
+    child.stderr?.on("data", (d: Buffer) => {
+      this.stderrTail = (this.stderrTail + d.toString("utf8")).slice(-STDERR_KEEP);
     });
-    const exited = new Promise<void>((resolve) => inst.child.once("exit", () => resolve()));
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     try {
-      if (!inst.child.stdout || !inst.child.stdin) throw new Error("runtime started without stdio pipes");
-      inst.client = await Promise.race([
-        AgentClient.connect(inst.child.stdout, inst.child.stdin, {
+      if (!child.stdout || !child.stdin) throw new Error("runtime started without stdio pipes");
+      this.client = await Promise.race([
+        AgentClient.connect(child.stdout, child.stdin, {
           timeoutMs: parts.connectTimeoutMs ?? 30_000,
           ...(signal ? { signal } : {}),
         }),
@@ -94,33 +130,86 @@ export class AgentInstance implements Instance {
       ]);
     } catch (e) {
       await new Promise((r) => setTimeout(r, 50));
-      const detail = inst.stderrTail.trim().split("\n").slice(-3).join(" | ");
-      await inst.close().catch(() => {});
+      const detail = this.stderrTail.trim().split("\n").slice(-3).join(" | ");
+      child.kill("SIGKILL");
       throw new TierUnavailableError(
         parts.tier,
         `sandbox did not start: ${(e as Error).message}${detail ? `: ${detail}` : ""}`,
         { cause: e },
       );
     }
-    return inst;
+    // The runtime can die under the sandbox (gVisor's kernel OOM-killed, say): the next command relaunches it.
+    const client = this.client;
+    void client.closed.then(() => {
+      this.sampleOom();
+      if (!this.closed && this.client === client) this.dead = true;
+    });
+    this.dead = false;
+  }
+
+  /** The live agent, relaunching the runtime first when it died. */
+  private async agent(): Promise<AgentClient> {
+    if (this.closed) throw new SandboxStoppedError(this.parts.spec.id);
+    if (this.dead) {
+      this.relaunching ??= (async () => {
+        if (this.child && this.child.exitCode === null) this.child.kill("SIGKILL");
+        await this.launch();
+      })().finally(() => {
+        this.relaunching = undefined;
+      });
+      await this.relaunching;
+    }
+    return this.client;
   }
 
   async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
-    if (this.closed) throw new SandboxStoppedError(this.parts.spec.id);
+    const agent = await this.agent();
     const before = this.counters();
     let proc: SpawnedProcess;
     try {
-      proc = await this.client.spawn({ ...req, env: { ...DEFAULT_ENV, ...req.env } });
+      proc = await agent.spawn({ ...req, env: { ...DEFAULT_ENV, ...req.env } });
     } catch (e) {
       if (e instanceof AgentError && e.errno === "ECONNRESET") {
         throw new SandboxStoppedError(this.parts.spec.id, { cause: e });
       }
+      if (e instanceof AgentError && e.errno === "EAGAIN") {
+        const l = this.parts.spec.limits;
+        throw new LimitExceededError(
+          "pids",
+          l.pids,
+          "process limit reached: the sandbox cannot start another process",
+          {
+            cause: e,
+          },
+        );
+      }
       throw e;
     }
-    const exited = proc.exited.then(
+    if (this.running++ === 0 && this.parts.cgroup) {
+      this.sampler = setInterval(() => this.sampleOom(), 50);
+      this.sampler.unref();
+    }
+    const done = () => {
+      if (--this.running === 0) clearInterval(this.sampler);
+    };
+    const exited = proc.exited.finally(done).then(
       (s) => this.attributeLimit(s, before),
       (e: unknown): ExitStatus => {
-        // The agent went away (the sandbox was stopped or died): report it like a kill.
+        // The agent went away: the sandbox was stopped, or its runtime died (the next command relaunches it).
+        // A runtime that died while its memory was at the limit died of it (the OOM kill itself can
+        // vanish with the cgroup: runsc removes its cgroup before its stdio closes).
+        const cg = this.parts.cgroup;
+        const diedOfMemory =
+          this.sampleOom() > before.oomKills ||
+          this.limitHitsSeen > before.limitHits ||
+          this.nearLimitAtMs >= before.atMs;
+        if (cg && diedOfMemory) {
+          const l = this.parts.spec.limits;
+          const message =
+            "out of memory: the sandbox's memory limit was reached and the sandbox was restarted";
+          req.onStderr(Buffer.from(`kiln: ${message}\n`));
+          return { exitCode: 137, limit: { limit: "memoryBytes", value: l.memoryBytes, message } };
+        }
         req.onStderr(Buffer.from(`kiln: sandbox stopped: ${(e as Error).message}\n`));
         return { exitCode: 137 };
       },
@@ -134,8 +223,13 @@ export class AgentInstance implements Instance {
     };
   }
 
-  private counters(): { oom: boolean; pidsMax: number } {
-    return { oom: this.parts.cgroup?.oomKilled() ?? false, pidsMax: this.pidsMaxEvents() };
+  private counters(): { oomKills: number; limitHits: number; pidsMax: number; atMs: number } {
+    return {
+      oomKills: this.sampleOom(),
+      limitHits: this.limitHitsSeen,
+      pidsMax: this.pidsMaxEvents(),
+      atMs: Date.now(),
+    };
   }
 
   private pidsMaxEvents(): number {
@@ -154,11 +248,14 @@ export class AgentInstance implements Instance {
   }
 
   /** Names the limit the kernel enforced while the command ran, if any. */
-  private attributeLimit(s: ExitStatus, before: { oom: boolean; pidsMax: number }): ExitStatus {
+  private attributeLimit(
+    s: ExitStatus,
+    before: { oomKills: number; limitHits: number; pidsMax: number; atMs: number },
+  ): ExitStatus {
     if (s.exitCode === 0 || s.limit) return s;
     const l = this.parts.spec.limits;
     const cg = this.parts.cgroup;
-    if (cg && !before.oom && cg.oomKilled()) {
+    if (cg && this.sampleOom() > before.oomKills) {
       return {
         ...s,
         limit: {

@@ -105,25 +105,25 @@ export class SandboxCgroup {
     );
   }
 
-  /** True when the memory limit has killed a process (OOM) since creation. */
-  oomKilled(): boolean {
-    if (this.mode === "v1") {
-      const txt = (() => {
-        try {
-          return readFileSync(join(this.dir("memory"), "memory.oom_control"), "utf8");
-        } catch {
-          return "";
-        }
-      })();
-      const m = /oom_kill (\d+)/.exec(txt);
-      if (m) return Number(m[1]) > 0;
-      return (readNumber(join(this.dir("memory"), "memory.failcnt")) ?? 0) > 0;
+  /** How many processes the memory limit has killed (OOM) since the cgroup was made. */
+  oomKills(): number {
+    const file = this.mode === "v1" ? "memory.oom_control" : "memory.events";
+    try {
+      const txt = readFileSync(join(this.dir("memory"), file), "utf8");
+      return Number(/oom_kill (\d+)/.exec(txt)?.[1] ?? 0);
+    } catch {
+      return 0;
     }
+  }
+
+  /** How many times memory use has hit the limit (v1 `memory.failcnt`, v2 `max` events). */
+  memoryLimitHits(): number {
+    if (this.mode === "v1") return readNumber(join(this.dir("memory"), "memory.failcnt")) ?? 0;
     try {
       const ev = readFileSync(join(this.dir("memory"), "memory.events"), "utf8");
-      return Number(/oom_kill (\d+)/.exec(ev)?.[1] ?? 0) > 0;
+      return Number(/^max (\d+)/m.exec(ev)?.[1] ?? 0);
     } catch {
-      return false;
+      return 0;
     }
   }
 
