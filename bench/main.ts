@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
+import { loadTable, runLoad } from "./load.ts";
 import { benchRealTiers } from "./real-tiers.ts";
 import { markdownTable, type Row } from "./stats.ts";
 import { benchVirtual } from "./virtual.ts";
@@ -35,6 +36,10 @@ for (const { tier, rows } of await benchRealTiers()) {
     tier as "oci"
   ];
   sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
+}
+// The server under load: 200 concurrent clients, 20 commands each, on loopback (virtual tier).
+if (!process.argv.includes("--no-load")) {
+  sections.push(`### server under load (\`kiln serve\`, loopback)\n\n${loadTable(await runLoad())}`);
 }
 const report = [`## Run of ${date} (${machine})`, "", ...sections].join("\n\n");
 process.stdout.write(`${report}\n`);

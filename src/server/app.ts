@@ -6,6 +6,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { KilnError } from "../core/errors.ts";
 import { authenticate } from "./auth.ts";
 import type { App, AppEnv, ServerState } from "./context.ts";
+import { mountDashboard } from "./dashboard/index.ts";
 import { errorBody, invalidArgumentFromZod, onError } from "./errors.ts";
 import { ownedSandbox } from "./ownership.ts";
 import { commandRoutes } from "./routes/commands.ts";
@@ -43,6 +44,8 @@ export function createApp(state: ServerState): App {
   };
   app.use("/v1/sandboxes/:id", owned);
   app.use("/v1/sandboxes/:id/*", owned);
+  // The web dashboard: its assets at / and /dashboard/, live events at GET /v1/events (docs/dashboard.md).
+  mountDashboard(app, state);
 
   sandboxRoutes(app);
   fileRoutes(app);

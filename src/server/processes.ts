@@ -22,6 +22,8 @@ export interface TrackedProcess {
 /** The commands started through one server, per sandbox. */
 export class ProcessRegistry {
   private readonly bySandbox = new Map<string, Map<number, TrackedProcess>>();
+  /** Called for every tracked command (the dashboard's live events, src/server/dashboard/events.ts). */
+  onAdd?: (sandboxId: string, p: TrackedProcess) => void;
 
   /** Tracks a started command. */
   add(sandboxId: string, handle: CommandHandle): TrackedProcess {
@@ -53,6 +55,7 @@ export class ProcessRegistry {
       t.unref();
     });
     table.set(handle.pid, p);
+    this.onAdd?.(sandboxId, p);
     return p;
   }
 

@@ -12,6 +12,7 @@ import type { App, ServerState } from "./context.ts";
 import { KeyStore } from "./keys.ts";
 import { ProcessRegistry } from "./processes.ts";
 import { StreamTracker } from "./streaming.ts";
+import { attachTerminal } from "./terminal/index.ts";
 
 /** Options of {@link startServer}. */
 export interface ServeOptions {
@@ -71,6 +72,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     throw e;
   }
   server.keepAliveTimeout = 5_000;
+  // The dashboard's terminal WebSocket (/v1/sandboxes/{id}/terminal; docs/dashboard.md).
+  attachTerminal(server, state);
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(":") ? `[${host}]` : host;
   let closing: Promise<{ interrupted: number }> | undefined;

@@ -1,0 +1,207 @@
+/**
+ * The dashboard's terminal: a WebSocket at `/v1/sandboxes/{id}/terminal`
+ * running a line-discipline shell (the agent has no PTY yet). The browser
+ * edits the line locally and sends it whole; each line runs as one command
+ * through the sandbox's `commands.run`, with the working directory and
+ * exported variables carried between lines by a state file in the sandbox's
+ * /tmp (the technique of `kiln shell`). Output streams back as it arrives.
+ *
+ * Authentication is the API's key: browsers cannot set headers on a
+ * WebSocket, so it comes as the subprotocol `kiln.key.<key>` beside
+ * `kiln.terminal` (or, from other clients, as `Authorization: Bearer`).
+ *
+ * Messages are JSON text frames.
+ * Client to server: `{ t: "run", line }`, `{ t: "interrupt" }` (Ctrl-C: kill the running command).
+ * Server to client: `{ t: "hello", sandboxId, tier, cwd }`, `{ t: "out" | "err", data }`,
+ * `{ t: "done", exitCode, durationMs, cwd, error? }`, `{ t: "error", message }`.
+ */
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { type WebSocket, WebSocketServer } from "ws";
+import type { CommandHandle } from "../../core/commands.ts";
+import type { KilnError } from "../../core/errors.ts";
+import type { Sandbox } from "../../core/sandbox.ts";
+import { presentedKey } from "../auth.ts";
+import type { ServerState } from "../context.ts";
+import { ownedSandbox } from "../ownership.ts";
+
+/** The subprotocol the server speaks. */
+export const TERMINAL_PROTOCOL = "kiln.terminal";
+/** Prefix of the subprotocol that carries the API key. */
+export const KEY_PROTOCOL_PREFIX = "kiln.key.";
+
+const PATH = /^\/v1\/sandboxes\/([^/]+)\/terminal$/;
+/** Longest line accepted, in characters. */
+const MAX_LINE = 64 * 1024;
+
+/** Wraps a line so that cwd and exported variables are saved after it (as `kiln shell` does). */
+export function wrapLine(line: string, stateFile: string): string {
+  return [
+    `[ -f ${stateFile} ] && source ${stateFile} 2>/dev/null`,
+    line,
+    "__kiln_rc=$?",
+    `{ export -p | grep -v -e ' PWD=' -e ' OLDPWD=' ; printf '# cwd=%s\\n' "$PWD"; } > ${stateFile} 2>/dev/null`,
+    "exit $__kiln_rc",
+  ].join("\n");
+}
+
+function reject(socket: Duplex, status: number, reason: string, message: string): void {
+  const body = JSON.stringify({ error: { code: reason, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : status === 404 ? "Not Found" : status === 503 ? "Service Unavailable" : "Bad Request"}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** One terminal: a sandbox, its cwd, and the command running now. */
+class Session {
+  private cwd: string;
+  private running: CommandHandle | undefined;
+  private readonly stateFile = `/tmp/.kiln-term-${randomBytes(6).toString("hex")}`;
+  private closed = false;
+  private readonly ws: WebSocket;
+  private readonly sb: Sandbox;
+  private readonly state: ServerState;
+
+  constructor(ws: WebSocket, sb: Sandbox, state: ServerState, tier: string, cwd: string) {
+    this.ws = ws;
+    this.sb = sb;
+    this.state = state;
+    this.cwd = cwd;
+    this.send({ t: "hello", sandboxId: sb.id, tier, cwd });
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) return;
+      let msg: { t?: string; line?: unknown };
+      try {
+        msg = JSON.parse(data.toString());
+      } catch {
+        return this.send({ t: "error", message: "malformed message" });
+      }
+      if (msg.t === "run" && typeof msg.line === "string") void this.run(msg.line);
+      else if (msg.t === "interrupt") void this.running?.kill().catch(() => {});
+    });
+    ws.on("close", () => void this.close());
+  }
+
+  private send(msg: Record<string, unknown>): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  private async run(line: string): Promise<void> {
+    if (this.running) return this.send({ t: "error", message: "a command is running" });
+    if (line.length > MAX_LINE) return this.send({ t: "error", message: "the line is too long" });
+    const started = Date.now();
+    let handle: CommandHandle;
+    try {
+      handle = await this.sb.commands.run(wrapLine(line, this.stateFile), {
+        cwd: this.cwd,
+        background: true,
+        onStdout: (data) => this.send({ t: "out", data }),
+        onStderr: (data) => this.send({ t: "err", data }),
+      });
+    } catch (e) {
+      const err = e as KilnError;
+      return this.send({
+        t: "done",
+        exitCode: -1,
+        durationMs: Date.now() - started,
+        cwd: this.cwd,
+        error: err.message,
+      });
+    }
+    this.running = handle;
+    // Tracked like any command started through the server: listed, killable, and a live event.
+    this.state.processes.add(this.sb.id, handle);
+    let exitCode = -1;
+    let error: string | undefined;
+    try {
+      const r = await handle.wait();
+      exitCode = r.exitCode;
+      if (r.error) error = r.error.code === "killed" ? "interrupted" : r.error.code;
+    } catch (e) {
+      const err = e as KilnError;
+      exitCode = err.result?.exitCode ?? -1;
+      error = err.message;
+    }
+    this.running = undefined;
+    if (this.closed) return;
+    try {
+      const saved = await this.sb.files.read(this.stateFile);
+      const m = /^# cwd=(.*)$/m.exec(saved);
+      if (m) this.cwd = m[1]!;
+    } catch {
+      // No state yet (the line exited early); the cwd stays.
+    }
+    this.send({
+      t: "done",
+      exitCode,
+      durationMs: Date.now() - started,
+      cwd: this.cwd,
+      ...(error ? { error } : {}),
+    });
+  }
+
+  /** Ends the session: kills the running command, removes the state file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1001, "closing");
+    await this.running?.kill().catch(() => {});
+    await this.sb.files.remove(this.stateFile).catch(() => {});
+  }
+}
+
+/**
+ * Serves terminal WebSockets on `server`'s upgrade requests. Other upgrade
+ * paths get 404. Sessions end when the server begins shutting down.
+ */
+export function attachTerminal(server: Server, state: ServerState): void {
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 1024 * 1024,
+    handleProtocols: (protocols) => (protocols.has(TERMINAL_PROTOCOL) ? TERMINAL_PROTOCOL : false),
+  });
+  const sessions = new Set<Session>();
+  const watch = setInterval(() => {
+    if (state.draining) for (const s of sessions) void s.close();
+  }, 200);
+  watch.unref();
+  server.once("close", () => clearInterval(watch));
+
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    void (async () => {
+      const url = new URL(req.url ?? "/", "http://localhost");
+      const m = PATH.exec(url.pathname);
+      if (!m) return reject(socket, 404, "not_found", `no WebSocket at ${url.pathname}`);
+      if (state.draining) return reject(socket, 503, "tier_unavailable", "the server is shutting down");
+      const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
+      const fromProtocol = offered
+        .find((p) => p.startsWith(KEY_PROTOCOL_PREFIX))
+        ?.slice(KEY_PROTOCOL_PREFIX.length);
+      const headers = new Headers();
+      if (req.headers.authorization) headers.set("authorization", req.headers.authorization);
+      const presented = fromProtocol || presentedKey(headers);
+      const key = presented ? state.keys.verify(presented) : undefined;
+      if (!key) return reject(socket, 401, "unauthenticated", "the API key is missing, unknown or revoked");
+      let sb: Sandbox;
+      try {
+        sb = await ownedSandbox(state.kiln, key.id, decodeURIComponent(m[1]!));
+      } catch (e) {
+        const code = (e as KilnError).code;
+        return reject(
+          socket,
+          code === "invalid_argument" ? 400 : 404,
+          code ?? "not_found",
+          (e as Error).message,
+        );
+      }
+      const info = await sb.info();
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const s = new Session(ws, sb, state, info.tier, info.cwd);
+        sessions.add(s);
+        ws.on("close", () => sessions.delete(s));
+      });
+    })().catch((e) => reject(socket, 400, "internal", (e as Error).message));
+  });
+}
