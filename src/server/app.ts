@@ -8,6 +8,7 @@ import { authenticate } from "./auth.ts";
 import type { App, AppEnv, ServerState } from "./context.ts";
 import { mountDashboard } from "./dashboard/index.ts";
 import { errorBody, invalidArgumentFromZod, onError } from "./errors.ts";
+import { mountMcp } from "./mounts.ts";
 import { ownedSandbox } from "./ownership.ts";
 import { commandRoutes } from "./routes/commands.ts";
 import { fileRoutes } from "./routes/files.ts";
@@ -46,6 +47,7 @@ export function createApp(state: ServerState): App {
   app.use("/v1/sandboxes/:id/*", owned);
   // The web dashboard: its assets at / and /dashboard/, live events at GET /v1/events (docs/dashboard.md).
   mountDashboard(app, state);
+  mountMcp(app, state);
 
   sandboxRoutes(app);
   fileRoutes(app);

@@ -10,6 +10,7 @@ import { Kiln } from "../index.ts";
 import { createApp } from "./app.ts";
 import type { App, ServerState } from "./context.ts";
 import { KeyStore } from "./keys.ts";
+import { withE2b } from "./mounts.ts";
 import { ProcessRegistry } from "./processes.ts";
 import { StreamTracker } from "./streaming.ts";
 import { attachTerminal } from "./terminal/index.ts";
@@ -62,7 +63,9 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   let server: Server;
   try {
     server = await new Promise<Server>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, port: options.port ?? 7070, hostname: host }) as Server;
+      // The E2B API shares the port: its requests are dispatched before Kiln's app (src/server/mounts.ts).
+      const fetch = withE2b((req) => app.fetch(req), state);
+      const s = serve({ fetch, port: options.port ?? 7070, hostname: host }) as Server;
       s.once("listening", () => resolve(s));
       s.once("error", reject);
     });

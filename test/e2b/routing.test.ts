@@ -32,10 +32,10 @@ describe("e2b handler: auth, routing, tiers", () => {
   });
 
   test("a wrong API key is the SDK's AuthenticationError", async () => {
-    await rejectsWith(Sandbox.create(fx.opts("wrong")), AuthenticationError);
-    await rejectsWith(Sandbox.list(fx.opts("wrong")).nextItems(), AuthenticationError);
-    await rejectsWith(Sandbox.getInfo(sb.sandboxId, fx.opts("wrong")), AuthenticationError);
-    await rejectsWith(Sandbox.connect(sb.sandboxId, fx.opts("wrong")), AuthenticationError);
+    await rejectsWith(Sandbox.create({ ...fx.opts(), apiKey: "wrong" }), AuthenticationError);
+    await rejectsWith(Sandbox.list({ ...fx.opts(), apiKey: "wrong" }).nextItems(), AuthenticationError);
+    await rejectsWith(Sandbox.getInfo(sb.sandboxId, { ...fx.opts(), apiKey: "wrong" }), AuthenticationError);
+    await rejectsWith(Sandbox.connect(sb.sandboxId, { ...fx.opts(), apiKey: "wrong" }), AuthenticationError);
   });
 
   test("the SDK can be pointed at Kiln with its environment variables", async () => {

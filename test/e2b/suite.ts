@@ -34,8 +34,13 @@ export interface E2bFixture {
   kiln: Kiln;
   server: E2bServer;
   dataDir: string;
-  /** SDK connection options for an API key (default alice's). */
-  opts(key?: string): { apiUrl: string; sandboxUrl: string; apiKey: string; requestTimeoutMs: number };
+  /** SDK connection options for one of the two owners' keys (default alice's). */
+  opts(who?: "alice" | "bob"): {
+    apiUrl: string;
+    sandboxUrl: string;
+    apiKey: string;
+    requestTimeoutMs: number;
+  };
   dispose(): Promise<void>;
 }
 
@@ -53,10 +58,10 @@ export async function e2bFixture(defaultTier: TierName = "virtual"): Promise<E2b
     kiln,
     server,
     dataDir,
-    opts: (key = KEYS.alice) => ({
+    opts: (who = "alice") => ({
       apiUrl: server.url,
       sandboxUrl: server.url,
-      apiKey: key,
+      apiKey: KEYS[who],
       requestTimeoutMs: 60_000,
     }),
     async dispose() {
@@ -86,6 +91,8 @@ export interface E2bSuiteOptions {
   tier: TierName;
   /** Extra create options that select the tier (metadata `kiln.tier`, a template prefix...). */
   select: { template?: string; metadata?: Record<string, string> };
+  /** Where the SDK is pointed; default the E2B handler on its own port (e2bFixture). */
+  fixture?: (defaultTier: TierName) => Promise<E2bFixture>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -107,7 +114,7 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
     };
 
     before(async () => {
-      fx = await e2bFixture();
+      fx = await (options.fixture ?? e2bFixture)("virtual");
       const status = (await fx.kiln.doctor()).find((s) => s.tier === tier);
       if (!status?.available) {
         unavailable = status?.reason ?? "no backend";
@@ -315,9 +322,9 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
         assert.ok(running.some((s) => s.sandboxId === sb.sandboxId));
         const paused = await Sandbox.list({ ...fx.opts(), query: { state: ["paused"] } }).nextItems();
         assert.equal(paused.length, 0);
-        const bobs = await Sandbox.list({ ...fx.opts(KEYS.bob) }).nextItems();
+        const bobs = await Sandbox.list({ ...fx.opts("bob") }).nextItems();
         assert.equal(bobs.length, 0, "another owner sees none of alice's sandboxes");
-        await rejectsWith(Sandbox.getInfo(sb.sandboxId, fx.opts(KEYS.bob)), SandboxNotFoundError);
+        await rejectsWith(Sandbox.getInfo(sb.sandboxId, fx.opts("bob")), SandboxNotFoundError);
         const paginator = Sandbox.list({ ...fx.opts(), limit: 1 });
         const first = await paginator.nextItems();
         assert.equal(first.length, 1);
