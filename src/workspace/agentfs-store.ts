@@ -208,11 +208,14 @@ export class AgentFsStore {
     const store = AgentFsStore.open(path, options);
     // The first write creates the WAL file, and under synchronous=NORMAL SQLite syncs its header
     // (about 0.5 ms, most of a virtual sandbox's create). Made with synchronous=OFF, that header is
-    // not synced: a power loss right now loses only this empty write. Every later commit runs
+    // not synced: a power loss right now loses only this first write. Every later commit runs
     // under NORMAL, whose guarantee (the WAL is synced before each checkpoint) is unchanged.
-    store.db.exec(
-      "PRAGMA synchronous=OFF; UPDATE fs_config SET value = value WHERE key = 'chunk_size'; PRAGMA synchronous=NORMAL;",
-    );
+    // A real change (SQLite writes nothing for a no-op UPDATE): when the workspace was made.
+    store.db.exec("PRAGMA synchronous=OFF;");
+    store.db
+      .prepare("INSERT OR REPLACE INTO kv_store (key, value) VALUES ('kiln.createdAt', ?)")
+      .run(JSON.stringify(new Date().toISOString()));
+    store.db.exec("PRAGMA synchronous=NORMAL;");
     return store;
   }
 
