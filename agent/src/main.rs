@@ -48,10 +48,15 @@ impl From<io::Error> for Fail {
 
 /// Starts a helper thread. Small stacks: the agent runs up to two threads
 /// per process and should stay light (its buffers live on the heap).
-pub fn thread<F: FnOnce() + Send + 'static>(f: F) {
-    if std::thread::Builder::new().stack_size(256 * 1024).spawn(f).is_err() {
-        eprintln!("kiln-agent: cannot start a thread");
-    }
+/// Fails with EAGAIN when the sandbox's process limit leaves no room for a
+/// thread (a fork bomb): callers answer their request with that error, so
+/// the host never waits for a reply that cannot come.
+pub fn thread<F: FnOnce() + Send + 'static>(f: F) -> Result<(), Fail> {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .map(|_| ())
+        .map_err(|_| Fail::new("EAGAIN", "no room for another thread (the process limit is reached)".into()))
 }
 
 /// Kills our processes and exits. Called on EOF, on a broken output stream
@@ -168,13 +173,16 @@ fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32
         },
         "read" => {
             files::read_begin(id, &req);
-            let out = out.clone();
-            thread(move || files::read(&out, id, &req));
-            return;
+            let reader = out.clone();
+            match thread(move || files::read(&reader, id, &req)) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            }
         }
         "stat" | "list" | "mkdir" | "remove" | "rename" | "symlink" | "chmod" | "utimes" => {
-            let out = out.clone();
-            thread(move || {
+            let worker = out.clone();
+            let started = thread(move || {
+                let out = worker;
                 let r = match op.as_str() {
                     "stat" => files::stat(&req),
                     "list" => files::list(&req),
@@ -190,7 +198,10 @@ fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32
                     Err(e) => out.error(id, &e),
                 }
             });
-            return;
+            match started {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            }
         }
         "" => Err(Fail::new("EINVAL", "request has no 'op'".into())),
         other => Err(Fail::new("ENOSYS", format!("unknown op '{}'", other))),

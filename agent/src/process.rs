@@ -44,7 +44,7 @@ fn table() -> std::sync::MutexGuard<'static, Table> {
 
 /// Starts the reaper thread.
 pub fn start_reaper() {
-    crate::thread(|| loop {
+    let started = crate::thread(|| loop {
         match sys::wait_any() {
             Ok(Some((pid, status))) => {
                 // Unknown pids are orphans (or failed execs): reaping is all they need.
@@ -66,6 +66,11 @@ pub fn start_reaper() {
             }
         }
     });
+    if let Err(e) = started {
+        // Without a reaper no exit is ever reported: better to stop at once, visibly.
+        eprintln!("kiln-agent: cannot start the reaper: {}", e.message);
+        std::process::exit(1);
+    }
 }
 
 fn field_str(req: &Value, key: &str) -> Result<String, Fail> {
@@ -102,16 +107,44 @@ pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
     let (err_r, err_w) = sys::pipe()?;
     let (exit_r, exit_w) = sys::pipe()?;
 
+    // Threads first, forks second: when the process limit leaves no room for a
+    // thread, nothing has been started and the host gets EAGAIN. The pump waits
+    // at a gate until RESPONSE has gone out (it must precede the first STDOUT).
+    let (gate_tx, gate_rx) = channel::<bool>();
+    let pump_out = out.clone();
+    crate::thread(move || {
+        if gate_rx.recv() == Ok(true) {
+            pump(pump_out, id, out_r, err_r, exit_r);
+        }
+    })?;
+    let stdin = if piped {
+        match start_stdin(out.clone(), id, in_w) {
+            Ok(tx) => Some(tx),
+            Err(e) => {
+                let _ = gate_tx.send(false);
+                return Err(e);
+            }
+        }
+    } else {
+        drop(in_w);
+        None
+    };
+
     // Holding the table lock across fork means the reaper cannot look up the
     // new pid before it is registered.
     let mut t = table();
     if t.by_id.contains_key(&id) {
+        let _ = gate_tx.send(false);
         return Err(Fail::new("EINVAL", format!("process id {} is in use", id)));
     }
-    let pid = sys::spawn(&plan, in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd())
-        .map_err(|e| Fail::io(e, &format!("spawn in {}", cwd)))?;
+    let pid = match sys::spawn(&plan, in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()) {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = gate_tx.send(false);
+            return Err(Fail::io(e, &format!("spawn in {}", cwd)));
+        }
+    };
     drop((in_r, out_w, err_w)); // the child's ends
-    let stdin = if piped { Some(start_stdin(out.clone(), id, in_w)) } else { None };
     t.by_id.insert(id, Entry { pid, stdin });
     t.exit_pipes.insert(pid, exit_w);
     t.spawned = true;
@@ -119,14 +152,13 @@ pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
     TABLE.1.notify_all();
 
     out.json(frame::RESPONSE, id, &obj(vec![("pid", n(pid))]));
-    let out = out.clone();
-    crate::thread(move || pump(out, id, out_r, err_r, exit_r));
+    let _ = gate_tx.send(true);
     Ok(())
 }
 
 /// Writes queued stdin chunks into the pipe, acknowledging each one (the
 /// host limits bytes in flight, which bounds this queue).
-fn start_stdin(out: Arc<Writer>, id: u32, pipe: File) -> Sender<StdinMsg> {
+fn start_stdin(out: Arc<Writer>, id: u32, pipe: File) -> Result<Sender<StdinMsg>, Fail> {
     let (tx, rx) = channel();
     crate::thread(move || {
         let mut pipe = Some(pipe);
@@ -149,8 +181,8 @@ fn start_stdin(out: Arc<Writer>, id: u32, pipe: File) -> Sender<StdinMsg> {
                 }
             }
         }
-    });
-    tx
+    })?;
+    Ok(tx)
 }
 
 /// Forwards output until the process exits, drains what it wrote before

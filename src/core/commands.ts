@@ -80,6 +80,9 @@ export interface CommandHandle {
 
 const encoder = new TextEncoder();
 
+/** How long after a kill a command is taken as ended even without an exit report, ms. */
+const KILL_GRACE_MS = 5000;
+
 /** A started command: collects output, enforces limits, records the end. */
 class Running implements CommandHandle {
   readonly pid: number;
@@ -94,6 +97,8 @@ class Running implements CommandHandle {
   private readonly errDecoder = new TextDecoder();
   private result: CommandResult | undefined;
   private killed = false;
+  private forceExit: () => void = () => {};
+  private graceTimer: NodeJS.Timeout | undefined;
   readonly done: Promise<CommandResult>;
 
   constructor(
@@ -105,14 +110,21 @@ class Running implements CommandHandle {
     this.proc = proc;
     this.pid = proc.pid;
     this.info = info;
+    // A killed command settles even if its tier never reports the exit (a wedged runtime):
+    // the caller is never left waiting on a process Kiln has given up on.
+    const settled = new Promise<ExitStatus>((resolve) => {
+      this.forceExit = () => resolve({ exitCode: 137 });
+      proc.exited.then(resolve, () => resolve({ exitCode: 137 }));
+    });
     const timer =
       timeoutMs > 0
         ? setTimeout(() => {
             this.endReason ??= new TimeoutError(`command timed out after ${timeoutMs} ms`, timeoutMs);
-            void proc.kill("SIGKILL");
+            this.killProcess();
           }, timeoutMs)
         : undefined;
-    this.done = proc.exited.then((status) => {
+    this.done = settled.then((status) => {
+      clearTimeout(this.graceTimer);
       if (timer) clearTimeout(timer);
       if (status.limit && !this.endReason) {
         this.endReason = new LimitExceededError(
@@ -155,7 +167,7 @@ class Running implements CommandHandle {
           maxOutputBytes,
           `command output exceeded ${maxOutputBytes} bytes`,
         );
-        void this.proc.kill("SIGKILL");
+        this.killProcess();
       }
     }
     if (data.length === 0) return;
@@ -211,7 +223,16 @@ class Running implements CommandHandle {
     throwIfAborted(options.signal);
     if (this.result) return;
     this.killed = true;
-    await this.proc.kill("SIGKILL");
+    await this.killProcess();
+  }
+
+  /** Sends SIGKILL and arms the grace timer after which the command counts as ended anyway. */
+  private killProcess(): Promise<void> {
+    if (!this.graceTimer) {
+      this.graceTimer = setTimeout(() => this.forceExit(), KILL_GRACE_MS);
+      this.graceTimer.unref();
+    }
+    return this.proc.kill("SIGKILL").catch(() => {});
   }
 
   async sendStdin(data: string | Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {

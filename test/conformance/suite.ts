@@ -460,6 +460,19 @@ export function runConformance(options: ConformanceOptions): void {
         assert.equal(e.limit, "pids");
       }
       await s.commands.run("b() { b | b & }; b; sleep 2").catch(() => undefined);
+      // While the bomb still holds every process slot, a new command settles: it runs, or fails
+      // naming a limit, or times out. It never hangs.
+      const after = await Promise.race([
+        s.commands.run("echo after", { timeoutMs: 5000 }).then(
+          () => "ran",
+          (e: { code?: string }) => e.code,
+        ),
+        new Promise((r) => setTimeout(() => r("hung"), 30_000)),
+      ]);
+      assert.ok(
+        ["ran", "limit_exceeded", "timeout"].includes(String(after)),
+        `a command during the bomb: ${after}`,
+      );
       assert.equal((await sb.commands.run("echo other")).stdout, "other\n");
       assert.equal(spawnSync("true").status, 0, "the host can still start processes");
       await s.kill();
