@@ -41,7 +41,7 @@ for (const { tier, rows } of await benchRealTiers()) {
 if (!process.argv.includes("--no-load")) {
   sections.push(`### server under load (\`kiln serve\`, loopback)\n\n${loadTable(await runLoad())}`);
 }
-const report = [`## Run of ${date} (${machine})`, "", ...sections].join("\n\n");
+const report = [`## Run of ${date} (${machine})`, ...sections].join("\n\n");
 process.stdout.write(`${report}\n`);
 
 if (process.argv.includes("--write")) {
