@@ -1,0 +1,141 @@
+/**
+ * The driver shared by the tiers that run an OCI runtime bundle (oci: runc;
+ * gvisor: runsc). A tier supplies only what differs: the runtime binary and
+ * its flags, what its bundle adds, and how it names itself; the rest (probe,
+ * bundle, launcher, workspace image and pool, cgroup, teardown) is here once.
+ */
+import { join } from "node:path";
+import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
+import type { TierStatus } from "../../core/types.ts";
+import { AgentInstance } from "./agent-instance.ts";
+import { cgroupMode, SandboxCgroup } from "./cgroups.ts";
+import { agentBinary, isRoot, which } from "./host.ts";
+import {
+  type OciRuntime,
+  ociDelete,
+  ociLauncher,
+  ociTrial,
+  removeCgroupDirs,
+  runtimeVersion,
+  writeOciBundle,
+} from "./oci-bundle.ts";
+import { templateRootfs } from "./templates.ts";
+import { WorkspaceImage } from "./workspace-image.ts";
+import { drainPool, poolFor } from "./workspace-pool.ts";
+
+/** What an OCI-runtime tier is made of. */
+export interface OciTierConfig {
+  tier: "oci" | "gvisor";
+  /** The runtime binary's name on PATH (and its Debian package). */
+  binary: string;
+  /** How the probe names the runtime when it is missing, e.g. `runsc (gVisor)`. */
+  displayName: string;
+  /** Global flags of every runtime call. */
+  flags: readonly string[];
+  /** What the tier's bundle adds to the common one, for a sandbox's `pids` limit. */
+  bundleExtra?: (pids: number) => Partial<Parameters<typeof writeOciBundle>[1]>;
+  /** Extra words in the ready reason, e.g. `platform ptrace`. */
+  readyDetail?: string;
+  /** Time the probe's trial container may take, ms. */
+  trialTimeoutMs: number;
+}
+
+const CAPABILITIES: Capabilities = {
+  realBinaries: true,
+  interactiveStdin: true,
+  streamingOutput: true,
+  processesSurviveRestart: false,
+};
+
+/** The driver of one OCI-runtime tier. */
+export class OciTierBackend implements Backend {
+  readonly tier: "oci" | "gvisor";
+  readonly capabilities = CAPABILITIES;
+  private readonly config: OciTierConfig;
+  private readonly dataDirs = new Set<string>();
+
+  constructor(config: OciTierConfig) {
+    this.config = config;
+    this.tier = config.tier;
+  }
+
+  /** The runtime with Kiln's own state directory under the data dir. */
+  private runtime(dataDir: string): OciRuntime {
+    const c = this.config;
+    return { binary: which(c.binary) ?? c.binary, root: join(dataDir, c.binary), flags: [...c.flags] };
+  }
+
+  async probe(): Promise<TierStatus> {
+    const c = this.config;
+    const no = (reason: string): TierStatus => ({ tier: c.tier, available: false, reason });
+    const binary = which(c.binary);
+    if (!binary) return no(`${c.displayName} is not installed (apt-get install ${c.binary})`);
+    if (!isRoot())
+      return no(`needs root (${c.binary} containers, cgroup limits and the workspace image mount)`);
+    const cg = cgroupMode();
+    if (cg.mode === "none") return no(cg.reason);
+    const img = WorkspaceImage.unavailableReason();
+    if (img) return no(img);
+    let agent: string;
+    try {
+      agent = agentBinary();
+    } catch (e) {
+      return no((e as Error).message);
+    }
+    const failed = await ociTrial(
+      { binary, flags: [...c.flags] },
+      agent,
+      c.trialTimeoutMs,
+      ...(c.bundleExtra ? [c.bundleExtra(64)] : []),
+    );
+    if (failed) return no(`${c.binary} cannot run containers here: ${failed}`);
+    const detail = [await runtimeVersion(binary), c.readyDetail, `cgroup ${cg.mode}`]
+      .filter(Boolean)
+      .join(", ");
+    return { tier: c.tier, available: true, reason: detail };
+  }
+
+  private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal): Promise<Instance> {
+    const rootfs = await templateRootfs(spec.dataDir, spec.template, signal);
+    const workspace = new WorkspaceImage(spec.stateDir);
+    this.dataDirs.add(spec.dataDir);
+    if (fresh) await workspace.create(spec.limits.diskBytes, poolFor(spec.dataDir));
+    // The runtime makes the cgroup and sets the limits itself; Kiln reads usage and OOM kills from it.
+    const cgroup = new SandboxCgroup(spec.id);
+    cgroup.destroy();
+    const bundle = writeOciBundle(join(spec.stateDir, "oci-bundle"), {
+      rootfs,
+      workspace: workspace.mountPath,
+      agent: agentBinary(),
+      limits: spec.limits,
+      ...(this.config.bundleExtra?.(spec.limits.pids) ?? {}),
+      cgroupsPath: cgroup.relPath,
+    });
+    const launcher = ociLauncher(this.runtime(spec.dataDir), bundle, spec.id, cgroup.relPath);
+    return AgentInstance.start({ tier: this.tier, spec, launcher, workspace, cgroup }, signal);
+  }
+
+  create(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {
+    return this.start(spec, true, signal);
+  }
+
+  open(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {
+    return this.start(spec, false, signal);
+  }
+
+  async destroy(spec: InstanceSpec): Promise<void> {
+    const cgroup = new SandboxCgroup(spec.id);
+    let failure: unknown;
+    await ociDelete(this.runtime(spec.dataDir), spec.id).catch((e: unknown) => {
+      failure = e;
+    });
+    cgroup.destroy();
+    removeCgroupDirs(cgroup.relPath);
+    await new WorkspaceImage(spec.stateDir).destroy();
+    if (failure) throw failure;
+  }
+
+  async close(): Promise<void> {
+    for (const d of this.dataDirs) await drainPool(d);
+  }
+}
