@@ -5,13 +5,13 @@
  * the sandbox's /tmp (saved with `export -p`, restored with `source`), which
  * works the same in just-bash and in real bash.
  */
-import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import type { Kiln } from "../../core/kiln.ts";
 import type { Sandbox } from "../../core/sandbox.ts";
+import { cwdFromState, newStateFile, wrapShellLine } from "../../core/shell-state.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../main.ts";
 import { reportError } from "../output.ts";
@@ -26,22 +26,11 @@ function loadHistory(file: string): string[] {
   }
 }
 
-/** Wraps a line so that cwd and exported variables are saved after it. */
-export function wrapLine(line: string, stateFile: string): string {
-  return [
-    `[ -f ${stateFile} ] && source ${stateFile} 2>/dev/null`,
-    line,
-    "__kiln_rc=$?",
-    `{ export -p | grep -v -e ' PWD=' -e ' OLDPWD=' ; printf '# cwd=%s\\n' "$PWD"; } > ${stateFile} 2>/dev/null`,
-    "exit $__kiln_rc",
-  ].join("\n");
-}
-
 /** Runs the interactive loop on `sb` until end of input or `exit`. */
 async function repl(kiln: Kiln, sb: Sandbox): Promise<void> {
   const info = await sb.info();
   const historyFile = join(kiln.dataDir, "shell_history");
-  const stateFile = `/tmp/.kiln-shell-${randomBytes(4).toString("hex")}`;
+  const stateFile = newStateFile();
   const rl = createInterface({
     input: process.stdin,
     output: process.stdout,
@@ -65,14 +54,13 @@ async function repl(kiln: Kiln, sb: Sandbox): Promise<void> {
       if (trimmed !== "") {
         entered.push(line);
         try {
-          await sb.commands.run(wrapLine(line, stateFile), {
+          await sb.commands.run(wrapShellLine(line, stateFile), {
             cwd,
             onStdout: (d) => process.stdout.write(d),
             onStderr: (d) => process.stderr.write(d),
           });
           const state = await sb.files.read(stateFile).catch(() => "");
-          const m = /^# cwd=(.*)$/m.exec(state);
-          if (m) cwd = m[1]!;
+          cwd = cwdFromState(state) ?? cwd;
         } catch (e) {
           reportError(e, false);
         }

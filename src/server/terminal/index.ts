@@ -15,13 +15,13 @@
  * Server to client: `{ t: "hello", sandboxId, tier, cwd }`, `{ t: "out" | "err", data }`,
  * `{ t: "done", exitCode, durationMs, cwd, error? }`, `{ t: "error", message }`.
  */
-import { randomBytes } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { CommandHandle } from "../../core/commands.ts";
 import type { KilnError } from "../../core/errors.ts";
 import type { Sandbox } from "../../core/sandbox.ts";
+import { cwdFromState, newStateFile, wrapShellLine } from "../../core/shell-state.ts";
 import { presentedKey } from "../auth.ts";
 import type { ServerState } from "../context.ts";
 import { ownedSandbox } from "../ownership.ts";
@@ -35,17 +35,6 @@ const PATH = /^\/v1\/sandboxes\/([^/]+)\/terminal$/;
 /** Longest line accepted, in characters. */
 const MAX_LINE = 64 * 1024;
 
-/** Wraps a line so that cwd and exported variables are saved after it (as `kiln shell` does). */
-export function wrapLine(line: string, stateFile: string): string {
-  return [
-    `[ -f ${stateFile} ] && source ${stateFile} 2>/dev/null`,
-    line,
-    "__kiln_rc=$?",
-    `{ export -p | grep -v -e ' PWD=' -e ' OLDPWD=' ; printf '# cwd=%s\\n' "$PWD"; } > ${stateFile} 2>/dev/null`,
-    "exit $__kiln_rc",
-  ].join("\n");
-}
-
 function reject(socket: Duplex, status: number, reason: string, message: string): void {
   const body = JSON.stringify({ error: { code: reason, message } });
   socket.end(
@@ -58,7 +47,7 @@ function reject(socket: Duplex, status: number, reason: string, message: string)
 class Session {
   private cwd: string;
   private running: CommandHandle | undefined;
-  private readonly stateFile = `/tmp/.kiln-term-${randomBytes(6).toString("hex")}`;
+  private readonly stateFile = newStateFile();
   private closed = false;
   private readonly ws: WebSocket;
   private readonly sb: Sandbox;
@@ -94,7 +83,7 @@ class Session {
     const started = Date.now();
     let handle: CommandHandle;
     try {
-      handle = await this.sb.commands.run(wrapLine(line, this.stateFile), {
+      handle = await this.sb.commands.run(wrapShellLine(line, this.stateFile), {
         cwd: this.cwd,
         background: true,
         onStdout: (data) => this.send({ t: "out", data }),
@@ -128,8 +117,7 @@ class Session {
     if (this.closed) return;
     try {
       const saved = await this.sb.files.read(this.stateFile);
-      const m = /^# cwd=(.*)$/m.exec(saved);
-      if (m) this.cwd = m[1]!;
+      this.cwd = cwdFromState(saved) ?? this.cwd;
     } catch {
       // No state yet (the line exited early); the cwd stays.
     }
