@@ -4,9 +4,11 @@
  * `{command, cwd, startedAtMs}`, result `{exitCode}`), on every tier.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { StatementCache } from "./sqlite.ts";
 import type { AuditEntry } from "./types.ts";
 
-const SCHEMA = `
+/** The `tool_calls` table and its indexes (AgentFS's schema). */
+export const TOOL_CALLS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS tool_calls (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL,
@@ -40,20 +42,16 @@ export class AuditLog {
     // A database made by a tier from its seed has the table already (user_version set).
     if (Number(this.db.prepare("PRAGMA user_version").get()?.user_version) === 0) {
       this.db.exec("PRAGMA journal_mode=WAL;");
-      this.db.exec(SCHEMA);
+      this.db.exec(TOOL_CALLS_SCHEMA);
     }
   }
 
   /** Records the start of a command; returns the entry id. */
-  private readonly stmts = new Map<string, StatementSync>();
+  private cache: StatementCache | undefined;
 
   private st(sql: string): StatementSync {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
+    this.cache ??= new StatementCache(this.db);
+    return this.cache.get(sql);
   }
 
   start(command: string, cwd: string, startedAtMs: number): number {

@@ -5,6 +5,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Limits } from "./limits.ts";
+import { StatementCache } from "./sqlite.ts";
 import type { SandboxInfo, SandboxState, TierName } from "./types.ts";
 
 const SCHEMA = `
@@ -41,21 +42,17 @@ function toInfo(r: Record<string, unknown>): SandboxInfo {
 /** Sandbox records in `kiln.db`. */
 export class RecordStore {
   private readonly db: DatabaseSync;
-  private readonly stmts = new Map<string, StatementSync>();
+  private readonly cache: StatementCache;
 
   private st(sql: string): StatementSync {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
+    return this.cache.get(sql);
   }
 
   constructor(path: string) {
     this.db = new DatabaseSync(path, { timeout: 10_000 });
     this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
     this.db.exec(SCHEMA);
+    this.cache = new StatementCache(this.db);
   }
 
   insert(info: SandboxInfo): void {

@@ -14,6 +14,8 @@
  */
 import { constants, copyFileSync, existsSync, renameSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { TOOL_CALLS_SCHEMA } from "../core/audit-log.ts";
+import { StatementCache } from "../core/sqlite.ts";
 import { FsError } from "./fs-error.ts";
 
 /** File type bits. */
@@ -95,19 +97,7 @@ CREATE TABLE IF NOT EXISTS kv_store (
   updated_at INTEGER DEFAULT (unixepoch())
 );
 CREATE INDEX IF NOT EXISTS idx_kv_store_created_at ON kv_store(created_at);
-CREATE TABLE IF NOT EXISTS tool_calls (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  name TEXT NOT NULL,
-  parameters TEXT,
-  result TEXT,
-  error TEXT,
-  status TEXT NOT NULL DEFAULT 'pending',
-  started_at INTEGER NOT NULL,
-  completed_at INTEGER,
-  duration_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS idx_tool_calls_name ON tool_calls(name);
-CREATE INDEX IF NOT EXISTS idx_tool_calls_started_at ON tool_calls(started_at);
+${TOOL_CALLS_SCHEMA}
 `;
 
 function splitTime(ms: number): [number, number] {
@@ -149,13 +139,14 @@ export class AgentFsStore {
   /** Chunk size of this store, in bytes. */
   readonly chunkSize: number;
   private readonly maxBytes: number;
-  private readonly stmts = new Map<string, StatementSync>();
+  private readonly cache: StatementCache;
   private txDepth = 0;
 
   private constructor(db: DatabaseSync, chunkSize: number, maxBytes: number) {
     this.db = db;
     this.chunkSize = chunkSize;
     this.maxBytes = maxBytes;
+    this.cache = new StatementCache(db);
   }
 
   /** Opens (creating if needed) the store at `path`. */
@@ -225,12 +216,7 @@ export class AgentFsStore {
   }
 
   private st(sql: string): StatementSync {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
+    return this.cache.get(sql);
   }
 
   /** Runs `fn` in one transaction (nested calls join the outer one). */
