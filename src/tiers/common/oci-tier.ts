@@ -19,9 +19,8 @@ import {
   runtimeVersion,
   writeOciBundle,
 } from "./oci-bundle.ts";
-import { templateRootfs } from "./templates.ts";
+import { PoolUsers } from "./sandbox-parts.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
-import { drainPool, poolFor } from "./workspace-pool.ts";
 
 /** What an OCI-runtime tier is made of. */
 export interface OciTierConfig {
@@ -52,7 +51,7 @@ export class OciTierBackend implements Backend {
   readonly tier: "oci" | "gvisor";
   readonly capabilities = CAPABILITIES;
   private readonly config: OciTierConfig;
-  private readonly dataDirs = new Set<string>();
+  private readonly pools = new PoolUsers();
 
   constructor(config: OciTierConfig) {
     this.config = config;
@@ -96,13 +95,8 @@ export class OciTierBackend implements Backend {
   }
 
   private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal): Promise<Instance> {
-    const rootfs = await templateRootfs(spec.dataDir, spec.template, signal);
-    const workspace = new WorkspaceImage(spec.stateDir);
-    this.dataDirs.add(spec.dataDir);
-    if (fresh) await workspace.create(spec.limits.diskBytes, poolFor(spec.dataDir));
+    const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal);
     // The runtime makes the cgroup and sets the limits itself; Kiln reads usage and OOM kills from it.
-    const cgroup = new SandboxCgroup(spec.id);
-    cgroup.destroy();
     const bundle = writeOciBundle(join(spec.stateDir, "oci-bundle"), {
       rootfs,
       workspace: workspace.mountPath,
@@ -136,6 +130,6 @@ export class OciTierBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    for (const d of this.dataDirs) await drainPool(d);
+    await this.pools.drain();
   }
 }

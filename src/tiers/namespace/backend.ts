@@ -9,10 +9,9 @@ import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { agentBinary, isRoot, which } from "../common/host.ts";
+import { PoolUsers } from "../common/sandbox-parts.ts";
 import { seccompBpf } from "../common/seccomp.ts";
-import { templateRootfs } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
-import { drainPool, poolFor } from "../common/workspace-pool.ts";
 import { bwrapArgs, SECCOMP_FD } from "./bwrap-args.ts";
 
 const CAPABILITIES: Capabilities = {
@@ -26,7 +25,7 @@ const CAPABILITIES: Capabilities = {
 export class NamespaceBackend implements Backend {
   readonly tier = "namespace" as const;
   readonly capabilities = CAPABILITIES;
-  private readonly dataDirs = new Set<string>();
+  private readonly pools = new PoolUsers();
 
   async probe(): Promise<TierStatus> {
     const no = (reason: string): TierStatus => ({ tier: "namespace", available: false, reason });
@@ -52,12 +51,7 @@ export class NamespaceBackend implements Backend {
   }
 
   private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal): Promise<Instance> {
-    const rootfs = await templateRootfs(spec.dataDir, spec.template, signal);
-    const workspace = new WorkspaceImage(spec.stateDir);
-    this.dataDirs.add(spec.dataDir);
-    if (fresh) await workspace.create(spec.limits.diskBytes, poolFor(spec.dataDir));
-    const cgroup = new SandboxCgroup(spec.id);
-    cgroup.destroy();
+    const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal);
     cgroup.create(spec.limits);
     const bwrap = which("bwrap")!;
     const args = bwrapArgs({
@@ -92,7 +86,7 @@ export class NamespaceBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    for (const d of this.dataDirs) await drainPool(d);
+    await this.pools.drain();
   }
 
   async destroy(spec: InstanceSpec): Promise<void> {
