@@ -63,8 +63,19 @@ export interface PythonRuntimeOptions {
 /** The build's own heap ceiling. */
 const MAX_MEMORY = 512 * 1024 * 1024;
 const IDLE_MS = 5 * 60_000;
-/** How long an interrupted job may take to unwind before its worker is terminated. */
-const GRACE_MS = 1000;
+/**
+ * How long an interrupted job may take to unwind before its worker is
+ * terminated. Unwinding takes milliseconds; the margin is for a loaded host,
+ * where a starved worker thread can miss a shorter deadline and lose its REPL
+ * state for nothing.
+ */
+const GRACE_MS = 3000;
+/**
+ * Once the driver has caught the interrupt, only its own code is left (the
+ * traceback, the report); on a loaded host that can take longer than
+ * GRACE_MS, so it gets this much before the worker is terminated.
+ */
+const UNWIND_MS = 15_000;
 const SIGINT = 2;
 
 const VENDOR_DIR = join(
@@ -171,7 +182,11 @@ export class PythonRuntime {
 
       live.onMessage = (m) => {
         if (m.type === "out") (m.fd === 1 ? io.onStdout : io.onStderr)(m.data);
-        else if (m.type === "started") {
+        else if (m.type === "interrupted") {
+          if (!stopping) return; // a KeyboardInterrupt raised by the job itself
+          clearTimeout(grace);
+          grace = setTimeout(() => kill(stopping as PythonResult), UNWIND_MS);
+        } else if (m.type === "started") {
           // The clock starts here: the first run's boot does not count against its timeout.
           started = true;
           if (io.timeoutMs) timer = setTimeout(() => stop({ exitCode: 124, timedOut: true }), io.timeoutMs);

@@ -48,6 +48,8 @@ export type WorkerJob =
 /** Messages this worker posts to the host. */
 export type WorkerMessage =
   | { type: "started" }
+  /** The driver caught the host's interrupt: the user's code has unwound. */
+  | { type: "interrupted" }
   | { type: "out"; fd: 1 | 2; data: Uint8Array }
   | { type: "done"; exitCode: number }
   | { type: "exited"; exitCode: number; error?: string };
@@ -233,9 +235,15 @@ function setupDevices(FS: EmFS): void {
           ctlPos += n;
           return n;
         },
-        // The driver writes a job's exit status here when the job ends.
+        // The driver writes "+" here when it catches the host's interrupt, and
+        // a job's exit status when the job ends.
         write: (_s: EmStream, b: Int8Array, o: number, l: number) => {
-          const exitCode = Number(Buffer.from(bytesOf(b, o, l)).toString()) || 0;
+          const text = Buffer.from(bytesOf(b, o, l)).toString();
+          if (text === "+") {
+            post({ type: "interrupted" });
+            return l;
+          }
+          const exitCode = Number(text) || 0;
           flush();
           post({ type: "done", exitCode });
           return l;
@@ -538,6 +546,7 @@ def _job(job):
     except SystemExit as e:
         return _exit_code(e)
     except KeyboardInterrupt as e:
+        _unwound()
         _print_exc(e)
         return 130
     except BaseException as e:
@@ -546,6 +555,13 @@ def _job(job):
     finally:
         if job["mode"] == "script":
             _forget_user_modules()
+
+def _unwound():
+    # Tell the host the user's code is gone: what is left is the driver's own.
+    try:
+        os.write(_ctl, b"+")
+    except KeyboardInterrupt:
+        pass
 
 def _report(code):
     # The host interrupts at most once per job; if that lands here, just try again.
@@ -568,6 +584,7 @@ while True:
     except KeyboardInterrupt:
         # Landed in the driver itself, between jobs or before one began: the
         # job (if any) counts as interrupted; the host's grace kill covers the rest.
+        _unwound()
         code = 130
     _report(code)
 `;
