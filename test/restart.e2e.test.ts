@@ -1,7 +1,8 @@
 /**
  * A Kiln process killed with SIGKILL leaves no orphan processes behind; the
  * next process reopens the sandbox from its workspace (files and audit log
- * intact); `kill` then leaves no mounts, cgroups or state directory.
+ * intact) and sweeps the dead process's warm pool; `kill` then leaves no
+ * mounts, cgroups or state directory.
  * Runs on every tier that can run here.
  */
 import assert from "node:assert/strict";
@@ -97,6 +98,11 @@ describe("a killed Kiln process", () => {
       }
       assert.equal(existsSync(stateDir), false, "the state directory was not removed");
       assert.ok(!readFileSync("/proc/self/mountinfo", "utf8").includes(stateDir), "a mount was left behind");
+      // Nor any mount of the killed process's warm pool: the next process swept it.
+      assert.ok(
+        !readFileSync("/proc/self/mountinfo", "utf8").includes(dataDir),
+        "a pool mount was left behind",
+      );
       for (const c of ["memory", "pids", "cpu"]) {
         assert.equal(existsSync(`/sys/fs/cgroup/${c}/kiln/${id}`), false, `cgroup ${c} was left behind`);
       }

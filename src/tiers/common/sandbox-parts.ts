@@ -7,7 +7,7 @@ import type { InstanceSpec } from "../../core/backend.ts";
 import { SandboxCgroup } from "./cgroups.ts";
 import { templateRootfs } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
-import { drainPool, poolFor } from "./workspace-pool.ts";
+import { drainPool, poolFor, sweepStalePools } from "./workspace-pool.ts";
 
 /** The parts of one sandbox. */
 export interface SandboxParts {
@@ -26,6 +26,7 @@ export class PoolUsers {
     const rootfs = await templateRootfs(spec.dataDir, spec.template, signal);
     const workspace = new WorkspaceImage(spec.stateDir);
     this.dataDirs.add(spec.dataDir);
+    await sweepStalePools(spec.dataDir);
     if (fresh) await workspace.create(spec.limits.diskBytes, poolFor(spec.dataDir));
     const cgroup = new SandboxCgroup(spec.id);
     cgroup.destroy();

@@ -5,13 +5,17 @@
  * mount moves with the directory that holds it) and the pool refills in the
  * background.
  *
- * The pool belongs to one Kiln process: it fills after the first real-tier
- * sandbox is created and is drained (unmounted, deleted) when the process
- * closes its Kiln, so no mount outlives the process. `KILN_WORKSPACE_POOL`
- * sets its size per disk size (default 2; 0 turns it off).
+ * Each Kiln process has its own pool directory, `<dataDir>/pool/<pid>-<start>`
+ * (its pid and start time, so a reused pid is not mistaken for it). The pool
+ * fills after the process's first real-tier sandbox is created and is drained
+ * (unmounted, deleted) when the process closes its Kiln. A process killed
+ * outright cannot drain its pool: the next process to use the data directory
+ * sweeps the pools whose owner is gone (`sweepStalePools`), so their mounts do
+ * not outlive them for long. `KILN_WORKSPACE_POOL` sets the pool's size per
+ * disk size (default 2; 0 turns it off).
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { WorkspaceImage } from "./workspace-image.ts";
 
@@ -90,30 +94,95 @@ export class WorkspacePool {
     await this.filling;
   }
 
-  /** Unmounts and deletes every pooled image. */
+  /** Unmounts and deletes every pooled image, and the pool's directory. */
   async drain(): Promise<void> {
     this.closed = true;
     await this.filling?.catch(() => {});
-    let names: string[] = [];
-    try {
-      names = readdirSync(this.root);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      await new WorkspaceImage(join(this.root, n), ".").destroy().catch(() => {});
-      rmSync(join(this.root, n), { recursive: true, force: true });
-    }
+    await destroyAll(this.root);
+    rmSync(this.root, { recursive: true, force: true });
   }
 }
 
 const pools = new Map<string, WorkspacePool>();
+const swept = new Map<string, Promise<void>>();
+
+/** A process's start time in clock ticks since boot, or undefined when it is gone. */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces); starttime is field 22.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** This process's pool directory name. */
+const OWN = `${process.pid}-${startTimeOf(process.pid) ?? "0"}`;
+
+/** True when the pool directory `name` belongs to a process that is still running. */
+function ownerAlive(name: string): boolean {
+  const m = /^(\d+)-(\d+)$/.exec(name);
+  return m !== null && startTimeOf(Number(m[1])) === m[2];
+}
+
+/** Unmounts and deletes every entry under `dir`, then `dir` itself. */
+async function destroyAll(dir: string): Promise<void> {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    await new WorkspaceImage(join(dir, n), ".").destroy().catch(() => {});
+    rmSync(join(dir, n), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes the pools of processes that ended without draining them (SIGKILL, a
+ * crash), mounts included. Runs once per data directory per process; callers
+ * await it before they use the data directory's pool.
+ */
+export function sweepStalePools(dataDir: string): Promise<void> {
+  let done = swept.get(dataDir);
+  if (!done) {
+    done = (async () => {
+      const root = join(dataDir, "pool");
+      let names: string[] = [];
+      try {
+        names = readdirSync(root);
+      } catch {
+        return;
+      }
+      for (const n of names) {
+        if (n === OWN || ownerAlive(n)) continue;
+        const dir = join(root, n);
+        try {
+          // A pool directory holds images; an image directory (the layout of
+          // earlier versions, or a build cut short) is one itself.
+          if (existsSync(join(dir, "workspace.img")) || n.startsWith(".building-")) {
+            await new WorkspaceImage(dir, ".").destroy();
+          } else {
+            await destroyAll(dir);
+          }
+          rmSync(dir, { recursive: true, force: true });
+        } catch {
+          // Still busy: the next process tries again; it never blocks a create.
+        }
+      }
+    })();
+    swept.set(dataDir, done);
+  }
+  return done;
+}
 
 /** The pool of `dataDir` in this process. */
 export function poolFor(dataDir: string): WorkspacePool {
   let p = pools.get(dataDir);
   if (!p) {
-    p = new WorkspacePool(join(dataDir, "pool"));
+    p = new WorkspacePool(join(dataDir, "pool", OWN));
     pools.set(dataDir, p);
   }
   return p;
@@ -123,5 +192,6 @@ export function poolFor(dataDir: string): WorkspacePool {
 export async function drainPool(dataDir: string): Promise<void> {
   const p = pools.get(dataDir);
   pools.delete(dataDir);
+  swept.delete(dataDir);
   await p?.drain();
 }
