@@ -6,9 +6,10 @@
  *   kiln.db                        sandbox records (shared by every process on this directory)
  *   sandboxes/<id>/workspace.db    AgentFS database: the audit log, and the virtual tier's files
  *   sandboxes/<id>/...             tier-private state
+ *   sandboxes/<id>/warm.json       set while the sandbox is warm (started, not yet handed out)
  *   templates/                     root filesystems of the real-binary tiers
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Backend, InstanceSpec } from "./backend.ts";
 import {
@@ -21,6 +22,7 @@ import {
 import { checkSandboxId, newSandboxId } from "./ids.ts";
 import { resolveLimits } from "./limits.ts";
 import { sandboxPath, WORKSPACE } from "./paths.ts";
+import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
 import { RecordStore } from "./record-store.ts";
 import { Sandbox } from "./sandbox.ts";
 import { type BackendFactory, checkTierName, registeredTiers } from "./tier-registry.ts";
@@ -32,6 +34,7 @@ import {
   type TierName,
   type TierStatus,
 } from "./types.ts";
+import { WARM_MARKER, WarmPool, type WarmSandbox, type WarmShape } from "./warm-pool.ts";
 
 /** Options of {@link Kiln.open}. */
 export interface OpenOptions {
@@ -39,6 +42,12 @@ export interface OpenOptions {
   dataDir?: string;
   /** Backends to use instead of the registered ones (tests, embedding). */
   backends?: Partial<Record<TierName, BackendFactory>>;
+  /**
+   * Sandboxes to keep started ahead of demand on the real-binary tiers, per
+   * tier, template and limits recently created (see `warm-pool.ts`); default
+   * `$KILN_WARM_POOL` or 0 (off).
+   */
+  warmPool?: number;
   signal?: AbortSignal;
 }
 
@@ -68,13 +77,18 @@ export class Kiln {
   private readonly cache = new Map<string, SandboxInfo>();
   private readonly tearingDown = new Set<string>();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly warm: WarmPool;
   private closed = false;
 
-  private constructor(dataDir: string, factories: Map<TierName, BackendFactory>) {
+  private constructor(dataDir: string, factories: Map<TierName, BackendFactory>, warmPool: number) {
     this.dataDir = dataDir;
     mkdirSync(join(dataDir, "sandboxes"), { recursive: true, mode: 0o700 });
     this.records = new RecordStore(join(dataDir, "kiln.db"));
     this.factories = factories;
+    this.warm = new WarmPool(
+      { start: (shape) => this.startWarm(shape), discard: (sb) => this.discardWarm(sb) },
+      warmPool,
+    );
   }
 
   /** Opens (creating if needed) a data directory and reaps expired sandboxes. */
@@ -82,8 +96,12 @@ export class Kiln {
     throwIfAborted(options.signal);
     const factories = registeredTiers();
     for (const [tier, f] of Object.entries(options.backends ?? {})) if (f) factories.set(tier as TierName, f);
-    const kiln = new Kiln(resolve(options.dataDir ?? defaultDataDir()), factories);
+    const warm = options.warmPool ?? Number(process.env.KILN_WARM_POOL ?? 0);
+    if (!Number.isInteger(warm) || warm < 0 || warm > 64)
+      throw new InvalidArgumentError("warmPool must be an integer from 0 to 64");
+    const kiln = new Kiln(resolve(options.dataDir ?? defaultDataDir()), factories, warm);
     await kiln.reapExpired();
+    await kiln.reapOrphanedWarm();
     for (const r of kiln.records.list()) kiln.armExpiry(r.id, r.expiresAt);
     return kiln;
   }
@@ -160,21 +178,117 @@ export class Kiln {
       createdAt: new Date(now).toISOString(),
       expiresAt: timeoutMs > 0 ? new Date(now + timeoutMs).toISOString() : null,
     };
-    const spec = this.spec(info);
-    mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
     let instance: Awaited<ReturnType<Backend["create"]>>;
-    try {
-      instance = await backend.create(spec, options.signal);
-    } catch (e) {
-      await backend.destroy(spec).catch(() => {});
-      rmSync(spec.stateDir, { recursive: true, force: true });
-      throw e;
+    const warm = backend.capabilities.realBinaries
+      ? this.warm.take({ tier, template, limits: info.limits })
+      : undefined;
+    if (warm) {
+      // Started ahead under its own id: it becomes this sandbox once it has a record.
+      info.id = warm.id;
+      instance = warm.instance;
+      rmSync(join(this.spec(info).stateDir, WARM_MARKER), { force: true });
+    } else {
+      const spec = this.spec(info);
+      mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
+      try {
+        instance = await backend.create(spec, options.signal);
+      } catch (e) {
+        await backend.destroy(spec).catch(() => {});
+        rmSync(spec.stateDir, { recursive: true, force: true });
+        throw e;
+      }
     }
     this.records.insert(info);
     this.cache.set(info.id, info);
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);
     return sb;
+  }
+
+  /** The spec of a warm sandbox (it has no record yet). */
+  private warmSpec(id: string, shape: WarmShape): InstanceSpec {
+    return this.spec({
+      id,
+      ...shape,
+      state: "running",
+      env: {},
+      cwd: WORKSPACE,
+      metadata: {},
+      createdAt: new Date().toISOString(),
+      expiresAt: null,
+    });
+  }
+
+  private async startWarm(shape: WarmShape): Promise<WarmSandbox> {
+    const backend = await this.backend(shape.tier);
+    const id = newSandboxId();
+    const spec = this.warmSpec(id, shape);
+    mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(spec.stateDir, WARM_MARKER), JSON.stringify({ owner: OWN_PROCESS_TOKEN, ...shape }));
+    try {
+      return { id, shape, instance: await backend.create(spec) };
+    } catch (e) {
+      await backend.destroy(spec).catch(() => {});
+      rmSync(spec.stateDir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private async discardWarm(sb: WarmSandbox): Promise<void> {
+    const spec = this.warmSpec(sb.id, sb.shape);
+    await sb.instance.close().catch(() => {});
+    await (await this.backend(sb.shape.tier)).destroy(spec).catch(() => {});
+    rmSync(spec.stateDir, { recursive: true, force: true });
+  }
+
+  /** Destroys warm sandboxes whose process ended without handing them out or stopping them. */
+  private async reapOrphanedWarm(): Promise<void> {
+    const root = join(this.dataDir, "sandboxes");
+    for (const id of readdirSync(root)) {
+      const marker = join(root, id, WARM_MARKER);
+      if (!existsSync(marker) || this.records.get(id)) continue;
+      let stamp: WarmShape & { owner: string };
+      try {
+        stamp = JSON.parse(readFileSync(marker, "utf8"));
+      } catch {
+        continue; // being written by its (live) owner
+      }
+      if (processAlive(stamp.owner)) continue;
+      try {
+        await (await this.backend(stamp.tier)).destroy(this.warmSpec(id, stamp));
+      } catch {
+        // The tier is gone from this build: its state directory is all there is to remove.
+      }
+      rmSync(join(root, id), { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Starts warm sandboxes of this tier, template and limits now, rather than
+   * after the first `create` asks for them (a no-op when the warm pool is off).
+   * Resolves once they are ready, with the number of warm sandboxes in all.
+   */
+  async prewarm(
+    options: Pick<CreateOptions, "tier" | "template" | "limits" | "signal"> = {},
+  ): Promise<number> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    const tier = checkTierName(options.tier ?? "virtual");
+    const backend = await this.backend(tier);
+    if (backend.capabilities.realBinaries) {
+      this.warm.prewarm({
+        tier,
+        template: options.template ?? "default",
+        limits: resolveLimits(options.limits),
+      });
+    }
+    return this.warmed();
+  }
+
+  /** Waits for warm sandboxes being started; resolves with the number ready. */
+  async warmed(): Promise<number> {
+    await this.warm.settled();
+    return this.warm.count();
   }
 
   private attach(info: SandboxInfo, instance?: Promise<import("./backend.ts").Instance>): Sandbox {
@@ -349,6 +463,7 @@ export class Kiln {
     await Promise.all([...this.live.values()].map((s) => s.close().catch(() => {})));
     this.live.clear();
     this.cache.clear();
+    await this.warm.drain();
     for (const b of this.backends.values()) await (await b.catch(() => undefined))?.close?.();
     this.records.close();
   }

@@ -19,7 +19,7 @@ import {
   runtimeVersion,
   writeOciBundle,
 } from "./oci-bundle.ts";
-import { PoolUsers } from "./sandbox-parts.ts";
+import { destroyWorkspace, PoolUsers } from "./sandbox-parts.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
 
 /** What an OCI-runtime tier is made of. */
@@ -125,7 +125,7 @@ export class OciTierBackend implements Backend {
     });
     cgroup.destroy();
     removeCgroupDirs(cgroup.relPath);
-    await new WorkspaceImage(spec.stateDir).destroy();
+    await destroyWorkspace(spec);
     if (failure) throw failure;
   }
 

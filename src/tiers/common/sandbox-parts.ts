@@ -17,6 +17,15 @@ export interface SandboxParts {
   cgroup: SandboxCgroup;
 }
 
+/**
+ * Unmounts and deletes a sandbox's workspace image; also sweeps the warm
+ * workspace pools that killed processes left in its data directory.
+ */
+export async function destroyWorkspace(spec: InstanceSpec): Promise<void> {
+  await new WorkspaceImage(spec.stateDir).destroy();
+  await sweepStalePools(spec.dataDir);
+}
+
 /** The data directories a driver has used, so that it can drain their pools when it closes. */
 export class PoolUsers {
   private readonly dataDirs = new Set<string>();

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { processToken } from "../../core/process-token.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
 import { drainPool, poolFor, sweepStalePools } from "./workspace-pool.ts";
 
@@ -41,8 +42,7 @@ test("a dead process's pool, mounted images included, is swept; a live one's is 
     const loose = new WorkspaceImage(join(dataDir, "pool", ".building-ba9876543210"), ".");
     await loose.create(16 * MiB);
     // The pool of a live process (pid 1 with its real start time) stays.
-    const init = readFileSync("/proc/1/stat", "utf8");
-    const live = join(dataDir, "pool", `1-${init.slice(init.lastIndexOf(")") + 2).split(" ")[19]}`);
+    const live = join(dataDir, "pool", processToken(1)!);
     mkdirSync(live, { recursive: true });
 
     await sweepStalePools(dataDir);

@@ -15,8 +15,9 @@
  * disk size (default 2; 0 turns it off).
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { OWN_PROCESS_TOKEN, processAlive } from "../../core/process-token.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
 
 const READY = "ready";
@@ -106,26 +107,6 @@ export class WorkspacePool {
 const pools = new Map<string, WorkspacePool>();
 const swept = new Map<string, Promise<void>>();
 
-/** A process's start time in clock ticks since boot, or undefined when it is gone. */
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which may hold spaces); starttime is field 22.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** This process's pool directory name. */
-const OWN = `${process.pid}-${startTimeOf(process.pid) ?? "0"}`;
-
-/** True when the pool directory `name` belongs to a process that is still running. */
-function ownerAlive(name: string): boolean {
-  const m = /^(\d+)-(\d+)$/.exec(name);
-  return m !== null && startTimeOf(Number(m[1])) === m[2];
-}
-
 /** Unmounts and deletes every entry under `dir`, then `dir` itself. */
 async function destroyAll(dir: string): Promise<void> {
   let names: string[] = [];
@@ -157,7 +138,7 @@ export function sweepStalePools(dataDir: string): Promise<void> {
         return;
       }
       for (const n of names) {
-        if (n === OWN || ownerAlive(n)) continue;
+        if (n === OWN_PROCESS_TOKEN || processAlive(n)) continue;
         const dir = join(root, n);
         try {
           // A pool directory holds images; an image directory (the layout of
@@ -182,7 +163,7 @@ export function sweepStalePools(dataDir: string): Promise<void> {
 export function poolFor(dataDir: string): WorkspacePool {
   let p = pools.get(dataDir);
   if (!p) {
-    p = new WorkspacePool(join(dataDir, "pool", OWN));
+    p = new WorkspacePool(join(dataDir, "pool", OWN_PROCESS_TOKEN));
     pools.set(dataDir, p);
   }
   return p;

@@ -9,7 +9,7 @@ import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { agentBinary, isRoot, which } from "../common/host.ts";
-import { PoolUsers } from "../common/sandbox-parts.ts";
+import { destroyWorkspace, PoolUsers } from "../common/sandbox-parts.ts";
 import { seccompBpf } from "../common/seccomp.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
 import { bwrapArgs, SECCOMP_FD } from "./bwrap-args.ts";
@@ -91,6 +91,6 @@ export class NamespaceBackend implements Backend {
 
   async destroy(spec: InstanceSpec): Promise<void> {
     new SandboxCgroup(spec.id).destroy();
-    await new WorkspaceImage(spec.stateDir).destroy();
+    await destroyWorkspace(spec);
   }
 }
