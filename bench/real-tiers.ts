@@ -1,7 +1,8 @@
 /**
  * Real-binary tiers (namespace, oci, gvisor): Kiln beside the raw runtime it
  * wraps, on the same `default` template, in the same run:
- *  - create + first exec: Kiln `create` + `run("echo hi")` vs the raw tool running `echo hi` once;
+ *  - create + first exec: Kiln `create` + `run("echo hi")` vs the raw tool running `echo hi` once,
+ *    cold (the runtime starts on create) and with a warm pool (create takes a started sandbox);
  *  - warm exec through the agent vs the raw tool's own start (what each exec would cost without an agent);
  *  - idle memory of a running sandbox (RSS of its whole process tree) vs the raw tool idling on `sleep`;
  *  - 50 sandboxes at once: create and exec in all, concurrently.
@@ -167,6 +168,23 @@ export async function benchRealTiers(): Promise<{ tier: TierName; rows: Row[] }[
         createTimes.push(performance.now() - t);
         created.push(sb);
       }
+      // The same with warm sandboxes (Kiln.open({ warmPool: 1 })): create takes a started one.
+      const warmKiln = await Kiln.open({ dataDir, warmPool: 1 });
+      const warmTimes: number[] = [];
+      try {
+        await warmKiln.prewarm({ tier });
+        for (let i = 0; i < n; i++) {
+          await new Promise((r) => setTimeout(r, 400));
+          await warmKiln.warmed();
+          const t = performance.now();
+          const w = await warmKiln.create({ tier });
+          await w.commands.run("echo hi");
+          warmTimes.push(performance.now() - t);
+          await w.kill();
+        }
+      } finally {
+        await warmKiln.close();
+      }
       const sb = created[0]!;
       const warmExec = await timeIt(100, () => sb.commands.run("echo hi"), 5);
       const stateDir = join(dataDir, "sandboxes", sb.id);
@@ -200,6 +218,13 @@ export async function benchRealTiers(): Promise<{ tier: TierName; rows: Row[] }[
           {
             metric: "create + first exec, p50",
             kiln: quantile(createTimes, 0.5),
+            raw: quantile(rawRun, 0.5),
+            unit: "ms",
+            rawLabel: `${label} running echo`,
+          },
+          {
+            metric: "create + first exec, warm pool, p50",
+            kiln: quantile(warmTimes, 0.5),
             raw: quantile(rawRun, 0.5),
             unit: "ms",
             rawLabel: `${label} running echo`,

@@ -25,6 +25,8 @@ export interface ServeOptions {
   host?: string;
   /** How long a shutdown waits for running commands, in ms; default 10,000. */
   graceMs?: number;
+  /** Warm sandboxes per tier, template and limits (`Kiln.open`'s `warmPool`); default `$KILN_WARM_POOL` or 0. */
+  warmPool?: number;
 }
 
 /** A running server. */
@@ -49,7 +51,10 @@ export interface RunningServer {
  * @throws the listen error (e.g. EADDRINUSE) as is
  */
 export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
-  const kiln = await Kiln.open(options.dataDir ? { dataDir: options.dataDir } : {});
+  const kiln = await Kiln.open({
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.warmPool !== undefined ? { warmPool: options.warmPool } : {}),
+  });
   const keys = new KeyStore(kiln.dataDir);
   const state: ServerState = {
     kiln,

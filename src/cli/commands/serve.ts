@@ -17,6 +17,11 @@ export function registerServe(program: Command): void {
     .option("--port <port>", "TCP port (0: any free port)", "7070")
     .option("--host <address>", "address to bind (default loopback only)", "127.0.0.1")
     .option("--grace-ms <ms>", "how long a shutdown waits for running commands", "10000")
+    .option(
+      "--warm-pool <n>",
+      "real-tier sandboxes kept started ahead, per tier/template/limits in use (0: off)",
+      process.env.KILN_WARM_POOL ?? "1",
+    )
     .action(async (flags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const port = Number(flags.port);
@@ -24,11 +29,15 @@ export function registerServe(program: Command): void {
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw new InvalidArgumentError("--port must be 0-65535");
       if (!Number.isFinite(graceMs) || graceMs < 0) throw new InvalidArgumentError("--grace-ms must be >= 0");
+      const warmPool = Number(flags.warmPool);
+      if (!Number.isInteger(warmPool) || warmPool < 0 || warmPool > 64)
+        throw new InvalidArgumentError("--warm-pool must be an integer from 0 to 64");
       const server = await startServer({
         ...(g.dataDir ? { dataDir: g.dataDir } : {}),
         port,
         host: flags.host,
         graceMs,
+        warmPool,
       });
       const ready = (await server.kiln.doctor()).filter((t) => t.available).map((t) => t.tier);
       const line = { url: server.url, dataDir: server.kiln.dataDir, tiers: ready, pid: process.pid };
