@@ -60,6 +60,28 @@ describe("warm sandboxes", () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
+  test("a warm pool size that is not an integer from 0 to 64 is invalid_argument", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
+    dirs.push(dataDir);
+    for (const warmPool of [-1, 1.5, 65, Number.NaN]) {
+      await assert.rejects(Kiln.open({ dataDir, warmPool }), { code: "invalid_argument" });
+    }
+  });
+
+  test("the virtual tier keeps no warm sandboxes (its create is already in-process)", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
+    dirs.push(dataDir);
+    const kiln = await Kiln.open({ dataDir, warmPool: 2 });
+    try {
+      assert.equal(await kiln.prewarm({ tier: "virtual" }), 0);
+      const sb = await kiln.create({ tier: "virtual" });
+      assert.equal(await kiln.warmed(), 0);
+      assert.deepEqual(readdirSync(join(dataDir, "sandboxes")), [sb.id]);
+    } finally {
+      await kiln.close();
+    }
+  });
+
   for (const tier of TIERS) {
     const skipped = (t: { skip(m: string): void }): boolean => {
       const status = ready.get(tier);

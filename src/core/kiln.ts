@@ -98,7 +98,7 @@ export class Kiln {
     for (const [tier, f] of Object.entries(options.backends ?? {})) if (f) factories.set(tier as TierName, f);
     const warm = options.warmPool ?? Number(process.env.KILN_WARM_POOL ?? 0);
     if (!Number.isInteger(warm) || warm < 0 || warm > 64)
-      throw new InvalidArgumentError("warmPool must be an integer from 0 to 64");
+      throw new InvalidArgumentError("warmPool (or $KILN_WARM_POOL) must be an integer from 0 to 64");
     const kiln = new Kiln(resolve(options.dataDir ?? defaultDataDir()), factories, warm);
     await kiln.reapExpired();
     await kiln.reapOrphanedWarm();
