@@ -19,7 +19,7 @@ pub const PROTOCOL: u32 = 1;
 pub const VERSION: &str = "0.1.0";
 
 const OPS: &[&str] = &[
-    "ping", "spawn", "signal", "stat", "list", "read", "write", "mkdir", "remove", "rename", "symlink", "chmod", "utimes",
+    "ping", "spawn", "signal", "resize", "stat", "list", "read", "write", "mkdir", "remove", "rename", "symlink", "chmod", "utimes",
 ];
 
 /// An error reported to the host: errno-style code plus a message.
@@ -164,6 +164,7 @@ fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32
             Err(e) => Err(e),
         },
         "signal" => process::signal(&req),
+        "resize" => process::resize(&req),
         "write" => match files::write_begin(id, &req) {
             Ok(up) => {
                 uploads.insert(id, up);

@@ -24,6 +24,8 @@ enum StdinMsg {
 struct Entry {
     pid: i32,
     stdin: Option<Sender<StdinMsg>>,
+    /// The pty's master side, for `resize` (processes started with a terminal).
+    pty: Option<File>,
 }
 
 #[derive(Default)]
@@ -95,16 +97,36 @@ pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
             }
         }
     }
+    let size = match req.get("pty") {
+        Some(p @ Value::Obj(_)) => Some(term_size(p)?),
+        _ => None,
+    };
     let program = shell();
     let plan = sys::ExecPlan {
         program: sys::cstr(program)?,
         argv: vec![sys::cstr(program.rsplit('/').next().unwrap_or("sh"))?, sys::cstr("-c")?, sys::cstr(&command)?],
         envp,
         cwd: sys::cstr(&cwd)?,
+        ctty: size.is_some(),
     };
-    let (in_r, in_w) = sys::pipe()?;
-    let (out_r, out_w) = sys::pipe()?;
-    let (err_r, err_w) = sys::pipe()?;
+    // With a terminal, the child's stdin, stdout and stderr are the pty's slave
+    // side; its output (both streams, as on a terminal) comes from the master,
+    // and stderr's pipe is closed at once.
+    let (in_r, in_w, out_r, out_w, err_r, err_w, master) = match size {
+        Some((cols, rows)) => {
+            let (master, slave) = sys::open_pty(cols, rows).map_err(|e| Fail::io(e, "open a pty"))?;
+            let (err_r, err_w) = sys::pipe()?;
+            drop(err_w);
+            let err_w = slave.try_clone()?;
+            (slave.try_clone()?, master.try_clone()?, master.try_clone()?, slave, err_r, err_w, Some(master))
+        }
+        None => {
+            let (in_r, in_w) = sys::pipe()?;
+            let (out_r, out_w) = sys::pipe()?;
+            let (err_r, err_w) = sys::pipe()?;
+            (in_r, in_w, out_r, out_w, err_r, err_w, None)
+        }
+    };
     let (exit_r, exit_w) = sys::pipe()?;
 
     // Threads first, forks second: when the process limit leaves no room for a
@@ -145,7 +167,7 @@ pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
         }
     };
     drop((in_r, out_w, err_w)); // the child's ends
-    t.by_id.insert(id, Entry { pid, stdin });
+    t.by_id.insert(id, Entry { pid, stdin, pty: master });
     t.exit_pipes.insert(pid, exit_w);
     t.spawned = true;
     drop(t);
@@ -265,6 +287,28 @@ pub fn stdin_close(id: u32) {
             let _ = tx.send(StdinMsg::Close);
         }
     }
+}
+
+/// The `{cols, rows}` of a terminal request (1 to 4096 each).
+fn term_size(v: &Value) -> Result<(u16, u16), Fail> {
+    let dim = |k: &str| -> Result<u16, Fail> {
+        match v.num(k) {
+            Some(x) if x.fract() == 0.0 && (1.0..=4096.0).contains(&x) => Ok(x as u16),
+            _ => Err(Fail::new("EINVAL", format!("pty '{}' must be an integer from 1 to 4096", k))),
+        }
+    };
+    Ok((dim("cols")?, dim("rows")?))
+}
+
+/// Handles `resize`: sets the terminal size of process `target` (started with a pty).
+pub fn resize(req: &Value) -> Result<Value, Fail> {
+    let target = req.num("target").ok_or_else(|| Fail::new("EINVAL", "missing 'target'".into()))? as u32;
+    let (cols, rows) = term_size(req)?;
+    let t = table();
+    let entry = t.by_id.get(&target).ok_or_else(|| Fail::new("ESRCH", format!("no running process {}", target)))?;
+    let pty = entry.pty.as_ref().ok_or_else(|| Fail::new("ENOTTY", format!("process {} has no terminal", target)))?;
+    sys::set_winsize(pty.as_raw_fd(), cols, rows).map_err(|e| Fail::io(e, "resize"))?;
+    Ok(obj(vec![]))
 }
 
 /// Handles `signal`: signals the whole process group of process `target`.

@@ -39,6 +39,7 @@ extern "C" {
     fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int;
     fn utimensat(dirfd: c_int, path: *const c_char, times: *const Timespec, flags: c_int) -> c_int;
     fn __errno_location() -> *mut c_int;
+    fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
 }
 
 pub const POLLIN: i16 = 0x1;
@@ -56,6 +57,41 @@ const PR_SET_CHILD_SUBREAPER: c_int = 36;
 const AT_FDCWD: c_int = -100;
 const AT_SYMLINK_NOFOLLOW: c_int = 0x100;
 const UTIME_OMIT: c_long = (1 << 30) - 2;
+const TIOCSWINSZ: c_ulong = 0x5414;
+const TIOCSCTTY: c_ulong = 0x540E;
+const TIOCSPTLCK: c_ulong = 0x4004_5431;
+const TIOCGPTN: c_ulong = 0x8004_5430;
+const O_NOCTTY: i32 = 0o400;
+
+#[repr(C)]
+struct Winsize {
+    rows: u16,
+    cols: u16,
+    xpixel: u16,
+    ypixel: u16,
+}
+
+/// Sets a terminal's size (the kernel sends SIGWINCH to its foreground group).
+pub fn set_winsize(fd: RawFd, cols: u16, rows: u16) -> io::Result<()> {
+    let ws = Winsize { rows, cols, xpixel: 0, ypixel: 0 };
+    check(unsafe { ioctl(fd, TIOCSWINSZ, &ws as *const Winsize) }).map(|_| ())
+}
+
+/// A new pseudo-terminal of `cols` x `rows` from the sandbox's /dev/ptmx, as
+/// (master, slave); neither becomes the agent's controlling terminal.
+pub fn open_pty(cols: u16, rows: u16) -> io::Result<(File, File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |path: &str| std::fs::OpenOptions::new().read(true).write(true).custom_flags(O_NOCTTY).open(path);
+    let master = open("/dev/ptmx")?;
+    use std::os::fd::AsRawFd;
+    let unlock: c_int = 0;
+    check(unsafe { ioctl(master.as_raw_fd(), TIOCSPTLCK, &unlock as *const c_int) })?;
+    let mut n: c_int = 0;
+    check(unsafe { ioctl(master.as_raw_fd(), TIOCGPTN, &mut n as *mut c_int) })?;
+    let slave = open(&format!("/dev/pts/{}", n))?;
+    set_winsize(master.as_raw_fd(), cols, rows)?;
+    Ok((master, slave))
+}
 
 pub fn errno() -> i32 {
     unsafe { *__errno_location() }
@@ -161,6 +197,8 @@ pub struct ExecPlan {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub cwd: CString,
+    /// Make stdin (a terminal) the child's controlling terminal.
+    pub ctty: bool,
 }
 
 /// fork + setsid + chdir + dup2 + execve. We do not use std::process::Command
@@ -190,6 +228,10 @@ pub fn spawn(plan: &ExecPlan, stdin: RawFd, stdout: RawFd, stderr: RawFd) -> io:
                 fail(err_fd);
             }
             if dup2(stdin, 0) < 0 || dup2(stdout, 1) < 0 || dup2(stderr, 2) < 0 {
+                fail(err_fd);
+            }
+            // A session leader without a terminal takes its pty as controlling terminal.
+            if plan.ctty && ioctl(0, TIOCSCTTY, 0 as c_int) < 0 {
                 fail(err_fd);
             }
             execve(plan.program.as_ptr(), argv.as_ptr(), envp.as_ptr());

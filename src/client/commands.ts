@@ -85,6 +85,11 @@ class RemoteHandle implements CommandHandle {
   async closeStdin(options: { signal?: AbortSignal } = {}): Promise<void> {
     await this.http.empty("POST", `${this.base}/stdin`, { json: { close: true }, signal: options.signal });
   }
+
+  /** Sets the terminal size (commands started with `pty`). @throws InvalidArgumentError, NotFoundError */
+  async resize(cols: number, rows: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.http.empty("POST", `${this.base}/resize`, { json: { cols, rows }, signal: options.signal });
+  }
 }
 
 /** `sandbox.commands` of a remote sandbox. */
@@ -116,6 +121,7 @@ export class RemoteCommands implements CommandsApi {
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
       ...stdinFields(options.stdin, "stdin", "stdinBase64"),
       ...(options.background ? { background: true, openStdin: options.openStdin ?? false } : {}),
+      ...(options.pty !== undefined ? { pty: options.pty } : {}),
     };
     if (options.background) {
       const { pid } = await this.http.json<{ pid: number }>("POST", this.base, {

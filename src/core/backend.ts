@@ -44,6 +44,8 @@ export interface Capabilities {
   streamingOutput: boolean;
   /** Processes survive the Kiln process that started them. */
   processesSurviveRestart: boolean;
+  /** Commands can run on a pseudo-terminal (`pty`), for interactive programs. */
+  pty: boolean;
 }
 
 /** A tier's driver. */
@@ -80,6 +82,12 @@ export interface SpawnRequest {
   env: Record<string, string>;
   /** Whether stdin stays open for `writeStdin` (else it is closed at once, or fed `stdin`). */
   stdin: Uint8Array | "pipe" | undefined;
+  /**
+   * Run on a new pseudo-terminal of this size (only when the tier's
+   * capabilities say `pty`): stdin, stdout and stderr are the terminal, all
+   * output arrives as stdout, and the process leads its own session.
+   */
+  pty?: { cols: number; rows: number };
   /** Called with output as the tier produces it. */
   onStdout(chunk: Uint8Array): void;
   /** Called with error output as the tier produces it. */
@@ -106,6 +114,8 @@ export interface SpawnedProcess {
   closeStdin(): Promise<void>;
   /** Sends a signal (default SIGKILL) to the process and its children. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Sets the terminal's size (processes spawned with `pty`). */
+  resize?(cols: number, rows: number): Promise<void>;
 }
 
 /** Backend-level file operations. Paths are absolute, normalized and inside the sandbox. */

@@ -37,6 +37,14 @@ export interface RunOptions {
   background?: boolean;
   /** With `background`: keep stdin open for `sendStdin`. */
   openStdin?: boolean;
+  /**
+   * With `background`: run on a pseudo-terminal of this size (tiers whose
+   * capabilities say `pty`), for shells and full-screen programs. stdin stays
+   * open; all output arrives as stdout; it is streamed to the callbacks and
+   * not kept (the handle's `stdout` stays empty, and `maxOutputBytes` does not
+   * apply); the time limit is none unless `timeoutMs` sets one.
+   */
+  pty?: { cols: number; rows: number };
   /** Cancels the command (it is killed). */
   signal?: AbortSignal;
 }
@@ -76,6 +84,21 @@ export interface CommandHandle {
   sendStdin(data: string | Uint8Array, options?: { signal?: AbortSignal }): Promise<void>;
   /** Closes stdin. */
   closeStdin(options?: { signal?: AbortSignal }): Promise<void>;
+  /** Sets the terminal's size (commands started with `pty`). @throws InvalidArgumentError */
+  resize(cols: number, rows: number, options?: { signal?: AbortSignal }): Promise<void>;
+}
+
+/** Checks a terminal size: integers from 1 to 4096. */
+function checkTermSize(cols: unknown, rows: unknown): { cols: number; rows: number } {
+  for (const [k, v] of [
+    ["cols", cols],
+    ["rows", rows],
+  ] as const) {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 4096) {
+      throw new InvalidArgumentError(`pty ${k} must be an integer from 1 to 4096`);
+    }
+  }
+  return { cols: cols as number, rows: rows as number };
 }
 
 const encoder = new TextEncoder();
@@ -99,6 +122,8 @@ class Running implements CommandHandle {
   private killed = false;
   private forceExit: () => void = () => {};
   private graceTimer: NodeJS.Timeout | undefined;
+  /** A terminal session: output is streamed, not kept or capped. */
+  private readonly terminal: boolean;
   readonly done: Promise<CommandResult>;
 
   constructor(
@@ -106,7 +131,9 @@ class Running implements CommandHandle {
     info: ProcessInfo,
     finish: (r: CommandResult, status: ExitStatus) => void,
     timeoutMs: number,
+    terminal = false,
   ) {
+    this.terminal = terminal;
     this.proc = proc;
     this.pid = proc.pid;
     this.info = info;
@@ -159,7 +186,7 @@ class Running implements CommandHandle {
   push(kind: "out" | "err", chunk: Uint8Array, maxOutputBytes: number): void {
     if (this.result) return;
     let data = chunk;
-    if (this.outBytes + data.length > maxOutputBytes) {
+    if (!this.terminal && this.outBytes + data.length > maxOutputBytes) {
       data = data.subarray(0, Math.max(0, maxOutputBytes - this.outBytes));
       if (!this.endReason) {
         this.endReason = new LimitExceededError(
@@ -172,7 +199,7 @@ class Running implements CommandHandle {
     }
     if (data.length === 0) return;
     this.outBytes += data.length;
-    (kind === "out" ? this.out : this.err).push(data);
+    if (!this.terminal) (kind === "out" ? this.out : this.err).push(data);
     const text = (kind === "out" ? this.outDecoder : this.errDecoder).decode(data, { stream: true });
     if (text.length === 0) return;
     for (const l of this.listeners) {
@@ -244,6 +271,16 @@ class Running implements CommandHandle {
     throwIfAborted(options.signal);
     await this.proc.closeStdin();
   }
+
+  async resize(cols: number, rows: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const size = checkTermSize(cols, rows);
+    if (!this.terminal || !this.proc.resize) {
+      throw new InvalidArgumentError(`command ${this.pid} has no terminal (start it with pty)`);
+    }
+    if (this.result) return;
+    await this.proc.resize(size.cols, size.rows);
+  }
 }
 
 /** Resolves with `p`, or rejects with AbortedError when `signal` fires first. */
@@ -296,11 +333,15 @@ export class Commands {
         throw new InvalidArgumentError(`invalid environment variable: ${k}`);
       }
     }
-    const timeoutMs = options.timeoutMs ?? d.limits.timeoutMs;
+    const pty = options.pty === undefined ? undefined : checkTermSize(options.pty?.cols, options.pty?.rows);
+    if (pty && !options.background) throw new InvalidArgumentError("pty needs background: true");
+    if (pty && options.stdin !== undefined) throw new InvalidArgumentError("pty takes input by sendStdin, not stdin");
+    const timeoutMs = options.timeoutMs ?? (pty ? 0 : d.limits.timeoutMs);
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
       throw new InvalidArgumentError("timeoutMs must be >= 0");
-    const stdin =
-      typeof options.stdin === "string"
+    const stdin = pty
+      ? ("pipe" as const)
+      : typeof options.stdin === "string"
         ? encoder.encode(options.stdin)
         : (options.stdin ?? (options.background && options.openStdin ? ("pipe" as const) : undefined));
     const instance = await this.ctx.instance();
@@ -316,6 +357,7 @@ export class Commands {
         cwd,
         env,
         stdin,
+        ...(pty ? { pty } : {}),
         onStdout: (c) => (handle ? handle.push("out", c, maxOut) : early.push(["out", c])),
         onStderr: (c) => (handle ? handle.push("err", c, maxOut) : early.push(["err", c])),
       });
@@ -332,6 +374,7 @@ export class Commands {
         this.ctx.audit().finish(auditId, r.exitCode, r.durationMs, r.error?.code);
       },
       timeoutMs,
+      pty !== undefined,
     );
     handle = h;
     h.listen(options.onStdout, options.onStderr);

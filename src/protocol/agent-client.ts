@@ -537,7 +537,7 @@ class AgentProcess implements SpawnedProcess {
           this.rejectExit(e);
         },
       });
-      const body = { op: "spawn", command, cwd, env, stdin };
+      const body = { op: "spawn", command, cwd, env, stdin, ...(this.req.pty ? { pty: this.req.pty } : {}) };
       this.client.send(encodeJsonFrame(FrameType.Request, this.id, body), reject);
     });
   }
@@ -568,6 +568,11 @@ class AgentProcess implements SpawnedProcess {
       // ESRCH: it exited meanwhile, which is what the caller wanted.
       if (!(e instanceof AgentError && e.errno === "ESRCH")) throw e;
     }
+  }
+
+  async resize(cols: number, rows: number): Promise<void> {
+    if (this.done) return;
+    await this.client.request("resize", { target: this.id, cols, rows });
   }
 
   private async pushStdin(data: Uint8Array): Promise<void> {

@@ -118,11 +118,20 @@ export interface Requests {
   ping: { req: Record<string, never>; res: { version: string } };
   /** Starts `bash -c command` in its own session; RESPONSE, then STDOUT/STDERR..., EXIT. */
   spawn: {
-    req: { command: string; cwd: string; env: Record<string, string>; stdin: "pipe" | "null" };
+    req: {
+      command: string;
+      cwd: string;
+      env: Record<string, string>;
+      stdin: "pipe" | "null";
+      /** Run on a new pty of this size: stdio is its slave side; all output comes as STDOUT. */
+      pty?: { cols: number; rows: number };
+    };
     res: { pid: number };
   };
   /** Sends signal number `signal` to the process group of the process started by request `target`. */
   signal: { req: { target: number; signal: number }; res: Record<string, never> };
+  /** Sets the terminal size of the process started (with `pty`) by request `target`; ENOTTY without one. */
+  resize: { req: { target: number; cols: number; rows: number }; res: Record<string, never> };
   stat: { req: { path: string }; res: WireEntry };
   /** Depth-first, sorted by name; `depth` 1 lists children only. */
   list: { req: { path: string; depth: number }; res: { entries: WireEntry[] } };

@@ -109,6 +109,7 @@ export const CapabilitiesSchema = z
     interactiveStdin: z.boolean(),
     streamingOutput: z.boolean(),
     processesSurviveRestart: z.boolean(),
+    pty: z.boolean(),
   })
   .openapi("Capabilities");
 
@@ -160,9 +161,18 @@ export const RunCommandBody = z
     timeoutMs: NonNeg.optional(),
     background: z.boolean().optional(),
     openStdin: z.boolean().optional(),
+    pty: z
+      .object({ cols: z.number().int().min(1).max(4096), rows: z.number().int().min(1).max(4096) })
+      .strict()
+      .optional()
+      .openapi({ description: "with background: run on a terminal of this size (tiers with the pty capability)" }),
   })
   .strict()
   .openapi("RunCommand");
+export const ResizeBody = z
+  .object({ cols: z.number().int().min(1).max(4096), rows: z.number().int().min(1).max(4096) })
+  .strict()
+  .openapi("Resize");
 export const ProcessInfoSchema = z
   .object({ pid: z.number(), command: Str, cwd: Str, startedAtMs: z.number() })
   .openapi("ProcessInfo");

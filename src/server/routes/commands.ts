@@ -16,6 +16,7 @@ import {
   KilledSchema,
   PidParams,
   ProcessInfoSchema,
+  ResizeBody,
   RunCodeBody,
   RunCommandBody,
   StartedSchema,
@@ -103,10 +104,12 @@ export function commandRoutes(app: App): void {
           ...common,
           background: true,
           openStdin: body.openStdin ?? false,
+          ...(body.pty ? { pty: body.pty } : {}),
         });
         processes.add(sb.id, h);
         return c.json({ pid: h.pid }, 201);
       }
+      if (body.pty) throw new InvalidArgumentError("pty needs background: true");
       const ac = new AbortController();
       const abort = () => ac.abort();
       c.req.raw.signal.addEventListener("abort", abort, { once: true });
@@ -189,6 +192,24 @@ export function commandRoutes(app: App): void {
       const data = decodeStdin(body.data, body.dataBase64);
       if (data !== undefined) await handle.sendStdin(data);
       if (body.close) await handle.closeStdin();
+      return c.body(null, 204);
+    },
+  );
+
+  addRoute(
+    app,
+    createRoute({
+      method: "post",
+      path: "/v1/sandboxes/{id}/commands/{pid}/resize",
+      tags,
+      summary: "set the terminal size of a command started with pty",
+      request: { params: PidParams, body: { ...json(ResizeBody, "the size"), required: true } },
+      responses: { 204: { description: "resized" }, ...errors },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const { handle } = await findProcess(c.var.state.processes, c.var.sandbox, c.req.valid("param").pid);
+      await handle.resize(body.cols, body.rows);
       return c.body(null, 204);
     },
   );

@@ -220,6 +220,7 @@ export class AgentInstance implements Instance {
       writeStdin: (d) => proc.writeStdin(d),
       closeStdin: () => proc.closeStdin(),
       kill: (sig) => proc.kill(sig),
+      ...(proc.resize ? { resize: (cols: number, rows: number) => proc.resize!(cols, rows) } : {}),
     };
   }
 

@@ -42,6 +42,7 @@ export interface OciTierConfig {
 const CAPABILITIES: Capabilities = {
   realBinaries: true,
   interactiveStdin: true,
+  pty: true,
   streamingOutput: true,
   processesSurviveRestart: false,
 };

@@ -17,6 +17,7 @@ import { bwrapArgs, SECCOMP_FD } from "./bwrap-args.ts";
 const CAPABILITIES: Capabilities = {
   realBinaries: true,
   interactiveStdin: true,
+  pty: true,
   streamingOutput: true,
   processesSurviveRestart: false,
 };

@@ -16,6 +16,7 @@ import { VirtualInstance } from "./instance.ts";
 const CAPABILITIES: Capabilities = {
   realBinaries: false,
   interactiveStdin: false,
+  pty: false,
   streamingOutput: false,
   processesSurviveRestart: false,
 };

@@ -16,7 +16,7 @@ import type {
   SpawnedProcess,
   SpawnRequest,
 } from "../../core/backend.ts";
-import { SandboxStoppedError } from "../../core/errors.ts";
+import { SandboxStoppedError, UnsupportedError } from "../../core/errors.ts";
 import type { AgentFsStore } from "../../workspace/agentfs-store.ts";
 import { SqliteFs } from "../../workspace/sqlite-fs.ts";
 import { StoreFileOps } from "../../workspace/store-file-ops.ts";
@@ -102,6 +102,11 @@ export class VirtualInstance implements Instance {
   }
 
   async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
+    if (req.pty) {
+      throw new UnsupportedError(
+        "the virtual tier has no terminals (pty): just-bash is an interpreter, not a tty; the namespace, oci and gvisor tiers have them",
+      );
+    }
     if (this.closed) throw new SandboxStoppedError(this.spec.id);
     const pid = this.nextPid++;
     const abort = new AbortController();
