@@ -335,7 +335,8 @@ export class Commands {
     }
     const pty = options.pty === undefined ? undefined : checkTermSize(options.pty?.cols, options.pty?.rows);
     if (pty && !options.background) throw new InvalidArgumentError("pty needs background: true");
-    if (pty && options.stdin !== undefined) throw new InvalidArgumentError("pty takes input by sendStdin, not stdin");
+    if (pty && options.stdin !== undefined)
+      throw new InvalidArgumentError("pty takes input by sendStdin, not stdin");
     const timeoutMs = options.timeoutMs ?? (pty ? 0 : d.limits.timeoutMs);
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
       throw new InvalidArgumentError("timeoutMs must be >= 0");

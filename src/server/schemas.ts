@@ -165,7 +165,9 @@ export const RunCommandBody = z
       .object({ cols: z.number().int().min(1).max(4096), rows: z.number().int().min(1).max(4096) })
       .strict()
       .optional()
-      .openapi({ description: "with background: run on a terminal of this size (tiers with the pty capability)" }),
+      .openapi({
+        description: "with background: run on a terminal of this size (tiers with the pty capability)",
+      }),
   })
   .strict()
   .openapi("RunCommand");

@@ -135,6 +135,49 @@ export function runConformance(options: ConformanceOptions): void {
       assert.equal(r.stdout, "abc\ndef");
     });
 
+    it("a terminal: a tty of the asked size, input, resize, exit code", async () => {
+      if (!(await kiln.backend(tier)).capabilities.pty) {
+        await assert.rejects(sb.commands.run("bash -i", { background: true, pty: { cols: 80, rows: 24 } }), {
+          code: "unsupported",
+        });
+        return;
+      }
+      await assert.rejects(sb.commands.run("bash", { pty: { cols: 80, rows: 24 } }), {
+        code: "invalid_argument",
+      });
+      await assert.rejects(sb.commands.run("bash", { background: true, pty: { cols: 0, rows: 24 } }), {
+        code: "invalid_argument",
+      });
+      const h = await sb.commands.run("bash --norc --noprofile -i", {
+        background: true,
+        pty: { cols: 100, rows: 30 },
+        env: { TERM: "dumb", PS1: "$ " },
+      });
+      let out = "";
+      const done = h.wait({ onStdout: (d) => (out += d) });
+      // Output reaches a waiter from the moment it waits (through a server, a moment later):
+      // repeat a probe until its output shows. The probe's output differs from its echoed input.
+      const seen = async (text: string) => {
+        for (let i = 0; i < 100 && !out.includes(text); i++) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(out.includes(text), `no ${JSON.stringify(text)} in ${JSON.stringify(out)}`);
+      };
+      for (let i = 0; i < 50 && !out.includes("READY\r\n"); i++) {
+        await h.sendStdin('echo RE""ADY\n');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await seen("READY\r\n");
+      await h.sendStdin('tty; stty size; test -t 0 && test -t 1 && test -t 2 && echo all-t""ty\n');
+      await seen("30 100\r\n");
+      await seen("all-tty\r\n");
+      assert.match(out, /\/dev\/pts\/\d+\r\n/);
+      await h.resize(120, 40);
+      await h.sendStdin("stty size\n");
+      await seen("40 120\r\n");
+      await h.sendStdin("exit 3\n");
+      const r = await done;
+      assert.equal(r.exitCode, 3);
+    });
+
     it("output streams in order", async () => {
       const seen: string[] = [];
       const r = await sb.commands.run("for i in 1 2 3 4 5; do echo line$i; done; echo e1 >&2", {
