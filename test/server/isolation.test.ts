@@ -36,6 +36,7 @@ const SAMPLES: Record<string, { json?: unknown; body?: string; query?: string }>
   "GET /v1/sandboxes/{id}/commands/{pid}/events": {},
   "POST /v1/sandboxes/{id}/commands/{pid}/stdin": { json: { data: "x", close: true } },
   "POST /v1/sandboxes/{id}/commands/{pid}/kill": {},
+  "POST /v1/sandboxes/{id}/commands/{pid}/resize": { json: { cols: 80, rows: 24 } },
   "POST /v1/sandboxes/{id}/code": { json: { code: "print(1)" } },
 };
 
