@@ -1,19 +1,30 @@
 /**
- * The dashboard's terminal: a WebSocket at `/v1/sandboxes/{id}/terminal`
- * running a line-discipline shell (the agent has no PTY yet). The browser
- * edits the line locally and sends it whole; each line runs as one command
- * through the sandbox's `commands.run`, with the working directory and
- * exported variables carried between lines by a state file in the sandbox's
- * /tmp (the technique of `kiln shell`). Output streams back as it arrives.
+ * The dashboard's terminal: a WebSocket at `/v1/sandboxes/{id}/terminal`.
+ *
+ * On a tier with terminals (capability `pty`: namespace, oci, gvisor) it is a
+ * real one: a login bash on a pseudo-terminal in the sandbox, with raw
+ * keystrokes in, raw terminal output out, and resizes, so full-screen
+ * programs, job control, Ctrl-C and tab completion work.
+ *
+ * On the virtual tier (just-bash has no tty) it is a line-discipline shell:
+ * the browser edits the line locally and sends it whole; each line runs as
+ * one command through the sandbox's `commands.run`, with the working
+ * directory and exported variables carried between lines by a state file in
+ * the sandbox's /tmp (the technique of `kiln shell`).
  *
  * Authentication is the API's key: browsers cannot set headers on a
  * WebSocket, so it comes as the subprotocol `kiln.key.<key>` beside
  * `kiln.terminal` (or, from other clients, as `Authorization: Bearer`).
  *
- * Messages are JSON text frames.
- * Client to server: `{ t: "run", line }`, `{ t: "interrupt" }` (Ctrl-C: kill the running command).
- * Server to client: `{ t: "hello", sandboxId, tier, cwd }`, `{ t: "out" | "err", data }`,
- * `{ t: "done", exitCode, durationMs, cwd, error? }`, `{ t: "error", message }`.
+ * Messages are JSON text frames. The server first sends
+ * `{ t: "hello", sandboxId, tier, cwd, mode: "pty" | "line" }`.
+ * pty mode: client `{ t: "input", data }`, `{ t: "resize", cols, rows }`;
+ * server `{ t: "out", data }`, then `{ t: "exit", exitCode }` when the shell
+ * ends (the socket closes after it).
+ * line mode: client `{ t: "run", line }`, `{ t: "interrupt" }` (Ctrl-C: kill
+ * the running command); server `{ t: "out" | "err", data }`,
+ * `{ t: "done", exitCode, durationMs, cwd, error? }`.
+ * Both: server `{ t: "error", message }`.
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
@@ -43,8 +54,91 @@ function reject(socket: Duplex, status: number, reason: string, message: string)
   );
 }
 
-/** One terminal: a sandbox, its cwd, and the command running now. */
-class Session {
+/** A terminal session, whatever its mode. */
+interface Session {
+  close(): Promise<void>;
+}
+
+/** Parses a client message; undefined (after telling the client) when it is not JSON. */
+function parse(ws: WebSocket, data: unknown): Record<string, unknown> | undefined {
+  try {
+    const m = JSON.parse(String(data));
+    if (m && typeof m === "object") return m as Record<string, unknown>;
+  } catch {
+    // answered below
+  }
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ t: "error", message: "malformed message" }));
+  return undefined;
+}
+
+const isSize = (v: unknown): v is number =>
+  typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 4096;
+
+/** A real terminal: a login bash on a pty in the sandbox. */
+class PtySession implements Session {
+  private shell: CommandHandle | undefined;
+  private closed = false;
+  private readonly ws: WebSocket;
+
+  constructor(ws: WebSocket, sb: Sandbox, state: ServerState, tier: string, cwd: string) {
+    this.ws = ws;
+    this.send({ t: "hello", sandboxId: sb.id, tier, cwd, mode: "pty" });
+    const pending: Record<string, unknown>[] = [];
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) return;
+      const msg = parse(ws, data);
+      if (!msg) return;
+      if (this.shell) void this.handle(this.shell, msg);
+      else pending.push(msg);
+    });
+    ws.on("close", () => void this.close());
+    void (async () => {
+      try {
+        const shell = await sb.commands.run("exec bash -il", {
+          background: true,
+          cwd,
+          pty: { cols: 80, rows: 24 },
+          env: { TERM: "xterm-256color", COLORTERM: "truecolor" },
+          onStdout: (data) => this.send({ t: "out", data }),
+        });
+        this.shell = shell;
+        // Tracked like any command started through the server: listed, killable, and a live event.
+        state.processes.add(sb.id, shell);
+        if (this.closed) return void shell.kill().catch(() => {});
+        for (const m of pending.splice(0)) await this.handle(shell, m);
+        const r = await shell.wait().catch((e: KilnError) => e.result);
+        this.send({ t: "exit", exitCode: r?.exitCode ?? -1 });
+      } catch (e) {
+        this.send({ t: "error", message: (e as Error).message });
+      }
+      void this.close();
+    })();
+  }
+
+  private async handle(shell: CommandHandle, msg: Record<string, unknown>): Promise<void> {
+    try {
+      if (msg.t === "input" && typeof msg.data === "string") await shell.sendStdin(msg.data);
+      else if (msg.t === "resize" && isSize(msg.cols) && isSize(msg.rows))
+        await shell.resize(msg.cols, msg.rows);
+    } catch {
+      // The shell ended meanwhile: its exit message follows.
+    }
+  }
+
+  private send(msg: Record<string, unknown>): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000, "the shell ended");
+    await this.shell?.kill().catch(() => {});
+  }
+}
+
+/** A line-discipline terminal (tiers without a pty): a sandbox, its cwd, and the command running now. */
+class LineSession implements Session {
   private cwd: string;
   private running: CommandHandle | undefined;
   private readonly stateFile = newStateFile();
@@ -58,15 +152,11 @@ class Session {
     this.sb = sb;
     this.state = state;
     this.cwd = cwd;
-    this.send({ t: "hello", sandboxId: sb.id, tier, cwd });
+    this.send({ t: "hello", sandboxId: sb.id, tier, cwd, mode: "line" });
     ws.on("message", (data, isBinary) => {
       if (isBinary) return;
-      let msg: { t?: string; line?: unknown };
-      try {
-        msg = JSON.parse(data.toString());
-      } catch {
-        return this.send({ t: "error", message: "malformed message" });
-      }
+      const msg = parse(ws, data);
+      if (!msg) return;
       if (msg.t === "run" && typeof msg.line === "string") void this.run(msg.line);
       else if (msg.t === "interrupt") void this.running?.kill().catch(() => {});
     });
@@ -185,8 +275,11 @@ export function attachTerminal(server: Server, state: ServerState): void {
         );
       }
       const info = await sb.info();
+      const pty = (await state.kiln.backend(info.tier)).capabilities.pty;
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const s = new Session(ws, sb, state, info.tier, info.cwd);
+        const s: Session = pty
+          ? new PtySession(ws, sb, state, info.tier, info.cwd)
+          : new LineSession(ws, sb, state, info.tier, info.cwd);
         sessions.add(s);
         ws.on("close", () => sessions.delete(s));
       });
