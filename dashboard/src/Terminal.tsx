@@ -1,4 +1,9 @@
-/** A live terminal in a sandbox: xterm.js over the line-discipline WebSocket (docs/dashboard.md). */
+/**
+ * A live terminal in a sandbox: xterm.js over the terminal WebSocket
+ * (docs/dashboard.md). On tiers with terminals the server runs a login shell
+ * on a real pty and keystrokes go straight through; on the virtual tier it is
+ * a line-mode shell with local editing.
+ */
 import { FitAddon } from "@xterm/addon-fit";
 import { Terminal as XTerm } from "@xterm/xterm";
 import { useEffect, useRef, useState } from "preact/hooks";
@@ -6,12 +11,14 @@ import { getKey } from "./api.ts";
 import { LineEditor } from "./line-editor.ts";
 
 type ServerMsg =
-  | { t: "hello"; sandboxId: string; tier: string; cwd: string }
+  | { t: "hello"; sandboxId: string; tier: string; cwd: string; mode: "pty" | "line" }
   | { t: "out" | "err"; data: string }
+  | { t: "exit"; exitCode: number }
   | { t: "done"; exitCode: number; durationMs: number; cwd: string; error?: string }
   | { t: "error"; message: string };
 
 type Status = "connecting" | "ready" | "running" | "closed";
+type Mode = "pty" | "line" | undefined;
 
 const DIM = "\x1b[2m";
 const RED = "\x1b[31m";
@@ -20,6 +27,7 @@ const RESET = "\x1b[0m";
 export function Terminal({ sandboxId }: { sandboxId: string }) {
   const host = useRef<HTMLDivElement>(null);
   const [status, setStatus] = useState<Status>("connecting");
+  const [mode, setMode] = useState<Mode>(undefined);
   const [generation, setGeneration] = useState(0);
 
   useEffect(() => {
@@ -52,6 +60,7 @@ export function Terminal({ sandboxId }: { sandboxId: string }) {
     ro.observe(el);
 
     let tier = "";
+    let pty = false;
     let endedWithNewline = true;
     const write = (s: string) => {
       if (s) endedWithNewline = s.endsWith("\n");
@@ -74,7 +83,12 @@ export function Terminal({ sandboxId }: { sandboxId: string }) {
     });
     const prompt = (cwd: string) => `\x1b[1;32m${tier}\x1b[0m:\x1b[1;34m${cwd}\x1b[0m$ `;
     const data = term.onData((d) => {
-      if (ws.readyState === WebSocket.OPEN) editor.feed(d);
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (pty) ws.send(JSON.stringify({ t: "input", data: d }));
+      else editor.feed(d);
+    });
+    const resized = term.onResize(({ cols, rows }) => {
+      if (pty && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ t: "resize", cols, rows }));
     });
     ws.onmessage = (ev) => {
       let m: ServerMsg;
@@ -83,8 +97,17 @@ export function Terminal({ sandboxId }: { sandboxId: string }) {
       } catch {
         return;
       }
-      if (m.t === "hello") {
+      if (m.t === "hello" && m.mode === "pty") {
         tier = m.tier;
+        pty = true;
+        // The pty sends \r\n itself; keys go to the shell as typed.
+        term.options.convertEol = false;
+        setMode("pty");
+        setStatus("ready");
+        ws.send(JSON.stringify({ t: "resize", cols: term.cols, rows: term.rows }));
+      } else if (m.t === "hello") {
+        tier = m.tier;
+        setMode("line");
         term.write(
           `${DIM}Connected to ${m.sandboxId} (${m.tier}). Each line runs as one command; Ctrl-C stops it.${RESET}\r\n`,
         );
@@ -101,6 +124,8 @@ export function Terminal({ sandboxId }: { sandboxId: string }) {
         else if (m.exitCode !== 0) term.write(`${DIM}[exit ${m.exitCode}]${RESET}\r\n`);
         setStatus("ready");
         editor.start(prompt(m.cwd));
+      } else if (m.t === "exit") {
+        term.write(`\r\n${DIM}[the shell exited with ${m.exitCode}]${RESET}\r\n`);
       } else if (m.t === "error") term.write(`${RED}${m.message}${RESET}\r\n`);
     };
     ws.onclose = (ev) => {
@@ -110,6 +135,7 @@ export function Terminal({ sandboxId }: { sandboxId: string }) {
     term.focus();
     return () => {
       data.dispose();
+      resized.dispose();
       ro.disconnect();
       ws.onclose = null;
       ws.close();
@@ -124,7 +150,9 @@ export function Terminal({ sandboxId }: { sandboxId: string }) {
           {status === "connecting"
             ? "Connecting…"
             : status === "ready"
-              ? "Ready"
+              ? mode === "pty"
+                ? "Connected"
+                : "Ready"
               : status === "running"
                 ? "Running — Ctrl-C to stop"
                 : "Disconnected"}
@@ -134,8 +162,12 @@ export function Terminal({ sandboxId }: { sandboxId: string }) {
             Reconnect
           </button>
         )}
-        <span class="hint">
-          Line mode: edit locally, Enter runs the line. No full-screen programs (no PTY yet).
+        <span class="hint" data-testid="terminal-mode">
+          {mode === "pty"
+            ? "A shell on a real terminal: full-screen programs, job control and Ctrl-C work."
+            : mode === "line"
+              ? "Line mode (this tier has no terminals): edit locally, Enter runs the line."
+              : ""}
         </span>
       </div>
       <div class="xterm-host" ref={host} data-testid="terminal" />

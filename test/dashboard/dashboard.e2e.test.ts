@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { ensureDashboardBuilt } from "../../src/server/dashboard/index.ts";
 import { type RunningServer, startServer } from "../../src/server/index.ts";
+import { tierRequired } from "../conformance/suite.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 // The screenshots in docs/ are refreshed on request (KILN_UPDATE_SCREENSHOTS=1); other runs keep theirs in a temp dir.
@@ -269,6 +270,39 @@ async function scenario(): Promise<void> {
     async () => (await page.getByTestId(`sandbox-${id}`).count()) === 0,
   );
   assert.equal((await api("GET", `/v1/sandboxes/${id}`)).status, 404);
+
+  // A tier with terminals: the page's terminal is a login shell on a real pty.
+  const ns = doctor.find((s) => s.tier === "namespace");
+  if (ns?.available) {
+    await tier.selectOption("namespace");
+    await page.getByRole("button", { name: "Create sandbox" }).click();
+    await page.waitForURL(/#\/sandboxes\/sb_[0-9a-z]+\/terminal$/);
+    const nsId = /#\/sandboxes\/(sb_[0-9a-z]+)\//.exec(page.url())![1]!;
+    assert.notEqual(nsId, id);
+    await until("the pty terminal", async () =>
+      ((await page.getByTestId("terminal-status").textContent()) ?? "").includes("Connected"),
+    );
+    assert.match((await page.getByTestId("terminal-mode").textContent()) ?? "", /real terminal/);
+    await page.locator(".xterm-host").click();
+    // Keys go straight to bash: it sees a tty of the page's size, and Ctrl-C stops a job.
+    await page.keyboard.type("sleep 30");
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Control+C");
+    await page.keyboard.type('test -t 0 && echo "tty $(stty size | tr " " x)"');
+    await page.keyboard.press("Enter");
+    await until("the tty's size in the terminal", async () => /tty \d+x\d+/.test(await terminalText(page)));
+    await page.screenshot({ path: join(SHOTS, "terminal-pty.png") });
+    await page.getByRole("button", { name: "← All sandboxes" }).click();
+    await page.getByRole("button", { name: `Kill ${nsId}` }).click();
+    await until(
+      "the namespace sandbox to leave the list",
+      async () => (await page.getByTestId(`sandbox-${nsId}`).count()) === 0,
+    );
+  } else if (tierRequired("namespace")) {
+    assert.fail(`tier namespace required but unavailable: ${JSON.stringify(ns)}`);
+  } else {
+    console.log("# the pty terminal part is skipped: the namespace tier is unavailable here");
+  }
 
   assert.deepEqual(external, [], "the dashboard made requests to other hosts");
   assert.deepEqual(pageErrors, [], "the page threw");
