@@ -17,6 +17,8 @@ export interface ProcessFacts {
   envs: Record<string, string>;
   cwd?: string;
   tag?: string;
+  /** Started on a terminal: its output is `pty` data. */
+  pty?: boolean;
 }
 
 /** Shared state of one E2B handler. */

@@ -237,6 +237,46 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
       assert.equal(await sb.commands.kill(999_999), false);
     });
 
+    it("pty: create, sendInput, resize, connect, kill", async () => {
+      if (!(await fx.kiln.backend(tier)).capabilities.pty) {
+        await rejectsWith(sb.pty.create({ cols: 80, rows: 24, onData: () => {} }), SandboxError);
+        return;
+      }
+      const dec = new TextDecoder();
+      let out = "";
+      const term = await sb.pty.create({
+        cols: 90,
+        rows: 30,
+        onData: (d) => void (out += dec.decode(d)),
+        timeoutMs: 0,
+      });
+      const seen = async (text: string) => {
+        for (let i = 0; i < 200 && !out.includes(text); i++) await sleep(25);
+        assert.ok(out.includes(text), `no ${JSON.stringify(text)} in ${JSON.stringify(out)}`);
+      };
+      const type = (s: string) => sb.pty.sendInput(term.pid, new TextEncoder().encode(s));
+      await type('stty size; echo "$TERM"; echo sta""rted\n');
+      await seen("started\r\n");
+      assert.match(out, /30 90\r\nxterm-256color\r\n/);
+      await sb.pty.resize(term.pid, { cols: 100, rows: 40 });
+      await type("stty size\n");
+      await seen("40 100\r\n");
+      assert.ok(
+        (await sb.commands.list()).some((p) => p.pid === term.pid),
+        "the pty is listed",
+      );
+      // A second client attaches to the same terminal and sees what it prints from then on.
+      let other = "";
+      const again = await sb.pty.connect(term.pid, { onData: (d) => void (other += dec.decode(d)) });
+      await sleep(200);
+      await type('echo again-""seen\n');
+      for (let i = 0; i < 200 && !other.includes("again-seen\r\n"); i++) await sleep(25);
+      assert.ok(other.includes("again-seen\r\n"), `the second client saw ${JSON.stringify(other)}`);
+      await again.disconnect();
+      assert.equal(await sb.pty.kill(term.pid), true);
+      await rejectsWith(term.wait(), CommandExitError);
+    });
+
     it("files: write and read text and bytes, writeFiles, streams", async () => {
       const w = await sb.files.write("/workspace/e2b/hello.txt", "hello e2b");
       assert.equal(w.path, "/workspace/e2b/hello.txt");

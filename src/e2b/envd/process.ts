@@ -9,7 +9,9 @@
  *   leaves the command running: `Connect` reattaches to it by pid.
  * - `List`, `SendInput`, `StreamInput`, `CloseStdin`, `SendSignal` (SIGKILL
  *   and SIGTERM both kill) map to Kiln's process table.
- * - PTYs (`Start` with `pty`, `Update`) are not supported: `unimplemented`.
+ * - PTYs: `Start` with `pty` runs the command on a terminal of that size
+ *   (tiers with terminals; the virtual tier answers `unimplemented`), its
+ *   output is `pty` data, `pty` input is typed into it, and `Update` resizes it.
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { CommandHandle } from "../../core/commands.ts";
@@ -21,6 +23,7 @@ import { rpc, toConnectError } from "../errors.ts";
 import type {
   ProcessEventInit,
   ProcessSelector,
+  Pty,
   StartRequest,
   StreamInputRequest,
 } from "../proto/process.ts";
@@ -64,7 +67,7 @@ function endEvent(r: CommandResult, limitMessage?: string): ProcessEvent {
   };
 }
 
-function dataEvent(kind: "stdout" | "stderr", text: string): ProcessEvent {
+function dataEvent(kind: "stdout" | "stderr" | "pty", text: string): ProcessEvent {
   return { event: { case: "data", value: { output: { case: kind, value: encoder.encode(text) } } } };
 }
 
@@ -87,13 +90,14 @@ function follow(
   queue: EventQueue<ProcessEvent>,
   call: HandlerContext,
   listen: boolean,
+  pty = false,
 ): void {
   const timer = setInterval(() => queue.push(keepalive), keepaliveMs(call));
   void handle
     .wait({
       ...(listen
         ? {
-            onStdout: (s: string) => queue.push(dataEvent("stdout", s)),
+            onStdout: (s: string) => queue.push(dataEvent(pty ? "pty" : "stdout", s)),
             onStderr: (s: string) => queue.push(dataEvent("stderr", s)),
           }
         : {}),
@@ -115,6 +119,15 @@ function follow(
     .finally(() => clearInterval(timer));
 }
 
+/** The size of a `PTY` message. */
+function termSize(pty: Pty): { cols: number; rows: number } {
+  const { cols = 0, rows = 0 } = pty.size ?? {};
+  if (cols < 1 || rows < 1 || cols > 4096 || rows > 4096) {
+    throw new ConnectError("pty.size: cols and rows must be from 1 to 4096", Code.InvalidArgument);
+  }
+  return { cols, rows };
+}
+
 function pidOf(ctx: E2bContext, sandbox: Sandbox, selector: Selector | undefined): number {
   const s = selector?.selector;
   if (s?.case === "pid") return s.value;
@@ -133,7 +146,7 @@ export function processService(ctx: E2bContext) {
   return {
     async *start(req: StartRequest, call: HandlerContext) {
       const { sandbox } = targetOf(call);
-      if (req.pty) throw new ConnectError("PTYs are not supported by Kiln", Code.Unimplemented);
+      const pty = req.pty ? termSize(req.pty) : undefined;
       const config = req.process;
       if (!config?.cmd) throw new ConnectError("process.cmd is required", Code.InvalidArgument);
       const queue = new EventQueue<ProcessEvent>();
@@ -142,10 +155,11 @@ export function processService(ctx: E2bContext) {
         sandbox.commands.run(commandLine(config.cmd, config.args), {
           background: true,
           openStdin: req.stdin === true,
+          ...(pty ? { pty } : {}),
           ...(config.cwd ? { cwd: config.cwd } : {}),
           env: { ...config.envs },
           timeoutMs: deadline ?? 0,
-          onStdout: (s) => queue.push(dataEvent("stdout", s)),
+          onStdout: (s) => queue.push(dataEvent(pty ? "pty" : "stdout", s)),
           onStderr: (s) => queue.push(dataEvent("stderr", s)),
         }),
       );
@@ -156,6 +170,7 @@ export function processService(ctx: E2bContext) {
         envs: { ...config.envs },
         ...(config.cwd ? { cwd: config.cwd } : {}),
         ...(req.tag ? { tag: req.tag } : {}),
+        ...(pty ? { pty: true } : {}),
       };
       ctx.processes.set(key, facts);
       follow(handle, queue, call, false);
@@ -185,7 +200,7 @@ export function processService(ctx: E2bContext) {
       const pid = pidOf(ctx, sandbox, req.process);
       const handle = await rpc(() => sandbox.commands.connect(pid));
       const queue = new EventQueue<ProcessEvent>();
-      follow(handle, queue, call, true);
+      follow(handle, queue, call, true, ctx.processes.get(`${sandbox.id}:${pid}`)?.pty === true);
       try {
         yield { event: { event: { case: "start", value: { pid } } } };
         for await (const event of queue.drain(call.signal)) yield { event };
@@ -220,7 +235,6 @@ export function processService(ctx: E2bContext) {
       const { sandbox } = targetOf(call);
       const pid = pidOf(ctx, sandbox, req.process);
       const input = req.input?.input;
-      if (input?.case === "pty") throw new ConnectError("PTYs are not supported by Kiln", Code.Unimplemented);
       await rpc(async () =>
         (await sandbox.commands.connect(pid)).sendStdin(input?.value ?? new Uint8Array()),
       );
@@ -238,8 +252,6 @@ export function processService(ctx: E2bContext) {
         } else if (e.case === "data") {
           if (!handle) throw new ConnectError("StreamInput: data before start", Code.FailedPrecondition);
           const input = e.value.input?.input;
-          if (input?.case === "pty")
-            throw new ConnectError("PTYs are not supported by Kiln", Code.Unimplemented);
           const h = handle;
           await rpc(() => h.sendStdin(input?.value ?? new Uint8Array()));
         }
@@ -263,8 +275,13 @@ export function processService(ctx: E2bContext) {
       return {};
     },
 
-    async update() {
-      throw new ConnectError("PTYs are not supported by Kiln", Code.Unimplemented);
+    async update(req: { process?: Selector; pty?: Pty }, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      const pid = pidOf(ctx, sandbox, req.process);
+      if (!req.pty) return {};
+      const { cols, rows } = termSize(req.pty);
+      await rpc(async () => (await sandbox.commands.connect(pid)).resize(cols, rows));
+      return {};
     },
   };
 }

@@ -78,10 +78,14 @@ export interface ProcessConfig {
 export interface ProcessInput {
   input: { case: "stdin" | "pty"; value: Uint8Array } | { case: undefined; value?: undefined };
 }
+/** `process.PTY`. */
+export interface Pty {
+  size?: { cols: number; rows: number };
+}
 /** `process.StartRequest`. */
 export interface StartRequest {
   process?: ProcessConfig;
-  pty?: unknown;
+  pty?: Pty;
   tag?: string;
   stdin?: boolean;
 }
@@ -96,6 +100,6 @@ export interface StreamInputRequest {
 /** The `event` oneof of `process.ProcessEvent`, as the service produces it. */
 export type ProcessEventInit =
   | { case: "start"; value: { pid: number } }
-  | { case: "data"; value: { output: { case: "stdout" | "stderr"; value: Uint8Array } } }
+  | { case: "data"; value: { output: { case: "stdout" | "stderr" | "pty"; value: Uint8Array } } }
   | { case: "end"; value: { exitCode: number; exited: boolean; status: string; error?: string } }
   | { case: "keepalive"; value: Record<string, never> };
