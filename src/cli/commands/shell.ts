@@ -1,9 +1,15 @@
 /**
- * `kiln shell ID`: an interactive shell in a sandbox, with line editing and a
- * history file. Each line runs as one command; the working directory and
- * exported variables carry over between lines through a small state file in
- * the sandbox's /tmp (saved with `export -p`, restored with `source`), which
- * works the same in just-bash and in real bash.
+ * `kiln shell ID`: an interactive shell in a sandbox.
+ *
+ * On a tier with terminals (namespace, oci, gvisor), when this process runs
+ * in a terminal, it is a login bash on a real pty in the sandbox, attached to
+ * this terminal (raw keystrokes, resizes, Ctrl-C, full-screen programs).
+ *
+ * Otherwise (the virtual tier, piped input, or `--line`) it is a line shell
+ * with line editing and a history file: each line runs as one command; the
+ * working directory and exported variables carry over between lines through
+ * a small state file in the sandbox's /tmp (saved with `export -p`, restored
+ * with `source`), which works the same in just-bash and in real bash.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +21,7 @@ import { cwdFromState, newStateFile, wrapShellLine } from "../../core/shell-stat
 import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../main.ts";
 import { reportError } from "../output.ts";
+import { runOnTerminal } from "./exec.ts";
 
 const HISTORY_LINES = 1000;
 
@@ -87,22 +94,31 @@ export function registerShell(program: Command): void {
     .argument("[id]", "sandbox id")
     .option("--demo", "open (or create) the demo sandbox")
     .option("--tier <tier>", "tier of a new demo sandbox", "virtual")
-    .action(async (id: string | undefined, flags: { demo?: boolean; tier: string }, cmd: Command) =>
-      withKiln(cmd, async (kiln) => {
-        let sb: Sandbox;
-        if (id) sb = await kiln.connect(id);
-        else if (flags.demo) {
-          const existing = (await kiln.list({ metadata: { "kiln-demo": "1" } }))[0];
-          sb = existing
-            ? await kiln.connect(existing.id)
-            : await kiln.create({ tier: checkTierName(flags.tier), metadata: { "kiln-demo": "1" } });
-          if (!existing) await sb.files.write("/workspace/README.txt", "This is a Kiln demo sandbox.\n");
-        } else {
-          throw new (await import("../../core/errors.ts")).InvalidArgumentError(
-            "give a sandbox id, or --demo",
-          );
-        }
-        await repl(kiln, sb);
-      }),
+    .option("--line", "a line shell even where the tier has terminals")
+    .action(
+      async (id: string | undefined, flags: { demo?: boolean; tier: string; line?: boolean }, cmd: Command) =>
+        withKiln(cmd, async (kiln) => {
+          let sb: Sandbox;
+          if (id) sb = await kiln.connect(id);
+          else if (flags.demo) {
+            const existing = (await kiln.list({ metadata: { "kiln-demo": "1" } }))[0];
+            sb = existing
+              ? await kiln.connect(existing.id)
+              : await kiln.create({ tier: checkTierName(flags.tier), metadata: { "kiln-demo": "1" } });
+            if (!existing) await sb.files.write("/workspace/README.txt", "This is a Kiln demo sandbox.\n");
+          } else {
+            throw new (await import("../../core/errors.ts")).InvalidArgumentError(
+              "give a sandbox id, or --demo",
+            );
+          }
+          const info = await sb.info();
+          const pty = (await kiln.backend(info.tier)).capabilities.pty;
+          if (pty && !flags.line && process.stdin.isTTY) {
+            process.stderr.write(`kiln shell: ${sb.id} (${info.tier}); exit or Ctrl-D leaves\r\n`);
+            process.exitCode = await runOnTerminal(sb, "exec bash -il", { interactive: true });
+            return;
+          }
+          await repl(kiln, sb);
+        }),
     );
 }
