@@ -6,6 +6,7 @@
  * non-zero exit; a sandboxed command's own exit code passes through.
  */
 import { Command, Option } from "commander";
+import { InvalidArgumentError } from "../core/errors.ts";
 import { Kiln } from "../index.ts";
 import { registerCopy } from "./commands/copy.ts";
 import { registerDoctor } from "./commands/doctor.ts";
@@ -17,6 +18,9 @@ import { registerServe } from "./commands/serve.ts";
 import { registerShell } from "./commands/shell.ts";
 import { registerTemplate } from "./commands/template.ts";
 import { reportError } from "./output.ts";
+
+/** The last message commander wrote for a usage error (printed by main() as one line). */
+const USAGE = { last: "" };
 
 /** Global options every command sees. */
 export interface GlobalOptions {
@@ -47,7 +51,14 @@ function buildProgram(): Command {
     .addOption(new Option("--data-dir <dir>", "data directory").env("KILN_DATA_DIR"))
     .option("--json", "print JSON instead of tables")
     .enablePositionalOptions()
-    .showHelpAfterError();
+    // Set before the subcommands exist, so that they inherit both: a usage error in any of them
+    // is thrown to main(), which prints it as one line (or JSON) and exits 2.
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => {
+        USAGE.last = s;
+      },
+    });
   registerExec(program);
   registerLifecycle(program);
   registerShell(program);
@@ -85,7 +96,6 @@ export function hoistGlobals(argv: string[]): string[] {
 export async function main(rawArgv: string[]): Promise<number> {
   const argv = hoistGlobals(rawArgv);
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv, { from: "user" });
     return Number(process.exitCode ?? 0);
@@ -93,7 +103,13 @@ export async function main(rawArgv: string[]): Promise<number> {
     const code = (e as { code?: string }).code;
     if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help")
       return 0;
-    if (typeof code === "string" && code.startsWith("commander.")) return 2;
+    if (typeof code === "string" && code.startsWith("commander.")) {
+      const message = (e as Error).message.replace(/^error: /, "").trim() || USAGE.last.trim();
+      const sub = argv.find((a, i) => !a.startsWith("-") && argv[i - 1] !== "--data-dir");
+      const help =
+        sub && program.commands.some((c) => c.name() === sub) ? `kiln ${sub} --help` : "kiln --help";
+      return reportError(new InvalidArgumentError(`${message} (see ${help})`), argv.includes("--json"));
+    }
     return reportError(e, argv.includes("--json"));
   }
 }

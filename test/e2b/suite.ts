@@ -247,7 +247,9 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
       const term = await sb.pty.create({
         cols: 90,
         rows: 30,
-        onData: (d) => void (out += dec.decode(d)),
+        onData: (d) => {
+          out += dec.decode(d);
+        },
         timeoutMs: 0,
       });
       const seen = async (text: string) => {
@@ -267,7 +269,11 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
       );
       // A second client attaches to the same terminal and sees what it prints from then on.
       let other = "";
-      const again = await sb.pty.connect(term.pid, { onData: (d) => void (other += dec.decode(d)) });
+      const again = await sb.pty.connect(term.pid, {
+        onData: (d) => {
+          other += dec.decode(d);
+        },
+      });
       await sleep(200);
       await type('echo again-""seen\n');
       for (let i = 0; i < 200 && !other.includes("again-seen\r\n"); i++) await sleep(25);
