@@ -12,6 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kiln, type TierName } from "../src/index.ts";
+import { importImage } from "../src/templates/oci-import.ts";
+import { defaultTemplateDir, TemplateStore } from "../src/templates/template-store.ts";
+import { dockerSaveTar, writeTo } from "../src/templates/test-images.ts";
 import { tierRequired } from "./conformance/suite.ts";
 
 const template = process.env.KILN_TEST_TEMPLATE ?? "default";
@@ -80,6 +83,45 @@ describe("warm sandboxes", () => {
     } finally {
       await kiln.close();
     }
+  });
+
+  test("a warm sandbox is not handed out once its template's name points at other content", async (t) => {
+    const status = ready.get("namespace");
+    if (status !== true) {
+      if (tierRequired("namespace")) assert.fail(`tier namespace required but unavailable: ${status}`);
+      return t.skip(`tier namespace unavailable: ${status}`);
+    }
+    const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
+    dirs.push(dataDir);
+    const store = new TemplateStore(defaultTemplateDir(dataDir));
+    const name = `kiln-warm-test-${process.pid}`;
+    await store.tag(name, (await store.get(template)).digest);
+    const kiln = await Kiln.open({ dataDir, warmPool: 1 });
+    try {
+      assert.equal(await kiln.prewarm({ tier: "namespace", template: name }), 1);
+      const [warmId] = readdirSync(join(dataDir, "sandboxes"));
+      // Another process rebuilds the template: the name now points at a tiny image.
+      const dirsOnly = ["proc", "dev", "tmp", "workspace"].map((d) => ({
+        name: `${d}/`,
+        type: "directory" as const,
+      }));
+      const tar = writeTo(join(dataDir, "tiny.tar"), await dockerSaveTar([dirsOnly]));
+      const tiny = await importImage(store, `${name}-b`, tar);
+      await store.tag(name, tiny.digest, { replace: true });
+      const sb = await kiln.create({ tier: "namespace", template: name });
+      assert.notEqual(sb.id, warmId, "create took a sandbox of the template's old content");
+      assert.equal(
+        await sb.files.exists("/etc/debian_version"),
+        false,
+        "the sandbox is not on the new content",
+      );
+      await sb.kill();
+    } finally {
+      await kiln.close();
+      await store.remove(name).catch(() => {});
+      await store.remove(`${name}-b`).catch(() => {});
+    }
+    assert.deepEqual(readdirSync(join(dataDir, "sandboxes")), []);
   });
 
   for (const tier of TIERS) {

@@ -140,7 +140,7 @@ pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
         }
     })?;
     let stdin = if piped {
-        match start_stdin(out.clone(), id, in_w) {
+        match start_stdin(out.clone(), id, in_w, size.is_some()) {
             Ok(tx) => Some(tx),
             Err(e) => {
                 let _ = gate_tx.send(false);
@@ -180,13 +180,20 @@ pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
 
 /// Writes queued stdin chunks into the pipe, acknowledging each one (the
 /// host limits bytes in flight, which bounds this queue).
-fn start_stdin(out: Arc<Writer>, id: u32, pipe: File) -> Result<Sender<StdinMsg>, Fail> {
+fn start_stdin(out: Arc<Writer>, id: u32, pipe: File, pty: bool) -> Result<Sender<StdinMsg>, Fail> {
     let (tx, rx) = channel();
     crate::thread(move || {
         let mut pipe = Some(pipe);
         for msg in rx {
             match msg {
-                StdinMsg::Close => pipe = None,
+                StdinMsg::Close => {
+                    // A terminal has no end of its input to close: closing it is typing
+                    // the end-of-file character (Ctrl-D), as a user would.
+                    if let (true, Some(p)) = (pty, pipe.as_mut()) {
+                        let _ = p.write_all(&[4]);
+                    }
+                    pipe = None
+                }
                 StdinMsg::Data(bytes) => {
                     let res = match pipe.as_mut() {
                         Some(p) => p.write_all(&bytes).map_err(|e| Fail::io(e, "write stdin")),
@@ -315,11 +322,36 @@ pub fn resize(req: &Value) -> Result<Value, Fail> {
 pub fn signal(req: &Value) -> Result<Value, Fail> {
     let target = req.num("target").ok_or_else(|| Fail::new("EINVAL", "missing 'target'".into()))? as u32;
     let sig = req.num("signal").unwrap_or(sys::SIGKILL as f64) as i32;
-    let pid = table().by_id.get(&target).map(|e| e.pid);
-    let pid = pid.ok_or_else(|| Fail::new("ESRCH", format!("no running process {}", target)))?;
+    let found = table().by_id.get(&target).map(|e| (e.pid, e.pty.is_some()));
+    let (pid, pty) = found.ok_or_else(|| Fail::new("ESRCH", format!("no running process {}", target)))?;
+    // An interactive shell on a terminal puts each job in a process group of its own, all in
+    // the shell's session: signal the whole session, not only the shell's group.
+    if pty {
+        for member in session_members(pid) {
+            if member != pid {
+                let _ = sys::send_signal(member, sig);
+            }
+        }
+    }
     // The group can be gone while the leader is a zombie; fall back to the pid.
     sys::send_signal(-pid, sig).or_else(|_| sys::send_signal(pid, sig)).map_err(|e| Fail::io(e, "kill"))?;
     Ok(obj(vec![]))
+}
+
+/// Processes whose session id is `sid`, from /proc (best effort).
+fn session_members(sid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid)) else { continue };
+        // After the parenthesised command name: state ppid pgrp session ...
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        if rest.split_whitespace().nth(3).and_then(|f| f.parse::<i32>().ok()) == Some(sid) {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 /// Kills every process group we started, plus orphans re-parented to us

@@ -25,11 +25,14 @@ class RemoteHandle implements CommandHandle {
   private out = "";
   private err = "";
   private result: CommandResult | undefined;
+  /** A terminal session: its output is streamed, not kept (as in the library). */
+  private readonly terminal: boolean;
 
-  constructor(http: Transport, base: string, pid: number) {
+  constructor(http: Transport, base: string, pid: number, terminal = false) {
     this.http = http;
     this.base = `${base}/${pid}`;
     this.pid = pid;
+    this.terminal = terminal;
   }
 
   /** Output seen so far through `wait` (a remote handle sees output only while waiting). */
@@ -53,11 +56,11 @@ class RemoteHandle implements CommandHandle {
       res,
       {
         onStdout: (d) => {
-          this.out += d;
+          if (!this.terminal) this.out += d;
           options.onStdout?.(d);
         },
         onStderr: (d) => {
-          this.err += d;
+          if (!this.terminal) this.err += d;
           options.onStderr?.(d);
         },
       },
@@ -128,7 +131,7 @@ export class RemoteCommands implements CommandsApi {
         json: body,
         signal: options.signal,
       });
-      const h = new RemoteHandle(this.http, this.base, pid);
+      const h = new RemoteHandle(this.http, this.base, pid, options.pty !== undefined);
       if (options.signal) {
         options.signal.addEventListener("abort", () => void h.kill().catch(() => {}), { once: true });
       }

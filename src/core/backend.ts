@@ -70,6 +70,12 @@ export interface Backend {
   destroy(spec: InstanceSpec): Promise<void>;
   /** Releases process-wide resources (workers, pools). */
   close?(): Promise<void>;
+  /**
+   * What an instance of `template` would start from if created now (the
+   * template's digest), or undefined. A warm instance started from something
+   * else (the name was re-pointed since) is not handed out.
+   */
+  templateDigest?(dataDir: string, template: string): string | undefined;
 }
 
 /** What `Instance.spawn` runs. */

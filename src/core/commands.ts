@@ -42,7 +42,8 @@ export interface RunOptions {
    * capabilities say `pty`), for shells and full-screen programs. stdin stays
    * open; all output arrives as stdout; it is streamed to the callbacks and
    * not kept (the handle's `stdout` stays empty, and `maxOutputBytes` does not
-   * apply); the time limit is none unless `timeoutMs` sets one.
+   * apply); the time limit is none unless `timeoutMs` sets one. `closeStdin`
+   * types Ctrl-D; `kill` ends the whole session (the shell's jobs too).
    */
   pty?: { cols: number; rows: number };
   /** Cancels the command (it is killed). */

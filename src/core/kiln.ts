@@ -179,13 +179,25 @@ export class Kiln {
       expiresAt: timeoutMs > 0 ? new Date(now + timeoutMs).toISOString() : null,
     };
     let instance: Awaited<ReturnType<Backend["create"]>>;
-    const warm = backend.capabilities.realBinaries
+    let warm = backend.capabilities.realBinaries
       ? this.warm.take({ tier, template, limits: info.limits })
       : undefined;
+    if (warm && warm.digest !== backend.templateDigest?.(this.dataDir, template)) {
+      // The template was rebuilt or re-imported since this one started: it is not what was asked for.
+      this.warm.discard(warm);
+      warm = undefined;
+    }
     if (warm) {
-      // Started ahead under its own id: it becomes this sandbox once it has a record.
+      // Started ahead under its own id: it becomes this sandbox once it has a record (written
+      // before its warm stamp goes, so that no crash in between can leave it unowned).
       info.id = warm.id;
       instance = warm.instance;
+      try {
+        this.records.insert(info);
+      } catch (e) {
+        this.warm.discard(warm);
+        throw e;
+      }
       rmSync(join(this.spec(info).stateDir, WARM_MARKER), { force: true });
     } else {
       const spec = this.spec(info);
@@ -197,8 +209,8 @@ export class Kiln {
         rmSync(spec.stateDir, { recursive: true, force: true });
         throw e;
       }
+      this.records.insert(info);
     }
-    this.records.insert(info);
     this.cache.set(info.id, info);
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);
@@ -226,7 +238,9 @@ export class Kiln {
     mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
     writeFileSync(join(spec.stateDir, WARM_MARKER), JSON.stringify({ owner: OWN_PROCESS_TOKEN, ...shape }));
     try {
-      return { id, shape, instance: await backend.create(spec) };
+      const instance = await backend.create(spec);
+      const digest = backend.templateDigest?.(this.dataDir, shape.template);
+      return { id, shape, instance, ...(digest !== undefined ? { digest } : {}) };
     } catch (e) {
       await backend.destroy(spec).catch(() => {});
       rmSync(spec.stateDir, { recursive: true, force: true });

@@ -31,6 +31,8 @@ export interface WarmSandbox {
   id: string;
   shape: WarmShape;
   instance: Instance;
+  /** The template digest it was started from (`Backend.templateDigest`), when the tier tells. */
+  digest?: string;
 }
 
 /** How the pool starts and stops sandboxes (Kiln provides it). */
@@ -47,10 +49,14 @@ export const WARM_MARKER = "warm.json";
 /** Delay between a `take` and the start of the refill, ms. */
 const REFILL_DELAY_MS = 250;
 
-/** A stable key of a shape. */
+/**
+ * A stable key of a shape: the limits a runtime is started with. The others
+ * (time, output, file size, the interpreter's) are enforced per command by
+ * core, so creates that differ only in them share warm sandboxes.
+ */
 function keyOf(s: WarmShape): string {
-  const limits = Object.entries(s.limits).sort(([a], [b]) => (a < b ? -1 : 1));
-  return JSON.stringify([s.tier, s.template, limits]);
+  const { memoryBytes, cpuCount, pids, diskBytes } = s.limits;
+  return JSON.stringify([s.tier, s.template, memoryBytes, cpuCount, pids, diskBytes]);
 }
 
 /** Pre-started sandboxes by shape. */
@@ -61,6 +67,8 @@ export class WarmPool {
   private readonly pending = new Map<string, Promise<void>>();
   /** Shapes asked for, least recent first. */
   private readonly shapes: string[] = [];
+  /** Discards under way (drain waits for them). */
+  private readonly discarding = new Set<Promise<void>>();
   private closed = false;
 
   private readonly host: WarmPoolHost;
@@ -126,8 +134,15 @@ export class WarmPool {
       const old = this.shapes.shift()!;
       const stale = this.ready.get(old) ?? [];
       this.ready.delete(old);
-      for (const s of stale) void this.host.discard(s).catch(() => {});
+      for (const s of stale) this.discard(s);
     }
+  }
+
+  /** Stops an unclaimed sandbox in the background (drain waits for it). */
+  discard(sb: WarmSandbox): void {
+    const p = this.host.discard(sb).catch(() => {});
+    this.discarding.add(p);
+    void p.finally(() => this.discarding.delete(p));
   }
 
   /** Starts sandboxes of `shape` one at a time until `size` are ready. */
@@ -158,6 +173,7 @@ export class WarmPool {
     await this.settled();
     const all = [...this.ready.values()].flat();
     this.ready.clear();
-    await Promise.all(all.map((s) => this.host.discard(s).catch(() => {})));
+    for (const s of all) this.discard(s);
+    await Promise.all(this.discarding);
   }
 }

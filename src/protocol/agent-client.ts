@@ -174,6 +174,10 @@ export class AgentClient {
    * has started it. @throws AgentError (e.g. ENOENT for a missing cwd)
    */
   async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
+    // An agent that predates terminals would run the command on pipes: refuse instead.
+    if (req.pty && this.hello?.ops && !this.hello.ops.includes("resize")) {
+      throw new AgentError("ENOTSUP", `this agent (${this.hello.version}) has no terminals; rebuild it`);
+    }
     const proc = new AgentProcess(this, this.allocId(), req);
     const mode = req.stdin === undefined ? "null" : "pipe";
     await proc.start(mode);
@@ -572,7 +576,12 @@ class AgentProcess implements SpawnedProcess {
 
   async resize(cols: number, rows: number): Promise<void> {
     if (this.done) return;
-    await this.client.request("resize", { target: this.id, cols, rows });
+    try {
+      await this.client.request("resize", { target: this.id, cols, rows });
+    } catch (e) {
+      // ESRCH: it exited meanwhile; resizing a terminal that is gone is no error.
+      if (!(e instanceof AgentError && e.errno === "ESRCH")) throw e;
+    }
   }
 
   private async pushStdin(data: Uint8Array): Promise<void> {

@@ -19,6 +19,14 @@ export const NDJSON = "application/x-ndjson";
 
 const encoder = new TextEncoder();
 
+/**
+ * The most bytes a stream may hold that its client has not read. A terminal's
+ * output is not capped by `maxOutputBytes`, so a client that stops reading (a
+ * tab in the background) would otherwise make the server buffer without
+ * bound; past this the stream ends with `limit_exceeded` (the command runs on).
+ */
+export const MAX_UNREAD_BYTES = 32 * 1024 * 1024;
+
 /** One open stream. */
 export class EventStream {
   /** The response body. */
@@ -33,20 +41,30 @@ export class EventStream {
   constructor(onEnd: () => void) {
     this.onEnd = onEnd;
     this.signal = this.abort.signal;
-    this.body = new ReadableStream<Uint8Array>({
-      start: (c) => {
-        this.controller = c;
+    this.body = new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.controller = c;
+        },
+        cancel: () => {
+          this.finish();
+          this.abort.abort(new Error("client went away"));
+        },
       },
-      cancel: () => {
-        this.finish();
-        this.abort.abort(new Error("client went away"));
-      },
-    });
+      // desiredSize is then minus the bytes the client has not read yet.
+      new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
+    );
   }
 
   /** Sends one event (ignored once the stream has ended). */
   send(event: StreamEvent): void {
     if (this.ended) return;
+    if (-(this.controller.desiredSize ?? 0) > MAX_UNREAD_BYTES) {
+      const message = `the client stopped reading: over ${MAX_UNREAD_BYTES} bytes of events unread; the stream ended (the command runs on)`;
+      this.end({ type: "exit", error: { code: "limit_exceeded", message } });
+      this.abort.abort(new Error(message));
+      return;
+    }
     this.controller.enqueue(encoder.encode(`${JSON.stringify(event)}\n`));
   }
 

@@ -137,6 +137,15 @@ export class TemplateStore {
     return join(this.root, "names", `${checkTemplateName(name)}.json`);
   }
 
+  /** The digest a name points at now, or undefined (a quick, synchronous read of one small file). */
+  digestOf(name: string): string | undefined {
+    try {
+      return (JSON.parse(readFileSync(this.namePath(name), "utf8")) as NameRecord).digest;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Host directory of a blob. */
   blobDir(digest: string): string {
     return join(this.root, "blobs", hexOf(digest));

@@ -178,6 +178,57 @@ export function runConformance(options: ConformanceOptions): void {
       assert.equal(r.exitCode, 3);
     });
 
+    /** Skips a terminal test on tiers without terminals (the first terminal test checks their error). */
+    const hasPty = async (t: TestContext) => {
+      if ((await kiln.backend(tier)).capabilities.pty) return true;
+      t.skip(`tier ${tier} has no terminals`);
+      return false;
+    };
+
+    it("a terminal: output from the very start reaches run's callbacks", async (t) => {
+      if (!(await hasPty(t))) return;
+      let early = "";
+      const e = await sb.commands.run("echo first-wo''rds; sleep 0.2", {
+        background: true,
+        pty: { cols: 80, rows: 24 },
+        onStdout: (d) => {
+          early += d;
+        },
+      });
+      await e.wait().catch(() => {});
+      for (let i = 0; i < 100 && !early.includes("first-words"); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.ok(
+        early.includes("first-words\r\n"),
+        `the start of the output was lost: ${JSON.stringify(early)}`,
+      );
+    });
+
+    it("a terminal: closing its input is an end of file typed at it", async (t) => {
+      if (!(await hasPty(t))) return;
+      const cat = await sb.commands.run("cat", {
+        background: true,
+        pty: { cols: 80, rows: 24 },
+        timeoutMs: 10_000,
+      });
+      await cat.sendStdin("abc\n");
+      await cat.closeStdin();
+      assert.equal((await cat.wait()).exitCode, 0);
+    });
+
+    it("a terminal: killing a shell ends its jobs (each in a process group of its own)", async (t) => {
+      if (!(await hasPty(t))) return;
+      const sh = await sb.commands.run("bash --norc -i", { background: true, pty: { cols: 80, rows: 24 } });
+      await sh.sendStdin("sleep 7771 &\n");
+      const count = async () =>
+        (await sb.commands.run("ps -eo args | grep -c '^sleep 7771$' || true")).stdout.trim();
+      for (let i = 0; i < 100 && (await count()) !== "1"; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await count(), "1", "the job did not start");
+      await sh.kill();
+      for (let i = 0; i < 100 && (await count()) !== "0"; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await count(), "0", "the shell's job outlived the kill");
+    });
+
     it("output streams in order", async () => {
       const seen: string[] = [];
       const r = await sb.commands.run("for i in 1 2 3 4 5; do echo line$i; done; echo e1 >&2", {

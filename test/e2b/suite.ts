@@ -239,7 +239,8 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
 
     it("pty: create, sendInput, resize, connect, kill", async () => {
       if (!(await fx.kiln.backend(tier)).capabilities.pty) {
-        await rejectsWith(sb.pty.create({ cols: 80, rows: 24, onData: () => {} }), SandboxError);
+        const e = await rejectsWith(sb.pty.create({ cols: 80, rows: 24, onData: () => {} }), SandboxError);
+        assert.match(e.message, /no terminals/);
         return;
       }
       const dec = new TextDecoder();

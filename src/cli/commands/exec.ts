@@ -70,7 +70,7 @@ export async function runOnTerminal(
   const raw = options.interactive && stdin.isTTY;
   const onData = (d: Buffer) => void h.sendStdin(new Uint8Array(d)).catch(() => {});
   // Piped input that ends is an end of file typed at the terminal (Ctrl-D).
-  const onEnd = () => void h.sendStdin("\x04").catch(() => {});
+  const onEnd = () => void h.closeStdin().catch(() => {});
   if (options.interactive) {
     if (raw) stdin.setRawMode(true);
     stdin.on("data", onData);

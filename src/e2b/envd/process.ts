@@ -71,6 +71,10 @@ function dataEvent(kind: "stdout" | "stderr" | "pty", text: string): ProcessEven
   return { event: { case: "data", value: { output: { case: kind, value: encoder.encode(text) } } } };
 }
 
+/** The weight of an event in a queue: its output bytes. */
+const eventBytes = (e: ProcessEvent): number =>
+  e.event.case === "data" ? e.event.value.output.value.length : 0;
+
 const keepalive: ProcessEvent = { event: { case: "keepalive", value: {} } };
 
 /** Seconds between keepalive events: the client's `Keepalive-Ping-Interval`, else 30. */
@@ -149,7 +153,7 @@ export function processService(ctx: E2bContext) {
       const pty = req.pty ? termSize(req.pty) : undefined;
       const config = req.process;
       if (!config?.cmd) throw new ConnectError("process.cmd is required", Code.InvalidArgument);
-      const queue = new EventQueue<ProcessEvent>();
+      const queue = new EventQueue<ProcessEvent>(eventBytes);
       const deadline = call.timeoutMs();
       const handle = await rpc(() =>
         sandbox.commands.run(commandLine(config.cmd, config.args), {
@@ -199,7 +203,7 @@ export function processService(ctx: E2bContext) {
       const { sandbox } = targetOf(call);
       const pid = pidOf(ctx, sandbox, req.process);
       const handle = await rpc(() => sandbox.commands.connect(pid));
-      const queue = new EventQueue<ProcessEvent>();
+      const queue = new EventQueue<ProcessEvent>(eventBytes);
       follow(handle, queue, call, true, ctx.processes.get(`${sandbox.id}:${pid}`)?.pty === true);
       try {
         yield { event: { event: { case: "start", value: { pid } } } };

@@ -2,7 +2,7 @@
  * The sandbox an envd call is for, handed from the router (which resolved
  * and authorized it) to the Connect services through context values.
  */
-import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Sandbox } from "../../core/sandbox.ts";
 
 /** A resolved, authorized sandbox. */
@@ -28,7 +28,18 @@ export function targetOf(ctx: HandlerContext): EnvdTarget {
  * stops when `signal` fires.
  */
 export class EventQueue<T> implements AsyncIterable<T> {
-  private readonly items: T[] = [];
+  private readonly items: { item: T; bytes: number }[] = [];
+  private bytes = 0;
+  /**
+   * `sizeOf` weighs an item; when the unread items weigh more than `maxBytes`
+   * (a client that stopped reading), the queue fails with `ResourceExhausted`.
+   */
+  private readonly sizeOf: (item: T) => number;
+  private readonly maxBytes: number;
+  constructor(sizeOf: (item: T) => number = () => 0, maxBytes = 32 * 1024 * 1024) {
+    this.sizeOf = sizeOf;
+    this.maxBytes = maxBytes;
+  }
   private waiting: (() => void) | undefined;
   private done = false;
   private error: unknown;
@@ -36,7 +47,20 @@ export class EventQueue<T> implements AsyncIterable<T> {
   /** Adds an item (ignored once closed). */
   push(item: T): void {
     if (this.done) return;
-    this.items.push(item);
+    const bytes = this.sizeOf(item);
+    if (this.bytes + bytes > this.maxBytes) {
+      this.items.length = 0;
+      this.bytes = 0;
+      this.fail(
+        new ConnectError(
+          `the client stopped reading: over ${this.maxBytes} bytes unread; the stream ended (the process runs on)`,
+          Code.ResourceExhausted,
+        ),
+      );
+      return;
+    }
+    this.bytes += bytes;
+    this.items.push({ item, bytes });
     this.wake();
   }
 
@@ -67,9 +91,10 @@ export class EventQueue<T> implements AsyncIterable<T> {
     try {
       for (;;) {
         if (signal.aborted) return;
-        const item = this.items.shift();
-        if (item !== undefined) {
-          yield item;
+        const next = this.items.shift();
+        if (next !== undefined) {
+          this.bytes -= next.bytes;
+          yield next.item;
           continue;
         }
         if (this.done) {

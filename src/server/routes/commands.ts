@@ -9,7 +9,7 @@ import type { CommandHandle } from "../../core/commands.ts";
 import { InvalidArgumentError, type KilnError } from "../../core/errors.ts";
 import type { Sandbox } from "../../core/sandbox.ts";
 import { type App, addRoute, json } from "../context.ts";
-import type { ProcessRegistry, TrackedProcess } from "../processes.ts";
+import { type ProcessRegistry, type TrackedProcess, takeHeld } from "../processes.ts";
 import {
   ErrorSchema,
   IdParams,
@@ -40,6 +40,8 @@ async function pipe(stream: EventStream, handle: CommandHandle, forward: boolean
     else stream.end({ type: "exit", result });
     return;
   }
+  // Output from before the first subscription (held for it), then live output.
+  if (forward) for (const e of takeHeld(tracked)) stream.send(e);
   try {
     const result = await handle.wait({
       ...(forward
@@ -106,7 +108,7 @@ export function commandRoutes(app: App): void {
           openStdin: body.openStdin ?? false,
           ...(body.pty ? { pty: body.pty } : {}),
         });
-        processes.add(sb.id, h);
+        processes.add(sb.id, h, { hold: true });
         return c.json({ pid: h.pid }, 201);
       }
       if (body.pty) throw new InvalidArgumentError("pty needs background: true");

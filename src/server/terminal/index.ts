@@ -36,6 +36,7 @@ import { cwdFromState, newStateFile, wrapShellLine } from "../../core/shell-stat
 import { presentedKey } from "../auth.ts";
 import type { ServerState } from "../context.ts";
 import { ownedSandbox } from "../ownership.ts";
+import { MAX_UNREAD_BYTES } from "../streaming.ts";
 
 /** The subprotocol the server speaks. */
 export const TERMINAL_PROTOCOL = "kiln.terminal";
@@ -74,45 +75,71 @@ function parse(ws: WebSocket, data: unknown): Record<string, unknown> | undefine
 const isSize = (v: unknown): v is number =>
   typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 4096;
 
+/** Most bytes of keystrokes a pty session holds before the shell has taken them. */
+const MAX_INPUT_BACKLOG = 1024 * 1024;
+
 /** A real terminal: a login bash on a pty in the sandbox. */
 class PtySession implements Session {
   private shell: CommandHandle | undefined;
   private closed = false;
   private readonly ws: WebSocket;
+  /** The shell, once started (undefined if it could not start). */
+  private readonly ready: Promise<CommandHandle | undefined>;
+  /** Client messages are applied one after another, in order. */
+  private chain: Promise<void> = Promise.resolve();
+  private backlog = 0;
 
   constructor(ws: WebSocket, sb: Sandbox, state: ServerState, tier: string, cwd: string) {
     this.ws = ws;
     this.send({ t: "hello", sandboxId: sb.id, tier, cwd, mode: "pty" });
-    const pending: Record<string, unknown>[] = [];
     ws.on("message", (data, isBinary) => {
       if (isBinary) return;
       const msg = parse(ws, data);
       if (!msg) return;
-      if (this.shell) void this.handle(this.shell, msg);
-      else pending.push(msg);
+      const bytes = typeof msg.data === "string" ? msg.data.length : 0;
+      if (this.backlog + bytes > MAX_INPUT_BACKLOG) {
+        this.send({ t: "error", message: "too much input waiting for the shell; the session ends" });
+        return void this.close();
+      }
+      this.backlog += bytes;
+      this.chain = this.chain
+        .then(async () => {
+          const shell = await this.ready;
+          if (shell) await this.handle(shell, msg);
+        })
+        .finally(() => {
+          this.backlog -= bytes;
+        });
     });
     ws.on("close", () => void this.close());
-    void (async () => {
-      try {
-        const shell = await sb.commands.run("exec bash -il", {
-          background: true,
-          cwd,
-          pty: { cols: 80, rows: 24 },
-          env: { TERM: "xterm-256color", COLORTERM: "truecolor" },
-          onStdout: (data) => this.send({ t: "out", data }),
-        });
-        this.shell = shell;
-        // Tracked like any command started through the server: listed, killable, and a live event.
-        state.processes.add(sb.id, shell);
-        if (this.closed) return void shell.kill().catch(() => {});
-        for (const m of pending.splice(0)) await this.handle(shell, m);
-        const r = await shell.wait().catch((e: KilnError) => e.result);
-        this.send({ t: "exit", exitCode: r?.exitCode ?? -1 });
-      } catch (e) {
-        this.send({ t: "error", message: (e as Error).message });
-      }
+    this.ready = sb.commands
+      .run("exec bash -il", {
+        background: true,
+        cwd,
+        pty: { cols: 80, rows: 24 },
+        env: { TERM: "xterm-256color", COLORTERM: "truecolor" },
+        onStdout: (data) => this.send({ t: "out", data }),
+      })
+      .then(
+        (shell) => {
+          this.shell = shell;
+          // Tracked like any command started through the server: listed, killable, and a live event.
+          state.processes.add(sb.id, shell);
+          if (this.closed) void shell.kill().catch(() => {});
+          return shell;
+        },
+        (e: unknown) => {
+          this.send({ t: "error", message: (e as Error).message });
+          void this.close();
+          return undefined;
+        },
+      );
+    void this.ready.then(async (shell) => {
+      if (!shell) return;
+      const r = await shell.wait().catch((e: KilnError) => e.result);
+      this.send({ t: "exit", exitCode: r?.exitCode ?? -1 });
       void this.close();
-    })();
+    });
   }
 
   private async handle(shell: CommandHandle, msg: Record<string, unknown>): Promise<void> {
@@ -126,7 +153,14 @@ class PtySession implements Session {
   }
 
   private send(msg: Record<string, unknown>): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    // A browser that stops reading (a tab in the background) must not make the server buffer without bound.
+    if (this.ws.bufferedAmount > MAX_UNREAD_BYTES) {
+      this.ws.close(1008, "the client stopped reading");
+      void this.close();
+      return;
+    }
+    this.ws.send(JSON.stringify(msg));
   }
 
   async close(): Promise<void> {
@@ -164,7 +198,13 @@ class LineSession implements Session {
   }
 
   private send(msg: Record<string, unknown>): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.bufferedAmount > MAX_UNREAD_BYTES) {
+      this.ws.close(1008, "the client stopped reading");
+      void this.close();
+      return;
+    }
+    this.ws.send(JSON.stringify(msg));
   }
 
   private async run(line: string): Promise<void> {

@@ -15,7 +15,12 @@ import type {
   SpawnedProcess,
   SpawnRequest,
 } from "../../core/backend.ts";
-import { LimitExceededError, SandboxStoppedError, TierUnavailableError } from "../../core/errors.ts";
+import {
+  LimitExceededError,
+  SandboxStoppedError,
+  TierUnavailableError,
+  UnsupportedError,
+} from "../../core/errors.ts";
 import type { TierName } from "../../core/types.ts";
 import { AgentClient, AgentError } from "../../protocol/agent-client.ts";
 import { AgentFiles } from "./agent-files.ts";
@@ -172,6 +177,9 @@ export class AgentInstance implements Instance {
       if (e instanceof AgentError && e.errno === "ECONNRESET") {
         throw new SandboxStoppedError(this.parts.spec.id, { cause: e });
       }
+      if (req.pty && e instanceof AgentError && /pty|terminals/.test(e.message)) {
+        throw new UnsupportedError(`this sandbox cannot open a terminal: ${e.message}`, { cause: e });
+      }
       if (e instanceof AgentError && e.errno === "EAGAIN") {
         const l = this.parts.spec.limits;
         throw new LimitExceededError(
@@ -220,7 +228,20 @@ export class AgentInstance implements Instance {
       writeStdin: (d) => proc.writeStdin(d),
       closeStdin: () => proc.closeStdin(),
       kill: (sig) => proc.kill(sig),
-      ...(proc.resize ? { resize: (cols: number, rows: number) => proc.resize!(cols, rows) } : {}),
+      ...(proc.resize
+        ? {
+            resize: async (cols: number, rows: number) => {
+              try {
+                await proc.resize!(cols, rows);
+              } catch (e) {
+                if (e instanceof AgentError && e.errno === "ECONNRESET") {
+                  throw new SandboxStoppedError(this.parts.spec.id, { cause: e });
+                }
+                throw e;
+              }
+            },
+          }
+        : {}),
     };
   }
 

@@ -20,6 +20,7 @@ import {
   writeOciBundle,
 } from "./oci-bundle.ts";
 import { destroyWorkspace, PoolUsers } from "./sandbox-parts.ts";
+import { templateDigest } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
 
 /** What an OCI-runtime tier is made of. */
@@ -132,5 +133,9 @@ export class OciTierBackend implements Backend {
 
   async close(): Promise<void> {
     await this.pools.drain();
+  }
+
+  templateDigest(dataDir: string, template: string): string | undefined {
+    return templateDigest(dataDir, template);
   }
 }

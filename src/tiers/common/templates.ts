@@ -16,8 +16,26 @@ export const AGENT_DIR = "/.kiln";
 export const AGENT_PATH = `${AGENT_DIR}/agent`;
 
 const building = new Map<string, Promise<unknown>>();
-/** Resolved rootfs paths, per store and name; checked for existence on every use. */
-const resolved = new Map<string, string>();
+/** Resolved rootfs paths, per store and name, with the digest they were resolved at. */
+const resolved = new Map<string, { digest: string | undefined; rootfs: string }>();
+const stores = new Map<string, TemplateStore>();
+
+function storeAt(dir: string): TemplateStore {
+  let s = stores.get(dir);
+  if (!s) {
+    s = new TemplateStore(dir);
+    stores.set(dir, s);
+  }
+  return s;
+}
+
+/**
+ * The digest template `name` points at now (undefined when it does not
+ * exist): what a sandbox created now would start from.
+ */
+export function templateDigest(dataDir: string, name: string): string | undefined {
+  return storeAt(defaultTemplateDir(dataDir)).digestOf(name);
+}
 
 /**
  * The rootfs path of template `name`.
@@ -25,9 +43,12 @@ const resolved = new Map<string, string>();
  */
 export async function templateRootfs(dataDir: string, name: string, signal?: AbortSignal): Promise<string> {
   const dir = defaultTemplateDir(dataDir);
+  const store = storeAt(dir);
   const cached = resolved.get(`${dir}\0${name}`);
-  if (cached && existsSync(join(cached, AGENT_DIR))) return cached;
-  const store = new TemplateStore(dir);
+  // A name another process re-pointed (a rebuild, an import) is resolved again.
+  if (cached && cached.digest === store.digestOf(name) && existsSync(join(cached.rootfs, AGENT_DIR))) {
+    return cached.rootfs;
+  }
   if (!(await store.has(name))) {
     if (name !== "default") {
       throw new NotFoundError(
@@ -42,8 +63,9 @@ export async function templateRootfs(dataDir: string, name: string, signal?: Abo
     }
     await b;
   }
-  const rootfs = (await store.get(name)).rootfs;
+  const info = await store.get(name);
+  const rootfs = info.rootfs;
   if (!existsSync(join(rootfs, AGENT_DIR))) mkdirSync(join(rootfs, AGENT_DIR), { mode: 0o755 });
-  resolved.set(`${dir}\0${name}`, rootfs);
+  resolved.set(`${dir}\0${name}`, { digest: info.digest, rootfs });
   return rootfs;
 }

@@ -11,6 +11,7 @@ import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { agentBinary, isRoot, which } from "../common/host.ts";
 import { destroyWorkspace, PoolUsers } from "../common/sandbox-parts.ts";
 import { seccompBpf } from "../common/seccomp.ts";
+import { templateDigest } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
 import { bwrapArgs, SECCOMP_FD } from "./bwrap-args.ts";
 
@@ -88,6 +89,10 @@ export class NamespaceBackend implements Backend {
 
   async close(): Promise<void> {
     await this.pools.drain();
+  }
+
+  templateDigest(dataDir: string, template: string): string | undefined {
+    return templateDigest(dataDir, template);
   }
 
   async destroy(spec: InstanceSpec): Promise<void> {
