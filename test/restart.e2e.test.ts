@@ -7,28 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kiln, TIER_NAMES, type TierName } from "../src/index.ts";
 import { tierRequired } from "./conformance/suite.ts";
+import { processesMentioning } from "./host-state.ts";
 
 const template = process.env.KILN_TEST_TEMPLATE ?? "default";
-
-/** Pids of processes whose command line mentions `needle`. */
-function processesMentioning(needle: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync("/proc")) {
-    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(needle)) out.push(Number(p));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return out;
-}
 
 const CHILD = `
 import { Kiln } from ${JSON.stringify(join(import.meta.dirname, "..", "src", "index.ts"))};

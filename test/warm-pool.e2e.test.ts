@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -16,28 +16,10 @@ import { importImage } from "../src/templates/oci-import.ts";
 import { defaultTemplateDir, TemplateStore } from "../src/templates/template-store.ts";
 import { dockerSaveTar, writeTo } from "../src/templates/test-images.ts";
 import { tierRequired } from "./conformance/suite.ts";
+import { mountsUnder, processesMentioning } from "./host-state.ts";
 
 const template = process.env.KILN_TEST_TEMPLATE ?? "default";
 const TIERS: TierName[] = ["namespace", "oci", "gvisor"];
-
-const mountsUnder = (dir: string) =>
-  readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .filter((l) => l.split(" ")[4]?.startsWith(dir));
-
-/** Pids of processes whose command line mentions `needle`. */
-function processesMentioning(needle: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync("/proc")) {
-    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(needle)) out.push(Number(p));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return out;
-}
 
 const CHILD = `
 import { Kiln } from ${JSON.stringify(join(import.meta.dirname, "..", "src", "index.ts"))};

@@ -338,20 +338,37 @@ pub fn signal(req: &Value) -> Result<Value, Fail> {
     Ok(obj(vec![]))
 }
 
-/// Processes whose session id is `sid`, from /proc (best effort).
+/// Processes whose session id is `sid` (best effort).
 fn session_members(sid: i32) -> Vec<i32> {
     let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    for_each_process(|pid, f| {
+        if f.session == sid {
+            found.push(pid);
+        }
+    });
+    found
+}
+
+/// The fields of /proc/<pid>/stat that the agent reads.
+struct StatFields {
+    ppid: i32,
+    pgrp: i32,
+    session: i32,
+}
+
+/// Calls `f` for every process in /proc with its stat fields (best effort:
+/// /proc may be absent in a minimal sandbox, and processes come and go).
+fn for_each_process(mut f: impl FnMut(i32, &StatFields)) {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return };
     for entry in dir.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid)) else { continue };
-        // After the parenthesised command name: state ppid pgrp session ...
+        // The fields after the parenthesised command name: state ppid pgrp session ...
         let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        if rest.split_whitespace().nth(3).and_then(|f| f.parse::<i32>().ok()) == Some(sid) {
-            found.push(pid);
-        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok()).unwrap_or(-1);
+        f(pid, &StatFields { ppid: num(1), pgrp: num(2), session: num(3) });
     }
-    found
 }
 
 /// Kills every process group we started, plus orphans re-parented to us
@@ -368,25 +385,17 @@ pub fn kill_all() {
     }
 }
 
-/// Our direct children and their process groups, from /proc (best effort:
-/// /proc may be absent in a minimal sandbox).
+/// Our direct children and their process groups (best effort).
 fn own_children() -> Vec<i32> {
     let me = sys::pid();
     let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid)) else { continue };
-        // Fields after the parenthesised command name: state ppid pgrp ...
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let num = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok());
-        if num(1) == Some(me) {
+    for_each_process(|pid, f| {
+        if f.ppid == me {
             found.push(pid);
-            if let Some(pgrp) = num(2).filter(|&g| g > 1 && g != me) {
-                found.push(pgrp);
+            if f.pgrp > 1 && f.pgrp != me {
+                found.push(f.pgrp);
             }
         }
-    }
+    });
     found
 }

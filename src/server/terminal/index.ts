@@ -72,6 +72,21 @@ function parse(ws: WebSocket, data: unknown): Record<string, unknown> | undefine
   return undefined;
 }
 
+/**
+ * Sends a message, unless the socket is closed. A browser that stops reading
+ * (a tab in the background) must not make the server buffer without bound:
+ * past {@link MAX_UNREAD_BYTES} unsent, the socket is closed and `onOverflow` runs.
+ */
+function send(ws: WebSocket, msg: Record<string, unknown>, onOverflow: () => void): void {
+  if (ws.readyState !== ws.OPEN) return;
+  if (ws.bufferedAmount > MAX_UNREAD_BYTES) {
+    ws.close(1008, "the client stopped reading");
+    onOverflow();
+    return;
+  }
+  ws.send(JSON.stringify(msg));
+}
+
 const isSize = (v: unknown): v is number =>
   typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 4096;
 
@@ -153,14 +168,7 @@ class PtySession implements Session {
   }
 
   private send(msg: Record<string, unknown>): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
-    // A browser that stops reading (a tab in the background) must not make the server buffer without bound.
-    if (this.ws.bufferedAmount > MAX_UNREAD_BYTES) {
-      this.ws.close(1008, "the client stopped reading");
-      void this.close();
-      return;
-    }
-    this.ws.send(JSON.stringify(msg));
+    send(this.ws, msg, () => void this.close());
   }
 
   async close(): Promise<void> {
@@ -198,13 +206,7 @@ class LineSession implements Session {
   }
 
   private send(msg: Record<string, unknown>): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
-    if (this.ws.bufferedAmount > MAX_UNREAD_BYTES) {
-      this.ws.close(1008, "the client stopped reading");
-      void this.close();
-      return;
-    }
-    this.ws.send(JSON.stringify(msg));
+    send(this.ws, msg, () => void this.close());
   }
 
   private async run(line: string): Promise<void> {
