@@ -106,6 +106,28 @@ describe("warm sandboxes", () => {
     assert.deepEqual(readdirSync(join(dataDir, "sandboxes")), []);
   });
 
+  test("creates that fail (an unknown template) do not push the shapes in use out of the pool", async (t) => {
+    const status = ready.get("namespace");
+    if (status !== true) {
+      if (tierRequired("namespace")) assert.fail(`tier namespace required but unavailable: ${status}`);
+      return t.skip(`tier namespace unavailable: ${status}`);
+    }
+    const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
+    dirs.push(dataDir);
+    const kiln = await Kiln.open({ dataDir, warmPool: 1 });
+    try {
+      assert.equal(await kiln.prewarm({ tier: "namespace", template }), 1);
+      const [warmId] = readdirSync(join(dataDir, "sandboxes"));
+      for (const name of ["no-such-a", "no-such-b", "no-such-c"]) {
+        await assert.rejects(kiln.create({ tier: "namespace", template: name }), { code: "not_found" });
+      }
+      assert.equal(await kiln.warmed(), 1, "the warm sandbox was discarded");
+      assert.equal((await kiln.create({ tier: "namespace", template })).id, warmId);
+    } finally {
+      await kiln.close();
+    }
+  });
+
   for (const tier of TIERS) {
     const skipped = (t: { skip(m: string): void }): boolean => {
       const status = ready.get(tier);

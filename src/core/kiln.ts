@@ -179,9 +179,8 @@ export class Kiln {
       expiresAt: timeoutMs > 0 ? new Date(now + timeoutMs).toISOString() : null,
     };
     let instance: Awaited<ReturnType<Backend["create"]>>;
-    let warm = backend.capabilities.realBinaries
-      ? this.warm.take({ tier, template, limits: info.limits })
-      : undefined;
+    const shape: WarmShape = { tier, template, limits: info.limits };
+    let warm = backend.capabilities.realBinaries ? this.warm.take(shape) : undefined;
     if (warm && warm.digest !== backend.templateDigest?.(this.dataDir, template)) {
       // The template was rebuilt or re-imported since this one started: it is not what was asked for.
       this.warm.discard(warm);
@@ -211,6 +210,7 @@ export class Kiln {
       }
       this.records.insert(info);
     }
+    if (backend.capabilities.realBinaries) this.warm.created(shape);
     this.cache.set(info.id, info);
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);

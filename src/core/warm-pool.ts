@@ -3,11 +3,12 @@
  * real-binary tier hands out a running sandbox instead of waiting for its
  * runtime, workspace and agent to start.
  *
- * The pool learns what to keep from what is asked for: after a `create` of a
- * given tier, template and limits (a "shape"), it starts `size` sandboxes of
- * that shape in the background, a short delay after the caller's own sandbox
- * (on two cores a start would slow the caller). It keeps the `maxShapes` most
- * recently asked-for shapes and stops the rest.
+ * The pool learns what to keep from what is created: after a successful
+ * `create` of a given tier, template and start-relevant limits (a "shape"),
+ * it starts `size` sandboxes of that shape in the background, a short delay
+ * after the caller's own sandbox (on two cores a start would slow the
+ * caller). It keeps the `maxShapes` most recently created shapes and stops
+ * the rest.
  *
  * A warm sandbox has its id and state directory from the start, stamped with
  * its owner's process token (`WARM_MARKER`) and no record: it is invisible to
@@ -82,14 +83,21 @@ export class WarmPool {
     this.maxShapes = maxShapes;
   }
 
-  /**
-   * A warm sandbox of `shape`, or undefined when none is ready. Either way the
-   * shape is remembered and its pool refilled in the background.
-   */
+  /** A warm sandbox of `shape`, or undefined when none is ready. */
   take(shape: WarmShape): WarmSandbox | undefined {
     if (this.size === 0 || this.closed) return undefined;
+    return this.ready.get(keyOf(shape))?.shift();
+  }
+
+  /**
+   * Notes that a sandbox of `shape` was created (taken or started cold): the
+   * shape is remembered and its pool refilled in the background. Called only
+   * after a create succeeded, so that failing creates (an unknown template)
+   * cannot push the shapes in use out of the pool.
+   */
+  created(shape: WarmShape): void {
+    if (this.size === 0 || this.closed) return;
     const key = keyOf(shape);
-    const got = this.ready.get(key)?.shift();
     this.remember(key);
     if (!this.pending.has(key)) {
       const later = new Promise<void>((resolve) =>
@@ -101,7 +109,6 @@ export class WarmPool {
       );
       this.pending.set(key, later);
     }
-    return got;
   }
 
   /** Remembers `shape` and starts filling its pool now. */
