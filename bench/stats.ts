@@ -20,6 +20,35 @@ export async function timeIt(n: number, fn: (i: number) => Promise<unknown>, war
   return out;
 }
 
+/**
+ * Times `a` and `b` `n` times each, alternating (a, b, a, b, ...) after
+ * `warmup` untimed rounds, so that both see the same machine: on a small,
+ * noisy machine, timing one block after the other lets drift (GC, JIT,
+ * neighbours) land on one side. Returns both lists of durations in ms.
+ */
+export async function timeInterleaved(
+  n: number,
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+  warmup = 3,
+): Promise<[number[], number[]]> {
+  for (let i = 0; i < warmup; i++) {
+    await a();
+    await b();
+  }
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let t = performance.now();
+    await a();
+    ta.push(performance.now() - t);
+    t = performance.now();
+    await b();
+    tb.push(performance.now() - t);
+  }
+  return [ta, tb];
+}
+
 /** One row of a comparison table. */
 export interface Row {
   metric: string;

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Bash } from "just-bash";
 import { Kiln } from "../src/index.ts";
-import { quantile, type Row, timeIt } from "./stats.ts";
+import { quantile, type Row, timeInterleaved, timeIt } from "./stats.ts";
 
 const SCRIPT = "echo hi | tr a-z A-Z";
 
@@ -17,13 +17,17 @@ export async function benchVirtual(): Promise<Row[]> {
   const kiln = await Kiln.open({ dataDir });
   const rows: Row[] = [];
   try {
-    const kilnCreate = await timeIt(40, async () => {
-      const sb = await kiln.create();
-      await sb.commands.run(SCRIPT);
-    });
-    const rawCreate = await timeIt(40, async () => {
-      await new Bash().exec(SCRIPT);
-    });
+    const [kilnCreate, rawCreate] = await timeInterleaved(
+      100,
+      async () => {
+        const sb = await kiln.create();
+        await sb.commands.run(SCRIPT);
+      },
+      async () => {
+        await new Bash().exec(SCRIPT);
+      },
+      20,
+    );
     rows.push({
       metric: "create + first exec, p50",
       kiln: quantile(kilnCreate, 0.5),
@@ -33,9 +37,13 @@ export async function benchVirtual(): Promise<Row[]> {
     });
 
     const sb = await kiln.create();
-    const kilnWarm = await timeIt(200, () => sb.commands.run(SCRIPT), 10);
     const bash = new Bash();
-    const rawWarm = await timeIt(200, () => bash.exec(SCRIPT), 10);
+    const [kilnWarm, rawWarm] = await timeInterleaved(
+      200,
+      () => sb.commands.run(SCRIPT),
+      () => bash.exec(SCRIPT),
+      10,
+    );
     rows.push({
       metric: "warm exec, p50",
       kiln: quantile(kilnWarm, 0.5),
