@@ -45,17 +45,31 @@ describe("warm sandboxes", () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
+  /** True (after skipping `t` with the reason) when `tier` cannot run here; fails when it is required. */
+  const skipped = (tier: TierName, t: { skip(m: string): void }): boolean => {
+    const status = ready.get(tier);
+    if (status === true) return false;
+    if (tierRequired(tier)) assert.fail(`tier ${tier} required but unavailable: ${status}`);
+    t.skip(`tier ${tier} unavailable: ${status}`);
+    return true;
+  };
+
+  /** A fresh data directory, removed after the suite. */
+  const freshDir = (): string => {
+    const d = mkdtempSync(join(tmpdir(), "kiln-warm-"));
+    dirs.push(d);
+    return d;
+  };
+
   test("a warm pool size that is not an integer from 0 to 64 is invalid_argument", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
-    dirs.push(dataDir);
+    const dataDir = freshDir();
     for (const warmPool of [-1, 1.5, 65, Number.NaN]) {
       await assert.rejects(Kiln.open({ dataDir, warmPool }), { code: "invalid_argument" });
     }
   });
 
   test("the virtual tier keeps no warm sandboxes (its create is already in-process)", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
-    dirs.push(dataDir);
+    const dataDir = freshDir();
     const kiln = await Kiln.open({ dataDir, warmPool: 2 });
     try {
       assert.equal(await kiln.prewarm({ tier: "virtual" }), 0);
@@ -68,13 +82,8 @@ describe("warm sandboxes", () => {
   });
 
   test("a warm sandbox is not handed out once its template's name points at other content", async (t) => {
-    const status = ready.get("namespace");
-    if (status !== true) {
-      if (tierRequired("namespace")) assert.fail(`tier namespace required but unavailable: ${status}`);
-      return t.skip(`tier namespace unavailable: ${status}`);
-    }
-    const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
-    dirs.push(dataDir);
+    if (skipped("namespace", t)) return;
+    const dataDir = freshDir();
     const store = new TemplateStore(defaultTemplateDir(dataDir));
     const name = `kiln-warm-test-${process.pid}`;
     await store.tag(name, (await store.get(template)).digest);
@@ -107,13 +116,8 @@ describe("warm sandboxes", () => {
   });
 
   test("creates that fail (an unknown template) do not push the shapes in use out of the pool", async (t) => {
-    const status = ready.get("namespace");
-    if (status !== true) {
-      if (tierRequired("namespace")) assert.fail(`tier namespace required but unavailable: ${status}`);
-      return t.skip(`tier namespace unavailable: ${status}`);
-    }
-    const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
-    dirs.push(dataDir);
+    if (skipped("namespace", t)) return;
+    const dataDir = freshDir();
     const kiln = await Kiln.open({ dataDir, warmPool: 1 });
     try {
       assert.equal(await kiln.prewarm({ tier: "namespace", template }), 1);
@@ -129,18 +133,9 @@ describe("warm sandboxes", () => {
   });
 
   for (const tier of TIERS) {
-    const skipped = (t: { skip(m: string): void }): boolean => {
-      const status = ready.get(tier);
-      if (status === true) return false;
-      if (tierRequired(tier)) assert.fail(`tier ${tier} required but unavailable: ${status}`);
-      t.skip(`tier ${tier} unavailable: ${status}`);
-      return true;
-    };
-
     test(`${tier}: create takes a warm sandbox, which behaves like a fresh one`, async (t) => {
-      if (skipped(t)) return;
-      const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
-      dirs.push(dataDir);
+      if (skipped(tier, t)) return;
+      const dataDir = freshDir();
       const kiln = await Kiln.open({ dataDir, warmPool: 1 });
       try {
         assert.equal(await kiln.prewarm({ tier, template }), 1);
@@ -183,9 +178,8 @@ describe("warm sandboxes", () => {
     });
 
     test(`${tier}: the warm sandboxes of a killed process are destroyed by the next Kiln`, async (t) => {
-      if (skipped(t)) return;
-      const dataDir = mkdtempSync(join(tmpdir(), "kiln-warm-"));
-      dirs.push(dataDir);
+      if (skipped(tier, t)) return;
+      const dataDir = freshDir();
       const child = spawn(process.execPath, ["--input-type=module", "-e", CHILD, dataDir, tier, template], {
         stdio: ["ignore", "pipe", "inherit"],
       });
