@@ -1,7 +1,7 @@
 /** `sandbox.files` over HTTP: bytes streamed both ways, metadata as JSON. */
 
 import { InvalidArgumentError, throwIfAborted } from "../core/errors.ts";
-import type { CallOptions, WriteData } from "../core/files.ts";
+import { type CallOptions, existsBy, type WriteData } from "../core/files.ts";
 import type { EntryInfo } from "../core/types.ts";
 import type { FilesApi } from "./api.ts";
 import { type Transport, wireFailure } from "./http.ts";
@@ -108,14 +108,8 @@ export class RemoteFiles implements FilesApi {
   }
 
   /** Whether an entry exists (a dangling symlink exists). */
-  async exists(path: string, options: CallOptions = {}): Promise<boolean> {
-    try {
-      await this.stat(path, options);
-      return true;
-    } catch (e) {
-      if ((e as { code?: string }).code === "not_found") return false;
-      throw e;
-    }
+  exists(path: string, options: CallOptions = {}): Promise<boolean> {
+    return existsBy(() => this.stat(path, options));
   }
 
   /** The entry at a path (a final symlink is not followed). @throws NotFoundError */

@@ -9,6 +9,17 @@ import type { Limits } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
 import type { EntryInfo } from "./types.ts";
 
+/** True when `stat` finds the entry, false when it is `not_found`; other errors pass. */
+export async function existsBy(stat: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await stat();
+    return true;
+  } catch (e) {
+    if ((e as { code?: string }).code === "not_found") return false;
+    throw e;
+  }
+}
+
 /** Data accepted by `files.write`. */
 export type WriteData = string | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;
 
@@ -144,14 +155,8 @@ export class Files {
   }
 
   /** Whether an entry exists (a dangling symlink exists). */
-  async exists(path: string, options: CallOptions = {}): Promise<boolean> {
-    try {
-      await this.stat(path, options);
-      return true;
-    } catch (e) {
-      if ((e as { code?: string }).code === "not_found") return false;
-      throw e;
-    }
+  exists(path: string, options: CallOptions = {}): Promise<boolean> {
+    return existsBy(() => this.stat(path, options));
   }
 
   /** The entry at a path (a final symlink is not followed). @throws NotFoundError */

@@ -106,6 +106,30 @@ function printTemplate(t: Template, g: GlobalOptions, started: number): void {
   process.stdout.write(`${t.name} ${shortDigest(t.digest)} ${humanSize(t.sizeBytes)} (${secs}s)\n`);
 }
 
+/**
+ * Runs a long template operation with a progress bar and Ctrl-C as its abort
+ * signal, then prints the template it made.
+ */
+async function withProgress(
+  g: GlobalOptions,
+  run: (
+    signal: AbortSignal,
+    onProgress: (p: { fraction: number; message: string }) => void,
+  ) => Promise<Template>,
+): Promise<void> {
+  const progress = progressReporter(Boolean(g.json));
+  const { signal, dispose } = interruptSignal();
+  const started = Date.now();
+  try {
+    const t = await run(signal, progress.onProgress);
+    progress.stop();
+    printTemplate(t, g, started);
+  } finally {
+    progress.stop();
+    dispose();
+  }
+}
+
 /** Registers `kiln template`. */
 export function registerTemplate(program: Command): void {
   const template = program
@@ -133,24 +157,16 @@ export function registerTemplate(program: Command): void {
           : name === DEFAULT_TEMPLATE
             ? [...DEFAULT_PACKAGES]
             : [];
-      const progress = progressReporter(Boolean(g.json));
-      const { signal, dispose } = interruptSignal();
-      const started = Date.now();
-      try {
-        const t = await build(store, name, {
+      await withProgress(g, (signal, onProgress) =>
+        build(store, name, {
           packages,
           suite: flags.suite,
           ...(flags.mirror ? { mirror: flags.mirror } : {}),
           replace: Boolean(flags.force),
           signal,
-          onProgress: progress.onProgress,
-        });
-        progress.stop();
-        printTemplate(t, g, started);
-      } finally {
-        progress.stop();
-        dispose();
-      }
+          onProgress,
+        }),
+      );
     });
 
   template
@@ -167,21 +183,9 @@ export function registerTemplate(program: Command): void {
           .replace(/\.(tar|tgz|tar\.gz|oci)$/i, "")
           .replace(/[^A-Za-z0-9._-]/g, "-")
           .replace(/^[^A-Za-z0-9]+/, "");
-      const progress = progressReporter(Boolean(g.json));
-      const { signal, dispose } = interruptSignal();
-      const started = Date.now();
-      try {
-        const t = await importImage(store, name, file, {
-          replace: Boolean(flags.force),
-          signal,
-          onProgress: progress.onProgress,
-        });
-        progress.stop();
-        printTemplate(t, g, started);
-      } finally {
-        progress.stop();
-        dispose();
-      }
+      await withProgress(g, (signal, onProgress) =>
+        importImage(store, name, file, { replace: Boolean(flags.force), signal, onProgress }),
+      );
     });
 
   template
