@@ -50,6 +50,9 @@ const patterns = process.argv.slice(2).length
 step("tests (node --test)", process.execPath, [
   "--test",
   "--test-reporter=spec",
+  "--test-reporter-destination=stdout",
+  `--test-reporter=${join(root, "scripts", "test-summary.mjs")}`,
+  "--test-reporter-destination=stdout",
   "--test-timeout=600000",
   ...patterns,
 ]);
