@@ -1,11 +1,8 @@
-/** The conformance suite again, through the client SDK against a live `kiln serve` (in-process, loopback). */
+/** The conformance suite again on every tier, through the client SDK against a live `kiln serve` (in-process, loopback). */
 import { clientOpener } from "../server/helpers.ts";
 import { runConformance } from "./suite.ts";
+import { TIERS } from "./tiers.ts";
 
-runConformance({ tier: "virtual", runaway: "limit", label: "virtual via client", open: clientOpener() });
-runConformance({
-  tier: "namespace",
-  runaway: "timeout",
-  label: "namespace via client",
-  open: clientOpener(),
-});
+for (const options of Object.values(TIERS)) {
+  runConformance({ ...options, label: `${options.tier} via client`, open: clientOpener() });
+}

@@ -1,3 +1,4 @@
 import { runConformance } from "./suite.ts";
+import { TIERS } from "./tiers.ts";
 
-runConformance({ tier: "namespace", runaway: "timeout" });
+runConformance(TIERS.namespace);
