@@ -14,18 +14,12 @@ import {
   SandboxStoppedError,
   TierUnavailableError,
   TimeoutError,
+  UnauthenticatedError,
   UnsupportedError,
 } from "../core/errors.ts";
 import type { CommandResult } from "../core/types.ts";
 
-/** No API key, an unknown one, or a revoked one (`unauthenticated`, HTTP 401). */
-export class UnauthenticatedError extends KilnError {
-  constructor(message = "a valid API key is required (Authorization: Bearer <key> or X-API-Key)") {
-    super("internal", message);
-    Object.defineProperty(this, "code", { value: "unauthenticated", enumerable: true });
-    this.name = "UnauthenticatedError";
-  }
-}
+export { UnauthenticatedError };
 
 /** The `error` member of an error body or an `exit` event. */
 export interface WireError {

@@ -1,4 +1,4 @@
-import type { CommandResult } from "./types.ts";
+import type { CommandResult } from "./command-result.ts";
 
 /**
  * Kiln's errors. Every error Kiln throws is a {@link KilnError} with a stable
@@ -17,6 +17,7 @@ export type ErrorCode =
   | "aborted"
   | "sandbox_stopped"
   | "unsupported"
+  | "unauthenticated"
   | "internal";
 
 /** Options common to every Kiln error. */
@@ -200,5 +201,13 @@ export function fromErrno(e: unknown, limits?: { diskBytes: number; maxFileBytes
       );
     default:
       return new InvalidArgumentError(message, opts);
+  }
+}
+
+/** No API key, an unknown one, or a revoked one (`unauthenticated`, HTTP 401). */
+export class UnauthenticatedError extends KilnError {
+  constructor(message = "a valid API key is required (Authorization: Bearer <key> or X-API-Key)") {
+    super("unauthenticated", message);
+    this.name = "UnauthenticatedError";
   }
 }

@@ -112,6 +112,7 @@ export function toConnectError(e: unknown): ConnectError {
     aborted: Code.Canceled,
     sandbox_stopped: Code.Unavailable,
     unsupported: Code.Unimplemented,
+    unauthenticated: Code.Unauthenticated,
     internal: Code.Internal,
   }[e.code];
   return new ConnectError(e.message, code, undefined, undefined, e);

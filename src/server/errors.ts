@@ -5,13 +5,18 @@
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { UnauthenticatedError } from "../client/errors.ts";
-import { type ErrorCode, InvalidArgumentError, KilnError, NotFoundError } from "../core/errors.ts";
+import {
+  type ErrorCode,
+  InvalidArgumentError,
+  KilnError,
+  NotFoundError,
+  UnauthenticatedError,
+} from "../core/errors.ts";
 
 export { UnauthenticatedError };
 
-/** The server's error codes: Kiln's, plus `unauthenticated` (no or a bad API key). */
-export type ServerErrorCode = ErrorCode | "unauthenticated";
+/** The server's error codes: Kiln's own (an alias kept for the server's exports). */
+export type ServerErrorCode = ErrorCode;
 
 /**
  * HTTP status of every error code. `limit_exceeded` is 429 for every limit and
