@@ -8,8 +8,11 @@ export type { Backend, Capabilities, FileOps, Instance, InstanceSpec } from "./c
 export type { CommandHandle, ProcessInfo, RunOptions, WaitOptions } from "./core/commands.ts";
 export * from "./core/errors.ts";
 export type { WriteData } from "./core/files.ts";
+export { checkSandboxId } from "./core/ids.ts";
 export { defaultDataDir, Kiln, type ListOptions, type OpenOptions } from "./core/kiln.ts";
 export { DEFAULT_LIMITS, LIMIT_PROFILES, type Limits, resolveLimits } from "./core/limits.ts";
 export { WORKSPACE } from "./core/paths.ts";
 export type { RunCodeOptions, RunCodeResult, Sandbox } from "./core/sandbox.ts";
+export { cwdFromState, newStateFile, wrapShellLine } from "./core/shell-state.ts";
+export { checkTierName } from "./core/tier-registry.ts";
 export * from "./core/types.ts";

@@ -7,7 +7,6 @@
  */
 import { Command, Option } from "commander";
 import { InvalidArgumentError } from "../core/errors.ts";
-import { Kiln } from "../index.ts";
 import { registerCopy } from "./commands/copy.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerExec } from "./commands/exec.ts";
@@ -21,26 +20,6 @@ import { reportError } from "./output.ts";
 
 /** The last message commander wrote for a usage error (printed by main() as one line). */
 const USAGE = { last: "" };
-
-/** Global options every command sees. */
-export interface GlobalOptions {
-  dataDir?: string;
-  json?: boolean;
-}
-
-/** Opens Kiln for a command, runs `fn`, and always closes it. */
-export async function withKiln<T>(
-  cmd: Command,
-  fn: (kiln: Kiln, g: GlobalOptions) => Promise<T>,
-): Promise<T> {
-  const g = cmd.optsWithGlobals<GlobalOptions>();
-  const kiln = await Kiln.open(g.dataDir ? { dataDir: g.dataDir } : {});
-  try {
-    return await fn(kiln, g);
-  } finally {
-    await kiln.close();
-  }
-}
 
 function buildProgram(): Command {
   const program = new Command("kiln")

@@ -11,7 +11,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { hostTreeSink, hostTreeSource } from "../../workspace/host-tree.ts";
 import { packTree, unpackTree } from "../../workspace/tar.ts";
-import { withKiln } from "../main.ts";
+import { withKiln } from "../context.ts";
 import { printJson } from "../output.ts";
 
 /** `ID:/path` → `{ id, path }`; a host path → `{ path }`. */

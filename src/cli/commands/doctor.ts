@@ -1,6 +1,6 @@
 /** `kiln doctor`: which tiers work on this machine, and exactly why a tier does not. */
 import type { Command } from "commander";
-import { withKiln } from "../main.ts";
+import { withKiln } from "../context.ts";
 import { printJson, printTable } from "../output.ts";
 
 /** Registers `doctor`. */

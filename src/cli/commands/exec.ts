@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError, isKilnError } from "../../core/errors.ts";
 import type { Sandbox } from "../../core/sandbox.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
-import { withKiln } from "../main.ts";
+import { withKiln } from "../context.ts";
 import { collect, keyValues, printJson } from "../output.ts";
 
 /** Joins argv words into one command line, quoting words that need it. */

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { defaultDataDir } from "../../core/kiln.ts";
 import { KeyStore } from "../../server/keys.ts";
-import type { GlobalOptions } from "../main.ts";
+import type { GlobalOptions } from "../context.ts";
 import { printJson, printTable } from "../output.ts";
 
 function withKeys<T>(cmd: Command, fn: (keys: KeyStore, g: GlobalOptions) => T): T {

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { resolveLimits } from "../../core/limits.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
-import { withKiln } from "../main.ts";
+import { withKiln } from "../context.ts";
 import { age, collect, keyValues, printJson, printTable } from "../output.ts";
 
 /** Registers the lifecycle commands. */

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from "../../core/errors.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
 import { createKilnMcpServer } from "../../mcp/server.ts";
 import type { KilnMcpDefaults } from "../../mcp/tools/context.ts";
-import { withKiln } from "../main.ts";
+import { withKiln } from "../context.ts";
 
 function positiveInt(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;

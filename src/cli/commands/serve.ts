@@ -7,7 +7,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { startServer } from "../../server/server.ts";
-import type { GlobalOptions } from "../main.ts";
+import type { GlobalOptions } from "../context.ts";
 
 /** Registers `serve`. */
 export function registerServe(program: Command): void {

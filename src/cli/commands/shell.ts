@@ -19,7 +19,7 @@ import type { Kiln } from "../../core/kiln.ts";
 import type { Sandbox } from "../../core/sandbox.ts";
 import { cwdFromState, newStateFile, wrapShellLine } from "../../core/shell-state.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
-import { withKiln } from "../main.ts";
+import { withKiln } from "../context.ts";
 import { reportError } from "../output.ts";
 import { runOnTerminal } from "./exec.ts";
 

@@ -12,7 +12,7 @@ import {
   type Template,
   TemplateStore,
 } from "../../templates/index.ts";
-import type { GlobalOptions } from "../main.ts";
+import type { GlobalOptions } from "../context.ts";
 import { age, printJson, printTable } from "../output.ts";
 
 function openStore(cmd: Command): { store: TemplateStore; g: GlobalOptions } {

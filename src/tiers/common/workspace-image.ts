@@ -16,7 +16,11 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { run, which } from "./host.ts";
-import type { WorkspacePool } from "./workspace-pool.ts";
+
+/** Where ready-made images come from (the workspace pool): moves one of `diskBytes` into `dir`, or says false. */
+export interface ReadyImages {
+  take(diskBytes: number, dir: string): boolean;
+}
 
 /** Paths of one sandbox's workspace image. */
 export class WorkspaceImage {
@@ -44,7 +48,7 @@ export class WorkspaceImage {
   }
 
   /** Makes the image (sparse) and its filesystem, taking a ready one from `pool` when it has one. */
-  async create(diskBytes: number, pool?: WorkspacePool): Promise<void> {
+  async create(diskBytes: number, pool?: ReadyImages): Promise<void> {
     if (pool?.take(diskBytes, this.dir)) return;
     mkdirSync(this.dir, { recursive: true });
     // ext4 needs a few MiB for its own structures; below that the limit could not hold a file.
