@@ -10,6 +10,8 @@
  *    client imports no surface; mcp none; ai and e2b only mcp; server e2b and mcp; cli any, and
  *    workspace and templates too (it copies trees and builds templates).
  *  - No import cycle between files, type-only imports included.
+ *  - Capabilities are declared, not inferred: outside its own folder (and the registry), no code
+ *    compares a tier's name to a literal or types a tier as a union of names; it reads `capabilities`.
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -128,7 +130,26 @@ test("no import cycles in src/", () => {
   assert.deepEqual(found, [], `import cycles:\n${found.join("\n")}`);
 });
 
+/** A comparison with, or a union of, tier-name literals: `tier === "virtual"`, `"oci" | "gvisor"`. */
+const TIER_BRANCH =
+  /(?:===|!==)\s*"(?:virtual|namespace|oci|gvisor|microvm)"|"(?:virtual|namespace|oci|gvisor|microvm)"\s*\|\s*"/;
+
+test("no code outside a tier's folder branches on a tier's name", () => {
+  const found: string[] = [];
+  for (const file of GRAPH.keys()) {
+    if (/^tiers\/(?!common\/)/.test(file)) continue;
+    readFileSync(join(SRC, file), "utf8")
+      .split("\n")
+      .forEach((line, i) => {
+        if (TIER_BRANCH.test(line)) found.push(`${file}:${i + 1}: ${line.trim()}`);
+      });
+  }
+  assert.deepEqual(found, [], `branches on a tier name (declare a capability instead):\n${found.join("\n")}`);
+});
+
 test("the rules reject what they should", () => {
+  assert.ok(TIER_BRANCH.test('if (tier === "virtual")') && TIER_BRANCH.test('tier: "oci" | "gvisor";'));
+  assert.ok(!TIER_BRANCH.test("if (caps.templates)"));
   assert.equal(allowed("tiers/oci", "tiers/namespace/backend.ts"), false);
   assert.equal(allowed("core", "tiers/virtual/backend.ts"), false);
   assert.equal(allowed("server", "tiers/common/host.ts"), false);

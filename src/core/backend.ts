@@ -46,6 +46,10 @@ export interface Capabilities {
   processesSurviveRestart: boolean;
   /** Commands can run on a pseudo-terminal (`pty`), for interactive programs. */
   pty: boolean;
+  /** Sandboxes can be started ahead of demand and handed out by the warm pool. */
+  warmable: boolean;
+  /** Sandboxes run a root filesystem from Kiln's template store (false: one built-in environment, `default`). */
+  templates: boolean;
 }
 
 /** A tier's driver. */

@@ -180,7 +180,7 @@ export class Kiln {
     };
     let instance: Awaited<ReturnType<Backend["create"]>>;
     const shape: WarmShape = { tier, template, limits: info.limits };
-    let warm = backend.capabilities.realBinaries ? this.warm.take(shape) : undefined;
+    let warm = backend.capabilities.warmable ? this.warm.take(shape) : undefined;
     if (warm && warm.digest !== backend.templateDigest?.(this.dataDir, template)) {
       // The template was rebuilt or re-imported since this one started: it is not what was asked for.
       this.warm.discard(warm);
@@ -210,7 +210,7 @@ export class Kiln {
       }
       this.records.insert(info);
     }
-    if (backend.capabilities.realBinaries) this.warm.created(shape);
+    if (backend.capabilities.warmable) this.warm.created(shape);
     this.cache.set(info.id, info);
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);
@@ -289,7 +289,7 @@ export class Kiln {
     this.checkOpen();
     const tier = checkTierName(options.tier ?? "virtual");
     const backend = await this.backend(tier);
-    if (backend.capabilities.realBinaries) {
+    if (backend.capabilities.warmable) {
       this.warm.prewarm({
         tier,
         template: options.template ?? "default",

@@ -9,11 +9,13 @@
  *
  * Templates: E2B's default template `base` is Kiln's `default`; any other
  * name must be a Kiln template (`kiln template build|import`). The virtual
- * tier has one built-in environment and accepts only `base` / `default`. A
+ * tier (any tier whose capabilities say `templates: false`) has one built-in
+ * environment and accepts only `base` / `default`. A
  * name Kiln does not have (an E2B-hosted template such as
  * `code-interpreter-v1`) is refused with a 404 that says so.
  */
 import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
+import type { Kiln } from "../core/kiln.ts";
 import type { SandboxInfo, TierName } from "../core/types.ts";
 import { TIER_NAMES } from "../core/types.ts";
 import { OWNER_KEY, publicMetadata } from "../mcp/access.ts";
@@ -65,13 +67,19 @@ export function resolveTemplate(
     );
   }
   const template = name === E2B_DEFAULT_TEMPLATE ? "default" : name;
-  if (tier === "virtual" && template !== "default") {
-    throw new NotFoundError(
-      `template ${name} is not available on the virtual tier (it has one built-in environment, \`base\`); ` +
-        `E2B-hosted templates are not part of Kiln: build or import it (\`kiln template build|import\`) and use a real tier`,
-    );
-  }
   return { tier, template };
+}
+
+/**
+ * Refuses a template on a tier that runs no templates (one built-in environment, E2B's `base`).
+ * @throws NotFoundError
+ */
+export async function checkTemplateOnTier(kiln: Kiln, tier: TierName, template: string): Promise<void> {
+  if (template === "default" || (await kiln.backend(tier)).capabilities.templates) return;
+  throw new NotFoundError(
+    `template ${template} is not available on the ${tier} tier (it has one built-in environment, \`base\`); ` +
+      `E2B-hosted templates are not part of Kiln: build or import it (\`kiln template build|import\`) and use a tier that runs templates`,
+  );
 }
 
 /** Rewrites Kiln's "no template" error into one that says E2B-hosted templates are not available. */

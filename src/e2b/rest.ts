@@ -12,6 +12,7 @@ import { apiKeyOf } from "./auth.ts";
 import type { E2bContext } from "./context.ts";
 import { errorResponse, restErrorResponse } from "./errors.ts";
 import {
+  checkTemplateOnTier,
   resolveTemplate,
   sandboxCreated,
   sandboxDetail,
@@ -111,6 +112,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
       throw new InvalidArgumentError("templateID must be a string");
     }
     const { tier, template } = resolveTemplate(body.templateID, metadata, ctx.defaultTier);
+    await checkTemplateOnTier(ctx.kiln, tier, template);
     if (body.autoPause === true)
       throw new UnsupportedError("Kiln sandboxes cannot pause: autoPause is not supported");
     if (Array.isArray(body.volumeMounts) && body.volumeMounts.length > 0) {

@@ -110,6 +110,8 @@ export const CapabilitiesSchema = z
     streamingOutput: z.boolean(),
     processesSurviveRestart: z.boolean(),
     pty: z.boolean(),
+    warmable: z.boolean(),
+    templates: z.boolean(),
   })
   .openapi("Capabilities");
 

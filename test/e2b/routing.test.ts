@@ -8,7 +8,7 @@ import { request as httpRequest } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { AuthenticationError, Sandbox, SandboxError } from "e2b";
 import { commandLine } from "../../src/e2b/envd/process.ts";
-import { resolveTemplate } from "../../src/e2b/mapping.ts";
+import { checkTemplateOnTier, resolveTemplate } from "../../src/e2b/mapping.ts";
 import { type E2bFixture, e2bFixture, KEYS, rejectsWith } from "./suite.ts";
 
 describe("e2b handler: auth, routing, tiers", () => {
@@ -115,7 +115,7 @@ describe("e2b handler: auth, routing, tiers", () => {
     assert.equal(e.statusCode, 501);
   });
 
-  test("resolveTemplate and commandLine", () => {
+  test("resolveTemplate, checkTemplateOnTier and commandLine", async () => {
     assert.deepEqual(resolveTemplate(undefined, {}, "virtual"), { tier: "virtual", template: "default" });
     assert.deepEqual(resolveTemplate("base", { "kiln.tier": "namespace" }, "virtual"), {
       tier: "namespace",
@@ -123,7 +123,10 @@ describe("e2b handler: auth, routing, tiers", () => {
     });
     assert.deepEqual(resolveTemplate("gvisor/python", {}, "virtual"), { tier: "gvisor", template: "python" });
     assert.throws(() => resolveTemplate("acme/tpl", {}, "namespace"), { code: "not_found" });
-    assert.throws(() => resolveTemplate("code-interpreter-v1", {}, "virtual"), { code: "not_found" });
+    // A tier without templates (its capabilities say so) has one environment: `base` only.
+    const { tier, template } = resolveTemplate("code-interpreter-v1", {}, "virtual");
+    await assert.rejects(checkTemplateOnTier(fx.kiln, tier, template), { code: "not_found" });
+    await checkTemplateOnTier(fx.kiln, "virtual", "default");
     assert.throws(() => resolveTemplate("base", { "kiln.tier": "nope" }, "virtual"), {
       code: "invalid_argument",
     });

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
-import type { TierStatus } from "../../core/types.ts";
+import type { TierName, TierStatus } from "../../core/types.ts";
 import { AgentInstance } from "./agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "./cgroups.ts";
 import { agentBinary, isRoot, which } from "./host.ts";
@@ -25,7 +25,7 @@ import { WorkspaceImage } from "./workspace-image.ts";
 
 /** What an OCI-runtime tier is made of. */
 export interface OciTierConfig {
-  tier: "oci" | "gvisor";
+  tier: TierName;
   /** The runtime binary's name on PATH (and its Debian package). */
   binary: string;
   /** How the probe names the runtime when it is missing, e.g. `runsc (gVisor)`. */
@@ -46,11 +46,13 @@ const CAPABILITIES: Capabilities = {
   pty: true,
   streamingOutput: true,
   processesSurviveRestart: false,
+  warmable: true,
+  templates: true,
 };
 
 /** The driver of one OCI-runtime tier. */
 export class OciTierBackend implements Backend {
-  readonly tier: "oci" | "gvisor";
+  readonly tier: TierName;
   readonly capabilities = CAPABILITIES;
   private readonly config: OciTierConfig;
   private readonly pools = new PoolUsers();

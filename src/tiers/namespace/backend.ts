@@ -21,6 +21,8 @@ const CAPABILITIES: Capabilities = {
   pty: true,
   streamingOutput: true,
   processesSurviveRestart: false,
+  warmable: true,
+  templates: true,
 };
 
 /** The namespace tier's driver. */

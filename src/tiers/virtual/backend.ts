@@ -19,6 +19,8 @@ const CAPABILITIES: Capabilities = {
   pty: false,
   streamingOutput: false,
   processesSurviveRestart: false,
+  warmable: false,
+  templates: false,
 };
 
 /** Directories every virtual sandbox starts with. */
