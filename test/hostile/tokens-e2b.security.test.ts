@@ -1,0 +1,160 @@
+/**
+ * Hostile cases for the sandbox-scoped credentials of the E2B surface, against
+ * a real `kiln serve` driven by the unmodified `e2b` SDK:
+ *  - a revoked key's envd access tokens stop working at the next request
+ *    (revoked by the real CLI, `kiln keys revoke`, in another process);
+ *  - deleting a sandbox ends its tokens;
+ *  - `timeout: 0` never means "forever": lifetimes have the server's maximum;
+ *  - envd answers a sandbox of another owner exactly as one that does not exist.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Sandbox } from "e2b";
+import { type RunningServer, startServer } from "../../src/server/index.ts";
+
+const MAIN = join(import.meta.dirname, "..", "..", "src", "cli", "main.ts");
+const HOUR_MS = 3_600_000;
+
+/** Runs the real CLI on a data directory; resolves with its exit code. */
+function cli(dataDir: string, args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, "--data-dir", dataDir, ...args], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    child.once("error", reject);
+    child.once("exit", (code) => resolve(code ?? -1));
+  });
+}
+
+/** A raw envd request, as the SDK sends them (sandbox id header, access token header). */
+async function envd(
+  url: string,
+  sandboxId: string,
+  token: string | undefined,
+  what: "files" | "health" | "rpc",
+): Promise<{ status: number; body: string }> {
+  const headers: Record<string, string> = { "e2b-sandbox-id": sandboxId };
+  if (token !== undefined) headers["x-access-token"] = token;
+  let res: Response;
+  if (what === "files") {
+    res = await fetch(`${url}/files?path=/workspace/hello.txt`, { headers });
+  } else if (what === "health") {
+    res = await fetch(`${url}/health`, { headers });
+  } else {
+    res = await fetch(`${url}/process.Process/List`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json", "connect-protocol-version": "1" },
+      body: "{}",
+    });
+  }
+  return { status: res.status, body: await res.text() };
+}
+
+/** A response with the sandbox id replaced, so that answers about two ids can be compared. */
+function shape(r: { status: number; body: string }, id: string): { status: number; body: string } {
+  return { status: r.status, body: r.body.replaceAll(id, "<id>") };
+}
+
+describe("E2B tokens (kiln serve)", { timeout: 240_000 }, () => {
+  let dataDir: string;
+  let server: RunningServer;
+  const opts = (apiKey: string) => ({
+    apiUrl: server.url,
+    sandboxUrl: server.url,
+    apiKey,
+    requestTimeoutMs: 60_000,
+  });
+
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "kiln-hostile-tokens-"));
+    server = await startServer({ dataDir, port: 0, graceMs: 1000, maxLifetimeMs: 2 * HOUR_MS });
+  });
+  after(async () => {
+    await server?.close(500);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test("tokens-revoked-key: after `kiln keys revoke`, the key's envd tokens stop working", async () => {
+    const { key, info } = server.keys.create({ name: "to-revoke" });
+    const sb = await Sandbox.create({ ...opts(key), timeoutMs: 120_000 });
+    const token = (sb as unknown as { envdAccessToken: string }).envdAccessToken;
+    assert.ok(token, "the sandbox has an access token");
+    await sb.files.write("/workspace/hello.txt", "hi");
+    assert.equal((await sb.commands.run("echo ok")).stdout, "ok\n");
+    assert.equal((await envd(server.url, sb.sandboxId, token, "files")).status, 200);
+
+    assert.equal(await cli(dataDir, ["keys", "revoke", info.id]), 0);
+
+    // The very next request of every kind is refused.
+    for (const what of ["files", "health", "rpc"] as const) {
+      const r = await envd(server.url, sb.sandboxId, token, what);
+      assert.ok(r.status >= 400, `${what} after revocation: HTTP ${r.status} ${r.body}`);
+    }
+    await assert.rejects(sb.files.write("/workspace/after.txt", "nope"));
+    await assert.rejects(sb.commands.run("echo still here"));
+    // Nothing was written: the sandbox (seen by the server, not through the key) has no after.txt.
+    const live = await server.kiln.connect(sb.sandboxId);
+    assert.equal(await live.files.exists("/workspace/after.txt"), false);
+    await server.kiln.kill(sb.sandboxId);
+  });
+
+  test("tokens-deleted-sandbox: killing a sandbox ends its tokens", async () => {
+    const { key } = server.keys.create({ name: "deleter" });
+    const sb = await Sandbox.create({ ...opts(key), timeoutMs: 120_000 });
+    const token = (sb as unknown as { envdAccessToken: string }).envdAccessToken;
+    await sb.files.write("/workspace/hello.txt", "hi");
+    assert.equal((await envd(server.url, sb.sandboxId, token, "files")).status, 200);
+    await sb.kill();
+    for (const what of ["files", "rpc"] as const) {
+      const r = await envd(server.url, sb.sandboxId, token, what);
+      assert.ok(r.status >= 400, `${what} after kill: HTTP ${r.status}`);
+    }
+  });
+
+  test("tokens-lifetime-max: timeout 0 is the server's maximum lifetime, never year 9999", async () => {
+    const { key } = server.keys.create({ name: "forever" });
+    const before = Date.now();
+    const sb = await Sandbox.create({ ...opts(key), timeoutMs: 0 });
+    const info = await sb.getInfo();
+    const end = info.endAt.getTime();
+    assert.ok(end > before, `endAt ${info.endAt.toISOString()} is in the future`);
+    assert.ok(end <= Date.now() + 2 * HOUR_MS, `endAt ${info.endAt.toISOString()} is within the maximum`);
+    // Asking for longer than the maximum is refused, at create and later.
+    await assert.rejects(Sandbox.create({ ...opts(key), timeoutMs: 3 * HOUR_MS }), (e: Error) => {
+      assert.equal((e as { statusCode?: number }).statusCode, 400, String(e));
+      return true;
+    });
+    await assert.rejects(sb.setTimeout(3 * HOUR_MS));
+    const still = await sb.getInfo();
+    assert.ok(still.endAt.getTime() <= Date.now() + 2 * HOUR_MS);
+    await sb.kill();
+  });
+
+  test("tokens-no-oracle: envd answers another owner's sandbox exactly as a missing one", async () => {
+    const alice = server.keys.create({ name: "alice" }).key;
+    const bob = server.keys.create({ name: "bob" }).key;
+    const victim = await Sandbox.create({ ...opts(alice), timeoutMs: 120_000 });
+    await victim.files.write("/workspace/hello.txt", "secret");
+    const mine = await Sandbox.create({ ...opts(bob), timeoutMs: 120_000 });
+    const bobToken = (mine as unknown as { envdAccessToken: string }).envdAccessToken;
+    const gone = await Sandbox.create({ ...opts(bob), timeoutMs: 120_000 });
+    await gone.kill();
+    const never = "sb_00000000000000000000";
+    for (const what of ["files", "health", "rpc"] as const) {
+      for (const token of [bobToken, undefined, "garbage"]) {
+        const foreign = shape(await envd(server.url, victim.sandboxId, token, what), victim.sandboxId);
+        const killed = shape(await envd(server.url, gone.sandboxId, token, what), gone.sandboxId);
+        const missing = shape(await envd(server.url, never, token, what), never);
+        assert.ok(foreign.status >= 400, `${what}: ${foreign.status}`);
+        assert.deepEqual(foreign, missing, `${what} with token ${token}: foreign vs never existed`);
+        assert.deepEqual(killed, missing, `${what} with token ${token}: killed vs never existed`);
+      }
+    }
+    await victim.kill();
+    await mine.kill();
+  });
+});
