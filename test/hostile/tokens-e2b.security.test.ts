@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { request as httpRequest } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -156,5 +157,101 @@ describe("E2B tokens (kiln serve)", { timeout: 240_000 }, () => {
     }
     await victim.kill();
     await mine.kill();
+  });
+});
+
+/** A request to a signed URL through the host an E2B wildcard domain gives (`49983-<id>.<domain>`). */
+function viaSandboxHost(
+  server: string,
+  signedUrl: string,
+  sandboxId: string,
+  init: { method?: string; body?: string } = {},
+): Promise<{ status: number; body: string }> {
+  const target = new URL(signedUrl);
+  const base = new URL(server);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: base.hostname,
+        port: base.port,
+        path: target.pathname + target.search,
+        method: init.method ?? "GET",
+        headers: { host: `49983-${sandboxId}.kiln.test` },
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => {
+          body += d;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.once("error", reject);
+    if (init.body !== undefined) {
+      const boundary = "kilnboundary";
+      req.setHeader("content-type", `multipart/form-data; boundary=${boundary}`);
+      req.end(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="up.txt"\r\n` +
+          `Content-Type: application/octet-stream\r\n\r\n${init.body}\r\n--${boundary}--\r\n`,
+      );
+    } else req.end();
+  });
+}
+
+describe("E2B signed URLs (kiln serve)", { timeout: 240_000 }, () => {
+  let dataDir: string;
+  let server: RunningServer;
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "kiln-hostile-signed-"));
+    server = await startServer({ dataDir, port: 0, graceMs: 1000 });
+  });
+  after(async () => {
+    await server?.close(500);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test("tokens-signed-url: the SDK's signed URLs work, are bound to path, operation and sandbox, and end with the key", async () => {
+    const { key, info } = server.keys.create({ name: "signer" });
+    const o = { apiUrl: server.url, sandboxUrl: server.url, apiKey: key, requestTimeoutMs: 60_000 };
+    const sb = await Sandbox.create({ ...o, timeoutMs: 120_000 });
+    const other = await Sandbox.create({ ...o, timeoutMs: 120_000 });
+    await sb.files.write("/workspace/a.txt", "alpha");
+    await sb.files.write("/workspace/b.txt", "beta");
+
+    const read = await sb.downloadUrl("/workspace/a.txt");
+    const r = await viaSandboxHost(server.url, read, sb.sandboxId);
+    assert.deepEqual(r, { status: 200, body: "alpha" });
+    const expiring = await sb.downloadUrl("/workspace/a.txt", { useSignatureExpiration: 600 });
+    assert.equal((await viaSandboxHost(server.url, expiring, sb.sandboxId)).status, 200);
+
+    // Another path with the same signature, another sandbox, another operation: refused, alike.
+    const refused = await viaSandboxHost(server.url, read, other.sandboxId);
+    assert.ok(refused.status >= 400);
+    const swapped = new URL(read);
+    swapped.searchParams.set("path", "/workspace/b.txt");
+    assert.deepEqual(
+      await viaSandboxHost(server.url, swapped.toString(), sb.sandboxId),
+      { ...refused, body: refused.body.replaceAll(other.sandboxId, sb.sandboxId) },
+    );
+    const asWrite = await viaSandboxHost(server.url, read, sb.sandboxId, { method: "POST", body: "x" });
+    assert.ok(asWrite.status >= 400, `a read URL must not write: HTTP ${asWrite.status}`);
+    const expired = new URL(expiring);
+    expired.searchParams.set("signature_expiration", String(Math.floor(Date.now() / 1000) - 10));
+    assert.ok((await viaSandboxHost(server.url, expired.toString(), sb.sandboxId)).status >= 400);
+
+    // An upload URL writes; after the key is revoked, neither URL works.
+    const write = await sb.uploadUrl("/workspace/up.txt");
+    const w = await viaSandboxHost(server.url, write, sb.sandboxId, { method: "POST", body: "uploaded" });
+    assert.equal(w.status, 200, w.body);
+    assert.equal(await sb.files.read("/workspace/up.txt"), "uploaded");
+    server.keys.revoke(info.id);
+    assert.ok((await viaSandboxHost(server.url, read, sb.sandboxId)).status >= 400);
+    const late = await viaSandboxHost(server.url, write, sb.sandboxId, { method: "POST", body: "late" });
+    assert.ok(late.status >= 400);
+    const live = await server.kiln.connect(sb.sandboxId);
+    assert.equal(await live.files.read("/workspace/up.txt"), "uploaded");
+    await server.kiln.kill(sb.sandboxId);
+    await server.kiln.kill(other.sandboxId);
   });
 });
