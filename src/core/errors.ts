@@ -83,6 +83,7 @@ export class TimeoutError extends KilnError {
 /** The names of the limits Kiln enforces (see `Limits`). */
 export type LimitName =
   | "timeoutMs"
+  | "lifetimeMs"
   | "maxOutputBytes"
   | "maxLoopIterations"
   | "maxCommandCount"

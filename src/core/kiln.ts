@@ -15,6 +15,7 @@ import type { Backend, InstanceSpec } from "./backend.ts";
 import {
   AbortedError,
   InvalidArgumentError,
+  LimitExceededError,
   NotFoundError,
   TierUnavailableError,
   throwIfAborted,
@@ -48,6 +49,13 @@ export interface OpenOptions {
    * `$KILN_WARM_POOL` or 0 (off).
    */
   warmPool?: number;
+  /**
+   * Longest lifetime a sandbox may be given, in ms, at create and by
+   * `setTimeout`; a timeout of 0 ("no expiry") then means this maximum, and a
+   * longer one is refused (`limit_exceeded`, limit `lifetimeMs`). Default:
+   * none (the library's sandboxes may live for ever); `kiln serve` sets 24 h.
+   */
+  maxLifetimeMs?: number;
   signal?: AbortSignal;
 }
 
@@ -79,9 +87,17 @@ export class Kiln {
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   private readonly warm: WarmPool;
   private closed = false;
+  /** Longest lifetime in ms (see {@link OpenOptions.maxLifetimeMs}); undefined: none. */
+  readonly maxLifetimeMs: number | undefined;
 
-  private constructor(dataDir: string, factories: Map<TierName, BackendFactory>, warmPool: number) {
+  private constructor(
+    dataDir: string,
+    factories: Map<TierName, BackendFactory>,
+    warmPool: number,
+    maxLifetimeMs: number | undefined,
+  ) {
     this.dataDir = dataDir;
+    this.maxLifetimeMs = maxLifetimeMs;
     mkdirSync(join(dataDir, "sandboxes"), { recursive: true, mode: 0o700 });
     this.records = new RecordStore(join(dataDir, "kiln.db"));
     this.factories = factories;
@@ -99,7 +115,10 @@ export class Kiln {
     const warm = options.warmPool ?? Number(process.env.KILN_WARM_POOL ?? 0);
     if (!Number.isInteger(warm) || warm < 0 || warm > 64)
       throw new InvalidArgumentError("warmPool (or $KILN_WARM_POOL) must be an integer from 0 to 64");
-    const kiln = new Kiln(resolve(options.dataDir ?? defaultDataDir()), factories, warm);
+    const max = options.maxLifetimeMs;
+    if (max !== undefined && (!Number.isSafeInteger(max) || max <= 0))
+      throw new InvalidArgumentError("maxLifetimeMs must be a positive integer of ms");
+    const kiln = new Kiln(resolve(options.dataDir ?? defaultDataDir()), factories, warm, max);
     await kiln.reapExpired();
     await kiln.reapOrphanedWarm();
     for (const r of kiln.records.list()) kiln.armExpiry(r.id, r.expiresAt);
@@ -158,9 +177,7 @@ export class Kiln {
       throw new InvalidArgumentError(`invalid template name: ${JSON.stringify(template)}`);
     }
     const cwd = sandboxPath(options.cwd ?? WORKSPACE, "/");
-    const timeoutMs = options.timeoutMs ?? 0;
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
-      throw new InvalidArgumentError("timeoutMs must be >= 0");
+    const timeoutMs = this.lifetime(options.timeoutMs ?? 0);
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
       if (typeof v !== "string") throw new InvalidArgumentError(`metadata ${k} must be a string`);
     }
@@ -362,13 +379,32 @@ export class Kiln {
 
   /** Sets a sandbox's lifetime to `timeoutMs` from now (0: no expiry). @throws NotFoundError */
   setTimeout(id: string, timeoutMs: number): void {
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
-      throw new InvalidArgumentError("timeoutMs must be >= 0");
+    timeoutMs = this.lifetime(timeoutMs);
     this.record(id);
     const at = timeoutMs > 0 ? Date.now() + timeoutMs : null;
     this.records.setExpiry(id, at);
     this.cache.delete(id);
     this.armExpiry(id, at === null ? null : new Date(at).toISOString());
+  }
+
+  /**
+   * A requested lifetime (0: no expiry) within the maximum.
+   * @throws InvalidArgumentError (not a number >= 0), LimitExceededError (`lifetimeMs`)
+   */
+  private lifetime(timeoutMs: number): number {
+    if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs < 0)
+      throw new InvalidArgumentError("timeoutMs must be >= 0");
+    const max = this.maxLifetimeMs;
+    if (max === undefined) return timeoutMs;
+    if (timeoutMs === 0) return max;
+    if (timeoutMs > max) {
+      throw new LimitExceededError(
+        "lifetimeMs",
+        max,
+        `timeoutMs ${timeoutMs} exceeds this server's maximum sandbox lifetime (${max} ms)`,
+      );
+    }
+    return timeoutMs;
   }
 
   private armExpiry(id: string, expiresAt: string | null): void {

@@ -5,7 +5,7 @@
  */
 import type { Kiln } from "../core/kiln.ts";
 import type { TierName } from "../core/types.ts";
-import type { AccessTokens } from "./auth.ts";
+import type { SandboxTokens } from "../server/tokens/index.ts";
 
 /** Resolves an API key to its owner; undefined rejects the key. */
 export type Authenticate = (apiKey: string) => Promise<{ owner: string } | undefined>;
@@ -31,7 +31,8 @@ export interface E2bContext {
   defaultTimeoutMs: number;
   /** The envd version reported to the SDK (it gates SDK features). */
   envdVersion: string;
-  tokens: AccessTokens;
+  /** The sandbox-scoped tokens (envd access tokens, signed URLs). */
+  tokens: SandboxTokens;
   /** Process facts by `<sandboxId>:<pid>`, dropped when the process ends. */
   processes: Map<string, ProcessFacts>;
 }

@@ -15,7 +15,8 @@
 import type { Kiln } from "../core/kiln.ts";
 import { checkTierName } from "../core/tier-registry.ts";
 import type { TierName } from "../core/types.ts";
-import { AccessTokens, envdSandboxIdOf, loadTokenSecret } from "./auth.ts";
+import { loadTokenSecret, recordOrUndefined, SandboxTokens } from "../server/tokens/index.ts";
+import { envdSandboxIdOf } from "./auth.ts";
 import type { Authenticate, E2bContext } from "./context.ts";
 import { createEnvdHandler } from "./envd/router.ts";
 import { restErrorResponse } from "./errors.ts";
@@ -38,10 +39,21 @@ export interface E2bHandlerOptions {
   /** Lifetime of a sandbox created without `timeoutMs`, in ms; default 300,000 (E2B's 5 minutes). */
   defaultTimeoutMs?: number;
   /**
-   * Secret for envd access tokens (at least 16 bytes). Default: a random key
-   * kept in `<dataDir>/e2b-token.key`, so tokens survive restarts.
+   * The token service that issues and checks envd access tokens and signed
+   * URLs (`kiln serve` passes its own, tied to its key store). Default: one
+   * with the secret `tokenSecret` and the owners judged by `ownerActive`.
+   */
+  tokens?: SandboxTokens;
+  /**
+   * Secret for the default token service (at least 16 bytes). Default: a
+   * random key kept in `<dataDir>/tokens.key`, so tokens survive restarts.
    */
   tokenSecret?: Uint8Array;
+  /**
+   * Whether an owner (as `authenticate` returned it) is still allowed; asked
+   * on every envd request, so that ending an owner ends its tokens. Default: always.
+   */
+  ownerActive?: (owner: string) => boolean;
 }
 
 /** A Web-standard request handler. */
@@ -59,7 +71,13 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
     defaultTier: checkTierName(options.defaultTier ?? "virtual"),
     defaultTimeoutMs,
     envdVersion: KILN_ENVD_VERSION,
-    tokens: new AccessTokens(options.tokenSecret ?? loadTokenSecret(options.kiln.dataDir)),
+    tokens:
+      options.tokens ??
+      new SandboxTokens({
+        secret: options.tokenSecret ?? loadTokenSecret(options.kiln.dataDir),
+        record: (id) => recordOrUndefined(options.kiln, id),
+        ownerActive: options.ownerActive ?? (() => true),
+      }),
     processes: new Map(),
   };
   const rest = createRestApp(ctx);

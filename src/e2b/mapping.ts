@@ -107,7 +107,7 @@ export function sandboxCreated(ctx: E2bContext, info: SandboxInfo): Record<strin
     alias: info.template,
     clientID: "kiln",
     envdVersion: ctx.envdVersion,
-    envdAccessToken: ctx.tokens.issue(info.id, ownerOf(info)),
+    envdAccessToken: ctx.tokens.issue(info, "e2b-envd"),
     domain: null,
   };
 }
@@ -134,7 +134,7 @@ export function sandboxListed(ctx: E2bContext, info: SandboxInfo): Record<string
 export function sandboxDetail(ctx: E2bContext, info: SandboxInfo): Record<string, unknown> {
   return {
     ...sandboxListed(ctx, info),
-    envdAccessToken: ctx.tokens.issue(info.id, ownerOf(info)),
+    envdAccessToken: ctx.tokens.issue(info, "e2b-envd"),
     domain: null,
     volumeMounts: [],
   };

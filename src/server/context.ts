@@ -5,11 +5,14 @@ import type { Sandbox } from "../core/sandbox.ts";
 import type { ApiKeyInfo, KeyStore } from "./keys.ts";
 import type { ProcessRegistry } from "./processes.ts";
 import type { StreamTracker } from "./streaming.ts";
+import type { SandboxTokens } from "./tokens/index.ts";
 
 /** Shared server state. */
 export interface ServerState {
   kiln: Kiln;
   keys: KeyStore;
+  /** Sandbox-scoped tokens (E2B access tokens, signed URLs), derived from keys. */
+  tokens: SandboxTokens;
   processes: ProcessRegistry;
   streams: StreamTracker;
   /** True once shutdown began: new requests get 503. */

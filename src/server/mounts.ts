@@ -9,6 +9,7 @@
  * describes Kiln's own `/v1` API only.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import { envdSandboxIdOf } from "../e2b/auth.ts";
 import { createE2bHandler } from "../e2b/index.ts";
 import { createMcpHttpHandler } from "../mcp/index.ts";
 import { authenticate } from "./auth.ts";
@@ -25,9 +26,9 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, state: ServerState): void {
 /** Paths of the E2B REST API (the SDK's control plane). */
 const E2B_REST = /^\/(v[23]\/)?(sandboxes|templates|volumes|secrets)(\/|$)/;
 
-/** True when a request is the E2B SDK's: envd calls name their sandbox in a header. */
+/** True when a request is the E2B SDK's: envd calls name their sandbox in a header or the host. */
 export function isE2bRequest(req: Request): boolean {
-  if (req.headers.has("e2b-sandbox-id")) return true;
+  if (envdSandboxIdOf(req) !== undefined) return true;
   return E2B_REST.test(new URL(req.url).pathname);
 }
 
@@ -38,6 +39,7 @@ export function withE2b(
 ): (req: Request) => Response | Promise<Response> {
   const e2b = createE2bHandler({
     kiln: state.kiln,
+    tokens: state.tokens,
     authenticate: async (apiKey) => {
       const key = state.keys.verify(apiKey);
       return key ? { owner: key.id } : undefined;

@@ -14,6 +14,7 @@ import { withE2b } from "./mounts.ts";
 import { ProcessRegistry } from "./processes.ts";
 import { StreamTracker } from "./streaming.ts";
 import { attachTerminal } from "./terminal/index.ts";
+import { serverTokens } from "./tokens/server.ts";
 
 /** Options of {@link startServer}. */
 export interface ServeOptions {
@@ -27,7 +28,15 @@ export interface ServeOptions {
   graceMs?: number;
   /** Warm sandboxes per tier, template and limits (`Kiln.open`'s `warmPool`); default `$KILN_WARM_POOL` or 0. */
   warmPool?: number;
+  /**
+   * Longest lifetime of a sandbox, in ms, on every interface (REST, E2B, MCP):
+   * a timeout of 0 means this much, a longer one is refused. Default 86,400,000 (24 h).
+   */
+  maxLifetimeMs?: number;
 }
+
+/** The default of {@link ServeOptions.maxLifetimeMs}: 24 hours. */
+export const DEFAULT_MAX_LIFETIME_MS = 24 * 3_600_000;
 
 /** A running server. */
 export interface RunningServer {
@@ -54,11 +63,13 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const kiln = await Kiln.open({
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     ...(options.warmPool !== undefined ? { warmPool: options.warmPool } : {}),
+    maxLifetimeMs: options.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS,
   });
   const keys = new KeyStore(kiln.dataDir);
   const state: ServerState = {
     kiln,
     keys,
+    tokens: serverTokens(kiln, keys),
     processes: new ProcessRegistry(),
     streams: new StreamTracker(),
     draining: false,

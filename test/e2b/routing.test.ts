@@ -63,16 +63,17 @@ describe("e2b handler: auth, routing, tiers", () => {
         body: JSON.stringify({ path: "/workspace" }),
       });
     assert.equal((await stat({ "x-access-token": token })).status, 200);
+    // A refused token gets the answer a missing sandbox gets (no existence oracle).
     const forged = await stat({ "x-access-token": "forged" });
-    assert.equal(forged.status, 401);
-    assert.equal(((await forged.json()) as { code: string }).code, "unauthenticated");
-    assert.equal((await stat({})).status, 401);
+    assert.equal(forged.status, 502);
+    assert.equal(((await forged.json()) as { code: string }).code, "unavailable");
+    assert.equal((await stat({})).status, 502);
     // The token is bound to its sandbox.
     const other = await Sandbox.create(fx.opts());
     const cross = await fetch(`${fx.server.url}/health`, {
       headers: { "e2b-sandbox-id": other.sandboxId, "x-access-token": token },
     });
-    assert.equal(cross.status, 401);
+    assert.equal(cross.status, 502);
     await other.kill();
   });
 

@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { request as httpRequest } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -230,10 +230,10 @@ describe("E2B signed URLs (kiln serve)", { timeout: 240_000 }, () => {
     assert.ok(refused.status >= 400);
     const swapped = new URL(read);
     swapped.searchParams.set("path", "/workspace/b.txt");
-    assert.deepEqual(
-      await viaSandboxHost(server.url, swapped.toString(), sb.sandboxId),
-      { ...refused, body: refused.body.replaceAll(other.sandboxId, sb.sandboxId) },
-    );
+    assert.deepEqual(await viaSandboxHost(server.url, swapped.toString(), sb.sandboxId), {
+      ...refused,
+      body: refused.body.replaceAll(other.sandboxId, sb.sandboxId),
+    });
     const asWrite = await viaSandboxHost(server.url, read, sb.sandboxId, { method: "POST", body: "x" });
     assert.ok(asWrite.status >= 400, `a read URL must not write: HTTP ${asWrite.status}`);
     const expired = new URL(expiring);

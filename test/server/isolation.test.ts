@@ -12,6 +12,7 @@ let t: TestServer;
 let keyB: string;
 let idA: string;
 let pidA: number;
+let expiresA: string | null;
 
 /** A request for every sandbox endpoint (`{id}` in the path), valid apart from whose sandbox it is. */
 const SAMPLES: Record<string, { json?: unknown; body?: string; query?: string }> = {
@@ -45,6 +46,7 @@ before(async () => {
   keyB = t.server.keys.create({ name: "B" }).key;
   const a = await body(t.req("POST", "/v1/sandboxes", { json: { metadata: { team: "a" } } }));
   idA = a.id;
+  expiresA = a.expiresAt;
   assert.equal(
     (await t.req("PUT", `/v1/sandboxes/${idA}/files?path=secret.txt`, { body: "A's" })).status,
     200,
@@ -90,7 +92,8 @@ test("key A's sandbox is untouched, and invisible to B's list", async () => {
   const running = await body(t.req("GET", `/v1/sandboxes/${idA}/commands`));
   assert.ok(running.some((p: { pid: number }) => p.pid === pidA));
   const info = await body(t.req("GET", `/v1/sandboxes/${idA}`));
-  assert.equal(info.expiresAt, null);
+  // B's `timeout: 1` did not reach it.
+  assert.equal(info.expiresAt, expiresA);
   const listB = await body(request(t.server.url, "GET", "/v1/sandboxes", { key: keyB }));
   assert.deepEqual(listB, []);
   const listA = await body(t.req("GET", "/v1/sandboxes"));

@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
-import { startServer } from "../../server/server.ts";
+import { DEFAULT_MAX_LIFETIME_MS, startServer } from "../../server/server.ts";
 import type { GlobalOptions } from "../context.ts";
 
 /** Registers `serve`. */
@@ -22,6 +22,11 @@ export function registerServe(program: Command): void {
       "real-tier sandboxes kept started ahead, per tier/template/limits in use (0: off)",
       process.env.KILN_WARM_POOL ?? "1",
     )
+    .option(
+      "--max-lifetime-ms <ms>",
+      "longest sandbox lifetime on every interface; a timeout of 0 means this much (default 24 h)",
+      String(DEFAULT_MAX_LIFETIME_MS),
+    )
     .action(async (flags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const port = Number(flags.port);
@@ -32,7 +37,11 @@ export function registerServe(program: Command): void {
       const warmPool = Number(flags.warmPool);
       if (!Number.isInteger(warmPool) || warmPool < 0 || warmPool > 64)
         throw new InvalidArgumentError("--warm-pool must be an integer from 0 to 64");
+      const maxLifetimeMs = Number(flags.maxLifetimeMs);
+      if (!Number.isSafeInteger(maxLifetimeMs) || maxLifetimeMs <= 0)
+        throw new InvalidArgumentError("--max-lifetime-ms must be a positive integer");
       const server = await startServer({
+        maxLifetimeMs,
         ...(g.dataDir ? { dataDir: g.dataDir } : {}),
         port,
         host: flags.host,

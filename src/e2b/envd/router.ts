@@ -2,9 +2,11 @@
  * The envd half of the E2B surface: one Web-standard handler for every
  * sandbox's envd calls. The sandbox comes from the request (`E2b-Sandbox-Id`,
  * see auth.ts); its `X-Access-Token` must be the token create/connect issued
- * for it. A sandbox that does not exist (killed, expired) answers 502, as
- * E2B's proxy does, which the SDK reports as a `TimeoutError` and
- * `isRunning() === false`.
+ * for it (or, for `/files`, a signed URL made from that token), checked by the
+ * token service on every request. A sandbox that does not exist (killed,
+ * expired) answers 502, as E2B's proxy does, which the SDK reports as a
+ * `TimeoutError` and `isRunning() === false`; so does every refused
+ * credential, so that no caller can tell another owner's sandbox from none.
  *
  * Connect RPC (`/process.Process/*`, `/filesystem.Filesystem/*`, JSON or
  * binary, unary and streaming) is served by @connectrpc/connect's router;
@@ -16,10 +18,8 @@ import {
   universalServerRequestFromFetch,
   universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
-import type { SandboxInfo } from "../../core/types.ts";
 import type { E2bContext } from "../context.ts";
 import { errorResponse, sandboxGoneResponse } from "../errors.ts";
-import { ownerOf } from "../mapping.ts";
 import { FilesystemService } from "../proto/filesystem.ts";
 import { ProcessService } from "../proto/process.ts";
 import { envdHttp } from "./files-http.ts";
@@ -36,6 +36,28 @@ function connectErrorResponse(e: ConnectError, status: number): Response {
   return Response.json({ code, message: e.rawMessage }, { status });
 }
 
+/**
+ * Checks an envd request's credential: its `X-Access-Token`, or for `/files`
+ * without one, an E2B signed URL (`signature`, `signature_expiration`).
+ * @throws NotFoundError for every failure alike
+ */
+function authorize(ctx: E2bContext, req: Request, url: URL, sandboxId: string, rpc: boolean): void {
+  const token = req.headers.get("x-access-token");
+  const signature = url.searchParams.get("signature");
+  if (token === null && signature !== null && !rpc && url.pathname === "/files") {
+    const expiration = url.searchParams.get("signature_expiration");
+    ctx.tokens.checkE2bSignature(sandboxId, {
+      path: url.searchParams.get("path") ?? "",
+      operation: req.method === "GET" ? "read" : "write",
+      user: url.searchParams.get("username") ?? "",
+      signature,
+      ...(expiration !== null ? { expiration } : {}),
+    });
+    return;
+  }
+  ctx.tokens.check(token, sandboxId, "e2b-envd");
+}
+
 /** Creates the envd handler. */
 export function createEnvdHandler(ctx: E2bContext): EnvdHandler {
   const router = createConnectRouter();
@@ -45,35 +67,31 @@ export function createEnvdHandler(ctx: E2bContext): EnvdHandler {
   const rpcs = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
 
   return async (req, sandboxId) => {
-    const path = new URL(req.url).pathname;
-    const rpc = rpcs.get(path);
-    let info: SandboxInfo;
-    try {
-      info = ctx.kiln.record(sandboxId);
-    } catch {
-      return rpc
-        ? connectErrorResponse(new ConnectError(`sandbox ${sandboxId} is not running`, Code.Unavailable), 502)
+    const url = new URL(req.url);
+    const rpc = rpcs.get(url.pathname);
+    // Every refusal is the answer for a sandbox that does not exist: a missing sandbox, one of
+    // another owner, a bad, expired or revoked token, all alike (no existence oracle).
+    const gone = () =>
+      rpc
+        ? connectErrorResponse(
+            new ConnectError(`sandbox ${sandboxId} is not running or does not exist`, Code.Unavailable),
+            502,
+          )
         : sandboxGoneResponse(sandboxId);
-    }
-    if (!ctx.tokens.verify(req.headers.get("x-access-token"), sandboxId, ownerOf(info))) {
-      const message = "invalid or missing X-Access-Token for this sandbox";
-      return rpc
-        ? connectErrorResponse(new ConnectError(message, Code.Unauthenticated), 401)
-        : errorResponse(401, message);
-    }
     let sandbox: Awaited<ReturnType<E2bContext["kiln"]["connect"]>>;
     try {
+      authorize(ctx, req, url, sandboxId, rpc !== undefined);
       sandbox = await ctx.kiln.connect(sandboxId);
     } catch {
-      return rpc
-        ? connectErrorResponse(new ConnectError(`sandbox ${sandboxId} is not running`, Code.Unavailable), 502)
-        : sandboxGoneResponse(sandboxId);
+      return gone();
     }
     if (rpc) {
       const uReq = universalServerRequestFromFetch(req, {});
       const uRes = await rpc({ ...uReq, contextValues: createContextValues().set(TARGET_KEY, { sandbox }) });
       return universalServerResponseToFetch(uRes);
     }
-    return (await envdHttp(sandbox, req)) ?? errorResponse(404, `no envd endpoint ${req.method} ${path}`);
+    return (
+      (await envdHttp(sandbox, req)) ?? errorResponse(404, `no envd endpoint ${req.method} ${url.pathname}`)
+    );
   };
 }

@@ -64,5 +64,5 @@ export function limitFromStderr(
   if (!limit) limit = PATTERNS.find(([re]) => re.test(stderr))?.[1];
   if (!limit) return undefined;
   const line = stderr.split("\n").find((l) => l.includes("limit") || l.includes("executionLimits")) ?? stderr;
-  return { limit, value: limits[limit], message: line.trim() };
+  return { limit, value: limits[limit as keyof Limits] as number, message: line.trim() };
 }
