@@ -7,7 +7,8 @@
  *    never another tier; only the registry (tiers/index.ts) imports the tiers.
  *  - The surfaces (cli, server, client, e2b, mcp, ai) never import a tier, and reach core only through
  *    src/index.ts or a core module that src/index.ts re-exports (the public API). Among themselves:
- *    client imports no surface; mcp none; ai and e2b only mcp; server e2b and mcp; cli any, and
+ *    client imports no surface; mcp and tokens none; ai only mcp; e2b mcp and tokens; server e2b,
+ *    mcp and tokens; cli any, and
  *    workspace and templates too (it copies trees and builds templates).
  *  - No import cycle between files, type-only imports included.
  *  - Capabilities are declared, not inferred: outside its own folder (and the registry), no code
@@ -54,10 +55,11 @@ const PUBLIC_CORE = new Set(imports(join(SRC, "index.ts")).filter((t) => area(t)
 const SURFACES: Record<string, string[]> = {
   client: [],
   mcp: [],
+  tokens: [],
   ai: ["mcp"],
-  e2b: ["mcp"],
-  server: ["e2b", "mcp"],
-  cli: ["server", "client", "e2b", "mcp", "ai", "workspace", "templates"],
+  e2b: ["mcp", "tokens"],
+  server: ["e2b", "mcp", "tokens"],
+  cli: ["server", "client", "e2b", "mcp", "ai", "tokens", "workspace", "templates"],
 };
 
 /** Whether a file in area `from` may import `target` (a path under src/). */

@@ -7,7 +7,7 @@
  * - envd calls (commands, files) carry `E2b-Sandbox-Id` and `X-Access-Token`:
  *   the `envdAccessToken` that create/connect returned, or a signed URL made
  *   from it. Both are built and checked by the one token service
- *   (src/server/tokens/): bound to the sandbox, derived from its owner's key,
+ *   (src/tokens/): bound to the sandbox, derived from its owner's key,
  *   and ended by revoking the key or deleting the sandbox.
  */
 /** The envd port the SDK puts in hostnames and in `E2b-Sandbox-Port`. */

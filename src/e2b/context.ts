@@ -5,7 +5,7 @@
  */
 import type { Kiln } from "../core/kiln.ts";
 import type { TierName } from "../core/types.ts";
-import type { SandboxTokens } from "../server/tokens/index.ts";
+import type { SandboxTokens } from "../tokens/index.ts";
 
 /** Resolves an API key to its owner; undefined rejects the key. */
 export type Authenticate = (apiKey: string) => Promise<{ owner: string } | undefined>;

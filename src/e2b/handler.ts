@@ -15,7 +15,7 @@
 import type { Kiln } from "../core/kiln.ts";
 import { checkTierName } from "../core/tier-registry.ts";
 import type { TierName } from "../core/types.ts";
-import { loadTokenSecret, recordOrUndefined, SandboxTokens } from "../server/tokens/index.ts";
+import { loadTokenSecret, recordOrUndefined, SandboxTokens } from "../tokens/index.ts";
 import { envdSandboxIdOf } from "./auth.ts";
 import type { Authenticate, E2bContext } from "./context.ts";
 import { createEnvdHandler } from "./envd/router.ts";

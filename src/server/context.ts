@@ -2,10 +2,10 @@
 import type { OpenAPIHono, RouteConfig, RouteHandler } from "@hono/zod-openapi";
 import type { Kiln } from "../core/kiln.ts";
 import type { Sandbox } from "../core/sandbox.ts";
+import type { SandboxTokens } from "../tokens/index.ts";
 import type { ApiKeyInfo, KeyStore } from "./keys.ts";
 import type { ProcessRegistry } from "./processes.ts";
 import type { StreamTracker } from "./streaming.ts";
-import type { SandboxTokens } from "./tokens/index.ts";
 
 /** Shared server state. */
 export interface ServerState {

@@ -14,7 +14,7 @@ import { withE2b } from "./mounts.ts";
 import { ProcessRegistry } from "./processes.ts";
 import { StreamTracker } from "./streaming.ts";
 import { attachTerminal } from "./terminal/index.ts";
-import { serverTokens } from "./tokens/server.ts";
+import { serverTokens } from "./tokens.ts";
 
 /** Options of {@link startServer}. */
 export interface ServeOptions {

@@ -1,7 +1,7 @@
 /** The token service of `kiln serve`: tokens derived from the data directory's API keys. */
-import type { Kiln } from "../../core/kiln.ts";
-import type { KeyStore } from "../keys.ts";
-import { loadTokenSecret, recordOrUndefined, SandboxTokens } from "./index.ts";
+import type { Kiln } from "../index.ts";
+import { loadTokenSecret, recordOrUndefined, SandboxTokens } from "../tokens/index.ts";
+import type { KeyStore } from "./keys.ts";
 
 /** Tokens whose owner is a key of `keys` (checked in kiln.db on every request) on `kiln`'s sandboxes. */
 export function serverTokens(kiln: Kiln, keys: KeyStore): SandboxTokens {

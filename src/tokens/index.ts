@@ -27,9 +27,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { NotFoundError } from "../../core/errors.ts";
-import type { Kiln } from "../../core/kiln.ts";
-import type { SandboxInfo } from "../../core/types.ts";
+import { type Kiln, NotFoundError, type SandboxInfo } from "../index.ts";
 
 /** The metadata label holding the owning key's id (`kiln.owner`). */
 const OWNER_LABEL = "kiln.owner";

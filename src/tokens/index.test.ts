@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import fc from "fast-check";
-import { resolveLimits } from "../../core/limits.ts";
-import type { SandboxInfo } from "../../core/types.ts";
+import { resolveLimits } from "../core/limits.ts";
+import type { SandboxInfo } from "../core/types.ts";
 import { SandboxTokens } from "./index.ts";
 
 function record(id: string, owner: string, createdAt = "2026-01-01T00:00:00.000Z"): SandboxInfo {
