@@ -1,9 +1,16 @@
 /** How the CLI prints: tables for people, JSON with `--json`, one-line errors. */
-import Table from "cli-table3";
+import { createRequire } from "node:module";
+import type TableType from "cli-table3";
 import { KilnError } from "../core/errors.ts";
+
+/** cli-table3, loaded on the first table (most commands print none). */
+function tableClass(): typeof TableType {
+  return createRequire(import.meta.url)("cli-table3") as typeof TableType;
+}
 
 /** Prints rows as a borderless table with the given columns. */
 export function printTable(head: string[], rows: (string | number)[][]): void {
+  const Table = tableClass();
   const table = new Table({
     head,
     style: { head: [], border: [], compact: true, "padding-left": 0, "padding-right": 2 },

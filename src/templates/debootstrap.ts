@@ -21,6 +21,7 @@ import {
   throwIfAborted,
   UnsupportedError,
 } from "../core/errors.ts";
+import { DEFAULT_PACKAGES } from "./defaults.ts";
 import { existsInRoot, mountsUnder, removeTree } from "./fs-util.ts";
 import { checkTemplateName, type Template, type TemplateStore } from "./template-store.ts";
 
@@ -36,22 +37,7 @@ export const DEFAULT_SUITE = "bookworm";
 /** The fallback mirror when this machine's apt sources name none for the suite. */
 export const FALLBACK_MIRROR = "http://deb.debian.org/debian";
 
-/**
- * The packages of the `default` template: a shell, coreutils, Python, Node
- * (bookworm's nodejs is Node 18), git and curl with CA certificates, plus
- * procps (ps, kill), which tests and agents expect, and less/xz/tar-level
- * basics minbase already has.
- */
-export const DEFAULT_PACKAGES: readonly string[] = [
-  "bash",
-  "coreutils",
-  "python3",
-  "nodejs",
-  "git",
-  "curl",
-  "ca-certificates",
-  "procps",
-];
+export { DEFAULT_PACKAGES };
 
 /** Build progress: a rough fraction in [0, 1] and what is happening. */
 export interface BuildProgress {

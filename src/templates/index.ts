@@ -3,6 +3,7 @@
  * See docs/templates.md.
  */
 import { type BuildOptions, build, DEFAULT_PACKAGES, DEFAULT_SUITE } from "./debootstrap.ts";
+import { DEFAULT_TEMPLATE } from "./defaults.ts";
 import type { Template, TemplateStore } from "./template-store.ts";
 
 export {
@@ -27,9 +28,7 @@ export {
   type TemplateSource,
   TemplateStore,
 } from "./template-store.ts";
-
-/** The name of the template sandboxes use when they name none. */
-export const DEFAULT_TEMPLATE = "default";
+export { DEFAULT_TEMPLATE };
 
 /**
  * Returns the `default` template, building it (bookworm minbase +

@@ -4,10 +4,11 @@
  * (to export) or a {@link TreeSink} (to import); the tar format itself is
  * tar-stream's (ustar with pax headers for long names).
  */
+import { createRequire } from "node:module";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import * as tarStream from "tar-stream";
+import type * as TarStream from "tar-stream";
 import { InvalidArgumentError } from "../core/errors.ts";
 import type { EntryType } from "../core/types.ts";
 
@@ -43,9 +44,14 @@ export interface TreeSink {
   finish?(dirs: { path: string; mtimeMs: number }[]): Promise<void>;
 }
 
+/** tar-stream, loaded on first use: most sandboxes never export or import a tree. */
+function tarStreamModule(): typeof TarStream {
+  return createRequire(import.meta.url)("tar-stream") as typeof TarStream;
+}
+
 /** Packs a tree into a tar stream. */
 export function packTree(source: TreeSource): ReadableStream<Uint8Array> {
-  const pack = tarStream.pack();
+  const pack = tarStreamModule().pack();
   (async () => {
     for await (const e of source.entries()) {
       const header = { name: e.path, mode: e.mode, mtime: new Date(e.mtimeMs) };
@@ -72,7 +78,7 @@ export function safeMemberPath(name: string): string {
 
 /** Unpacks a tar stream into a sink. Rejects entries that escape the root, hard links and devices. */
 export async function unpackTree(tar: ReadableStream<Uint8Array>, sink: TreeSink): Promise<void> {
-  const extract = tarStream.extract();
+  const extract = tarStreamModule().extract();
   const dirs: { path: string; mtimeMs: number }[] = [];
   const done = (async () => {
     for await (const entry of extract) {

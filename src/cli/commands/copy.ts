@@ -9,8 +9,6 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
-import { hostTreeSink, hostTreeSource } from "../../workspace/host-tree.ts";
-import { packTree, unpackTree } from "../../workspace/tar.ts";
 import { withKiln } from "../context.ts";
 import { printJson } from "../output.ts";
 
@@ -32,6 +30,8 @@ export function registerCopy(program: Command): void {
     .argument("<dst>", "destination: host path or ID:/path")
     .action(async (srcArg: string, dstArg: string, _flags, cmd: Command) =>
       withKiln(cmd, async (kiln, g) => {
+        const { hostTreeSink, hostTreeSource } = await import("../../workspace/host-tree.ts");
+        const { packTree, unpackTree } = await import("../../workspace/tar.ts");
         const src = parseLocation(srcArg);
         const dst = parseLocation(dstArg);
         if (Boolean(src.id) === Boolean(dst.id)) {

@@ -1,13 +1,14 @@
 /** `kiln keys create|ls|revoke`: API keys for `kiln serve`, stored hashed in the data directory. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
-import { defaultDataDir } from "../../core/kiln.ts";
-import { KeyStore } from "../../server/keys.ts";
+import type { KeyStore } from "../../server/keys.ts";
 import type { GlobalOptions } from "../context.ts";
 import { printJson, printTable } from "../output.ts";
 
-function withKeys<T>(cmd: Command, fn: (keys: KeyStore, g: GlobalOptions) => T): T {
+async function withKeys<T>(cmd: Command, fn: (keys: KeyStore, g: GlobalOptions) => T): Promise<T> {
   const g = cmd.optsWithGlobals<GlobalOptions>();
+  const { KeyStore } = await import("../../server/keys.ts");
+  const { defaultDataDir } = await import("../../core/kiln.ts");
   const keys = new KeyStore(g.dataDir ?? defaultDataDir());
   try {
     return fn(keys, g);

@@ -1,9 +1,7 @@
 /** `kiln mcp`: the Kiln MCP server on stdio, for MCP clients that start it as a child process. */
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
-import { createKilnMcpServer } from "../../mcp/server.ts";
 import type { KilnMcpDefaults } from "../../mcp/tools/context.ts";
 import { withKiln } from "../context.ts";
 
@@ -47,6 +45,8 @@ export function registerMcp(program: Command): void {
           ...(sandboxTimeoutMs !== undefined ? { sandboxTimeoutMs } : {}),
           ...(maxOutputBytes !== undefined ? { maxOutputBytes } : {}),
         };
+        const { createKilnMcpServer } = await import("../../mcp/server.ts");
+        const { StdioServerTransport } = await import("@modelcontextprotocol/sdk/server/stdio.js");
         const server = createKilnMcpServer({ kiln, owner: flags.owner, defaults });
         const transport = new StdioServerTransport();
         const closed = new Promise<void>((resolve) => {

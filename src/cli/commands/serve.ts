@@ -6,7 +6,6 @@
  */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
-import { DEFAULT_MAX_LIFETIME_MS, startServer } from "../../server/server.ts";
 import type { GlobalOptions } from "../context.ts";
 
 /** Registers `serve`. */
@@ -22,10 +21,10 @@ export function registerServe(program: Command): void {
       "real-tier sandboxes kept started ahead, per tier/template/limits in use (0: off)",
       process.env.KILN_WARM_POOL ?? "1",
     )
+    // No commander default: the server's (24 h) applies, and `--help` need not load the server.
     .option(
       "--max-lifetime-ms <ms>",
       "longest sandbox lifetime on every interface; a timeout of 0 means this much (default 24 h)",
-      String(DEFAULT_MAX_LIFETIME_MS),
     )
     .action(async (flags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
@@ -37,11 +36,12 @@ export function registerServe(program: Command): void {
       const warmPool = Number(flags.warmPool);
       if (!Number.isInteger(warmPool) || warmPool < 0 || warmPool > 64)
         throw new InvalidArgumentError("--warm-pool must be an integer from 0 to 64");
-      const maxLifetimeMs = Number(flags.maxLifetimeMs);
-      if (!Number.isSafeInteger(maxLifetimeMs) || maxLifetimeMs <= 0)
+      const maxLifetimeMs = flags.maxLifetimeMs === undefined ? undefined : Number(flags.maxLifetimeMs);
+      if (maxLifetimeMs !== undefined && (!Number.isSafeInteger(maxLifetimeMs) || maxLifetimeMs <= 0))
         throw new InvalidArgumentError("--max-lifetime-ms must be a positive integer");
+      const { startServer } = await import("../../server/server.ts");
       const server = await startServer({
-        maxLifetimeMs,
+        ...(maxLifetimeMs !== undefined ? { maxLifetimeMs } : {}),
         ...(g.dataDir ? { dataDir: g.dataDir } : {}),
         port,
         host: flags.host,

@@ -1,22 +1,18 @@
 /** `kiln template build|import|ls|rm|inspect|prune`: root filesystems of the real-binary tiers. */
 import { basename } from "node:path";
-import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { defaultDataDir } from "../../core/kiln.ts";
-import {
-  build,
-  DEFAULT_PACKAGES,
-  DEFAULT_TEMPLATE,
-  defaultTemplateDir,
-  importImage,
-  type Template,
-  TemplateStore,
-} from "../../templates/index.ts";
+import { DEFAULT_PACKAGES, DEFAULT_TEMPLATE } from "../../templates/defaults.ts";
+import type { Template, TemplateStore } from "../../templates/index.ts";
 import type { GlobalOptions } from "../context.ts";
 import { age, printJson, printTable } from "../output.ts";
 
-function openStore(cmd: Command): { store: TemplateStore; g: GlobalOptions } {
+/** The template code, loaded by the commands that use it (not by `--help`). */
+const templates = () => import("../../templates/index.ts");
+
+async function openStore(cmd: Command): Promise<{ store: TemplateStore; g: GlobalOptions }> {
   const g = cmd.optsWithGlobals<GlobalOptions>();
+  const { TemplateStore, defaultTemplateDir } = await templates();
+  const { defaultDataDir } = await import("../../core/kiln.ts");
   return { store: new TemplateStore(defaultTemplateDir(g.dataDir ?? defaultDataDir())), g };
 }
 
@@ -36,12 +32,13 @@ export function humanSize(bytes: number): string {
  * Progress for a long operation: a bar on a TTY, otherwise a plain line on
  * stderr per tenth of the way or per change of phase; nothing with --json.
  */
-function progressReporter(json: boolean): {
+async function progressReporter(json: boolean): Promise<{
   onProgress: (p: { fraction: number; message: string }) => void;
   stop: () => void;
-} {
+}> {
   if (json) return { onProgress: () => {}, stop: () => {} };
   if (process.stderr.isTTY) {
+    const { default: cliProgress } = await import("cli-progress");
     const bar = new cliProgress.SingleBar(
       {
         format: "{bar} {percentage}% | {message}",
@@ -117,7 +114,7 @@ async function withProgress(
     onProgress: (p: { fraction: number; message: string }) => void,
   ) => Promise<Template>,
 ): Promise<void> {
-  const progress = progressReporter(Boolean(g.json));
+  const progress = await progressReporter(Boolean(g.json));
   const { signal, dispose } = interruptSignal();
   const started = Date.now();
   try {
@@ -147,7 +144,7 @@ export function registerTemplate(program: Command): void {
     .option("--mirror <url>", "Debian mirror (default: this machine's apt source)")
     .option("--force", "repoint NAME if it holds a different recipe")
     .action(async (name: string, flags, cmd: Command) => {
-      const { store, g } = openStore(cmd);
+      const { store, g } = await openStore(cmd);
       const packages =
         flags.packages !== undefined
           ? String(flags.packages)
@@ -157,6 +154,7 @@ export function registerTemplate(program: Command): void {
           : name === DEFAULT_TEMPLATE
             ? [...DEFAULT_PACKAGES]
             : [];
+      const { build } = await templates();
       await withProgress(g, (signal, onProgress) =>
         build(store, name, {
           packages,
@@ -176,13 +174,14 @@ export function registerTemplate(program: Command): void {
     .option("--name <name>", "template name (default: the file name without .tar)")
     .option("--force", "repoint NAME if it holds a different image")
     .action(async (file: string, flags, cmd: Command) => {
-      const { store, g } = openStore(cmd);
+      const { store, g } = await openStore(cmd);
       const name: string =
         flags.name ??
         basename(file)
           .replace(/\.(tar|tgz|tar\.gz|oci)$/i, "")
           .replace(/[^A-Za-z0-9._-]/g, "-")
           .replace(/^[^A-Za-z0-9]+/, "");
+      const { importImage } = await templates();
       await withProgress(g, (signal, onProgress) =>
         importImage(store, name, file, { replace: Boolean(flags.force), signal, onProgress }),
       );
@@ -192,7 +191,7 @@ export function registerTemplate(program: Command): void {
     .command("ls")
     .description("list templates")
     .action(async (_flags, cmd: Command) => {
-      const { store, g } = openStore(cmd);
+      const { store, g } = await openStore(cmd);
       const list = await store.list();
       if (g.json) return printJson(list);
       printTable(
@@ -212,7 +211,7 @@ export function registerTemplate(program: Command): void {
     .description("print a template's manifest and root filesystem path as JSON")
     .argument("<name>", "template name")
     .action(async (name: string, _flags, cmd: Command) => {
-      const { store } = openStore(cmd);
+      const { store } = await openStore(cmd);
       printJson(await store.get(name));
     });
 
@@ -221,7 +220,7 @@ export function registerTemplate(program: Command): void {
     .description("remove templates (a blob goes when no name points at it)")
     .argument("<names...>", "template names")
     .action(async (names: string[], _flags, cmd: Command) => {
-      const { store, g } = openStore(cmd);
+      const { store, g } = await openStore(cmd);
       const removed = [];
       for (const n of names) removed.push(await store.remove(n));
       if (g.json) printJson({ removed });
@@ -232,7 +231,7 @@ export function registerTemplate(program: Command): void {
     .command("prune")
     .description("remove blobs no name points at and leftovers of interrupted builds")
     .action(async (_flags, cmd: Command) => {
-      const { store, g } = openStore(cmd);
+      const { store, g } = await openStore(cmd);
       const r = await store.prune();
       if (g.json) printJson(r);
       else process.stdout.write(`removed ${r.blobs.length} blobs, ${r.staging.length} staging dirs\n`);
