@@ -1,16 +1,27 @@
 #!/usr/bin/env node
-// The `kiln` command. Kiln needs Node 24; when started by an older Node this
-// re-runs itself under the Node 24 that the project installs from npm.
+// The `kiln` command's loader (bin/kiln, a shell script, starts it under Node 24).
+// It runs the compiled CLI (dist/, built at install by scripts/build-cli.mjs) when that
+// build matches the sources, else the TypeScript sources themselves, so it never runs
+// old code. Started by an older Node, it re-runs itself once under the project's Node 24.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import module from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { freshCompiledEntry } from "../scripts/cli-build-stamp.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const entry = join(root, "src", "cli", "main.ts");
 const major = Number(process.versions.node.split(".")[0]);
 
+/** Where compiled code is cached between runs (warmed by the build at install). */
+export const COMPILE_CACHE_DIR = join(root, "node_modules", ".cache", "kiln", "compile");
+
 if (major >= 24) {
+  // V8's code cache for every module this command loads (and, for the sources, their
+  // stripped types): later runs skip parsing and compiling. Failure to write is harmless.
+  module.enableCompileCache?.(COMPILE_CACHE_DIR);
+  const entry = freshCompiledEntry(root) ?? join(root, "src", "cli", "main.ts");
+  if (process.env.KILN_DEBUG) process.stderr.write(`kiln: cli from ${entry}\n`);
   const { main } = await import(pathToFileURL(entry).href);
   const code = await main(process.argv.slice(2));
   process.exitCode = code;

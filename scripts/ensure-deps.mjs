@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// Installs the npm dependencies (Node 24 among them) when they are missing or stale.
+// Installs the npm dependencies (Node 24 among them) when they are missing or stale, and
+// rebuilds the compiled CLI (dist/) when it no longer matches the sources.
 // Runs on whatever Node the machine has, so it must stay plain JavaScript.
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freshCompiledEntry } from "./cli-build-stamp.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const lock = join(root, "package-lock.json");
@@ -26,4 +28,13 @@ if (stale) {
     process.stderr.write("kiln: npm install failed\n");
     process.exit(r.status ?? 1);
   }
+}
+
+// `npm install` builds the compiled CLI (prepare); after a pull or an edit it is rebuilt here.
+if (!freshCompiledEntry(root)) {
+  const r = spawnSync(process.execPath, [join(root, "scripts", "build-cli.mjs")], {
+    cwd: root,
+    stdio: "inherit",
+  });
+  if (r.status !== 0) process.exit(r.status ?? 1);
 }

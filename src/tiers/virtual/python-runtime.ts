@@ -13,7 +13,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { dirname, extname, join } from "node:path";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { PythonWorkerData, WorkerJob, WorkerMessage } from "./python-worker.ts";
 
@@ -229,7 +229,8 @@ export class PythonRuntime {
       maxMemoryBytes: this.#opts.maxMemoryBytes,
       maxDiskBytes: this.#opts.maxDiskBytes,
     };
-    const worker = new Worker(new URL("./python-worker.ts", import.meta.url), {
+    // The worker sits beside this module: python-worker.ts in the source, .js in the compiled CLI.
+    const worker = new Worker(new URL(`./python-worker${extname(import.meta.url)}`, import.meta.url), {
       workerData,
       transferList: [port2],
     });
