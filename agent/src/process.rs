@@ -114,7 +114,8 @@ pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
     // and stderr's pipe is closed at once.
     let (in_r, in_w, out_r, out_w, err_r, err_w, master) = match size {
         Some((cols, rows)) => {
-            let (master, slave) = sys::open_pty(cols, rows).map_err(|e| Fail::io(e, "open a pty"))?;
+            let (master, slave) = sys::open_pty(cols, rows)
+                .map_err(|e| Fail::new("ENOTTY", format!("cannot open a terminal: {}", Fail::io(e, "open a pty").message)))?;
             let (err_r, err_w) = sys::pipe()?;
             drop(err_w);
             let err_w = slave.try_clone()?;

@@ -11,6 +11,7 @@ import {
   LimitExceededError,
   type LimitName,
   NotFoundError,
+  type NotFoundResource,
   SandboxStoppedError,
   TierUnavailableError,
   TimeoutError,
@@ -40,7 +41,10 @@ export function errorFromWire(w: WireError): KilnError {
   let e: KilnError;
   switch (w.code) {
     case "not_found":
-      e = new NotFoundError(msg, opts);
+      e = new NotFoundError(msg, {
+        ...opts,
+        ...(typeof w.resource === "string" ? { resource: w.resource as NotFoundResource } : {}),
+      });
       break;
     case "invalid_argument":
       e = new InvalidArgumentError(msg, opts);

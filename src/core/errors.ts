@@ -50,11 +50,22 @@ export class KilnError extends Error {
   }
 }
 
+/** What kind of thing was not found, where the thrower knows it. */
+export type NotFoundResource = "sandbox" | "template" | "file" | "process" | "key";
+
 /** A sandbox, process, file or template that does not exist. */
 export class NotFoundError extends KilnError {
-  constructor(message: string, options?: KilnErrorOptions) {
+  /** What was not found, when the thrower says (callers branch on it, never on the message). */
+  readonly resource: NotFoundResource | undefined;
+
+  constructor(message: string, options: KilnErrorOptions & { resource?: NotFoundResource } = {}) {
     super("not_found", message, options);
     this.name = "NotFoundError";
+    this.resource = options.resource;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), ...(this.resource ? { resource: this.resource } : {}) };
   }
 }
 

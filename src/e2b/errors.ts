@@ -17,7 +17,7 @@
  *   `NotEnoughSpaceError`, 502 (sandbox gone) -> `TimeoutError`.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { KilnError } from "../core/errors.ts";
+import { type ErrorCode, KilnError, LimitExceededError } from "../core/errors.ts";
 
 /** An HTTP status and the JSON body E2B's API and envd use for errors. */
 export interface E2bHttpError {
@@ -34,28 +34,24 @@ export function errorResponse(status: number, message: string): Response {
   return Response.json({ code: status, message }, { status });
 }
 
-/** The REST API's status for a Kiln error code. */
+/** The REST API's status for each Kiln error code (429 and 503 never: the SDK retries them). */
+const REST_STATUS: Readonly<Record<ErrorCode, number>> = {
+  not_found: 404,
+  sandbox_stopped: 404,
+  invalid_argument: 400,
+  tier_unavailable: 400,
+  aborted: 400,
+  limit_exceeded: 400,
+  conflict: 409,
+  timeout: 504,
+  unsupported: 501,
+  unauthenticated: 401,
+  internal: 500,
+};
+
+/** The REST API's status for a thrown value. */
 function restStatus(e: unknown): number {
-  if (!(e instanceof KilnError)) return 500;
-  switch (e.code) {
-    case "not_found":
-    case "sandbox_stopped":
-      return 404;
-    case "invalid_argument":
-    case "tier_unavailable":
-    case "aborted":
-      return 400;
-    case "conflict":
-      return 409;
-    case "limit_exceeded":
-      return 400;
-    case "timeout":
-      return 504;
-    case "unsupported":
-      return 501;
-    default:
-      return 500;
-  }
+  return e instanceof KilnError ? REST_STATUS[e.code] : 500;
 }
 
 /** A thrown value as the REST API's error response. */
@@ -63,31 +59,27 @@ export function restErrorResponse(e: unknown): Response {
   return errorResponse(restStatus(e), messageOf(e));
 }
 
+/** envd's plain-HTTP status for each Kiln error code (`limit_exceeded` on disk space: 507). */
+const ENVD_HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  not_found: 404,
+  invalid_argument: 400,
+  aborted: 400,
+  conflict: 409,
+  limit_exceeded: 413,
+  sandbox_stopped: 502,
+  unsupported: 501,
+  unauthenticated: 401,
+  timeout: 500,
+  tier_unavailable: 500,
+  internal: 500,
+};
+
 /** A thrown value as envd's plain-HTTP error response (`/files`). */
 export function envdHttpErrorResponse(e: unknown): Response {
   let status = 500;
   if (e instanceof KilnError) {
-    switch (e.code) {
-      case "not_found":
-        status = 404;
-        break;
-      case "invalid_argument":
-      case "aborted":
-        status = 400;
-        break;
-      case "conflict":
-        status = 409;
-        break;
-      case "limit_exceeded":
-        status = (e as { limit?: string }).limit === "diskBytes" ? 507 : 413;
-        break;
-      case "sandbox_stopped":
-        status = 502;
-        break;
-      case "unsupported":
-        status = 501;
-        break;
-    }
+    const diskFull = e instanceof LimitExceededError && e.limit === "diskBytes";
+    status = diskFull ? 507 : ENVD_HTTP_STATUS[e.code];
   }
   return errorResponse(status, messageOf(e));
 }
@@ -97,24 +89,27 @@ export function sandboxGoneResponse(id: string): Response {
   return errorResponse(502, `sandbox ${id} is not running or does not exist`);
 }
 
+/** envd's Connect code for each Kiln error code. */
+const CONNECT_CODE: Readonly<Record<ErrorCode, Code>> = {
+  not_found: Code.NotFound,
+  invalid_argument: Code.InvalidArgument,
+  timeout: Code.DeadlineExceeded,
+  limit_exceeded: Code.FailedPrecondition,
+  tier_unavailable: Code.FailedPrecondition,
+  conflict: Code.AlreadyExists,
+  aborted: Code.Canceled,
+  sandbox_stopped: Code.Unavailable,
+  unsupported: Code.Unimplemented,
+  unauthenticated: Code.Unauthenticated,
+  internal: Code.Internal,
+};
+
 /** A thrown value as the `ConnectError` an envd RPC fails with. */
 export function toConnectError(e: unknown): ConnectError {
   if (e instanceof ConnectError) return e;
   if (!(e instanceof KilnError))
     return new ConnectError(messageOf(e), Code.Internal, undefined, undefined, e);
-  const code = {
-    not_found: Code.NotFound,
-    invalid_argument: Code.InvalidArgument,
-    timeout: Code.DeadlineExceeded,
-    limit_exceeded: Code.FailedPrecondition,
-    tier_unavailable: Code.FailedPrecondition,
-    conflict: Code.AlreadyExists,
-    aborted: Code.Canceled,
-    sandbox_stopped: Code.Unavailable,
-    unsupported: Code.Unimplemented,
-    unauthenticated: Code.Unauthenticated,
-    internal: Code.Internal,
-  }[e.code];
+  const code = CONNECT_CODE[e.code];
   return new ConnectError(e.message, code, undefined, undefined, e);
 }
 

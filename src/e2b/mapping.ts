@@ -79,16 +79,17 @@ export async function checkTemplateOnTier(kiln: Kiln, tier: TierName, template: 
   throw new NotFoundError(
     `template ${template} is not available on the ${tier} tier (it has one built-in environment, \`base\`); ` +
       `E2B-hosted templates are not part of Kiln: build or import it (\`kiln template build|import\`) and use a tier that runs templates`,
+    { resource: "template" },
   );
 }
 
 /** Rewrites Kiln's "no template" error into one that says E2B-hosted templates are not available. */
 export function templateError(e: unknown, template: string): unknown {
-  if (e instanceof NotFoundError && /template/i.test(e.message)) {
+  if (e instanceof NotFoundError && e.resource === "template") {
     return new NotFoundError(
       `template ${template} does not exist in this Kiln; E2B-hosted templates are not available, ` +
         `build or import it with \`kiln template build|import ${template}\``,
-      { cause: e },
+      { cause: e, resource: "template" },
     );
   }
   return e;

@@ -85,7 +85,8 @@ export interface HelloMessage {
 
 /** Body of an ERROR frame and of a failed STDIN_ACK. */
 export interface ErrorMessage {
-  /** errno-style code: ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, EACCES, EINVAL, ENOSPC, EFBIG, EPROTO, ... */
+  /** errno-style code: ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, EACCES, EINVAL, ENOSPC, EFBIG, EPROTO,
+   * EAGAIN (the process limit), ENOTTY (no terminal could be opened), ...; `agent-errors.ts` maps them. */
   errno: string;
   /** Human-readable detail, including the operation and path. */
   message: string;

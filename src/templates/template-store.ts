@@ -184,9 +184,12 @@ export class TemplateStore {
   /** A template by name. @throws NotFoundError, InvalidArgumentError (bad name) */
   async get(name: string): Promise<Template> {
     const rec = await this.readName(name);
-    if (!rec) throw new NotFoundError(`template not found: ${name}`);
+    if (!rec) throw new NotFoundError(`template not found: ${name}`, { resource: "template" });
     const m = await this.blob(rec.digest);
-    if (!m) throw new NotFoundError(`template ${name} points at a missing blob ${rec.digest}`);
+    if (!m)
+      throw new NotFoundError(`template ${name} points at a missing blob ${rec.digest}`, {
+        resource: "template",
+      });
     return this.template(name, m);
   }
 
@@ -256,7 +259,7 @@ export class TemplateStore {
     checkTemplateName(name);
     return this.withLock("names", async () => {
       const rec = await this.readName(name);
-      if (!rec) throw new NotFoundError(`template not found: ${name}`);
+      if (!rec) throw new NotFoundError(`template not found: ${name}`, { resource: "template" });
       await rm(this.namePath(name), { force: true });
       const blobRemoved = await this.gcBlob(rec.digest);
       return { name, digest: rec.digest, blobRemoved };

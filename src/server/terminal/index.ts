@@ -26,15 +26,16 @@
  * `{ t: "done", exitCode, durationMs, cwd, error? }`.
  * Both: server `{ t: "error", message }`.
  */
-import type { IncomingMessage, Server } from "node:http";
+import { type IncomingMessage, type Server, STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { CommandHandle } from "../../core/commands.ts";
-import type { KilnError } from "../../core/errors.ts";
+import { KilnError, NotFoundError, UnauthenticatedError } from "../../core/errors.ts";
 import type { Sandbox } from "../../core/sandbox.ts";
 import { cwdFromState, newStateFile, wrapShellLine } from "../../core/shell-state.ts";
 import { presentedKey } from "../auth.ts";
 import type { ServerState } from "../context.ts";
+import { HTTP_STATUS, toKilnError } from "../errors.ts";
 import { ownedSandbox } from "../ownership.ts";
 import { MAX_UNREAD_BYTES } from "../streaming.ts";
 
@@ -47,10 +48,12 @@ const PATH = /^\/v1\/sandboxes\/([^/]+)\/terminal$/;
 /** Longest line accepted, in characters. */
 const MAX_LINE = 64 * 1024;
 
-function reject(socket: Duplex, status: number, reason: string, message: string): void {
-  const body = JSON.stringify({ error: { code: reason, message } });
+/** Refuses an upgrade with the error's code, its status from the one table (HTTP_STATUS), and the usual body. */
+function reject(socket: Duplex, e: KilnError): void {
+  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+  const status = HTTP_STATUS[e.code];
   socket.end(
-    `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : status === 404 ? "Not Found" : status === 503 ? "Service Unavailable" : "Bad Request"}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n` +
       `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
 }
@@ -293,8 +296,9 @@ export function attachTerminal(server: Server, state: ServerState): void {
     void (async () => {
       const url = new URL(req.url ?? "/", "http://localhost");
       const m = PATH.exec(url.pathname);
-      if (!m) return reject(socket, 404, "not_found", `no WebSocket at ${url.pathname}`);
-      if (state.draining) return reject(socket, 503, "tier_unavailable", "the server is shutting down");
+      if (!m) return reject(socket, new NotFoundError(`no WebSocket at ${url.pathname}`));
+      if (state.draining)
+        return reject(socket, new KilnError("tier_unavailable", "the server is shutting down"));
       const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
       const fromProtocol = offered
         .find((p) => p.startsWith(KEY_PROTOCOL_PREFIX))
@@ -303,18 +307,12 @@ export function attachTerminal(server: Server, state: ServerState): void {
       if (req.headers.authorization) headers.set("authorization", req.headers.authorization);
       const presented = fromProtocol || presentedKey(headers);
       const key = presented ? state.keys.verify(presented) : undefined;
-      if (!key) return reject(socket, 401, "unauthenticated", "the API key is missing, unknown or revoked");
+      if (!key) return reject(socket, new UnauthenticatedError("the API key is missing, unknown or revoked"));
       let sb: Sandbox;
       try {
         sb = await ownedSandbox(state.kiln, key.id, decodeURIComponent(m[1]!));
       } catch (e) {
-        const code = (e as KilnError).code;
-        return reject(
-          socket,
-          code === "invalid_argument" ? 400 : 404,
-          code ?? "not_found",
-          (e as Error).message,
-        );
+        return reject(socket, toKilnError(e));
       }
       const info = await sb.info();
       const pty = (await state.kiln.backend(info.tier)).capabilities.pty;
@@ -325,6 +323,6 @@ export function attachTerminal(server: Server, state: ServerState): void {
         sessions.add(s);
         ws.on("close", () => sessions.delete(s));
       });
-    })().catch((e) => reject(socket, 400, "internal", (e as Error).message));
+    })().catch((e) => reject(socket, toKilnError(e)));
   });
 }

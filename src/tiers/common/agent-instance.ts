@@ -15,14 +15,10 @@ import type {
   SpawnedProcess,
   SpawnRequest,
 } from "../../core/backend.ts";
-import {
-  LimitExceededError,
-  SandboxStoppedError,
-  TierUnavailableError,
-  UnsupportedError,
-} from "../../core/errors.ts";
+import { SandboxStoppedError, TierUnavailableError } from "../../core/errors.ts";
 import type { TierName } from "../../core/types.ts";
-import { AgentClient, AgentError } from "../../protocol/agent-client.ts";
+import { AgentClient } from "../../protocol/agent-client.ts";
+import { kilnErrorFromAgent } from "../../protocol/agent-errors.ts";
 import { AgentFiles } from "./agent-files.ts";
 import type { SandboxCgroup } from "./cgroups.ts";
 import type { WorkspaceImage } from "./workspace-image.ts";
@@ -174,24 +170,7 @@ export class AgentInstance implements Instance {
     try {
       proc = await agent.spawn({ ...req, env: { ...DEFAULT_ENV, ...req.env } });
     } catch (e) {
-      if (e instanceof AgentError && e.errno === "ECONNRESET") {
-        throw new SandboxStoppedError(this.parts.spec.id, { cause: e });
-      }
-      if (req.pty && e instanceof AgentError && /pty|terminals/.test(e.message)) {
-        throw new UnsupportedError(`this sandbox cannot open a terminal: ${e.message}`, { cause: e });
-      }
-      if (e instanceof AgentError && e.errno === "EAGAIN") {
-        const l = this.parts.spec.limits;
-        throw new LimitExceededError(
-          "pids",
-          l.pids,
-          "process limit reached: the sandbox cannot start another process",
-          {
-            cause: e,
-          },
-        );
-      }
-      throw e;
+      throw this.agentError(e);
     }
     if (this.running++ === 0 && this.parts.cgroup) {
       this.sampler = setInterval(() => this.sampleOom(), 50);
@@ -234,15 +213,17 @@ export class AgentInstance implements Instance {
               try {
                 await proc.resize!(cols, rows);
               } catch (e) {
-                if (e instanceof AgentError && e.errno === "ECONNRESET") {
-                  throw new SandboxStoppedError(this.parts.spec.id, { cause: e });
-                }
-                throw e;
+                throw this.agentError(e);
               }
             },
           }
         : {}),
     };
+  }
+
+  /** An agent call's failure as a Kiln error (one mapping: protocol/agent-errors.ts). */
+  private agentError(e: unknown): unknown {
+    return kilnErrorFromAgent(e, { sandboxId: this.parts.spec.id, limits: this.parts.spec.limits });
   }
 
   private counters(): { oomKills: number; limitHits: number; pidsMax: number; atMs: number } {

@@ -53,6 +53,7 @@ export async function templateRootfs(dataDir: string, name: string, signal?: Abo
     if (name !== "default") {
       throw new NotFoundError(
         `no template ${name}; build it with \`kiln template build ${name}\` or import one`,
+        { resource: "template" },
       );
     }
     const key = store.root;
