@@ -14,5 +14,6 @@ export { DEFAULT_LIMITS, LIMIT_PROFILES, type Limits, resolveLimits } from "./co
 export { WORKSPACE } from "./core/paths.ts";
 export type { RunCodeOptions, RunCodeResult, Sandbox } from "./core/sandbox.ts";
 export { cwdFromState, newStateFile, wrapShellLine } from "./core/shell-state.ts";
+export { checkEnvSize, checkMetadataSize, SIZE_LIMITS } from "./core/sizes.ts";
 export { checkTierName } from "./core/tier-registry.ts";
 export * from "./core/types.ts";

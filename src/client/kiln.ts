@@ -76,13 +76,20 @@ export class KilnClient implements KilnApi {
     return sb;
   }
 
-  /** This key's sandboxes, optionally filtered by metadata and state. */
+  /** This key's sandboxes, optionally filtered by metadata and state (every page of the server's list). */
   async list(options: ListOptions = {}): Promise<SandboxInfo[]> {
     const metadata = Object.entries(options.metadata ?? {}).map(([k, v]) => `${k}=${v}`);
-    return this.check().json<SandboxInfo[]>("GET", "/v1/sandboxes", {
-      query: { metadata, state: options.state },
-      signal: options.signal,
-    });
+    const out: SandboxInfo[] = [];
+    let nextToken: string | undefined;
+    do {
+      const res = await this.check().request("GET", "/v1/sandboxes", {
+        query: { metadata, state: options.state, nextToken },
+        signal: options.signal,
+      });
+      out.push(...((await res.json()) as SandboxInfo[]));
+      nextToken = res.headers.get("x-next-token") ?? undefined;
+    } while (nextToken);
+    return out;
   }
 
   /** Kills a sandbox of this key. @throws NotFoundError, InvalidArgumentError */

@@ -17,6 +17,7 @@ import {
 } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
+import { checkEnvSize } from "./sizes.ts";
 import type { CommandResult } from "./types.ts";
 
 /** Options of `commands.run`. */
@@ -329,6 +330,7 @@ export class Commands {
     const d = this.ctx.defaults();
     const cwd = options.cwd === undefined ? d.cwd : sandboxPath(options.cwd, d.cwd);
     const env = { ...d.env, ...(options.env ?? {}) };
+    checkEnvSize(env);
     for (const [k, v] of Object.entries(env)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || typeof v !== "string" || v.includes("\0")) {
         throw new InvalidArgumentError(`invalid environment variable: ${k}`);

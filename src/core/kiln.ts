@@ -26,6 +26,7 @@ import { sandboxPath, WORKSPACE } from "./paths.ts";
 import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
 import { RecordStore } from "./record-store.ts";
 import { Sandbox } from "./sandbox.ts";
+import { checkEnvSize, checkMetadataSize } from "./sizes.ts";
 import { type BackendFactory, checkTierName, registeredTiers } from "./tier-registry.ts";
 import {
   type CreateOptions,
@@ -178,9 +179,8 @@ export class Kiln {
     }
     const cwd = sandboxPath(options.cwd ?? WORKSPACE, "/");
     const timeoutMs = this.lifetime(options.timeoutMs ?? 0);
-    for (const [k, v] of Object.entries(options.metadata ?? {})) {
-      if (typeof v !== "string") throw new InvalidArgumentError(`metadata ${k} must be a string`);
-    }
+    checkMetadataSize(options.metadata);
+    checkEnvSize(options.env);
     const backend = await this.backend(tier);
     const now = Date.now();
     const info: SandboxInfo = {
@@ -368,6 +368,7 @@ export class Kiln {
   async list(options: ListOptions = {}): Promise<SandboxInfo[]> {
     throwIfAborted(options.signal);
     this.checkOpen();
+    checkMetadataSize(options.metadata, "metadata filter");
     await this.reapExpired();
     return this.records.list().filter((r) => {
       if (r.state === "killed") return false;

@@ -35,4 +35,6 @@ export interface E2bContext {
   tokens: SandboxTokens;
   /** Process facts by `<sandboxId>:<pid>`, dropped when the process ends. */
   processes: Map<string, ProcessFacts>;
+  /** Request body limit of the REST API and envd's RPCs, in bytes. */
+  maxBodyBytes: number;
 }

@@ -54,6 +54,12 @@ export interface E2bHandlerOptions {
    * on every envd request, so that ending an owner ends its tokens. Default: always.
    */
   ownerActive?: (owner: string) => boolean;
+  /**
+   * Request body limit of the REST API and of envd's RPCs, in bytes (413
+   * beyond it); default 1,048,576 (1 MiB). File uploads stream instead, up to
+   * the sandbox's `maxFileBytes`.
+   */
+  maxBodyBytes?: number;
 }
 
 /** A Web-standard request handler. */
@@ -79,6 +85,7 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
         ownerActive: options.ownerActive ?? (() => true),
       }),
     processes: new Map(),
+    maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
   };
   const rest = createRestApp(ctx);
   const envd = createEnvdHandler(ctx);

@@ -5,8 +5,10 @@
  * sees (a sandbox of another owner is a 404, like one that does not exist).
  */
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { InvalidArgumentError, UnsupportedError } from "../core/errors.ts";
 import type { SandboxInfo } from "../core/types.ts";
+import { checkMetadataSize } from "../index.ts";
 import { publicMetadata, SandboxAccess } from "../mcp/access.ts";
 import { apiKeyOf } from "./auth.ts";
 import type { E2bContext } from "./context.ts";
@@ -56,6 +58,7 @@ function metadataQuery(q: string | undefined): Record<string, string> {
 
 function listFilter(url: URL): (info: SandboxInfo) => boolean {
   const metadata = metadataQuery(url.searchParams.get("metadata") ?? undefined);
+  checkMetadataSize(metadata, "metadata filter");
   const states = (url.searchParams.getAll("state").join(",") || "running,paused")
     .split(",")
     .map((s) => s.trim())
@@ -77,8 +80,8 @@ function listFilter(url: URL): (info: SandboxInfo) => boolean {
 function page<T>(items: T[], url: URL): { items: T[]; next: string | undefined } {
   const limitQ = url.searchParams.get("limit");
   const limit = limitQ ? Number(limitQ) : 100;
-  if (!Number.isInteger(limit) || limit < 1)
-    throw new InvalidArgumentError("limit must be a positive integer");
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new InvalidArgumentError("limit must be an integer from 1 to 1000");
   const tokenQ = url.searchParams.get("nextToken");
   const start = tokenQ ? Number(Buffer.from(tokenQ, "base64url").toString()) : 0;
   if (!Number.isInteger(start) || start < 0) throw new InvalidArgumentError("malformed nextToken");
@@ -96,6 +99,18 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
   app.onError((e) => restErrorResponse(e));
   app.notFound((c) => errorResponse(404, `no route ${c.req.method} ${c.req.path} in Kiln's E2B API`));
 
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: ctx.maxBodyBytes,
+      onError: () => {
+        // The body stays unread: this connection cannot carry another request.
+        const res = errorResponse(413, `the request body is over ${ctx.maxBodyBytes} bytes`);
+        res.headers.set("connection", "close");
+        return res;
+      },
+    }),
+  );
   app.use("*", async (c, next) => {
     const key = apiKeyOf(c.req.raw);
     const who = key ? await ctx.authenticate(key) : undefined;

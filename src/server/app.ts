@@ -5,6 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { KilnError } from "../core/errors.ts";
 import { authenticate } from "./auth.ts";
+import { limitBodies } from "./body-limit.ts";
 import type { App, AppEnv, ServerState } from "./context.ts";
 import { mountDashboard } from "./dashboard/index.ts";
 import { errorBody, invalidArgumentFromZod, onError } from "./errors.ts";
@@ -38,6 +39,7 @@ export function createApp(state: ServerState): App {
     }
     await next();
   });
+  app.use("*", limitBodies(state.maxBodyBytes));
   app.use("/v1/*", async (c, next) => (c.req.path === OPENAPI_PATH ? next() : authenticate(c, next)));
   const owned = async (c: Parameters<typeof authenticate>[0], next: () => Promise<void>) => {
     c.set("sandbox", await ownedSandbox(state.kiln, c.var.key.id, c.req.param("id") ?? "", c.req.raw.signal));

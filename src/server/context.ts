@@ -15,6 +15,8 @@ export interface ServerState {
   tokens: SandboxTokens;
   processes: ProcessRegistry;
   streams: StreamTracker;
+  /** The request body limit of every endpoint but the streamed uploads, in bytes. */
+  maxBodyBytes: number;
   /** True once shutdown began: new requests get 503. */
   draining: boolean;
 }

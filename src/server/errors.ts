@@ -55,6 +55,25 @@ export class QuotaExceededError extends KilnError {
   }
 }
 
+/**
+ * A request body over the server's limit (`limit_exceeded`, `limit` =
+ * `maxBodyBytes`): the one error answered with 413 rather than 429, since
+ * sending the same body again can never succeed.
+ */
+export class BodyTooLargeError extends KilnError {
+  readonly limit = "maxBodyBytes";
+  /** The limit, in bytes. */
+  readonly value: number;
+  constructor(maxBytes: number, message = `the request body is over ${maxBytes} bytes`) {
+    super("limit_exceeded", message);
+    this.name = "BodyTooLargeError";
+    this.value = maxBytes;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), limit: this.limit, value: this.value };
+  }
+}
+
 /** The JSON error body: `{ error: { code, message, ...details } }`. */
 export interface ErrorBody {
   error: { code: ServerErrorCode; message: string; [detail: string]: unknown };
@@ -82,6 +101,7 @@ export function errorBody(e: unknown): ErrorBody {
 
 /** The HTTP status of an error. */
 export function httpStatus(e: unknown): number {
+  if (e instanceof BodyTooLargeError) return 413;
   return HTTP_STATUS[toKilnError(e).code as ServerErrorCode] ?? 500;
 }
 

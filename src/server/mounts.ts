@@ -40,6 +40,7 @@ export function withE2b(
   const e2b = createE2bHandler({
     kiln: state.kiln,
     tokens: state.tokens,
+    maxBodyBytes: state.maxBodyBytes,
     authenticate: async (apiKey) => {
       const key = state.keys.verify(apiKey);
       return key ? { owner: key.id } : undefined;

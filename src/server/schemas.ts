@@ -83,6 +83,16 @@ export const ListSandboxesQuery = z.object({
     .optional()
     .openapi({ description: "`key=value`, repeatable: only sandboxes with all these labels" }),
   state: z.enum(["running", "stopped", "killed"]).optional(),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .optional()
+    .openapi({ description: "most sandboxes in this page (1-1000, default 1000)" }),
+  nextToken: Str.optional().openapi({
+    description: "the `X-Next-Token` of the previous page; absent for the first page",
+  }),
 });
 
 export const IdParams = z.object({

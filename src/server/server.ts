@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Kiln } from "../index.ts";
 import { createApp } from "./app.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "./body-limit.ts";
 import type { App, ServerState } from "./context.ts";
 import { KeyStore } from "./keys.ts";
 import { withE2b } from "./mounts.ts";
@@ -33,6 +34,8 @@ export interface ServeOptions {
    * a timeout of 0 means this much, a longer one is refused. Default 86,400,000 (24 h).
    */
   maxLifetimeMs?: number;
+  /** Request body limit of every endpoint but streamed uploads, in bytes; default 1,048,576 (1 MiB). */
+  maxBodyBytes?: number;
 }
 
 /** The default of {@link ServeOptions.maxLifetimeMs}: 24 hours. */
@@ -70,6 +73,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     kiln,
     keys,
     tokens: serverTokens(kiln, keys),
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     processes: new ProcessRegistry(),
     streams: new StreamTracker(),
     draining: false,

@@ -110,6 +110,7 @@ describe("body limits, size limits and paged lists (kiln serve)", { timeout: 300
   let victim: string;
   const victimIds: string[] = [];
 
+  const e2b = (apiKey: string) => ({ apiUrl: server.url, sandboxUrl: server.url, apiKey });
   const api = async (method: string, path: string, key: string, json?: unknown) => {
     const res = await fetch(server.url + path, {
       method,
@@ -168,7 +169,7 @@ describe("body limits, size limits and paged lists (kiln serve)", { timeout: 300
     const theirs = await api("GET", "/v1/sandboxes", victim);
     assert.equal(theirs.status, 200);
     assert.deepEqual(theirs.json.map((s: { id: string }) => s.id).sort(), [...victimIds].sort());
-    const viaE2b = await Sandbox.list({ apiUrl: server.url, apiKey: victim }).nextItems();
+    const viaE2b = await Sandbox.list({ ...e2b(victim) }).nextItems();
     assert.deepEqual(viaE2b.map((s) => s.sandboxId).sort(), [...victimIds].sort());
   });
 
@@ -297,7 +298,7 @@ describe("body limits, size limits and paged lists (kiln serve)", { timeout: 300
     const bad = await api("GET", "/v1/sandboxes?limit=100000", victim);
     assert.equal(bad.status, 400);
     // E2B, through the SDK's paginator.
-    const paginator = Sandbox.list({ apiUrl: server.url, apiKey: victim, limit: 2 });
+    const paginator = Sandbox.list({ ...e2b(victim), limit: 2 });
     const e2bSeen: string[] = [];
     while (paginator.hasNext) e2bSeen.push(...(await paginator.nextItems()).map((s) => s.sandboxId));
     assert.deepEqual(e2bSeen.sort(), [...victimIds].sort());

@@ -60,7 +60,7 @@ function authorize(ctx: E2bContext, req: Request, url: URL, sandboxId: string, r
 
 /** Creates the envd handler. */
 export function createEnvdHandler(ctx: E2bContext): EnvdHandler {
-  const router = createConnectRouter();
+  const router = createConnectRouter({ readMaxBytes: ctx.maxBodyBytes });
   // The descriptors are untyped (see proto/); the implementations type what they read.
   router.service(ProcessService, processService(ctx) as never);
   router.service(FilesystemService, filesystemService() as never);
@@ -86,6 +86,14 @@ export function createEnvdHandler(ctx: E2bContext): EnvdHandler {
       return gone();
     }
     if (rpc) {
+      const length = Number(req.headers.get("content-length") ?? 0);
+      if (length > ctx.maxBodyBytes) {
+        const e = new ConnectError(
+          `the request body is over ${ctx.maxBodyBytes} bytes`,
+          Code.ResourceExhausted,
+        );
+        return connectErrorResponse(e, 413);
+      }
       const uReq = universalServerRequestFromFetch(req, {});
       const uRes = await rpc({ ...uReq, contextValues: createContextValues().set(TARGET_KEY, { sandbox }) });
       return universalServerResponseToFetch(uRes);

@@ -2,6 +2,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { resolveLimits } from "../../core/limits.ts";
+import { checkMetadataSize, type SandboxInfo } from "../../index.ts";
 import { type App, addRoute, json } from "../context.ts";
 import { checkClientMetadata, OWNER_LABEL, ownedList, ownedRecord, publicInfo } from "../ownership.ts";
 import { checkQuotas, serializedPerKey } from "../quotas.ts";
@@ -30,6 +31,34 @@ function parseLabels(q: string | string[] | undefined): Record<string, string> {
     out[item.slice(0, i)] = item.slice(i + 1);
   }
   return out;
+}
+
+/**
+ * One page of sandboxes, oldest first (creation time, then id). The next
+ * page's token is the last item's (createdAt, id), so a page is never
+ * skipped or repeated when sandboxes come and go between requests.
+ * @throws InvalidArgumentError for a malformed token
+ */
+function pageOf(
+  list: SandboxInfo[],
+  limit: number,
+  token: string | undefined,
+): { items: SandboxInfo[]; next: string | undefined } {
+  const key = (s: SandboxInfo) => `${s.createdAt}\u0000${s.id}`;
+  const sorted = [...list].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  let after: string | undefined;
+  if (token !== undefined) {
+    after = Buffer.from(token, "base64url").toString("utf8");
+    if (!/^[0-9T:.Z-]+\u0000sb_[a-z0-9]{20}$/.test(after))
+      throw new InvalidArgumentError("malformed nextToken");
+  }
+  const rest = after === undefined ? sorted : sorted.filter((s) => key(s) > after);
+  const items = rest.slice(0, limit);
+  const last = items.at(-1);
+  return {
+    items,
+    next: rest.length > limit && last ? Buffer.from(key(last)).toString("base64url") : undefined,
+  };
 }
 
 /** Registers the sandbox routes. */
@@ -77,13 +106,16 @@ export function sandboxRoutes(app: App): void {
       const q = c.req.valid("query");
       const metadata = parseLabels(c.req.queries("metadata") ?? q.metadata);
       checkClientMetadata(metadata);
+      checkMetadataSize(metadata, "metadata filter");
       const all = await ownedList(c.var.state.kiln, c.var.key.id);
       const out = all.filter((r) => {
         if (q.state && r.state !== q.state) return false;
         for (const [k, v] of Object.entries(metadata)) if (r.metadata[k] !== v) return false;
         return true;
       });
-      return c.json(out.map(publicInfo), 200);
+      const { items, next } = pageOf(out, q.limit ?? 1000, q.nextToken);
+      if (next) c.header("x-next-token", next);
+      return c.json(items.map(publicInfo), 200);
     },
   );
 
