@@ -22,7 +22,9 @@ if (stale) {
   process.stderr.write("kiln: installing npm dependencies (first run)...\n");
   // `npm install` (not `npm ci`): it installs the locked versions too, and npm 11's `ci` rejects
   // locks that omit optional platform packages a dependency names but does not publish (biome's).
-  const cmd = ["install", "--no-audit", "--no-fund"];
+  // Errors only: on an older machine Node, dozens of EBADENGINE warnings would bury the one line that matters
+  // (the dependencies run under the project's own Node 24, which they all accept).
+  const cmd = ["install", "--no-audit", "--no-fund", "--loglevel=error"];
   const r = spawnSync("npm", cmd, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
   if (r.status !== 0) {
     process.stderr.write("kiln: npm install failed\n");
