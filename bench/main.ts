@@ -4,7 +4,7 @@
  * `--write` also records the tables in docs/benchmarks.md.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { loadTable, runLoad } from "./load.ts";
@@ -13,6 +13,16 @@ import { markdownTable, type Row } from "./stats.ts";
 import { benchVirtual } from "./virtual.ts";
 
 const root = join(import.meta.dirname, "..");
+
+// The machine's shared template cache (the one `npm test` fills), so the bench does not build its own.
+if (!process.env.KILN_TEMPLATE_DIR && process.getuid?.() === 0 && existsSync("/var/cache/kiln/templates")) {
+  process.env.KILN_TEMPLATE_DIR = "/var/cache/kiln/templates";
+}
+
+/** A progress line on stderr, so a long run says what it is doing (the report itself goes to stdout). */
+function progress(what: string): void {
+  process.stderr.write(`bench: ${what}...\n`);
+}
 
 function memoryRow(): Row {
   const out = execFileSync(process.execPath, ["--expose-gc", join(import.meta.dirname, "memory.ts")], {
@@ -30,7 +40,9 @@ function memoryRow(): Row {
 
 const date = new Date().toISOString().slice(0, 10);
 const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
+progress("virtual tier (just-bash)");
 const sections = [markdownTable("virtual tier (just-bash)", [...(await benchVirtual()), memoryRow()])];
+progress("real tiers (bubblewrap, runc, runsc)");
 for (const { tier, rows } of await benchRealTiers()) {
   const tool = { namespace: "bubblewrap", oci: "runc", gvisor: "gVisor runsc, platform ptrace" }[
     tier as "oci"
@@ -39,6 +51,7 @@ for (const { tier, rows } of await benchRealTiers()) {
 }
 // The server under load: 200 concurrent clients, 20 commands each, on loopback (virtual tier).
 if (!process.argv.includes("--no-load")) {
+  progress("the server under load");
   sections.push(`### server under load (\`kiln serve\`, loopback)\n\n${loadTable(await runLoad())}`);
 }
 const report = [`## Run of ${date} (${machine})`, ...sections].join("\n\n");
