@@ -7,8 +7,9 @@
 
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { chmod, lstat, readdir, readlink, rm } from "node:fs/promises";
+import { chmod, type FileHandle, lstat, readdir, readlink, rm } from "node:fs/promises";
 import { join, posix, resolve, sep } from "node:path";
+import type { Readable } from "node:stream";
 import { InvalidArgumentError, KilnError } from "../core/errors.ts";
 
 /** Mount points at or below `dir` (absolute), deepest first. */
@@ -190,5 +191,14 @@ export async function existsInRoot(root: string, path: string): Promise<boolean>
     }
   } catch {
     return false;
+  }
+}
+
+/** Writes a stream into an open file handle (which stays open). */
+export async function copyInto(data: Readable, fh: FileHandle): Promise<void> {
+  for await (const chunk of data) {
+    const buf = chunk as Buffer;
+    let off = 0;
+    while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
   }
 }

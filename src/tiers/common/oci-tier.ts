@@ -10,6 +10,7 @@ import type { TierName, TierStatus } from "../../core/types.ts";
 import { AgentInstance } from "./agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "./cgroups.ts";
 import { agentBinary, isRoot, which } from "./host.ts";
+import { writeOciBundle } from "./oci-bundle.ts";
 import {
   type OciRuntime,
   ociDelete,
@@ -17,8 +18,7 @@ import {
   ociTrial,
   removeCgroupDirs,
   runtimeVersion,
-  writeOciBundle,
-} from "./oci-bundle.ts";
+} from "./oci-runtime.ts";
 import { destroyWorkspace, PoolUsers } from "./sandbox-parts.ts";
 import { templateDigest } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
