@@ -67,6 +67,19 @@ function toError(payload: Uint8Array): AgentError {
   }
 }
 
+/** A control payload that must be a JSON object. @throws AgentError (EPROTO) otherwise */
+function decodeObject<T>(payload: Uint8Array): T {
+  let body: unknown;
+  try {
+    body = decodeJson(payload);
+  } catch {
+    throw new AgentError("EPROTO", "agent sent unreadable JSON");
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body))
+    throw new AgentError("EPROTO", "agent sent JSON that is not an object");
+  return body as T;
+}
+
 function toEntry(w: WireEntry): EntryInfo {
   const entry: EntryInfo = {
     name: w.name,
@@ -197,6 +210,7 @@ export class AgentClient {
   /** Entries below `path` to `depth` levels, depth-first, sorted by name. */
   async list(path: string, depth: number): Promise<EntryInfo[]> {
     const res = await this.request("list", { path, depth });
+    if (!Array.isArray(res?.entries)) throw new AgentError("EPROTO", "agent sent a list without entries");
     return res.entries.map(toEntry);
   }
 
@@ -251,6 +265,7 @@ export class AgentClient {
           } else if (type === FrameType.End) {
             finish();
             ctrl.close();
+            if (!started) reject(new AgentError("EPROTO", "agent ended a read it never started"));
           } else if (type === FrameType.Error) {
             finish();
             if (started) ctrl.error(toError(payload));
@@ -284,7 +299,7 @@ export class AgentClient {
       this.handlers.set(id, {
         onFrame: (type, payload) => {
           this.handlers.delete(id);
-          if (type === FrameType.Response) resolve(decodeJson<WireEntry>(payload));
+          if (type === FrameType.Response) resolve(decodeObject<WireEntry>(payload));
           else
             done(type === FrameType.Error ? toError(payload) : new AgentError("EPROTO", "unexpected frame"));
         },
@@ -370,7 +385,7 @@ export class AgentClient {
       this.handlers.set(id, {
         onFrame: (type, payload) => {
           this.handlers.delete(id);
-          if (type === FrameType.Response) resolve(decodeJson<Requests[K]["res"]>(payload));
+          if (type === FrameType.Response) resolve(decodeObject<Requests[K]["res"]>(payload));
           else if (type === FrameType.Error) reject(toError(payload));
           else reject(new AgentError("EPROTO", `unexpected frame type ${type} for ${op}`));
         },
@@ -442,7 +457,7 @@ export class AgentClient {
     for (const f of frames) {
       if (f.type === FrameType.Hello) {
         try {
-          this.helloWaiter?.resolve(decodeJson<HelloMessage>(f.payload));
+          this.helloWaiter?.resolve(decodeObject<HelloMessage>(f.payload));
         } catch {
           this.helloWaiter?.reject(new AgentError("EPROTO", "unreadable HELLO"));
         }
@@ -451,7 +466,18 @@ export class AgentClient {
         const e = toError(f.payload);
         this.destroy(new AgentError(e.errno, `agent: ${e.message}`));
       } else {
-        this.handlers.get(f.id)?.onFrame(f.type, f.payload);
+        const handler = this.handlers.get(f.id);
+        if (!handler) continue;
+        try {
+          handler.onFrame(f.type, f.payload);
+        } catch (e) {
+          // An unreadable payload means the agent cannot be trusted to frame anything else
+          // either; throwing here would escape the stream's handler and end the whole process.
+          const error = new AgentError("EPROTO", `unreadable frame from the agent: ${(e as Error).message}`);
+          handler.onClose(error);
+          this.destroy(error);
+          return;
+        }
       }
     }
   }
@@ -513,14 +539,20 @@ class AgentProcess implements SpawnedProcess {
         onFrame: (type, payload) => {
           switch (type) {
             case FrameType.Response:
+              this.pid = decodeObject<{ pid: number }>(payload).pid;
               started = true;
-              this.pid = decodeJson<{ pid: number }>(payload).pid;
               resolve();
               break;
-            case FrameType.Error:
+            case FrameType.Error: {
               this.client.unregister(this.id);
-              reject(toError(payload));
+              const e = toError(payload);
+              if (!started) reject(e);
+              else {
+                this.finish();
+                this.rejectExit(e);
+              }
               break;
+            }
             case FrameType.Stdout:
               this.req.onStdout(payload);
               break;
@@ -531,7 +563,8 @@ class AgentProcess implements SpawnedProcess {
               this.onAck(payload);
               break;
             case FrameType.Exit:
-              this.onExit(decodeJson<ExitMessage>(payload));
+              this.onExit(decodeObject<ExitMessage>(payload));
+              if (!started) reject(new AgentError("EPROTO", "agent reported an exit before the start"));
               break;
           }
         },
