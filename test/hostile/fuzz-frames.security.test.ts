@@ -130,12 +130,10 @@ async function driveClient(frames: { type: number; target: number; payload: stri
   fromAgent.emit("data", encodeJsonFrame(FrameType.Hello, 0, hello));
   const client = await connecting;
   const ids: number[] = [];
-  let last = 0;
-  toAgent.on("data", () => {});
   const spy = client.send.bind(client);
   client.send = (frame, onError) => {
     const id = new DataView(frame.buffer, frame.byteOffset).getUint32(5);
-    if (frame[4] === FrameType.Request && id !== last) ids.push((last = id));
+    if (frame[4] === FrameType.Request && !ids.includes(id)) ids.push(id);
     return spy(frame, onError);
   };
   const settled: Promise<unknown>[] = [
