@@ -143,7 +143,9 @@ async function driveClient(frames: { type: number; target: number; payload: stri
     client.read("/x").then(async (s) => {
       for await (const _ of s);
     }),
-    client.spawn({ command: "true", cwd: "/", env: {}, onStdout() {}, onStderr() {} }).then((p) => p.exited),
+    client
+      .spawn({ command: "true", cwd: "/", env: {}, stdin: undefined, onStdout() {}, onStderr() {} })
+      .then((p) => p.exited),
     client.write("/y", ReadableStream.from([Uint8Array.of(1, 2, 3)]), 100),
   ];
   await new Promise((r) => setImmediate(r));
