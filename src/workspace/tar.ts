@@ -9,7 +9,7 @@ import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type * as TarStream from "tar-stream";
-import { InvalidArgumentError } from "../core/errors.ts";
+import { InvalidArgumentError, KilnError } from "../core/errors.ts";
 import type { EntryType } from "../core/types.ts";
 
 /** One entry of a tree, relative to the exported root. */
@@ -76,20 +76,56 @@ export function safeMemberPath(name: string): string {
   return norm;
 }
 
-/** Unpacks a tar stream into a sink. Rejects entries that escape the root, hard links and devices. */
+/**
+ * Refuses a member at or below a symlink that an earlier member of the same
+ * archive made: writing through it would land outside the folder being
+ * imported into (GNU tar defers such links for the same reason).
+ */
+function checkNotThroughLink(path: string, links: Set<string>): void {
+  for (let at = path.length; at > 0; at = path.lastIndexOf("/", at - 1)) {
+    const prefix = path.slice(0, at);
+    if (links.has(prefix))
+      throw new InvalidArgumentError(`tar entry ${path} goes through the archive's own symlink ${prefix}`);
+  }
+}
+
+/** A tar-stream parse failure (not a tar, gzip, truncated, bad header) as `invalid_argument`. */
+function asTarError(e: unknown): unknown {
+  const code = (e as { code?: unknown })?.code;
+  if (e instanceof KilnError || (typeof code === "string" && /^E[A-Z]+$/.test(code))) return e;
+  return new InvalidArgumentError(`not a valid tar archive: ${(e as Error)?.message ?? e}`, { cause: e });
+}
+
+/**
+ * Unpacks a tar stream into a sink. Rejects entries that escape the root or
+ * pass through the archive's own symlinks, hard links and devices.
+ * @throws InvalidArgumentError (`invalid_argument`) for any of those and for bytes that are not a tar
+ */
 export async function unpackTree(tar: ReadableStream<Uint8Array>, sink: TreeSink): Promise<void> {
+  try {
+    await unpack(tar, sink);
+  } catch (e) {
+    throw asTarError(e);
+  }
+}
+
+async function unpack(tar: ReadableStream<Uint8Array>, sink: TreeSink): Promise<void> {
   const extract = tarStreamModule().extract();
   const dirs: { path: string; mtimeMs: number }[] = [];
+  const links = new Set<string>();
   const done = (async () => {
     for await (const entry of extract) {
       const h = entry.header;
       const path = safeMemberPath(h.name);
-      const mtimeMs = (h.mtime ?? new Date()).getTime();
+      const mtime = h.mtime?.getTime();
+      const mtimeMs = mtime !== undefined && Number.isFinite(mtime) ? mtime : Date.now();
       const mode = (h.mode ?? 0o644) & 0o7777;
       if (path === "") {
         entry.resume();
         continue;
       }
+      checkNotThroughLink(path, links);
+      if (h.type === "symlink") links.add(path);
       if (h.type === "directory") {
         await sink.mkdir(path, mode, mtimeMs);
         dirs.push({ path, mtimeMs });
