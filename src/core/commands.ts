@@ -15,7 +15,7 @@ import {
   TimeoutError,
   throwIfAborted,
 } from "./errors.ts";
-import type { Limits } from "./limits.ts";
+import { checkTimeoutMs, type Limits, MAX_COMMAND_TIMEOUT_MS } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
 import { checkEnvSize } from "./sizes.ts";
 import type { CommandResult } from "./types.ts";
@@ -340,9 +340,11 @@ export class Commands {
     if (pty && !options.background) throw new InvalidArgumentError("pty needs background: true");
     if (pty && options.stdin !== undefined)
       throw new InvalidArgumentError("pty takes input by sendStdin, not stdin");
-    const timeoutMs = options.timeoutMs ?? (pty ? 0 : d.limits.timeoutMs);
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
-      throw new InvalidArgumentError("timeoutMs must be >= 0");
+    const timeoutMs = checkTimeoutMs(
+      "timeoutMs",
+      options.timeoutMs ?? (pty ? 0 : d.limits.timeoutMs),
+      MAX_COMMAND_TIMEOUT_MS,
+    );
     const stdin = pty
       ? ("pipe" as const)
       : typeof options.stdin === "string"

@@ -21,7 +21,7 @@ import {
   throwIfAborted,
 } from "./errors.ts";
 import { checkSandboxId, newSandboxId } from "./ids.ts";
-import { resolveLimits } from "./limits.ts";
+import { checkTimeoutMs, MAX_SANDBOX_TIMEOUT_MS, resolveLimits } from "./limits.ts";
 import { sandboxPath, WORKSPACE } from "./paths.ts";
 import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
 import { RecordStore } from "./record-store.ts";
@@ -393,8 +393,7 @@ export class Kiln {
    * @throws InvalidArgumentError (not a number >= 0), LimitExceededError (`lifetimeMs`)
    */
   private lifetime(timeoutMs: number): number {
-    if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs < 0)
-      throw new InvalidArgumentError("timeoutMs must be >= 0");
+    checkTimeoutMs("timeoutMs", timeoutMs, MAX_SANDBOX_TIMEOUT_MS);
     const max = this.maxLifetimeMs;
     if (max === undefined) return timeoutMs;
     if (timeoutMs === 0) return max;

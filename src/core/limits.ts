@@ -62,6 +62,22 @@ export const LIMIT_PROFILES: Readonly<Record<"normal" | "hardened", Readonly<Lim
   }),
 });
 
+/** Longest command wall time, ms: the longest delay a Node timer can wait (about 24.8 days). */
+export const MAX_COMMAND_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** Longest sandbox lifetime, ms: 100 years, well inside what a Date can hold. */
+export const MAX_SANDBOX_TIMEOUT_MS = 100 * 365 * 24 * 3600 * 1000;
+
+/**
+ * Checks a wall-time value in ms: a finite number from 0 (none) to `max`.
+ * @throws InvalidArgumentError (`invalid_argument`)
+ */
+export function checkTimeoutMs(name: string, value: unknown, max: number): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > max)
+    throw new InvalidArgumentError(`${name} must be a number from 0 to ${max}, got ${String(value)}`);
+  return value;
+}
+
 /**
  * Fills in defaults and checks each value.
  * @throws InvalidArgumentError (`invalid_argument`) for an unknown key or a value that is not a non-negative number.
@@ -79,6 +95,7 @@ export function resolveLimits(
     }
     out[key as keyof Limits] = value;
   }
+  checkTimeoutMs("limit timeoutMs", out.timeoutMs, MAX_COMMAND_TIMEOUT_MS);
   if (out.cpuCount <= 0) throw new InvalidArgumentError("limit cpuCount must be greater than 0");
   return out;
 }
