@@ -195,6 +195,6 @@ test("fuzz: random JSON against every REST operation is never a 5xx and always t
         await tidy();
       },
     ),
-    { numRuns: 300, interruptAfterTimeLimit: 10_000 },
+    { numRuns: 300, interruptAfterTimeLimit: 6_000 },
   );
 });
