@@ -7,7 +7,7 @@ import "./tiers/index.ts";
 export type { Backend, Capabilities, FileOps, Instance, InstanceSpec } from "./core/backend.ts";
 export type { CommandHandle, ProcessInfo, RunOptions, WaitOptions } from "./core/commands.ts";
 export * from "./core/errors.ts";
-export type { WriteData } from "./core/files.ts";
+export type { WriteData, WriteOptions } from "./core/files.ts";
 export { checkSandboxId } from "./core/ids.ts";
 export { defaultDataDir, Kiln, type ListOptions, type OpenOptions } from "./core/kiln.ts";
 export { DEFAULT_LIMITS, LIMIT_PROFILES, type Limits, resolveLimits } from "./core/limits.ts";

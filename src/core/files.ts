@@ -4,7 +4,7 @@
  * errno-style failures become Kiln errors.
  */
 import type { FileOps } from "./backend.ts";
-import { fromErrno, InvalidArgumentError, throwIfAborted } from "./errors.ts";
+import { fromErrno, InvalidArgumentError, LimitExceededError, throwIfAborted } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
 import type { EntryInfo } from "./types.ts";
@@ -26,6 +26,16 @@ export type WriteData = string | Uint8Array | ArrayBuffer | ReadableStream<Uint8
 /** Common options: cancellation. */
 export interface CallOptions {
   signal?: AbortSignal;
+}
+
+/** Options of {@link Files.write}. */
+export interface WriteOptions extends CallOptions {
+  /**
+   * The size the data will have, as its sender announced it (an HTTP
+   * Content-Length): over `maxFileBytes`, the write is refused before a byte
+   * is read. The limit is enforced on the bytes themselves either way.
+   */
+  sizeBytes?: number;
 }
 
 function toStream(data: WriteData): ReadableStream<Uint8Array> {
@@ -105,9 +115,17 @@ export class Files {
    * fails leaves any previous file untouched.
    * @throws LimitExceededError (`maxFileBytes`, `diskBytes`), InvalidArgumentError
    */
-  async write(path: string, data: WriteData, options: CallOptions = {}): Promise<EntryInfo> {
+  async write(path: string, data: WriteData, options: WriteOptions = {}): Promise<EntryInfo> {
     const p = this.path(path);
     const max = this.ctx.defaults().limits.maxFileBytes;
+    if (options.sizeBytes !== undefined && options.sizeBytes > max) {
+      if (data instanceof ReadableStream) await data.cancel().catch(() => {});
+      throw new LimitExceededError(
+        "maxFileBytes",
+        max,
+        `file too large: ${options.sizeBytes} bytes over maxFileBytes (${max})`,
+      );
+    }
     const stream = toStream(data);
     return this.call(options.signal, (ops) => ops.write(p, stream, max));
   }

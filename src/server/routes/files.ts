@@ -64,8 +64,10 @@ export function fileRoutes(app: App): void {
       responses: { 200: json(EntryInfoSchema, "the written file"), ...errors },
     }),
     async (c) => {
+      const length = c.req.header("content-length");
       const info = await c.var.sandbox.files.write(c.req.valid("query").path, bodyStream(c.req.raw), {
         signal: c.req.raw.signal,
+        ...(length !== undefined && /^[0-9]+$/.test(length) ? { sizeBytes: Number(length) } : {}),
       });
       return c.json(info, 200);
     },
