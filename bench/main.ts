@@ -2,11 +2,13 @@
  * `npm run bench`: Kiln beside the raw tools it wraps, in one run on this
  * machine, printed as markdown tables with the ratio Kiln / raw.
  * `--write` also records the tables in docs/benchmarks.md.
+ * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
+import { benchCli } from "./cli.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchRealTiers } from "./real-tiers.ts";
 import { markdownTable, type Row } from "./stats.ts";
@@ -40,29 +42,47 @@ function memoryRow(): Row {
 
 const date = new Date().toISOString().slice(0, 10);
 const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
-progress("virtual tier (just-bash)");
-const sections = [markdownTable("virtual tier (just-bash)", [...(await benchVirtual()), memoryRow()])];
-progress("real tiers (bubblewrap, runc, runsc)");
-for (const { tier, rows } of await benchRealTiers()) {
-  const tool = { namespace: "bubblewrap", oci: "runc", gvisor: "gVisor runsc, platform ptrace" }[
-    tier as "oci"
-  ];
-  sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
+// `npm run bench -- cli`: the CLI's table alone.
+const only = process.argv.includes("cli") ? "cli" : undefined;
+const sections: string[] = [];
+if (!only) {
+  progress("virtual tier (just-bash)");
+  sections.push(markdownTable("virtual tier (just-bash)", [...(await benchVirtual()), memoryRow()]));
+  progress("real tiers (bubblewrap, runc, runsc)");
+  for (const { tier, rows } of await benchRealTiers()) {
+    const tool = { namespace: "bubblewrap", oci: "runc", gvisor: "gVisor runsc, platform ptrace" }[
+      tier as "oci"
+    ];
+    sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
+  }
+  // The server under load: 200 concurrent clients, 20 commands each, on loopback (virtual tier).
+  if (!process.argv.includes("--no-load")) {
+    progress("the server under load");
+    sections.push(`### server under load (\`kiln serve\`, loopback)
+
+${loadTable(await runLoad())}`);
+  }
 }
-// The server under load: 200 concurrent clients, 20 commands each, on loopback (virtual tier).
-if (!process.argv.includes("--no-load")) {
-  progress("the server under load");
-  sections.push(`### server under load (\`kiln serve\`, loopback)\n\n${loadTable(await runLoad())}`);
-}
+progress("the kiln command (whole processes)");
+sections.push(await benchCli());
 const report = [`## Run of ${date} (${machine})`, ...sections].join("\n\n");
 process.stdout.write(`${report}\n`);
 
 if (process.argv.includes("--write")) {
   const file = join(root, "docs", "benchmarks.md");
   const text = readFileSync(file, "utf8");
-  const marker = "<!-- bench:latest -->";
-  const i = text.indexOf(marker);
-  const head = i >= 0 ? text.slice(0, i + marker.length) : `${text.trimEnd()}\n\n${marker}`;
-  writeFileSync(file, `${head}\n\n${report}\n`);
+  if (only) {
+    // The CLI's table alone goes between its own markers.
+    const [open, close] = ["<!-- bench:cli -->", "<!-- /bench:cli -->"];
+    const i = text.indexOf(open);
+    const j = text.indexOf(close);
+    if (i < 0 || j < i) throw new Error(`docs/benchmarks.md has no ${open} ... ${close} section`);
+    writeFileSync(file, `${text.slice(0, i + open.length)}\n\n${report}\n\n${text.slice(j)}`);
+  } else {
+    const marker = "<!-- bench:latest -->";
+    const i = text.indexOf(marker);
+    const head = i >= 0 ? text.slice(0, i + marker.length) : `${text.trimEnd()}\n\n${marker}`;
+    writeFileSync(file, `${head}\n\n${report}\n`);
+  }
   process.stdout.write(`\nrecorded in ${file}\n`);
 }

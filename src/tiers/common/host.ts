@@ -3,7 +3,7 @@
  * tiers (namespace, oci, gvisor, microvm). Not a tier itself.
  */
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -56,10 +56,29 @@ let agentPath: string | undefined;
 export function agentBinary(): string {
   if (agentPath) return agentPath;
   const out = join(REPO_ROOT, "agent", "target", "kiln-agent");
-  const r = spawnSync("bash", [join(REPO_ROOT, "scripts", "build-agent.sh")], { encoding: "utf8" });
-  if (r.status !== 0 || !existsSync(out)) {
-    throw new Error(`cannot build the in-sandbox agent: ${(r.stderr || r.stdout || "").trim()}`);
+  // The build script's own up-to-date check, without starting bash and find on every CLI call.
+  if (!agentIsFresh(out)) {
+    const r = spawnSync("bash", [join(REPO_ROOT, "scripts", "build-agent.sh")], { encoding: "utf8" });
+    if (r.status !== 0 || !existsSync(out)) {
+      throw new Error(`cannot build the in-sandbox agent: ${(r.stderr || r.stdout || "").trim()}`);
+    }
   }
   agentPath = out;
   return out;
+}
+
+/** True when the agent binary exists and no source (agent/src, agent/Cargo.toml) is newer. */
+function agentIsFresh(out: string): boolean {
+  try {
+    const built = statSync(out).mtimeMs;
+    const src = join(REPO_ROOT, "agent", "src");
+    const sources = [
+      join(REPO_ROOT, "agent", "Cargo.toml"),
+      src,
+      ...readdirSync(src, { recursive: true }).map((f) => join(src, String(f))),
+    ];
+    return sources.every((f) => statSync(f).mtimeMs <= built);
+  } catch {
+    return false;
+  }
 }
