@@ -3,7 +3,6 @@
 // It runs the compiled CLI (dist/, built at install by scripts/build-cli.mjs) when that
 // build matches the sources, else the TypeScript sources themselves, so it never runs
 // old code. Started by an older Node, it re-runs itself once under the project's Node 24.
-import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import module from "node:module";
 import { dirname, join } from "node:path";
@@ -28,6 +27,7 @@ if (major >= 24) {
   // Leftover handles (a WASM worker winding down) must not keep a finished command alive.
   setTimeout(() => process.exit(code), 50).unref();
 } else {
+  const { spawnSync } = await import("node:child_process");
   const node24 = join(root, "node_modules", "node", "bin", "node");
   if (!existsSync(node24)) {
     const r = spawnSync(process.execPath, [join(root, "scripts", "ensure-deps.mjs")], { stdio: "inherit" });

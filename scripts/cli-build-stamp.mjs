@@ -13,14 +13,20 @@ export const STAMP = ".kiln-build.json";
  * or removed file changes it.
  */
 export function sourceFingerprint(root) {
-  const src = join(root, "src");
   const parts = [];
-  for (const rel of readdirSync(src, { recursive: true })) {
-    const name = String(rel);
-    if (!name.endsWith(".ts") || name.endsWith(".test.ts")) continue;
-    const st = statSync(join(src, name));
-    parts.push(`${name}\0${st.size}\0${st.mtimeMs}`);
-  }
+  // A walk with file types, not readdirSync's `recursive` (which is several times slower):
+  // this runs before every CLI command.
+  const walk = (dir, rel) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) walk(path, `${rel}${e.name}/`);
+      else if (e.name.endsWith(".ts") && !e.name.endsWith(".test.ts")) {
+        const st = statSync(path);
+        parts.push(`${rel}${e.name}\0${st.size}\0${st.mtimeMs}`);
+      }
+    }
+  };
+  walk(join(root, "src"), "");
   return parts.sort().join("\n");
 }
 

@@ -2,11 +2,7 @@
  * `kiln cp SRC DST`: copies files and directories between the host and a
  * sandbox (`ID:/path` names the sandbox side), like `docker cp`.
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, stat } from "node:fs/promises";
 import { basename, join, posix, resolve } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { withKiln } from "../context.ts";
@@ -32,6 +28,10 @@ export function registerCopy(program: Command): void {
       withKiln(cmd, async (kiln, g) => {
         const { hostTreeSink, hostTreeSource } = await import("../../workspace/host-tree.ts");
         const { packTree, unpackTree } = await import("../../workspace/tar.ts");
+        const { createReadStream, createWriteStream } = await import("node:fs");
+        const { mkdir, stat } = await import("node:fs/promises");
+        const { Readable } = await import("node:stream");
+        const { pipeline } = await import("node:stream/promises");
         const src = parseLocation(srcArg);
         const dst = parseLocation(dstArg);
         if (Boolean(src.id) === Boolean(dst.id)) {

@@ -13,11 +13,9 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import type { Kiln } from "../../core/kiln.ts";
 import type { Sandbox } from "../../core/sandbox.ts";
-import { cwdFromState, newStateFile, wrapShellLine } from "../../core/shell-state.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../context.ts";
 import { reportError } from "../output.ts";
@@ -37,6 +35,9 @@ function loadHistory(file: string): string[] {
 async function repl(kiln: Kiln, sb: Sandbox): Promise<void> {
   const info = await sb.info();
   const historyFile = join(kiln.dataDir, "shell_history");
+  // Loaded by the line shell alone, not by every command that registers it.
+  const { createInterface } = await import("node:readline/promises");
+  const { cwdFromState, newStateFile, wrapShellLine } = await import("../../core/shell-state.ts");
   const stateFile = newStateFile();
   const rl = createInterface({
     input: process.stdin,
