@@ -11,64 +11,16 @@
  * run here (KILN_REQUIRE_TIERS=namespace makes its absence a failure).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { TIER_NAMES, type TierStatus } from "../src/index.ts";
+import { assertExit, kiln, ROOT, type Run, show } from "./cli-run.ts";
 import { tierRequired } from "./conformance/suite.ts";
 
-const ROOT = join(import.meta.dirname, "..");
-const MAIN = join(ROOT, "src", "cli", "main.ts");
 const BIN = join(ROOT, "bin", "kiln.mjs");
-
-/** What one CLI run printed and how it ended. */
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the CLI (`entry`, default src/cli/main.ts) on data directory `dir`
- * with `args`. `stdin` is piped to it when given; otherwise its stdin is
- * closed at once (piped, so the CLI sees no terminal).
- */
-function kiln(
-  dir: string,
-  args: string[],
-  options: { stdin?: string | Uint8Array; entry?: string } = {},
-): Promise<Run> {
-  const env = { ...process.env };
-  delete env.KILN_DEBUG; // would add stack traces to errors
-  delete env.KILN_DATA_DIR;
-  const child = spawn(process.execPath, [options.entry ?? MAIN, "--data-dir", dir, ...args], {
-    cwd: ROOT,
-    env,
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  // A CLI that does not read its stdin (--no-stdin) may exit before we finish writing it.
-  child.stdin.on("error", () => {});
-  child.stdin.end(options.stdin);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    stderr += d;
-  });
-  const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  return new Promise((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** A fresh data directory for the enclosing suite, removed after it. */
 function suiteDataDir(): () => string {
@@ -78,14 +30,6 @@ function suiteDataDir(): () => string {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
   return () => dir;
-}
-
-/** A run's full output, for assertion messages. */
-const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-
-/** Asserts that `r` ended with exit code `code`. */
-function assertExit(r: Run, code: number): void {
-  assert.equal(r.code, code, show(r));
 }
 
 /** Asserts that `r` failed with exit code `code` and exactly one line on stderr (returned), nothing on stdout. */

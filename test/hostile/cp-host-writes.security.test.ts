@@ -1,0 +1,161 @@
+/**
+ * `kiln cp` out of a sandbox, against a hostile sandbox: the CLI (run as a
+ * user runs it, a child process) must never write through a symlink on the
+ * host, must not plant setuid, setgid or sticky bits, device nodes or FIFOs,
+ * and what it creates belongs to the user who ran it. Runs on the virtual
+ * tier and on the namespace tier (KILN_REQUIRE_TIERS=namespace makes its
+ * absence a failure).
+ */
+import assert from "node:assert/strict";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Kiln } from "../../src/index.ts";
+import { assertExit, kiln, type Run, show } from "../cli-run.ts";
+import { tierRequired } from "../conformance/suite.ts";
+
+// Runs on a real tier restart the sandbox's runtime on every CLI call; a loaded machine needs room.
+const GUARD_MS = 180_000;
+
+for (const tier of ["virtual", "namespace"]) {
+  describe(`kiln cp out of a ${tier} sandbox`, () => {
+    let dir = "";
+    let host = "";
+    let id = "";
+    let unavailable: string | undefined;
+
+    const cli = (args: string[]) => kiln(dir, args, { guardMs: GUARD_MS });
+    /** Runs `cmd` in the sandbox and asserts it succeeded. */
+    const sh = async (cmd: string) => assertExit(await cli(["exec", id, "--", cmd]), 0);
+    /** Copies and asserts the copy succeeded. */
+    const cp = async (src: string, dst: string): Promise<Run> => {
+      const r = await cli(["cp", src, dst]);
+      assertExit(r, 0);
+      return r;
+    };
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), `kiln-cp-${tier}-`));
+      host = mkdtempSync(join(tmpdir(), `kiln-cp-host-${tier}-`));
+      const k = await Kiln.open({ dataDir: dir });
+      const status = (await k.doctor()).find((s) => s.tier === tier);
+      await k.close();
+      if (!status?.available) {
+        unavailable = `tier ${tier} unavailable: ${status?.reason ?? "not listed by doctor"}`;
+        if (tierRequired(tier)) throw new Error(`${unavailable} (required by KILN_REQUIRE_TIERS)`);
+        return;
+      }
+      const r = await cli(["create", "--tier", tier]);
+      assertExit(r, 0);
+      id = r.stdout.trim();
+    });
+
+    after(async () => {
+      if (id) await cli(["rm", id]);
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(host, { recursive: true, force: true });
+    });
+
+    const it = (name: string, fn: () => Promise<void>) =>
+      test(name, async (t) => {
+        if (unavailable) return t.skip(unavailable);
+        await fn();
+      });
+
+    it("a folder plants a link to a host file; a single-file copy onto it replaces the link, the host file is untouched", async () => {
+      const victim = join(host, "victim.txt");
+      writeFileSync(victim, "original\n");
+      const dest = join(host, "dest");
+      mkdirSync(dest);
+
+      await sh(`mkdir -p /workspace/out && ln -s ${victim} /workspace/out/report.txt`);
+      await cp(`${id}:/workspace/out`, dest);
+      // Links travel as links (like docker cp); the danger is only in writing through them later.
+      assert.ok(lstatSync(join(dest, "out", "report.txt")).isSymbolicLink());
+
+      await sh("echo PWNED > /workspace/new && mv -f /workspace/new /workspace/out/report.txt");
+      // Into the host folder that holds the link.
+      await cp(`${id}:/workspace/out/report.txt`, join(dest, "out"));
+      assert.equal(readFileSync(victim, "utf8"), "original\n", "the copy wrote through the host symlink");
+      assert.ok(lstatSync(join(dest, "out", "report.txt")).isFile(), "the link was not replaced");
+      assert.equal(readFileSync(join(dest, "out", "report.txt"), "utf8"), "PWNED\n");
+
+      // Naming the link itself as the destination.
+      rmSync(join(dest, "out", "report.txt"));
+      symlinkSync(victim, join(dest, "out", "report.txt"));
+      await cp(`${id}:/workspace/out/report.txt`, join(dest, "out", "report.txt"));
+      assert.equal(readFileSync(victim, "utf8"), "original\n", "the copy wrote through the host symlink");
+      assert.ok(lstatSync(join(dest, "out", "report.txt")).isFile(), "the link was not replaced");
+    });
+
+    it("a link to a host directory is replaced, never entered, by a folder or a file copied onto it", async () => {
+      const victimDir = join(host, "victim-dir");
+      mkdirSync(victimDir);
+      const dest = join(host, "dest2");
+      mkdirSync(dest);
+
+      await sh(
+        `mkdir -p /workspace/out2 && ln -s ${victimDir} /workspace/out2/res && ln -s ${victimDir} /workspace/out2/f`,
+      );
+      await cp(`${id}:/workspace/out2`, dest);
+      assert.ok(lstatSync(join(dest, "out2", "res")).isSymbolicLink());
+
+      await sh("mkdir -p /workspace/res && echo PWNED > /workspace/res/x && echo PWNED > /workspace/f");
+      await cp(`${id}:/workspace/res`, join(dest, "out2"));
+      await cp(`${id}:/workspace/f`, join(dest, "out2", "f"));
+      assert.deepEqual(readdirSync(victimDir), [], "a copy wrote into the linked host directory");
+      assert.ok(lstatSync(join(dest, "out2", "res")).isDirectory(), "the link was not replaced by a folder");
+      assert.equal(readFileSync(join(dest, "out2", "res", "x"), "utf8"), "PWNED\n");
+      assert.ok(lstatSync(join(dest, "out2", "f")).isFile(), "the link was not replaced by the file");
+
+      // A trailing slash asks to copy *into* the directory the link names: refused, not followed.
+      symlinkSync(victimDir, join(dest, "out2", "g"));
+      const r = await cli(["--json", "cp", `${id}:/workspace/f`, `${join(dest, "out2", "g")}/`]);
+      assert.notEqual(r.code, 0, show(r));
+      assert.equal(JSON.parse(r.stderr).error.code, "invalid_argument", show(r));
+      assert.deepEqual(readdirSync(victimDir), [], "a copy wrote into the linked host directory");
+    });
+
+    it("copies out drop setuid, setgid and sticky bits, create no FIFO, and belong to the invoking user", async () => {
+      await sh(
+        [
+          "mkdir -p /workspace/suid/sticky",
+          "printf tool > /workspace/suid/tool && chmod 4755 /workspace/suid/tool",
+          "printf grp > /workspace/suid/grp && chmod 2755 /workspace/suid/grp",
+          "chmod 1777 /workspace/suid/sticky && chmod 2775 /workspace/suid",
+          // The virtual tier has no FIFOs; a real tier does.
+          "{ command -v mkfifo >/dev/null && mkfifo /workspace/suid/pipe || true; }",
+        ].join(" && "),
+      );
+      const h2 = join(host, "h2");
+      await cp(`${id}:/workspace/suid`, h2);
+      const mode = (p: string) => lstatSync(p).mode & 0o7777;
+      assert.equal(mode(join(h2, "tool")).toString(8), "755");
+      assert.equal(mode(join(h2, "grp")).toString(8), "755");
+      assert.equal(mode(join(h2, "sticky")).toString(8), "777");
+      assert.equal(mode(h2).toString(8), "775");
+      assert.equal(readFileSync(join(h2, "tool"), "utf8"), "tool");
+      const pipe = join(h2, "pipe");
+      assert.ok(!existsSync(pipe), "the FIFO was copied out");
+      for (const p of [h2, join(h2, "tool"), join(h2, "grp"), join(h2, "sticky")]) {
+        const st = lstatSync(p);
+        assert.deepEqual([st.uid, st.gid], [process.getuid?.(), process.getgid?.()], p);
+      }
+
+      // A single file keeps its permission bits, never the special ones.
+      await cp(`${id}:/workspace/suid/tool`, join(host, "single"));
+      assert.equal(mode(join(host, "single")).toString(8), "755");
+    });
+  });
+}
