@@ -209,9 +209,14 @@ export class AgentClient {
 
   /** Entries below `path` to `depth` levels, depth-first, sorted by name. */
   async list(path: string, depth: number): Promise<EntryInfo[]> {
+    return (await this.listWithSpecial(path, depth)).map((e) => e.entry);
+  }
+
+  /** As {@link list}, telling FIFOs, sockets and devices (`special`) from regular files. */
+  async listWithSpecial(path: string, depth: number): Promise<{ entry: EntryInfo; special: boolean }[]> {
     const res = await this.request("list", { path, depth });
     if (!Array.isArray(res?.entries)) throw new AgentError("EPROTO", "agent sent a list without entries");
-    return res.entries.map(toEntry);
+    return res.entries.map((w) => ({ entry: toEntry(w), special: w.type === "other" }));
   }
 
   /**

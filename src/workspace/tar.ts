@@ -40,6 +40,12 @@ export interface TreeSink {
   mkdir(path: string, mode: number, mtimeMs: number): Promise<void>;
   file(path: string, mode: number, mtimeMs: number, data: Readable): Promise<void>;
   symlink(path: string, target: string, mtimeMs: number): Promise<void>;
+  /**
+   * Takes a device node or FIFO entry (by tar type: `character-device`,
+   * `block-device`, `fifo`) the sink chooses not to create. Without it such
+   * an entry is refused (`invalid_argument`).
+   */
+  skip?(path: string, type: string): void;
   /** Called once at the end, to restore directory mtimes after their contents were written. */
   finish?(dirs: { path: string; mtimeMs: number }[]): Promise<void>;
 }
@@ -57,7 +63,7 @@ export function packTree(source: TreeSource): ReadableStream<Uint8Array> {
       const header = { name: e.path, mode: e.mode, mtime: new Date(e.mtimeMs) };
       if (e.type === "dir") pack.entry({ ...header, name: `${e.path}/`, type: "directory" });
       else if (e.type === "symlink") pack.entry({ ...header, type: "symlink", linkname: e.linkTarget ?? "" });
-      else {
+      else if (e.type === "file") {
         const entry = pack.entry({ ...header, type: "file", size: e.size });
         await pipeline(await source.open(e.path), entry as unknown as NodeJS.WritableStream);
       }
@@ -96,9 +102,13 @@ function asTarError(e: unknown): unknown {
   return new InvalidArgumentError(`not a valid tar archive: ${(e as Error)?.message ?? e}`, { cause: e });
 }
 
+/** Tar entry types for device nodes and FIFOs. */
+const SPECIAL_TYPES = new Set(["character-device", "block-device", "fifo"]);
+
 /**
  * Unpacks a tar stream into a sink. Rejects entries that escape the root or
- * pass through the archive's own symlinks, hard links and devices.
+ * pass through the archive's own symlinks, and hard links; device nodes and
+ * FIFOs go to `sink.skip` when it has one, and are rejected otherwise.
  * @throws InvalidArgumentError (`invalid_argument`) for any of those and for bytes that are not a tar
  */
 export async function unpackTree(tar: ReadableStream<Uint8Array>, sink: TreeSink): Promise<void> {
@@ -134,6 +144,9 @@ async function unpack(tar: ReadableStream<Uint8Array>, sink: TreeSink): Promise<
         await sink.file(path, mode, mtimeMs, entry as unknown as Readable);
       } else if (h.type === "symlink") {
         await sink.symlink(path, h.linkname ?? "", mtimeMs);
+        entry.resume();
+      } else if (sink.skip && SPECIAL_TYPES.has(h.type ?? "")) {
+        sink.skip(path, h.type!);
         entry.resume();
       } else {
         entry.resume();

@@ -1,8 +1,10 @@
 /**
  * `kiln cp SRC DST`: copies files and directories between the host and a
- * sandbox (`ID:/path` names the sandbox side), like `docker cp`.
+ * sandbox (`ID:/path` names the sandbox side), like `docker cp`. Copies out
+ * never write through a link on the host and carry no setuid, setgid or
+ * sticky bits (see workspace/host-tree.ts).
  */
-import { basename, join, posix, resolve } from "node:path";
+import { basename, dirname, join, posix, resolve } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { withKiln } from "../context.ts";
@@ -13,6 +15,23 @@ export function parseLocation(arg: string): { id?: string; path: string } {
   const m = /^(sb_[a-z0-9]{20}):(.*)$/.exec(arg);
   if (m) return { id: m[1]!, path: m[2] || "/workspace" };
   return { path: arg };
+}
+
+/**
+ * Where a copy of sandbox path `srcPath` lands for host destination `dst`.
+ * The parent of the path the user typed is theirs and resolves as usual; its
+ * last component is never followed: into it when it is a real directory,
+ * onto it otherwise (a link there is then replaced). A trailing slash after a
+ * link (copy into where the link points) is refused.
+ * @throws InvalidArgumentError
+ */
+async function hostTarget(dst: string, srcPath: string): Promise<string> {
+  const { lstat } = await import("node:fs/promises");
+  const host = resolve(dst);
+  const st = await lstat(host).catch(() => undefined);
+  if (st?.isSymbolicLink() && /\/\.?$/.test(dst))
+    throw new InvalidArgumentError(`refusing to copy through the symbolic link ${host}`);
+  return st?.isDirectory() ? join(host, posix.basename(srcPath)) : host;
 }
 
 /** Registers `cp`. */
@@ -26,12 +45,13 @@ export function registerCopy(program: Command): void {
     .argument("<dst>", "destination: host path or ID:/path")
     .action(async (srcArg: string, dstArg: string, _flags, cmd: Command) =>
       withKiln(cmd, async (kiln, g) => {
-        const { hostTreeSink, hostTreeSource } = await import("../../workspace/host-tree.ts");
+        const { ensureHostDir, hostTreeSink, hostTreeSource, writeHostFile } = await import(
+          "../../workspace/host-tree.ts"
+        );
         const { packTree, unpackTree } = await import("../../workspace/tar.ts");
-        const { createReadStream, createWriteStream } = await import("node:fs");
-        const { mkdir, stat } = await import("node:fs/promises");
+        const { createReadStream } = await import("node:fs");
+        const { lstat, mkdir, stat } = await import("node:fs/promises");
         const { Readable } = await import("node:stream");
-        const { pipeline } = await import("node:stream/promises");
         const src = parseLocation(srcArg);
         const dst = parseLocation(dstArg);
         if (Boolean(src.id) === Boolean(dst.id)) {
@@ -55,15 +75,21 @@ export function registerCopy(program: Command): void {
         } else {
           const sb = await kiln.connect(src.id!);
           const info = await sb.files.stat(src.path);
-          let host = resolve(dst.path);
-          const hostSt = await stat(host).catch(() => undefined);
-          if (hostSt?.isDirectory()) host = join(host, posix.basename(src.path));
+          const host = await hostTarget(dst.path, src.path);
           if (info.type === "dir") {
-            await mkdir(host, { recursive: true });
-            await unpackTree(await sb.files.exportTar(src.path), hostTreeSink(host));
+            await mkdir(dirname(host), { recursive: true });
+            if ((await lstat(host).catch(() => undefined))?.isFile())
+              throw new InvalidArgumentError(`cannot copy a directory onto the file ${host}`);
+            await ensureHostDir(host, info.mode);
+            const sink = hostTreeSink(host, {
+              onSkip: (path, type) => process.stderr.write(`kiln: skipped ${type} ${path}\n`),
+            });
+            await unpackTree(await sb.files.exportTar(src.path), sink);
           } else {
             const data = await sb.files.read(src.path, { format: "stream" });
-            await pipeline(Readable.fromWeb(data as never), createWriteStream(host));
+            // A link's own mode says nothing of the file it names.
+            const mode = info.type === "file" ? info.mode : 0o644;
+            await writeHostFile(host, Readable.fromWeb(data as never), mode);
           }
           if (g.json) printJson({ copied: `${src.id}:${src.path}`, to: host });
         }

@@ -47,9 +47,12 @@ export class AgentFiles implements FileOps {
 
   async exportTar(path: string): Promise<ReadableStream<Uint8Array>> {
     const agent = await this.agent();
-    const entries = await agent.list(path, 1_000_000);
     const root = (await agent.stat(path)).type;
     if (root !== "dir") throw Object.assign(new Error(`not a directory: ${path}`), { errno: "ENOTDIR" });
+    // FIFOs, sockets and devices are not exported: reading a FIFO would block, and no copy may create one.
+    const entries = (await agent.listWithSpecial(path, 1_000_000))
+      .filter((e) => !e.special)
+      .map((e) => e.entry);
     // Parents before children: the listing is depth-first per directory; sort by path to be sure.
     entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     const rel = (p: string) => posix.relative(path, p);
