@@ -10,7 +10,14 @@ export * from "./core/errors.ts";
 export type { WriteData, WriteOptions } from "./core/files.ts";
 export { checkSandboxId } from "./core/ids.ts";
 export { defaultDataDir, Kiln, type ListOptions, type OpenOptions } from "./core/kiln.ts";
-export { DEFAULT_LIMITS, LIMIT_PROFILES, type Limits, resolveLimits } from "./core/limits.ts";
+export {
+  DEFAULT_LIMITS,
+  LIMIT_PROFILES,
+  type Limits,
+  MAX_COMMAND_TIMEOUT_MS,
+  MAX_SANDBOX_TIMEOUT_MS,
+  resolveLimits,
+} from "./core/limits.ts";
 export { WORKSPACE } from "./core/paths.ts";
 export type { RunCodeOptions, RunCodeResult, Sandbox } from "./core/sandbox.ts";
 export { cwdFromState, newStateFile, wrapShellLine } from "./core/shell-state.ts";

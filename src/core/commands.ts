@@ -5,6 +5,7 @@
  */
 import type { AuditLog } from "./audit-log.ts";
 import type { ExitStatus, Instance, SpawnedProcess } from "./backend.ts";
+import { checkEnv } from "./env.ts";
 import {
   AbortedError,
   InvalidArgumentError,
@@ -329,13 +330,9 @@ export class Commands {
     if (command.includes("\0")) throw new InvalidArgumentError("command contains a NUL byte");
     const d = this.ctx.defaults();
     const cwd = options.cwd === undefined ? d.cwd : sandboxPath(options.cwd, d.cwd);
-    const env = { ...d.env, ...(options.env ?? {}) };
+    const env = { ...d.env, ...checkEnv(options.env) };
     checkEnvSize(env);
-    for (const [k, v] of Object.entries(env)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || typeof v !== "string" || v.includes("\0")) {
-        throw new InvalidArgumentError(`invalid environment variable: ${k}`);
-      }
-    }
+    checkEnv(env);
     const pty = options.pty === undefined ? undefined : checkTermSize(options.pty?.cols, options.pty?.rows);
     if (pty && !options.background) throw new InvalidArgumentError("pty needs background: true");
     if (pty && options.stdin !== undefined)

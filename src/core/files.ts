@@ -3,6 +3,8 @@
  * (see paths.ts), data is bytes first (text is UTF-8 on top), and each tier's
  * errno-style failures become Kiln errors.
  */
+import { randomBytes } from "node:crypto";
+import { posix } from "node:path";
 import type { FileOps } from "./backend.ts";
 import { fromErrno, InvalidArgumentError, LimitExceededError, throwIfAborted } from "./errors.ts";
 import type { Limits } from "./limits.ts";
@@ -201,9 +203,83 @@ export class Files {
     return this.call(options.signal, (ops) => ops.exportTar(p));
   }
 
-  /** Unpacks a tar stream (or bytes) into the directory at `path`. */
+  /**
+   * Unpacks a tar stream (or bytes) into the directory at `path`, creating it
+   * (and its parents) or adding to it. All or nothing: the archive is unpacked
+   * into a staging folder first (beside the target, on its filesystem), which
+   * becomes the target, or is merged into it, only once the whole archive has
+   * unpacked; a failure removes it and any parent it created.
+   * @throws InvalidArgumentError (not a tar archive, a member that escapes), LimitExceededError (`diskBytes`)
+   */
   async importTar(path: string, tar: ReadableStream<Uint8Array> | Uint8Array, options: CallOptions = {}) {
     const p = this.path(path);
-    await this.call(options.signal, (ops) => ops.importTar(p, toStream(tar)));
+    const stream = toStream(tar);
+    await this.call(options.signal, async (ops) => {
+      const target = await statOrUndefined(ops, p);
+      if (target && target.type !== "dir") throw errno("ENOTDIR", `not a directory: ${p}`);
+      // The nearest existing ancestor holds the staging folder; the first missing one is removed on failure.
+      let base = p;
+      let firstMissing: string | undefined;
+      if (!target) {
+        for (;;) {
+          const up = posix.dirname(base);
+          const st = await statOrUndefined(ops, up);
+          if (st && st.type !== "dir") throw errno("ENOTDIR", `not a directory: ${up}`);
+          firstMissing = base;
+          base = up;
+          if (st) break;
+        }
+      }
+      const stage = posix.join(base, `${STAGING_PREFIX}${randomBytes(6).toString("hex")}`);
+      try {
+        await ops.importTar(stage, stream);
+        if (target) {
+          await mergeInto(ops, stage, p);
+          await ops.remove(stage);
+        } else {
+          await ops.mkdir(posix.dirname(p));
+          await ops.rename(stage, p);
+        }
+      } catch (e) {
+        await ops.remove(stage).catch(() => {});
+        if (firstMissing && firstMissing !== p) await ops.remove(firstMissing).catch(() => {});
+        throw e;
+      }
+    });
+  }
+}
+
+/** Names of the staging folders of tar imports (swept after a crash). */
+export const STAGING_PREFIX = ".kiln-import-";
+
+/** An errno-style error, which `fromErrno` maps. */
+function errno(code: string, message: string): Error {
+  return Object.assign(new Error(message), { errno: code });
+}
+
+async function statOrUndefined(ops: FileOps, path: string): Promise<EntryInfo | undefined> {
+  try {
+    return await ops.stat(path);
+  } catch (e) {
+    if (fromErrnoCode(e) === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+function fromErrnoCode(e: unknown): unknown {
+  return (e as { errno?: unknown })?.errno ?? (e as { code?: unknown })?.code;
+}
+
+/** Moves everything below `from` into directory `to`, merging directories that exist in both. */
+async function mergeInto(ops: FileOps, from: string, to: string): Promise<void> {
+  for (const e of await ops.list(from, 1)) {
+    const dest = posix.join(to, e.name);
+    const there = await statOrUndefined(ops, dest);
+    if (e.type === "dir" && there?.type === "dir") {
+      await mergeInto(ops, e.path, dest);
+      continue;
+    }
+    if (there) await ops.remove(dest);
+    await ops.rename(e.path, dest);
   }
 }

@@ -12,6 +12,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Backend, InstanceSpec } from "./backend.ts";
+import { checkEnv } from "./env.ts";
 import {
   AbortedError,
   InvalidArgumentError,
@@ -181,6 +182,7 @@ export class Kiln {
     const timeoutMs = this.lifetime(options.timeoutMs ?? 0);
     checkMetadataSize(options.metadata);
     checkEnvSize(options.env);
+    const env = checkEnv(options.env);
     const backend = await this.backend(tier);
     const now = Date.now();
     const info: SandboxInfo = {
@@ -188,7 +190,7 @@ export class Kiln {
       tier,
       template,
       state: "running",
-      env: { ...(options.env ?? {}) },
+      env,
       cwd,
       metadata: { ...(options.metadata ?? {}) },
       limits: resolveLimits(options.limits),

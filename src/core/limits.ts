@@ -80,7 +80,8 @@ export function checkTimeoutMs(name: string, value: unknown, max: number): numbe
 
 /**
  * Fills in defaults and checks each value.
- * @throws InvalidArgumentError (`invalid_argument`) for an unknown key or a value that is not a non-negative number.
+ * @throws InvalidArgumentError (`invalid_argument`) for an unknown key, a value that is not a
+ * non-negative number, or a `timeoutMs` over {@link MAX_COMMAND_TIMEOUT_MS}.
  */
 export function resolveLimits(
   partial: Partial<Limits> = {},

@@ -6,8 +6,10 @@
 import { AuditLog } from "./audit-log.ts";
 import type { Instance, InstanceStats } from "./backend.ts";
 import { abortable, Commands } from "./commands.ts";
+import { checkEnv } from "./env.ts";
 import { InvalidArgumentError, SandboxStoppedError, throwIfAborted, UnsupportedError } from "./errors.ts";
 import { Files } from "./files.ts";
+import { checkTimeoutMs, MAX_COMMAND_TIMEOUT_MS } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
 import type { AuditEntry, SandboxInfo, TierName } from "./types.ts";
 
@@ -166,8 +168,12 @@ export class Sandbox {
         language,
         context: options.context ?? "default",
         cwd: options.cwd === undefined ? rec.cwd : sandboxPath(options.cwd, rec.cwd),
-        env: { ...rec.env, ...(options.env ?? {}) },
-        timeoutMs: options.timeoutMs ?? rec.limits.timeoutMs,
+        env: { ...rec.env, ...checkEnv(options.env) },
+        timeoutMs: checkTimeoutMs(
+          "timeoutMs",
+          options.timeoutMs ?? rec.limits.timeoutMs,
+          MAX_COMMAND_TIMEOUT_MS,
+        ),
         onStdout: (c) => {
           out.push(c);
           options.onStdout?.(dOut.decode(c, { stream: true }));

@@ -12,15 +12,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as tarStream from "tar-stream";
-import { Kiln, MAX_TIMEOUT_MS, type Sandbox } from "../../src/index.ts";
+import { Kiln, MAX_COMMAND_TIMEOUT_MS, type Sandbox } from "../../src/index.ts";
 import { rejectsWithCode, tierRequired } from "../conformance/suite.ts";
 import { assertError, body, type TestServer, testServer } from "../server/helpers.ts";
 
 /** The environments no process could be given. */
 const BAD_ENVS: Record<string, string>[] = [{ "A=B": "c" }, { "": "x" }, { "A\0B": "x" }, { A: "x\0y" }];
 
-/** Timeouts a timer cannot hold. */
-const BAD_TIMEOUTS = [2 ** 31, 1e20, Number.POSITIVE_INFINITY, Number.NaN, -1];
+/** Lifetimes no date can hold, or no number at all. */
+const BAD_LIFETIMES = [1e20, Number.POSITIVE_INFINITY, Number.NaN, -1];
+/** Command time limits a timer cannot hold. */
+const BAD_TIMEOUTS = [2 ** 31, ...BAD_LIFETIMES];
 
 /** A tar archive whose first member is whole and whose next header is garbage. */
 async function halfTar(): Promise<Uint8Array> {
@@ -53,18 +55,19 @@ describe("bad input at the library's door", () => {
   });
 
   test("a command timeoutMs past 2^31-1 ms or not finite is invalid_argument; the maximum itself runs", async () => {
-    assert.equal(MAX_TIMEOUT_MS, 2 ** 31 - 1);
+    assert.equal(MAX_COMMAND_TIMEOUT_MS, 2 ** 31 - 1);
     for (const timeoutMs of BAD_TIMEOUTS)
       await rejectsWithCode(sb.commands.run("echo hi", { timeoutMs }), "invalid_argument");
-    const r = await sb.commands.run("echo hi", { timeoutMs: MAX_TIMEOUT_MS });
+    const r = await sb.commands.run("echo hi", { timeoutMs: MAX_COMMAND_TIMEOUT_MS });
     assert.equal(r.stdout, "hi\n");
   });
 
   test("create and setTimeout refuse a lifetime or a command time limit a timer cannot hold; nothing is created", async () => {
     const before = (await kiln.list()).length;
-    for (const timeoutMs of BAD_TIMEOUTS) {
-      await rejectsWithCode(kiln.create({ timeoutMs }), "invalid_argument");
+    for (const timeoutMs of BAD_TIMEOUTS)
       await rejectsWithCode(kiln.create({ limits: { timeoutMs } }), "invalid_argument");
+    for (const timeoutMs of BAD_LIFETIMES) {
+      await rejectsWithCode(kiln.create({ timeoutMs }), "invalid_argument");
       assert.throws(
         () => kiln.setTimeout(sb.id, timeoutMs),
         (e: { code?: string }) => e.code === "invalid_argument",
@@ -158,7 +161,7 @@ describe("bad input at the REST server's door", () => {
     const before = await listed();
     const bad = [
       { timeoutMs: 1e20 },
-      { timeoutMs: 2 ** 31 },
+      { limits: { timeoutMs: 2 ** 31 } },
       { limits: { timeoutMs: 1e20 } },
       ...BAD_ENVS.map((env) => ({ env })),
     ];
