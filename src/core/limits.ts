@@ -11,7 +11,7 @@ export interface Limits {
   timeoutMs: number;
   /** Bytes of stdout plus stderr kept per command; default 16 MiB. */
   maxOutputBytes: number;
-  /** Iterations of one shell loop (virtual tier); default 100,000. */
+  /** Iterations of one shell loop, and words of one brace expansion (virtual tier); default 100,000. */
   maxLoopIterations: number;
   /** Commands run by one script (virtual tier); default 100,000. */
   maxCommandCount: number;

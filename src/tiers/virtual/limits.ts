@@ -10,6 +10,9 @@ export function toJustBashLimits(l: Limits): NonNullable<BashOptions["executionL
     maxAwkIterations: l.maxLoopIterations,
     maxSedIterations: l.maxLoopIterations,
     maxJqIterations: l.maxLoopIterations,
+    // A brace range ({1..N}) is as many words as a loop's iterations, and is most often one's list;
+    // just-bash also caps the steps of one expansion at min(this, 100,000), about two per word.
+    maxBraceExpansionResults: l.maxLoopIterations,
     maxCommandCount: l.maxCommandCount,
     maxCallDepth: l.maxCallDepth,
     maxOutputSize: l.maxOutputBytes,
@@ -47,6 +50,11 @@ const NAMES: Record<string, LimitName> = {
 const PATTERNS: [RegExp, LimitName][] = [
   [/output size limit exceeded/, "maxOutputBytes"],
   [/maximum loop iterations|too many loop iterations/i, "maxLoopIterations"],
+  // Brace expansion: too many words, or too many steps to make them (about two per word of a range).
+  [
+    /brace expansion result limit exceeded|brace_operations work limit exceeded|iteration limit exceeded/,
+    "maxLoopIterations",
+  ],
   [/maximum call depth|recursion depth/i, "maxCallDepth"],
 ];
 

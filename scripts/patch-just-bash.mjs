@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// Fixes two faults of just-bash 3.4.2 (the virtual tier's shell) in its bundle, after every
+// `npm install` (package.json's postinstall). Runs on whatever Node the machine has: plain JavaScript.
+//
+// 1. A redirection whose file cannot be opened (a missing directory, a file used as one) threw out
+//    of the whole script ("kiln: ENOENT"), losing the output before it. Bash fails that one
+//    command with status 1 and "bash: FILE: No such file or directory", and goes on.
+// 2. A brace range ({1..N}) stopped silently at 10,000 words, and every range at
+//    maxBraceExpansionResults, so `echo {1..100000000} | wc -c` printed a wrong count and
+//    succeeded. A range now stops only at maxBraceExpansionResults, and loudly: just-bash's
+//    own limit error, which Kiln reports as `limit_exceeded`.
+//
+// Each fix is an exact text replacement. If the text is not there (another just-bash version),
+// the script fails, naming it, rather than leaving a shell that silently differs. Running it
+// again changes nothing.
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const pkgDir = join(root, "node_modules", "just-bash");
+const VERSION = "3.4.2";
+const MARK = "/* kiln-patched */";
+
+const version = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")).version;
+if (version !== VERSION) {
+  console.error(
+    `kiln: just-bash is ${version}, scripts/patch-just-bash.mjs was written for ${VERSION}: check its fixes against the new version`,
+  );
+  process.exit(1);
+}
+
+const bundle = join(pkgDir, "dist", "bundle", "index.js");
+let text = readFileSync(bundle, "utf8");
+if (text.startsWith(MARK)) process.exit(0);
+
+/** Replaces `before` (which must occur exactly `count` times) with `after`. */
+function replace(what, before, after, count = 1) {
+  const found = text.split(before).length - 1;
+  if (found !== count) {
+    console.error(`kiln: cannot patch just-bash (${what}): expected ${count} match(es), found ${found}`);
+    process.exit(1);
+  }
+  text = text.split(before).join(after);
+}
+
+// 1. Redirections: an errno the file system raised becomes bash's message for that command alone.
+replace(
+  "redirection errors",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: JavaScript source to find and replace
+  'catch(a){if(!s)throw a;return{error:L("",`bash: ${t}: cannot open redirect target\n`,1)}}',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: JavaScript source to find and replace
+  'catch(a){let E=kilnRedirectError(a);if(E)return{error:L("",`bash: ${t}: ${E}\n`,1)};if(!s)throw a;return{error:L("",`bash: ${t}: cannot open redirect target\n`,1)}}',
+);
+replace(
+  "redirection error messages",
+  "async function Wn(e,t,n,r,s=!0){",
+  'var kilnErrnoText={ENOENT:"No such file or directory",ENOTDIR:"Not a directory",EISDIR:"Is a directory",EACCES:"Permission denied",EPERM:"Operation not permitted",EROFS:"Read-only file system",ELOOP:"Too many levels of symbolic links"};function kilnRedirectError(a){let c=typeof a?.code=="string"?a.code:/^(E[A-Z]+):/.exec(String(a?.message))?.[1];return c&&Object.hasOwn(kilnErrnoText,c)?kilnErrnoText[c]:void 0}async function Wn(e,t,n,r,s=!0){',
+);
+
+// 2. Brace ranges: no hidden 10,000-word cap, and the real cap is a limit error, not a short list.
+replace(
+  "brace range cap",
+  "function Jr(e,t,n,r){if(e.length>=n.maxResults)return!1;",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: JavaScript source to find and replace
+  'function Jr(e,t,n,r){if(e.length>=n.maxResults)throw new x(`brace expansion result limit exceeded (${n.maxResults})`,"array_elements");',
+);
+replace("numeric brace range", "p<dr&&Jr(", "Jr(", 2);
+replace("letter brace range", "m<dr&&Jr(", "Jr(", 2);
+
+writeFileSync(bundle, MARK + text);
