@@ -21,11 +21,8 @@ if (major >= 24) {
   module.enableCompileCache?.(COMPILE_CACHE_DIR);
   const entry = freshCompiledEntry(root) ?? join(root, "src", "cli", "main.ts");
   if (process.env.KILN_DEBUG) process.stderr.write(`kiln: cli from ${entry}\n`);
-  const { main } = await import(pathToFileURL(entry).href);
-  const code = await main(process.argv.slice(2));
-  process.exitCode = code;
-  // Leftover handles (a WASM worker winding down) must not keep a finished command alive.
-  setTimeout(() => process.exit(code), 50).unref();
+  const { main, exitWhenFlushed } = await import(pathToFileURL(entry).href);
+  exitWhenFlushed(await main(process.argv.slice(2)));
 } else {
   const { spawnSync } = await import("node:child_process");
   const node24 = join(root, "node_modules", "node", "bin", "node");

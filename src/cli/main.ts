@@ -93,9 +93,19 @@ export async function main(rawArgv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
+/**
+ * Ends the process with `code` as soon as stdout and stderr have taken what was
+ * written: handles a finished command leaves behind (a sandbox runtime's pipes
+ * closing, a WASM worker winding down) must not keep it alive, not even briefly.
+ */
+export function exitWhenFlushed(code: number): void {
   process.exitCode = code;
-  // Leftover handles (a WASM worker winding down) must not keep a finished command alive.
-  setTimeout(() => process.exit(code), 50).unref();
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write("", done);
+  process.stderr.write("", done);
 }
+
+if (import.meta.main) exitWhenFlushed(await main(process.argv.slice(2)));
