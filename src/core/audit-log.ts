@@ -1,9 +1,12 @@
 /**
  * The audit log: every command run in a sandbox, recorded in the `tool_calls`
  * table of the sandbox's AgentFS database (name `bash`, parameters
- * `{command, cwd, startedAtMs}`, result `{exitCode}`), on every tier.
+ * `{command, cwd, startedAtMs, owner}`, result `{exitCode}`), on every tier.
+ * `owner` is the token of the Kiln process that ran it, so that the next
+ * process can mark what a crashed one left running as `interrupted`.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { OWN_PROCESS_TOKEN } from "./process-token.ts";
 import { StatementCache } from "./sqlite.ts";
 import type { AuditEntry } from "./types.ts";
 
@@ -57,7 +60,10 @@ export class AuditLog {
   start(command: string, cwd: string, startedAtMs: number): number {
     const r = this.st(
       "INSERT INTO tool_calls (name, parameters, status, started_at) VALUES ('bash', ?, 'pending', ?) RETURNING id",
-    ).get(JSON.stringify({ command, cwd, startedAtMs }), Math.floor(startedAtMs / 1000));
+    ).get(
+      JSON.stringify({ command, cwd, startedAtMs, owner: OWN_PROCESS_TOKEN }),
+      Math.floor(startedAtMs / 1000),
+    );
     return Number(r!.id);
   }
 
@@ -73,6 +79,17 @@ export class AuditLog {
       Math.round(durationMs),
       id,
     );
+  }
+
+  /**
+   * Marks the commands that Kiln process `owner` (a process token) left
+   * running as `interrupted`: it died before they ended. Returns how many.
+   */
+  interrupt(owner: string): number {
+    const r = this.st(
+      "UPDATE tool_calls SET status = 'interrupted', error = ?, completed_at = ? WHERE status = 'pending' AND json_extract(parameters, '$.owner') = ?",
+    ).run("interrupted: the Kiln process running it ended", Math.floor(Date.now() / 1000), owner);
+    return Number(r.changes);
   }
 
   /** The newest `limit` entries, oldest first. */

@@ -72,6 +72,15 @@ export interface Backend {
   open(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance>;
   /** Removes whatever `create` made outside `spec.stateDir`. Idempotent. */
   destroy(spec: InstanceSpec): Promise<void>;
+  /**
+   * Cleans up after Kiln process `owner` (a process token), which had this
+   * sandbox open and died without closing it: the temporary files of its
+   * unfinished writes and imports, and, when `alone` (no live process has
+   * the sandbox open), what its instance held on the host (mounts, cgroups,
+   * runtime state). The workspace is kept: `open` starts again from it.
+   * Idempotent.
+   */
+  recover?(spec: InstanceSpec, owner: string, alone: boolean): Promise<void>;
   /** Releases process-wide resources (workers, pools). */
   close?(): Promise<void>;
   /**

@@ -9,6 +9,7 @@ import type { FileOps } from "./backend.ts";
 import { fromErrno, InvalidArgumentError, LimitExceededError, throwIfAborted } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
+import { OWN_PROCESS_TOKEN } from "./process-token.ts";
 import type { EntryInfo } from "./types.ts";
 
 /** True when `stat` finds the entry, false when it is `not_found`; other errors pass. */
@@ -230,7 +231,10 @@ export class Files {
           if (st) break;
         }
       }
-      const stage = posix.join(base, `${STAGING_PREFIX}${randomBytes(6).toString("hex")}`);
+      const stage = posix.join(
+        base,
+        `${STAGING_PREFIX}${OWN_PROCESS_TOKEN}-${randomBytes(6).toString("hex")}`,
+      );
       try {
         await ops.importTar(stage, stream);
         if (target) {
@@ -249,7 +253,7 @@ export class Files {
   }
 }
 
-/** Names of the staging folders of tar imports (swept after a crash). */
+/** Names of the staging folders of tar imports, followed by the process's token (swept after a crash). */
 export const STAGING_PREFIX = ".kiln-import-";
 
 /** An errno-style error, which `fromErrno` maps. */

@@ -11,6 +11,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
 import { checkEnv } from "./env.ts";
 import {
@@ -38,6 +39,9 @@ import {
   type TierStatus,
 } from "./types.ts";
 import { WARM_MARKER, WarmPool, type WarmSandbox, type WarmShape } from "./warm-pool.ts";
+
+/** The folder of a sandbox's state directory that names the live processes that have it open. */
+const OPEN_BY = "open-by";
 
 /** Options of {@link Kiln.open}. */
 export interface OpenOptions {
@@ -121,6 +125,7 @@ export class Kiln {
     if (max !== undefined && (!Number.isSafeInteger(max) || max <= 0))
       throw new InvalidArgumentError("maxLifetimeMs must be a positive integer of ms");
     const kiln = new Kiln(resolve(options.dataDir ?? defaultDataDir()), factories, warm, max);
+    await kiln.recoverCrashed();
     await kiln.reapExpired();
     await kiln.reapOrphanedWarm();
     for (const r of kiln.records.list()) kiln.armExpiry(r.id, r.expiresAt);
@@ -274,6 +279,47 @@ export class Kiln {
     rmSync(spec.stateDir, { recursive: true, force: true });
   }
 
+  /**
+   * Cleans up after Kiln processes that died (SIGKILL, a crash) with
+   * sandboxes open. Each process that opens a sandbox stamps it
+   * (`sandboxes/<id>/open-by/<token>`) until it closes it; for every stamp
+   * whose process is gone, the commands it left running become `interrupted`
+   * in the audit log and the tier removes its temporary files and, when no
+   * live process has the sandbox open, releases its mounts and cgroups
+   * (`Backend.recover`). A stamp whose clean-up failed stays, to be tried by
+   * the next process.
+   */
+  private async recoverCrashed(): Promise<void> {
+    for (const r of this.records.list()) {
+      const dir = join(this.spec(r).stateDir, OPEN_BY);
+      let owners: string[];
+      try {
+        owners = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      const dead = owners.filter((o) => o !== OWN_PROCESS_TOKEN && !processAlive(o));
+      const alone = dead.length === owners.length;
+      for (const owner of dead) {
+        try {
+          const spec = this.spec(r);
+          if (existsSync(spec.databasePath)) {
+            const log = new AuditLog(spec.databasePath);
+            try {
+              log.interrupt(owner);
+            } finally {
+              log.close();
+            }
+          }
+          await (await this.backend(r.tier)).recover?.(spec, owner, alone);
+          rmSync(join(dir, owner), { force: true });
+        } catch {
+          // Left for the next process (the tier may be unavailable to this one).
+        }
+      }
+    }
+  }
+
   /** Destroys warm sandboxes whose process ended without handing them out or stopping them. */
   private async reapOrphanedWarm(): Promise<void> {
     const root = join(this.dataDir, "sandboxes");
@@ -340,6 +386,9 @@ export class Kiln {
     });
     if (instance) sb.swapInstance(instance);
     this.live.set(info.id, sb);
+    // Open in this process until it closes the sandbox: a crash leaves the stamp for recoverCrashed.
+    mkdirSync(join(spec.stateDir, OPEN_BY), { recursive: true });
+    writeFileSync(join(spec.stateDir, OPEN_BY, OWN_PROCESS_TOKEN), "");
     return sb;
   }
 
@@ -513,6 +562,10 @@ export class Kiln {
     this.closed = true;
     for (const t of this.expiryTimers.values()) clearTimeout(t);
     await Promise.all([...this.live.values()].map((s) => s.close().catch(() => {})));
+    for (const id of this.live.keys()) {
+      const rec = this.records.get(id);
+      if (rec) rmSync(join(this.spec(rec).stateDir, OPEN_BY, OWN_PROCESS_TOKEN), { force: true });
+    }
     this.live.clear();
     this.cache.clear();
     await this.warm.drain();

@@ -84,8 +84,8 @@ export interface AuditEntry {
   command: string;
   /** Exit code, or null while running. */
   exitCode: number | null;
-  /** `success`, `error` or `pending`. */
-  status: "success" | "error" | "pending";
+  /** `success`, `error`, `pending` (running), or `interrupted` (the Kiln process running it ended first). */
+  status: "success" | "error" | "pending" | "interrupted";
   /** Start time, ms since the epoch. */
   startedAtMs: number;
   /** Duration in ms, or null while running. */

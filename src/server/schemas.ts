@@ -130,7 +130,7 @@ export const AuditEntrySchema = z
     id: z.number(),
     command: Str,
     exitCode: z.number().nullable(),
-    status: z.enum(["success", "error", "pending"]),
+    status: z.enum(["success", "error", "pending", "interrupted"]),
     startedAtMs: z.number(),
     durationMs: z.number().nullable(),
     cwd: Str,

@@ -409,6 +409,22 @@ export class AgentFsStore {
     });
   }
 
+  /**
+   * Removes, anywhere in the tree, the temporary entries of Kiln process
+   * `owner` (a process token): `.kiln-write-<owner>-…` files of unfinished
+   * writes and `.kiln-import-<owner>-…` folders of unfinished tar imports.
+   * Returns how many it removed.
+   */
+  sweepTemporary(owner: string): number {
+    if (!/^\d+-\d+$/.test(owner)) return 0;
+    const rows = this.st("SELECT parent_ino, name FROM fs_dentry WHERE name LIKE ? OR name LIKE ?").all(
+      `.kiln-write-${owner}-%`,
+      `.kiln-import-${owner}-%`,
+    );
+    for (const r of rows) this.removeTree(Number(r.parent_ino), String(r.name));
+    return rows.length;
+  }
+
   /** True when directory `anc` is `ino` or contains it. */
   private isAncestor(anc: number, ino: number): boolean {
     let cur = ino;

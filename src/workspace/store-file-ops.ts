@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import type { FileOps } from "../core/backend.ts";
+import { OWN_PROCESS_TOKEN } from "../core/process-token.ts";
 import type { EntryInfo, EntryType } from "../core/types.ts";
 import { type AgentFsStore, isDir, isLink, S_IFREG } from "./agentfs-store.ts";
 import { FsError } from "./fs-error.ts";
@@ -91,7 +92,8 @@ export class StoreFileOps implements FileOps {
       throw new FsError("EISDIR", "open", path);
     }
     const dir = target.parent;
-    const tmpName = `.kiln-write-${randomBytes(6).toString("hex")}`;
+    // Named for this process, so that after a crash the next one can sweep it (sweepTemporary).
+    const tmpName = `.kiln-write-${OWN_PROCESS_TOKEN}-${randomBytes(6).toString("hex")}`;
     const tmp = this.store.mknod(dir, tmpName, S_IFREG | 0o644, path);
     let written = 0;
     try {

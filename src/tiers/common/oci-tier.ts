@@ -19,7 +19,7 @@ import {
   removeCgroupDirs,
   runtimeVersion,
 } from "./oci-runtime.ts";
-import { destroyWorkspace, PoolUsers } from "./sandbox-parts.ts";
+import { destroyWorkspace, PoolUsers, releaseParts } from "./sandbox-parts.ts";
 import { templateDigest } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
 
@@ -131,6 +131,14 @@ export class OciTierBackend implements Backend {
     removeCgroupDirs(cgroup.relPath);
     await destroyWorkspace(spec);
     if (failure) throw failure;
+  }
+
+  /** Releases what a dead process's instance held: the container's record, its cgroups, the mount. */
+  async recover(spec: InstanceSpec, _owner: string, alone: boolean): Promise<void> {
+    if (!alone) return;
+    await ociDelete(this.runtime(spec.dataDir), spec.id).catch(() => {});
+    await releaseParts(spec);
+    removeCgroupDirs(new SandboxCgroup(spec.id).relPath);
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,8 @@
  * template's rootfs, the workspace image (taken from the warm pool when it is
  * new), and a clean cgroup path. Drivers add only their runtime.
  */
+import { readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { InstanceSpec } from "../../core/backend.ts";
 import { SandboxCgroup } from "./cgroups.ts";
 import { templateRootfs } from "./templates.ts";
@@ -24,6 +26,31 @@ export interface SandboxParts {
 export async function destroyWorkspace(spec: InstanceSpec): Promise<void> {
   await new WorkspaceImage(spec.stateDir).destroy();
   await sweepStalePools(spec.dataDir);
+}
+
+/** Temporary names of unfinished writes (the agent's `.<name>.kiln-<pid>-<n>`) and tar imports (core's staging folders). */
+const TEMPORARY = /^(\..+\.kiln-\d+-\d+|\.kiln-import-\d+-\d+-[0-9a-f]+)$/;
+
+/** Removes the temporary entries below `dir`, a directory of the host holding a sandbox's files; never follows a link. */
+async function sweepTemporary(dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (TEMPORARY.test(e.name)) await rm(p, { recursive: true, force: true });
+    else if (e.isDirectory()) await sweepTemporary(p);
+  }
+}
+
+/**
+ * After the Kiln process that ran a sandbox died without closing it: empties
+ * and removes its cgroup, removes the temporary files of the writes and
+ * imports it left unfinished (every one is stale: no other process runs the
+ * sandbox), and unmounts the workspace. The image stays; `open` mounts it again.
+ */
+export async function releaseParts(spec: InstanceSpec): Promise<void> {
+  new SandboxCgroup(spec.id).destroy();
+  const workspace = new WorkspaceImage(spec.stateDir);
+  if (workspace.mounted()) await sweepTemporary(workspace.mountPath);
+  await workspace.unmount();
 }
 
 /** The data directories a driver has used, so that it can drain their pools when it closes. */

@@ -9,7 +9,7 @@ import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { agentBinary, isRoot, which } from "../common/host.ts";
-import { destroyWorkspace, PoolUsers } from "../common/sandbox-parts.ts";
+import { destroyWorkspace, PoolUsers, releaseParts } from "../common/sandbox-parts.ts";
 import { seccompBpf } from "../common/seccomp.ts";
 import { templateDigest } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
@@ -95,6 +95,11 @@ export class NamespaceBackend implements Backend {
 
   templateDigest(dataDir: string, template: string): string | undefined {
     return templateDigest(dataDir, template);
+  }
+
+  /** Releases what a dead process's instance held (its runtime died with it: bwrap dies with its parent). */
+  async recover(spec: InstanceSpec, _owner: string, alone: boolean): Promise<void> {
+    if (alone) await releaseParts(spec);
   }
 
   async destroy(spec: InstanceSpec): Promise<void> {

@@ -70,6 +70,17 @@ export class VirtualBackend implements Backend {
     );
   }
 
+  /** Removes the temporary files of `owner`'s unfinished writes and imports (the store has no host resources). */
+  async recover(spec: InstanceSpec, owner: string): Promise<void> {
+    if (!existsSync(spec.databasePath)) return;
+    const store = AgentFsStore.open(spec.databasePath, { maxBytes: spec.limits.diskBytes });
+    try {
+      store.sweepTemporary(owner);
+    } finally {
+      store.close();
+    }
+  }
+
   /** Empties the filesystem tables; the database file itself (with the audit log) belongs to core. */
   async destroy(spec: InstanceSpec): Promise<void> {
     let store: AgentFsStore | undefined;
