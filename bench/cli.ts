@@ -17,6 +17,8 @@ import { quantile } from "./stats.ts";
 const ROOT = join(import.meta.dirname, "..");
 const KILN = join(ROOT, "bin", "kiln");
 const GNU_TIME = "/usr/bin/time";
+/** Where GNU time writes each run's peak memory. */
+const TIME_OUT = join(tmpdir(), `kiln-bench-time-${process.pid}`);
 
 /** One command of the table. */
 interface Probe {
@@ -37,8 +39,7 @@ interface Probe {
 /** Runs `cmd` once; resolves to its wall time in ms and peak RSS in KiB (NaN without GNU time). */
 function runOnce(p: Probe): Promise<{ wallMs: number; peakKiB: number }> {
   const haveTime = existsSync(GNU_TIME);
-  const out = join(tmpdir(), `kiln-bench-time-${process.pid}`);
-  const [cmd, args] = haveTime ? [GNU_TIME, ["-f", "%M", "-o", out, p.cmd, ...p.args]] : [p.cmd, p.args];
+  const [cmd, args] = haveTime ? [GNU_TIME, ["-f", "%M", "-o", TIME_OUT, p.cmd, ...p.args]] : [p.cmd, p.args];
   const t = performance.now();
   const child = spawn(cmd, args, { env: { ...process.env, ...p.env }, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -50,7 +51,9 @@ function runOnce(p: Probe): Promise<{ wallMs: number; peakKiB: number }> {
     child.on("close", (code) => {
       const wallMs = performance.now() - t;
       if (code !== 0) return reject(new Error(`${p.label}: exit ${code}: ${stderr.trim().slice(-400)}`));
-      const peakKiB = haveTime ? Number(readFileSync(out, "utf8").trim().split("\n").at(-1)) : Number.NaN;
+      const peakKiB = haveTime
+        ? Number(readFileSync(TIME_OUT, "utf8").trim().split("\n").at(-1))
+        : Number.NaN;
       resolve({ wallMs, peakKiB });
     });
   });
@@ -231,6 +234,7 @@ export async function benchCli(rounds = 10): Promise<string> {
     for (const id of created.values())
       spawnSync(KILN, ["--data-dir", dataDir, "rm", id], { stdio: "ignore" });
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(TIME_OUT, { force: true });
   }
 
   const median = (label: string) => quantile(probes.find((p) => p.label === label)?.wallMs ?? [], 0.5);

@@ -12,8 +12,8 @@ import { freshCompiledEntry } from "../scripts/cli-build-stamp.mjs";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const major = Number(process.versions.node.split(".")[0]);
 
-/** Where compiled code is cached between runs (warmed by the build at install). */
-export const COMPILE_CACHE_DIR = join(root, "node_modules", ".cache", "kiln", "compile");
+// Where compiled code is cached between runs (warmed by the build at install).
+const COMPILE_CACHE_DIR = join(root, "node_modules", ".cache", "kiln", "compile");
 
 if (major >= 24) {
   // V8's code cache for every module this command loads (and, for the sources, their
