@@ -7,6 +7,7 @@
  * absence a failure).
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import {
   existsSync,
   lstatSync,
@@ -91,15 +92,25 @@ for (const tier of ["virtual", "namespace"]) {
       assert.ok(lstatSync(join(dest, "out", "report.txt")).isFile(), "the link was not replaced");
       assert.equal(readFileSync(join(dest, "out", "report.txt"), "utf8"), "PWNED\n");
 
-      // Naming the link itself as the destination.
+      // Naming a link itself as the destination: refused, neither followed nor replaced.
       rmSync(join(dest, "out", "report.txt"));
       symlinkSync(victim, join(dest, "out", "report.txt"));
-      await cp(`${id}:/workspace/out/report.txt`, join(dest, "out", "report.txt"));
+      const r = await cli([
+        "--json",
+        "cp",
+        `${id}:/workspace/out/report.txt`,
+        join(dest, "out", "report.txt"),
+      ]);
+      assert.notEqual(r.code, 0, show(r));
+      assert.equal(JSON.parse(r.stderr).error.code, "invalid_argument", show(r));
       assert.equal(readFileSync(victim, "utf8"), "original\n", "the copy wrote through the host symlink");
-      assert.ok(lstatSync(join(dest, "out", "report.txt")).isFile(), "the link was not replaced");
+      assert.ok(
+        lstatSync(join(dest, "out", "report.txt")).isSymbolicLink(),
+        "a link the user named was replaced",
+      );
     });
 
-    it("a link to a host directory is replaced, never entered, by a folder or a file copied onto it", async () => {
+    it("a link to a host directory is replaced, never entered, by a folder or a file copied into its folder", async () => {
       const victimDir = join(host, "victim-dir");
       mkdirSync(victimDir);
       const dest = join(host, "dest2");
@@ -113,18 +124,30 @@ for (const tier of ["virtual", "namespace"]) {
 
       await sh("mkdir -p /workspace/res && echo PWNED > /workspace/res/x && echo PWNED > /workspace/f");
       await cp(`${id}:/workspace/res`, join(dest, "out2"));
-      await cp(`${id}:/workspace/f`, join(dest, "out2", "f"));
+      await cp(`${id}:/workspace/f`, join(dest, "out2"));
       assert.deepEqual(readdirSync(victimDir), [], "a copy wrote into the linked host directory");
       assert.ok(lstatSync(join(dest, "out2", "res")).isDirectory(), "the link was not replaced by a folder");
       assert.equal(readFileSync(join(dest, "out2", "res", "x"), "utf8"), "PWNED\n");
       assert.ok(lstatSync(join(dest, "out2", "f")).isFile(), "the link was not replaced by the file");
 
-      // A trailing slash asks to copy *into* the directory the link names: refused, not followed.
+      // Naming the link (with or without a trailing slash) or a FIFO, or a FIFO of the file's name: refused.
       symlinkSync(victimDir, join(dest, "out2", "g"));
-      const r = await cli(["--json", "cp", `${id}:/workspace/f`, `${join(dest, "out2", "g")}/`]);
-      assert.notEqual(r.code, 0, show(r));
-      assert.equal(JSON.parse(r.stderr).error.code, "invalid_argument", show(r));
+      const fifo = join(dest, "out2", "fifo");
+      assert.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo failed");
+      await sh("echo PWNED > /workspace/fifo");
+      const attempts: [string, string][] = [
+        [`${id}:/workspace/f`, join(dest, "out2", "g")],
+        [`${id}:/workspace/f`, `${join(dest, "out2", "g")}/`],
+        [`${id}:/workspace/f`, fifo],
+        [`${id}:/workspace/fifo`, join(dest, "out2")],
+      ];
+      for (const [from, to] of attempts) {
+        const r = await cli(["--json", "cp", from, to]);
+        assert.notEqual(r.code, 0, show(r));
+        assert.equal(JSON.parse(r.stderr).error.code, "invalid_argument", show(r));
+      }
       assert.deepEqual(readdirSync(victimDir), [], "a copy wrote into the linked host directory");
+      assert.ok(lstatSync(fifo).isFIFO(), "the FIFO was replaced");
     });
 
     it("copies out drop setuid, setgid and sticky bits, create no FIFO, and belong to the invoking user", async () => {
