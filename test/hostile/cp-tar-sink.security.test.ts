@@ -6,6 +6,7 @@
  * outside the destination, and nothing special may be created.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import {
   existsSync,
   lstatSync,
@@ -127,6 +128,23 @@ test("device nodes and FIFOs are never created; setuid, setgid and sticky bits a
   for (const p of ["suid", "sgid", "sticky", "sgid/f"]) {
     const st = lstatSync(join(dest, p));
     assert.deepEqual([st.uid, st.gid], [process.getuid?.(), process.getgid?.()], p);
+  }
+});
+
+test("a member never replaces a FIFO of the host (invalid_argument)", async () => {
+  const { dest } = scene("over-fifo");
+  const fifo = join(dest, "fifo");
+  assert.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo failed");
+  for (const entry of [
+    { name: "fifo", type: "file" as const, mode: 0o644, body: "x" },
+    { name: "fifo", type: "symlink" as const, linkname: "/etc/passwd" },
+    { name: "fifo/", type: "directory" as const, mode: 0o755 },
+  ]) {
+    await assert.rejects(
+      unpackTree(tarOf([entry]), hostTreeSink(dest)),
+      (e: { code?: string }) => e.code === "invalid_argument",
+    );
+    assert.ok(lstatSync(fifo).isFIFO(), `the FIFO was replaced by a ${entry.type}`);
   }
 });
 
