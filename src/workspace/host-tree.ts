@@ -8,12 +8,13 @@
  *   so a link already at its path is replaced, not followed; modes and times
  *   are set on open descriptors, never by path;
  * - it keeps permission bits only: setuid, setgid and sticky bits are dropped;
- * - it creates no device nodes or FIFOs (they are skipped);
+ * - it creates no device nodes or FIFOs (they are skipped), and replaces
+ *   none of the host's (`invalid_argument`);
  * - what it creates belongs to the calling process's user and group.
  * Its guarantees rely on nothing else changing the host tree during the copy.
  */
 import { randomBytes } from "node:crypto";
-import { constants, createReadStream } from "node:fs";
+import { constants, createReadStream, type Stats } from "node:fs";
 import {
   type FileHandle,
   lstat,
@@ -118,6 +119,7 @@ export async function writeHostFile(
 export async function ensureHostDir(path: string, mode: number): Promise<boolean> {
   const st = await lstat(path).catch(() => undefined);
   if (st?.isDirectory()) return false;
+  refuseSpecial(st, path);
   if (st) await rm(path, { force: true });
   await mkdir(path, { mode: 0o700 });
   const fh = await openDirNoFollow(path);
@@ -128,6 +130,12 @@ export async function ensureHostDir(path: string, mode: number): Promise<boolean
     await fh.close();
   }
   return true;
+}
+
+/** Refuses to replace a device node, FIFO or socket at `path` (the host's, not the sandbox's). */
+function refuseSpecial(st: Stats | undefined, path: string): void {
+  if (st && (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO() || st.isSocket()))
+    throw new InvalidArgumentError(`refusing to replace the special file ${path}`);
 }
 
 /** Checks that every parent of `rel` below `root` is a real directory (creating missing ones). */
@@ -162,12 +170,14 @@ export function hostTreeSink(root: string, options: HostTreeSinkOptions = {}): T
       await safeParent(root, rel);
       const p = join(root, rel);
       const st = await lstat(p).catch(() => undefined);
+      refuseSpecial(st, p);
       if (st?.isDirectory()) await rm(p, { recursive: true, force: true });
       await writeHostFile(p, data, mode, mtimeMs);
     },
     async symlink(rel, target, mtimeMs) {
       await safeParent(root, rel);
       const p = join(root, rel);
+      refuseSpecial(await lstat(p).catch(() => undefined), p);
       await rm(p, { recursive: true, force: true });
       await symlink(target, p);
       await lutimes(p, mtimeMs / 1000, mtimeMs / 1000).catch(() => {});

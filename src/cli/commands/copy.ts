@@ -19,19 +19,29 @@ export function parseLocation(arg: string): { id?: string; path: string } {
 
 /**
  * Where a copy of sandbox path `srcPath` lands for host destination `dst`.
- * The parent of the path the user typed is theirs and resolves as usual; its
- * last component is never followed: into it when it is a real directory,
- * onto it otherwise (a link there is then replaced). A trailing slash after a
- * link (copy into where the link points) is refused.
+ * The path the user typed resolves as usual up to its last component, which
+ * is never followed: a real directory is copied into (under the source's
+ * base name); a symbolic link, a device, a FIFO or a socket is refused (a
+ * link could lead anywhere, and replacing one the user named, or a device,
+ * could break the host). Under a directory, an entry of the sandbox's name
+ * that is a link is replaced, never followed (it may be one an earlier copy
+ * brought out); one that is a device, FIFO or socket is refused.
  * @throws InvalidArgumentError
  */
 async function hostTarget(dst: string, srcPath: string): Promise<string> {
   const { lstat } = await import("node:fs/promises");
-  const host = resolve(dst);
-  const st = await lstat(host).catch(() => undefined);
-  if (st?.isSymbolicLink() && /\/\.?$/.test(dst))
-    throw new InvalidArgumentError(`refusing to copy through the symbolic link ${host}`);
-  return st?.isDirectory() ? join(host, posix.basename(srcPath)) : host;
+  const special = (st: import("node:fs").Stats) =>
+    st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO() || st.isSocket();
+  const typed = resolve(dst);
+  const st = await lstat(typed).catch(() => undefined);
+  if (st?.isSymbolicLink() || (st && special(st)))
+    throw new InvalidArgumentError(`refusing to copy onto ${typed}: not a regular file or directory`);
+  if (!st?.isDirectory()) return typed;
+  const host = join(typed, posix.basename(srcPath));
+  const inner = await lstat(host).catch(() => undefined);
+  if (inner && special(inner))
+    throw new InvalidArgumentError(`refusing to copy onto ${host}: not a regular file or directory`);
+  return host;
 }
 
 /** Registers `cp`. */
