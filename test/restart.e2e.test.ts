@@ -10,7 +10,7 @@
  * state directory. Runs on every tier that can run here.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,7 +56,11 @@ describe("a killed Kiln process", () => {
     for (const s of await kiln.doctor()) ready.set(s.tier, s.available ? true : s.reason);
     await kiln.close();
   });
-  after(() => rmSync(dataDir, { recursive: true, force: true }));
+  after(() => {
+    // A failed run may leave mounts: unmount them rather than delete through them.
+    for (const line of mountsUnder(dataDir)) spawnSync("umount", ["-l", line.split(" ")[4]!]);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 
   for (const tier of TIER_NAMES) {
     test(`${tier}: no orphans after SIGKILL; the sandbox reopens intact; kill cleans up`, async (t) => {
