@@ -61,14 +61,20 @@ interface Target {
 
 const root = join(import.meta.dirname, "..");
 
-async function startTarget(dataDir: string, inline: boolean): Promise<Target> {
+/** Room for every client's sandbox, whatever this machine's RAM: the bench measures speed, not admission. */
+function budgetFor(clients: number): { maxSandboxes: number; maxMemoryBytes: number } {
+  return { maxSandboxes: clients * 2, maxMemoryBytes: clients * 2 * 1024 ** 3 };
+}
+
+async function startTarget(dataDir: string, inline: boolean, clients: number): Promise<Target> {
+  const budget = budgetFor(clients);
   if (inline) {
-    const s = await startServer({ dataDir, port: 0, host: "127.0.0.1" });
-    const { key } = s.keys.create({ name: "load" });
+    const s = await startServer({ dataDir, port: 0, host: "127.0.0.1", budget });
+    const { key } = s.keys.create({ name: "load", ...budget });
     return { url: s.url, key, stop: async () => void (await s.close(2000)) };
   }
   const keys = new KeyStore(dataDir);
-  const { key } = keys.create({ name: "load" });
+  const { key } = keys.create({ name: "load", ...budget });
   keys.close();
   const child: ChildProcess = spawn(
     process.execPath,
@@ -82,6 +88,10 @@ async function startTarget(dataDir: string, inline: boolean): Promise<Target> {
       "--host",
       "127.0.0.1",
       "--json",
+      "--max-sandboxes",
+      String(budget.maxSandboxes),
+      "--max-memory-bytes",
+      String(budget.maxMemoryBytes),
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
@@ -106,7 +116,7 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
   const perClient = options.commandsPerClient ?? 20;
   const signal = AbortSignal.timeout(options.deadlineMs ?? 5 * 60_000);
   const dataDir = mkdtempSync(join(tmpdir(), "kiln-load-"));
-  const target = await startTarget(dataDir, options.inline ?? false);
+  const target = await startTarget(dataDir, options.inline ?? false, clients);
   const latencies: number[] = [];
   const errorSamples: string[] = [];
   let errors = 0;

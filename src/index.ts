@@ -4,6 +4,7 @@
  */
 import "./tiers/index.ts";
 
+export type { AdmissionOptions, Budget } from "./core/admission.ts";
 export type { Backend, Capabilities, FileOps, Instance, InstanceSpec } from "./core/backend.ts";
 export type { CommandHandle, ProcessInfo, RunOptions, WaitOptions } from "./core/commands.ts";
 export * from "./core/errors.ts";

@@ -103,7 +103,12 @@ export type LimitName =
   | "cpuCount"
   | "pids"
   | "diskBytes"
-  | "maxFileBytes";
+  | "maxFileBytes"
+  /** Admission (src/core/admission.ts): an owner's quota, then the host's budget. */
+  | "maxSandboxes"
+  | "maxMemoryBytes"
+  | "hostMaxSandboxes"
+  | "hostMaxMemoryBytes";
 
 /** A limit was reached. `limit` names it; `value` is the limit's setting. */
 export class LimitExceededError extends KilnError {

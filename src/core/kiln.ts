@@ -11,6 +11,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
 import { checkEnv } from "./env.ts";
@@ -23,7 +24,7 @@ import {
   throwIfAborted,
 } from "./errors.ts";
 import { checkSandboxId, newSandboxId } from "./ids.ts";
-import { checkTimeoutMs, MAX_SANDBOX_TIMEOUT_MS, resolveLimits } from "./limits.ts";
+import { checkTimeoutMs, type Limits, MAX_SANDBOX_TIMEOUT_MS, resolveLimits } from "./limits.ts";
 import { sandboxPath, WORKSPACE } from "./paths.ts";
 import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
 import { RecordStore } from "./record-store.ts";
@@ -62,6 +63,12 @@ export interface OpenOptions {
    * none (the library's sandboxes may live for ever); `kiln serve` sets 24 h.
    */
   maxLifetimeMs?: number;
+  /**
+   * Admission control (`src/core/admission.ts`): the host's budget of live
+   * sandboxes and summed `limits.memoryBytes`, and per-owner quotas; beyond
+   * either, `create` is `limit_exceeded`. Default: none; `kiln serve` sets both.
+   */
+  admission?: AdmissionOptions;
   signal?: AbortSignal;
 }
 
@@ -92,6 +99,7 @@ export class Kiln {
   private readonly tearingDown = new Set<string>();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   private readonly warm: WarmPool;
+  private readonly admission: Admission;
   private closed = false;
   /** Longest lifetime in ms (see {@link OpenOptions.maxLifetimeMs}); undefined: none. */
   readonly maxLifetimeMs: number | undefined;
@@ -101,11 +109,13 @@ export class Kiln {
     factories: Map<TierName, BackendFactory>,
     warmPool: number,
     maxLifetimeMs: number | undefined,
+    admission: AdmissionOptions,
   ) {
     this.dataDir = dataDir;
     this.maxLifetimeMs = maxLifetimeMs;
     mkdirSync(join(dataDir, "sandboxes"), { recursive: true, mode: 0o700 });
     this.records = new RecordStore(join(dataDir, "kiln.db"));
+    this.admission = new Admission(admission, () => this.records.list());
     this.factories = factories;
     this.warm = new WarmPool(
       { start: (shape) => this.startWarm(shape), discard: (sb) => this.discardWarm(sb) },
@@ -124,7 +134,13 @@ export class Kiln {
     const max = options.maxLifetimeMs;
     if (max !== undefined && (!Number.isSafeInteger(max) || max <= 0))
       throw new InvalidArgumentError("maxLifetimeMs must be a positive integer of ms");
-    const kiln = new Kiln(resolve(options.dataDir ?? defaultDataDir()), factories, warm, max);
+    const kiln = new Kiln(
+      resolve(options.dataDir ?? defaultDataDir()),
+      factories,
+      warm,
+      max,
+      options.admission ?? {},
+    );
     await kiln.recoverCrashed();
     await kiln.reapExpired();
     await kiln.reapOrphanedWarm();
@@ -173,9 +189,20 @@ export class Kiln {
 
   /**
    * Creates a sandbox.
-   * @throws InvalidArgumentError, TierUnavailableError (with the reason), NotFoundError (template), AbortedError
+   * @throws InvalidArgumentError, TierUnavailableError (with the reason), NotFoundError (template), AbortedError,
+   * LimitExceededError (`limit_exceeded`: an owner's quota or the host's budget, see {@link OpenOptions.admission})
    */
   async create(options: CreateOptions = {}): Promise<Sandbox> {
+    const limits = resolveLimits(options.limits);
+    const release = this.admission.admit(options.metadata ?? {}, limits.memoryBytes);
+    try {
+      return await this.admitted(options, limits);
+    } finally {
+      release();
+    }
+  }
+
+  private async admitted(options: CreateOptions, limits: Limits): Promise<Sandbox> {
     throwIfAborted(options.signal);
     this.checkOpen();
     const tier = checkTierName(options.tier ?? "virtual");
@@ -198,7 +225,7 @@ export class Kiln {
       env,
       cwd,
       metadata: { ...(options.metadata ?? {}) },
-      limits: resolveLimits(options.limits),
+      limits,
       createdAt: new Date(now).toISOString(),
       expiresAt: timeoutMs > 0 ? new Date(now + timeoutMs).toISOString() : null,
     };

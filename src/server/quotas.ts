@@ -1,49 +1,49 @@
 /**
- * Per-key quotas: how many live sandboxes a key may own, and the total
- * `limits.memoryBytes` they may reserve. Creations of one key are serialized
- * so that two concurrent requests cannot both pass the check.
+ * The server's admission defaults (enforced by core's `Admission` on every
+ * interface: REST, E2B, MCP): a host-wide budget, and the quota of a key that
+ * sets none of its own. A key's quota counts the live sandboxes it owns
+ * (`kiln.owner` = its id) and their summed `limits.memoryBytes`.
  */
-import type { Kiln } from "../core/kiln.ts";
-import { QuotaExceededError } from "./errors.ts";
-import type { ApiKeyInfo } from "./keys.ts";
-import { ownedList } from "./ownership.ts";
+import { totalmem } from "node:os";
+import type { AdmissionOptions, Budget } from "../index.ts";
+import type { KeyStore } from "./keys.ts";
+import { OWNER_LABEL } from "./ownership.ts";
 
-const queues = new Map<string, Promise<unknown>>();
+/** Default most live sandboxes on the host. */
+export const DEFAULT_HOST_MAX_SANDBOXES = 1000;
+/** Default most live sandboxes per key (a key's own `maxSandboxes` overrides it). */
+export const DEFAULT_KEY_MAX_SANDBOXES = 100;
 
-/** Runs `fn` after every earlier call for the same key has settled. */
-export async function serializedPerKey<T>(keyId: string, fn: () => Promise<T>): Promise<T> {
-  const prev = queues.get(keyId) ?? Promise.resolve();
-  const run = prev.then(fn, fn);
-  const settled = run.catch(() => undefined);
-  queues.set(keyId, settled);
-  void settled.then(() => {
-    if (queues.get(keyId) === settled) queues.delete(keyId);
-  });
-  return run;
+/**
+ * The host's default budget: 1000 sandboxes, and memory limits summing to at
+ * most twice the machine's RAM (limits are ceilings that most sandboxes never
+ * reach, so some overcommit is the useful default).
+ */
+export function defaultHostBudget(): Required<Budget> {
+  return { maxSandboxes: DEFAULT_HOST_MAX_SANDBOXES, maxMemoryBytes: 2 * totalmem() };
+}
+
+/** A key's default quota: 100 sandboxes, and memory limits summing to at most the machine's RAM. */
+export function defaultKeyQuota(): Required<Budget> {
+  return { maxSandboxes: DEFAULT_KEY_MAX_SANDBOXES, maxMemoryBytes: totalmem() };
 }
 
 /**
- * Checks that `key` may create one more sandbox reserving `memoryBytes`.
- * @throws QuotaExceededError (`limit_exceeded`, `limit` = `maxSandboxes` or `maxMemoryBytes`)
+ * Admission for a server: `host` over every sandbox, and each key's quota
+ * (its own `maxSandboxes` / `maxMemoryBytes`, else `keyDefault`).
  */
-export async function checkQuotas(kiln: Kiln, key: ApiKeyInfo, memoryBytes: number): Promise<void> {
-  if (key.maxSandboxes === null && key.maxMemoryBytes === null) return;
-  const owned = await ownedList(kiln, key.id);
-  if (key.maxSandboxes !== null && owned.length + 1 > key.maxSandboxes) {
-    throw new QuotaExceededError(
-      "maxSandboxes",
-      key.maxSandboxes,
-      `quota exceeded: maxSandboxes (${key.maxSandboxes}); this key owns ${owned.length} live sandboxes`,
-    );
-  }
-  if (key.maxMemoryBytes !== null) {
-    const used = owned.reduce((sum, s) => sum + s.limits.memoryBytes, 0);
-    if (used + memoryBytes > key.maxMemoryBytes) {
-      throw new QuotaExceededError(
-        "maxMemoryBytes",
-        key.maxMemoryBytes,
-        `quota exceeded: maxMemoryBytes (${key.maxMemoryBytes}); in use ${used}, requested ${memoryBytes}`,
-      );
-    }
-  }
+export function serverAdmission(keys: () => KeyStore, host: Budget, keyDefault: Budget): AdmissionOptions {
+  return {
+    host,
+    ownerOf: (metadata) => metadata[OWNER_LABEL],
+    quotaOf: (owner) => {
+      const key = keys().get(owner);
+      const maxSandboxes = key?.maxSandboxes ?? keyDefault.maxSandboxes;
+      const maxMemoryBytes = key?.maxMemoryBytes ?? keyDefault.maxMemoryBytes;
+      return {
+        ...(maxSandboxes !== undefined ? { maxSandboxes } : {}),
+        ...(maxMemoryBytes !== undefined ? { maxMemoryBytes } : {}),
+      };
+    },
+  };
 }

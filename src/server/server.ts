@@ -6,6 +6,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import type { Budget } from "../index.ts";
 import { Kiln } from "../index.ts";
 import { createApp } from "./app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./body-limit.ts";
@@ -13,6 +14,7 @@ import type { App, ServerState } from "./context.ts";
 import { KeyStore } from "./keys.ts";
 import { withE2b } from "./mounts.ts";
 import { ProcessRegistry } from "./processes.ts";
+import { defaultHostBudget, defaultKeyQuota, serverAdmission } from "./quotas.ts";
 import { StreamTracker } from "./streaming.ts";
 import { attachTerminal } from "./terminal/index.ts";
 import { serverTokens } from "./tokens.ts";
@@ -36,6 +38,18 @@ export interface ServeOptions {
   maxLifetimeMs?: number;
   /** Request body limit of every endpoint but streamed uploads, in bytes; default 1,048,576 (1 MiB). */
   maxBodyBytes?: number;
+  /**
+   * The host's budget of live sandboxes and summed `limits.memoryBytes`, over
+   * every key; beyond it a create is `limit_exceeded` (`hostMaxSandboxes`,
+   * `hostMaxMemoryBytes`). Default 1000 sandboxes and twice the machine's RAM.
+   */
+  budget?: Budget;
+  /**
+   * The quota of a key that sets none of its own (`kiln keys create
+   * --max-sandboxes/--max-memory-bytes`); beyond it `limit_exceeded`
+   * (`maxSandboxes`, `maxMemoryBytes`). Default 100 sandboxes and the machine's RAM.
+   */
+  keyQuota?: Budget;
 }
 
 /** The default of {@link ServeOptions.maxLifetimeMs}: 24 hours. */
@@ -63,12 +77,20 @@ export interface RunningServer {
  * @throws the listen error (e.g. EADDRINUSE) as is
  */
 export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
+  let keyStore: KeyStore | undefined;
+  const admission = serverAdmission(
+    () => keyStore!,
+    options.budget ?? defaultHostBudget(),
+    options.keyQuota ?? defaultKeyQuota(),
+  );
   const kiln = await Kiln.open({
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    admission,
     ...(options.warmPool !== undefined ? { warmPool: options.warmPool } : {}),
     maxLifetimeMs: options.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS,
   });
   const keys = new KeyStore(kiln.dataDir);
+  keyStore = keys;
   const state: ServerState = {
     kiln,
     keys,

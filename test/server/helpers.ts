@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KilnApi } from "../../src/client/api.ts";
 import { KilnClient } from "../../src/client/index.ts";
-import { type RunningServer, startServer } from "../../src/server/index.ts";
+import { type RunningServer, type ServeOptions, startServer } from "../../src/server/index.ts";
 
 /** A server on a fresh data directory, with one key. */
 export interface TestServer {
@@ -26,10 +26,14 @@ type BodyInitLike = string | Uint8Array;
 
 /** Starts a server on an ephemeral port. */
 export async function testServer(
-  options: { dataDir?: string; key?: Parameters<RunningServer["keys"]["create"]>[0] } = {},
+  options: {
+    dataDir?: string;
+    key?: Parameters<RunningServer["keys"]["create"]>[0];
+    serve?: Omit<ServeOptions, "dataDir" | "port">;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "kiln-srv-"));
-  const server = await startServer({ dataDir, port: 0, graceMs: 2000 });
+  const server = await startServer({ dataDir, port: 0, graceMs: 2000, ...options.serve });
   const { key } = server.keys.create({ name: "test", ...(options.key ?? {}) });
   return {
     server,

@@ -26,8 +26,33 @@ export function registerServe(program: Command): void {
       "--max-lifetime-ms <ms>",
       "longest sandbox lifetime on every interface; a timeout of 0 means this much (default 24 h)",
     )
+    .option("--max-sandboxes <n>", "host budget: most live sandboxes over every key (default 1000)")
+    .option(
+      "--max-memory-bytes <n>",
+      "host budget: most summed limits.memoryBytes of live sandboxes (default twice the RAM)",
+    )
+    .option("--key-max-sandboxes <n>", "quota of a key that sets none: most live sandboxes (default 100)")
+    .option(
+      "--key-max-memory-bytes <n>",
+      "quota of a key that sets none: most summed limits.memoryBytes (default the RAM)",
+    )
     .action(async (flags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const count = (v: string | undefined, flag: string): number | undefined => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 0)
+          throw new InvalidArgumentError(`${flag} must be an integer >= 0`);
+        return n;
+      };
+      const budget = {
+        maxSandboxes: count(flags.maxSandboxes, "--max-sandboxes"),
+        maxMemoryBytes: count(flags.maxMemoryBytes, "--max-memory-bytes"),
+      };
+      const keyQuota = {
+        maxSandboxes: count(flags.keyMaxSandboxes, "--key-max-sandboxes"),
+        maxMemoryBytes: count(flags.keyMaxMemoryBytes, "--key-max-memory-bytes"),
+      };
       const port = Number(flags.port);
       const graceMs = Number(flags.graceMs);
       if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -40,7 +65,10 @@ export function registerServe(program: Command): void {
       if (maxLifetimeMs !== undefined && (!Number.isSafeInteger(maxLifetimeMs) || maxLifetimeMs <= 0))
         throw new InvalidArgumentError("--max-lifetime-ms must be a positive integer");
       const { startServer } = await import("../../server/server.ts");
+      const { defaultHostBudget, defaultKeyQuota } = await import("../../server/quotas.ts");
       const server = await startServer({
+        budget: withDefaults(budget, defaultHostBudget()),
+        keyQuota: withDefaults(keyQuota, defaultKeyQuota()),
         ...(maxLifetimeMs !== undefined ? { maxLifetimeMs } : {}),
         ...(g.dataDir ? { dataDir: g.dataDir } : {}),
         port,
@@ -71,4 +99,15 @@ export function registerServe(program: Command): void {
       });
       process.exitCode = 0;
     });
+}
+
+/** Flags given, the rest from the server's defaults. */
+function withDefaults(
+  flags: { maxSandboxes: number | undefined; maxMemoryBytes: number | undefined },
+  defaults: { maxSandboxes: number; maxMemoryBytes: number },
+): { maxSandboxes: number; maxMemoryBytes: number } {
+  return {
+    maxSandboxes: flags.maxSandboxes ?? defaults.maxSandboxes,
+    maxMemoryBytes: flags.maxMemoryBytes ?? defaults.maxMemoryBytes,
+  };
 }

@@ -1,11 +1,9 @@
 /** Sandbox lifecycle: create, list, get, kill, timeout, move, logs, stats. */
 import { createRoute } from "@hono/zod-openapi";
 import { InvalidArgumentError } from "../../core/errors.ts";
-import { resolveLimits } from "../../core/limits.ts";
 import { checkMetadataSize, type SandboxInfo } from "../../index.ts";
 import { type App, addRoute, json } from "../context.ts";
 import { checkClientMetadata, OWNER_LABEL, ownedList, ownedRecord, publicInfo } from "../ownership.ts";
-import { checkQuotas, serializedPerKey } from "../quotas.ts";
 import {
   AuditEntrySchema,
   CreateSandboxBody,
@@ -77,16 +75,11 @@ export function sandboxRoutes(app: App): void {
       const body = c.req.valid("json");
       checkClientMetadata(body.metadata);
       const { kiln } = c.var.state;
-      const key = c.var.key;
-      const limits = resolveLimits(body.limits);
-      const sb = await serializedPerKey(key.id, async () => {
-        await checkQuotas(kiln, key, limits.memoryBytes);
-        return kiln.create({
-          ...body,
-          limits,
-          metadata: { ...(body.metadata ?? {}), [OWNER_LABEL]: key.id },
-          signal: c.req.raw.signal,
-        });
+      // The key's quota and the host's budget are checked by kiln.create (src/server/quotas.ts).
+      const sb = await kiln.create({
+        ...body,
+        metadata: { ...(body.metadata ?? {}), [OWNER_LABEL]: c.var.key.id },
+        signal: c.req.raw.signal,
       });
       return c.json(publicInfo(await sb.info()), 201);
     },

@@ -1,0 +1,116 @@
+/**
+ * Admission control: whether one more sandbox may be created. Two budgets,
+ * each a count of live sandboxes and a sum of their `limits.memoryBytes`
+ * (a ceiling each sandbox may reach, so the sum is what the host has promised):
+ * the owner's quota (when the sandbox has an owner with one) and the host's.
+ * Live sandboxes are the records in kiln.db (every process on the data
+ * directory), plus creations in flight in this process, which are reserved
+ * in the same synchronous step as the check so that concurrent creates
+ * cannot both pass it.
+ */
+import { LimitExceededError } from "./errors.ts";
+import type { SandboxInfo } from "./types.ts";
+
+/** A count and memory budget; an absent field is unlimited. */
+export interface Budget {
+  /** Most live sandboxes. */
+  maxSandboxes?: number;
+  /** Most total `limits.memoryBytes` of live sandboxes, bytes. */
+  maxMemoryBytes?: number;
+}
+
+/** Options of {@link Admission}. */
+export interface AdmissionOptions {
+  /** The host's budget, over every sandbox of the data directory; default unlimited. */
+  host?: Budget;
+  /** The owner of a sandbox, from its metadata; undefined: it counts against the host's budget only. */
+  ownerOf?: (metadata: Record<string, string>) => string | undefined;
+  /** An owner's quota; undefined: none. */
+  quotaOf?: (owner: string) => Budget | undefined;
+}
+
+interface Usage {
+  count: number;
+  memoryBytes: number;
+}
+
+/** Checks and reserves room for new sandboxes. */
+export class Admission {
+  private readonly options: AdmissionOptions;
+  private readonly live: () => SandboxInfo[];
+  private readonly pending = new Set<{ owner: string | undefined; memoryBytes: number }>();
+
+  /** @param live the records of live sandboxes (read at each admission) */
+  constructor(options: AdmissionOptions, live: () => SandboxInfo[]) {
+    this.options = options;
+    this.live = live;
+  }
+
+  /**
+   * Reserves room for a sandbox with `metadata` and `memoryBytes`; the caller
+   * calls the returned release once the sandbox has a record (or failed).
+   * @throws LimitExceededError (`limit_exceeded`): `maxSandboxes` or `maxMemoryBytes` for the
+   * owner's quota, `hostMaxSandboxes` or `hostMaxMemoryBytes` for the host's budget
+   */
+  admit(metadata: Record<string, string>, memoryBytes: number): () => void {
+    const { host, ownerOf, quotaOf } = this.options;
+    const owner = ownerOf?.(metadata);
+    const quota = owner === undefined ? undefined : quotaOf?.(owner);
+    const reservation = { owner, memoryBytes };
+    if (!quota && host?.maxSandboxes === undefined && host?.maxMemoryBytes === undefined) return () => {};
+    const records = this.live();
+    if (owner !== undefined && quota) {
+      const owned = this.usage(records, (m) => ownerOf?.(m) === owner, owner);
+      check(quota, owned, memoryBytes, "maxSandboxes", "maxMemoryBytes", "quota");
+    }
+    if (host) {
+      const all = this.usage(records, () => true);
+      check(host, all, memoryBytes, "hostMaxSandboxes", "hostMaxMemoryBytes", "host budget");
+    }
+    this.pending.add(reservation);
+    return () => this.pending.delete(reservation);
+  }
+
+  private usage(
+    records: SandboxInfo[],
+    counts: (metadata: Record<string, string>) => boolean,
+    owner?: string,
+  ): Usage {
+    const u: Usage = { count: 0, memoryBytes: 0 };
+    for (const r of records) {
+      if (!counts(r.metadata)) continue;
+      u.count++;
+      u.memoryBytes += r.limits.memoryBytes;
+    }
+    for (const p of this.pending) {
+      if (owner !== undefined && p.owner !== owner) continue;
+      u.count++;
+      u.memoryBytes += p.memoryBytes;
+    }
+    return u;
+  }
+}
+
+function check(
+  budget: Budget,
+  used: Usage,
+  memoryBytes: number,
+  countLimit: "maxSandboxes" | "hostMaxSandboxes",
+  memoryLimit: "maxMemoryBytes" | "hostMaxMemoryBytes",
+  what: string,
+): void {
+  if (budget.maxSandboxes !== undefined && used.count + 1 > budget.maxSandboxes) {
+    throw new LimitExceededError(
+      countLimit,
+      budget.maxSandboxes,
+      `${what} exceeded: ${countLimit} (${budget.maxSandboxes}); ${used.count} sandboxes are live`,
+    );
+  }
+  if (budget.maxMemoryBytes !== undefined && used.memoryBytes + memoryBytes > budget.maxMemoryBytes) {
+    throw new LimitExceededError(
+      memoryLimit,
+      budget.maxMemoryBytes,
+      `${what} exceeded: ${memoryLimit} (${budget.maxMemoryBytes}); in use ${used.memoryBytes}, requested ${memoryBytes}`,
+    );
+  }
+}
