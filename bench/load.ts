@@ -53,7 +53,8 @@ export interface LoadReport {
   server: "child process" | "inline";
 }
 
-interface Target {
+/** A server under test. */
+export interface Target {
   url: string;
   key: string;
   stop(): Promise<void>;
@@ -66,7 +67,8 @@ function budgetFor(clients: number): { maxSandboxes: number; maxMemoryBytes: num
   return { maxSandboxes: clients * 2, maxMemoryBytes: clients * 2 * 1024 ** 3 };
 }
 
-async function startTarget(dataDir: string, inline: boolean, clients: number): Promise<Target> {
+/** A server (child `kiln serve`, or inline) on `dataDir` with room for `clients` sandboxes, and its key. */
+export async function startTarget(dataDir: string, inline: boolean, clients: number): Promise<Target> {
   const budget = budgetFor(clients);
   if (inline) {
     const s = await startServer({ dataDir, port: 0, host: "127.0.0.1", budget });

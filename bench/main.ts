@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
+import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchRealTiers } from "./real-tiers.ts";
@@ -61,6 +62,11 @@ if (!only) {
     sections.push(`### server under load (\`kiln serve\`, loopback)
 
 ${loadTable(await runLoad())}`);
+    // Sandbox churn: 100 clients x 10 rounds of create + exec + kill; the tail of each step.
+    progress("sandbox churn under load");
+    sections.push(`### sandbox churn under load (\`kiln serve\`, loopback)
+
+${churnTable(await runChurn())}`);
   }
 }
 progress("the kiln command (whole processes)");
