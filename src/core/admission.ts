@@ -9,7 +9,6 @@
  * cannot both pass it.
  */
 import { LimitExceededError } from "./errors.ts";
-import type { SandboxInfo } from "./types.ts";
 
 /** A count and memory budget; an absent field is unlimited. */
 export interface Budget {
@@ -23,8 +22,8 @@ export interface Budget {
 export interface AdmissionOptions {
   /** The host's budget, over every sandbox of the data directory; default unlimited. */
   host?: Budget;
-  /** The owner of a sandbox, from its metadata; undefined: it counts against the host's budget only. */
-  ownerOf?: (metadata: Record<string, string>) => string | undefined;
+  /** The metadata key naming a sandbox's owner; a sandbox without it counts against the host's budget only. */
+  ownerLabel?: string;
   /** An owner's quota; undefined: none. */
   quotaOf?: (owner: string) => Budget | undefined;
 }
@@ -37,11 +36,11 @@ interface Usage {
 /** Checks and reserves room for new sandboxes. */
 export class Admission {
   private readonly options: AdmissionOptions;
-  private readonly live: () => SandboxInfo[];
+  private readonly live: (label?: [string, string]) => Usage;
   private readonly pending = new Set<{ owner: string | undefined; memoryBytes: number }>();
 
-  /** @param live the records of live sandboxes (read at each admission) */
-  constructor(options: AdmissionOptions, live: () => SandboxInfo[]) {
+  /** @param live the count and summed memory of the live sandboxes (with a label: only those that have it) */
+  constructor(options: AdmissionOptions, live: (label?: [string, string]) => Usage) {
     this.options = options;
     this.live = live;
   }
@@ -53,41 +52,32 @@ export class Admission {
    * owner's quota, `hostMaxSandboxes` or `hostMaxMemoryBytes` for the host's budget
    */
   admit(metadata: Record<string, string>, memoryBytes: number): () => void {
-    const { host, ownerOf, quotaOf } = this.options;
-    const owner = ownerOf?.(metadata);
+    const { host, ownerLabel, quotaOf } = this.options;
+    const owner = ownerLabel === undefined ? undefined : metadata[ownerLabel];
     const quota = owner === undefined ? undefined : quotaOf?.(owner);
-    const reservation = { owner, memoryBytes };
     if (!quota && host?.maxSandboxes === undefined && host?.maxMemoryBytes === undefined) return () => {};
-    const records = this.live();
-    if (owner !== undefined && quota) {
-      const owned = this.usage(records, (m) => ownerOf?.(m) === owner, owner);
+    if (ownerLabel !== undefined && owner !== undefined && quota) {
+      const owned = this.withPending(this.live([ownerLabel, owner]), owner);
       check(quota, owned, memoryBytes, "maxSandboxes", "maxMemoryBytes", "quota");
     }
     if (host) {
-      const all = this.usage(records, () => true);
+      const all = this.withPending(this.live(), undefined);
       check(host, all, memoryBytes, "hostMaxSandboxes", "hostMaxMemoryBytes", "host budget");
     }
+    const reservation = { owner, memoryBytes };
     this.pending.add(reservation);
     return () => this.pending.delete(reservation);
   }
 
-  private usage(
-    records: SandboxInfo[],
-    counts: (metadata: Record<string, string>) => boolean,
-    owner?: string,
-  ): Usage {
-    const u: Usage = { count: 0, memoryBytes: 0 };
-    for (const r of records) {
-      if (!counts(r.metadata)) continue;
-      u.count++;
-      u.memoryBytes += r.limits.memoryBytes;
-    }
+  /** Adds creations in flight (of `owner`, or all) to what the records say. */
+  private withPending(u: Usage, owner: string | undefined): Usage {
+    const out = { ...u };
     for (const p of this.pending) {
       if (owner !== undefined && p.owner !== owner) continue;
-      u.count++;
-      u.memoryBytes += p.memoryBytes;
+      out.count++;
+      out.memoryBytes += p.memoryBytes;
     }
-    return u;
+    return out;
   }
 }
 

@@ -115,7 +115,7 @@ export class Kiln {
     this.maxLifetimeMs = maxLifetimeMs;
     mkdirSync(join(dataDir, "sandboxes"), { recursive: true, mode: 0o700 });
     this.records = new RecordStore(join(dataDir, "kiln.db"));
-    this.admission = new Admission(admission, () => this.records.list());
+    this.admission = new Admission(admission, (label) => this.records.usage(label));
     this.factories = factories;
     this.warm = new WarmPool(
       { start: (shape) => this.startWarm(shape), discard: (sb) => this.discardWarm(sb) },

@@ -77,6 +77,23 @@ export class RecordStore {
     return r ? toInfo(r) : undefined;
   }
 
+  /**
+   * How many sandboxes there are and their summed `limits.memoryBytes`; with
+   * `label`, only those whose metadata has that pair. Summed in SQL so that
+   * admission, asked at every create, parses no record.
+   */
+  usage(label?: [string, string]): { count: number; memoryBytes: number } {
+    const sum =
+      "SELECT COUNT(*) AS n, COALESCE(SUM(json_extract(limits, '$.memoryBytes')), 0) AS m FROM sandboxes";
+    const r = label
+      ? this.st(`${sum} WHERE json_extract(metadata, ?) = ?`).get(
+          `$."${label[0].replace(/"/g, '""')}"`,
+          label[1],
+        )
+      : this.st(sum).get();
+    return { count: Number(r?.n ?? 0), memoryBytes: Number(r?.m ?? 0) };
+  }
+
   list(): SandboxInfo[] {
     return this.st("SELECT * FROM sandboxes ORDER BY created_at, id").all().map(toInfo);
   }

@@ -35,7 +35,7 @@ export function defaultKeyQuota(): Required<Budget> {
 export function serverAdmission(keys: () => KeyStore, host: Budget, keyDefault: Budget): AdmissionOptions {
   return {
     host,
-    ownerOf: (metadata) => metadata[OWNER_LABEL],
+    ownerLabel: OWNER_LABEL,
     quotaOf: (owner) => {
       const key = keys().get(owner);
       const maxSandboxes = key?.maxSandboxes ?? keyDefault.maxSandboxes;
