@@ -174,6 +174,29 @@ export class Kiln {
     );
   }
 
+  /**
+   * The strongest tier that runs here with real binaries from templates (a
+   * real Linux), as {@link doctor} probes them ({@link TIER_NAMES} is ordered
+   * weakest to strongest); `virtual`, with `fallback` saying why, when none
+   * runs. Pass `statuses` to reuse a {@link doctor} answer instead of probing again.
+   */
+  async strongestRealTier(
+    options: { signal?: AbortSignal; statuses?: TierStatus[] } = {},
+  ): Promise<{ tier: TierName; fallback?: string }> {
+    const statuses = options.statuses ?? (await this.doctor(options));
+    for (const tier of [...TIER_NAMES].reverse()) {
+      const status = statuses.find((s) => s.tier === tier);
+      if (!status?.available) continue;
+      const caps = (await this.backend(tier)).capabilities;
+      if (caps.realBinaries && caps.templates) return { tier };
+    }
+    const why = statuses
+      .filter((s) => !s.available)
+      .map((s) => `${s.tier}: ${s.reason}`)
+      .join("; ");
+    return { tier: "virtual", fallback: `no real tier runs here (${why})` };
+  }
+
   private spec(info: SandboxInfo): InstanceSpec {
     const stateDir = join(this.dataDir, "sandboxes", info.id);
     return {

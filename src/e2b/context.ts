@@ -25,8 +25,8 @@ export interface ProcessFacts {
 export interface E2bContext {
   kiln: Kiln;
   authenticate: Authenticate;
-  /** Tier of sandboxes that do not name one. */
-  defaultTier: TierName;
+  /** Tier of sandboxes that do not name one (resolved once, on first use). */
+  defaultTier(): Promise<TierName>;
   /** Sandbox lifetime when `Sandbox.create` passes no `timeoutMs`. */
   defaultTimeoutMs: number;
   /** The envd version reported to the SDK (it gates SDK features). */

@@ -18,8 +18,8 @@ import type { TierName } from "../core/types.ts";
 import { loadTokenSecret, recordOrUndefined, SandboxTokens } from "../tokens/index.ts";
 import { envdSandboxIdOf } from "./auth.ts";
 import type { Authenticate, E2bContext } from "./context.ts";
-import { createEnvdHandler } from "./envd/router.ts";
-import { restErrorResponse } from "./errors.ts";
+import { createEnvdHandler, signedUrlOf } from "./envd/router.ts";
+import { errorResponse, restErrorResponse } from "./errors.ts";
 import { createRestApp } from "./rest.ts";
 
 /** The envd version reported to the SDK: new enough for stdin close and raw uploads, below file metadata (0.6.2), which Kiln does not store. */
@@ -34,8 +34,12 @@ export interface E2bHandlerOptions {
    * see; undefined rejects it (401, the SDK's `AuthenticationError`).
    */
   authenticate: Authenticate;
-  /** Tier of sandboxes that name none (see docs/e2b.md); default `virtual`. */
-  defaultTier?: TierName;
+  /**
+   * Tier of sandboxes that name none (E2B's default template and `base`; see
+   * docs/e2b.md). Default `strongest`: the strongest real tier that runs here
+   * ({@link Kiln.strongestRealTier}, probed on first use), virtual only where none runs.
+   */
+  defaultTier?: TierName | "strongest";
   /** Lifetime of a sandbox created without `timeoutMs`, in ms; default 300,000 (E2B's 5 minutes). */
   defaultTimeoutMs?: number;
   /**
@@ -62,6 +66,26 @@ export interface E2bHandlerOptions {
   maxBodyBytes?: number;
 }
 
+/**
+ * The default tier as a memoized lookup: a named tier is checked at once;
+ * `strongest` is probed on first use, and probed again after a failed probe.
+ * @throws InvalidArgumentError (an unknown tier name)
+ */
+export function defaultTierOf(kiln: Kiln, choice: TierName | "strongest"): () => Promise<TierName> {
+  if (choice !== "strongest") {
+    const tier = checkTierName(choice);
+    return async () => tier;
+  }
+  let found: Promise<TierName> | undefined;
+  return () => {
+    found ??= kiln.strongestRealTier().then((r) => r.tier);
+    found.catch(() => {
+      found = undefined;
+    });
+    return found;
+  };
+}
+
 /** A Web-standard request handler. */
 export type E2bHandler = (req: Request) => Promise<Response>;
 
@@ -74,7 +98,7 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
   const ctx: E2bContext = {
     kiln: options.kiln,
     authenticate: options.authenticate,
-    defaultTier: checkTierName(options.defaultTier ?? "virtual"),
+    defaultTier: defaultTierOf(options.kiln, options.defaultTier ?? "strongest"),
     defaultTimeoutMs,
     envdVersion: KILN_ENVD_VERSION,
     tokens:
@@ -92,7 +116,20 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
   return async (req) => {
     try {
       const sandboxId = envdSandboxIdOf(req);
-      return sandboxId === undefined ? await rest.fetch(req) : await envd(req, sandboxId);
+      if (sandboxId !== undefined) return await envd(req, sandboxId);
+      // A signed URL made against one `sandboxUrl` names no sandbox: the one whose token signs it.
+      const signed = signedUrlOf(req);
+      if (signed) {
+        const ids = (await ctx.kiln.list({ signal: req.signal })).map((r) => r.id);
+        let id: string;
+        try {
+          id = ctx.tokens.findE2bSignature(ids, signed).id;
+        } catch {
+          return errorResponse(404, "no sandbox for this signed URL (expired, revoked, or not valid)");
+        }
+        return await envd(req, id);
+      }
+      return await rest.fetch(req);
     } catch (e) {
       return restErrorResponse(e);
     }

@@ -5,7 +5,8 @@
  * Tier choice, first match wins:
  *  1. metadata `kiln.tier` at create time (`{ metadata: { "kiln.tier": "namespace" } }`);
  *  2. a template prefixed with a tier name: `namespace/base`, `gvisor/python`;
- *  3. the handler's `defaultTier` (default `virtual`).
+ *  3. the handler's `defaultTier` (default: the strongest real tier that runs
+ *     here, as `kiln doctor` probes them; virtual only where none runs).
  *
  * Templates: E2B's default template `base` is Kiln's `default`; any other
  * name must be a Kiln template (`kiln template build|import`). The virtual

@@ -126,7 +126,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     if (body.templateID !== undefined && typeof body.templateID !== "string") {
       throw new InvalidArgumentError("templateID must be a string");
     }
-    const { tier, template } = resolveTemplate(body.templateID, metadata, ctx.defaultTier);
+    const { tier, template } = resolveTemplate(body.templateID, metadata, await ctx.defaultTier());
     await checkTemplateOnTier(ctx.kiln, tier, template);
     if (body.autoPause === true)
       throw new UnsupportedError("Kiln sandboxes cannot pause: autoPause is not supported");

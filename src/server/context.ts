@@ -2,6 +2,7 @@
 import type { OpenAPIHono, RouteConfig, RouteHandler } from "@hono/zod-openapi";
 import type { Kiln } from "../core/kiln.ts";
 import type { Sandbox } from "../core/sandbox.ts";
+import type { TierName } from "../core/types.ts";
 import type { SandboxTokens } from "../tokens/index.ts";
 import type { ApiKeyInfo, KeyStore } from "./keys.ts";
 import type { ProcessRegistry } from "./processes.ts";
@@ -17,6 +18,8 @@ export interface ServerState {
   streams: StreamTracker;
   /** The request body limit of every endpoint but the streamed uploads, in bytes. */
   maxBodyBytes: number;
+  /** Tier of E2B sandboxes that name none: a tier, or `strongest` (the strongest real tier that runs here). */
+  e2bTier: TierName | "strongest";
   /** True once shutdown began: new requests get 503. */
   draining: boolean;
 }

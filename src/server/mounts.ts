@@ -10,6 +10,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { envdSandboxIdOf } from "../e2b/auth.ts";
+import { signedUrlOf } from "../e2b/envd/router.ts";
 import { createE2bHandler } from "../e2b/index.ts";
 import { createMcpHttpHandler } from "../mcp/index.ts";
 import { authenticate } from "./auth.ts";
@@ -28,7 +29,7 @@ const E2B_REST = /^\/(v[23]\/)?(sandboxes|templates|volumes|secrets)(\/|$)/;
 
 /** True when a request is the E2B SDK's: envd calls name their sandbox in a header or the host. */
 export function isE2bRequest(req: Request): boolean {
-  if (envdSandboxIdOf(req) !== undefined) return true;
+  if (envdSandboxIdOf(req) !== undefined || signedUrlOf(req) !== undefined) return true;
   return E2B_REST.test(new URL(req.url).pathname);
 }
 
@@ -41,6 +42,7 @@ export function withE2b(
     kiln: state.kiln,
     tokens: state.tokens,
     maxBodyBytes: state.maxBodyBytes,
+    defaultTier: state.e2bTier,
     authenticate: async (apiKey) => {
       const key = state.keys.verify(apiKey);
       return key ? { owner: key.id } : undefined;

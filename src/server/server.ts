@@ -6,8 +6,8 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import type { Budget } from "../index.ts";
-import { Kiln } from "../index.ts";
+import type { Budget, TierName } from "../index.ts";
+import { checkTierName, Kiln } from "../index.ts";
 import { createApp } from "./app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./body-limit.ts";
 import type { App, ServerState } from "./context.ts";
@@ -50,6 +50,13 @@ export interface ServeOptions {
    * (`maxSandboxes`, `maxMemoryBytes`). Default 100 sandboxes and the machine's RAM.
    */
   keyQuota?: Budget;
+  /**
+   * Tier of sandboxes the E2B API creates without naming one (E2B's default
+   * template and `base`). Default `strongest`: the strongest real tier that
+   * runs here, probed like `kiln doctor` on first use (virtual only where none
+   * runs). Kiln's own API keeps its default (virtual).
+   */
+  e2bTier?: TierName | "strongest";
 }
 
 /** The default of {@link ServeOptions.maxLifetimeMs}: 24 hours. */
@@ -74,9 +81,13 @@ export interface RunningServer {
 
 /**
  * Starts a server.
- * @throws the listen error (e.g. EADDRINUSE) as is
+ * @throws the listen error (e.g. EADDRINUSE) as is; InvalidArgumentError (an unknown `e2bTier`)
  */
 export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
+  const e2bTier =
+    options.e2bTier === undefined || options.e2bTier === "strongest"
+      ? "strongest"
+      : checkTierName(options.e2bTier);
   let keyStore: KeyStore | undefined;
   const admission = serverAdmission(
     () => keyStore!,
@@ -96,6 +107,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     keys,
     tokens: serverTokens(kiln, keys),
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    e2bTier,
     processes: new ProcessRegistry(),
     streams: new StreamTracker(),
     draining: false,

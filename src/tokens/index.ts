@@ -35,6 +35,16 @@ const OWNER_LABEL = "kiln.owner";
 /** What a token is for. `e2b-envd`: E2B's envd access token (and the signed URLs made from it). */
 export type TokenPurpose = "e2b-envd" | `port:${number}`;
 
+/** The parts of an E2B signed URL (`signature`, `signature_expiration`, `path`, `username`, and the method). */
+export interface E2bSignature {
+  path: string;
+  operation: "read" | "write";
+  user: string;
+  signature: string;
+  /** Unix seconds, as sent. */
+  expiration?: string;
+}
+
 /** Options of {@link SandboxTokens}. */
 export interface SandboxTokensOptions {
   /** The server's secret (at least 16 bytes). */
@@ -96,10 +106,7 @@ export class SandboxTokens {
    * envd access token; `expiration` (Unix seconds) must not have passed.
    * @throws NotFoundError (`not_found`) for every failure alike
    */
-  checkE2bSignature(
-    sandboxId: string,
-    s: { path: string; operation: "read" | "write"; user: string; signature: string; expiration?: string },
-  ): SandboxInfo {
+  checkE2bSignature(sandboxId: string, s: E2bSignature): SandboxInfo {
     const info = this.live(sandboxId);
     const token = this.issue(info, "e2b-envd");
     let raw = `${s.path}:${s.operation}:${s.user}:${token}`;
@@ -111,6 +118,24 @@ export class SandboxTokens {
     const want = `v1_${createHash("sha256").update(raw).digest("base64").replace(/=+$/, "")}`;
     if (!equal(s.signature, want)) throw gone(sandboxId);
     return info;
+  }
+
+  /**
+   * The sandbox an E2B signed URL is for, when the URL does not name it (an
+   * SDK pointed at one `sandboxUrl` leaves the sandbox out of the URL, so that
+   * `curl URL` carries nothing else): the first of `candidates` (sandbox ids)
+   * whose check passes. One HMAC and one SHA-256 per candidate.
+   * @throws NotFoundError (`not_found`) when none does
+   */
+  findE2bSignature(candidates: Iterable<string>, s: E2bSignature): SandboxInfo {
+    for (const id of candidates) {
+      try {
+        return this.checkE2bSignature(id, s);
+      } catch {
+        // not this one
+      }
+    }
+    throw new NotFoundError("no sandbox for this signed URL");
   }
 
   /** The record of a live sandbox whose owner's key is valid. @throws NotFoundError */

@@ -72,7 +72,13 @@ describe("E2B tokens (kiln serve)", { timeout: 240_000 }, () => {
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "kiln-hostile-tokens-"));
-    server = await startServer({ dataDir, port: 0, graceMs: 1000, maxLifetimeMs: 2 * HOUR_MS });
+    server = await startServer({
+      dataDir,
+      port: 0,
+      graceMs: 1000,
+      maxLifetimeMs: 2 * HOUR_MS,
+      e2bTier: "virtual",
+    });
   });
   after(async () => {
     await server?.close(500);
@@ -160,6 +166,26 @@ describe("E2B tokens (kiln serve)", { timeout: 240_000 }, () => {
   });
 });
 
+/** `curl` with no header of ours: the status and body (a POST sends `data` as the `file` form part). */
+function curl(url: string, data?: string): Promise<{ status: number; body: string }> {
+  const args = ["-s", "-o", "-", "-w", "\n%{http_code}", url];
+  if (data !== undefined) args.unshift("-F", `file=@-;filename=up.txt`);
+  return new Promise((resolve, reject) => {
+    const child = spawn("curl", args, { stdio: ["pipe", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    child.once("error", reject);
+    child.once("exit", () => {
+      const cut = out.lastIndexOf("\n");
+      resolve({ status: Number(out.slice(cut + 1)), body: out.slice(0, cut) });
+    });
+    child.stdin.end(data ?? "");
+  });
+}
+
 /** A request to a signed URL through the host an E2B wildcard domain gives (`49983-<id>.<domain>`). */
 function viaSandboxHost(
   server: string,
@@ -204,7 +230,7 @@ describe("E2B signed URLs (kiln serve)", { timeout: 240_000 }, () => {
   let server: RunningServer;
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "kiln-hostile-signed-"));
-    server = await startServer({ dataDir, port: 0, graceMs: 1000 });
+    server = await startServer({ dataDir, port: 0, graceMs: 1000, e2bTier: "virtual" });
   });
   after(async () => {
     await server?.close(500);
@@ -253,5 +279,34 @@ describe("E2B signed URLs (kiln serve)", { timeout: 240_000 }, () => {
     assert.equal(await live.files.read("/workspace/up.txt"), "uploaded");
     await server.kiln.kill(sb.sandboxId);
     await server.kiln.kill(other.sandboxId);
+  });
+
+  test("tokens-signed-url-curl: a signed URL works from plain curl (no header), until it expires or its sandbox goes", async () => {
+    const { key } = server.keys.create({ name: "curl" });
+    const o = { apiUrl: server.url, sandboxUrl: server.url, apiKey: key, requestTimeoutMs: 60_000 };
+    const sb = await Sandbox.create({ ...o, timeoutMs: 120_000 });
+    const other = await Sandbox.create({ ...o, timeoutMs: 120_000 });
+    await sb.files.write("/workspace/a.txt", "alpha");
+    await other.files.write("/workspace/a.txt", "other");
+    const long = await sb.downloadUrl("/workspace/a.txt", { useSignatureExpiration: 600 });
+    const short = await sb.downloadUrl("/workspace/a.txt", { useSignatureExpiration: 1 });
+    const upload = await sb.uploadUrl("/workspace/curl.txt", { useSignatureExpiration: 600 });
+    // The URL names no sandbox (the SDK points at one sandboxUrl): the signature finds it.
+    assert.ok(!long.includes(sb.sandboxId));
+    assert.deepEqual(await curl(long), { status: 200, body: "alpha" });
+    const up = await curl(upload, "uploaded by curl");
+    assert.equal(up.status, 200, up.body);
+    assert.equal((JSON.parse(up.body) as { path: string }[])[0]?.path, "/workspace/curl.txt");
+    assert.equal(await sb.files.read("/workspace/curl.txt"), "uploaded by curl");
+    assert.equal((await curl(upload.replace("signature=", "signature=x"), "forged")).status, 404);
+    // Past its expiry (by the URL's own clock), the same signature is refused.
+    const expiry = Number(new URL(short).searchParams.get("signature_expiration"));
+    while (Date.now() < (expiry + 1) * 1000) await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await curl(short)).status, 404);
+    // When the sandbox goes, its URLs stop; the other sandbox's file was never reachable through them.
+    await sb.kill();
+    assert.equal((await curl(long)).status, 404);
+    assert.equal(await other.files.read("/workspace/a.txt"), "other");
+    await other.kill();
   });
 });

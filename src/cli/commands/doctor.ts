@@ -11,11 +11,24 @@ export function registerDoctor(program: Command): void {
     .action(async (_flags, cmd: Command) =>
       withKiln(cmd, async (kiln, g) => {
         const tiers = await kiln.doctor();
-        if (g.json) return printJson({ dataDir: kiln.dataDir, node: process.versions.node, tiers });
+        const e2b = await kiln.strongestRealTier({ statuses: tiers });
+        if (g.json)
+          return printJson({
+            dataDir: kiln.dataDir,
+            node: process.versions.node,
+            tiers,
+            e2bTier: e2b.tier,
+            ...(e2b.fallback ? { e2bFallback: e2b.fallback } : {}),
+          });
         process.stdout.write(`data dir: ${kiln.dataDir}\nnode: ${process.versions.node}\n\n`);
         printTable(
           ["TIER", "STATUS", "DETAIL"],
           tiers.map((t) => [t.tier, t.available ? "ready" : "unavailable", t.reason]),
+        );
+        process.stdout.write(
+          e2b.fallback
+            ? `\nE2B sandboxes (kiln serve): virtual, because ${e2b.fallback}\n`
+            : `\nE2B sandboxes (kiln serve): ${e2b.tier}, the strongest real tier here\n`,
         );
       }),
     );

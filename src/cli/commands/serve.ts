@@ -6,6 +6,7 @@
  */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
+import { checkTierName } from "../../core/tier-registry.ts";
 import type { GlobalOptions } from "../context.ts";
 
 /** Registers `serve`. */
@@ -36,6 +37,11 @@ export function registerServe(program: Command): void {
       "--key-max-memory-bytes <n>",
       "quota of a key that sets none: most summed limits.memoryBytes (default the RAM)",
     )
+    .option(
+      "--e2b-tier <tier>",
+      "tier of E2B sandboxes that name none (`base`, the default template): a tier, or `strongest`, the strongest real tier that runs here",
+      "strongest",
+    )
     .action(async (flags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const count = (v: string | undefined, flag: string): number | undefined => {
@@ -64,6 +70,7 @@ export function registerServe(program: Command): void {
       const maxLifetimeMs = flags.maxLifetimeMs === undefined ? undefined : Number(flags.maxLifetimeMs);
       if (maxLifetimeMs !== undefined && (!Number.isSafeInteger(maxLifetimeMs) || maxLifetimeMs <= 0))
         throw new InvalidArgumentError("--max-lifetime-ms must be a positive integer");
+      const e2bTier = flags.e2bTier === "strongest" ? "strongest" : checkTierName(flags.e2bTier);
       const { startServer } = await import("../../server/server.ts");
       const { defaultHostBudget, defaultKeyQuota } = await import("../../server/quotas.ts");
       const server = await startServer({
@@ -75,13 +82,25 @@ export function registerServe(program: Command): void {
         host: flags.host,
         graceMs,
         warmPool,
+        e2bTier,
       });
-      const ready = (await server.kiln.doctor()).filter((t) => t.available).map((t) => t.tier);
-      const line = { url: server.url, dataDir: server.kiln.dataDir, tiers: ready, pid: process.pid };
+      const statuses = await server.kiln.doctor();
+      const ready = statuses.filter((t) => t.available).map((t) => t.tier);
+      const e2b =
+        e2bTier === "strongest" ? await server.kiln.strongestRealTier({ statuses }) : { tier: e2bTier };
+      const line = {
+        url: server.url,
+        dataDir: server.kiln.dataDir,
+        tiers: ready,
+        e2bTier: e2b.tier,
+        ...(e2b.fallback ? { e2bFallback: e2b.fallback } : {}),
+        pid: process.pid,
+      };
       if (g.json) process.stdout.write(`${JSON.stringify(line)}\n`);
       else
         process.stdout.write(
-          `kiln: serving ${server.url} (data dir ${line.dataDir}; tiers: ${ready.join(", ")})\n`,
+          `kiln: serving ${server.url} (data dir ${line.dataDir}; tiers: ${ready.join(", ")}; ` +
+            `E2B sandboxes: ${e2b.tier}${e2b.fallback ? `, because ${e2b.fallback}` : ""})\n`,
         );
       if (server.kiln.dataDir && server.keys.list().every((k) => k.revokedAt !== null)) {
         process.stderr.write("kiln: no valid API key yet; create one with `kiln keys create`\n");

@@ -18,6 +18,7 @@ import {
   universalServerRequestFromFetch,
   universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
+import type { E2bSignature } from "../../tokens/index.ts";
 import type { E2bContext } from "../context.ts";
 import { errorResponse, sandboxGoneResponse } from "../errors.ts";
 import { FilesystemService } from "../proto/filesystem.ts";
@@ -41,21 +42,33 @@ function connectErrorResponse(e: ConnectError, status: number): Response {
  * without one, an E2B signed URL (`signature`, `signature_expiration`).
  * @throws NotFoundError for every failure alike
  */
-function authorize(ctx: E2bContext, req: Request, url: URL, sandboxId: string, rpc: boolean): void {
-  const token = req.headers.get("x-access-token");
-  const signature = url.searchParams.get("signature");
-  if (token === null && signature !== null && !rpc && url.pathname === "/files") {
-    const expiration = url.searchParams.get("signature_expiration");
-    ctx.tokens.checkE2bSignature(sandboxId, {
-      path: url.searchParams.get("path") ?? "",
-      operation: req.method === "GET" ? "read" : "write",
-      user: url.searchParams.get("username") ?? "",
-      signature,
-      ...(expiration !== null ? { expiration } : {}),
-    });
+function authorize(ctx: E2bContext, req: Request, sandboxId: string, rpc: boolean): void {
+  const signed = rpc ? undefined : signedUrlOf(req);
+  if (signed) {
+    ctx.tokens.checkE2bSignature(sandboxId, signed);
     return;
   }
-  ctx.tokens.check(token, sandboxId, "e2b-envd");
+  ctx.tokens.check(req.headers.get("x-access-token"), sandboxId, "e2b-envd");
+}
+
+/**
+ * The signature of a `/files` request that carries an E2B signed URL and no
+ * access token, or undefined.
+ */
+export function signedUrlOf(req: Request): E2bSignature | undefined {
+  const url = new URL(req.url);
+  const signature = url.searchParams.get("signature");
+  if (req.headers.get("x-access-token") !== null || signature === null || url.pathname !== "/files") {
+    return undefined;
+  }
+  const expiration = url.searchParams.get("signature_expiration");
+  return {
+    path: url.searchParams.get("path") ?? "",
+    operation: req.method === "GET" ? "read" : "write",
+    user: url.searchParams.get("username") ?? "",
+    signature,
+    ...(expiration !== null ? { expiration } : {}),
+  };
 }
 
 /** Creates the envd handler. */
@@ -80,7 +93,7 @@ export function createEnvdHandler(ctx: E2bContext): EnvdHandler {
         : sandboxGoneResponse(sandboxId);
     let sandbox: Awaited<ReturnType<E2bContext["kiln"]["connect"]>>;
     try {
-      authorize(ctx, req, url, sandboxId, rpc !== undefined);
+      authorize(ctx, req, sandboxId, rpc !== undefined);
       sandbox = await ctx.kiln.connect(sandboxId);
     } catch {
       return gone();
