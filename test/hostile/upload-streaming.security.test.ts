@@ -72,9 +72,13 @@ describe("uploads are streamed and stopped at the limit (kiln serve process)", {
     const keys = new KeyStore(dataDir);
     key = keys.create({ name: "uploader" }).key;
     keys.close();
-    child = spawn(process.execPath, [MAIN, "--data-dir", dataDir, "--json", "serve", "--port", "0", "--e2b-tier", "virtual"], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    child = spawn(
+      process.execPath,
+      [MAIN, "--data-dir", dataDir, "--json", "serve", "--port", "0", "--e2b-tier", "virtual"],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     url = await new Promise<string>((resolve, reject) => {
       let out = "";
       child.stdout!.on("data", (d) => {
