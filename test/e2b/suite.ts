@@ -208,7 +208,20 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
       assert.equal(await sb.commands.kill(long.pid), false, "killing a finished command reports false");
     });
 
-    it("sendStdin and closeStdin reach a background command", async () => {
+    it("sendStdin and closeStdin reach a background command (a `read` gets its line before close)", async () => {
+      if (!(await fx.kiln.backend(tier)).capabilities.interactiveStdin) {
+        // The tier cannot: the start answers `unimplemented` at once, naming the tier, instead of a read that waits for ever.
+        const e = await rejectsWith(
+          sb.commands.run("read line; echo got $line", { background: true, stdin: true }),
+          SandboxError,
+        );
+        assert.match(e.message, /\[unimplemented\]/);
+        assert.ok(e.message.includes(`the ${tier} tier`), e.message);
+        return;
+      }
+      const reader = await sb.commands.run("read line; echo got $line", { background: true, stdin: true });
+      await reader.sendStdin("a line\n");
+      assert.equal((await reader.wait()).stdout, "got a line\n");
       const h = await sb.commands.run("cat", { background: true, stdin: true });
       await sb.commands.sendStdin(h.pid, "hello ");
       await h.sendStdin("stdin\n");
@@ -240,6 +253,7 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
     it("pty: create, sendInput, resize, connect, kill", async () => {
       if (!(await fx.kiln.backend(tier)).capabilities.pty) {
         const e = await rejectsWith(sb.pty.create({ cols: 80, rows: 24, onData: () => {} }), SandboxError);
+        assert.match(e.message, /\[unimplemented\]/);
         assert.match(e.message, /no terminals/);
         return;
       }

@@ -145,6 +145,22 @@ function pidOf(ctx: E2bContext, sandbox: Sandbox, selector: Selector | undefined
   throw new ConnectError("a process selector (pid or tag) is required", Code.InvalidArgument);
 }
 
+/**
+ * Refuses at once, as `unimplemented`, a command that wants stdin while it
+ * runs on a tier that delivers stdin only when it is closed (its
+ * capabilities say so): `sendStdin` to a running `read` would wait for ever.
+ */
+async function interactiveStdin(ctx: E2bContext, sandboxId: string): Promise<void> {
+  const tier = ctx.kiln.record(sandboxId).tier;
+  if ((await ctx.kiln.backend(tier)).capabilities.interactiveStdin) return;
+  throw new ConnectError(
+    `the ${tier} tier cannot send stdin to a running command (its shell reads stdin whole when a command starts): ` +
+      "pipe the input inside the command (`printf 'data' | cmd`), or create the sandbox on a real tier " +
+      "(E2B's default template on `kiln serve`, or metadata `kiln.tier`: namespace, oci or gvisor)",
+    Code.Unimplemented,
+  );
+}
+
 /** The `process.Process` implementation. */
 export function processService(ctx: E2bContext) {
   return {
@@ -153,6 +169,7 @@ export function processService(ctx: E2bContext) {
       const pty = req.pty ? termSize(req.pty) : undefined;
       const config = req.process;
       if (!config?.cmd) throw new ConnectError("process.cmd is required", Code.InvalidArgument);
+      if (req.stdin === true) await interactiveStdin(ctx, sandbox.id);
       const queue = new EventQueue<ProcessEvent>(eventBytes);
       const deadline = call.timeoutMs();
       const handle = await rpc(() =>
