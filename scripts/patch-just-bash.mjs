@@ -9,10 +9,16 @@
 //    maxBraceExpansionResults, so `echo {1..100000000} | wc -c` printed a wrong count and
 //    succeeded. A range now stops only at maxBraceExpansionResults, and loudly: just-bash's
 //    own limit error, which Kiln reports as `limit_exceeded`.
+// 3. A command substitution inside an arithmetic or indirect expansion (`$((x))` where x holds
+//    `a[$(cmd)]`, `${!x}`, `unset 'a[$(cmd)]'`) ran in the shell's first directory with its first
+//    variables, not the command's cwd and variables.
+// 4. OLDPWD was set to the first directory when the shell started; bash starts with it unset.
+// 5. An input redirection (`< f/x`) said "No such file or directory" whatever the errno was.
 //
-// Each fix is an exact text replacement. If the text is not there (another just-bash version),
-// the script fails, naming it, rather than leaving a shell that silently differs. Running it
-// again changes nothing.
+// Each fix is an exact text replacement. If neither the text nor its replacement is there (another
+// just-bash version), the script fails, naming it, rather than leaving a shell that silently
+// differs. A fix already applied is skipped, so running it again changes nothing, and a bundle
+// patched by an earlier version of this script gets the fixes added since.
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,11 +37,13 @@ if (version !== VERSION) {
 }
 
 const bundle = join(pkgDir, "dist", "bundle", "index.js");
-let text = readFileSync(bundle, "utf8");
-if (text.startsWith(MARK)) process.exit(0);
+const original = readFileSync(bundle, "utf8");
+let text = original;
 
-/** Replaces `before` (which must occur exactly `count` times) with `after`. */
+/** Replaces `before` (which must occur exactly `count` times) with `after`, unless already done. */
 function replace(what, before, after, count = 1) {
+  // Done already: the replacement is there (and, when it holds `before`, before is not left alone).
+  if (after.includes(before) ? text.includes(after) : text.includes(after) && !text.includes(before)) return;
   const found = text.split(before).length - 1;
   if (found !== count) {
     console.error(`kiln: cannot patch just-bash (${what}): expected ${count} match(es), found ${found}`);
@@ -68,4 +76,30 @@ replace(
 replace("numeric brace range", "p<dr&&Jr(", "Jr(", 2);
 replace("letter brace range", "m<dr&&Jr(", "Jr(", 2);
 
-writeFileSync(bundle, MARK + text);
+// 3. Substitutions in arithmetic and indirect expansions: the command's cwd and variables.
+replace(
+  "substitution cwd",
+  "e.execFn(t.command,{signal:e.state.signal})",
+  "e.execFn(t.command,{signal:e.state.signal,cwd:e.state.cwd,env:Object.fromEntries(e.state.env)})",
+  2,
+);
+replace(
+  "substitution cwd in expansions",
+  "{signal:e.state.signal});",
+  "{signal:e.state.signal,cwd:e.state.cwd,env:Object.fromEntries(e.state.env)});",
+  2,
+);
+
+// 4. OLDPWD starts unset.
+replace("OLDPWD at start", '["PWD",r],["OLDPWD",r],', '["PWD",r],');
+
+// 5. Input redirections: bash's text for the errno the file system raised.
+replace(
+  "input redirection errors",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: JavaScript source to find and replace
+  'try{c=await vn(e.fs,A),u=-1,m(S,{kind:"input",content:c})}catch{return p(L("",`bash: ${v}: No such file or directory\n`,1),g)}',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: JavaScript source to find and replace
+  'try{c=await vn(e.fs,A),u=-1,m(S,{kind:"input",content:c})}catch(kilnE){return p(L("",`bash: ${v}: ${kilnRedirectError(kilnE)??"No such file or directory"}\n`,1),g)}',
+);
+
+if (text !== original) writeFileSync(bundle, text.startsWith(MARK) ? text : MARK + text);

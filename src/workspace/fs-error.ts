@@ -17,7 +17,8 @@ export type Errno =
   | "EFBIG"
   | "EINVAL"
   | "EPERM"
-  | "EBUSY";
+  | "EBUSY"
+  | "EROFS";
 
 const DESCRIPTIONS: Record<Errno, string> = {
   ENOENT: "no such file or directory",
@@ -31,6 +32,7 @@ const DESCRIPTIONS: Record<Errno, string> = {
   EINVAL: "invalid argument",
   EPERM: "operation not permitted",
   EBUSY: "resource busy or locked",
+  EROFS: "read-only file system",
 };
 
 /** Emscripten/Linux errno numbers, for the WASM runtimes. */
@@ -46,6 +48,7 @@ export const ERRNO_NUMBERS: Record<Errno, number> = {
   EFBIG: 22,
   EINVAL: 28,
   EBUSY: 10,
+  EROFS: 69,
 };
 
 /** A filesystem error with an errno code. */

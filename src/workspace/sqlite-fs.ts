@@ -38,6 +38,16 @@ export function normalizeFsPath(path: string): string {
   return posix.resolve("/", path);
 }
 
+/** just-bash's stat, with the inode's link count and owner (for `ls -l`). */
+export interface WorkspaceStat extends FsStat {
+  nlink: number;
+  uid: number;
+  gid: number;
+}
+
+/** The device id every inode of a store reports (a store is one filesystem). */
+export const STORE_DEVICE_ID = 0x4b4c4e;
+
 /** The null device: an empty file in the store whose writes are discarded. */
 export const DEV_NULL = "/dev/null";
 const isDevNull = (path: string) => path === DEV_NULL;
@@ -50,15 +60,20 @@ export class SqliteFs implements IFileSystem {
     this.store = store;
   }
 
-  private statOf(ino: number, path: string): FsStat {
+  private statOf(ino: number, path: string): WorkspaceStat {
     const i = this.store.getattr(ino, path);
     return {
+      nlink: i.nlink,
+      uid: i.uid,
+      gid: i.gid,
       isFile: isFile(i.mode),
       isDirectory: isDir(i.mode),
       isSymbolicLink: isLink(i.mode),
       mode: i.mode & 0o7777,
       size: i.size,
       mtime: new Date(i.mtimeMs),
+      // One store is one device: same-file checks (mv onto a file, cp f f, split) compare dev and ino.
+      dev: STORE_DEVICE_ID,
       ino,
     };
   }

@@ -6,7 +6,15 @@
  * it is closed (capabilities say so).
  */
 import type { DatabaseSync } from "node:sqlite";
-import { Bash, bytesOutput, defineCommand, latin1FromBytes, unsafeBytesFromLatin1 } from "just-bash";
+import {
+  Bash,
+  bytesOutput,
+  defineCommand,
+  getCommandNames,
+  getJavaScriptCommandNames,
+  latin1FromBytes,
+  unsafeBytesFromLatin1,
+} from "just-bash";
 import type {
   ExitStatus,
   Instance,
@@ -20,10 +28,17 @@ import { SandboxStoppedError, UnsupportedError } from "../../core/errors.ts";
 import type { AgentFsStore } from "../../workspace/agentfs-store.ts";
 import { SqliteFs } from "../../workspace/sqlite-fs.ts";
 import { StoreFileOps } from "../../workspace/store-file-ops.ts";
+import { gnuCommands } from "./gnu-commands.ts";
 import { limitFromStderr, toJustBashLimits } from "./limits.ts";
 import type { PythonRuntime } from "./python-runtime.ts";
+import { SystemFs } from "./system-fs.ts";
 
 const EXIT_KILLED = 128 + 9;
+const PYTHON_COMMANDS = ["python3", "python"];
+/** Every command the shell runs, as /usr/bin lists them. */
+const COMMAND_NAMES: readonly string[] = [
+  ...new Set([...getCommandNames(), ...getJavaScriptCommandNames(), ...PYTHON_COMMANDS]),
+];
 
 /** A live virtual sandbox. */
 export class VirtualInstance implements Instance {
@@ -91,12 +106,12 @@ export class VirtualInstance implements Instance {
         };
       });
     this.bashShell = new Bash({
-      fs: this.fs,
+      fs: new SystemFs(this.fs, () => COMMAND_NAMES),
       cwd: "/workspace",
-      env: { HOME: "/home/user", PATH: "/usr/bin:/bin", ...this.spec.env },
+      env: { HOME: "/home/user", PATH: "/usr/bin:/bin", LANG: "C.UTF-8", ...this.spec.env },
       executionLimits: toJustBashLimits(this.spec.limits),
       javascript: true,
-      customCommands: [python("python3"), python("python")],
+      customCommands: [...gnuCommands(), ...PYTHON_COMMANDS.map(python)],
     });
     return this.bashShell;
   }

@@ -56,18 +56,21 @@ const CASES: Case[] = [
   },
   {
     fault: "cwd",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash script
     script: 'mkdir sub; cd sub; x="a[\\$(pwd >&2; echo 0)]"; echo "${!x}"',
     stdout: "\n",
     stderr: "{cwd}/sub\n",
   },
   {
     fault: "cwd",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash script
     script: "mkdir sub; cd sub; a=(1 2); unset 'a[$(pwd >&2; echo 0)]'; echo \"${a[@]}\"",
     stdout: "2\n",
     stderr: "{cwd}/sub\n",
   },
   {
     fault: "cwd",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash script
     script: 'echo "[${OLDPWD-unset}]"; cd /tmp; cd - >/dev/null; pwd',
     stdout: "[unset]\n{cwd}\n",
   },
