@@ -50,6 +50,12 @@ export interface Capabilities {
   warmable: boolean;
   /** Sandboxes run a root filesystem from Kiln's template store (false: one built-in environment, `default`). */
   templates: boolean;
+  /**
+   * What `pause` keeps: `memory` (memory and running processes too: they run
+   * on after `resume`, even in another Kiln process) or `files` (the
+   * workspace; processes end at pause).
+   */
+  pause: "memory" | "files";
 }
 
 /** A tier's driver. */
@@ -83,6 +89,25 @@ export interface Backend {
   recover?(spec: InstanceSpec, owner: string, alone: boolean): Promise<void>;
   /** Releases process-wide resources (workers, pools). */
   close?(): Promise<void>;
+  /**
+   * Copies the sandbox's files (its workspace), consistent even while it
+   * runs, into the empty directory `dir`, as files only this tier's
+   * `createFrom` reads. Returns the bytes written.
+   */
+  saveFiles(spec: InstanceSpec, dir: string): Promise<number>;
+  /**
+   * Like `create`, but `/workspace` starts as the copy that `saveFiles` wrote in `dir`
+   * (checked by core beforehand). @throws as `create`
+   */
+  createFrom(spec: InstanceSpec, dir: string, signal?: AbortSignal): Promise<Instance>;
+  /**
+   * Only when `capabilities.pause` is `memory`: saves the live instance's
+   * memory and processes into the empty directory `dir` and stops it (its
+   * workspace stays on disk).
+   */
+  suspend?(spec: InstanceSpec, instance: Instance, dir: string): Promise<void>;
+  /** Starts an instance again from what `suspend` wrote in `dir`, its processes running on. */
+  resume?(spec: InstanceSpec, dir: string, signal?: AbortSignal): Promise<Instance>;
   /**
    * What an instance of `template` would start from if created now (the
    * template's digest), or undefined. A warm instance started from something

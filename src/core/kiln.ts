@@ -28,13 +28,16 @@ import { checkTimeoutMs, type Limits, MAX_SANDBOX_TIMEOUT_MS, resolveLimits } fr
 import { sandboxPath, WORKSPACE } from "./paths.ts";
 import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
 import { RecordStore } from "./record-store.ts";
-import { Sandbox } from "./sandbox.ts";
+import { Sandbox, type SnapshotOptions } from "./sandbox.ts";
+import { checkSnapshotId, publicSnapshot, SandboxStates } from "./sandbox-state.ts";
+import { StateStore } from "./state-store.ts";
 import { checkEnvSize, checkMetadataSize } from "./sizes.ts";
 import { type BackendFactory, checkTierName, registeredTiers } from "./tier-registry.ts";
 import {
   type CreateOptions,
   type SandboxInfo,
   type SandboxState,
+  type SnapshotInfo,
   TIER_NAMES,
   type TierName,
   type TierStatus,
@@ -100,6 +103,7 @@ export class Kiln {
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   private readonly warm: WarmPool;
   private readonly admission: Admission;
+  private readonly states: SandboxStates;
   private closed = false;
   /** Longest lifetime in ms (see {@link OpenOptions.maxLifetimeMs}); undefined: none. */
   readonly maxLifetimeMs: number | undefined;
@@ -116,6 +120,21 @@ export class Kiln {
     mkdirSync(join(dataDir, "sandboxes"), { recursive: true, mode: 0o700 });
     this.records = new RecordStore(join(dataDir, "kiln.db"));
     this.admission = new Admission(admission, (label) => this.records.usage(label));
+    const records = this.records;
+    this.states = new SandboxStates({
+      dataDir,
+      records,
+      store: new StateStore(records.db),
+      backend: (tier) => this.backend(tier),
+      spec: (info) => this.spec(info),
+      record: (id) => {
+        const r = records.get(id);
+        if (!r || r.state === "killed") throw new NotFoundError(`no sandbox ${id}`);
+        return r;
+      },
+      live: (id) => this.live.get(id),
+      invalidate: (id) => this.cache.delete(id),
+    });
     this.factories = factories;
     this.warm = new WarmPool(
       { start: (shape) => this.startWarm(shape), discard: (sb) => this.discardWarm(sb) },
@@ -142,6 +161,7 @@ export class Kiln {
       options.admission ?? {},
     );
     await kiln.recoverCrashed();
+    await kiln.states.recover();
     await kiln.reapExpired();
     await kiln.reapOrphanedWarm();
     for (const r of kiln.records.list()) kiln.armExpiry(r.id, r.expiresAt);
@@ -216,6 +236,7 @@ export class Kiln {
    * LimitExceededError (`limit_exceeded`: an owner's quota or the host's budget, see {@link OpenOptions.admission})
    */
   async create(options: CreateOptions = {}): Promise<Sandbox> {
+    if (options.snapshot !== undefined) return this.createFromSnapshot(options);
     const limits = resolveLimits(options.limits);
     const release = this.admission.admit(options.metadata ?? {}, limits.memoryBytes);
     try {
@@ -225,7 +246,49 @@ export class Kiln {
     }
   }
 
-  private async admitted(options: CreateOptions, limits: Limits): Promise<Sandbox> {
+  /**
+   * Creates a sandbox from a snapshot's files, on the snapshot's tier, then moves it when another
+   * tier is asked for. @throws as {@link create}; NotFoundError (snapshot), KilnError `internal` (digest)
+   */
+  private async createFromSnapshot(options: CreateOptions, verifiedDir?: string): Promise<Sandbox> {
+    const snap = this.states.snapshotRecord(options.snapshot!);
+    const diskBytes = options.limits?.diskBytes;
+    if (diskBytes !== undefined && diskBytes !== snap.limits.diskBytes)
+      throw new InvalidArgumentError(
+        `a sandbox from snapshot ${snap.id} has its disk size (${snap.limits.diskBytes} bytes)`,
+      );
+    const limits = resolveLimits({ ...snap.limits, ...(options.limits ?? {}) });
+    const to = options.tier === undefined ? snap.tier : checkTierName(options.tier);
+    const release = this.admission.admit(options.metadata ?? {}, limits.memoryBytes);
+    let sb: Sandbox;
+    try {
+      if (options.template !== undefined && options.template !== snap.template)
+        throw new InvalidArgumentError(`snapshot ${snap.id} is of template ${snap.template}`);
+      const dir = verifiedDir ?? (await this.states.verifySnapshot(snap));
+      sb = await this.admitted(
+        {
+          ...options,
+          tier: snap.tier,
+          template: snap.template,
+          env: options.env ?? snap.env,
+          cwd: options.cwd ?? snap.cwd,
+        },
+        limits,
+        dir,
+      );
+    } finally {
+      release();
+    }
+    if (to === snap.tier) return sb;
+    try {
+      return await this.move(sb.id, to, options.signal ? { signal: options.signal } : {});
+    } catch (e) {
+      await this.kill(sb.id).catch(() => {});
+      throw e;
+    }
+  }
+
+  private async admitted(options: CreateOptions, limits: Limits, fromDir?: string): Promise<Sandbox> {
     throwIfAborted(options.signal);
     this.checkOpen();
     const tier = checkTierName(options.tier ?? "virtual");
@@ -254,7 +317,7 @@ export class Kiln {
     };
     let instance: Awaited<ReturnType<Backend["create"]>>;
     const shape: WarmShape = { tier, template, limits: info.limits };
-    let warm = backend.capabilities.warmable ? this.warm.take(shape) : undefined;
+    let warm = backend.capabilities.warmable && !fromDir ? this.warm.take(shape) : undefined;
     if (warm && warm.digest !== backend.templateDigest?.(this.dataDir, template)) {
       // The template was rebuilt or re-imported since this one started: it is not what was asked for.
       this.warm.discard(warm);
@@ -276,7 +339,9 @@ export class Kiln {
       const spec = this.spec(info);
       mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
       try {
-        instance = await backend.create(spec, options.signal);
+        instance = fromDir
+          ? await backend.createFrom(spec, fromDir, options.signal)
+          : await backend.create(spec, options.signal);
       } catch (e) {
         await backend.destroy(spec).catch(() => {});
         rmSync(spec.stateDir, { recursive: true, force: true });
@@ -284,7 +349,7 @@ export class Kiln {
       }
       this.records.insert(info);
     }
-    if (backend.capabilities.warmable) this.warm.created(shape);
+    if (backend.capabilities.warmable && !fromDir) this.warm.created(shape);
     this.cache.set(info.id, info);
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);
@@ -429,8 +494,19 @@ export class Kiln {
       move: async (id: string, tier: TierName, signal?: AbortSignal) => {
         await this.move(id, tier, { signal });
       },
+      snapshot: (id: string, o: SnapshotOptions) => this.snapshot(id, o),
+      fork: (id: string, n: number, signal?: AbortSignal) => this.fork(id, n, { signal }),
+      pause: (id: string, signal?: AbortSignal) => this.pause(id, { signal }),
+      resume: async (id: string, signal?: AbortSignal) => {
+        await this.resume(id, { signal });
+      },
     };
     const sb = new Sandbox(info.id, host, spec.databasePath, async () => {
+      // Any call on a paused sandbox resumes it.
+      if (this.record(info.id).state === "paused") {
+        const restored = await this.states.resumeInstance(info.id);
+        if (restored) return restored;
+      }
       const rec = this.record(info.id);
       return (await this.backend(rec.tier)).open(this.spec(rec));
     });
@@ -558,6 +634,7 @@ export class Kiln {
     clearTimeout(this.expiryTimers.get(id));
     this.expiryTimers.delete(id);
     await live?.close();
+    this.states.forget(id);
     const spec = this.spec(info);
     try {
       await (await this.backend(info.tier)).destroy(spec);
@@ -599,6 +676,101 @@ export class Kiln {
     sb.swapInstance(Promise.resolve(next));
     await oldInstance.close();
     await from.destroy(this.spec(info));
+    return sb;
+  }
+
+  /**
+   * Saves a sandbox's files as a snapshot, consistent while it runs (see {@link Sandbox.snapshot}).
+   * @throws NotFoundError, InvalidArgumentError
+   */
+  async snapshot(id: string, options: SnapshotOptions = {}): Promise<SnapshotInfo> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    checkSandboxId(id);
+    return publicSnapshot(await this.states.snapshot(id, options.name === undefined ? {} : { name: options.name }));
+  }
+
+  /** The snapshots, oldest first, optionally only those whose metadata has all of these pairs. */
+  async snapshots(options: { metadata?: Record<string, string>; signal?: AbortSignal } = {}): Promise<SnapshotInfo[]> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    return this.states
+      .list()
+      .filter((s) => Object.entries(options.metadata ?? {}).every(([k, v]) => s.metadata[k] === v));
+  }
+
+  /** One snapshot. @throws InvalidArgumentError, NotFoundError */
+  async snapshotInfo(id: string): Promise<SnapshotInfo> {
+    this.checkOpen();
+    return publicSnapshot(this.states.snapshotRecord(checkSnapshotId(id)));
+  }
+
+  /** Deletes a snapshot (sandboxes made from it are not affected). @throws NotFoundError */
+  async removeSnapshot(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    await this.states.removeSnapshot(id);
+  }
+
+  /**
+   * `count` new sandboxes from a sandbox's files as they are now (see {@link Sandbox.fork}):
+   * all of them, or none (a refused one, say by a quota, removes those made before it).
+   * @throws InvalidArgumentError, NotFoundError, LimitExceededError
+   */
+  async fork(id: string, count = 1, options: { signal?: AbortSignal } = {}): Promise<Sandbox[]> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    checkSandboxId(id);
+    if (!Number.isInteger(count) || count < 1 || count > 64)
+      throw new InvalidArgumentError("fork count must be an integer from 1 to 64");
+    const parent = this.record(id);
+    const snap = await this.states.snapshot(id, { hidden: true });
+    const made: Sandbox[] = [];
+    try {
+      const dir = this.states.snapshotDir(snap.id);
+      for (let i = 0; i < count; i++) {
+        throwIfAborted(options.signal);
+        made.push(
+          await this.createFromSnapshot(
+            {
+              snapshot: snap.id,
+              metadata: parent.metadata,
+              ...(parent.expiresAt === null
+                ? {}
+                : { timeoutMs: Math.max(1, Date.parse(parent.expiresAt) - Date.now()) }),
+            },
+            dir,
+          ),
+        );
+      }
+      return made;
+    } catch (e) {
+      for (const sb of made) await this.kill(sb.id).catch(() => {});
+      throw e;
+    } finally {
+      await this.states.removeSnapshot(snap.id).catch(() => {});
+    }
+  }
+
+  /**
+   * Pauses a sandbox (see {@link Sandbox.pause}); idempotent.
+   * @throws NotFoundError, ConflictError (another process is pausing or resuming it)
+   */
+  async pause(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    this.checkOpen();
+    checkSandboxId(id);
+    this.record(id);
+    await this.states.pause(id, options.signal);
+  }
+
+  /**
+   * Resumes a paused sandbox (a no-op when it runs): its processes run on where the tier kept them.
+   * @throws NotFoundError, ConflictError, KilnError `internal` (the image failed its digest check)
+   */
+  async resume(id: string, options: { signal?: AbortSignal } = {}): Promise<Sandbox> {
+    throwIfAborted(options.signal);
+    const sb = await this.connect(id, options);
+    await sb.instance();
     return sb;
   }
 

@@ -41,7 +41,8 @@ function toInfo(r: Record<string, unknown>): SandboxInfo {
 
 /** Sandbox records in `kiln.db`. */
 export class RecordStore {
-  private readonly db: DatabaseSync;
+  /** The connection to kiln.db (the state store keeps its tables in the same file). */
+  readonly db: DatabaseSync;
   private readonly cache: StatementCache;
 
   private st(sql: string): StatementSync {

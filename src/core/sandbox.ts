@@ -11,7 +11,7 @@ import { InvalidArgumentError, SandboxStoppedError, throwIfAborted, UnsupportedE
 import { Files } from "./files.ts";
 import { checkTimeoutMs, MAX_COMMAND_TIMEOUT_MS } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
-import type { AuditEntry, SandboxInfo, TierName } from "./types.ts";
+import type { AuditEntry, SandboxInfo, SnapshotInfo, TierName } from "./types.ts";
 
 /** Options of `sandbox.runCode`. */
 export interface RunCodeOptions {
@@ -45,6 +45,17 @@ export interface SandboxHost {
   setTimeout(id: string, timeoutMs: number): void;
   kill(id: string, signal?: AbortSignal): Promise<void>;
   move(id: string, tier: TierName, signal?: AbortSignal): Promise<void>;
+  snapshot(id: string, options: SnapshotOptions): Promise<SnapshotInfo>;
+  fork(id: string, count: number, signal?: AbortSignal): Promise<Sandbox[]>;
+  pause(id: string, signal?: AbortSignal): Promise<void>;
+  resume(id: string, signal?: AbortSignal): Promise<void>;
+}
+
+/** Options of `sandbox.snapshot`. */
+export interface SnapshotOptions {
+  /** A name to find it by (1 to 128 characters); default none. */
+  name?: string;
+  signal?: AbortSignal;
 }
 
 /** A live sandbox. */
@@ -118,6 +129,38 @@ export class Sandbox {
   /** Moves the workspace to another tier, keeping files, modes, symlinks and mtimes. */
   async move(tier: TierName, options: { signal?: AbortSignal } = {}): Promise<void> {
     await this.host.move(this.id, tier, options.signal);
+  }
+
+  /**
+   * Saves the sandbox's files as a snapshot, consistent while it runs;
+   * `kiln.create({ snapshot: id })` starts new sandboxes from it.
+   * @throws NotFoundError, InvalidArgumentError (name)
+   */
+  async snapshot(options: SnapshotOptions = {}): Promise<SnapshotInfo> {
+    return this.host.snapshot(this.id, options);
+  }
+
+  /**
+   * `count` new sandboxes (1 to 64) that start from this one's files as they
+   * are now, each with its own id; their writes are their own.
+   * @throws InvalidArgumentError, LimitExceededError (the key's quota: then none is made)
+   */
+  async fork(count = 1, options: { signal?: AbortSignal } = {}): Promise<Sandbox[]> {
+    return this.host.fork(this.id, count, options.signal);
+  }
+
+  /**
+   * Stops the sandbox keeping its state on disk: its files, and its memory and
+   * running processes where the tier's `pause` capability is `memory`. Any
+   * later call on it (or `resume`) starts it again. Idempotent.
+   */
+  async pause(options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.host.pause(this.id, options.signal);
+  }
+
+  /** Starts a paused sandbox again (a no-op when it runs). */
+  async resume(options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.host.resume(this.id, options.signal);
   }
 
   /** Whether the sandbox is still alive. */
@@ -204,6 +247,22 @@ export class Sandbox {
       this.liveInstance = i;
       return i;
     });
+  }
+
+  /**
+   * @internal Detaches the instance (for pause) and returns it, still running:
+   * the next call opens the sandbox again. Unless `keepProcesses`, the
+   * commands started through this object are killed first.
+   */
+  async release(keepProcesses: boolean): Promise<Instance | undefined> {
+    const inst = this.instancePromise;
+    if (!inst) return undefined;
+    if (!keepProcesses) await this.commands.killAll();
+    if (this.instancePromise === inst) this.instancePromise = undefined;
+    this.auditLog?.close();
+    this.auditLog = undefined;
+    this.liveInstance = undefined;
+    return inst.catch(() => undefined);
   }
 
   /** @internal Whether an instance has been started. */

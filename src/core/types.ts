@@ -6,8 +6,12 @@ export const TIER_NAMES = ["virtual", "namespace", "oci", "gvisor", "microvm"] a
 /** One of {@link TIER_NAMES}. */
 export type TierName = (typeof TIER_NAMES)[number];
 
-/** Where a sandbox is in its life. */
-export type SandboxState = "running" | "stopped" | "killed";
+/**
+ * Where a sandbox is in its life. `paused`: stopped on purpose, its state on
+ * disk (memory and processes too where the tier's `pause` capability says
+ * so); any call on it resumes it.
+ */
+export type SandboxState = "running" | "paused" | "stopped" | "killed";
 
 /** What `kiln.create` accepts. */
 export interface CreateOptions {
@@ -23,10 +27,41 @@ export interface CreateOptions {
   metadata?: Record<string, string>;
   /** Lifetime in ms from now, after which the sandbox is killed; default 0 (no expiry). */
   timeoutMs?: number;
-  /** Limits; unset fields take their defaults. */
+  /** Limits; unset fields take their defaults (from a snapshot: the snapshot's). */
   limits?: Partial<Limits>;
+  /**
+   * Start from this snapshot's files (`snap_…`): its template, limits, env and
+   * cwd unless given here. On another tier than the snapshot's, the files are
+   * copied over as `move` does.
+   */
+  snapshot?: string;
   /** Cancels the call. */
   signal?: AbortSignal;
+}
+
+/** What a snapshot holds: the files, or the memory and processes too. */
+export type SnapshotKind = "files" | "memory";
+
+/** A saved state of a sandbox, from which new sandboxes start (`kiln.create({ snapshot })`). */
+export interface SnapshotInfo {
+  /** Snapshot id, `snap_` followed by 20 lowercase letters and digits. */
+  id: string;
+  /** Name given at `snapshot({ name })`, or null. */
+  name: string | null;
+  /** Tier of the sandbox it was taken from. */
+  tier: TierName;
+  /** Template of that sandbox. */
+  template: string;
+  /** Id of the sandbox it was taken from (which may be gone since). */
+  sandboxId: string;
+  /** What it holds. */
+  kind: SnapshotKind;
+  /** Bytes on disk. */
+  sizeBytes: number;
+  /** Creation time, ISO 8601. */
+  createdAt: string;
+  /** Labels (copied from the sandbox at snapshot time). */
+  metadata: Record<string, string>;
 }
 
 /** A sandbox as stored and listed. */

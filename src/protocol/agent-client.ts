@@ -3,6 +3,7 @@
  * {@link AgentClient} per agent process, multiplexing processes and file
  * operations over a single byte stream.
  */
+import { randomInt } from "node:crypto";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
 import type { ExitStatus, SpawnedProcess, SpawnRequest } from "../core/backend.ts";
@@ -177,6 +178,47 @@ export class AgentClient {
     }
   }
 
+  /**
+   * Wraps a byte stream to an agent that is already running (restored from a
+   * checkpoint: it said HELLO to an earlier host). Checks that it answers a
+   * ping; request ids start at a random point, so that they do not meet the
+   * ids of processes the agent still runs for the earlier host.
+   * @throws AgentError: ETIMEDOUT, ECANCELED, ECONNRESET
+   */
+  static async reconnect(
+    readable: Readable,
+    writable: Writable,
+    options: ConnectOptions = {},
+  ): Promise<AgentClient> {
+    const client = new AgentClient(readable, writable);
+    client.nextId = 0x40000000 + randomInt(0x3fffffff);
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const { signal } = options;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort = noop;
+    try {
+      const pong = await new Promise<{ version: string }>((resolve, reject) => {
+        client.ping().then(resolve, reject);
+        timer = setTimeout(
+          () => reject(new AgentError("ETIMEDOUT", `no answer from the restored agent within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        onAbort = () => reject(new AgentError("ECANCELED", "connect aborted", { cause: signal?.reason }));
+        if (signal?.aborted) onAbort();
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+      // The ops it serves were announced to the earlier host; empty means "not known".
+      client.hello = { protocol: PROTOCOL_VERSION, version: pong.version, pid: 1, ops: [] };
+      return client;
+    } catch (e) {
+      client.destroy(e instanceof AgentError ? e : new AgentError("EPROTO", String(e)));
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
   /** Round trip to the agent. */
   ping(): Promise<{ version: string }> {
     return this.request("ping", {});
@@ -188,7 +230,7 @@ export class AgentClient {
    */
   async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
     // An agent that predates terminals would run the command on pipes: refuse instead.
-    if (req.pty && this.hello?.ops && !this.hello.ops.includes("resize")) {
+    if (req.pty && this.hello?.ops?.length && !this.hello.ops.includes("resize")) {
       throw new AgentError("ENOTSUP", `this agent (${this.hello.version}) has no terminals; rebuild it`);
     }
     const proc = new AgentProcess(this, this.allocId(), req);

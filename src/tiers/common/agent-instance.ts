@@ -40,6 +40,11 @@ export interface AgentInstanceParts {
   cgroup: SandboxCgroup | undefined;
   /** How long to wait for the agent's HELLO; default 30 s (gVisor on ptrace is slow to start). */
   connectTimeoutMs?: number;
+  /**
+   * The launcher's first start restores a checkpoint: the agent is already
+   * running (it greeted an earlier host), so it is pinged instead of awaited.
+   */
+  resumed?: boolean;
 }
 
 const STDERR_KEEP = 8192;
@@ -120,8 +125,11 @@ export class AgentInstance implements Instance {
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     try {
       if (!child.stdout || !child.stdin) throw new Error("runtime started without stdio pipes");
+      const resumed = parts.resumed === true;
+      // Only the first launch restores; a relaunch after the runtime died starts afresh.
+      parts.resumed = false;
       this.client = await Promise.race([
-        AgentClient.connect(child.stdout, child.stdin, {
+        (resumed ? AgentClient.reconnect : AgentClient.connect)(child.stdout, child.stdin, {
           timeoutMs: parts.connectTimeoutMs ?? 30_000,
           ...(signal ? { signal } : {}),
         }),

@@ -43,10 +43,21 @@ export function containerId(id: string): string {
  * the agent. `cleanup` deletes the container record and whatever cgroup
  * directories the runtime made in controllers Kiln itself does not manage.
  */
-export function ociLauncher(rt: OciRuntime, bundle: string, id: string, cgroupsPath: string): Launcher {
+export function ociLauncher(
+  rt: OciRuntime,
+  bundle: string,
+  id: string,
+  cgroupsPath: string,
+  restoreFrom?: string,
+): Launcher {
+  let image = restoreFrom;
   return {
     async start() {
-      return spawn(rt.binary, [...globalArgs(rt), "run", "--bundle", bundle, containerId(id)], {
+      // The first start restores the checkpoint in `restoreFrom`, when given (the runtime hands
+      // its own stdio to the restored agent); any later one runs the bundle afresh.
+      const sub = image === undefined ? ["run"] : ["restore", "--image-path", image];
+      image = undefined;
+      return spawn(rt.binary, [...globalArgs(rt), ...sub, "--bundle", bundle, containerId(id)], {
         stdio: ["pipe", "pipe", "pipe"],
       });
     },
@@ -58,6 +69,20 @@ export function ociLauncher(rt: OciRuntime, bundle: string, id: string, cgroupsP
       }
     },
   };
+}
+
+/**
+ * Checkpoints the running container of sandbox `id` into the directory
+ * `imageDir` (`<runtime> checkpoint`); the container then exits.
+ * @throws Error with the runtime's message
+ */
+export async function ociCheckpoint(rt: OciRuntime, id: string, imageDir: string): Promise<void> {
+  const r = await runClosed(
+    rt.binary,
+    [...globalArgs(rt), "checkpoint", "--image-path", imageDir, containerId(id)],
+    300_000,
+  );
+  if (r.code !== 0) throw new Error(`${rt.binary} checkpoint ${containerId(id)}: ${r.stderr.trim()}`);
 }
 
 /** Output of a finished program run with closed stdin. */

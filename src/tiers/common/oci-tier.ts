@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
+import { UnsupportedError } from "../../core/errors.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
 import { AgentInstance } from "./agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "./cgroups.ts";
@@ -13,13 +14,14 @@ import { agentBinary, isRoot, which } from "./host.ts";
 import { writeOciBundle } from "./oci-bundle.ts";
 import {
   type OciRuntime,
+  ociCheckpoint,
   ociDelete,
   ociLauncher,
   ociTrial,
   removeCgroupDirs,
   runtimeVersion,
 } from "./oci-runtime.ts";
-import { destroyWorkspace, PoolUsers, releaseParts } from "./sandbox-parts.ts";
+import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "./sandbox-parts.ts";
 import { templateDigest } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
 
@@ -38,9 +40,11 @@ export interface OciTierConfig {
   readyDetail?: string;
   /** Time the probe's trial container may take, ms. */
   trialTimeoutMs: number;
+  /** The runtime checkpoints and restores running containers (`checkpoint` / `restore`): pause keeps memory. */
+  checkpoint?: boolean;
 }
 
-const CAPABILITIES: Capabilities = {
+const CAPABILITIES: Omit<Capabilities, "pause"> = {
   realBinaries: true,
   interactiveStdin: true,
   pty: true,
@@ -53,13 +57,14 @@ const CAPABILITIES: Capabilities = {
 /** The driver of one OCI-runtime tier. */
 export class OciTierBackend implements Backend {
   readonly tier: TierName;
-  readonly capabilities = CAPABILITIES;
+  readonly capabilities: Capabilities;
   private readonly config: OciTierConfig;
   private readonly pools = new PoolUsers();
 
   constructor(config: OciTierConfig) {
     this.config = config;
     this.tier = config.tier;
+    this.capabilities = { ...CAPABILITIES, pause: config.checkpoint ? "memory" : "files" };
   }
 
   /** The runtime with Kiln's own state directory under the data dir. */
@@ -98,8 +103,13 @@ export class OciTierBackend implements Backend {
     return { tier: c.tier, available: true, reason: detail };
   }
 
-  private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal): Promise<Instance> {
-    const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal);
+  private async start(
+    spec: InstanceSpec,
+    fresh: boolean,
+    signal?: AbortSignal,
+    from?: { files?: string; checkpoint?: string },
+  ): Promise<Instance> {
+    const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal, from?.files);
     // The runtime makes the cgroup and sets the limits itself; Kiln reads usage and OOM kills from it.
     const bundle = writeOciBundle(join(spec.stateDir, "oci-bundle"), {
       rootfs,
@@ -109,8 +119,31 @@ export class OciTierBackend implements Backend {
       ...(this.config.bundleExtra?.(spec.limits.pids) ?? {}),
       cgroupsPath: cgroup.relPath,
     });
-    const launcher = ociLauncher(this.runtime(spec.dataDir), bundle, spec.id, cgroup.relPath);
-    return AgentInstance.start({ tier: this.tier, spec, launcher, workspace, cgroup }, signal);
+    const launcher = ociLauncher(this.runtime(spec.dataDir), bundle, spec.id, cgroup.relPath, from?.checkpoint);
+    return AgentInstance.start(
+      { tier: this.tier, spec, launcher, workspace, cgroup, resumed: from?.checkpoint !== undefined },
+      signal,
+    );
+  }
+
+  createFrom(spec: InstanceSpec, dir: string, signal?: AbortSignal): Promise<Instance> {
+    return this.start(spec, true, signal, { files: dir });
+  }
+
+  saveFiles(spec: InstanceSpec, dir: string): Promise<number> {
+    return saveWorkspace(spec, dir);
+  }
+
+  /** Checkpoints the running container (memory and processes) into `dir`, then stops the instance. */
+  async suspend(spec: InstanceSpec, instance: Instance, dir: string): Promise<void> {
+    if (!this.config.checkpoint) throw new UnsupportedError(`${this.config.binary} does not checkpoint here`);
+    await ociCheckpoint(this.runtime(spec.dataDir), spec.id, dir);
+    await instance.close();
+  }
+
+  /** Restores the checkpoint in `dir`: the workspace is mounted again and the processes run on. */
+  resume(spec: InstanceSpec, dir: string, signal?: AbortSignal): Promise<Instance> {
+    return this.start(spec, false, signal, { checkpoint: dir });
   }
 
   create(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {

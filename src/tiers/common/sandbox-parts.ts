@@ -3,7 +3,7 @@
  * template's rootfs, the workspace image (taken from the warm pool when it is
  * new), and a clean cgroup path. Drivers add only their runtime.
  */
-import { readdir, rm } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { InstanceSpec } from "../../core/backend.ts";
 import { SandboxCgroup } from "./cgroups.ts";
@@ -49,21 +49,36 @@ async function sweepTemporary(dir: string): Promise<void> {
 export async function releaseParts(spec: InstanceSpec): Promise<void> {
   new SandboxCgroup(spec.id).destroy();
   const workspace = new WorkspaceImage(spec.stateDir);
+  await workspace.thaw();
   if (workspace.mounted()) await sweepTemporary(workspace.mountPath);
   await workspace.unmount();
+}
+
+/** The file of a saved workspace in a state directory. */
+const SAVED_IMAGE = "workspace.img";
+
+/** Saves a sandbox's workspace image into `dir` (see {@link WorkspaceImage.saveTo}); returns its size on disk. */
+export async function saveWorkspace(spec: InstanceSpec, dir: string): Promise<number> {
+  const dest = join(dir, SAVED_IMAGE);
+  await new WorkspaceImage(spec.stateDir).saveTo(dest);
+  return (await stat(dest)).blocks * 512;
 }
 
 /** The data directories a driver has used, so that it can drain their pools when it closes. */
 export class PoolUsers {
   private readonly dataDirs = new Set<string>();
 
-  /** Finds the template, makes (`fresh`) or finds the workspace, and clears the cgroup. */
-  async parts(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal): Promise<SandboxParts> {
+  /**
+   * Finds the template, makes (`fresh`: empty, or a copy of the image saved in
+   * the state directory `from`) or finds the workspace, and clears the cgroup.
+   */
+  async parts(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal, from?: string): Promise<SandboxParts> {
     const rootfs = await templateRootfs(spec.dataDir, spec.template, signal);
     const workspace = new WorkspaceImage(spec.stateDir);
     this.dataDirs.add(spec.dataDir);
     await sweepStalePools(spec.dataDir);
-    if (fresh) await workspace.create(spec.limits.diskBytes, poolFor(spec.dataDir));
+    if (from !== undefined) await workspace.createFrom(join(from, SAVED_IMAGE));
+    else if (fresh) await workspace.create(spec.limits.diskBytes, poolFor(spec.dataDir));
     const cgroup = new SandboxCgroup(spec.id);
     cgroup.destroy();
     return { rootfs, workspace, cgroup };

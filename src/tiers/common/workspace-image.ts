@@ -17,6 +17,14 @@ import {
 import { join } from "node:path";
 import { run, which } from "./host.ts";
 
+/**
+ * Copies an image keeping its holes. ext4 here has no reflink, so this costs
+ * the blocks in use (docs/architecture.md, "Snapshots and fork").
+ */
+async function copySparse(from: string, to: string): Promise<void> {
+  await run("cp", ["--sparse=always", "--reflink=auto", "--", from, to], { timeoutMs: 600_000 });
+}
+
 /** Where ready-made images come from (the workspace pool): moves one of `diskBytes` into `dir`, or says false. */
 export interface ReadyImages {
   take(diskBytes: number, dir: string): boolean;
@@ -66,6 +74,34 @@ export class WorkspaceImage {
     ]);
     await this.mount();
     rmSync(join(this.mountPath, "lost+found"), { recursive: true, force: true });
+  }
+
+  /** Makes the image a copy of `source` (a saved image: holes stay holes), and mounts it. */
+  async createFrom(source: string): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    await copySparse(source, this.imagePath);
+    await this.mount();
+  }
+
+  /**
+   * Copies the image into `dest`, consistent even while mounted and written
+   * to: the filesystem is frozen (its journal flushed, writers held) for the
+   * copy and thawed after it. Returns the bytes the copy takes on disk.
+   */
+  async saveTo(dest: string): Promise<void> {
+    const frozen = this.mounted();
+    if (frozen) await run(which("fsfreeze") ?? "fsfreeze", ["--freeze", this.mountPath]);
+    try {
+      await copySparse(this.imagePath, dest);
+    } finally {
+      if (frozen) await this.thaw();
+    }
+  }
+
+  /** Thaws the filesystem if frozen (a crash during `saveTo` leaves it frozen). Idempotent. */
+  async thaw(): Promise<void> {
+    if (!this.mounted()) return;
+    await run(which("fsfreeze") ?? "fsfreeze", ["--unfreeze", this.mountPath]).catch(() => {});
   }
 
   /** True when the image is mounted at `mountPath`. */

@@ -39,6 +39,7 @@ export class GvisorBackend extends OciTierBackend {
       flags: RUNSC_FLAGS,
       readyDetail: "platform ptrace",
       trialTimeoutMs: 30_000,
+      checkpoint: true,
       bundleExtra: (pids) => ({
         pidsInside: { hostPids: hostPidsCap(pids) },
         // A seccomp rule on clone3 hangs this runsc's (20221219) processes at their first fork.

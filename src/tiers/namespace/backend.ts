@@ -9,7 +9,7 @@ import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { agentBinary, isRoot, which } from "../common/host.ts";
-import { destroyWorkspace, PoolUsers, releaseParts } from "../common/sandbox-parts.ts";
+import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "../common/sandbox-parts.ts";
 import { seccompBpf } from "../common/seccomp.ts";
 import { templateDigest } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
@@ -23,6 +23,7 @@ const CAPABILITIES: Capabilities = {
   processesSurviveRestart: false,
   warmable: true,
   templates: true,
+  pause: "files",
 };
 
 /** The namespace tier's driver. */
@@ -54,8 +55,8 @@ export class NamespaceBackend implements Backend {
     return { tier: "namespace", available: true, reason: `${version}, cgroup ${cg.mode}` };
   }
 
-  private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal): Promise<Instance> {
-    const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal);
+  private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal, from?: string): Promise<Instance> {
+    const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal, from);
     cgroup.create(spec.limits);
     const bwrap = which("bwrap")!;
     const args = bwrapArgs({
@@ -87,6 +88,14 @@ export class NamespaceBackend implements Backend {
 
   open(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {
     return this.start(spec, false, signal);
+  }
+
+  createFrom(spec: InstanceSpec, dir: string, signal?: AbortSignal): Promise<Instance> {
+    return this.start(spec, true, signal, dir);
+  }
+
+  saveFiles(spec: InstanceSpec, dir: string): Promise<number> {
+    return saveWorkspace(spec, dir);
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,8 @@
  */
 
 import { existsSync } from "node:fs";
+import { chmod, copyFile, stat } from "node:fs/promises";
+import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import type { TierStatus } from "../../core/types.ts";
@@ -21,7 +23,11 @@ const CAPABILITIES: Capabilities = {
   processesSurviveRestart: false,
   warmable: false,
   templates: false,
+  pause: "files",
 };
+
+/** The file of a saved workspace in a state directory. */
+const SAVED_DB = "workspace.db";
 
 /** Directories every virtual sandbox starts with. */
 const LAYOUT = ["/workspace", "/tmp", "/home", "/home/user", "/dev"];
@@ -61,6 +67,37 @@ export class VirtualBackend implements Backend {
       { maxBytes: spec.limits.diskBytes },
     );
     return new VirtualInstance(spec, store);
+  }
+
+  /**
+   * Copies the sandbox's database with `VACUUM INTO`: one read transaction,
+   * so the copy is consistent while commands write; the copy's audit log is
+   * emptied (a sandbox made from it starts its own).
+   */
+  async saveFiles(spec: InstanceSpec, dir: string): Promise<number> {
+    const dest = join(dir, SAVED_DB);
+    const src = new DatabaseSync(spec.databasePath, { readOnly: true, timeout: 10_000 });
+    try {
+      src.prepare("VACUUM INTO ?").run(dest);
+    } finally {
+      src.close();
+    }
+    const copy = new DatabaseSync(dest);
+    try {
+      copy.exec("DELETE FROM tool_calls;");
+    } catch {
+      // No audit log in it yet.
+    } finally {
+      copy.close();
+    }
+    return (await stat(dest)).size;
+  }
+
+  /** A new sandbox whose database is a copy of the one `saveFiles` wrote. */
+  async createFrom(spec: InstanceSpec, dir: string): Promise<Instance> {
+    await copyFile(join(dir, SAVED_DB), spec.databasePath);
+    await chmod(spec.databasePath, 0o600);
+    return this.create(spec);
   }
 
   async open(spec: InstanceSpec): Promise<Instance> {
