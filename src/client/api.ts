@@ -33,10 +33,23 @@ export type FilesApi = Pick<
 export interface SandboxApi
   extends Pick<
     Sandbox,
-    "id" | "info" | "setTimeout" | "kill" | "move" | "isRunning" | "logs" | "stats" | "runCode"
+    | "id"
+    | "info"
+    | "setTimeout"
+    | "kill"
+    | "move"
+    | "isRunning"
+    | "logs"
+    | "stats"
+    | "runCode"
+    | "snapshot"
+    | "pause"
+    | "resume"
   > {
   readonly commands: CommandsApi;
   readonly files: FilesApi;
+  /** New sandboxes from this one's files as they are now (see `Sandbox.fork`). */
+  fork(count?: number, options?: { signal?: AbortSignal }): Promise<SandboxApi[]>;
 }
 
 /** What a tier's backend tells about itself (through a client: only its capabilities). */
@@ -45,7 +58,8 @@ export interface BackendInfo {
 }
 
 /** A Kiln: embedded (`Kiln`) or remote (`KilnClient`). */
-export interface KilnApi extends Pick<Kiln, "doctor" | "close"> {
+export interface KilnApi
+  extends Pick<Kiln, "doctor" | "close" | "snapshots" | "snapshotInfo" | "removeSnapshot"> {
   create(options?: CreateOptions): Promise<SandboxApi>;
   connect(id: string, options?: { signal?: AbortSignal }): Promise<SandboxApi>;
   list(options?: ListOptions): ReturnType<Kiln["list"]>;

@@ -8,7 +8,7 @@
 import type { Capabilities } from "../core/backend.ts";
 import { InvalidArgumentError, throwIfAborted } from "../core/errors.ts";
 import type { ListOptions } from "../core/kiln.ts";
-import type { CreateOptions, SandboxInfo, TierName, TierStatus } from "../core/types.ts";
+import type { CreateOptions, SandboxInfo, SnapshotInfo, TierName, TierStatus } from "../core/types.ts";
 import type { BackendInfo, KilnApi } from "./api.ts";
 import { Transport } from "./http.ts";
 import { RemoteSandbox } from "./sandbox.ts";
@@ -95,6 +95,26 @@ export class KilnClient implements KilnApi {
   /** Kills a sandbox of this key. @throws NotFoundError, InvalidArgumentError */
   async kill(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
     await this.check().empty("DELETE", `/v1/sandboxes/${encodeURIComponent(String(id))}`, {
+      signal: options.signal,
+    });
+  }
+
+  /** This key's snapshots, oldest first (optionally only those with all of these labels). */
+  async snapshots(
+    options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<SnapshotInfo[]> {
+    const all = await this.check().json<SnapshotInfo[]>("GET", "/v1/snapshots", { signal: options.signal });
+    return all.filter((s) => Object.entries(options.metadata ?? {}).every(([k, v]) => s.metadata[k] === v));
+  }
+
+  /** One snapshot of this key. @throws NotFoundError, InvalidArgumentError */
+  async snapshotInfo(id: string): Promise<SnapshotInfo> {
+    return this.check().json<SnapshotInfo>("GET", `/v1/snapshots/${encodeURIComponent(String(id))}`);
+  }
+
+  /** Deletes a snapshot of this key. @throws NotFoundError, InvalidArgumentError */
+  async removeSnapshot(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.check().empty("DELETE", `/v1/snapshots/${encodeURIComponent(String(id))}`, {
       signal: options.signal,
     });
   }

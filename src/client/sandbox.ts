@@ -2,7 +2,7 @@
 import type { InstanceStats } from "../core/backend.ts";
 import { throwIfAborted } from "../core/errors.ts";
 import type { RunCodeOptions, RunCodeResult } from "../core/sandbox.ts";
-import type { AuditEntry, SandboxInfo, TierName } from "../core/types.ts";
+import type { AuditEntry, SandboxInfo, SnapshotInfo, TierName } from "../core/types.ts";
 import type { SandboxApi } from "./api.ts";
 import { RemoteCommands } from "./commands.ts";
 import { RemoteFiles } from "./files.ts";
@@ -47,6 +47,31 @@ export class RemoteSandbox implements SandboxApi {
   /** Moves the workspace to another tier. @throws TierUnavailableError, NotFoundError, AbortedError */
   async move(tier: TierName, options: { signal?: AbortSignal } = {}): Promise<void> {
     await this.http.json("POST", `${this.path}/move`, { json: { tier }, signal: options.signal });
+  }
+
+  /** Saves the sandbox's files as a snapshot. @throws NotFoundError, InvalidArgumentError */
+  async snapshot(options: { name?: string; signal?: AbortSignal } = {}): Promise<SnapshotInfo> {
+    const { signal, ...body } = options;
+    return this.http.json<SnapshotInfo>("POST", `${this.path}/snapshots`, { json: body, signal });
+  }
+
+  /** `count` new sandboxes from this one's files as they are now. @throws LimitExceededError, InvalidArgumentError */
+  async fork(count = 1, options: { signal?: AbortSignal } = {}): Promise<RemoteSandbox[]> {
+    const infos = await this.http.json<SandboxInfo[]>("POST", `${this.path}/fork`, {
+      json: { count },
+      signal: options.signal,
+    });
+    return infos.map((i) => new RemoteSandbox(this.http, i.id));
+  }
+
+  /** Stops the sandbox keeping its state on disk; any later call resumes it. @throws NotFoundError */
+  async pause(options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.http.json("POST", `${this.path}/pause`, { json: {}, signal: options.signal });
+  }
+
+  /** Starts a paused sandbox again. @throws NotFoundError */
+  async resume(options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.http.json("POST", `${this.path}/resume`, { json: {}, signal: options.signal });
   }
 
   /** Whether the sandbox is still alive (false once killed or expired). */

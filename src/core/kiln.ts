@@ -30,8 +30,8 @@ import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
 import { RecordStore } from "./record-store.ts";
 import { Sandbox, type SnapshotOptions } from "./sandbox.ts";
 import { checkSnapshotId, publicSnapshot, SandboxStates } from "./sandbox-state.ts";
-import { StateStore } from "./state-store.ts";
 import { checkEnvSize, checkMetadataSize } from "./sizes.ts";
+import { StateStore } from "./state-store.ts";
 import { type BackendFactory, checkTierName, registeredTiers } from "./tier-registry.ts";
 import {
   type CreateOptions,
@@ -43,6 +43,9 @@ import {
   type TierStatus,
 } from "./types.ts";
 import { WARM_MARKER, WarmPool, type WarmSandbox, type WarmShape } from "./warm-pool.ts";
+
+/** Forks started at once. */
+const FORK_PARALLEL = 4;
 
 /** The folder of a sandbox's state directory that names the live processes that have it open. */
 const OPEN_BY = "open-by";
@@ -687,11 +690,15 @@ export class Kiln {
     throwIfAborted(options.signal);
     this.checkOpen();
     checkSandboxId(id);
-    return publicSnapshot(await this.states.snapshot(id, options.name === undefined ? {} : { name: options.name }));
+    return publicSnapshot(
+      await this.states.snapshot(id, options.name === undefined ? {} : { name: options.name }),
+    );
   }
 
   /** The snapshots, oldest first, optionally only those whose metadata has all of these pairs. */
-  async snapshots(options: { metadata?: Record<string, string>; signal?: AbortSignal } = {}): Promise<SnapshotInfo[]> {
+  async snapshots(
+    options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<SnapshotInfo[]> {
     throwIfAborted(options.signal);
     this.checkOpen();
     return this.states
@@ -726,26 +733,40 @@ export class Kiln {
     const parent = this.record(id);
     const snap = await this.states.snapshot(id, { hidden: true });
     const made: Sandbox[] = [];
+    const dir = this.states.snapshotDir(snap.id);
+    const one = () =>
+      this.createFromSnapshot(
+        {
+          snapshot: snap.id,
+          metadata: parent.metadata,
+          ...(parent.expiresAt === null
+            ? {}
+            : { timeoutMs: Math.max(1, Date.parse(parent.expiresAt) - Date.now()) }),
+        },
+        dir,
+      );
+    let failure: unknown;
     try {
-      const dir = this.states.snapshotDir(snap.id);
-      for (let i = 0; i < count; i++) {
-        throwIfAborted(options.signal);
-        made.push(
-          await this.createFromSnapshot(
-            {
-              snapshot: snap.id,
-              metadata: parent.metadata,
-              ...(parent.expiresAt === null
-                ? {}
-                : { timeoutMs: Math.max(1, Date.parse(parent.expiresAt) - Date.now()) }),
-            },
-            dir,
-          ),
-        );
-      }
+      // A few at a time: a real tier's start waits on its runtime more than on the CPU.
+      let next = 0;
+      const worker = async () => {
+        while (failure === undefined && next < count) {
+          next++;
+          throwIfAborted(options.signal);
+          made.push(await one());
+        }
+      };
+      await Promise.all(
+        Array.from({ length: Math.min(count, FORK_PARALLEL) }, () =>
+          worker().catch((e: unknown) => {
+            failure ??= e;
+          }),
+        ),
+      );
+      if (failure !== undefined) throw failure;
       return made;
     } catch (e) {
-      for (const sb of made) await this.kill(sb.id).catch(() => {});
+      await Promise.all(made.map((sb) => this.kill(sb.id).catch(() => {})));
       throw e;
     } finally {
       await this.states.removeSnapshot(snap.id).catch(() => {});

@@ -140,7 +140,9 @@ export class SandboxStates {
     try {
       digest = await digestStateDir(dir);
     } catch (e) {
-      throw new KilnError("internal", `snapshot ${rec.id} cannot be read: ${(e as Error).message}`, { cause: e });
+      throw new KilnError("internal", `snapshot ${rec.id} cannot be read: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     if (digest !== rec.digest)
       throw new KilnError("internal", `snapshot ${rec.id} does not match its digest: refusing to restore it`);
@@ -303,7 +305,8 @@ export class SandboxStates {
     if (!existsSync(snaps)) return;
     for (const name of readdirSync(snaps)) {
       const partial = parsePartial(name);
-      if (partial && !processAlive(partial.owner)) await rm(join(snaps, name), { recursive: true, force: true });
+      if (partial && !processAlive(partial.owner))
+        await rm(join(snaps, name), { recursive: true, force: true });
     }
   }
 }

@@ -200,7 +200,8 @@ export class AgentClient {
       const pong = await new Promise<{ version: string }>((resolve, reject) => {
         client.ping().then(resolve, reject);
         timer = setTimeout(
-          () => reject(new AgentError("ETIMEDOUT", `no answer from the restored agent within ${timeoutMs} ms`)),
+          () =>
+            reject(new AgentError("ETIMEDOUT", `no answer from the restored agent within ${timeoutMs} ms`)),
           timeoutMs,
         );
         onAbort = () => reject(new AgentError("ECANCELED", "connect aborted", { cause: signal?.reason }));

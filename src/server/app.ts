@@ -15,6 +15,7 @@ import { commandRoutes } from "./routes/commands.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
+import { stateRoutes } from "./routes/state.ts";
 
 /** Path of the OpenAPI document (served without authentication). */
 export const OPENAPI_PATH = "/v1/openapi.json";
@@ -52,6 +53,7 @@ export function createApp(state: ServerState): App {
   mountMcp(app, state);
 
   sandboxRoutes(app);
+  stateRoutes(app);
   fileRoutes(app);
   commandRoutes(app);
   metaRoutes(app);

@@ -10,7 +10,7 @@ import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
 import { checkSandboxId } from "../core/ids.ts";
 import type { Kiln } from "../core/kiln.ts";
 import type { Sandbox } from "../core/sandbox.ts";
-import type { SandboxInfo } from "../core/types.ts";
+import type { SandboxInfo, SnapshotInfo } from "../core/types.ts";
 
 /** The reserved label holding the owning key's id. */
 export const OWNER_LABEL = "kiln.owner";
@@ -68,4 +68,22 @@ export async function ownedSandbox(
 /** The live sandboxes of a key. */
 export async function ownedList(kiln: Kiln, keyId: string, signal?: AbortSignal): Promise<SandboxInfo[]> {
   return kiln.list({ metadata: { [OWNER_LABEL]: keyId }, ...(signal ? { signal } : {}) });
+}
+
+/** A snapshot as clients see it: without the reserved labels. */
+export function publicSnapshotInfo(info: SnapshotInfo): SnapshotInfo {
+  const metadata = Object.fromEntries(
+    Object.entries(info.metadata).filter(([k]) => !k.startsWith(RESERVED_PREFIX)),
+  );
+  return { ...info, metadata };
+}
+
+/**
+ * A snapshot made from a sandbox of `keyId`.
+ * @throws InvalidArgumentError for a malformed id; NotFoundError when it does not exist or another key owns it
+ */
+export async function ownedSnapshot(kiln: Kiln, keyId: string, id: string): Promise<SnapshotInfo> {
+  const s = await kiln.snapshotInfo(id);
+  if (s.metadata[OWNER_LABEL] !== keyId) throw new NotFoundError(`no snapshot ${id}`);
+  return s;
 }

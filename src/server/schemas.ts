@@ -54,7 +54,7 @@ export const SandboxInfoSchema = z
     id: Str,
     tier: TierSchema,
     template: Str,
-    state: z.enum(["running", "stopped", "killed"]),
+    state: z.enum(["running", "paused", "stopped", "killed"]),
     env: StrMap,
     cwd: Str,
     metadata: StrMap,
@@ -73,16 +73,45 @@ export const CreateSandboxBody = z
     metadata: StrMap.optional(),
     timeoutMs: NonNeg.optional(),
     limits: LimitsSchema.partial().strict().optional(),
+    snapshot: Str.optional().openapi({ description: "start from this snapshot's files (`snap_…`)" }),
   })
   .strict()
   .openapi("CreateSandbox");
+
+export const SnapshotInfoSchema = z
+  .object({
+    id: Str,
+    name: Str.nullable(),
+    tier: TierSchema,
+    template: Str,
+    sandboxId: Str,
+    kind: z.enum(["files", "memory"]),
+    sizeBytes: z.number(),
+    createdAt: Str,
+    metadata: StrMap,
+  })
+  .openapi("SnapshotInfo");
+export const SnapshotBody = z
+  .object({ name: z.string().min(1).max(128).optional() })
+  .strict()
+  .openapi("CreateSnapshot");
+export const ForkBody = z
+  .object({ count: z.number().int().min(1).max(64).optional() })
+  .strict()
+  .openapi("Fork");
+export const SnapshotParams = z.object({
+  snapshotId: Str.openapi({
+    param: { name: "snapshotId", in: "path" },
+    example: "snap_0123456789abcdefghij",
+  }),
+});
 
 export const ListSandboxesQuery = z.object({
   metadata: z
     .union([Str, z.array(Str)])
     .optional()
     .openapi({ description: "`key=value`, repeatable: only sandboxes with all these labels" }),
-  state: z.enum(["running", "stopped", "killed"]).optional(),
+  state: z.enum(["running", "paused", "stopped", "killed"]).optional(),
   limit: z.coerce
     .number()
     .int()
@@ -122,6 +151,7 @@ export const CapabilitiesSchema = z
     pty: z.boolean(),
     warmable: z.boolean(),
     templates: z.boolean(),
+    pause: z.enum(["memory", "files"]),
   })
   .openapi("Capabilities");
 

@@ -642,6 +642,112 @@ export function runConformance(options: ConformanceOptions): void {
       }
     });
 
+    it("snapshots: new sandboxes start from the saved files, as many as wanted", async () => {
+      const s = await create({ env: { FROM: "snapshot" } });
+      await s.files.write("/workspace/snap/a.txt", "saved");
+      await s.files.symlink("a.txt", "/workspace/snap/link");
+      await s.commands.run("chmod 750 /workspace/snap/a.txt");
+      const snap = await s.snapshot({ name: "conformance" });
+      assert.match(snap.id, /^snap_[a-z0-9]{20}$/);
+      assert.equal(snap.tier, tier);
+      assert.equal(snap.kind, "files");
+      assert.equal(snap.name, "conformance");
+      assert.equal(snap.sandboxId, s.id);
+      assert.ok(snap.sizeBytes > 0);
+      await s.files.write("/workspace/snap/a.txt", "changed after");
+      assert.ok((await kiln.snapshots()).some((x) => x.id === snap.id));
+      for (let i = 0; i < 2; i++) {
+        const c = await kiln.create({ snapshot: snap.id });
+        assert.notEqual(c.id, s.id);
+        assert.equal(await c.files.read("/workspace/snap/a.txt"), "saved");
+        assert.equal((await c.files.stat("/workspace/snap/link")).symlinkTarget, "a.txt");
+        assert.equal((await c.files.stat("/workspace/snap/a.txt")).mode & 0o777, 0o750);
+        assert.equal((await c.commands.run("echo $FROM")).stdout, "snapshot\n");
+        assert.equal((await c.info()).tier, tier);
+        await c.files.write("/workspace/snap/a.txt", `copy ${i}`);
+        await c.kill();
+      }
+      assert.equal(await s.files.read("/workspace/snap/a.txt"), "changed after");
+      await kiln.removeSnapshot(snap.id);
+      await rejectsWithCode(kiln.create({ snapshot: snap.id }), "not_found");
+      await rejectsWithCode(kiln.removeSnapshot(snap.id), "not_found");
+      await rejectsWithCode(kiln.create({ snapshot: "snap_nope" }), "invalid_argument");
+      await rejectsWithCode(s.snapshot({ name: "" }), "invalid_argument");
+      await s.kill();
+    });
+
+    it("fork: ten forks each see the parent's files and not each other's writes", async () => {
+      const parent = await create({ metadata: { family: "fork" } });
+      await parent.files.write("/workspace/shared.txt", "from parent");
+      const forks = await parent.fork(10);
+      assert.equal(forks.length, 10);
+      const ids = new Set([parent.id, ...forks.map((f) => f.id)]);
+      assert.equal(ids.size, 11);
+      await Promise.all(forks.map((f, i) => f.files.write("/workspace/own.txt", `fork ${i}`)));
+      for (const [i, f] of forks.entries()) {
+        assert.equal(await f.files.read("/workspace/shared.txt"), "from parent");
+        assert.equal(await f.files.read("/workspace/own.txt"), `fork ${i}`);
+        assert.equal((await f.info()).metadata.family, "fork");
+      }
+      assert.equal(await parent.files.exists("/workspace/own.txt"), false);
+      await rejectsWithCode(parent.fork(0), "invalid_argument");
+      await Promise.all(forks.map((f) => f.kill()));
+      await parent.kill();
+    });
+
+    /** A server in the sandbox that counts its requests: its answers tell a process that ran on from a restarted one. */
+    const COUNTER = [
+      "import http.server as h",
+      "n = [0]",
+      "class H(h.BaseHTTPRequestHandler):",
+      "    def do_GET(self):",
+      "        n[0] += 1",
+      "        self.send_response(200); self.end_headers(); self.wfile.write(str(n[0]).encode())",
+      "    def log_message(self, *a): pass",
+      "h.HTTPServer(('127.0.0.1', 8765), H).serve_forever()",
+    ].join("\n");
+    const ASK =
+      "python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8765/', timeout=10).read().decode())\"";
+    /** Starts the counting server; resolves once it answers (with 1). */
+    const startCounter = async (s: SandboxApi) => {
+      await s.files.write("/workspace/counter.py", COUNTER);
+      await s.commands.run("nohup python3 /workspace/counter.py >/dev/null 2>&1 &");
+      for (let i = 0; i < 100; i++) {
+        const r = await s.commands.run(ASK);
+        if (r.exitCode === 0) return Number(r.stdout.trim());
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.fail("the counting server did not start");
+    };
+
+    it("pause and resume keep the files, and the memory and processes where the tier says so", async () => {
+      const caps = (await kiln.backend(tier)).capabilities;
+      const s = await create();
+      await s.files.write("/workspace/kept.txt", "kept");
+      if (caps.realBinaries) assert.equal(await startCounter(s), 1);
+      await s.pause();
+      await s.pause();
+      assert.equal((await s.info()).state, "paused");
+      assert.ok((await kiln.list({ state: "paused" })).some((x) => x.id === s.id));
+      await s.resume();
+      assert.equal((await s.info()).state, "running");
+      assert.equal(await s.files.read("/workspace/kept.txt"), "kept");
+      if (caps.realBinaries) {
+        const r = await s.commands.run(ASK);
+        if (caps.pause === "memory") {
+          assert.equal(r.exitCode, 0, r.stderr);
+          assert.equal(r.stdout.trim(), "2", "the server ran on with its state");
+        } else {
+          assert.notEqual(r.exitCode, 0, "processes end at a files-only pause");
+        }
+      }
+      // Any call resumes a paused sandbox.
+      await s.pause();
+      assert.equal((await s.commands.run("cat /workspace/kept.txt")).stdout, "kept");
+      assert.equal((await s.info()).state, "running");
+      await s.kill();
+    });
+
     it("sandboxes survive a restart of Kiln", async () => {
       const s = await create({ metadata: { persist: "yes" } });
       await s.files.write("/workspace/persist.txt", "still here");
@@ -653,6 +759,27 @@ export function runConformance(options: ConformanceOptions): void {
       assert.equal((await again.commands.run("cat keep/by-shell.txt")).stdout, "made\n");
       assert.equal((await again.info()).metadata.persist, "yes");
       assert.ok((await again.logs()).some((l) => l.command.startsWith("mkdir -p keep")));
+      sb = await kiln.connect(sb.id);
+      await again.kill();
+    });
+
+    it("a paused sandbox resumes in the next Kiln with what its tier keeps", async () => {
+      const caps = (await kiln.backend(tier)).capabilities;
+      const s = await create();
+      await s.files.write("/workspace/paused.txt", "across restarts");
+      if (caps.realBinaries) assert.equal(await startCounter(s), 1);
+      await s.pause();
+      await kiln.close();
+      kiln = await open(dataDir);
+      const again = await kiln.connect(s.id);
+      assert.equal((await again.info()).state, "paused");
+      await again.resume();
+      assert.equal(await again.files.read("/workspace/paused.txt"), "across restarts");
+      if (caps.realBinaries && caps.pause === "memory") {
+        const r = await again.commands.run(ASK);
+        assert.equal(r.exitCode, 0, r.stderr);
+        assert.equal(r.stdout.trim(), "2");
+      }
       sb = await kiln.connect(sb.id);
       await again.kill();
     });

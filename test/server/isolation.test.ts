@@ -39,6 +39,10 @@ const SAMPLES: Record<string, { json?: unknown; body?: string; query?: string }>
   "POST /v1/sandboxes/{id}/commands/{pid}/kill": {},
   "POST /v1/sandboxes/{id}/commands/{pid}/resize": { json: { cols: 80, rows: 24 } },
   "POST /v1/sandboxes/{id}/code": { json: { code: "print(1)" } },
+  "POST /v1/sandboxes/{id}/snapshots": { json: { name: "stolen" } },
+  "POST /v1/sandboxes/{id}/fork": { json: { count: 1 } },
+  "POST /v1/sandboxes/{id}/pause": {},
+  "POST /v1/sandboxes/{id}/resume": {},
 };
 
 before(async () => {
@@ -126,4 +130,29 @@ test("through the client: the same not_found", async () => {
   await rejectsWithCode(b.connect(idA), "not_found");
   await rejectsWithCode(b.kill(idA), "not_found");
   assert.deepEqual(await b.list(), []);
+});
+
+test("snapshots: key B cannot see, restore or delete key A's, nor fork A's sandbox", async () => {
+  const snap = await body(t.req("POST", `/v1/sandboxes/${idA}/snapshots`, { json: { name: "a-only" } }));
+  assert.match(snap.id, /^snap_/);
+  assert.deepEqual(snap.metadata, { team: "a" });
+  const asB = (method: string, path: string, json?: unknown) =>
+    request(t.server.url, method, path, { key: keyB, ...(json !== undefined ? { json } : {}) });
+  await assertError(await asB("GET", `/v1/snapshots/${snap.id}`), "not_found", 404);
+  await assertError(await asB("DELETE", `/v1/snapshots/${snap.id}`), "not_found", 404);
+  await assertError(await asB("POST", "/v1/sandboxes", { snapshot: snap.id }), "not_found", 404);
+  // The same answer as for a snapshot that does not exist.
+  await assertError(await asB("GET", "/v1/snapshots/snap_00000000000000000000"), "not_found", 404);
+  assert.deepEqual(await body(asB("GET", "/v1/snapshots")), []);
+  const listA = await body(t.req("GET", "/v1/snapshots"));
+  assert.deepEqual(
+    listA.map((s: { id: string }) => s.id),
+    [snap.id],
+  );
+  // A restores its own: the copy is A's, with A's file.
+  const copy = await body(t.req("POST", "/v1/sandboxes", { json: { snapshot: snap.id } }));
+  assert.equal(await (await t.req("GET", `/v1/sandboxes/${copy.id}/files?path=secret.txt`)).text(), "A's");
+  assert.equal((await t.req("DELETE", `/v1/sandboxes/${copy.id}`)).status, 204);
+  assert.equal((await t.req("DELETE", `/v1/snapshots/${snap.id}`)).status, 204);
+  await assertError(await t.req("GET", `/v1/snapshots/${snap.id}`), "not_found", 404);
 });

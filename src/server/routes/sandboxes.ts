@@ -3,7 +3,14 @@ import { createRoute } from "@hono/zod-openapi";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { checkMetadataSize, type SandboxInfo } from "../../index.ts";
 import { type App, addRoute, json } from "../context.ts";
-import { checkClientMetadata, OWNER_LABEL, ownedList, ownedRecord, publicInfo } from "../ownership.ts";
+import {
+  checkClientMetadata,
+  OWNER_LABEL,
+  ownedList,
+  ownedRecord,
+  ownedSnapshot,
+  publicInfo,
+} from "../ownership.ts";
 import {
   AuditEntrySchema,
   CreateSandboxBody,
@@ -75,6 +82,7 @@ export function sandboxRoutes(app: App): void {
       const body = c.req.valid("json");
       checkClientMetadata(body.metadata);
       const { kiln } = c.var.state;
+      if (body.snapshot !== undefined) await ownedSnapshot(kiln, c.var.key.id, body.snapshot);
       // The key's quota and the host's budget are checked by kiln.create (src/server/quotas.ts).
       const sb = await kiln.create({
         ...body,

@@ -119,7 +119,13 @@ export class OciTierBackend implements Backend {
       ...(this.config.bundleExtra?.(spec.limits.pids) ?? {}),
       cgroupsPath: cgroup.relPath,
     });
-    const launcher = ociLauncher(this.runtime(spec.dataDir), bundle, spec.id, cgroup.relPath, from?.checkpoint);
+    const launcher = ociLauncher(
+      this.runtime(spec.dataDir),
+      bundle,
+      spec.id,
+      cgroup.relPath,
+      from?.checkpoint,
+    );
     return AgentInstance.start(
       { tier: this.tier, spec, launcher, workspace, cgroup, resumed: from?.checkpoint !== undefined },
       signal,

@@ -72,7 +72,12 @@ export class PoolUsers {
    * Finds the template, makes (`fresh`: empty, or a copy of the image saved in
    * the state directory `from`) or finds the workspace, and clears the cgroup.
    */
-  async parts(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal, from?: string): Promise<SandboxParts> {
+  async parts(
+    spec: InstanceSpec,
+    fresh: boolean,
+    signal?: AbortSignal,
+    from?: string,
+  ): Promise<SandboxParts> {
     const rootfs = await templateRootfs(spec.dataDir, spec.template, signal);
     const workspace = new WorkspaceImage(spec.stateDir);
     this.dataDirs.add(spec.dataDir);

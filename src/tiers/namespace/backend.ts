@@ -55,7 +55,12 @@ export class NamespaceBackend implements Backend {
     return { tier: "namespace", available: true, reason: `${version}, cgroup ${cg.mode}` };
   }
 
-  private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal, from?: string): Promise<Instance> {
+  private async start(
+    spec: InstanceSpec,
+    fresh: boolean,
+    signal?: AbortSignal,
+    from?: string,
+  ): Promise<Instance> {
     const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal, from);
     cgroup.create(spec.limits);
     const bwrap = which("bwrap")!;

@@ -7,8 +7,8 @@
 
 import { existsSync } from "node:fs";
 import { chmod, copyFile, stat } from "node:fs/promises";
-import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import type { TierStatus } from "../../core/types.ts";
 import { AgentFsStore, SCHEMA_USER_VERSION } from "../../workspace/agentfs-store.ts";
