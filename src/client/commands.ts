@@ -122,6 +122,7 @@ export class RemoteCommands implements CommandsApi {
       ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
       ...(options.env !== undefined ? { env: options.env } : {}),
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.labels !== undefined ? { labels: options.labels } : {}),
       ...stdinFields(options.stdin, "stdin", "stdinBase64"),
       ...(options.background ? { background: true, openStdin: options.openStdin ?? false } : {}),
       ...(options.pty !== undefined ? { pty: options.pty } : {}),
@@ -158,16 +159,21 @@ export class RemoteCommands implements CommandsApi {
     return end.result as unknown as CommandResult;
   }
 
-  /** Commands running now. @throws NotFoundError, AbortedError */
-  async list(options: { signal?: AbortSignal } = {}): Promise<ProcessInfo[]> {
-    return this.http.json<ProcessInfo[]>("GET", this.base, { signal: options.signal });
+  /** Commands running now; with `ended`, also the ended ones the server still keeps. @throws NotFoundError, AbortedError */
+  async list(options: { ended?: boolean; signal?: AbortSignal } = {}): Promise<ProcessInfo[]> {
+    return this.http.json<ProcessInfo[]>("GET", options.ended ? `${this.base}?ended=true` : this.base, {
+      signal: options.signal,
+    });
   }
 
-  /** A handle on a running command. @throws NotFoundError (`not_found`) when none runs with that pid */
+  /**
+   * A handle on a command, running or ended and still kept (its `wait` then gives the result).
+   * @throws NotFoundError (`not_found`) when there is no such command
+   */
   async connect(pid: number, options: { signal?: AbortSignal } = {}): Promise<CommandHandle> {
-    const running = await this.list(options);
-    if (!running.some((p) => p.pid === pid)) throw new NotFoundError(`no running command with pid ${pid}`);
-    return new RemoteHandle(this.http, this.base, pid);
+    const found = (await this.list({ ...options, ended: true })).find((p) => p.pid === pid);
+    if (!found) throw new NotFoundError(`no command with pid ${pid}`, { resource: "process" });
+    return new RemoteHandle(this.http, this.base, pid, found.pty);
   }
 
   /** Kills a running command; false when none had that pid. @throws NotFoundError (sandbox), AbortedError */

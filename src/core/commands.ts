@@ -1,7 +1,10 @@
 /**
  * `sandbox.commands`: running commands on any tier. Timeouts, the output cap,
- * the table of running processes, stdin handling and the audit log live here,
- * once, on top of a tier's `Instance.spawn`.
+ * the one table of processes (running, and ended ones kept for
+ * {@link ENDED_RETAIN_MS} so that a late `connect` still gets the result),
+ * output held for a background command's first subscriber, stdin handling and
+ * the audit log live here, once, on top of a tier's `Instance.spawn`. The
+ * server, the terminal and the E2B API are views of this table.
  */
 import type { AuditLog } from "./audit-log.ts";
 import type { ExitStatus, Instance, SpawnedProcess } from "./backend.ts";
@@ -50,15 +53,32 @@ export interface RunOptions {
   pty?: { cols: number; rows: number };
   /** Cancels the command (it is killed). */
   signal?: AbortSignal;
+  /** The caller's own facts about the command (a tag, the form it was asked in), shown by `list`. */
+  labels?: Record<string, string>;
 }
 
-/** A running command, as `commands.list` shows it. */
+/** A command, as `commands.list` shows it. */
 export interface ProcessInfo {
   pid: number;
   command: string;
   cwd: string;
   startedAtMs: number;
+  /** Runs on a pseudo-terminal. */
+  pty: boolean;
+  /** The labels it was started with. */
+  labels: Record<string, string>;
+  /** Its exit code, once it ended (only in `list({ ended: true })`). */
+  exitCode?: number;
 }
+
+/** How long an ended command stays in the table (for `connect` and its result), in ms: 10 minutes. */
+export const ENDED_RETAIN_MS = 10 * 60_000;
+
+/** Ended commands kept per sandbox at the most (the oldest is forgotten first): 64. */
+export const ENDED_RETAIN_MAX = 64;
+
+/** Output held for a background command's first subscriber (`wait({ held: true })`), at most, in characters: 1 MiB. */
+export const HOLD_MAX_CHARS = 1024 * 1024;
 
 /** Options of `CommandHandle.wait`. */
 export interface WaitOptions {
@@ -66,6 +86,11 @@ export interface WaitOptions {
   onStdout?: (data: string) => void;
   /** Called with stderr that arrives from now on. */
   onStderr?: (data: string) => void;
+  /**
+   * First deliver the output held since the start (background commands started without callbacks,
+   * up to {@link HOLD_MAX_CHARS}); only the first caller that asks gets it.
+   */
+  held?: boolean;
   /** Stops waiting (the command keeps running). */
   signal?: AbortSignal;
 }
@@ -83,9 +108,9 @@ export interface CommandHandle {
   wait(options?: WaitOptions): Promise<CommandResult>;
   /** Kills the command and its children. */
   kill(options?: { signal?: AbortSignal }): Promise<void>;
-  /** Sends text or bytes to stdin (when started with `openStdin`). */
+  /** Sends text or bytes to stdin (when started with `openStdin`). @throws InvalidArgumentError once it ended */
   sendStdin(data: string | Uint8Array, options?: { signal?: AbortSignal }): Promise<void>;
-  /** Closes stdin. */
+  /** Closes stdin. @throws InvalidArgumentError once it ended */
   closeStdin(options?: { signal?: AbortSignal }): Promise<void>;
   /** Sets the terminal's size (commands started with `pty`). @throws InvalidArgumentError */
   resize(cols: number, rows: number, options?: { signal?: AbortSignal }): Promise<void>;
@@ -127,6 +152,10 @@ class Running implements CommandHandle {
   private graceTimer: NodeJS.Timeout | undefined;
   /** A terminal session: output is streamed, not kept or capped. */
   private readonly terminal: boolean;
+  /** Output since the start, in order, until the first `wait({ held: true })` takes it. */
+  private held: { kind: "out" | "err"; text: string }[] | undefined;
+  private heldChars = 0;
+  private heldFull = false;
   readonly done: Promise<CommandResult>;
 
   constructor(
@@ -134,9 +163,10 @@ class Running implements CommandHandle {
     info: ProcessInfo,
     finish: (r: CommandResult, status: ExitStatus) => void,
     timeoutMs: number,
-    terminal = false,
+    options: { terminal: boolean; hold: boolean },
   ) {
-    this.terminal = terminal;
+    this.terminal = options.terminal;
+    if (options.hold) this.held = [];
     this.proc = proc;
     this.pid = proc.pid;
     this.info = info;
@@ -205,6 +235,14 @@ class Running implements CommandHandle {
     if (!this.terminal) (kind === "out" ? this.out : this.err).push(data);
     const text = (kind === "out" ? this.outDecoder : this.errDecoder).decode(data, { stream: true });
     if (text.length === 0) return;
+    if (this.held && !this.heldFull) {
+      // Past the cap nothing more is held, so what is held is always a prefix of the output.
+      if (this.heldChars + text.length > HOLD_MAX_CHARS) this.heldFull = true;
+      else {
+        this.heldChars += text.length;
+        this.held.push({ kind, text });
+      }
+    }
     for (const l of this.listeners) {
       if (kind === "out") l.o?.(text);
       else l.e?.(text);
@@ -230,6 +268,11 @@ class Running implements CommandHandle {
 
   async wait(options: WaitOptions = {}): Promise<CommandResult> {
     throwIfAborted(options.signal);
+    if (options.held) {
+      const held = this.held ?? [];
+      this.held = undefined;
+      for (const h of held) (h.kind === "out" ? options.onStdout : options.onStderr)?.(h.text);
+    }
     const off = this.listen(options.onStdout, options.onStderr);
     try {
       const r = await abortable(this.done, options.signal);
@@ -267,12 +310,18 @@ class Running implements CommandHandle {
 
   async sendStdin(data: string | Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
     throwIfAborted(options.signal);
+    this.checkRunning();
     await this.proc.writeStdin(typeof data === "string" ? encoder.encode(data) : data);
   }
 
   async closeStdin(options: { signal?: AbortSignal } = {}): Promise<void> {
     throwIfAborted(options.signal);
+    this.checkRunning();
     await this.proc.closeStdin();
+  }
+
+  private checkRunning(): void {
+    if (this.result) throw new InvalidArgumentError(`command ${this.pid} has ended`);
   }
 
   async resize(cols: number, rows: number, options: { signal?: AbortSignal } = {}): Promise<void> {
@@ -302,12 +351,17 @@ export interface CommandsContext {
   instance: () => Promise<Instance>;
   defaults: () => { cwd: string; env: Record<string, string>; limits: Limits };
   audit: () => AuditLog;
+  /** Told of every command started (the server's live events). */
+  started?: (handle: CommandHandle, info: ProcessInfo) => void;
 }
 
 /** `sandbox.commands`. */
 export class Commands {
   private readonly ctx: CommandsContext;
-  private readonly running = new Map<number, Running>();
+  /** Running commands, and ended ones for {@link ENDED_RETAIN_MS} (at most {@link ENDED_RETAIN_MAX}). */
+  private readonly table = new Map<number, Running>();
+  /** The ended commands still in the table, oldest first. */
+  private readonly ended: Running[] = [];
 
   constructor(ctx: CommandsContext) {
     this.ctx = ctx;
@@ -368,21 +422,33 @@ export class Commands {
       this.ctx.audit().finish(auditId, -1, Date.now() - startedAtMs, String((e as Error).message));
       throw e;
     }
-    const info: ProcessInfo = { pid: proc.pid, command, cwd, startedAtMs };
+    const info: ProcessInfo = {
+      pid: proc.pid,
+      command,
+      cwd,
+      startedAtMs,
+      pty: pty !== undefined,
+      labels: { ...(options.labels ?? {}) },
+    };
     const h = new Running(
       proc,
       info,
       (r) => {
-        this.running.delete(proc.pid);
         this.ctx.audit().finish(auditId, r.exitCode, r.durationMs, r.error?.code);
+        this.retain(h);
       },
       timeoutMs,
-      pty !== undefined,
+      {
+        terminal: pty !== undefined,
+        // Nobody listens yet: keep what comes until the first subscriber asks for it.
+        hold: options.background === true && !options.onStdout && !options.onStderr,
+      },
     );
     handle = h;
     h.listen(options.onStdout, options.onStderr);
     for (const [k, c] of early) h.push(k, c, maxOut);
-    this.running.set(proc.pid, h);
+    this.table.set(proc.pid, h);
+    this.ctx.started?.(h, info);
     if (options.signal) {
       const onAbort = () => {
         h.markKilled(new AbortedError("command aborted"));
@@ -395,34 +461,58 @@ export class Commands {
     return h.wait();
   }
 
-  /** Commands running now, started through this process. */
-  async list(options: { signal?: AbortSignal } = {}): Promise<ProcessInfo[]> {
-    throwIfAborted(options.signal);
-    return [...this.running.values()].map((r) => ({ ...r.info }));
+  /** Keeps an ended command for {@link ENDED_RETAIN_MS}, within {@link ENDED_RETAIN_MAX}. */
+  private retain(h: Running): void {
+    const forget = (e: Running) => {
+      if (this.table.get(e.pid) === e) this.table.delete(e.pid);
+      const i = this.ended.indexOf(e);
+      if (i >= 0) this.ended.splice(i, 1);
+    };
+    this.ended.push(h);
+    while (this.ended.length > ENDED_RETAIN_MAX) forget(this.ended[0]!);
+    setTimeout(() => forget(h), ENDED_RETAIN_MS).unref();
   }
 
   /**
-   * A handle on a running command.
-   * @throws NotFoundError (`not_found`) when no such command runs.
+   * Commands running now, started through this process; with `ended`, also the ended ones still
+   * kept (with their `exitCode`).
+   */
+  async list(options: { ended?: boolean; signal?: AbortSignal } = {}): Promise<ProcessInfo[]> {
+    throwIfAborted(options.signal);
+    const rows = options.ended ? [...this.table.values()] : this.runningNow();
+    return rows.map((r) => ({
+      ...r.info,
+      labels: { ...r.info.labels },
+      ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}),
+    }));
+  }
+
+  /**
+   * A handle on a command, running or ended within {@link ENDED_RETAIN_MS} (its `wait` then gives the result).
+   * @throws NotFoundError (`not_found`, resource `process`) when there is no such command.
    */
   async connect(pid: number, options: { signal?: AbortSignal } = {}): Promise<CommandHandle> {
     throwIfAborted(options.signal);
-    const h = this.running.get(pid);
-    if (!h) throw new NotFoundError(`no running command with pid ${pid}`);
+    const h = this.table.get(pid);
+    if (!h) throw new NotFoundError(`no command with pid ${pid}`, { resource: "process" });
     return h;
   }
 
   /** Kills a running command; false when none had that pid. */
   async kill(pid: number, options: { signal?: AbortSignal } = {}): Promise<boolean> {
     throwIfAborted(options.signal);
-    const h = this.running.get(pid);
-    if (!h) return false;
+    const h = this.table.get(pid);
+    if (!h || h.exitCode !== undefined) return false;
     await h.kill();
     return true;
   }
 
   /** Kills everything still running (used when the sandbox closes). */
   async killAll(): Promise<void> {
-    await Promise.all([...this.running.values()].map((h) => h.kill().catch(() => {})));
+    await Promise.all(this.runningNow().map((h) => h.kill().catch(() => {})));
+  }
+
+  private runningNow(): Running[] {
+    return [...this.table.values()].filter((r) => r.exitCode === undefined);
   }
 }

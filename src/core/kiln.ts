@@ -14,6 +14,7 @@ import { join, resolve } from "node:path";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
+import type { CommandHandle, ProcessInfo } from "./commands.ts";
 import { checkEnv } from "./env.ts";
 import {
   AbortedError,
@@ -100,6 +101,10 @@ export class Kiln {
   private readonly factories: Map<TierName, BackendFactory>;
   private readonly backends = new Map<TierName, Promise<Backend>>();
   private readonly live = new Map<string, Sandbox>();
+  /** Told of every command started on a sandbox of this Kiln ({@link Kiln.watchCommands}). */
+  private readonly commandWatchers = new Set<
+    (sandboxId: string, handle: CommandHandle, info: ProcessInfo) => void
+  >();
   /** Records of live sandboxes, so that commands do not read kiln.db each time. */
   private readonly cache = new Map<string, SandboxInfo>();
   private readonly tearingDown = new Set<string>();
@@ -482,6 +487,15 @@ export class Kiln {
     return this.warmed();
   }
 
+  /**
+   * Calls `fn` for every command started from now on, on any sandbox this Kiln holds (live
+   * events, dashboards). Returns the function that stops it.
+   */
+  watchCommands(fn: (sandboxId: string, handle: CommandHandle, info: ProcessInfo) => void): () => void {
+    this.commandWatchers.add(fn);
+    return () => this.commandWatchers.delete(fn);
+  }
+
   /** Waits for warm sandboxes being started; resolves with the number ready. */
   async warmed(): Promise<number> {
     await this.warm.settled();
@@ -502,6 +516,9 @@ export class Kiln {
       pause: (id: string, signal?: AbortSignal) => this.pause(id, { signal }),
       resume: async (id: string, signal?: AbortSignal) => {
         await this.resume(id, { signal });
+      },
+      commandStarted: (id: string, handle: CommandHandle, info: ProcessInfo) => {
+        for (const watch of this.commandWatchers) watch(id, handle, info);
       },
     };
     const sb = new Sandbox(info.id, host, spec.databasePath, async () => {

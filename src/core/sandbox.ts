@@ -5,7 +5,7 @@
  */
 import { AuditLog } from "./audit-log.ts";
 import type { Instance, InstanceStats } from "./backend.ts";
-import { abortable, Commands } from "./commands.ts";
+import { abortable, type CommandHandle, Commands, type ProcessInfo } from "./commands.ts";
 import { checkEnv } from "./env.ts";
 import { InvalidArgumentError, SandboxStoppedError, throwIfAborted, UnsupportedError } from "./errors.ts";
 import { Files } from "./files.ts";
@@ -49,6 +49,8 @@ export interface SandboxHost {
   fork(id: string, count: number, signal?: AbortSignal): Promise<Sandbox[]>;
   pause(id: string, signal?: AbortSignal): Promise<void>;
   resume(id: string, signal?: AbortSignal): Promise<void>;
+  /** Told of every command started in the sandbox. */
+  commandStarted(id: string, handle: CommandHandle, info: ProcessInfo): void;
 }
 
 /** Options of `sandbox.snapshot`. */
@@ -93,7 +95,12 @@ export class Sandbox {
       const r = this.host.record(id);
       return { cwd: r.cwd, env: r.env, limits: r.limits };
     };
-    this.commands = new Commands({ instance: getInstance, defaults, audit: () => this.audit() });
+    this.commands = new Commands({
+      instance: getInstance,
+      defaults,
+      audit: () => this.audit(),
+      started: (handle, info) => host.commandStarted(id, handle, info),
+    });
     this.files = new Files({ ops: async () => (await getInstance()).files, defaults });
   }
 

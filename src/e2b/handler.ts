@@ -108,7 +108,6 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
         record: (id) => recordOrUndefined(options.kiln, id),
         ownerActive: options.ownerActive ?? (() => true),
       }),
-    processes: new Map(),
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
   };
   const rest = createRestApp(ctx);

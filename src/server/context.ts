@@ -5,7 +5,6 @@ import type { Sandbox } from "../core/sandbox.ts";
 import type { TierName } from "../core/types.ts";
 import type { SandboxTokens } from "../tokens/index.ts";
 import type { ApiKeyInfo, KeyStore } from "./keys.ts";
-import type { ProcessRegistry } from "./processes.ts";
 import type { StreamTracker } from "./streaming.ts";
 
 /** Shared server state. */
@@ -14,7 +13,6 @@ export interface ServerState {
   keys: KeyStore;
   /** Sandbox-scoped tokens (E2B access tokens, signed URLs), derived from keys. */
   tokens: SandboxTokens;
-  processes: ProcessRegistry;
   streams: StreamTracker;
   /** The request body limit of every endpoint but the streamed uploads, in bytes. */
   maxBodyBytes: number;

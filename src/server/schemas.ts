@@ -203,6 +203,7 @@ export const RunCommandBody = z
     timeoutMs: NonNeg.optional(),
     background: z.boolean().optional(),
     openStdin: z.boolean().optional(),
+    labels: StrMap.optional().openapi({ description: "the caller's own facts, shown by the command list" }),
     pty: z
       .object({ cols: z.number().int().min(1).max(4096), rows: z.number().int().min(1).max(4096) })
       .strict()
@@ -218,8 +219,22 @@ export const ResizeBody = z
   .strict()
   .openapi("Resize");
 export const ProcessInfoSchema = z
-  .object({ pid: z.number(), command: Str, cwd: Str, startedAtMs: z.number() })
+  .object({
+    pid: z.number(),
+    command: Str,
+    cwd: Str,
+    startedAtMs: z.number(),
+    pty: z.boolean(),
+    labels: StrMap,
+    exitCode: z.number().optional().openapi({ description: "set once it ended (with ended=true)" }),
+  })
   .openapi("ProcessInfo");
+export const ListCommandsQuery = z.object({
+  ended: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({ description: "true: also the ended commands still kept (10 minutes, 64 at most)" }),
+});
 export const StartedSchema = z.object({ pid: z.number() }).openapi("Started");
 export const KilledSchema = z.object({ killed: z.boolean() }).openapi("Killed");
 export const StdinBody = z

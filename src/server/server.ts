@@ -13,7 +13,6 @@ import { DEFAULT_MAX_BODY_BYTES } from "./body-limit.ts";
 import type { App, ServerState } from "./context.ts";
 import { KeyStore } from "./keys.ts";
 import { withE2b } from "./mounts.ts";
-import { ProcessRegistry } from "./processes.ts";
 import { defaultHostBudget, defaultKeyQuota, serverAdmission } from "./quotas.ts";
 import { StreamTracker } from "./streaming.ts";
 import { attachTerminal } from "./terminal/index.ts";
@@ -108,7 +107,6 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     tokens: serverTokens(kiln, keys),
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     e2bTier,
-    processes: new ProcessRegistry(),
     streams: new StreamTracker(),
     draining: false,
   };

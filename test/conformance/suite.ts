@@ -250,6 +250,52 @@ export function runConformance(options: ConformanceOptions): void {
       await rejectsWithCode(sb.commands.connect(999_999), "not_found");
     });
 
+    it("the process table: labels, ended commands kept, output held for the first subscriber", async () => {
+      const h = await sb.commands.run("echo early; echo warn >&2", {
+        background: true,
+        labels: { job: "j1" },
+      });
+      // Nobody subscribes: wait for the end through the table alone.
+      let row: Awaited<ReturnType<typeof sb.commands.list>>[number] | undefined;
+      for (let i = 0; i < 1200; i++) {
+        row = (await sb.commands.list({ ended: true })).find((p) => p.pid === h.pid);
+        if (row?.exitCode !== undefined) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(row?.exitCode, 0, "the ended command is listed with its exit code");
+      assert.deepEqual(row?.labels, { job: "j1" });
+      assert.equal(row?.pty, false);
+      assert.ok(!(await sb.commands.list()).some((p) => p.pid === h.pid), "it is no longer running");
+      // The first subscriber gets the output from the start, even after the end; later ones only the result.
+      let out = "";
+      let err = "";
+      const r = await (await sb.commands.connect(h.pid)).wait({
+        held: true,
+        onStdout: (d) => {
+          out += d;
+        },
+        onStderr: (d) => {
+          err += d;
+        },
+      });
+      assert.equal(out, "early\n");
+      assert.equal(err, "warn\n");
+      assert.equal(r.exitCode, 0);
+      assert.equal(r.stdout, "early\n");
+      let late = "";
+      const again = await sb.commands.connect(h.pid);
+      const r2 = await again.wait({
+        held: true,
+        onStdout: (d) => {
+          late += d;
+        },
+      });
+      assert.equal(late, "");
+      assert.equal(r2.stdout, "early\n");
+      await rejectsWithCode(again.sendStdin("x"), "invalid_argument");
+      assert.equal(await sb.commands.kill(h.pid), false);
+    });
+
     it("timeout ends a command with a timeout error", async () => {
       const t0 = Date.now();
       const e = await rejectsWithCode(

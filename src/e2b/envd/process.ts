@@ -14,11 +14,11 @@
  *   output is `pty` data, `pty` input is typed into it, and `Update` resizes it.
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { CommandHandle } from "../../core/commands.ts";
+import type { CommandHandle, ProcessInfo } from "../../core/commands.ts";
 import { isKilnError } from "../../core/errors.ts";
 import type { Sandbox } from "../../core/sandbox.ts";
 import type { CommandResult } from "../../core/types.ts";
-import type { E2bContext, ProcessFacts } from "../context.ts";
+import type { E2bContext } from "../context.ts";
 import { rpc, toConnectError } from "../errors.ts";
 import type {
   ProcessEventInit,
@@ -132,17 +132,43 @@ function termSize(pty: Pty): { cols: number; rows: number } {
   return { cols, rows };
 }
 
-function pidOf(ctx: E2bContext, sandbox: Sandbox, selector: Selector | undefined): number {
+/** Labels that keep how an E2B client started a process (E2B lists processes in that form). */
+const LABEL = { tag: "e2b.tag", cmd: "e2b.cmd", args: "e2b.args", envs: "e2b.envs", cwd: "e2b.cwd" } as const;
+
+/** A process as E2B's `list` reports it, from core's table. */
+function listed(p: ProcessInfo) {
+  const l = p.labels;
+  const tag = l[LABEL.tag];
+  const cwd = l[LABEL.cwd];
+  return {
+    pid: p.pid,
+    ...(tag ? { tag } : {}),
+    config:
+      l[LABEL.cmd] !== undefined
+        ? {
+            cmd: l[LABEL.cmd],
+            args: JSON.parse(l[LABEL.args] ?? "[]") as string[],
+            envs: JSON.parse(l[LABEL.envs] ?? "{}") as Record<string, string>,
+            ...(cwd ? { cwd } : {}),
+          }
+        : { cmd: "/bin/bash", args: ["-l", "-c", p.command], envs: {}, cwd: p.cwd },
+  };
+}
+
+/** The running process a selector names (by pid or by tag). */
+async function selected(sandbox: Sandbox, selector: Selector | undefined): Promise<ProcessInfo> {
   const s = selector?.selector;
-  if (s?.case === "pid") return s.value;
-  if (s?.case === "tag") {
-    for (const [key, facts] of ctx.processes) {
-      const [sid, pid] = key.split(":");
-      if (sid === sandbox.id && facts.tag === s.value) return Number(pid);
-    }
-    throw new ConnectError(`no process with tag ${s.value}`, Code.NotFound);
+  if (s?.case !== "pid" && s?.case !== "tag") {
+    throw new ConnectError("a process selector (pid or tag) is required", Code.InvalidArgument);
   }
-  throw new ConnectError("a process selector (pid or tag) is required", Code.InvalidArgument);
+  const running = await rpc(() => sandbox.commands.list());
+  const found = running.find((p) => (s.case === "pid" ? p.pid === s.value : p.labels[LABEL.tag] === s.value));
+  if (!found) throw new ConnectError(`no running process with ${s.case} ${s.value}`, Code.NotFound);
+  return found;
+}
+
+async function pidOf(sandbox: Sandbox, selector: Selector | undefined): Promise<number> {
+  return (await selected(sandbox, selector)).pid;
 }
 
 /**
@@ -182,23 +208,16 @@ export function processService(ctx: E2bContext) {
           timeoutMs: deadline ?? 0,
           onStdout: (s) => queue.push(dataEvent(pty ? "pty" : "stdout", s)),
           onStderr: (s) => queue.push(dataEvent("stderr", s)),
+          labels: {
+            [LABEL.cmd]: config.cmd,
+            [LABEL.args]: JSON.stringify(config.args),
+            [LABEL.envs]: JSON.stringify(config.envs),
+            ...(config.cwd ? { [LABEL.cwd]: config.cwd } : {}),
+            ...(req.tag ? { [LABEL.tag]: req.tag } : {}),
+          },
         }),
       );
-      const key = `${sandbox.id}:${handle.pid}`;
-      const facts: ProcessFacts = {
-        cmd: config.cmd,
-        args: [...config.args],
-        envs: { ...config.envs },
-        ...(config.cwd ? { cwd: config.cwd } : {}),
-        ...(req.tag ? { tag: req.tag } : {}),
-        ...(pty ? { pty: true } : {}),
-      };
-      ctx.processes.set(key, facts);
       follow(handle, queue, call, false);
-      void handle
-        .wait()
-        .catch(() => {})
-        .finally(() => ctx.processes.delete(key));
       // The deadline passing on the RPC means the command's time is up: make sure it is killed.
       call.signal.addEventListener(
         "abort",
@@ -218,10 +237,10 @@ export function processService(ctx: E2bContext) {
 
     async *connect(req: { process?: Selector }, call: HandlerContext) {
       const { sandbox } = targetOf(call);
-      const pid = pidOf(ctx, sandbox, req.process);
+      const { pid, pty } = await selected(sandbox, req.process);
       const handle = await rpc(() => sandbox.commands.connect(pid));
       const queue = new EventQueue<ProcessEvent>(eventBytes);
-      follow(handle, queue, call, true, ctx.processes.get(`${sandbox.id}:${pid}`)?.pty === true);
+      follow(handle, queue, call, true, pty);
       try {
         yield { event: { event: { case: "start", value: { pid } } } };
         for await (const event of queue.drain(call.signal)) yield { event };
@@ -233,28 +252,12 @@ export function processService(ctx: E2bContext) {
     async list(_req: unknown, call: HandlerContext) {
       const { sandbox } = targetOf(call);
       const running = await rpc(() => sandbox.commands.list());
-      return {
-        processes: running.map((p) => {
-          const facts = ctx.processes.get(`${sandbox.id}:${p.pid}`);
-          return {
-            pid: p.pid,
-            ...(facts?.tag ? { tag: facts.tag } : {}),
-            config: facts
-              ? {
-                  cmd: facts.cmd,
-                  args: facts.args,
-                  envs: facts.envs,
-                  ...(facts.cwd ? { cwd: facts.cwd } : {}),
-                }
-              : { cmd: "/bin/bash", args: ["-l", "-c", p.command], envs: {}, cwd: p.cwd },
-          };
-        }),
-      };
+      return { processes: running.map(listed) };
     },
 
     async sendInput(req: { process?: Selector; input?: { input: ProcessInputCase } }, call: HandlerContext) {
       const { sandbox } = targetOf(call);
-      const pid = pidOf(ctx, sandbox, req.process);
+      const pid = await pidOf(sandbox, req.process);
       const input = req.input?.input;
       await rpc(async () =>
         (await sandbox.commands.connect(pid)).sendStdin(input?.value ?? new Uint8Array()),
@@ -268,7 +271,7 @@ export function processService(ctx: E2bContext) {
       for await (const req of reqs) {
         const e = req.event;
         if (e.case === "start") {
-          const pid = pidOf(ctx, sandbox, e.value.process);
+          const pid = await pidOf(sandbox, e.value.process);
           handle = await rpc(() => sandbox.commands.connect(pid));
         } else if (e.case === "data") {
           if (!handle) throw new ConnectError("StreamInput: data before start", Code.FailedPrecondition);
@@ -282,14 +285,14 @@ export function processService(ctx: E2bContext) {
 
     async closeStdin(req: { process?: Selector }, call: HandlerContext) {
       const { sandbox } = targetOf(call);
-      const pid = pidOf(ctx, sandbox, req.process);
+      const pid = await pidOf(sandbox, req.process);
       await rpc(async () => (await sandbox.commands.connect(pid)).closeStdin());
       return {};
     },
 
     async sendSignal(req: { process?: Selector; signal: number }, call: HandlerContext) {
       const { sandbox } = targetOf(call);
-      const pid = pidOf(ctx, sandbox, req.process);
+      const pid = await pidOf(sandbox, req.process);
       // Kiln kills with SIGKILL; SIGTERM is honoured the same way.
       const found = await rpc(() => sandbox.commands.kill(pid));
       if (!found) throw new ConnectError(`no running process with pid ${pid}`, Code.NotFound);
@@ -298,7 +301,7 @@ export function processService(ctx: E2bContext) {
 
     async update(req: { process?: Selector; pty?: Pty }, call: HandlerContext) {
       const { sandbox } = targetOf(call);
-      const pid = pidOf(ctx, sandbox, req.process);
+      const pid = await pidOf(sandbox, req.process);
       if (!req.pty) return {};
       const { cols, rows } = termSize(req.pty);
       await rpc(async () => (await sandbox.commands.connect(pid)).resize(cols, rows));

@@ -19,6 +19,7 @@ import { EventEmitter } from "node:events";
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import type { KilnError } from "../../core/errors.ts";
+import type { CommandResult } from "../../core/types.ts";
 import { type App, type AppEnv, addRoute, json, type ServerState } from "../context.ts";
 import { OWNER_LABEL, ownedList, publicInfo } from "../ownership.ts";
 import { ErrorSchema } from "../schemas.ts";
@@ -55,8 +56,8 @@ export class EventHub extends EventEmitter {
 const hubs = new WeakMap<ServerState, EventHub>();
 
 /**
- * The hub of a server, created on first use; it observes the server's
- * process registry (every command started through the API or a terminal).
+ * The hub of a server, created on first use; it watches every command
+ * started on the server's Kiln (through the API, a terminal or the E2B API).
  */
 export function eventHub(state: ServerState): EventHub {
   let hub = hubs.get(state);
@@ -64,7 +65,7 @@ export function eventHub(state: ServerState): EventHub {
   const h = new EventHub();
   hub = h;
   hubs.set(state, h);
-  state.processes.onAdd = (sandboxId, p) => {
+  state.kiln.watchCommands((sandboxId, handle) => {
     let owner: string | undefined;
     try {
       owner = state.kiln.record(sandboxId).metadata[OWNER_LABEL];
@@ -73,19 +74,22 @@ export function eventHub(state: ServerState): EventHub {
     }
     if (!owner) return;
     const key = owner;
-    h.emit("command", key, { sandboxId, pid: p.handle.pid, phase: "start" } satisfies CommandEvent);
-    void p.done.then(() => {
-      const o = p.outcome;
+    h.emit("command", key, { sandboxId, pid: handle.pid, phase: "start" } satisfies CommandEvent);
+    const ended = (r: CommandResult | undefined, error?: string) => {
       h.emit("command", key, {
         sandboxId,
-        pid: p.handle.pid,
+        pid: handle.pid,
         phase: "end",
-        ...(o ? { exitCode: o.result.exitCode, durationMs: o.result.durationMs } : {}),
-        ...(o?.error ? { error: (o.error as KilnError).code } : {}),
+        ...(r ? { exitCode: r.exitCode, durationMs: r.durationMs } : {}),
+        ...(error ? { error } : {}),
       } satisfies CommandEvent);
       h.emit("changed", key);
-    });
-  };
+    };
+    void handle.wait().then(
+      (r) => ended(r),
+      (e: KilnError) => ended(e.result, e.code),
+    );
+  });
   return h;
 }
 

@@ -7,13 +7,12 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { CommandHandle } from "../../core/commands.ts";
 import { InvalidArgumentError, type KilnError } from "../../core/errors.ts";
-import type { Sandbox } from "../../core/sandbox.ts";
 import { type App, addRoute, json } from "../context.ts";
-import { type ProcessRegistry, type TrackedProcess, takeHeld } from "../processes.ts";
 import {
   ErrorSchema,
   IdParams,
   KilledSchema,
+  ListCommandsQuery,
   PidParams,
   ProcessInfoSchema,
   ResizeBody,
@@ -32,20 +31,16 @@ const events = (description: string) => ({
   content: { [NDJSON]: { schema: StreamEventSchema } },
 });
 
-/** Streams a command's output and its end into `stream`. */
-async function pipe(stream: EventStream, handle: CommandHandle, forward: boolean, tracked?: TrackedProcess) {
-  if (tracked?.outcome) {
-    const { result, error } = tracked.outcome;
-    if (error) stream.fail(error, result);
-    else stream.end({ type: "exit", result });
-    return;
-  }
-  // Output from before the first subscription (held for it), then live output.
-  if (forward) for (const e of takeHeld(tracked)) stream.send(e);
+/**
+ * Streams a command's output and its end into `stream`. With `forward`, the output held since the
+ * start (for the first subscriber) comes first, then live output; an ended command gives its exit at once.
+ */
+async function pipe(stream: EventStream, handle: CommandHandle, forward: boolean) {
   try {
     const result = await handle.wait({
       ...(forward
         ? {
+            held: true,
             onStdout: (data: string) => stream.send({ type: "stdout", data }),
             onStderr: (data: string) => stream.send({ type: "stderr", data }),
           }
@@ -56,16 +51,6 @@ async function pipe(stream: EventStream, handle: CommandHandle, forward: boolean
   } catch (e) {
     stream.fail(e, (e as KilnError).result);
   }
-}
-
-async function findProcess(
-  registry: ProcessRegistry,
-  sb: Sandbox,
-  pid: number,
-): Promise<{ handle: CommandHandle; tracked?: TrackedProcess }> {
-  const tracked = registry.get(sb.id, pid);
-  if (tracked) return { handle: tracked.handle, tracked };
-  return { handle: await sb.commands.connect(pid) };
 }
 
 function decodeStdin(text: string | undefined, b64: string | undefined): string | Uint8Array | undefined {
@@ -92,13 +77,14 @@ export function commandRoutes(app: App): void {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const { processes, streams } = c.var.state;
+      const { streams } = c.var.state;
       const sb = c.var.sandbox;
       const stdin = decodeStdin(body.stdin, body.stdinBase64);
       const common = {
         ...(body.cwd !== undefined ? { cwd: body.cwd } : {}),
         ...(body.env !== undefined ? { env: body.env } : {}),
         ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {}),
+        ...(body.labels !== undefined ? { labels: body.labels } : {}),
         ...(stdin !== undefined ? { stdin } : {}),
       };
       if (body.background) {
@@ -108,7 +94,6 @@ export function commandRoutes(app: App): void {
           openStdin: body.openStdin ?? false,
           ...(body.pty ? { pty: body.pty } : {}),
         });
-        processes.add(sb.id, h, { hold: true });
         return c.json({ pid: h.pid }, 201);
       }
       if (body.pty) throw new InvalidArgumentError("pty needs background: true");
@@ -131,8 +116,7 @@ export function commandRoutes(app: App): void {
       s.send({ type: "start", pid: h.pid });
       for (const e of early) s.send(e);
       stream = s;
-      const tracked = processes.add(sb.id, h);
-      void pipe(s, h, false, tracked);
+      void pipe(s, h, false);
       return ndjsonResponse(s);
     },
   );
@@ -143,11 +127,12 @@ export function commandRoutes(app: App): void {
       method: "get",
       path: "/v1/sandboxes/{id}/commands",
       tags,
-      summary: "commands running now",
-      request: { params: IdParams },
-      responses: { 200: json(ProcessInfoSchema.array(), "running commands"), ...errors },
+      summary: "commands running now (with ended=true, also the ended ones still kept)",
+      request: { params: IdParams, query: ListCommandsQuery },
+      responses: { 200: json(ProcessInfoSchema.array(), "commands"), ...errors },
     }),
-    async (c) => c.json(await c.var.sandbox.commands.list(), 200),
+    async (c) =>
+      c.json(await c.var.sandbox.commands.list({ ended: c.req.valid("query").ended === "true" }), 200),
   );
 
   addRoute(
@@ -156,19 +141,16 @@ export function commandRoutes(app: App): void {
       method: "get",
       path: "/v1/sandboxes/{id}/commands/{pid}/events",
       tags,
-      summary: "reattach to a command: live output from now on, then its exit with the full result",
+      summary:
+        "reattach to a command: for its first subscriber the output held since the start, then live output, then its exit with the full result",
       request: { params: PidParams },
       responses: { 200: events("the command's events"), ...errors },
     }),
     async (c) => {
-      const { handle, tracked } = await findProcess(
-        c.var.state.processes,
-        c.var.sandbox,
-        c.req.valid("param").pid,
-      );
+      const handle = await c.var.sandbox.commands.connect(c.req.valid("param").pid);
       const stream = c.var.state.streams.create();
       stream.send({ type: "start", pid: handle.pid });
-      void pipe(stream, handle, true, tracked);
+      void pipe(stream, handle, true);
       return ndjsonResponse(stream);
     },
   );
@@ -185,12 +167,7 @@ export function commandRoutes(app: App): void {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const { handle, tracked } = await findProcess(
-        c.var.state.processes,
-        c.var.sandbox,
-        c.req.valid("param").pid,
-      );
-      if (tracked?.outcome) throw new InvalidArgumentError(`command ${handle.pid} has ended`);
+      const handle = await c.var.sandbox.commands.connect(c.req.valid("param").pid);
       const data = decodeStdin(body.data, body.dataBase64);
       if (data !== undefined) await handle.sendStdin(data);
       if (body.close) await handle.closeStdin();
@@ -210,7 +187,7 @@ export function commandRoutes(app: App): void {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const { handle } = await findProcess(c.var.state.processes, c.var.sandbox, c.req.valid("param").pid);
+      const handle = await c.var.sandbox.commands.connect(c.req.valid("param").pid);
       await handle.resize(body.cols, body.rows);
       return c.body(null, 204);
     },

@@ -146,7 +146,6 @@ export function sandboxRoutes(app: App): void {
     async (c) => {
       const id = c.var.sandbox.id;
       await c.var.state.kiln.kill(id, { signal: c.req.raw.signal });
-      c.var.state.processes.forget(id);
       return c.body(null, 204);
     },
   );

@@ -107,7 +107,7 @@ class PtySession implements Session {
   private chain: Promise<void> = Promise.resolve();
   private backlog = 0;
 
-  constructor(ws: WebSocket, sb: Sandbox, state: ServerState, tier: string, cwd: string) {
+  constructor(ws: WebSocket, sb: Sandbox, tier: string, cwd: string) {
     this.ws = ws;
     this.send({ t: "hello", sandboxId: sb.id, tier, cwd, mode: "pty" });
     ws.on("message", (data, isBinary) => {
@@ -141,8 +141,6 @@ class PtySession implements Session {
       .then(
         (shell) => {
           this.shell = shell;
-          // Tracked like any command started through the server: listed, killable, and a live event.
-          state.processes.add(sb.id, shell);
           if (this.closed) void shell.kill().catch(() => {});
           return shell;
         },
@@ -190,12 +188,10 @@ class LineSession implements Session {
   private closed = false;
   private readonly ws: WebSocket;
   private readonly sb: Sandbox;
-  private readonly state: ServerState;
 
-  constructor(ws: WebSocket, sb: Sandbox, state: ServerState, tier: string, cwd: string) {
+  constructor(ws: WebSocket, sb: Sandbox, tier: string, cwd: string) {
     this.ws = ws;
     this.sb = sb;
-    this.state = state;
     this.cwd = cwd;
     this.send({ t: "hello", sandboxId: sb.id, tier, cwd, mode: "line" });
     ws.on("message", (data, isBinary) => {
@@ -235,8 +231,6 @@ class LineSession implements Session {
       });
     }
     this.running = handle;
-    // Tracked like any command started through the server: listed, killable, and a live event.
-    this.state.processes.add(this.sb.id, handle);
     let exitCode = -1;
     let error: string | undefined;
     try {
@@ -318,8 +312,8 @@ export function attachTerminal(server: Server, state: ServerState): void {
       const pty = (await state.kiln.backend(info.tier)).capabilities.pty;
       wss.handleUpgrade(req, socket, head, (ws) => {
         const s: Session = pty
-          ? new PtySession(ws, sb, state, info.tier, info.cwd)
-          : new LineSession(ws, sb, state, info.tier, info.cwd);
+          ? new PtySession(ws, sb, info.tier, info.cwd)
+          : new LineSession(ws, sb, info.tier, info.cwd);
         sessions.add(s);
         ws.on("close", () => sessions.delete(s));
       });
