@@ -25,3 +25,10 @@ export { cwdFromState, newStateFile, wrapShellLine } from "./core/shell-state.ts
 export { checkEnvSize, checkMetadataSize, SIZE_LIMITS } from "./core/sizes.ts";
 export { checkTierName } from "./core/tier-registry.ts";
 export * from "./core/types.ts";
+export {
+  hasEgress,
+  MAX_NETWORK_RULES,
+  type NetworkOptions,
+  type NetworkSettings,
+  resolveNetwork,
+} from "./network/policy.ts";

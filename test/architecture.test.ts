@@ -2,8 +2,9 @@
  * The import rules of the code base, checked on every relative import under src/ (test files aside).
  * docs/architecture.md ("Import rules") states the same table; this test is what enforces it.
  *
- *  - core imports only core; workspace and protocol import only core; templates import core and workspace.
- *  - tiers/common imports core, workspace, protocol and templates; a tier imports those and tiers/common,
+ *  - core imports only core and network (the policy a sandbox is created with); network imports only
+ *    core; workspace and protocol import only core; templates import core and workspace.
+ *  - tiers/common imports core, network, workspace, protocol and templates; a tier imports those and tiers/common,
  *    never another tier; only the registry (tiers/index.ts) imports the tiers.
  *  - The surfaces (cli, server, client, e2b, mcp, ai) never import a tier, and reach core only through
  *    src/index.ts or a core module that src/index.ts re-exports (the public API). Among themselves:
@@ -74,19 +75,21 @@ function allowed(from: string, target: string): boolean {
   }
   switch (true) {
     case from === "core":
-      return false;
+      return to === "network";
+    case from === "network":
+      return to === "core";
     case from === "workspace" || from === "protocol":
       return to === "core";
     case from === "templates":
       return to === "core" || to === "workspace";
     case from === "tiers/common":
-      return ["core", "workspace", "protocol", "templates"].includes(to);
+      return ["core", "network", "workspace", "protocol", "templates"].includes(to);
     case from === "tiers": // the registry, tiers/index.ts
       return to === "core" || to.startsWith("tiers/");
     case from.startsWith("tiers/"):
-      return ["core", "workspace", "protocol", "templates", "tiers/common"].includes(to);
+      return ["core", "network", "workspace", "protocol", "templates", "tiers/common"].includes(to);
     case from === "index.ts":
-      return to === "core" || to === "tiers";
+      return to === "core" || to === "tiers" || to === "network";
     default:
       return false;
   }

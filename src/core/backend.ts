@@ -13,6 +13,7 @@
  * background process tables, and error mapping.
  */
 import type { DatabaseSync } from "node:sqlite";
+import type { NetworkSettings } from "../network/policy.ts";
 import type { Limits } from "./limits.ts";
 import type { EntryInfo, TierName, TierStatus } from "./types.ts";
 
@@ -32,6 +33,8 @@ export interface InstanceSpec {
   databasePath: string;
   /** The data directory of the Kiln instance (templates live below it). */
   dataDir: string;
+  /** Network policy (see src/network/policy.ts); absent or without egress: no network at all. */
+  network?: NetworkSettings;
 }
 
 /** What a tier can and cannot do; the conformance suite reads these. */
@@ -56,6 +59,11 @@ export interface Capabilities {
    * workspace; processes end at pause).
    */
   pause: "memory" | "files";
+  /**
+   * Sandboxes can be given a `network` policy with egress, enforced by Kiln's egress path
+   * (false: a sandbox of this tier never has any network, and asking for egress is `unsupported`).
+   */
+  egress: boolean;
 }
 
 /** A tier's driver. */

@@ -11,6 +11,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { hasEgress, NO_NETWORK, resolveNetwork } from "../network/policy.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
@@ -23,6 +24,7 @@ import {
   NotFoundError,
   TierUnavailableError,
   throwIfAborted,
+  UnsupportedError,
 } from "./errors.ts";
 import { checkSandboxId, newSandboxId } from "./ids.ts";
 import { checkTimeoutMs, type Limits, MAX_SANDBOX_TIMEOUT_MS, resolveLimits } from "./limits.ts";
@@ -235,6 +237,7 @@ export class Kiln {
       stateDir,
       databasePath: join(stateDir, "workspace.db"),
       dataDir: this.dataDir,
+      network: info.network,
     };
   }
 
@@ -309,7 +312,10 @@ export class Kiln {
     checkMetadataSize(options.metadata);
     checkEnvSize(options.env);
     const env = checkEnv(options.env);
+    const network = resolveNetwork(options.network);
     const backend = await this.backend(tier);
+    if (hasEgress(network) && !backend.capabilities.egress)
+      throw new UnsupportedError(`the ${tier} tier cannot give a sandbox network egress`, { tier });
     const now = Date.now();
     const info: SandboxInfo = {
       id: newSandboxId(),
@@ -320,12 +326,15 @@ export class Kiln {
       cwd,
       metadata: { ...(options.metadata ?? {}) },
       limits,
+      network,
       createdAt: new Date(now).toISOString(),
       expiresAt: timeoutMs > 0 ? new Date(now + timeoutMs).toISOString() : null,
     };
     let instance: Awaited<ReturnType<Backend["create"]>>;
     const shape: WarmShape = { tier, template, limits: info.limits };
-    let warm = backend.capabilities.warmable && !fromDir ? this.warm.take(shape) : undefined;
+    // Warm sandboxes start without network: one with a policy is made for it.
+    let warm =
+      backend.capabilities.warmable && !fromDir && !hasEgress(network) ? this.warm.take(shape) : undefined;
     if (warm && warm.digest !== backend.templateDigest?.(this.dataDir, template)) {
       // The template was rebuilt or re-imported since this one started: it is not what was asked for.
       this.warm.discard(warm);
@@ -373,6 +382,7 @@ export class Kiln {
       env: {},
       cwd: WORKSPACE,
       metadata: {},
+      network: { ...NO_NETWORK, allow: [], deny: [] },
       createdAt: new Date().toISOString(),
       expiresAt: null,
     });
@@ -668,7 +678,8 @@ export class Kiln {
   /**
    * Moves a sandbox's workspace to another tier. The new instance is filled
    * first; the old one is destroyed only once the copy is complete.
-   * @throws TierUnavailableError, NotFoundError, AbortedError
+   * @throws TierUnavailableError, NotFoundError, AbortedError, UnsupportedError (a sandbox with
+   * network egress, to a tier that cannot give it)
    */
   async move(id: string, tier: TierName, options: { signal?: AbortSignal } = {}): Promise<Sandbox> {
     throwIfAborted(options.signal);
@@ -678,6 +689,8 @@ export class Kiln {
     const sb = this.live.get(id) ?? this.attach(info);
     const from = await this.backend(info.tier);
     const target = await this.backend(to);
+    if (hasEgress(info.network) && !target.capabilities.egress)
+      throw new UnsupportedError(`the ${to} tier cannot give a sandbox network egress`, { tier: to });
     const oldInstance = await sb.instance();
     await sb.commands.killAll();
     const spec = this.spec({ ...info, tier: to });

@@ -4,6 +4,7 @@
  * sandbox created by one process is found by the next.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { type NetworkSettings, NO_NETWORK } from "../network/policy.ts";
 import type { Limits } from "./limits.ts";
 import { StatementCache } from "./sqlite.ts";
 import type { SandboxInfo, SandboxState, TierName } from "./types.ts";
@@ -34,6 +35,9 @@ function toInfo(r: Record<string, unknown>): SandboxInfo {
     cwd: String(r.cwd),
     metadata: JSON.parse(String(r.metadata)),
     limits: JSON.parse(String(r.limits)) as Limits,
+    network: r.network
+      ? (JSON.parse(String(r.network)) as NetworkSettings)
+      : { ...NO_NETWORK, allow: [], deny: [] },
     createdAt: new Date(Number(r.created_at)).toISOString(),
     expiresAt: r.expires_at === null ? null : new Date(Number(r.expires_at)).toISOString(),
   };
@@ -53,12 +57,22 @@ export class RecordStore {
     this.db = new DatabaseSync(path, { timeout: 10_000 });
     this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
     this.db.exec(SCHEMA);
+    // Records written before sandboxes had a network policy have none (no network).
+    const columns = this.db.prepare("PRAGMA table_info(sandboxes)").all();
+    if (!columns.some((c) => c.name === "network")) {
+      try {
+        this.db.exec("ALTER TABLE sandboxes ADD COLUMN network TEXT");
+      } catch (e) {
+        // Another process added it first.
+        if (!/duplicate column/.test(String(e))) throw e;
+      }
+    }
     this.cache = new StatementCache(this.db);
   }
 
   insert(info: SandboxInfo): void {
     this.st(
-      "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, network, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ).run(
       info.id,
       info.tier,
@@ -68,6 +82,7 @@ export class RecordStore {
       info.cwd,
       JSON.stringify(info.metadata),
       JSON.stringify(info.limits),
+      JSON.stringify(info.network),
       Date.parse(info.createdAt),
       info.expiresAt === null ? null : Date.parse(info.expiresAt),
     );

@@ -1,4 +1,5 @@
 /** Public data shapes shared by the library, CLI, server and client. */
+import type { NetworkOptions, NetworkSettings } from "../network/policy.ts";
 import type { Limits } from "./limits.ts";
 
 /** The isolation tiers, weakest to strongest. */
@@ -35,6 +36,8 @@ export interface CreateOptions {
    * copied over as `move` does.
    */
   snapshot?: string;
+  /** Network policy; default none: no network at all (see docs/network.md). */
+  network?: NetworkOptions;
   /** Cancels the call. */
   signal?: AbortSignal;
 }
@@ -82,6 +85,8 @@ export interface SandboxInfo {
   metadata: Record<string, string>;
   /** Effective limits. */
   limits: Limits;
+  /** Network policy, canonical (`egress: "none"` and no `allow` rules: no network). */
+  network: NetworkSettings;
   /** Creation time, ISO 8601. */
   createdAt: string;
   /** Expiry time, ISO 8601, or null when the sandbox does not expire. */

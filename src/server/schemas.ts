@@ -49,6 +49,22 @@ export const ErrorSchema = z
   })
   .openapi("Error");
 
+const NetworkRules = z.array(Str).openapi({
+  description: "host names (`files.example.com`, `*.example.com`, optional `:port`), addresses and CIDRs",
+});
+
+/** A sandbox's network policy (docs/network.md); rules are checked and canonicalised by Kiln. */
+export const NetworkSchema = z
+  .object({
+    egress: z.enum(["none", "all"]).optional().openapi({
+      description: "beyond the allow rules: none (default) or all public addresses but the deny rules",
+    }),
+    allow: NetworkRules.optional(),
+    deny: NetworkRules.optional(),
+  })
+  .strict()
+  .openapi("Network");
+
 export const SandboxInfoSchema = z
   .object({
     id: Str,
@@ -59,6 +75,7 @@ export const SandboxInfoSchema = z
     cwd: Str,
     metadata: StrMap,
     limits: LimitsSchema,
+    network: NetworkSchema.required(),
     createdAt: Str,
     expiresAt: Str.nullable(),
   })
@@ -74,6 +91,7 @@ export const CreateSandboxBody = z
     timeoutMs: NonNeg.optional(),
     limits: LimitsSchema.partial().strict().optional(),
     snapshot: Str.optional().openapi({ description: "start from this snapshot's files (`snap_…`)" }),
+    network: NetworkSchema.optional(),
   })
   .strict()
   .openapi("CreateSandbox");
@@ -152,6 +170,7 @@ export const CapabilitiesSchema = z
     warmable: z.boolean(),
     templates: z.boolean(),
     pause: z.enum(["memory", "files"]),
+    egress: z.boolean(),
   })
   .openapi("Capabilities");
 

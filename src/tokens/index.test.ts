@@ -16,6 +16,7 @@ function record(id: string, owner: string, createdAt = "2026-01-01T00:00:00.000Z
     cwd: "/workspace",
     metadata: { "kiln.owner": owner },
     limits: resolveLimits(),
+    network: { egress: "none", allow: [], deny: [] },
     createdAt,
     expiresAt: null,
   };

@@ -10,6 +10,7 @@ import { InvalidArgumentError, isKilnError } from "../../core/errors.ts";
 import type { Sandbox } from "../../core/sandbox.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../context.ts";
+import { type NetworkFlags, networkFromFlags, networkOptions } from "../network-flags.ts";
 import { collect, keyValues, printJson } from "../output.ts";
 
 /** Joins argv words into one command line, quoting words that need it. */
@@ -142,22 +143,31 @@ function execOptions(cmd: Command): Command {
 /** Registers `run` and `exec`. */
 export function registerExec(program: Command): void {
   execOptions(
-    program
-      .command("run")
+    networkOptions(program.command("run"))
       .description("run a command in a new sandbox, then remove it")
       .option("--tier <tier>", "isolation tier", "virtual")
       .option("--template <name>", "template (root filesystem)", "default")
       .argument("<command...>", "command line (after --)")
       .passThroughOptions(),
-  ).action(async (words: string[], flags: ExecFlags & { tier: string; template: string }, cmd: Command) =>
-    withKiln(cmd, async (kiln, g) => {
-      const sb = await kiln.create({ tier: checkTierName(flags.tier), template: flags.template });
-      try {
-        await execIn(sb, words, flags, Boolean(g.json));
-      } finally {
-        await sb.kill();
-      }
-    }),
+  ).action(
+    async (
+      words: string[],
+      flags: ExecFlags & NetworkFlags & { tier: string; template: string },
+      cmd: Command,
+    ) =>
+      withKiln(cmd, async (kiln, g) => {
+        const network = networkFromFlags(flags);
+        const sb = await kiln.create({
+          tier: checkTierName(flags.tier),
+          template: flags.template,
+          ...(network ? { network } : {}),
+        });
+        try {
+          await execIn(sb, words, flags, Boolean(g.json));
+        } finally {
+          await sb.kill();
+        }
+      }),
   );
 
   execOptions(

@@ -3,12 +3,12 @@ import type { Command } from "commander";
 import { resolveLimits } from "../../core/limits.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../context.ts";
+import { networkFromFlags, networkOptions } from "../network-flags.ts";
 import { age, collect, keyValues, printJson, printTable } from "../output.ts";
 
 /** Registers the lifecycle commands. */
 export function registerLifecycle(program: Command): void {
-  program
-    .command("create")
+  networkOptions(program.command("create"))
     .description("create a sandbox and print its id")
     .option("--tier <tier>", "isolation tier", "virtual")
     .option("--template <name>", "template (root filesystem)", "default")
@@ -30,6 +30,7 @@ export function registerLifecycle(program: Command): void {
           ...(flags.cwd ? { cwd: flags.cwd } : {}),
           ...(flags.timeout ? { timeoutMs: Number(flags.timeout) } : {}),
           limits: resolveLimits(limits),
+          ...(networkFromFlags(flags) ? { network: networkFromFlags(flags) } : {}),
         });
         if (g.json) printJson(await sb.info());
         else process.stdout.write(`${sb.id}\n`);

@@ -51,6 +51,7 @@ const CAPABILITIES: Omit<Capabilities, "pause"> = {
   streamingOutput: true,
   processesSurviveRestart: false,
   warmable: true,
+  egress: false,
   templates: true,
 };
 

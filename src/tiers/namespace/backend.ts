@@ -22,6 +22,7 @@ const CAPABILITIES: Capabilities = {
   streamingOutput: true,
   processesSurviveRestart: false,
   warmable: true,
+  egress: false,
   templates: true,
   pause: "files",
 };

@@ -22,6 +22,7 @@ const CAPABILITIES: Capabilities = {
   streamingOutput: false,
   processesSurviveRestart: false,
   warmable: false,
+  egress: false,
   templates: false,
   pause: "files",
 };

@@ -1,0 +1,142 @@
+/**
+ * A sandbox's network policy: what it may reach outside.
+ *
+ * Default deny. `egress: "none"` (the default) with no `allow` entries means
+ * no network at all, exactly as a sandbox without a `network` option.
+ * Otherwise a connection or request is allowed when an `allow` rule matches
+ * it (allow wins over deny, as in E2B), or when `egress` is `"all"` and no
+ * `deny` rule matches it. Addresses in the blocked ranges (loopback,
+ * link-local, private, the host's own, ...: see `address.ts`) stay out of
+ * reach unless an address or CIDR `allow` rule names them: a host-name rule
+ * never opens them, so a name that resolves to 10.0.0.1 stays blocked.
+ */
+import { InvalidArgumentError } from "../core/errors.ts";
+import { type Address, blockedRange } from "./address.ts";
+import { parseRule, type Rule, ruleMatches, type Target } from "./rules.ts";
+
+/** The `network` option of a sandbox, as callers give it. */
+export interface NetworkOptions {
+  /** Outbound traffic beyond the `allow` rules: `"none"` (default) or `"all"` public addresses but the `deny` rules. */
+  egress?: "none" | "all";
+  /** Rules that allow (host names, `*.` wildcards, optional `:port`, addresses, CIDRs); they win over `deny`. */
+  allow?: string[];
+  /** Rules that deny, in the same forms (meaningful with `egress: "all"`). */
+  deny?: string[];
+}
+
+/** The network policy in canonical form, as stored with the sandbox. */
+export interface NetworkSettings {
+  /** `"none"` or `"all"`. */
+  egress: "none" | "all";
+  /** Allow rules, canonical spelling. */
+  allow: string[];
+  /** Deny rules, canonical spelling. */
+  deny: string[];
+}
+
+/** At most this many rules in each list. */
+export const MAX_NETWORK_RULES = 1000;
+
+/** No network at all: the default. */
+export const NO_NETWORK: Readonly<NetworkSettings> = Object.freeze({ egress: "none", allow: [], deny: [] });
+
+function parseList(value: unknown, name: string): Rule[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new InvalidArgumentError(`network.${name} must be an array of strings`);
+  if (value.length > MAX_NETWORK_RULES)
+    throw new InvalidArgumentError(`network.${name} has more than ${MAX_NETWORK_RULES} rules`);
+  return value.map(parseRule);
+}
+
+/**
+ * Checks and canonicalises a `network` option (undefined: no network).
+ * @throws InvalidArgumentError (`invalid_argument`) naming the bad field or rule
+ */
+export function resolveNetwork(options: unknown): NetworkSettings {
+  if (options === undefined || options === null) return { ...NO_NETWORK, allow: [], deny: [] };
+  if (typeof options !== "object" || Array.isArray(options))
+    throw new InvalidArgumentError("network must be an object");
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o))
+    if (!["egress", "allow", "deny"].includes(key))
+      throw new InvalidArgumentError(`network.${key} is not an option`);
+  const egress = o.egress ?? "none";
+  if (egress !== "none" && egress !== "all")
+    throw new InvalidArgumentError(`network.egress must be "none" or "all"`);
+  const dedupe = (rules: Rule[]) => [...new Set(rules.map((r) => r.text))];
+  return { egress, allow: dedupe(parseList(o.allow, "allow")), deny: dedupe(parseList(o.deny, "deny")) };
+}
+
+/** Whether a sandbox with these settings has any network (else it gets none at all). */
+export function hasEgress(settings: NetworkSettings): boolean {
+  return settings.egress === "all" || settings.allow.length > 0;
+}
+
+/** The verdict on one connection, request or name. */
+export interface Decision {
+  /** Whether it may go. */
+  allowed: boolean;
+  /** What decided: `allow <rule>`, `deny <rule>`, `blocked <range>`, `egress all` or `default deny`. */
+  rule: string;
+}
+
+/** A policy ready to match. */
+export class NetworkPolicy {
+  /** The settings it was built from. */
+  readonly settings: NetworkSettings;
+  private readonly allow: Rule[];
+  private readonly deny: Rule[];
+
+  /** @throws InvalidArgumentError for bad settings */
+  constructor(settings: NetworkSettings) {
+    this.settings = resolveNetwork(settings);
+    this.allow = this.settings.allow.map(parseRule);
+    this.deny = this.settings.deny.map(parseRule);
+  }
+
+  /**
+   * The verdict on a connection to `target`: its host name when one is known
+   * (Host, SNI, CONNECT authority, the name a DNS answer was given for), the
+   * address it would dial, and the port.
+   */
+  decide(target: Target): Decision {
+    const range = target.address ? blockedRange(target.address) : undefined;
+    if (range) {
+      const explicit = this.allow.find(
+        (r) => r.kind === "cidr" && ruleMatches(r, { address: target.address!, port: target.port }),
+      );
+      return explicit
+        ? { allowed: true, rule: `allow ${explicit.text}` }
+        : { allowed: false, rule: `blocked ${range}` };
+    }
+    const allow = this.allow.find((r) => ruleMatches(r, target));
+    if (allow) return { allowed: true, rule: `allow ${allow.text}` };
+    const deny = this.deny.find((r) => ruleMatches(r, target));
+    if (deny) return { allowed: false, rule: `deny ${deny.text}` };
+    return this.settings.egress === "all"
+      ? { allowed: true, rule: "egress all" }
+      : { allowed: false, rule: "default deny" };
+  }
+
+  /**
+   * Whether `name` may be resolved at all: some port of it could be allowed.
+   * Names that cannot be reached get no answer, so DNS carries nothing out.
+   */
+  decideName(name: string): Decision {
+    const allow = this.allow.find((r) => r.kind !== "cidr" && ruleMatches(r, { name, port: r.port }));
+    if (allow) return { allowed: true, rule: `allow ${allow.text}` };
+    const deny = this.deny.find((r) => r.kind !== "cidr" && r.port === undefined && ruleMatches(r, { name }));
+    if (deny) return { allowed: false, rule: `deny ${deny.text}` };
+    return this.settings.egress === "all"
+      ? { allowed: true, rule: "egress all" }
+      : { allowed: false, rule: "default deny" };
+  }
+
+  /** Whether `address` may be given in a DNS answer for an allowed name (blocked ranges are dropped). */
+  answerable(address: Address): boolean {
+    if (!blockedRange(address)) return true;
+    return this.allow.some(
+      (r) => r.kind === "cidr" && r.net.kind() === address.kind() && address.match(r.net, r.bits),
+    );
+  }
+}
