@@ -15,6 +15,7 @@ import { registerLifecycle } from "./commands/lifecycle.ts";
 import { registerMcp } from "./commands/mcp.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerShell } from "./commands/shell.ts";
+import { registerState } from "./commands/state.ts";
 import { registerTemplate } from "./commands/template.ts";
 import { reportError } from "./output.ts";
 
@@ -40,6 +41,7 @@ function buildProgram(): Command {
     });
   registerExec(program);
   registerLifecycle(program);
+  registerState(program);
   registerShell(program);
   registerCopy(program);
   registerDoctor(program);

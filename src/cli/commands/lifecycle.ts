@@ -17,19 +17,27 @@ export function registerLifecycle(program: Command): void {
     .option("-w, --cwd <dir>", "default working directory")
     .option("--timeout <ms>", "lifetime in ms (default: no expiry)")
     .option("--limit <NAME=VALUE>", "limit, e.g. memoryBytes=268435456 (repeatable)", collect)
+    .option("--snapshot <id>", "start from this snapshot's files (its tier and template unless given)")
     .action(async (flags, cmd: Command) =>
       withKiln(cmd, async (kiln, g) => {
         const limits = Object.fromEntries(
           Object.entries(keyValues(flags.limit, "--limit")).map(([k, v]) => [k, Number(v)]),
         );
+        const fromSnapshot = flags.snapshot !== undefined;
         const sb = await kiln.create({
-          tier: checkTierName(flags.tier),
-          template: flags.template,
+          ...(fromSnapshot ? { snapshot: flags.snapshot } : {}),
+          // From a snapshot, the tier and template are the snapshot's unless given.
+          ...(!fromSnapshot || cmd.getOptionValueSource("tier") === "cli"
+            ? { tier: checkTierName(flags.tier) }
+            : {}),
+          ...(!fromSnapshot || cmd.getOptionValueSource("template") === "cli"
+            ? { template: flags.template }
+            : {}),
           env: keyValues(flags.env, "--env"),
           metadata: keyValues(flags.label, "--label"),
           ...(flags.cwd ? { cwd: flags.cwd } : {}),
           ...(flags.timeout ? { timeoutMs: Number(flags.timeout) } : {}),
-          limits: resolveLimits(limits),
+          limits: fromSnapshot ? limits : resolveLimits(limits),
           ...(networkFromFlags(flags) ? { network: networkFromFlags(flags) } : {}),
         });
         if (g.json) printJson(await sb.info());
