@@ -8,7 +8,7 @@
 import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
 import type { Kiln } from "../core/kiln.ts";
 import type { Sandbox } from "../core/sandbox.ts";
-import type { CreateOptions, SandboxInfo } from "../core/types.ts";
+import type { CreateOptions, SandboxInfo, SnapshotInfo } from "../core/types.ts";
 
 /** The metadata key that records a sandbox's owner. */
 export const OWNER_KEY = "kiln.owner";
@@ -45,7 +45,24 @@ export class SandboxAccess {
       }
     }
     const metadata = { ...(options.metadata ?? {}), ...(this.owner ? { [OWNER_KEY]: this.owner } : {}) };
+    if (options.snapshot !== undefined) await this.snapshot(options.snapshot);
     return this.kiln.create({ ...options, metadata });
+  }
+
+  /** A visible snapshot (made from a sandbox of this owner). @throws NotFoundError, InvalidArgumentError */
+  async snapshot(id: string): Promise<SnapshotInfo> {
+    const s = await this.kiln.snapshotInfo(id);
+    if (this.owner !== undefined && s.metadata[OWNER_KEY] !== this.owner)
+      throw new NotFoundError(`no snapshot ${id}`);
+    return s;
+  }
+
+  /** The visible snapshots. */
+  async snapshots(signal?: AbortSignal): Promise<SnapshotInfo[]> {
+    return this.kiln.snapshots({
+      ...(this.owner ? { metadata: { [OWNER_KEY]: this.owner } } : {}),
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /** True when this owner may see the sandbox with record `info`. */

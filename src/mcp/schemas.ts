@@ -32,6 +32,10 @@ export const createShape = {
     .min(0)
     .optional()
     .describe("Lifetime in ms, after which the sandbox is killed; 0 means no expiry"),
+  snapshot: z
+    .string()
+    .optional()
+    .describe("Start from this snapshot's files (snap_..., from sandbox_snapshot or snapshot_list)"),
 };
 
 /** Inputs of a command (`run_command`, `bash`). */

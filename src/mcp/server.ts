@@ -11,6 +11,7 @@ import { SandboxAccess } from "./access.ts";
 import { errorResult } from "./format.ts";
 import type { KilnMcpDefaults } from "./tools/context.ts";
 import { registerSandboxTools } from "./tools/sandboxes.ts";
+import { registerStateTools } from "./tools/state.ts";
 import { registerWorkspaceTools } from "./tools/workspace.ts";
 
 /** Options of {@link createKilnMcpServer}. */
@@ -37,6 +38,11 @@ export const KILN_MCP_TOOLS = [
   "read_file",
   "write_file",
   "list_files",
+  "sandbox_snapshot",
+  "snapshot_list",
+  "sandbox_fork",
+  "sandbox_pause",
+  "sandbox_resume",
 ] as const;
 
 /**
@@ -58,6 +64,7 @@ export function createKilnMcpServer(options: KilnMcpServerOptions): McpServer {
   const ctx = { access: new SandboxAccess(options.kiln, options.owner), defaults: options.defaults ?? {} };
   registerSandboxTools(server, ctx);
   registerWorkspaceTools(server, ctx);
+  registerStateTools(server, ctx);
   codeSdkToolErrors(server);
   return server;
 }

@@ -100,11 +100,18 @@ describe("owner isolation", () => {
       ["read_file", { path: "x" }],
       ["write_file", { path: "x", content: "y" }],
       ["list_files", {}],
+      ["sandbox_snapshot", {}],
+      ["sandbox_fork", {}],
+      ["sandbox_pause", {}],
+      ["sandbox_resume", {}],
       ["sandbox_kill", {}],
     ] as const) {
       await failsWith(bob, tool, { sandboxId: a.id, ...args }, "not_found");
     }
     await failsWith(bob, "sandbox_create", { metadata: { [OWNER_KEY]: "alice" } }, "invalid_argument");
+    const snap = JSON.parse(await ok(alice, "sandbox_snapshot", { sandboxId: a.id }));
+    await failsWith(bob, "sandbox_create", { snapshot: snap.id }, "not_found");
+    assert.deepEqual(JSON.parse(await ok(bob, "snapshot_list")), []);
     assert.equal(
       await ok(alice, "run_command", { sandboxId: a.id, command: "echo still here" }).then((t) =>
         t.includes("still here"),

@@ -112,6 +112,32 @@ export function toolScenario(client: () => Client): void {
     assert.match(t.texts[1]!, /^exit_code: \d+/);
   });
 
+  test("sandbox_snapshot, sandbox_create from it, sandbox_fork, sandbox_pause and sandbox_resume", async () => {
+    await ok(client(), "write_file", { sandboxId: id, path: "state.txt", content: "saved" });
+    const snap = JSON.parse(await ok(client(), "sandbox_snapshot", { sandboxId: id, name: "mcp" }));
+    assert.match(snap.id, /^snap_[a-z0-9]{20}$/);
+    assert.equal(snap.kind, "files");
+    assert.deepEqual(snap.metadata, { team: "a" });
+    const listed = JSON.parse(await ok(client(), "snapshot_list"));
+    assert.ok(listed.some((s: { id: string }) => s.id === snap.id));
+    const copy = JSON.parse(await ok(client(), "sandbox_create", { snapshot: snap.id }));
+    assert.equal(await ok(client(), "read_file", { sandboxId: copy.id, path: "state.txt" }), "saved");
+    const forks = JSON.parse(await ok(client(), "sandbox_fork", { sandboxId: id, count: 2 }));
+    assert.equal(forks.length, 2);
+    for (const f of forks) {
+      assert.notEqual(f.id, id);
+      assert.equal(await ok(client(), "read_file", { sandboxId: f.id, path: "state.txt" }), "saved");
+    }
+    const paused = JSON.parse(await ok(client(), "sandbox_pause", { sandboxId: id }));
+    assert.equal(paused.state, "paused");
+    // Any call resumes it.
+    assert.equal(await ok(client(), "read_file", { sandboxId: id, path: "state.txt" }), "saved");
+    const resumed = JSON.parse(await ok(client(), "sandbox_resume", { sandboxId: id }));
+    assert.equal(resumed.state, "running");
+    await failsWith(client(), "sandbox_create", { snapshot: "snap_00000000000000000000" }, "not_found");
+    for (const s of [copy, ...forks]) await ok(client(), "sandbox_kill", { sandboxId: s.id });
+  });
+
   test("sandbox_kill removes the sandbox", async () => {
     await ok(client(), "sandbox_kill", { sandboxId: id });
     const list = JSON.parse(await ok(client(), "sandbox_list"));

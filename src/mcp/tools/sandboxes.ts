@@ -35,14 +35,17 @@ export function registerSandboxTools(server: McpServer, ctx: ToolContext): void 
     },
     (input, extra) =>
       guarded(async () => {
-        const tier = input.tier ?? defaults.tier;
-        const template = input.template ?? defaults.template;
+        // From a snapshot, its tier and template unless named.
+        const fromSnapshot = input.snapshot !== undefined;
+        const tier = input.tier ?? (fromSnapshot ? undefined : defaults.tier);
+        const template = input.template ?? (fromSnapshot ? undefined : defaults.template);
         const timeoutMs = input.timeoutMs ?? defaults.sandboxTimeoutMs;
         const sb = await access.create({
           ...(tier !== undefined ? { tier } : {}),
           ...(template !== undefined ? { template } : {}),
           ...(input.env !== undefined ? { env: input.env } : {}),
           ...(input.metadata !== undefined ? { metadata: input.metadata } : {}),
+          ...(input.snapshot !== undefined ? { snapshot: input.snapshot } : {}),
           ...(timeoutMs !== undefined ? { timeoutMs } : {}),
           signal: extra.signal,
         });
