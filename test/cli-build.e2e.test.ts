@@ -74,6 +74,11 @@ describe("the compiled CLI", { timeout: 600_000 }, () => {
   test("the build compiles every module and stamps dist/ with the sources it came from", () => {
     assert.ok(existsSync(join(dir, "dist", "cli", "main.js")));
     assert.ok(existsSync(join(dir, "dist", "tiers", "virtual", "python-worker.js")));
+    assert.equal(
+      readFileSync(join(dir, "dist", "tiers", "virtual", "python-driver.py"), "utf8"),
+      readFileSync(join(dir, "src", "tiers", "virtual", "python-driver.py"), "utf8"),
+      "the Python driver was not copied beside its module",
+    );
     assert.ok(!existsSync(join(dir, "dist", "core", "limits.test.js")), "a test was compiled");
     const stamp = JSON.parse(readFileSync(join(dir, "dist", STAMP), "utf8"));
     assert.equal(stamp.fingerprint, sourceFingerprint(dir));
@@ -94,6 +99,11 @@ describe("the compiled CLI", { timeout: 600_000 }, () => {
       const r = await run(join(link, "kiln"), ["--data-dir", data, "run", "--", "echo hi | tr a-z A-Z"]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, "HI\n");
+      // Python loads its driver from beside the compiled module.
+      const py = await run(join(link, "kiln"), ["--data-dir", data, "run", "--", "python3 -c 'print(6*7)'"]);
+      assert.equal(py.code, 0, py.stderr);
+      assert.equal(py.stdout, "42\n");
+      assert.match(py.stderr, /cli from .*\/dist\/cli\/main\.js/);
     } finally {
       rmSync(data, { recursive: true, force: true });
     }
@@ -117,6 +127,9 @@ describe("the compiled CLI", { timeout: 600_000 }, () => {
     assert.equal(freshCompiledEntry(dir), undefined, "an added file went unnoticed");
     unlinkSync(extra);
     assert.ok(freshCompiledEntry(dir));
+    const driver = join(dir, "src", "tiers", "virtual", "python-driver.py");
+    writeFileSync(driver, `${readFileSync(driver, "utf8")}\n# edited\n`);
+    assert.equal(freshCompiledEntry(dir), undefined, "an edited asset went unnoticed");
     unlinkSync(join(dir, "src", "cli", "commands", "doctor.ts"));
     assert.equal(freshCompiledEntry(dir), undefined, "a removed file went unnoticed");
   });
