@@ -4,6 +4,7 @@
 mod files;
 mod frame;
 mod json;
+mod net;
 mod process;
 mod sys;
 
@@ -19,7 +20,7 @@ pub const PROTOCOL: u32 = 1;
 pub const VERSION: &str = "0.1.0";
 
 const OPS: &[&str] = &[
-    "ping", "spawn", "signal", "resize", "stat", "list", "read", "write", "mkdir", "remove", "rename", "symlink", "chmod", "utimes",
+    "ping", "spawn", "signal", "resize", "stat", "list", "read", "write", "mkdir", "remove", "rename", "symlink", "chmod", "utimes", "connect",
 ];
 
 /// An error reported to the host: errno-style code plus a message.
@@ -122,7 +123,9 @@ fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Fra
         frame::STDIN_CLOSE => process::stdin_close(id),
         // DATA/END for a write that already failed are dropped on purpose.
         frame::DATA => {
-            if let Some(up) = uploads.get_mut(&id) {
+            if net::is_conn(id) {
+                net::data(id, f.payload);
+            } else if let Some(up) = uploads.get_mut(&id) {
                 if let Err(e) = files::write_data(up, &f.payload) {
                     uploads.remove(&id);
                     out.error(id, &e);
@@ -130,7 +133,9 @@ fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Fra
             }
         }
         frame::END => {
-            if let Some(up) = uploads.remove(&id) {
+            if net::is_conn(id) {
+                net::end(id);
+            } else if let Some(up) = uploads.remove(&id) {
                 match files::write_end(up) {
                     Ok(v) => out.json(frame::RESPONSE, id, &v),
                     Err(e) => out.error(id, &e),
@@ -138,7 +143,9 @@ fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Fra
             }
         }
         frame::CANCEL => {
-            if uploads.remove(&id).is_some() {
+            if net::is_conn(id) {
+                net::cancel(id);
+            } else if uploads.remove(&id).is_some() {
                 out.error(id, &Fail::new("ECANCELED", "write cancelled".into()));
             } else {
                 files::read_cancel(id);
@@ -147,7 +154,9 @@ fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Fra
         frame::CREDIT => {
             if f.payload.len() == 4 {
                 let b = &f.payload;
-                files::read_credit(id, u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let bytes = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                files::read_credit(id, bytes);
+                net::credit(id, bytes);
             }
         }
         other => out.error(id, &Fail::new("EPROTO", format!("unknown frame type 0x{:02x}", other))),
@@ -164,6 +173,11 @@ fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32
             Err(e) => Err(e),
         },
         "signal" => process::signal(&req),
+        // connect answers by itself, from its own thread, once the socket is open.
+        "connect" => match net::connect(out, id, &req) {
+            Ok(()) => return,
+            Err(e) => Err(e),
+        },
         "resize" => process::resize(&req),
         "write" => match files::write_begin(id, &req) {
             Ok(up) => {

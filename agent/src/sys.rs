@@ -291,6 +291,12 @@ pub fn errno_name(code: i32) -> &'static str {
         40 => "ELOOP",
         71 => "EPROTO",
         95 => "EOPNOTSUPP",
+        99 => "EADDRNOTAVAIL",
+        101 => "ENETUNREACH",
+        104 => "ECONNRESET",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
         122 => "EDQUOT",
         _ => "EIO",
     }

@@ -22,6 +22,7 @@ import {
   type Requests,
   type WireEntry,
 } from "./frames.ts";
+import { PortStream } from "./port-stream.ts";
 
 /** An error reported by the agent (or by the connection to it), with an errno-style code. */
 export class AgentError extends Error {
@@ -243,6 +244,21 @@ export class AgentClient {
       proc.closeStdin().catch(noop);
     }
     return proc;
+  }
+
+  /**
+   * A TCP connection to `port` on the sandbox's loopback, as a Duplex (see port-stream.ts).
+   * Resolves once the agent has connected.
+   * @throws AgentError: ECONNREFUSED (nothing listens), ETIMEDOUT, EAGAIN (too many connections),
+   *   ENOTSUP (an agent without `connect`)
+   */
+  async connectPort(port: number): Promise<PortStream> {
+    if (this.hello?.ops && !this.hello.ops.includes("connect")) {
+      throw new AgentError("ENOTSUP", `this agent (${this.hello.version}) cannot open ports; rebuild it`);
+    }
+    const stream = new PortStream(this, this.allocId(), toError);
+    await stream.open(port);
+    return stream;
   }
 
   /** Entry at `path` (lstat: a final symlink is not followed). */

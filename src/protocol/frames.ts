@@ -54,7 +54,7 @@ export const FrameType = {
   End: 0x21,
   /** h→a, empty; abandons a read or write. */
   Cancel: 0x22,
-  /** h→a, u32 byte count; more window for a read that asked for one. */
+  /** both ways, u32 byte count: h→a more window for a read or a connection; a→h bytes of a connection written. */
   Credit: 0x23,
 } as const;
 
@@ -147,6 +147,12 @@ export interface Requests {
   chmod: { req: { path: string; mode: number }; res: Record<string, never> };
   /** Times in ms since the epoch; an omitted time is left unchanged; symlinks are not followed. */
   utimes: { req: { path: string; mtimeMs?: number; atimeMs?: number }; res: Record<string, never> };
+  /**
+   * Opens a TCP connection to `port` on the sandbox's loopback (127.0.0.1, else ::1). RESPONSE once
+   * connected; then DATA both ways, END for each side's end, CANCEL (h→a) to close; CREDIT both ways
+   * (h→a: the host took more of the agent's bytes; a→h: the agent wrote more of the host's).
+   */
+  connect: { req: { port: number; window?: number }; res: Record<string, never> };
 }
 
 /** A request op name. */
