@@ -20,6 +20,16 @@ export {
   resolveLimits,
 } from "./core/limits.ts";
 export { WORKSPACE } from "./core/paths.ts";
+export {
+  checkPort,
+  checkPortPolicy,
+  DEFAULT_PORT_POLICY,
+  type ForwardOptions,
+  type PortForward,
+  type PortPolicy,
+  type Ports,
+  portAccess,
+} from "./core/ports.ts";
 export type { RunCodeOptions, RunCodeResult, Sandbox } from "./core/sandbox.ts";
 export { cwdFromState, newStateFile, wrapShellLine } from "./core/shell-state.ts";
 export { checkEnvSize, checkMetadataSize, SIZE_LIMITS } from "./core/sizes.ts";

@@ -13,6 +13,7 @@
  * background process tables, and error mapping.
  */
 import type { DatabaseSync } from "node:sqlite";
+import type { Duplex } from "node:stream";
 import type { NetworkSettings } from "../network/policy.ts";
 import type { Limits } from "./limits.ts";
 import type { EntryInfo, TierName, TierStatus } from "./types.ts";
@@ -64,6 +65,8 @@ export interface Capabilities {
    * (false: a sandbox of this tier never has any network, and asking for egress is `unsupported`).
    */
   egress: boolean;
+  /** A port a process listens on inside the sandbox can be reached through Kiln (`Instance.connectPort`). */
+  inboundPorts: boolean;
 }
 
 /** A tier's driver. */
@@ -234,6 +237,11 @@ export interface Instance {
   runCode?(request: RunCodeRequest): Promise<{ exitCode: number; timedOut?: boolean }>;
   /** File operations on the sandbox's filesystem. */
   readonly files: FileOps;
+  /**
+   * Opens a TCP connection to `port` on the sandbox's own loopback (only when the tier's
+   * capabilities say `inboundPorts`). @throws PortClosedError when nothing listens, SandboxStoppedError
+   */
+  connectPort?(port: number): Promise<Duplex>;
   /** Starts a process. @throws SandboxStoppedError */
   spawn(request: SpawnRequest): Promise<SpawnedProcess>;
   /** Current resource use. */

@@ -18,6 +18,7 @@ export type ErrorCode =
   | "sandbox_stopped"
   | "unsupported"
   | "unauthenticated"
+  | "port_closed"
   | "internal";
 
 /** Options common to every Kiln error. */
@@ -51,7 +52,7 @@ export class KilnError extends Error {
 }
 
 /** What kind of thing was not found, where the thrower knows it. */
-export type NotFoundResource = "sandbox" | "template" | "file" | "process" | "key";
+export type NotFoundResource = "sandbox" | "template" | "file" | "process" | "key" | "port";
 
 /** A sandbox, process, file or template that does not exist. */
 export class NotFoundError extends KilnError {
@@ -170,6 +171,20 @@ export class UnsupportedError extends KilnError {
   constructor(message: string, options?: KilnErrorOptions) {
     super("unsupported", message, options);
     this.name = "UnsupportedError";
+  }
+}
+
+/** Nothing accepts connections on a sandbox's port (`port_closed`, HTTP 502). */
+export class PortClosedError extends KilnError {
+  /** The port inside the sandbox. */
+  readonly port: number;
+  constructor(port: number, message: string, options?: KilnErrorOptions) {
+    super("port_closed", message, options);
+    this.name = "PortClosedError";
+    this.port = port;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), port: this.port };
   }
 }
 

@@ -29,6 +29,7 @@ import {
 import { checkSandboxId, newSandboxId } from "./ids.ts";
 import { checkTimeoutMs, type Limits, MAX_SANDBOX_TIMEOUT_MS, resolveLimits } from "./limits.ts";
 import { sandboxPath, WORKSPACE } from "./paths.ts";
+import { checkPortPolicy, DEFAULT_PORT_POLICY, type PortPolicy } from "./ports.ts";
 import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
 import { RecordStore } from "./record-store.ts";
 import { Sandbox, type SnapshotOptions } from "./sandbox.ts";
@@ -327,6 +328,7 @@ export class Kiln {
       metadata: { ...(options.metadata ?? {}) },
       limits,
       network,
+      ports: checkPortPolicy(options.ports),
       createdAt: new Date(now).toISOString(),
       expiresAt: timeoutMs > 0 ? new Date(now + timeoutMs).toISOString() : null,
     };
@@ -383,6 +385,7 @@ export class Kiln {
       cwd: WORKSPACE,
       metadata: {},
       network: { ...NO_NETWORK, allow: [], deny: [] },
+      ports: { ...DEFAULT_PORT_POLICY },
       createdAt: new Date().toISOString(),
       expiresAt: null,
     });
@@ -517,6 +520,7 @@ export class Kiln {
     const host = {
       record: (id: string) => this.record(id),
       setTimeout: (id: string, ms: number) => this.setTimeout(id, ms),
+      setPorts: (id: string, ports: PortPolicy) => this.setPorts(id, ports),
       kill: (id: string, signal?: AbortSignal) => this.kill(id, { signal }),
       move: async (id: string, tier: TierName, signal?: AbortSignal) => {
         await this.move(id, tier, { signal });
@@ -583,6 +587,13 @@ export class Kiln {
       for (const [k, v] of Object.entries(options.metadata ?? {})) if (r.metadata[k] !== v) return false;
       return true;
     });
+  }
+
+  /** Replaces a sandbox's port policy (checked by `sandbox.ports.update`). @throws NotFoundError */
+  private setPorts(id: string, ports: PortPolicy): void {
+    this.record(id);
+    this.records.setPorts(id, ports);
+    this.cache.delete(id);
   }
 
   /** Sets a sandbox's lifetime to `timeoutMs` from now (0: no expiry). @throws NotFoundError */

@@ -6,6 +6,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { type NetworkSettings, NO_NETWORK } from "../network/policy.ts";
 import type { Limits } from "./limits.ts";
+import { DEFAULT_PORT_POLICY, type PortPolicy } from "./ports.ts";
 import { StatementCache } from "./sqlite.ts";
 import type { SandboxInfo, SandboxState, TierName } from "./types.ts";
 
@@ -38,6 +39,7 @@ function toInfo(r: Record<string, unknown>): SandboxInfo {
     network: r.network
       ? (JSON.parse(String(r.network)) as NetworkSettings)
       : { ...NO_NETWORK, allow: [], deny: [] },
+    ports: typeof r.ports === "string" ? (JSON.parse(r.ports) as PortPolicy) : { ...DEFAULT_PORT_POLICY },
     createdAt: new Date(Number(r.created_at)).toISOString(),
     expiresAt: r.expires_at === null ? null : new Date(Number(r.expires_at)).toISOString(),
   };
@@ -57,14 +59,16 @@ export class RecordStore {
     this.db = new DatabaseSync(path, { timeout: 10_000 });
     this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
     this.db.exec(SCHEMA);
-    // Records written before sandboxes had a network policy have none (no network).
+    // Columns added after the first schema: a database made before them gets them (null: no
+    // network policy, so no network; the default port policy).
     const columns = this.db.prepare("PRAGMA table_info(sandboxes)").all();
-    if (!columns.some((c) => c.name === "network")) {
+    for (const column of ["network", "ports"]) {
+      if (columns.some((c) => c.name === column)) continue;
       try {
-        this.db.exec("ALTER TABLE sandboxes ADD COLUMN network TEXT");
+        this.db.exec(`ALTER TABLE sandboxes ADD COLUMN ${column} TEXT`);
       } catch (e) {
         // Another process added it first.
-        if (!/duplicate column/.test(String(e))) throw e;
+        if (!/duplicate column/i.test(String(e))) throw e;
       }
     }
     this.cache = new StatementCache(this.db);
@@ -72,7 +76,7 @@ export class RecordStore {
 
   insert(info: SandboxInfo): void {
     this.st(
-      "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, network, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, network, ports, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ).run(
       info.id,
       info.tier,
@@ -83,6 +87,7 @@ export class RecordStore {
       JSON.stringify(info.metadata),
       JSON.stringify(info.limits),
       JSON.stringify(info.network),
+      JSON.stringify(info.ports),
       Date.parse(info.createdAt),
       info.expiresAt === null ? null : Date.parse(info.expiresAt),
     );
@@ -123,6 +128,10 @@ export class RecordStore {
 
   setExpiry(id: string, expiresAtMs: number | null): void {
     this.st("UPDATE sandboxes SET expires_at = ? WHERE id = ?").run(expiresAtMs, id);
+  }
+
+  setPorts(id: string, ports: PortPolicy): void {
+    this.st("UPDATE sandboxes SET ports = ? WHERE id = ?").run(JSON.stringify(ports), id);
   }
 
   setState(id: string, state: SandboxState): void {

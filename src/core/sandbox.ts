@@ -11,6 +11,7 @@ import { InvalidArgumentError, SandboxStoppedError, throwIfAborted, UnsupportedE
 import { Files } from "./files.ts";
 import { checkTimeoutMs, MAX_COMMAND_TIMEOUT_MS } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
+import { type PortPolicy, Ports } from "./ports.ts";
 import type { AuditEntry, SandboxInfo, SnapshotInfo, TierName } from "./types.ts";
 
 /** Options of `sandbox.runCode`. */
@@ -43,6 +44,7 @@ export interface RunCodeResult {
 export interface SandboxHost {
   record(id: string): SandboxInfo;
   setTimeout(id: string, timeoutMs: number): void;
+  setPorts(id: string, ports: PortPolicy): void;
   kill(id: string, signal?: AbortSignal): Promise<void>;
   move(id: string, tier: TierName, signal?: AbortSignal): Promise<void>;
   snapshot(id: string, options: SnapshotOptions): Promise<SnapshotInfo>;
@@ -68,6 +70,8 @@ export class Sandbox {
   readonly commands: Commands;
   /** The sandbox's files. */
   readonly files: Files;
+  /** Its inbound ports: the policy, and connections to servers running inside. */
+  readonly ports: Ports;
   private readonly host: SandboxHost;
   private auditLog: AuditLog | undefined;
   private readonly databasePath: string;
@@ -102,6 +106,20 @@ export class Sandbox {
       started: (handle, info) => host.commandStarted(id, handle, info),
     });
     this.files = new Files({ ops: async () => (await getInstance()).files, defaults });
+    this.ports = new Ports({
+      id,
+      record: () => this.host.record(id),
+      setPolicy: (p) => this.host.setPorts(id, p),
+      instance: getInstance,
+    });
+  }
+
+  /**
+   * An address on this machine (`127.0.0.1:NNNNN`) that reaches `port` inside the sandbox
+   * (see `ports.getHost`). @throws UnsupportedError on a tier without inbound ports
+   */
+  getHost(port: number): Promise<string> {
+    return this.ports.getHost(port);
   }
 
   /** The audit log, opened on first use (after the tier has made the database), through the tier's handle when it has one. */
@@ -281,6 +299,7 @@ export class Sandbox {
   async close(): Promise<void> {
     if (this.closed) return;
     await this.commands.killAll();
+    await this.ports.closeAll();
     this.closed = true;
     const inst = this.instancePromise;
     this.instancePromise = undefined;

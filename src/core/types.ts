@@ -14,6 +14,17 @@ export type TierName = (typeof TIER_NAMES)[number];
  */
 export type SandboxState = "running" | "paused" | "stopped" | "killed";
 
+/** Which ports of a sandbox can be reached through Kiln, and which without credentials. */
+export interface PortPolicy {
+  /** Ports that may be reached: `all`, or a list (1–65535); default `all`. Others are `not_found`. */
+  expose: "all" | number[];
+  /**
+   * Ports any caller may reach through `kiln serve`, with no key or token: `all`, or a list of
+   * exposed ports; default none (every port needs the owner's key or a per-port token).
+   */
+  public: "all" | number[];
+}
+
 /** What `kiln.create` accepts. */
 export interface CreateOptions {
   /** Isolation tier; default `virtual`. */
@@ -38,6 +49,8 @@ export interface CreateOptions {
   snapshot?: string;
   /** Network policy; default none: no network at all (see docs/network.md). */
   network?: NetworkOptions;
+  /** Which ports may be reached through Kiln, and which without credentials; default every port, with credentials. */
+  ports?: Partial<PortPolicy>;
   /** Cancels the call. */
   signal?: AbortSignal;
 }
@@ -87,6 +100,8 @@ export interface SandboxInfo {
   limits: Limits;
   /** Network policy, canonical (`egress: "none"` and no `allow` rules: no network). */
   network: NetworkSettings;
+  /** The inbound port policy. */
+  ports: PortPolicy;
   /** Creation time, ISO 8601. */
   createdAt: string;
   /** Expiry time, ISO 8601, or null when the sandbox does not expire. */

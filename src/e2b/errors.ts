@@ -46,6 +46,7 @@ const REST_STATUS: Readonly<Record<ErrorCode, number>> = {
   timeout: 504,
   unsupported: 501,
   unauthenticated: 401,
+  port_closed: 502,
   internal: 500,
 };
 
@@ -71,6 +72,7 @@ const ENVD_HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   unauthenticated: 401,
   timeout: 500,
   tier_unavailable: 500,
+  port_closed: 502,
   internal: 500,
 };
 
@@ -101,6 +103,7 @@ const CONNECT_CODE: Readonly<Record<ErrorCode, Code>> = {
   sandbox_stopped: Code.Unavailable,
   unsupported: Code.Unimplemented,
   unauthenticated: Code.Unauthenticated,
+  port_closed: Code.Unavailable,
   internal: Code.Internal,
 };
 

@@ -8,6 +8,7 @@
  * | ECONNRESET (the agent went away) | `sandbox_stopped` |
  * | EAGAIN (no room for a process or thread) | `limit_exceeded` (`pids`) |
  * | ENOTTY (no terminal could be opened) | `unsupported` |
+ * | ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EADDRNOTAVAIL (a port's `connect`) | `port_closed` |
  * | ENOENT | `not_found` |
  * | EEXIST, ENOTEMPTY, EBUSY | `conflict` |
  * | ENOSPC, EDQUOT | `limit_exceeded` (`diskBytes`) |
@@ -18,6 +19,7 @@ import {
   fromErrno,
   KilnError,
   LimitExceededError,
+  PortClosedError,
   SandboxStoppedError,
   UnsupportedError,
 } from "../core/errors.ts";
@@ -25,6 +27,8 @@ import {
 /** What the mapping needs to know about the sandbox the failure came from. */
 export interface AgentErrorContext {
   sandboxId: string;
+  /** The port of a failed `connect`. */
+  port?: number;
   limits: { pids: number; diskBytes: number; maxFileBytes: number };
 }
 
@@ -41,6 +45,16 @@ export function kilnErrorFromAgent(e: unknown, ctx: AgentErrorContext): unknown 
         "pids",
         ctx.limits.pids,
         "process limit reached: the sandbox cannot start another process",
+        cause,
+      );
+    case "ECONNREFUSED":
+    case "ETIMEDOUT":
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+    case "EADDRNOTAVAIL":
+      return new PortClosedError(
+        ctx.port ?? 0,
+        `nothing accepts connections on port ${ctx.port} in sandbox ${ctx.sandboxId}: ${(e as Error).message}`,
         cause,
       );
     case "ENOTTY":

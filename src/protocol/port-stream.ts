@@ -17,7 +17,10 @@ const CHUNK = 64 * 1024;
 
 /** What a port stream needs from the agent connection that carries it. */
 export interface FrameLink {
-  register(id: number, handler: { onFrame(type: number, payload: Uint8Array): void; onClose(e: Error): void }): void;
+  register(
+    id: number,
+    handler: { onFrame(type: number, payload: Uint8Array): void; onClose(e: Error): void },
+  ): void;
   unregister(id: number): void;
   send(frame: Uint8Array, onError?: (e: Error) => void): boolean;
   trySend(frame: Uint8Array): void;
@@ -100,7 +103,10 @@ export class PortStream extends Duplex {
           this.wake();
         },
       });
-      this.link.send(encodeJsonFrame(FrameType.Request, this.id, { op: "connect", port, window: PORT_WINDOW }), reject);
+      this.link.send(
+        encodeJsonFrame(FrameType.Request, this.id, { op: "connect", port, window: PORT_WINDOW }),
+        reject,
+      );
     });
   }
 

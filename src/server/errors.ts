@@ -30,6 +30,7 @@ export const HTTP_STATUS: Readonly<Record<ServerErrorCode, number>> = Object.fre
   not_found: 404,
   conflict: 409,
   sandbox_stopped: 410,
+  port_closed: 502,
   limit_exceeded: 429,
   aborted: 499,
   internal: 500,

@@ -42,6 +42,7 @@ export const ErrorSchema = z
           "unsupported",
           "internal",
           "unauthenticated",
+          "port_closed",
         ]),
         message: z.string(),
       })
@@ -64,6 +65,14 @@ export const NetworkSchema = z
   })
   .strict()
   .openapi("Network");
+const PortList = z.union([z.literal("all"), z.array(z.number().int().min(1).max(65535))]);
+
+export const PortPolicySchema = z
+  .object({
+    expose: PortList.openapi({ description: 'ports that may be reached: "all" (default) or a list' }),
+    public: PortList.openapi({ description: "ports reachable without a key or token (default none)" }),
+  })
+  .openapi("PortPolicy");
 
 export const SandboxInfoSchema = z
   .object({
@@ -76,6 +85,7 @@ export const SandboxInfoSchema = z
     metadata: StrMap,
     limits: LimitsSchema,
     network: NetworkSchema.required(),
+    ports: PortPolicySchema,
     createdAt: Str,
     expiresAt: Str.nullable(),
   })
@@ -92,6 +102,7 @@ export const CreateSandboxBody = z
     limits: LimitsSchema.partial().strict().optional(),
     snapshot: Str.optional().openapi({ description: "start from this snapshot's files (`snap_…`)" }),
     network: NetworkSchema.optional(),
+    ports: PortPolicySchema.partial().strict().optional(),
   })
   .strict()
   .openapi("CreateSandbox");

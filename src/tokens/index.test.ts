@@ -17,6 +17,7 @@ function record(id: string, owner: string, createdAt = "2026-01-01T00:00:00.000Z
     metadata: { "kiln.owner": owner },
     limits: resolveLimits(),
     network: { egress: "none", allow: [], deny: [] },
+    ports: { expose: "all", public: [] },
     createdAt,
     expiresAt: null,
   };

@@ -7,6 +7,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import type { Duplex } from "node:stream";
 import type {
   ExitStatus,
   Instance,
@@ -285,6 +286,15 @@ export class AgentInstance implements Instance {
       return { ...s, limit: { limit: "diskBytes", value: l.diskBytes, message: "workspace is full" } };
     }
     return s;
+  }
+
+  async connectPort(port: number): Promise<Duplex> {
+    const agent = await this.agent();
+    try {
+      return await agent.connectPort(port);
+    } catch (e) {
+      throw kilnErrorFromAgent(e, { sandboxId: this.parts.spec.id, port, limits: this.parts.spec.limits });
+    }
   }
 
   async stats(): Promise<InstanceStats> {

@@ -53,6 +53,7 @@ const CAPABILITIES: Omit<Capabilities, "pause"> = {
   warmable: true,
   egress: false,
   templates: true,
+  inboundPorts: true,
 };
 
 /** The driver of one OCI-runtime tier. */

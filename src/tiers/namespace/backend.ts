@@ -25,6 +25,7 @@ const CAPABILITIES: Capabilities = {
   egress: false,
   templates: true,
   pause: "files",
+  inboundPorts: true,
 };
 
 /** The namespace tier's driver. */

@@ -25,6 +25,7 @@ const CAPABILITIES: Capabilities = {
   egress: false,
   templates: false,
   pause: "files",
+  inboundPorts: false,
 };
 
 /** The file of a saved workspace in a state directory. */
