@@ -5,7 +5,15 @@
 import "./tiers/index.ts";
 
 export type { AdmissionOptions, Budget } from "./core/admission.ts";
-export type { Backend, Capabilities, FileOps, Instance, InstanceSpec } from "./core/backend.ts";
+export type {
+  Backend,
+  Capabilities,
+  FileOps,
+  Instance,
+  InstanceSpec,
+  WatchEvent,
+  Watching,
+} from "./core/backend.ts";
 export type { CommandHandle, ProcessInfo, RunOptions, WaitOptions } from "./core/commands.ts";
 export * from "./core/errors.ts";
 export type { WriteData, WriteOptions } from "./core/files.ts";

@@ -11,13 +11,15 @@
  * run here (KILN_REQUIRE_TIERS=namespace makes its absence a failure).
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { TIER_NAMES, type TierStatus } from "../src/index.ts";
-import { assertExit, kiln, ROOT, type Run, show } from "./cli-run.ts";
+import { startServer } from "../src/server/index.ts";
+import { assertExit, kiln, MAIN, ROOT, type Run, show } from "./cli-run.ts";
 import { tierRequired } from "./conformance/suite.ts";
 
 const BIN = join(ROOT, "bin", "kiln.mjs");
@@ -146,6 +148,50 @@ describe("kiln run", () => {
     const ls = await kiln(dir(), ["ls", "--json"]);
     assertExit(ls, 0);
     assert.deepEqual(JSON.parse(ls.stdout), [], "the namespace sandbox outlived its run");
+  });
+
+  test("watch --server prints what commands write through the server, until interrupted", async () => {
+    const server = await startServer({ dataDir: join(dir(), "served"), port: 0, graceMs: 500 });
+    const { key } = server.keys.create({ name: "watcher" });
+    const created = await fetch(`${server.url}/v1/sandboxes`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    const id = ((await created.json()) as { id: string }).id;
+    const sb = await server.kiln.connect(id);
+    await sb.files.makeDir("/workspace/seen/sub");
+    const child = spawn(
+      process.execPath,
+      [MAIN, "watch", "-r", "--server", server.url, id, "/workspace/seen"],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KILN_API_KEY: key } },
+    );
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (d) => {
+      out += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d) => {
+      err += d;
+    });
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const wait = async (done: () => boolean) => {
+      for (let i = 0; i < 1200 && !done() && child.exitCode === null; i++)
+        await new Promise((r) => setTimeout(r, 50));
+    };
+    try {
+      await wait(() => err.includes("watching"));
+      assert.match(err, /watching \/workspace\/seen/);
+      await sb.commands.run("echo x > /workspace/seen/sub/new.txt");
+      await wait(() => out.includes("write sub/new.txt"));
+      assert.match(out, /^create sub\/new\.txt$/m, err);
+      assert.match(out, /^write sub\/new\.txt$/m, err);
+      child.kill("SIGINT");
+      assert.equal(await exited, 0, err);
+    } finally {
+      child.kill("SIGKILL");
+      await server.close(500);
+    }
   });
 });
 

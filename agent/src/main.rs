@@ -7,6 +7,7 @@ mod json;
 mod net;
 mod process;
 mod sys;
+mod watch;
 
 use frame::{Frame, ReadError, Writer};
 use json::{n, obj, s, Value};
@@ -21,6 +22,7 @@ pub const VERSION: &str = "0.1.0";
 
 const OPS: &[&str] = &[
     "ping", "spawn", "signal", "resize", "stat", "list", "read", "write", "mkdir", "remove", "rename", "symlink", "chmod", "utimes", "connect",
+    "watch",
 ];
 
 /// An error reported to the host: errno-style code plus a message.
@@ -147,7 +149,7 @@ fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Fra
                 net::cancel(id);
             } else if uploads.remove(&id).is_some() {
                 out.error(id, &Fail::new("ECANCELED", "write cancelled".into()));
-            } else {
+            } else if !watch::cancel(id) {
                 files::read_cancel(id);
             }
         }
@@ -175,6 +177,11 @@ fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32
         "signal" => process::signal(&req),
         // connect answers by itself, from its own thread, once the socket is open.
         "connect" => match net::connect(out, id, &req) {
+            Ok(()) => return,
+            Err(e) => Err(e),
+        },
+        // watch answers by itself (RESPONSE once watching, then DATA frames).
+        "watch" => match watch::watch(out, id, &req) {
             Ok(()) => return,
             Err(e) => Err(e),
         },

@@ -17,6 +17,7 @@ import { registerServe } from "./commands/serve.ts";
 import { registerShell } from "./commands/shell.ts";
 import { registerState } from "./commands/state.ts";
 import { registerTemplate } from "./commands/template.ts";
+import { registerWatch } from "./commands/watch.ts";
 import { reportError } from "./output.ts";
 
 /** The last message commander wrote for a usage error (printed by main() as one line). */
@@ -44,6 +45,7 @@ function buildProgram(): Command {
   registerState(program);
   registerShell(program);
   registerCopy(program);
+  registerWatch(program);
   registerDoctor(program);
   registerMcp(program);
   registerTemplate(program);

@@ -27,6 +27,7 @@ export type FilesApi = Pick<
   | "symlink"
   | "exportTar"
   | "importTar"
+  | "watch"
 >;
 
 /** A sandbox. */

@@ -1,10 +1,13 @@
 /** `sandbox.files` over HTTP: bytes streamed both ways, metadata as JSON. */
 
+import type { WatchEvent, Watching } from "../core/backend.ts";
 import { InvalidArgumentError, throwIfAborted } from "../core/errors.ts";
 import { type CallOptions, existsBy, type WriteData } from "../core/files.ts";
 import type { EntryInfo } from "../core/types.ts";
 import type { FilesApi } from "./api.ts";
+import { errorFromWire, type WireError } from "./errors.ts";
 import { type Transport, wireFailure } from "./http.ts";
+import { events } from "./ndjson.ts";
 
 function toBody(data: WriteData): Uint8Array | ReadableStream<Uint8Array> {
   if (data instanceof ReadableStream) return data;
@@ -27,6 +30,50 @@ export class RemoteFiles implements FilesApi {
   constructor(http: Transport, sandboxPath: string) {
     this.http = http;
     this.base = `${sandboxPath}/files`;
+  }
+
+  /**
+   * Watches a directory over the server's NDJSON stream (see the library's
+   * `Files.watch`); resolves once the server is watching.
+   * @throws NotFoundError, InvalidArgumentError (not a directory, bad path), AbortedError
+   */
+  async watch(
+    path: string,
+    options: CallOptions & { recursive?: boolean },
+    onEvent: (e: WatchEvent) => void,
+  ): Promise<Watching> {
+    throwIfAborted(options.signal);
+    const ac = new AbortController();
+    const onAbort = () => ac.abort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const res = await this.http.request("GET", `${this.base}/watch`, {
+      query: { path: checkPath(path), recursive: options.recursive === true ? "true" : "false" },
+      signal: ac.signal,
+    });
+    const lines = events(res, ac.signal)[Symbol.asyncIterator]();
+    const first = await lines.next();
+    if (first.done || (first.value as { type: string }).type !== "watching") {
+      ac.abort();
+      const err = (first.value as { error?: WireError } | undefined)?.error;
+      throw err ? errorFromWire(err) : new InvalidArgumentError("the server did not start watching");
+    }
+    const ended = (async () => {
+      try {
+        for (;;) {
+          const next = await lines.next();
+          if (next.done) break;
+          const line = next.value as { type: string; change?: WatchEvent };
+          if (line.type === "change" && line.change) onEvent(line.change);
+          if (line.type === "exit") break;
+        }
+      } catch {
+        // stopped, or the connection went: the watch is over either way
+      } finally {
+        options.signal?.removeEventListener("abort", onAbort);
+        ac.abort();
+      }
+    })();
+    return { ended, stop: () => ac.abort() };
   }
 
   /**

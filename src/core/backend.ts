@@ -173,6 +173,22 @@ export interface SpawnedProcess {
   resize?(cols: number, rows: number): Promise<void>;
 }
 
+/** One change under a watched directory, as E2B's envd names them. */
+export interface WatchEvent {
+  /** What happened: created (or moved in), written, removed, moved away, attributes changed. */
+  type: "create" | "write" | "remove" | "rename" | "chmod";
+  /** The entry's path relative to the watched directory (`sub/file.txt` in a recursive watch). */
+  name: string;
+}
+
+/** A directory watch in progress. */
+export interface Watching {
+  /** Resolves when the watch ends: stopped, the directory removed, or the sandbox gone. */
+  readonly ended: Promise<void>;
+  /** Stops watching; idempotent. */
+  stop(): void;
+}
+
 /** Backend-level file operations. Paths are absolute, normalized and inside the sandbox. */
 export interface FileOps {
   /** Entry at `path`, without following a final symlink. @throws NotFoundError */
@@ -195,6 +211,13 @@ export interface FileOps {
   exportTar(path: string): Promise<ReadableStream<Uint8Array>>;
   /** Unpacks a tar stream under `path`. @throws InvalidArgumentError for entries escaping `path` */
   importTar(path: string, tar: ReadableStream<Uint8Array>): Promise<void>;
+  /**
+   * Watches the directory `path` (and every directory below it when
+   * `recursive`), calling `onEvent` for each change until stopped; resolves
+   * once the watch is in place, so that a change made after it is seen.
+   * @throws NotFoundError, InvalidArgumentError (ENOTDIR: not a directory)
+   */
+  watch(path: string, recursive: boolean, onEvent: (e: WatchEvent) => void): Promise<Watching>;
 }
 
 /** Live usage figures of one instance; fields a tier cannot measure are omitted. */

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import type { FileOps } from "./backend.ts";
+import type { FileOps, WatchEvent, Watching } from "./backend.ts";
 import { fromErrno, InvalidArgumentError, LimitExceededError, throwIfAborted } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
@@ -93,6 +93,37 @@ export class Files {
 
   private path(p: unknown): string {
     return sandboxPath(p, this.ctx.defaults().cwd);
+  }
+
+  /**
+   * Watches the directory `path` (and, with `recursive`, every directory
+   * below it), calling `onEvent` for each change (E2B's event types: create,
+   * write, remove, rename, chmod; names relative to `path`) until `signal`
+   * aborts, `stop()` is called, the directory goes or the sandbox stops.
+   * Resolves once watching, so a change made after that is seen. Real tiers
+   * watch with inotify inside the sandbox; the virtual tier follows its
+   * store's change feed (changes made through this process).
+   * @throws NotFoundError, InvalidArgumentError (not a directory, bad path), AbortedError
+   */
+  async watch(
+    path: string,
+    options: CallOptions & { recursive?: boolean },
+    onEvent: (e: WatchEvent) => void,
+  ): Promise<Watching> {
+    const p = this.path(path);
+    const st = await this.call(options.signal, (ops) => ops.stat(p));
+    if (st.type !== "dir") throw new InvalidArgumentError(`${p} is not a directory`);
+    const w = await this.call(options.signal, (ops) => ops.watch(p, options.recursive === true, onEvent));
+    const signal = options.signal;
+    if (signal) {
+      if (signal.aborted) w.stop();
+      else {
+        const onAbort = () => w.stop();
+        signal.addEventListener("abort", onAbort, { once: true });
+        void w.ended.then(() => signal.removeEventListener("abort", onAbort));
+      }
+    }
+    return w;
   }
 
   /**

@@ -6,7 +6,7 @@
 import { randomInt } from "node:crypto";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
-import type { ExitStatus, SpawnedProcess, SpawnRequest } from "../core/backend.ts";
+import type { ExitStatus, SpawnedProcess, SpawnRequest, WatchEvent, Watching } from "../core/backend.ts";
 import type { EntryInfo } from "../core/types.ts";
 import {
   decodeJson,
@@ -392,6 +392,63 @@ export class AgentClient {
     if (failed) reader.cancel().catch(noop);
     else this.trySend(encodeFrame(FrameType.End, id));
     return toEntry(await result);
+  }
+
+  /**
+   * Watches a directory through the agent (inotify); resolves once the watch
+   * is in place. @throws AgentError (ENOENT, ENOTDIR; ENOTSUP from an agent without `watch`)
+   */
+  watch(path: string, recursive: boolean, onEvent: (e: WatchEvent) => void): Promise<Watching> {
+    if (!this.hello.ops.includes("watch")) {
+      return Promise.reject(
+        new AgentError("ENOTSUP", `this agent (${this.hello.version}) cannot watch; rebuild it`),
+      );
+    }
+    const id = this.allocId();
+    let open = true;
+    let endWatch = noop;
+    const ended = new Promise<void>((r) => {
+      endWatch = r;
+    });
+    const finish = () => {
+      open = false;
+      this.handlers.delete(id);
+      endWatch();
+    };
+    const stop = () => {
+      if (!open) return;
+      finish();
+      this.trySend(encodeFrame(FrameType.Cancel, id));
+    };
+    return new Promise((resolve, reject) => {
+      let started = false;
+      this.handlers.set(id, {
+        onFrame: (type, payload) => {
+          if (type === FrameType.Response) {
+            started = true;
+            resolve({ ended, stop });
+          } else if (type === FrameType.Data && open) {
+            let batch: { events?: WatchEvent[] };
+            try {
+              batch = decodeObject<{ events?: WatchEvent[] }>(payload);
+            } catch {
+              return;
+            }
+            for (const e of batch.events ?? []) onEvent({ type: e.type, name: e.name });
+          } else if (type === FrameType.End) {
+            finish();
+          } else if (type === FrameType.Error) {
+            finish();
+            if (!started) reject(toError(payload));
+          }
+        },
+        onClose: (e) => {
+          finish();
+          if (!started) reject(e);
+        },
+      });
+      this.send(encodeJsonFrame(FrameType.Request, id, { op: "watch", path, recursive }), reject);
+    });
   }
 
   /** Creates a directory and its parents; false when it already existed. @throws AgentError EEXIST */

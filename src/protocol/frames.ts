@@ -153,6 +153,12 @@ export interface Requests {
    * (h→a: the host took more of the agent's bytes; a→h: the agent wrote more of the host's).
    */
   connect: { req: { port: number; window?: number }; res: Record<string, never> };
+  /**
+   * Watches a directory (inotify): RESPONSE once watching, then DATA frames of
+   * `{ events: WatchEvent[] }` (names relative to `path`), END after CANCEL or
+   * when the directory goes. Agents whose HELLO lacks `watch` cannot.
+   */
+  watch: { req: { path: string; recursive: boolean }; res: Record<string, never> };
 }
 
 /** A request op name. */

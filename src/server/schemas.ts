@@ -218,6 +218,21 @@ export const EntryInfoSchema = z
   .openapi("EntryInfo");
 export const PathQuery = z.object({ path: Str.openapi({ description: "path inside the sandbox" }) });
 export const ListQuery = PathQuery.extend({ depth: z.coerce.number().int().positive().optional() });
+export const WatchQuery = PathQuery.extend({
+  recursive: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({ description: "watch every directory below too (default false)" }),
+});
+export const WatchLineSchema = z
+  .object({
+    type: z.enum(["watching", "change", "exit"]),
+    change: z
+      .object({ type: z.enum(["create", "write", "remove", "rename", "chmod"]), name: z.string() })
+      .optional(),
+    error: z.object({ code: z.string(), message: z.string() }).optional(),
+  })
+  .openapi("WatchLine");
 export const PathBody = z.object({ path: Str }).strict().openapi("PathBody");
 export const RenameBody = z.object({ from: Str, to: Str }).strict().openapi("Rename");
 export const SymlinkBody = z.object({ target: Str, path: Str }).strict().openapi("Symlink");

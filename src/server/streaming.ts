@@ -4,6 +4,7 @@
  * shutdown can wait for it, and end it as interrupted when the grace period
  * runs out.
  */
+import type { WatchEvent } from "../core/backend.ts";
 import type { CommandResult } from "../core/types.ts";
 import { type ErrorBody, errorBody } from "./errors.ts";
 
@@ -12,7 +13,9 @@ export type StreamEvent =
   | { type: "start"; pid: number }
   | { type: "stdout"; data: string }
   | { type: "stderr"; data: string }
-  | { type: "exit"; result?: CommandResult | Record<string, unknown>; error?: ErrorBody["error"] };
+  | { type: "exit"; result?: CommandResult | Record<string, unknown>; error?: ErrorBody["error"] }
+  | { type: "watching" }
+  | { type: "change"; change: WatchEvent };
 
 /** The NDJSON content type. */
 export const NDJSON = "application/x-ndjson";

@@ -121,6 +121,14 @@ function rowToInode(r: Record<string, unknown>): Inode {
 }
 
 /** True when `mode` is a directory. */
+/** One change of the store's feed ({@link AgentFsStore.onChange}): the directory (inode) it happened in and the entry's name. */
+export interface StoreChange {
+  /** As E2B's envd names them: created (or moved in), written, removed, moved away, attributes changed. */
+  type: "create" | "write" | "remove" | "rename" | "chmod";
+  parent: number;
+  name: string;
+}
+
 export const isDir = (mode: number) => (mode & S_IFMT) === S_IFDIR;
 /** True when `mode` is a regular file. */
 export const isFile = (mode: number) => (mode & S_IFMT) === S_IFREG;
@@ -134,6 +142,7 @@ export function components(path: string): string[] {
 
 /** A synchronous AgentFS filesystem over one SQLite file. */
 export class AgentFsStore {
+  private readonly listeners = new Set<(c: StoreChange) => void>();
   /** The open database; the audit log and kv store share it. */
   readonly db: DatabaseSync;
   /** Chunk size of this store, in bytes. */
@@ -274,6 +283,33 @@ export class AgentFsStore {
       const [s, ns] = splitTime(attrs.atimeMs);
       this.st("UPDATE fs_inode SET atime = ?, atime_nsec = ? WHERE ino = ?").run(s, ns, ino);
     }
+    if (attrs.mode !== undefined || attrs.mtimeMs !== undefined) this.emitIno("chmod", ino);
+  }
+
+  /**
+   * The store's change feed: calls `fn` for every change made through this
+   * store object (this process's writers: the shell and the files API), in
+   * the order made. Returns the unsubscribe function.
+   */
+  onChange(fn: (c: StoreChange) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private emit(type: StoreChange["type"], parent: number, name: string): void {
+    for (const l of this.listeners) {
+      try {
+        l({ type, parent, name });
+      } catch {
+        // a listener's fault never fails the change
+      }
+    }
+  }
+
+  private emitIno(type: StoreChange["type"], ino: number): void {
+    if (this.listeners.size === 0) return;
+    const d = this.dentryOf(ino);
+    if (d) this.emit(type, Number(d.parent_ino), String(d.name));
   }
 
   private touch(ino: number): void {
@@ -320,6 +356,7 @@ export class AgentFsStore {
     this.st("INSERT INTO fs_dentry (name, parent_ino, ino) VALUES (?, ?, ?)").run(name, parent, ino);
     this.st("UPDATE fs_inode SET nlink = nlink + 1 WHERE ino = ?").run(ino);
     this.touch(parent);
+    this.emit("create", parent, name);
   }
 
   /** Creates a file, directory or other node named `name` in `parent`; returns its inode. */
@@ -377,6 +414,7 @@ export class AgentFsStore {
       this.st("DELETE FROM fs_dentry WHERE parent_ino = ? AND name = ?").run(parent, name);
       this.touch(parent);
       this.dropLink(ino);
+      this.emit("remove", parent, name);
     });
   }
 
@@ -392,6 +430,7 @@ export class AgentFsStore {
       this.st("DELETE FROM fs_dentry WHERE parent_ino = ? AND name = ?").run(parent, name);
       this.touch(parent);
       this.dropLink(ino);
+      this.emit("remove", parent, name);
     });
   }
 
@@ -463,6 +502,8 @@ export class AgentFsStore {
       );
       this.touch(oldParent);
       if (newParent !== oldParent) this.touch(newParent);
+      this.emit("rename", oldParent, oldName);
+      this.emit("create", newParent, newName);
     });
   }
 
@@ -521,6 +562,7 @@ export class AgentFsStore {
       this.st(
         "UPDATE fs_inode SET size = MAX(size, ?), mtime = ?, mtime_nsec = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?",
       ).run(end, s, ns, s, ns, ino);
+      this.emitIno("write", ino);
       return data.length;
     });
   }
@@ -546,6 +588,7 @@ export class AgentFsStore {
       this.st(
         "UPDATE fs_inode SET size = ?, mtime = ?, mtime_nsec = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?",
       ).run(size, s, ns, s, ns, ino);
+      this.emitIno("write", ino);
     });
   }
 

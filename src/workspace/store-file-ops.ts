@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
-import type { FileOps } from "../core/backend.ts";
+import type { FileOps, WatchEvent, Watching } from "../core/backend.ts";
 import { OWN_PROCESS_TOKEN } from "../core/process-token.ts";
 import type { EntryInfo, EntryType } from "../core/types.ts";
 import { type AgentFsStore, isDir, isLink, S_IFREG } from "./agentfs-store.ts";
@@ -25,6 +25,7 @@ function typeOf(mode: number): EntryType {
 export class StoreFileOps implements FileOps {
   private readonly store: AgentFsStore;
   private readonly fs: SqliteFs;
+  private readonly watches = new Set<() => void>();
 
   constructor(store: AgentFsStore, fs: SqliteFs) {
     this.store = store;
@@ -43,6 +44,57 @@ export class StoreFileOps implements FileOps {
       mtimeMs: i.mtimeMs,
       ...(type === "symlink" ? { symlinkTarget: this.store.readlink(ino, path) } : {}),
     };
+  }
+
+  /**
+   * Watches a directory through the store's change feed: changes made by
+   * this process (the shell and the files API), which is every writer of a
+   * virtual sandbox served by one Kiln process.
+   */
+  async watch(path: string, recursive: boolean, onEvent: (e: WatchEvent) => void): Promise<Watching> {
+    const ino = this.store.inodeAt(path, true);
+    if (!isDir(this.store.getattr(ino, path).mode)) throw new FsError("ENOTDIR", "watch", path);
+    const self = this.store.dentryOf(ino);
+    let endWatch = () => {};
+    const ended = new Promise<void>((r) => {
+      endWatch = r;
+    });
+    const stop = () => {
+      unsubscribe();
+      this.watches.delete(stop);
+      endWatch();
+    };
+    const unsubscribe = this.store.onChange((c) => {
+      if (self && c.parent === Number(self.parent_ino) && c.name === String(self.name)) {
+        if (c.type === "remove" || c.type === "rename") queueMicrotask(stop);
+        return;
+      }
+      const dir = c.parent === ino ? "" : recursive ? this.below(ino, c.parent) : undefined;
+      if (dir === undefined) return;
+      const event: WatchEvent = { type: c.type, name: dir === "" ? c.name : `${dir}/${c.name}` };
+      // Told after the change's own call returns, never inside the store's transaction.
+      queueMicrotask(() => onEvent(event));
+    });
+    this.watches.add(stop);
+    return { ended, stop };
+  }
+
+  /** The path of directory `dir` below directory `root` (`a/b`), or undefined when it is not below it. */
+  private below(root: number, dir: number): string | undefined {
+    const names: string[] = [];
+    let cur = dir;
+    for (let hops = 0; hops < 4096 && cur !== root; hops++) {
+      const d = this.store.dentryOf(cur);
+      if (!d) return undefined;
+      names.push(String(d.name));
+      cur = Number(d.parent_ino);
+    }
+    return cur === root ? names.reverse().join("/") : undefined;
+  }
+
+  /** Ends every watch (the sandbox is closing). */
+  stopWatches(): void {
+    for (const stop of [...this.watches]) stop();
   }
 
   async stat(path: string): Promise<EntryInfo> {

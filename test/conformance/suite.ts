@@ -429,6 +429,52 @@ export function runConformance(options: ConformanceOptions): void {
       await rejectsWithCode(sb.files.rename("/workspace/nope", "/workspace/x"), "not_found");
     });
 
+    it("files: watch sees a command's writes, recursively or not, until stopped", async () => {
+      type Change = { type: string; name: string };
+      await sb.files.makeDir("/workspace/w/sub");
+      const flat: Change[] = [];
+      const deep: Change[] = [];
+      const stopDeep = new AbortController();
+      const one = await sb.files.watch("/workspace/w", {}, (e) => void flat.push(e));
+      const all = await sb.files.watch("/workspace/w", { recursive: true, signal: stopDeep.signal }, (e) =>
+        deep.push(e),
+      );
+      await sb.commands.run(
+        "echo hi > /workspace/w/top.txt; echo in > /workspace/w/sub/in.txt; rm /workspace/w/top.txt",
+      );
+      const seen = (list: Change[], type: string, name: string) =>
+        list.some((e) => e.type === type && e.name === name);
+      for (
+        let i = 0;
+        i < 600 && !(seen(deep, "create", "sub/in.txt") && seen(flat, "remove", "top.txt"));
+        i++
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(seen(flat, "create", "top.txt"), JSON.stringify(flat));
+      assert.ok(seen(flat, "write", "top.txt"), JSON.stringify(flat));
+      assert.ok(seen(flat, "remove", "top.txt"), JSON.stringify(flat));
+      assert.ok(!flat.some((e) => e.name.startsWith("sub/")), "a flat watch does not see below");
+      assert.ok(seen(deep, "create", "sub/in.txt"), JSON.stringify(deep));
+      assert.ok(seen(deep, "write", "sub/in.txt"), JSON.stringify(deep));
+      stopDeep.abort();
+      await all.ended;
+      one.stop();
+      await one.ended;
+      const before = deep.length;
+      await sb.files.write("/workspace/w/after.txt", "late");
+      assert.equal(deep.length, before, "nothing after the watch stopped");
+      await rejectsWithCode(
+        sb.files.watch("/workspace/w/sub/in.txt", {}, () => {}),
+        "invalid_argument",
+      );
+      await rejectsWithCode(
+        sb.files.watch("/workspace/nope", {}, () => {}),
+        "not_found",
+      );
+      await sb.files.remove("/workspace/w");
+    });
+
     it("files: modes and mtimes are kept", async () => {
       await sb.files.write("script.sh", "#!/bin/sh\necho hi\n");
       await sb.commands.run("chmod 750 script.sh && TZ=UTC touch -d '2020-01-02 03:04:05' script.sh");

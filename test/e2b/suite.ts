@@ -16,6 +16,8 @@ import { after, before, describe, type TestContext, test } from "node:test";
 import {
   CommandExitError,
   FileNotFoundError,
+  type FilesystemEvent,
+  FilesystemEventType,
   NotFoundError,
   Sandbox,
   SandboxError,
@@ -357,6 +359,40 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
       await rejectsWith(sb.files.read("/workspace/tree/moved.txt"), FileNotFoundError);
       await rejectsWith(sb.files.getInfo("/workspace/nothing-here"), FileNotFoundError);
       await rejectsWith(sb.files.list("/workspace/nothing-here"), FileNotFoundError);
+    });
+
+    it("files.watchDir: a command's writes arrive as E2B events, recursively or not", async () => {
+      await sb.files.makeDir("/workspace/watched/sub");
+      const flat: FilesystemEvent[] = [];
+      const deep: FilesystemEvent[] = [];
+      const one = await sb.files.watchDir("/workspace/watched", (e) => void flat.push(e), { timeoutMs: 0 });
+      const all = await sb.files.watchDir("/workspace/watched", (e) => void deep.push(e), {
+        recursive: true,
+        timeoutMs: 0,
+      });
+      await sb.commands.run("echo a > /workspace/watched/a.txt; echo b > /workspace/watched/sub/b.txt");
+      const seen = (list: FilesystemEvent[], type: FilesystemEventType, name: string) =>
+        list.some((e) => e.type === type && e.name === name);
+      for (
+        let i = 0;
+        i < 600 &&
+        !(
+          seen(deep, FilesystemEventType.WRITE, "sub/b.txt") && seen(flat, FilesystemEventType.WRITE, "a.txt")
+        );
+        i++
+      ) {
+        await sleep(50);
+      }
+      assert.ok(seen(flat, FilesystemEventType.CREATE, "a.txt"), JSON.stringify(flat));
+      assert.ok(seen(flat, FilesystemEventType.WRITE, "a.txt"), JSON.stringify(flat));
+      assert.ok(!flat.some((e) => e.name.startsWith("sub/")), "a flat watch does not see below");
+      assert.ok(seen(deep, FilesystemEventType.CREATE, "sub/b.txt"), JSON.stringify(deep));
+      await one.stop();
+      await all.stop();
+      await rejectsWith(
+        sb.files.watchDir("/workspace/not-there", () => {}),
+        NotFoundError,
+      );
     });
 
     it("Sandbox.connect reattaches to the same sandbox and files", async () => {

@@ -27,6 +27,7 @@ const SAMPLES: Record<string, { json?: unknown; body?: string; query?: string }>
   "DELETE /v1/sandboxes/{id}/files": { query: "path=secret.txt" },
   "GET /v1/sandboxes/{id}/files/list": { query: "path=/workspace" },
   "GET /v1/sandboxes/{id}/files/stat": { query: "path=secret.txt" },
+  "GET /v1/sandboxes/{id}/files/watch": { query: "path=/workspace" },
   "POST /v1/sandboxes/{id}/files/mkdir": { json: { path: "intruder" } },
   "POST /v1/sandboxes/{id}/files/rename": { json: { from: "secret.txt", to: "stolen.txt" } },
   "POST /v1/sandboxes/{id}/files/symlink": { json: { target: "secret.txt", path: "ln" } },

@@ -1,14 +1,18 @@
 /**
  * envd's `filesystem.Filesystem` Connect service over Kiln's `sandbox.files`:
  * `Stat`, `MakeDir` (`already_exists` when it exists, which the SDK turns
- * into `false`), `Move`, `ListDir` (with depth), `Remove`. Watching
- * (`WatchDir` and the watcher calls) is not supported: `unimplemented`.
+ * into `false`), `Move`, `ListDir` (with depth), `Remove`, and watching over
+ * `sandbox.files.watch`: `WatchDir` (a stream: `start`, then one
+ * `filesystem` event per change, keepalives when idle) and the polled
+ * watchers (`CreateWatcher`, `GetWatcherEvents`, `RemoveWatcher`).
  */
+import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { WatchEvent, Watching } from "../../core/backend.ts";
 import type { EntryInfo } from "../../core/types.ts";
 import { rpc } from "../errors.ts";
 import type { EntryInfoInit } from "../proto/filesystem.ts";
-import { targetOf } from "./target.ts";
+import { EventQueue, targetOf } from "./target.ts";
 
 /** envd's `FileType` enum values. */
 const FILE_TYPE: Record<EntryInfo["type"], number> = { file: 1, dir: 2, symlink: 3 };
@@ -41,12 +45,40 @@ export function entryInfo(e: EntryInfo): EntryInfoInit {
   };
 }
 
-function unsupportedWatch(): never {
-  throw new ConnectError("watching directories is not supported by Kiln", Code.Unimplemented);
+/** envd's `EventType` enum values. */
+const EVENT_TYPE: Record<WatchEvent["type"], number> = {
+  create: 1,
+  write: 2,
+  remove: 3,
+  rename: 4,
+  chmod: 5,
+};
+
+/** A Kiln watch event as envd's `FilesystemEvent`. */
+function fsEvent(e: WatchEvent): { name: string; type: number } {
+  return { name: e.name, type: EVENT_TYPE[e.type] };
+}
+
+/** How often an idle `WatchDir` stream sends a keepalive, in ms. */
+const KEEPALIVE_MS = 30_000;
+/** Events a polled watcher keeps between two `GetWatcherEvents`; older ones are dropped. */
+const MAX_POLLED_EVENTS = 10_000;
+
+/** A watcher made by `CreateWatcher`, drained by `GetWatcherEvents`. */
+interface PolledWatcher {
+  sandboxId: string;
+  events: WatchEvent[];
+  watching: Watching;
 }
 
 /** The `filesystem.Filesystem` implementation. */
 export function filesystemService() {
+  const watchers = new Map<string, PolledWatcher>();
+  const polled = (id: string, sandboxId: string): PolledWatcher => {
+    const w = watchers.get(id);
+    if (!w || w.sandboxId !== sandboxId) throw new ConnectError(`no watcher ${id}`, Code.NotFound);
+    return w;
+  };
   return {
     async stat(req: { path: string }, call: HandlerContext) {
       const { sandbox } = targetOf(call);
@@ -78,18 +110,58 @@ export function filesystemService() {
       return {};
     },
 
-    // biome-ignore lint/correctness/useYield: always fails: not supported
-    async *watchDir() {
-      unsupportedWatch();
+    async *watchDir(req: { path: string; recursive: boolean }, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      type Item = { event: { case: "filesystem" | "keepalive"; value: object } };
+      const queue = new EventQueue<Item>();
+      const watching = await rpc(() =>
+        sandbox.files.watch(req.path, { recursive: req.recursive, signal: call.signal }, (e) =>
+          queue.push({ event: { case: "filesystem", value: fsEvent(e) } }),
+        ),
+      );
+      void watching.ended.then(() => queue.close());
+      const keepalive = setInterval(
+        () => queue.push({ event: { case: "keepalive", value: {} } }),
+        KEEPALIVE_MS,
+      );
+      try {
+        yield { event: { case: "start", value: {} } };
+        for await (const item of queue.drain(call.signal)) yield item;
+      } finally {
+        clearInterval(keepalive);
+        watching.stop();
+        queue.close();
+      }
     },
-    async createWatcher() {
-      unsupportedWatch();
+
+    async createWatcher(req: { path: string; recursive: boolean }, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      const events: WatchEvent[] = [];
+      const watching = await rpc(() =>
+        sandbox.files.watch(req.path, { recursive: req.recursive }, (e) => {
+          if (events.length >= MAX_POLLED_EVENTS) events.shift();
+          events.push(e);
+        }),
+      );
+      const watcherId = randomUUID();
+      watchers.set(watcherId, { sandboxId: sandbox.id, events, watching });
+      // A watch that ended (stopped, the directory or the sandbox gone) is forgotten: no entry outlives its sandbox.
+      void watching.ended.then(() => watchers.delete(watcherId));
+      return { watcherId };
     },
-    async getWatcherEvents() {
-      unsupportedWatch();
+
+    async getWatcherEvents(req: { watcherId: string }, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      const w = polled(req.watcherId, sandbox.id);
+      return { events: w.events.splice(0).map(fsEvent) };
     },
-    async removeWatcher() {
-      unsupportedWatch();
+
+    async removeWatcher(req: { watcherId: string }, call: HandlerContext) {
+      const { sandbox } = targetOf(call);
+      const w = polled(req.watcherId, sandbox.id);
+      w.watching.stop();
+      watchers.delete(req.watcherId);
+      return {};
     },
   };
 }

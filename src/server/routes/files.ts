@@ -14,7 +14,10 @@ import {
   PathQuery,
   RenameBody,
   SymlinkBody,
+  WatchLineSchema,
+  WatchQuery,
 } from "../schemas.ts";
+import { NDJSON, ndjsonResponse } from "../streaming.ts";
 
 const errors = { default: json(ErrorSchema, "an error") };
 const tags = ["files"];
@@ -34,6 +37,40 @@ function bodyStream(req: Request): ReadableStream<Uint8Array> {
 
 /** Registers the file routes. */
 export function fileRoutes(app: App): void {
+  addRoute(
+    app,
+    createRoute({
+      method: "get",
+      path: "/v1/sandboxes/{id}/files/watch",
+      tags,
+      summary:
+        "watch a directory: NDJSON, `watching` once in place, then one `change` per event (create, write, remove, rename, chmod; names relative to path) until the client goes or the directory does (`exit`)",
+      request: { params: IdParams, query: WatchQuery },
+      responses: {
+        200: { description: "the directory's changes", content: { [NDJSON]: { schema: WatchLineSchema } } },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const stream = c.var.state.streams.create();
+      let watching: Awaited<ReturnType<typeof c.var.sandbox.files.watch>>;
+      try {
+        watching = await c.var.sandbox.files.watch(
+          q.path,
+          { recursive: q.recursive === "true", signal: stream.signal },
+          (change) => stream.send({ type: "change", change }),
+        );
+      } catch (e) {
+        stream.end({ type: "exit" });
+        throw e;
+      }
+      stream.send({ type: "watching" });
+      void watching.ended.then(() => stream.end({ type: "exit" }));
+      return ndjsonResponse(stream);
+    },
+  );
+
   addRoute(
     app,
     createRoute({

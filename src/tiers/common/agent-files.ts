@@ -5,7 +5,7 @@
  */
 import { posix } from "node:path";
 import { Readable } from "node:stream";
-import type { FileOps } from "../../core/backend.ts";
+import type { FileOps, WatchEvent, Watching } from "../../core/backend.ts";
 import type { EntryInfo } from "../../core/types.ts";
 import type { AgentClient } from "../../protocol/agent-client.ts";
 import { packTree, type TreeEntry, unpackTree } from "../../workspace/tar.ts";
@@ -31,6 +31,9 @@ export class AgentFiles implements FileOps {
   async write(path: string, data: ReadableStream<Uint8Array>, maxBytes: number): Promise<EntryInfo> {
     await (await this.agent()).mkdir(posix.dirname(path));
     return (await this.agent()).write(path, data, maxBytes);
+  }
+  async watch(path: string, recursive: boolean, onEvent: (e: WatchEvent) => void): Promise<Watching> {
+    return (await this.agent()).watch(path, recursive, onEvent);
   }
   async mkdir(path: string): Promise<boolean> {
     return (await this.agent()).mkdir(path);

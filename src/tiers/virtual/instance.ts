@@ -208,6 +208,7 @@ export class VirtualInstance implements Instance {
       p.abort.abort();
       p.settle({ exitCode: EXIT_KILLED });
     }
+    this.files.stopWatches();
     await (await this.python?.catch(() => undefined))?.close();
     this.store.close();
   }
