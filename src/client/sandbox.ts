@@ -65,8 +65,9 @@ export class RemoteSandbox implements SandboxApi {
   }
 
   /** Stops the sandbox keeping its state on disk; any later call resumes it. @throws NotFoundError */
-  async pause(options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.http.json("POST", `${this.path}/pause`, { json: {}, signal: options.signal });
+  async pause(options: { keepMemory?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    const { signal, ...body } = options;
+    await this.http.json("POST", `${this.path}/pause`, { json: body, signal });
   }
 
   /** Starts a paused sandbox again. @throws NotFoundError */

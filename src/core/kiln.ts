@@ -527,7 +527,8 @@ export class Kiln {
       },
       snapshot: (id: string, o: SnapshotOptions) => this.snapshot(id, o),
       fork: (id: string, n: number, signal?: AbortSignal) => this.fork(id, n, { signal }),
-      pause: (id: string, signal?: AbortSignal) => this.pause(id, { signal }),
+      pause: (id: string, signal?: AbortSignal, keepMemory?: boolean) =>
+        this.pause(id, { signal, ...(keepMemory === undefined ? {} : { keepMemory }) }),
       resume: async (id: string, signal?: AbortSignal) => {
         await this.resume(id, { signal });
       },
@@ -818,11 +819,11 @@ export class Kiln {
    * Pauses a sandbox (see {@link Sandbox.pause}); idempotent.
    * @throws NotFoundError, ConflictError (another process is pausing or resuming it)
    */
-  async pause(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async pause(id: string, options: { keepMemory?: boolean; signal?: AbortSignal } = {}): Promise<void> {
     this.checkOpen();
     checkSandboxId(id);
     this.record(id);
-    await this.states.pause(id, options.signal);
+    await this.states.pause(id, options.signal, options.keepMemory ?? true);
   }
 
   /**

@@ -166,23 +166,24 @@ export class SandboxStates {
    * (and an instance runs in this process), else files only. Idempotent.
    * @throws NotFoundError, ConflictError (another process is pausing or resuming it)
    */
-  async pause(id: string, signal?: AbortSignal): Promise<void> {
+  async pause(id: string, signal?: AbortSignal, keepMemory = true): Promise<void> {
     throwIfAborted(signal);
     const running = this.pausing.get(id);
     if (running) return running;
     await this.resuming.get(id)?.catch(() => {});
-    const p = this.pauseNow(id).finally(() => this.pausing.delete(id));
+    const p = this.pauseNow(id, keepMemory).finally(() => this.pausing.delete(id));
     this.pausing.set(id, p);
     return p;
   }
 
-  private async pauseNow(id: string): Promise<void> {
+  private async pauseNow(id: string, keepMemory: boolean): Promise<void> {
     const info = this.host.record(id);
     if (info.state === "paused") return;
     const backend = await this.host.backend(info.tier);
     const sb = this.host.live(id);
     const started = sb?.started ? await sb.started.catch(() => undefined) : undefined;
-    const memory = started !== undefined && backend.capabilities.pause === "memory" && !!backend.suspend;
+    const memory =
+      keepMemory && started !== undefined && backend.capabilities.pause === "memory" && !!backend.suspend;
     const { store } = this.host;
     if (!store.beginPause(id, memory ? "memory" : "files", OWN_PROCESS_TOKEN))
       throw new ConflictError(`sandbox ${id} is being paused or resumed`);

@@ -49,7 +49,7 @@ export interface SandboxHost {
   move(id: string, tier: TierName, signal?: AbortSignal): Promise<void>;
   snapshot(id: string, options: SnapshotOptions): Promise<SnapshotInfo>;
   fork(id: string, count: number, signal?: AbortSignal): Promise<Sandbox[]>;
-  pause(id: string, signal?: AbortSignal): Promise<void>;
+  pause(id: string, signal?: AbortSignal, keepMemory?: boolean): Promise<void>;
   resume(id: string, signal?: AbortSignal): Promise<void>;
   /** Told of every command started in the sandbox. */
   commandStarted(id: string, handle: CommandHandle, info: ProcessInfo): void;
@@ -176,11 +176,12 @@ export class Sandbox {
 
   /**
    * Stops the sandbox keeping its state on disk: its files, and its memory and
-   * running processes where the tier's `pause` capability is `memory`. Any
+   * running processes where the tier's `pause` capability is `memory` (unless
+   * `keepMemory` is false). Any
    * later call on it (or `resume`) starts it again. Idempotent.
    */
-  async pause(options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.host.pause(this.id, options.signal);
+  async pause(options: { keepMemory?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    await this.host.pause(this.id, options.signal, options.keepMemory);
   }
 
   /** Starts a paused sandbox again (a no-op when it runs). */

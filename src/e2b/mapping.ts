@@ -17,7 +17,7 @@
  */
 import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
 import type { Kiln } from "../core/kiln.ts";
-import type { SandboxInfo, TierName } from "../core/types.ts";
+import type { SandboxInfo, SnapshotInfo, TierName } from "../core/types.ts";
 import { TIER_NAMES } from "../core/types.ts";
 import { OWNER_KEY, publicMetadata } from "../mcp/access.ts";
 import type { E2bContext } from "./context.ts";
@@ -161,4 +161,9 @@ export function stringRecord(v: unknown, field: string): Record<string, string> 
     out[k] = val;
   }
   return out;
+}
+
+/** E2B's `SnapshotInfo`: the id (which `Sandbox.create` takes as a template) and its names. */
+export function snapshotListed(s: SnapshotInfo): Record<string, unknown> {
+  return { snapshotID: s.id, names: s.name ? [s.name] : [] };
 }

@@ -20,6 +20,7 @@ import {
   sandboxDetail,
   sandboxListed,
   secondsToMs,
+  snapshotListed,
   stringRecord,
   TIER_KEY,
   templateError,
@@ -126,10 +127,17 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     if (body.templateID !== undefined && typeof body.templateID !== "string") {
       throw new InvalidArgumentError("templateID must be a string");
     }
-    const { tier, template } = resolveTemplate(body.templateID, metadata, await ctx.defaultTier());
-    await checkTemplateOnTier(ctx.kiln, tier, template);
+    // `Sandbox.create(snapshotId)`: the template id names a snapshot of this owner.
+    const snapshot =
+      typeof body.templateID === "string" && body.templateID.startsWith("snap_")
+        ? body.templateID
+        : undefined;
+    const { tier, template } = snapshot
+      ? { tier: undefined, template: undefined }
+      : resolveTemplate(body.templateID, metadata, await ctx.defaultTier());
+    if (tier !== undefined && template !== undefined) await checkTemplateOnTier(ctx.kiln, tier, template);
     if (body.autoPause === true)
-      throw new UnsupportedError("Kiln sandboxes cannot pause: autoPause is not supported");
+      throw new UnsupportedError("Kiln sandboxes cannot pause on timeout yet: autoPause is not supported");
     if (Array.isArray(body.volumeMounts) && body.volumeMounts.length > 0) {
       throw new UnsupportedError("volume mounts are not supported by Kiln");
     }
@@ -138,9 +146,15 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     const access = c.get("access");
     let sb: Awaited<ReturnType<SandboxAccess["create"]>>;
     try {
-      sb = await access.create({ tier, template, metadata, env: envs, timeoutMs, signal: c.req.raw.signal });
+      sb = await access.create({
+        ...(snapshot ? { snapshot } : { tier, template }),
+        metadata,
+        env: envs,
+        timeoutMs,
+        signal: c.req.raw.signal,
+      });
     } catch (e) {
-      throw templateError(e, template);
+      throw templateError(e, template ?? "");
     }
     return c.json(sandboxCreated(ctx, await sb.info()), 201);
   });
@@ -160,8 +174,11 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     ) {
       ctx.kiln.setTimeout(id, ms);
     }
-    await access.get(id, c.req.raw.signal);
-    return c.json(sandboxCreated(ctx, access.record(id)), 200);
+    // Connecting resumes a paused sandbox (E2B answers 201 then, 200 for a running one).
+    const sb = await access.get(id, c.req.raw.signal);
+    const wasPaused = info.state === "paused";
+    if (wasPaused) await sb.resume({ signal: c.req.raw.signal });
+    return c.json(sandboxCreated(ctx, access.record(id)), wasPaused ? 201 : 200);
   });
 
   const list = async (c: { req: { raw: Request; url: string }; get: (k: "access") => SandboxAccess }) => {
@@ -222,13 +239,67 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
   const unsupported = (what: string) => () => {
     throw new UnsupportedError(`${what} is not supported by Kiln's E2B API`);
   };
-  app.post("/sandboxes/:id/pause", (c) => {
-    c.get("access").record(c.req.param("id"));
-    return unsupported("pausing a sandbox")();
+  // E2B: 204 when paused, 409 when it already was. `memory: false` asks for the files only.
+  app.post("/sandboxes/:id/pause", async (c) => {
+    const id = c.req.param("id");
+    const body = await jsonBody(c.req.raw);
+    const access = c.get("access");
+    if (access.record(id).state === "paused") return errorResponse(409, `sandbox ${id} is already paused`);
+    const sb = await access.get(id, c.req.raw.signal);
+    await sb.pause({ ...(body.memory === false ? { keepMemory: false } : {}), signal: c.req.raw.signal });
+    return c.body(null, 204);
   });
-  app.post("/sandboxes/:id/resume", unsupported("resuming a sandbox"));
-  app.post("/sandboxes/:id/fork", unsupported("forking a sandbox"));
-  app.post("/sandboxes/:id/snapshots", unsupported("snapshots"));
+  // The legacy resume: like connect on a paused sandbox.
+  app.post("/sandboxes/:id/resume", async (c) => {
+    const id = c.req.param("id");
+    const access = c.get("access");
+    if (access.record(id).state !== "paused") return errorResponse(409, `sandbox ${id} is not paused`);
+    await (await access.get(id, c.req.raw.signal)).resume({ signal: c.req.raw.signal });
+    return c.json(sandboxCreated(ctx, access.record(id)), 201);
+  });
+  app.post("/sandboxes/:id/fork", async (c) => {
+    const id = c.req.param("id");
+    const body = await jsonBody(c.req.raw);
+    const count = body.count === undefined ? 1 : body.count;
+    if (typeof count !== "number" || !Number.isInteger(count))
+      throw new InvalidArgumentError("count must be an integer");
+    const ms = secondsToMs(body.timeout);
+    const sb = await c.get("access").get(id, c.req.raw.signal);
+    const forks = await sb.fork(count, { signal: c.req.raw.signal });
+    const out: Record<string, unknown>[] = [];
+    for (const f of forks) {
+      if (ms !== undefined && ms > 0) ctx.kiln.setTimeout(f.id, ms);
+      out.push({ sandbox: sandboxCreated(ctx, await f.info()) });
+    }
+    return c.json(out, 201);
+  });
+  app.post("/sandboxes/:id/snapshots", async (c) => {
+    const id = c.req.param("id");
+    const body = await jsonBody(c.req.raw);
+    if (body.name !== undefined && typeof body.name !== "string")
+      throw new InvalidArgumentError("name must be a string");
+    const sb = await c.get("access").get(id, c.req.raw.signal);
+    const snap = await sb.snapshot({ ...(body.name ? { name: body.name } : {}), signal: c.req.raw.signal });
+    return c.json(snapshotListed(snap), 201);
+  });
+  app.get("/snapshots", async (c) => {
+    const url = new URL(c.req.url);
+    const from = url.searchParams.get("sandboxID");
+    const name = url.searchParams.get("name");
+    const all = (await c.get("access").snapshots(c.req.raw.signal)).filter(
+      (s) => (!from || s.sandboxId === from) && (!name || s.name === name),
+    );
+    const { items, next } = page(all, url);
+    const headers: Record<string, string> = next ? { "x-next-token": next } : {};
+    return Response.json(items.map(snapshotListed), { status: 200, headers });
+  });
+  // `Sandbox.deleteSnapshot` deletes the template the snapshot is.
+  app.delete("/templates/:id{snap_[a-z0-9]{20}}", async (c) => {
+    const id = c.req.param("id");
+    await c.get("access").snapshot(id);
+    await ctx.kiln.removeSnapshot(id, { signal: c.req.raw.signal });
+    return c.body(null, 204);
+  });
   app.put("/sandboxes/:id/network", unsupported("network configuration"));
   app.all("/templates/*", unsupported("building templates through the E2B API (use `kiln template`)"));
   app.all("/v2/templates/*", unsupported("building templates through the E2B API (use `kiln template`)"));

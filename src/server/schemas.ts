@@ -128,6 +128,15 @@ export const ForkBody = z
   .object({ count: z.number().int().min(1).max(64).optional() })
   .strict()
   .openapi("Fork");
+export const PauseBody = z
+  .object({
+    keepMemory: z
+      .boolean()
+      .optional()
+      .openapi({ description: "false: keep the files only, even on a tier that keeps memory; default true" }),
+  })
+  .strict()
+  .openapi("Pause");
 export const SnapshotParams = z.object({
   snapshotId: Str.openapi({
     param: { name: "snapshotId", in: "path" },

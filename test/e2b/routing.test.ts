@@ -112,7 +112,7 @@ describe("e2b handler: auth, routing, tiers", () => {
   });
 
   test("unsupported calls fail with a clear status", async () => {
-    const e = await rejectsWith(sb.pause(), SandboxError);
+    const e = await rejectsWith(Sandbox.updateNetwork(sb.sandboxId, {}, fx.opts()), SandboxError);
     assert.equal(e.statusCode, 501);
   });
 

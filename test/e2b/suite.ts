@@ -433,6 +433,54 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
       }
     });
 
+    it("pause, connect that resumes, snapshots, create from a snapshot, fork", async () => {
+      const s = await create({ metadata: { state: "yes" } });
+      try {
+        await s.files.write("/workspace/kept.txt", "before pause");
+        assert.equal(await s.pause(), true);
+        assert.equal(await Sandbox.pause(s.sandboxId, fx.opts()), false, "already paused: false");
+        const paused = await Sandbox.list({ ...fx.opts(), query: { state: ["paused"] } }).nextItems();
+        assert.deepEqual(
+          paused.map((x) => x.sandboxId),
+          [s.sandboxId],
+        );
+        const again = await Sandbox.connect(s.sandboxId, fx.opts());
+        assert.equal((await again.getInfo()).state, "running");
+        assert.equal(await again.files.read("/workspace/kept.txt"), "before pause");
+
+        const snap = await again.createSnapshot({ name: "e2b-snap" });
+        assert.match(snap.snapshotId, /^snap_/);
+        assert.deepEqual(snap.names, ["e2b-snap"]);
+        const listed = await Sandbox.listSnapshots({ ...fx.opts(), sandboxId: s.sandboxId }).nextItems();
+        assert.deepEqual(
+          listed.map((x) => x.snapshotId),
+          [snap.snapshotId],
+        );
+        await again.files.write("/workspace/kept.txt", "after snapshot");
+        const copy = await Sandbox.create(snap.snapshotId, fx.opts());
+        try {
+          assert.notEqual(copy.sandboxId, s.sandboxId);
+          assert.equal(await copy.files.read("/workspace/kept.txt"), "before pause");
+        } finally {
+          await copy.kill();
+        }
+        const forks = await again.fork({ count: 2 });
+        assert.equal(forks.length, 2);
+        for (const f of forks) {
+          assert.ok(!(f instanceof Error), String(f));
+          const fork = f as Sandbox;
+          assert.notEqual(fork.sandboxId, s.sandboxId);
+          assert.equal(await fork.files.read("/workspace/kept.txt"), "after snapshot");
+          await fork.kill();
+        }
+        assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId, fx.opts()), true);
+        assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId, fx.opts()), false);
+        await rejectsWith(Sandbox.pause(s.sandboxId, fx.opts("bob")), SandboxNotFoundError);
+      } finally {
+        await s.kill();
+      }
+    });
+
     it("setTimeout moves the end of life; an expired sandbox is gone", async () => {
       await sb.setTimeout(600_000);
       const end = (await sb.getInfo()).endAt.getTime();

@@ -6,6 +6,7 @@ import {
   ErrorSchema,
   ForkBody,
   IdParams,
+  PauseBody,
   SandboxInfoSchema,
   SnapshotBody,
   SnapshotInfoSchema,
@@ -101,24 +102,36 @@ export function stateRoutes(app: App): void {
     },
   );
 
-  for (const op of ["pause", "resume"] as const) {
-    addRoute(
-      app,
-      createRoute({
-        method: "post",
-        path: `/v1/sandboxes/{id}/${op}`,
-        tags,
-        summary:
-          op === "pause"
-            ? "stop the sandbox keeping its state on disk (memory and processes where the tier can)"
-            : "start a paused sandbox again (any other call on it does too)",
-        request: { params: IdParams },
-        responses: { 200: json(SandboxInfoSchema, "the sandbox"), ...errors },
-      }),
-      async (c) => {
-        await c.var.sandbox[op]({ signal: c.req.raw.signal });
-        return c.json(publicInfo(ownedRecord(c.var.state.kiln, c.var.key.id, c.var.sandbox.id)), 200);
-      },
-    );
-  }
+  addRoute(
+    app,
+    createRoute({
+      method: "post",
+      path: "/v1/sandboxes/{id}/pause",
+      tags,
+      summary: "stop the sandbox keeping its state on disk (memory and processes where the tier can)",
+      request: { params: IdParams, body: { ...json(PauseBody, "what to keep"), required: false } },
+      responses: { 200: json(SandboxInfoSchema, "the sandbox"), ...errors },
+    }),
+    async (c) => {
+      const body = c.req.valid("json") ?? {};
+      await c.var.sandbox.pause({ ...body, signal: c.req.raw.signal });
+      return c.json(publicInfo(ownedRecord(c.var.state.kiln, c.var.key.id, c.var.sandbox.id)), 200);
+    },
+  );
+
+  addRoute(
+    app,
+    createRoute({
+      method: "post",
+      path: "/v1/sandboxes/{id}/resume",
+      tags,
+      summary: "start a paused sandbox again (any other call on it does too)",
+      request: { params: IdParams },
+      responses: { 200: json(SandboxInfoSchema, "the sandbox"), ...errors },
+    }),
+    async (c) => {
+      await c.var.sandbox.resume({ signal: c.req.raw.signal });
+      return c.json(publicInfo(ownedRecord(c.var.state.kiln, c.var.key.id, c.var.sandbox.id)), 200);
+    },
+  );
 }
