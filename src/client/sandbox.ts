@@ -2,7 +2,7 @@
 import type { InstanceStats } from "../core/backend.ts";
 import { throwIfAborted } from "../core/errors.ts";
 import type { RunCodeOptions, RunCodeResult } from "../core/sandbox.ts";
-import type { AuditEntry, SandboxInfo, SnapshotInfo, TierName } from "../core/types.ts";
+import type { AuditEntry, NetworkAuditEntry, SandboxInfo, SnapshotInfo, TierName } from "../core/types.ts";
 import type { SandboxApi } from "./api.ts";
 import { RemoteCommands } from "./commands.ts";
 import { RemoteFiles } from "./files.ts";
@@ -84,6 +84,14 @@ export class RemoteSandbox implements SandboxApi {
       if ((e as { code?: string }).code === "not_found") return false;
       throw e;
     }
+  }
+
+  /** The network audit log: the newest `limit` connections, requests and DNS queries, oldest first. @throws NotFoundError */
+  async networkLogs(options: { limit?: number; signal?: AbortSignal } = {}): Promise<NetworkAuditEntry[]> {
+    return this.http.json<NetworkAuditEntry[]>("GET", `${this.path}/network-logs`, {
+      query: { limit: options.limit },
+      signal: options.signal,
+    });
   }
 
   /** The audit log: the newest `limit` commands, oldest first. @throws NotFoundError */

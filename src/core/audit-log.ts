@@ -8,7 +8,10 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { OWN_PROCESS_TOKEN } from "./process-token.ts";
 import { StatementCache } from "./sqlite.ts";
-import type { AuditEntry } from "./types.ts";
+import type { AuditEntry, NetworkAuditEntry } from "./types.ts";
+
+/** Network entries kept per sandbox; older ones are dropped beyond it (so a flood cannot fill the disk). */
+export const MAX_NETWORK_AUDIT_ENTRIES = 10_000;
 
 /** The `tool_calls` table and its indexes (AgentFS's schema). */
 export const TOOL_CALLS_SCHEMA = `
@@ -90,6 +93,47 @@ export class AuditLog {
       "UPDATE tool_calls SET status = 'interrupted', error = ?, completed_at = ? WHERE status = 'pending' AND json_extract(parameters, '$.owner') = ?",
     ).run("interrupted: the Kiln process running it ended", Math.floor(Date.now() / 1000), owner);
     return Number(r.changes);
+  }
+
+  private networkWrites = 0;
+
+  /** Records one network connection, request or DNS query (once it has ended). */
+  network(entry: Omit<NetworkAuditEntry, "id">): void {
+    const { atMs, allowed, durationMs, ...rest } = entry;
+    this.st(
+      "INSERT INTO tool_calls (name, parameters, result, status, started_at, completed_at, duration_ms) VALUES ('network', ?, ?, ?, ?, ?, ?)",
+    ).run(
+      JSON.stringify({ ...rest, atMs }),
+      JSON.stringify({ allowed }),
+      allowed ? "success" : "error",
+      Math.floor(atMs / 1000),
+      Math.floor((atMs + durationMs) / 1000),
+      Math.round(durationMs),
+    );
+    // Trimmed every 100 writes, not at each one: a flood costs one DELETE per hundred entries.
+    if (++this.networkWrites % 100 === 0) {
+      this.st(
+        "DELETE FROM tool_calls WHERE name = 'network' AND id <= (SELECT id FROM tool_calls WHERE name = 'network' ORDER BY id DESC LIMIT 1 OFFSET ?)",
+      ).run(MAX_NETWORK_AUDIT_ENTRIES);
+    }
+  }
+
+  /** The newest `limit` network entries, oldest first. */
+  listNetwork(limit = 1000): NetworkAuditEntry[] {
+    return this.db
+      .prepare(
+        "SELECT * FROM (SELECT * FROM tool_calls WHERE name = 'network' ORDER BY id DESC LIMIT ?) ORDER BY id",
+      )
+      .all(limit)
+      .map((r) => {
+        const p = JSON.parse(String(r.parameters ?? "{}"));
+        return {
+          ...p,
+          id: Number(r.id),
+          allowed: r.status === "success",
+          durationMs: Number(r.duration_ms ?? 0),
+        } as NetworkAuditEntry;
+      });
   }
 
   /** The newest `limit` entries, oldest first. */

@@ -12,7 +12,7 @@ import { Files } from "./files.ts";
 import { checkTimeoutMs, MAX_COMMAND_TIMEOUT_MS } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
 import { type PortPolicy, Ports } from "./ports.ts";
-import type { AuditEntry, SandboxInfo, SnapshotInfo, TierName } from "./types.ts";
+import type { AuditEntry, NetworkAuditEntry, SandboxInfo, SnapshotInfo, TierName } from "./types.ts";
 
 /** Options of `sandbox.runCode`. */
 export interface RunCodeOptions {
@@ -203,6 +203,12 @@ export class Sandbox {
   async logs(options: { limit?: number; signal?: AbortSignal } = {}): Promise<AuditEntry[]> {
     throwIfAborted(options.signal);
     return this.audit().list(options.limit ?? 1000);
+  }
+
+  /** The network audit log: the newest `limit` connections, requests and DNS queries, oldest first. */
+  async networkLogs(options: { limit?: number; signal?: AbortSignal } = {}): Promise<NetworkAuditEntry[]> {
+    throwIfAborted(options.signal);
+    return this.audit().listNetwork(options.limit ?? 1000);
   }
 
   /** Current resource use. */

@@ -149,6 +149,38 @@ export interface AuditEntry {
   cwd: string;
 }
 
+/** One network connection, request or DNS query of a sandbox, as its audit log keeps it. */
+export interface NetworkAuditEntry {
+  /** Sequence number, increasing (shared with the command entries). */
+  id: number;
+  /** When it started, ms since the epoch. */
+  atMs: number;
+  /** `http` (one request), `connect` (a proxy tunnel), `tls` and `tcp` (an intercepted connection), `dns` (a query). */
+  kind: "http" | "connect" | "tls" | "tcp" | "dns";
+  /** Host name asked for, when one was seen (Host, CONNECT authority, SNI, DNS question). */
+  host?: string;
+  /** Address dialled (or asked for, when the connection was to an address). */
+  address?: string;
+  /** Destination port. */
+  port?: number;
+  /** HTTP method, where visible. */
+  method?: string;
+  /** HTTP path, where visible (at most 512 characters). */
+  path?: string;
+  /** HTTP status returned to the sandbox, where visible. */
+  status?: number;
+  /** Whether the policy let it through. */
+  allowed: boolean;
+  /** The rule that decided (`allow files.test`, `default deny`, `blocked loopback`, `limit connections`, ...). */
+  rule: string;
+  /** Bytes sent by the sandbox. */
+  bytesUp: number;
+  /** Bytes received by the sandbox. */
+  bytesDown: number;
+  /** How long it lasted, ms. */
+  durationMs: number;
+}
+
 /** Readiness of a tier on this machine. */
 export interface TierStatus {
   /** Tier name. */

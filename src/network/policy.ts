@@ -132,6 +132,11 @@ export class NetworkPolicy {
       : { allowed: false, rule: "default deny" };
   }
 
+  /** Whether some allow rule names addresses (then a name is resolved before it is refused by default). */
+  get allowsAddresses(): boolean {
+    return this.allow.some((r) => r.kind === "cidr");
+  }
+
   /** Whether `address` may be given in a DNS answer for an allowed name (blocked ranges are dropped). */
   answerable(address: Address): boolean {
     if (!blockedRange(address)) return true;

@@ -194,6 +194,25 @@ export const CapabilitiesSchema = z
   })
   .openapi("Capabilities");
 
+export const NetworkAuditEntrySchema = z
+  .object({
+    id: z.number(),
+    atMs: z.number(),
+    kind: z.enum(["http", "connect", "tls", "tcp", "dns"]),
+    host: Str.optional(),
+    address: Str.optional(),
+    port: z.number().optional(),
+    method: Str.optional(),
+    path: Str.optional(),
+    status: z.number().optional(),
+    allowed: z.boolean(),
+    rule: Str,
+    bytesUp: z.number(),
+    bytesDown: z.number(),
+    durationMs: z.number(),
+  })
+  .openapi("NetworkAuditEntry");
+
 export const AuditEntrySchema = z
   .object({
     id: z.number(),

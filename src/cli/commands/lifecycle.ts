@@ -98,13 +98,17 @@ export function registerLifecycle(program: Command): void {
 
   program
     .command("logs")
-    .description("show a sandbox's audit log: every command, its exit code and duration")
+    .description(
+      "show a sandbox's audit log: every command, its exit code and duration, then its network connections and requests",
+    )
     .argument("<id>", "sandbox id")
     .option("-n, --tail <count>", "only the newest entries", "1000")
     .action(async (id: string, flags, cmd: Command) =>
       withKiln(cmd, async (kiln, g) => {
-        const log = await (await kiln.connect(id)).logs({ limit: Number(flags.tail) });
-        if (g.json) return printJson(log);
+        const sb = await kiln.connect(id);
+        const log = await sb.logs({ limit: Number(flags.tail) });
+        const network = await sb.networkLogs({ limit: Number(flags.tail) });
+        if (g.json) return printJson(network.length ? { commands: log, network } : log);
         printTable(
           ["#", "STARTED", "EXIT", "MS", "COMMAND"],
           log.map((l) => [
@@ -113,6 +117,23 @@ export function registerLifecycle(program: Command): void {
             l.exitCode ?? "running",
             l.durationMs ?? "",
             l.command.length > 80 ? `${l.command.slice(0, 77)}...` : l.command,
+          ]),
+        );
+        if (network.length === 0) return;
+        process.stdout.write("\n");
+        printTable(
+          ["#", "AT", "KIND", "HOST", "PORT", "REQUEST", "VERDICT", "RULE", "UP", "DOWN"],
+          network.map((n) => [
+            n.id,
+            new Date(n.atMs).toISOString(),
+            n.kind,
+            n.host ?? n.address ?? "",
+            n.port ?? "",
+            n.method ? `${n.method} ${(n.path ?? "").slice(0, 40)}${n.status ? ` ${n.status}` : ""}` : "",
+            n.allowed ? "allowed" : "denied",
+            n.rule,
+            n.bytesUp,
+            n.bytesDown,
           ]),
         );
       }),

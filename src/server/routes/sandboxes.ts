@@ -13,6 +13,7 @@ import {
 } from "../ownership.ts";
 import {
   AuditEntrySchema,
+  NetworkAuditEntrySchema,
   CreateSandboxBody,
   ErrorSchema,
   IdParams,
@@ -195,6 +196,22 @@ export function sandboxRoutes(app: App): void {
     async (c) => {
       const { limit } = c.req.valid("query");
       return c.json(await c.var.sandbox.logs(limit === undefined ? {} : { limit }), 200);
+    },
+  );
+
+  addRoute(
+    app,
+    createRoute({
+      method: "get",
+      path: "/v1/sandboxes/{id}/network-logs",
+      tags,
+      summary: "the network audit log: the newest `limit` connections, requests and DNS queries, oldest first",
+      request: { params: IdParams, query: LogsQuery },
+      responses: { 200: json(NetworkAuditEntrySchema.array(), "network audit entries"), ...errors },
+    }),
+    async (c) => {
+      const { limit } = c.req.valid("query");
+      return c.json(await c.var.sandbox.networkLogs(limit === undefined ? {} : { limit }), 200);
     },
   );
 

@@ -1,0 +1,497 @@
+/**
+ * The egress path of one sandbox: every byte a sandbox sends out passes
+ * here, on the host, and is checked against its policy first.
+ *
+ * Four ways in, all over sockets the tier hands over:
+ *  - `proxy`: an HTTP forward proxy (absolute-form requests and CONNECT), for
+ *    programs that honour `HTTP(S)_PROXY`;
+ *  - `http`: an intercepted plain-HTTP connection; every request's Host is
+ *    checked, not only the first of a kept-alive connection;
+ *  - `tls`: an intercepted TLS connection; the name is the SNI of the
+ *    ClientHello (read by read-tls-client-hello, then replayed upstream), and
+ *    TLS without SNI is refused;
+ *  - `tcp`: an intercepted connection to a name and port that a rule allows.
+ *
+ * A name is resolved once; each address is checked (blocked ranges, rules)
+ * and the first allowed one is the one dialled, so that no second lookup can
+ * rebind it. A denied HTTP request gets a 403 whose body names the rule; a
+ * denied connection is reset at once. Every request and connection is
+ * recorded (time, host, address, port, method and path where visible, bytes
+ * each way, the verdict and its rule) through `audit`.
+ */
+import http from "node:http";
+import net, { type Socket } from "node:net";
+import { readTlsClientHello } from "read-tls-client-hello";
+import type { NetworkAuditEntry } from "../core/types.ts";
+import { type Address, parseAddress } from "./address.ts";
+import type { Decision, NetworkPolicy } from "./policy.ts";
+import type { Resolver } from "./resolver.ts";
+import { canonicalName } from "./rules.ts";
+
+/** What the egress path of one sandbox is given. */
+export interface EgressOptions {
+  /** The sandbox's policy. */
+  policy: NetworkPolicy;
+  /** Name resolution. */
+  resolver: Resolver;
+  /** Receives one entry per request, connection or refusal. */
+  audit(entry: Omit<NetworkAuditEntry, "id">): void;
+  /** Open connections at once, from the sandbox; more are reset. Default 256. */
+  maxConnections?: number;
+  /** Time for a request's headers or a ClientHello to arrive, ms; default 30,000. */
+  helloTimeoutMs?: number;
+  /** A tunnel or connection idle this long is closed, ms; default 600,000. */
+  idleTimeoutMs?: number;
+  /** Largest request head, bytes; default 16 KiB (larger: 431). */
+  maxHeaderBytes?: number;
+}
+
+/** Where an intercepted connection was going. */
+export interface Original {
+  /** The host name it was for, when known (from Kiln's own DNS answer). */
+  name?: string;
+  /** The address it was for, when it was a real one. */
+  address?: Address;
+  /** Destination port. */
+  port: number;
+}
+
+/** A checked destination. */
+interface Verdict extends Decision {
+  name?: string;
+  address?: Address;
+}
+
+type Context = { mode: "proxy" } | { mode: "http"; original: Original };
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+function forwardHeaders(raw: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
+  return out;
+}
+
+/** Host and port of `host[:port]` or `[v6][:port]`; undefined when malformed. */
+export function splitAuthority(
+  text: string,
+  defaultPort?: number,
+): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::([0-9]{1,5}))?$/.exec(text.trim());
+  if (!m) return undefined;
+  const port = m[3] === undefined ? defaultPort : Number(m[3]);
+  if (port === undefined || !(port >= 1 && port <= 65535)) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/** The egress path of one sandbox. */
+export class Egress {
+  private readonly o: Required<EgressOptions>;
+  private readonly server: http.Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly contexts = new WeakMap<Socket, Context>();
+  private closed = false;
+
+  constructor(options: EgressOptions) {
+    this.o = {
+      maxConnections: 256,
+      helloTimeoutMs: 30_000,
+      idleTimeoutMs: 600_000,
+      maxHeaderBytes: 16 * 1024,
+      ...options,
+    };
+    this.server = http.createServer({
+      maxHeaderSize: this.o.maxHeaderBytes,
+      headersTimeout: this.o.helloTimeoutMs,
+      requestTimeout: 0,
+      keepAliveTimeout: 30_000,
+    });
+    this.server.on("request", (req, res) => {
+      this.onRequest(req, res).catch(() => res.destroy());
+    });
+    this.server.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      this.onConnect(req, socket, head).catch(() => socket.destroy());
+    });
+    this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+      const status =
+        err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      else socket.destroy();
+    });
+  }
+
+  /** Open connections from the sandbox. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Serves a connection to the sandbox's HTTP proxy (`HTTP_PROXY`). */
+  proxy(socket: Socket): void {
+    if (!this.admit(socket, undefined)) return;
+    this.contexts.set(socket, { mode: "proxy" });
+    this.server.emit("connection", socket);
+  }
+
+  /** Serves an intercepted plain-HTTP connection that was going to `original`. */
+  http(socket: Socket, original: Original): void {
+    if (!this.admit(socket, original)) return;
+    this.contexts.set(socket, { mode: "http", original });
+    this.server.emit("connection", socket);
+  }
+
+  /** Serves an intercepted TLS connection that was going to `original`: the SNI names its host. */
+  tls(socket: Socket, original: Original): void {
+    if (!this.admit(socket, original)) return;
+    const atMs = Date.now();
+    socket.setTimeout(this.o.helloTimeoutMs, () => socket.destroy());
+    readTlsClientHello(socket).then(
+      async (hello) => {
+        socket.setTimeout(0);
+        const sni = hello.extensions.find((e) => e.id === 0)?.data?.serverName;
+        if (typeof sni !== "string" || !sni) {
+          this.refuse(socket, {
+            kind: "tls",
+            atMs,
+            port: original.port,
+            allowed: false,
+            rule: "tls without sni",
+          });
+          return;
+        }
+        const v = await this.check(sni, original.port);
+        this.dial(socket, v, "tls", atMs, original.port);
+      },
+      () => {
+        this.refuse(socket, { kind: "tls", atMs, port: original.port, allowed: false, rule: "not tls" });
+      },
+    );
+  }
+
+  /** Serves an intercepted connection to `original` (a name from Kiln's DNS, or an address), bytes as they are. */
+  tcp(socket: Socket, original: Original): void {
+    if (!this.admit(socket, original)) return;
+    const atMs = Date.now();
+    const host = original.name ?? original.address?.toString();
+    if (!host) {
+      this.refuse(socket, {
+        kind: "tcp",
+        atMs,
+        port: original.port,
+        allowed: false,
+        rule: "unknown destination",
+      });
+      return;
+    }
+    this.check(host, original.port).then(
+      (v) => this.dial(socket, v, "tcp", atMs, original.port),
+      () => socket.destroy(),
+    );
+  }
+
+  /** Closes every connection. */
+  close(): void {
+    this.closed = true;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    this.server.close();
+  }
+
+  private admit(socket: Socket, original: Original | undefined): boolean {
+    socket.on("error", () => {});
+    if (this.closed || this.sockets.size >= this.o.maxConnections) {
+      this.refuse(socket, {
+        kind: "tcp",
+        atMs: Date.now(),
+        ...(original ? { port: original.port } : {}),
+        allowed: false,
+        rule: this.closed ? "closed" : "limit connections",
+      });
+      return false;
+    }
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    return true;
+  }
+
+  private refuse(
+    socket: Socket,
+    entry: Omit<NetworkAuditEntry, "id" | "bytesUp" | "bytesDown" | "durationMs">,
+  ): void {
+    this.o.audit({ ...entry, bytesUp: 0, bytesDown: 0, durationMs: 0 });
+    if (!socket.destroyed) socket.resetAndDestroy();
+  }
+
+  /**
+   * Checks `host` (a name or an address in any spelling) on `port`: by name
+   * first, so that a refused name is never resolved; then each address.
+   */
+  private async check(host: string, port: number): Promise<Verdict> {
+    const address = parseAddress(host);
+    if (address) return { ...this.o.policy.decide({ address, port }), address };
+    const name = canonicalName(host);
+    if (!name) return { allowed: false, rule: "bad host name" };
+    const byName = this.o.policy.decide({ name, port });
+    if (!byName.allowed && !(byName.rule === "default deny" && this.o.policy.allowsAddresses))
+      return { ...byName, name };
+    const addresses = await this.o.resolver.resolve(name);
+    if (addresses.length === 0) return { allowed: false, rule: "no address", name };
+    let first: Verdict | undefined;
+    for (const a of addresses) {
+      const d = this.o.policy.decide({ name, address: a, port });
+      if (d.allowed) return { ...d, name, address: a };
+      first ??= { ...d, name, address: a };
+    }
+    // Refused by name, and no address rule let it through: the name's rule is the one to report.
+    return byName.allowed ? first! : { ...byName, name, address: addresses[0]! };
+  }
+
+  /** Connects an admitted socket to its checked destination, or resets it. */
+  private dial(socket: Socket, v: Verdict, kind: "tls" | "tcp" | "connect", atMs: number, port: number) {
+    const base = {
+      kind,
+      atMs,
+      ...(v.name ? { host: v.name } : {}),
+      ...(v.address ? { address: v.address.toString() } : {}),
+      port,
+      rule: v.rule,
+    };
+    if (!v.allowed || !v.address || socket.destroyed) {
+      if (kind === "connect") {
+        this.forbidden(socket, `${v.name ?? v.address?.toString() ?? "?"}:${port}`, v.rule);
+        this.o.audit({ ...base, allowed: false, status: 403, bytesUp: 0, bytesDown: 0, durationMs: 0 });
+      } else this.refuse(socket, { ...base, allowed: false });
+      return;
+    }
+    const upstream = net.connect({ host: v.address.toString(), port });
+    upstream.on("error", () => {});
+    let up = 0;
+    let down = 0;
+    let connected = false;
+    let sniRule: string | undefined;
+    upstream.once("connect", async () => {
+      connected = true;
+      upstream.on("data", (c: Buffer) => {
+        down += c.length;
+      });
+      upstream.pipe(socket);
+      socket.setTimeout(this.o.idleTimeoutMs, () => socket.destroy());
+      if (kind === "connect") {
+        socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        const sni = await this.tunnelSni(socket, port);
+        if (sni && !sni.allowed) {
+          sniRule = `sni ${sni.name ?? "?"}: ${sni.rule}`;
+          socket.resetAndDestroy();
+          return;
+        }
+      }
+      socket.on("data", (c: Buffer) => {
+        up += c.length;
+      });
+      socket.pipe(upstream);
+    });
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      socket.destroy();
+      upstream.destroy();
+      this.o.audit({
+        ...base,
+        allowed: connected && !sniRule,
+        ...(sniRule ? { rule: sniRule } : connected ? {} : { rule: `${v.rule}; upstream unreachable` }),
+        ...(kind === "connect" && !connected ? { status: 502 } : {}),
+        bytesUp: up,
+        bytesDown: down,
+        durationMs: Date.now() - atMs,
+      });
+    };
+    upstream.once("close", () => {
+      if (!connected && kind === "connect" && !socket.destroyed)
+        socket.end("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      else if (!connected) socket.resetAndDestroy();
+      end();
+    });
+    socket.once("close", end);
+  }
+
+  private forbidden(socket: Socket, target: string, rule: string): void {
+    const body = `Kiln egress policy: ${target} refused by rule "${rule}"\n`;
+    socket.end(
+      `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nX-Kiln-Rule: ${encodeURIComponent(rule)}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+
+  private async onConnect(req: http.IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const atMs = Date.now();
+    const authority = splitAuthority(req.url ?? "");
+    if (!authority) {
+      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    if (head.length) socket.unshift(head);
+    this.dial(socket, await this.check(authority.host, authority.port), "connect", atMs, authority.port);
+  }
+
+  /**
+   * The SNI of a CONNECT tunnel's TLS, checked: a tunnel to an allowed
+   * authority must not carry TLS for another, refused name (fronting). Waits
+   * for the client's first byte (the server's bytes flow meanwhile, for
+   * protocols where the server speaks first); non-TLS tunnels pass. The
+   * bytes read are put back.
+   */
+  private async tunnelSni(socket: Socket, port: number): Promise<Verdict | undefined> {
+    const first = await new Promise<Buffer | null>((resolve) => {
+      const onReadable = () => {
+        const chunk = socket.read(1) as Buffer | null;
+        if (chunk) {
+          cleanup();
+          socket.unshift(chunk);
+          resolve(chunk);
+        }
+      };
+      const onClose = () => {
+        cleanup();
+        resolve(null);
+      };
+      const cleanup = () => {
+        socket.off("readable", onReadable);
+        socket.off("close", onClose);
+      };
+      socket.on("readable", onReadable);
+      socket.once("close", onClose);
+      onReadable();
+    });
+    if (first?.[0] !== 0x16) return undefined;
+    socket.setTimeout(this.o.helloTimeoutMs, () => socket.destroy());
+    try {
+      const hello = await readTlsClientHello(socket);
+      const sni = hello.extensions.find((e) => e.id === 0)?.data?.serverName;
+      if (typeof sni !== "string" || !sni) return undefined;
+      const name = canonicalName(sni);
+      if (!name) return { allowed: false, rule: "bad host name" };
+      return { ...this.o.policy.decide({ name, port }), name };
+    } catch {
+      return undefined;
+    } finally {
+      socket.setTimeout(0);
+    }
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const atMs = Date.now();
+    const ctx = this.contexts.get(req.socket as Socket);
+    const url = req.url ?? "/";
+    const hostHeader = req.headers.host;
+    let host: string;
+    let port: number;
+    let path: string;
+    const fail = (status: number, text: string) => {
+      res.writeHead(status, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+      res.end(`${text}\n`);
+    };
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+      let u: URL;
+      try {
+        u = new URL(url);
+      } catch {
+        return fail(400, "bad request URL");
+      }
+      if (u.protocol !== "http:")
+        return fail(400, "only http:// URLs go through the proxy; use CONNECT for https");
+      host = u.hostname;
+      port = u.port ? Number(u.port) : 80;
+      path = `${u.pathname}${u.search}`;
+      // The Host header must name the same host: no fronting one name behind another.
+      const h = hostHeader ? splitAuthority(hostHeader, 80) : undefined;
+      if (
+        !h ||
+        (canonicalName(h.host) ?? parseAddress(h.host)?.toString()) !==
+          (canonicalName(host.replace(/^\[|\]$/g, "")) ?? parseAddress(host)?.toString())
+      )
+        return fail(400, "the Host header does not name the request URL's host");
+    } else {
+      if (ctx?.mode !== "http") return fail(400, "a proxy request needs an absolute http:// URL");
+      const h = hostHeader ? splitAuthority(hostHeader, ctx.original.port) : undefined;
+      if (!h) return fail(400, "missing or bad Host header");
+      host = h.host;
+      // The port dialled is the one the sandbox connected to, whatever the Host header says.
+      port = ctx.original.port;
+      path = url;
+    }
+    const v = await this.check(host.replace(/^\[|\]$/g, ""), port);
+    const base = {
+      kind: "http" as const,
+      atMs,
+      ...(v.name ? { host: v.name } : {}),
+      ...(v.address ? { address: v.address.toString() } : {}),
+      port,
+      method: req.method ?? "GET",
+      path: path.slice(0, 512),
+      rule: v.rule,
+    };
+    if (!v.allowed || !v.address) {
+      const body = `Kiln egress policy: ${v.name ?? host}:${port} refused by rule "${v.rule}"\n`;
+      res.writeHead(403, {
+        "content-type": "text/plain; charset=utf-8",
+        "x-kiln-rule": encodeURIComponent(v.rule),
+      });
+      res.end(body);
+      req.resume();
+      this.o.audit({ ...base, allowed: false, status: 403, bytesUp: 0, bytesDown: 0, durationMs: 0 });
+      return;
+    }
+    let up = 0;
+    let down = 0;
+    const upstream = http.request({
+      host: v.address.toString(),
+      port,
+      method: req.method,
+      path,
+      headers: forwardHeaders(req.rawHeaders),
+      setHost: false,
+      agent: false,
+    });
+    req.on("data", (c: Buffer) => {
+      up += c.length;
+    });
+    req.pipe(upstream);
+    const finish = (status: number) =>
+      this.o.audit({
+        ...base,
+        allowed: true,
+        status,
+        bytesUp: up,
+        bytesDown: down,
+        durationMs: Date.now() - atMs,
+      });
+    upstream.on("response", (r) => {
+      res.writeHead(r.statusCode ?? 502, forwardHeaders(r.rawHeaders));
+      r.on("data", (c: Buffer) => {
+        down += c.length;
+      });
+      r.pipe(res);
+      res.once("close", () => {
+        r.destroy();
+        finish(r.statusCode ?? 502);
+      });
+    });
+    upstream.on("error", () => {
+      if (!res.headersSent) {
+        fail(502, `Kiln egress: ${v.name ?? host}:${port} unreachable`);
+        finish(502);
+      } else res.destroy();
+    });
+    res.once("close", () => upstream.destroy());
+  }
+}
