@@ -13,13 +13,13 @@ import {
 } from "../ownership.ts";
 import {
   AuditEntrySchema,
-  NetworkAuditEntrySchema,
   CreateSandboxBody,
   ErrorSchema,
   IdParams,
   ListSandboxesQuery,
   LogsQuery,
   MoveBody,
+  NetworkAuditEntrySchema,
   SandboxInfoSchema,
   StatsSchema,
   TimeoutBody,
@@ -205,7 +205,8 @@ export function sandboxRoutes(app: App): void {
       method: "get",
       path: "/v1/sandboxes/{id}/network-logs",
       tags,
-      summary: "the network audit log: the newest `limit` connections, requests and DNS queries, oldest first",
+      summary:
+        "the network audit log: the newest `limit` connections, requests and DNS queries, oldest first",
       request: { params: IdParams, query: LogsQuery },
       responses: { 200: json(NetworkAuditEntrySchema.array(), "network audit entries"), ...errors },
     }),
