@@ -40,6 +40,14 @@ if (process.env.KILN_TEMPLATE_DIR) {
   );
   if (r.status !== 0)
     process.stdout.write("== the default template could not be built; real tiers will say why\n");
+  // Code cells with numpy, pandas and matplotlib (about 8 minutes the first time, then cached like default).
+  const ci = spawnSync(
+    process.execPath,
+    [join(root, "src", "cli", "main.ts"), "template", "build", "code-interpreter"],
+    { cwd: root, stdio: "inherit" },
+  );
+  if (ci.status !== 0)
+    process.stdout.write("== the code-interpreter template could not be built; its suites will say why\n");
 }
 
 step("type-check (tsc --noEmit)", bin("tsc"), ["--noEmit", "-p", "."]);

@@ -14,8 +14,24 @@ export type {
   WatchEvent,
   Watching,
 } from "./core/backend.ts";
+export {
+  CellTimeoutError,
+  type CodeContext,
+  CodeContexts,
+  defaultContextId,
+  MAX_CODE_CONTEXTS,
+} from "./core/code-contexts.ts";
 export type { CommandHandle, ProcessInfo, RunOptions, WaitOptions } from "./core/commands.ts";
 export * from "./core/errors.ts";
+export {
+  type CellCallbacks,
+  type CellError,
+  type CellResult,
+  type CodeLanguage,
+  checkLanguage,
+  type Execution,
+  executionText,
+} from "./core/execution.ts";
 export type { WriteData, WriteOptions } from "./core/files.ts";
 export { checkSandboxId } from "./core/ids.ts";
 export { defaultDataDir, Kiln, type ListOptions, type OpenOptions } from "./core/kiln.ts";
@@ -38,7 +54,7 @@ export {
   type Ports,
   portAccess,
 } from "./core/ports.ts";
-export type { RunCodeOptions, RunCodeResult, Sandbox } from "./core/sandbox.ts";
+export type { RunCodeOptions, Sandbox } from "./core/sandbox.ts";
 export { cwdFromState, newStateFile, wrapShellLine } from "./core/shell-state.ts";
 export { checkEnvSize, checkMetadataSize, SIZE_LIMITS } from "./core/sizes.ts";
 export { checkTierName } from "./core/tier-registry.ts";

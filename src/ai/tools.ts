@@ -90,11 +90,15 @@ export function createKilnTools(options: KilnToolsOptions) {
     }),
     runCode: tool({
       description:
-        "Run Python in the sandbox's warm interpreter, like a notebook cell: variables and imports " +
-        "persist between calls with the same context. Print what you want to see.",
+        "Run a notebook cell (Python by default; js or bash with language): variables and imports " +
+        "persist between calls with the same context; the last expression's value is returned.",
       inputSchema: z.object(codeShape),
       execute: (input, { abortSignal }) =>
-        attempt(async () => runCode(await sandbox(abortSignal), input, limits, abortSignal)),
+        attempt(async () => {
+          const v = await runCode(await sandbox(abortSignal), input, limits, abortSignal);
+          // Images stay out of the model's text: `formats` says a result had one.
+          return { ...v, results: v.results.map(({ png: _png, jpeg: _jpeg, ...r }) => r) };
+        }),
     }),
   };
 }

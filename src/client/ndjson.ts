@@ -1,5 +1,6 @@
 /** Reading the server's NDJSON event streams. */
 import type { KilnError } from "../core/errors.ts";
+import type { CellError, CellResult } from "../core/execution.ts";
 import { errorFromWire, type WireError } from "./errors.ts";
 import { wireFailure } from "./http.ts";
 
@@ -8,6 +9,8 @@ export type WireEvent =
   | { type: "start"; pid: number }
   | { type: "stdout"; data: string }
   | { type: "stderr"; data: string }
+  | { type: "result"; result: CellResult }
+  | { type: "cell_error"; error: CellError }
   | { type: "exit"; result?: Record<string, unknown>; error?: WireError };
 
 /** Yields the events of an NDJSON response body. */
@@ -58,6 +61,8 @@ export async function consume(
     onStart?: (pid: number) => void;
     onStdout?: (d: string) => void;
     onStderr?: (d: string) => void;
+    onResult?: (r: CellResult) => void;
+    onError?: (e: CellError) => void;
   },
   signal?: AbortSignal,
 ): Promise<StreamEnd> {
@@ -68,6 +73,8 @@ export async function consume(
       handlers.onStart?.(ev.pid);
     } else if (ev.type === "stdout") handlers.onStdout?.(ev.data);
     else if (ev.type === "stderr") handlers.onStderr?.(ev.data);
+    else if (ev.type === "result") handlers.onResult?.(ev.result);
+    else if (ev.type === "cell_error") handlers.onError?.(ev.error);
     else if (ev.type === "exit") {
       return {
         pid,

@@ -1,7 +1,8 @@
 /** A remote sandbox: the same shape as the library's `Sandbox`. */
 import type { InstanceStats } from "../core/backend.ts";
 import { throwIfAborted } from "../core/errors.ts";
-import type { RunCodeOptions, RunCodeResult } from "../core/sandbox.ts";
+import type { Execution } from "../core/execution.ts";
+import type { RunCodeOptions } from "../core/sandbox.ts";
 import type { AuditEntry, NetworkAuditEntry, SandboxInfo, SnapshotInfo, TierName } from "../core/types.ts";
 import type { SandboxApi } from "./api.ts";
 import { RemoteCommands } from "./commands.ts";
@@ -108,19 +109,24 @@ export class RemoteSandbox implements SandboxApi {
   }
 
   /**
-   * Runs code in the sandbox's warm interpreter, streaming its output.
+   * Runs a code cell in a code context, streaming its output and results.
    * @throws UnsupportedError (`unsupported`) on a tier without one; InvalidArgumentError; AbortedError
    */
-  async runCode(code: string, options: RunCodeOptions = {}): Promise<RunCodeResult> {
+  async runCode(code: string, options: RunCodeOptions = {}): Promise<Execution> {
     throwIfAborted(options.signal);
-    const { onStdout, onStderr, signal, ...rest } = options;
+    const { onStdout, onStderr, onResult, onError, signal, ...rest } = options;
     const res = await this.http.request("POST", `${this.path}/code`, { json: { code, ...rest }, signal });
     const end = await consume(
       res,
-      { ...(onStdout ? { onStdout } : {}), ...(onStderr ? { onStderr } : {}) },
+      {
+        ...(onStdout ? { onStdout } : {}),
+        ...(onStderr ? { onStderr } : {}),
+        ...(onResult ? { onResult } : {}),
+        ...(onError ? { onError } : {}),
+      },
       signal,
     );
     if (end.error) throw end.error;
-    return end.result as unknown as RunCodeResult;
+    return end.result as unknown as Execution;
   }
 }

@@ -15,6 +15,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import type { Duplex } from "node:stream";
 import type { NetworkSettings } from "../network/policy.ts";
+import type { CellEvent } from "./execution.ts";
 import type { Limits } from "./limits.ts";
 import type { EntryInfo, TierName, TierStatus } from "./types.ts";
 
@@ -246,6 +247,11 @@ export interface RunCodeRequest {
   timeoutMs: number;
   onStdout(chunk: Uint8Array): void;
   onStderr(chunk: Uint8Array): void;
+  /**
+   * Structured events of the cell (results, the error, the execution count), for a tier whose
+   * interpreter reports them; without an `error` event, a non-zero exit is read as a traceback on stderr.
+   */
+  onEvent?(event: CellEvent): void;
   signal?: AbortSignal;
 }
 
@@ -258,6 +264,8 @@ export interface Instance {
   readonly database?: DatabaseSync;
   /** Runs code in a warm interpreter whose state persists per context; absent when the tier has none. */
   runCode?(request: RunCodeRequest): Promise<{ exitCode: number; timedOut?: boolean }>;
+  /** Forgets a context of `runCode` (its globals), when the tier has `runCode`. */
+  resetCodeContext?(context: string): Promise<void>;
   /** File operations on the sandbox's filesystem. */
   readonly files: FileOps;
   /**

@@ -5,9 +5,11 @@
  */
 import { AuditLog } from "./audit-log.ts";
 import type { Instance, InstanceStats } from "./backend.ts";
+import { CodeContexts } from "./code-contexts.ts";
 import { abortable, type CommandHandle, Commands, type ProcessInfo } from "./commands.ts";
 import { checkEnv } from "./env.ts";
-import { InvalidArgumentError, SandboxStoppedError, throwIfAborted, UnsupportedError } from "./errors.ts";
+import { InvalidArgumentError, SandboxStoppedError, throwIfAborted } from "./errors.ts";
+import type { CellCallbacks, Execution } from "./execution.ts";
 import { Files } from "./files.ts";
 import { checkTimeoutMs, MAX_COMMAND_TIMEOUT_MS } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
@@ -15,29 +17,21 @@ import { type PortPolicy, Ports } from "./ports.ts";
 import type { AuditEntry, NetworkAuditEntry, SandboxInfo, SnapshotInfo, TierName } from "./types.ts";
 
 /** Options of `sandbox.runCode`. */
-export interface RunCodeOptions {
-  /** Language; only `python` today. */
-  language?: "python";
-  /** Persistent context name: globals and imports survive between calls of one context. Default `default`. */
+export interface RunCodeOptions extends CellCallbacks {
+  /**
+   * Language: `python` (default), `js` (`javascript`) or `bash`; picks the default context of
+   * that language, or the language of a context this call creates. Unknown: `invalid_argument`.
+   */
+  language?: string;
+  /** Context id: state persists per context. Default the language's default context; a new id creates one. */
   context?: string;
-  /** Working directory. */
+  /** Working directory of a context this call creates (and of every cell on the virtual tier). */
   cwd?: string;
-  /** Extra environment variables. */
+  /** Extra environment variables for this cell. */
   env?: Record<string, string>;
   /** Wall-time limit in ms; default the sandbox's `limits.timeoutMs`. */
   timeoutMs?: number;
-  onStdout?: (data: string) => void;
-  onStderr?: (data: string) => void;
   signal?: AbortSignal;
-}
-
-/** The result of `sandbox.runCode`. */
-export interface RunCodeResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  /** True when the time limit ended the run (the context's state is then lost). */
-  timedOut: boolean;
 }
 
 /** What a Sandbox needs from the Kiln that made it. */
@@ -112,6 +106,7 @@ export class Sandbox {
       setPolicy: (p) => this.host.setPorts(id, p),
       instance: getInstance,
     });
+    this.codeContexts = new CodeContexts({ instance: getInstance, defaults });
   }
 
   /**
@@ -121,6 +116,12 @@ export class Sandbox {
   getHost(port: number): Promise<string> {
     return this.ports.getHost(port);
   }
+
+  /**
+   * The sandbox's code contexts: `create({ language, cwd })`, `list()`, `restart(id)`, `remove(id)`.
+   * Each is an interpreter whose state persists between `runCode` cells.
+   */
+  readonly codeContexts: CodeContexts;
 
   /** The audit log, opened on first use (after the tier has made the database), through the tier's handle when it has one. */
   private audit(): AuditLog {
@@ -218,59 +219,29 @@ export class Sandbox {
   }
 
   /**
-   * Runs code in the sandbox's warm interpreter; globals and imports persist per `context`, like a REPL.
-   * @throws UnsupportedError (`unsupported`) on a tier without a warm interpreter; InvalidArgumentError.
+   * Runs a cell in a code context (a warm interpreter whose state persists between cells) and
+   * returns its results, printed output and error, as Jupyter does.
+   * @throws InvalidArgumentError (`invalid_argument`: bad code, language, context, cwd, env or
+   *   timeoutMs), NotFoundError (no interpreter for the language in this sandbox), UnsupportedError,
+   *   CellTimeoutError (`timeout`, with the partial execution), AbortedError
    */
-  async runCode(code: string, options: RunCodeOptions = {}): Promise<RunCodeResult> {
+  async runCode(code: string, options: RunCodeOptions = {}): Promise<Execution> {
     throwIfAborted(options.signal);
     if (typeof code !== "string") throw new InvalidArgumentError("code must be a string");
-    const language = options.language ?? "python";
-    if (language !== "python") throw new InvalidArgumentError(`unsupported language: ${String(language)}`);
-    const inst = await this.instance();
-    if (!inst.runCode) {
-      throw new UnsupportedError(
-        `tier ${this.host.record(this.id).tier} has no warm interpreter; use commands.run`,
-      );
-    }
     const rec = this.host.record(this.id);
-    const out: Uint8Array[] = [];
-    const err: Uint8Array[] = [];
-    const dOut = new TextDecoder();
-    const dErr = new TextDecoder();
-    const r = await abortable(
-      inst.runCode({
-        code,
-        language,
-        context: options.context ?? "default",
-        cwd: options.cwd === undefined ? rec.cwd : sandboxPath(options.cwd, rec.cwd),
-        env: { ...rec.env, ...checkEnv(options.env) },
-        timeoutMs: checkTimeoutMs(
-          "timeoutMs",
-          options.timeoutMs ?? rec.limits.timeoutMs,
-          MAX_COMMAND_TIMEOUT_MS,
-        ),
-        onStdout: (c) => {
-          out.push(c);
-          options.onStdout?.(dOut.decode(c, { stream: true }));
-        },
-        onStderr: (c) => {
-          err.push(c);
-          options.onStderr?.(dErr.decode(c, { stream: true }));
-        },
-        ...(options.signal ? { signal: options.signal } : {}),
-      }),
-      options.signal,
-    );
-    return {
-      exitCode: r.exitCode,
-      stdout: Buffer.concat(out).toString("utf8"),
-      stderr: Buffer.concat(err).toString("utf8"),
-      timedOut: r.timedOut ?? false,
-    };
+    const { cwd, env, timeoutMs, ...rest } = options;
+    return this.codeContexts.run(code, {
+      ...rest,
+      cwd: cwd === undefined ? rec.cwd : sandboxPath(cwd, rec.cwd),
+      env: checkEnv(env),
+      timeoutMs: checkTimeoutMs("timeoutMs", timeoutMs ?? rec.limits.timeoutMs, MAX_COMMAND_TIMEOUT_MS),
+    });
   }
 
   /** @internal Replaces the instance (after a move). */
   swapInstance(next: Promise<Instance>): void {
+    // Kernels ran in the old instance; contexts start afresh on the new one.
+    void this.codeContexts.closeAll();
     // The audit log may hold the old instance's database handle: reopen it on next use.
     this.auditLog?.close();
     this.auditLog = undefined;
@@ -307,6 +278,7 @@ export class Sandbox {
     if (this.closed) return;
     await this.commands.killAll();
     await this.ports.closeAll();
+    await this.codeContexts.closeAll();
     this.closed = true;
     const inst = this.instancePromise;
     this.instancePromise = undefined;

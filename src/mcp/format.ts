@@ -4,7 +4,7 @@
  * a client can branch on the stable code; output follows where there is some.
  */
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import type { ExecView, FileRange, Listing, ToolErrorInfo } from "./ops.ts";
+import type { CodeView, ExecView, FileRange, Listing, ToolErrorInfo } from "./ops.ts";
 
 /** A successful tool result of one or more text blocks. */
 export function textResult(...texts: string[]): CallToolResult {
@@ -32,6 +32,36 @@ export function execText(v: ExecView): string {
 /** The tool result of a command or code run: an error result when Kiln ended it. */
 export function execResult(v: ExecView): CallToolResult {
   return v.error ? errorResult(v.error, execText(v)) : textResult(execText(v));
+}
+
+/** A cell's outcome as text: output, each result's text, the error's traceback. */
+export function codeText(v: CodeView): string {
+  const count = v.executionCount !== undefined ? `[${v.executionCount}] ` : "";
+  const lines = [`${count}${v.cellError ? "error" : "ok"} (${v.durationMs} ms)`];
+  if (v.truncated) {
+    const cut = Object.entries(v.truncated).map(([k, n]) => `${k} ${n} bytes`);
+    lines.push(`truncated: ${cut.join(", ")} cut from the middle (marked inline)`);
+  }
+  if (v.stdout !== "") lines.push("--- stdout ---", v.stdout.replace(/\n$/, ""));
+  if (v.stderr !== "") lines.push("--- stderr ---", v.stderr.replace(/\n$/, ""));
+  for (const r of v.results) {
+    lines.push(`--- ${r.isMainResult ? "result" : "display"} (${r.formats.join(", ")}) ---`);
+    if (r.text !== undefined) lines.push(r.text.replace(/\n$/, ""));
+  }
+  if (v.cellError)
+    lines.push(`--- ${v.cellError.name}: ${v.cellError.value} ---`, v.cellError.traceback.replace(/\n$/, ""));
+  if (lines.length === 1) lines.push("(no output)");
+  return lines.join("\n");
+}
+
+/** The tool result of a cell: its text, then each image as MCP image content; an error result when Kiln ended it. */
+export function codeResult(v: CodeView): CallToolResult {
+  const images = v.results.flatMap((r) => [
+    ...(r.png !== undefined ? [{ type: "image" as const, data: r.png, mimeType: "image/png" }] : []),
+    ...(r.jpeg !== undefined ? [{ type: "image" as const, data: r.jpeg, mimeType: "image/jpeg" }] : []),
+  ]);
+  const head = v.error ? errorResult(v.error, codeText(v)) : textResult(codeText(v));
+  return { ...head, content: [...head.content, ...images] };
 }
 
 /** A file range: the content, then a note when it is partial or base64. */

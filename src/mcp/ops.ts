@@ -4,7 +4,9 @@
  * JSON-friendly result with output already truncated for a model. Transport
  * and formatting live elsewhere (src/mcp/format.ts, src/ai/tools.ts).
  */
+import { CellTimeoutError } from "../core/code-contexts.ts";
 import { InvalidArgumentError, isKilnError, KilnError } from "../core/errors.ts";
+import type { CellResult, Execution } from "../core/execution.ts";
 import type { Sandbox } from "../core/sandbox.ts";
 import type { EntryType } from "../core/types.ts";
 import {
@@ -111,32 +113,111 @@ export async function runCommand(
 /** Input of {@link runCode}. */
 export interface RunCodeInput {
   code: string;
+  language?: string | undefined;
   context?: string | undefined;
   timeoutMs?: number | undefined;
 }
 
+/** One displayed value of a cell, for a model: its text, and images as base64. */
+export interface ResultView {
+  isMainResult: boolean;
+  /** Its text (text/plain; markdown or html when it has no plain text). */
+  text?: string;
+  /** Every representation it has (`text`, `html`, `png`, `chart`, ...). */
+  formats: string[];
+  png?: string;
+  jpeg?: string;
+}
+
+/** A cell's outcome, truncated for a model. */
+export interface CodeView {
+  stdout: string;
+  stderr: string;
+  results: ResultView[];
+  /** The exception the cell raised (traceback truncated). */
+  cellError?: { name: string; value: string; traceback: string };
+  executionCount?: number;
+  durationMs: number;
+  truncated?: { stdout?: number; stderr?: number };
+  /** Set when Kiln ended the cell (timeout): what is above is partial. */
+  error?: ToolErrorInfo;
+}
+
+const FORMATS = [
+  "text",
+  "html",
+  "markdown",
+  "svg",
+  "png",
+  "jpeg",
+  "pdf",
+  "latex",
+  "json",
+  "javascript",
+  "chart",
+];
+
+function codeView(e: Execution, durationMs: number, limits: OutputLimits, error?: ToolErrorInfo): CodeView {
+  const hint = commandOutputHint(limits.readTool ?? "read_file");
+  const maxBytes = limits.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  const out = truncateMiddle(e.logs.stdout.join(""), { maxBytes, label: "stdout", hint });
+  const err = truncateMiddle(e.logs.stderr.join(""), { maxBytes, label: "stderr", hint });
+  const v: CodeView = {
+    stdout: out.text,
+    stderr: err.text,
+    results: e.results.map((r) => {
+      const text = r.text ?? r.markdown ?? r.html;
+      return {
+        isMainResult: r.isMainResult,
+        ...(text !== undefined
+          ? { text: truncateMiddle(text, { maxBytes, label: "result", hint }).text }
+          : {}),
+        formats: FORMATS.filter((f) => r[f as keyof CellResult] !== undefined),
+        ...(r.png !== undefined ? { png: r.png } : {}),
+        ...(r.jpeg !== undefined ? { jpeg: r.jpeg } : {}),
+      };
+    }),
+    durationMs,
+  };
+  if (e.error) {
+    const tb = truncateMiddle(e.error.traceback, { maxBytes, label: "traceback", hint }).text;
+    v.cellError = { name: e.error.name, value: e.error.value, traceback: tb };
+  }
+  if (e.executionCount !== undefined) v.executionCount = e.executionCount;
+  if (out.omittedBytes || err.omittedBytes) {
+    v.truncated = {
+      ...(out.omittedBytes ? { stdout: out.omittedBytes } : {}),
+      ...(err.omittedBytes ? { stderr: err.omittedBytes } : {}),
+    };
+  }
+  if (error) v.error = error;
+  return v;
+}
+
 /**
- * Runs Python in the sandbox's warm interpreter (state persists per
- * `context`). A run ended by its time limit resolves with `error.code` `timeout`.
+ * Runs a cell in a code context (state persists per context). A cell that
+ * runs out of time resolves with what it produced and `error.code` `timeout`.
  */
 export async function runCode(
   sb: Sandbox,
   input: RunCodeInput,
   limits: OutputLimits = {},
   signal?: AbortSignal,
-): Promise<ExecView> {
+): Promise<CodeView> {
   const started = Date.now();
-  const r = await sb.runCode(input.code, {
-    language: "python",
-    ...(input.context !== undefined ? { context: input.context } : {}),
-    ...(input.timeoutMs !== undefined ? { timeoutMs: input.timeoutMs } : {}),
-    ...(signal ? { signal } : {}),
-  });
-  const durationMs = Date.now() - started;
-  const error = r.timedOut
-    ? { code: "timeout", message: "the code ran out of time; this context's state is lost" }
-    : undefined;
-  return view({ ...r, durationMs }, limits, error);
+  try {
+    const r = await sb.runCode(input.code, {
+      ...(input.language !== undefined ? { language: input.language } : {}),
+      ...(input.context !== undefined ? { context: input.context } : {}),
+      ...(input.timeoutMs !== undefined ? { timeoutMs: input.timeoutMs } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    return codeView(r, Date.now() - started, limits);
+  } catch (e) {
+    if (e instanceof CellTimeoutError)
+      return codeView(e.execution, Date.now() - started, limits, errorInfo(e));
+    throw e;
+  }
 }
 
 /** Input of {@link readFileRange}. */

@@ -49,14 +49,18 @@ export const commandShape = {
 
 /** Inputs of a code run (`run_code`, `runCode`). */
 export const codeShape = {
-  code: z.string().describe("Python source. Globals and imports persist between calls of one context"),
-  context: z.string().optional().describe("Persistent context name; default `default`"),
+  code: z.string().describe("Source of the cell. Variables and imports persist between calls of one context"),
+  language: z
+    .string()
+    .optional()
+    .describe("python (default), js or bash; picks that language's default context"),
+  context: z.string().optional().describe("Context id; default the language's default context"),
   timeoutMs: z
     .number()
     .int()
     .min(0)
     .optional()
-    .describe("Wall-time limit in ms; a timeout loses the context's state"),
+    .describe("Wall-time limit in ms; the cell is interrupted when it runs out"),
 };
 
 /** Inputs of a file read (`read_file`, `readFile`). */

@@ -317,7 +317,7 @@ export const StdinBody = z
 export const RunCodeBody = z
   .object({
     code: Str,
-    language: z.literal("python").optional(),
+    language: Str.optional(),
     context: Str.optional(),
     cwd: Str.optional(),
     env: StrMap.optional(),
@@ -332,6 +332,8 @@ export const StreamEventSchema = z
     z.object({ type: z.literal("start"), pid: z.number() }),
     z.object({ type: z.literal("stdout"), data: Str }),
     z.object({ type: z.literal("stderr"), data: Str }),
+    z.object({ type: z.literal("result"), result: z.record(z.string(), z.unknown()) }),
+    z.object({ type: z.literal("cell_error"), error: z.record(z.string(), z.unknown()) }),
     z.object({
       type: z.literal("exit"),
       result: z.record(z.string(), z.unknown()).optional(),

@@ -5,6 +5,7 @@
  * runs out.
  */
 import type { WatchEvent } from "../core/backend.ts";
+import type { CellError, CellResult, Execution } from "../core/execution.ts";
 import type { CommandResult } from "../core/types.ts";
 import { type ErrorBody, errorBody } from "./errors.ts";
 
@@ -13,7 +14,15 @@ export type StreamEvent =
   | { type: "start"; pid: number }
   | { type: "stdout"; data: string }
   | { type: "stderr"; data: string }
-  | { type: "exit"; result?: CommandResult | Record<string, unknown>; error?: ErrorBody["error"] }
+  /** A code cell's displayed value. */
+  | { type: "result"; result: CellResult }
+  /** The error a code cell raised (the cell's own exception, not Kiln's). */
+  | { type: "cell_error"; error: CellError }
+  | {
+      type: "exit";
+      result?: CommandResult | Execution | Record<string, unknown>;
+      error?: ErrorBody["error"];
+    }
   | { type: "watching" }
   | { type: "change"; change: WatchEvent };
 
@@ -80,7 +89,7 @@ export class EventStream {
   }
 
   /** Ends the stream with `{ type: "exit", error }` for `e`. */
-  fail(e: unknown, result?: CommandResult | Record<string, unknown>): void {
+  fail(e: unknown, result?: CommandResult | Execution | Record<string, unknown>): void {
     const { error } = errorBody(e);
     this.end({ type: "exit", ...(result ? { result } : {}), error });
   }

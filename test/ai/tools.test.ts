@@ -79,7 +79,7 @@ describe("AI SDK tools", () => {
   test("runCode keeps state between calls", async () => {
     await exec(tools, "runCode", { code: "total = sum(range(10))" });
     const r = await exec(tools, "runCode", { code: "print(total)" });
-    assert.equal(r.exitCode, 0);
+    assert.equal(r.cellError, undefined);
     assert.equal(r.stdout, "45\n");
   });
 

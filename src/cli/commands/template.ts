@@ -1,7 +1,12 @@
 /** `kiln template build|import|ls|rm|inspect|prune`: root filesystems of the real-binary tiers. */
 import { basename } from "node:path";
 import type { Command } from "commander";
-import { DEFAULT_PACKAGES, DEFAULT_TEMPLATE } from "../../templates/defaults.ts";
+import {
+  CODE_INTERPRETER_TEMPLATE,
+  DEFAULT_PACKAGES,
+  DEFAULT_TEMPLATE,
+  packagesFor,
+} from "../../templates/defaults.ts";
 import type { Template, TemplateStore } from "../../templates/index.ts";
 import type { GlobalOptions } from "../context.ts";
 import { age, printJson, printTable } from "../output.ts";
@@ -136,7 +141,7 @@ export function registerTemplate(program: Command): void {
   template
     .command("build")
     .description(
-      `build a Debian template with debootstrap (needs root); \`${DEFAULT_TEMPLATE}\` without --packages gets ${DEFAULT_PACKAGES.join(",")}`,
+      `build a Debian template with debootstrap (needs root); \`${DEFAULT_TEMPLATE}\` without --packages gets ${DEFAULT_PACKAGES.join(",")}; \`${CODE_INTERPRETER_TEMPLATE}\` adds numpy, pandas, matplotlib, scipy and IPython`,
     )
     .argument("<name>", "template name")
     .option("--packages <list>", "comma-separated packages beyond minbase")
@@ -151,9 +156,7 @@ export function registerTemplate(program: Command): void {
               .split(",")
               .map((s) => s.trim())
               .filter(Boolean)
-          : name === DEFAULT_TEMPLATE
-            ? [...DEFAULT_PACKAGES]
-            : [];
+          : [...packagesFor(name)];
       const { build } = await templates();
       await withProgress(g, (signal, onProgress) =>
         build(store, name, {

@@ -3,7 +3,7 @@
  * `read_file`, `write_file`, `list_files`.
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { execResult, listingText, rangeResult, textResult } from "../format.ts";
+import { codeResult, execResult, listingText, rangeResult, textResult } from "../format.ts";
 import { listFiles, readFileRange, runCode, runCommand, writeFile } from "../ops.ts";
 import { codeShape, commandShape, listShape, readShape, sandboxIdShape, writeShape } from "../schemas.ts";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "../truncate.ts";
@@ -35,17 +35,18 @@ export function registerWorkspaceTools(server: McpServer, ctx: ToolContext): voi
   server.registerTool(
     "run_code",
     {
-      title: "Run Python code",
+      title: "Run a code cell",
       description:
-        "Run Python in the sandbox's warm interpreter, like a notebook cell: variables, functions and " +
-        "imports persist between calls with the same context. Print what you want to see. " +
-        "Available on the virtual tier; on other tiers use run_command with python3.",
+        "Run a notebook cell (Python by default; js or bash with language) in a persistent context: " +
+        "variables, functions and imports persist between calls with the same context. The value of the " +
+        "last expression is returned, charts come back as images. numpy, pandas and matplotlib need the " +
+        "code-interpreter template on a real tier.",
       inputSchema: { ...sandboxIdShape, ...codeShape },
     },
     ({ sandboxId, ...input }, extra) =>
       guarded(async () => {
         const sb = await access.get(sandboxId, extra.signal);
-        return execResult(await runCode(sb, input, limits, extra.signal));
+        return codeResult(await runCode(sb, input, limits, extra.signal));
       }),
   );
 

@@ -5,6 +5,7 @@
  * on, then `exit` with the full result).
  */
 import { createRoute } from "@hono/zod-openapi";
+import { CellTimeoutError } from "../../core/code-contexts.ts";
 import type { CommandHandle } from "../../core/commands.ts";
 import { InvalidArgumentError, type KilnError } from "../../core/errors.ts";
 import { type App, addRoute, json } from "../context.ts";
@@ -212,7 +213,8 @@ export function commandRoutes(app: App): void {
       method: "post",
       path: "/v1/sandboxes/{id}/code",
       tags,
-      summary: "run code in the sandbox's warm interpreter (streamed events; exit carries the RunCodeResult)",
+      summary:
+        "run a code cell in a code context (streamed stdout, stderr, result and cell_error events; exit carries the Execution)",
       request: { params: IdParams, body: { ...json(RunCodeBody, "the code"), required: true } },
       responses: { 200: events("the run"), ...errors },
     }),
@@ -228,11 +230,13 @@ export function commandRoutes(app: App): void {
           ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
           onStdout: (data) => stream.send({ type: "stdout", data }),
           onStderr: (data) => stream.send({ type: "stderr", data }),
+          onResult: (result) => stream.send({ type: "result", result }),
+          onError: (error) => stream.send({ type: "cell_error", error }),
           signal: ac.signal,
         })
         .then(
-          (result) => stream.end({ type: "exit", result: { ...result } }),
-          (e) => stream.fail(e),
+          (result) => stream.end({ type: "exit", result }),
+          (e) => stream.fail(e, e instanceof CellTimeoutError ? e.execution : undefined),
         );
       return ndjsonResponse(stream);
     },
