@@ -9,9 +9,9 @@
  *   sandboxes/<id>/warm.json       set while the sandbox is warm (started, not yet handed out)
  *   templates/                     root filesystems of the real-binary tiers
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { hasEgress, NO_NETWORK, resolveNetwork } from "../network/policy.ts";
+import { hasEgress, resolveNetwork } from "../network/policy.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
@@ -29,7 +29,7 @@ import {
 import { checkSandboxId, newSandboxId } from "./ids.ts";
 import { checkTimeoutMs, type Limits, MAX_SANDBOX_TIMEOUT_MS, resolveLimits } from "./limits.ts";
 import { sandboxPath, WORKSPACE } from "./paths.ts";
-import { checkPortPolicy, DEFAULT_PORT_POLICY, type PortPolicy } from "./ports.ts";
+import { checkPortPolicy, type PortPolicy } from "./ports.ts";
 import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
 import { RecordStore } from "./record-store.ts";
 import { Sandbox, type SnapshotOptions } from "./sandbox.ts";
@@ -46,7 +46,7 @@ import {
   type TierName,
   type TierStatus,
 } from "./types.ts";
-import { WARM_MARKER, WarmPool, type WarmSandbox, type WarmShape } from "./warm-pool.ts";
+import { WarmPool, type WarmShape } from "./warm-pool.ts";
 
 /** Forks started at once. */
 const FORK_PARALLEL = 4;
@@ -148,7 +148,12 @@ export class Kiln {
     });
     this.factories = factories;
     this.warm = new WarmPool(
-      { start: (shape) => this.startWarm(shape), discard: (sb) => this.discardWarm(sb) },
+      {
+        dataDir,
+        backend: (tier) => this.backend(tier),
+        spec: (info) => this.spec(info),
+        hasRecord: (id) => records.get(id) !== undefined,
+      },
       warmPool,
     );
   }
@@ -174,7 +179,7 @@ export class Kiln {
     await kiln.recoverCrashed();
     await kiln.states.recover();
     await kiln.reapExpired();
-    await kiln.reapOrphanedWarm();
+    await kiln.warm.reapOrphaned();
     for (const r of kiln.records.list()) kiln.armExpiry(r.id, r.expiresAt);
     return kiln;
   }
@@ -335,25 +340,15 @@ export class Kiln {
     let instance: Awaited<ReturnType<Backend["create"]>>;
     const shape: WarmShape = { tier, template, limits: info.limits };
     // Warm sandboxes start without network: one with a policy is made for it.
-    let warm =
-      backend.capabilities.warmable && !fromDir && !hasEgress(network) ? this.warm.take(shape) : undefined;
-    if (warm && warm.digest !== backend.templateDigest?.(this.dataDir, template)) {
-      // The template was rebuilt or re-imported since this one started: it is not what was asked for.
-      this.warm.discard(warm);
-      warm = undefined;
-    }
+    const warm =
+      !fromDir && !hasEgress(network)
+        ? this.warm.claim(shape, backend, (id) => {
+            info.id = id;
+            this.records.insert(info);
+          })
+        : undefined;
     if (warm) {
-      // Started ahead under its own id: it becomes this sandbox once it has a record (written
-      // before its warm stamp goes, so that no crash in between can leave it unowned).
-      info.id = warm.id;
       instance = warm.instance;
-      try {
-        this.records.insert(info);
-      } catch (e) {
-        this.warm.discard(warm);
-        throw e;
-      }
-      rmSync(join(this.spec(info).stateDir, WARM_MARKER), { force: true });
     } else {
       const spec = this.spec(info);
       mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
@@ -368,51 +363,11 @@ export class Kiln {
       }
       this.records.insert(info);
     }
-    if (backend.capabilities.warmable && !fromDir) this.warm.created(shape);
+    if (!fromDir) this.warm.created(shape, backend);
     this.cache.set(info.id, info);
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);
     return sb;
-  }
-
-  /** The spec of a warm sandbox (it has no record yet). */
-  private warmSpec(id: string, shape: WarmShape): InstanceSpec {
-    return this.spec({
-      id,
-      ...shape,
-      state: "running",
-      env: {},
-      cwd: WORKSPACE,
-      metadata: {},
-      network: { ...NO_NETWORK, allow: [], deny: [] },
-      ports: { ...DEFAULT_PORT_POLICY },
-      createdAt: new Date().toISOString(),
-      expiresAt: null,
-    });
-  }
-
-  private async startWarm(shape: WarmShape): Promise<WarmSandbox> {
-    const backend = await this.backend(shape.tier);
-    const id = newSandboxId();
-    const spec = this.warmSpec(id, shape);
-    mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(spec.stateDir, WARM_MARKER), JSON.stringify({ owner: OWN_PROCESS_TOKEN, ...shape }));
-    try {
-      const instance = await backend.create(spec);
-      const digest = backend.templateDigest?.(this.dataDir, shape.template);
-      return { id, shape, instance, ...(digest !== undefined ? { digest } : {}) };
-    } catch (e) {
-      await backend.destroy(spec).catch(() => {});
-      rmSync(spec.stateDir, { recursive: true, force: true });
-      throw e;
-    }
-  }
-
-  private async discardWarm(sb: WarmSandbox): Promise<void> {
-    const spec = this.warmSpec(sb.id, sb.shape);
-    await sb.instance.close().catch(() => {});
-    await (await this.backend(sb.shape.tier)).destroy(spec).catch(() => {});
-    rmSync(spec.stateDir, { recursive: true, force: true });
   }
 
   /**
@@ -456,28 +411,6 @@ export class Kiln {
     }
   }
 
-  /** Destroys warm sandboxes whose process ended without handing them out or stopping them. */
-  private async reapOrphanedWarm(): Promise<void> {
-    const root = join(this.dataDir, "sandboxes");
-    for (const id of readdirSync(root)) {
-      const marker = join(root, id, WARM_MARKER);
-      if (!existsSync(marker) || this.records.get(id)) continue;
-      let stamp: WarmShape & { owner: string };
-      try {
-        stamp = JSON.parse(readFileSync(marker, "utf8"));
-      } catch {
-        continue; // being written by its (live) owner
-      }
-      if (processAlive(stamp.owner)) continue;
-      try {
-        await (await this.backend(stamp.tier)).destroy(this.warmSpec(id, stamp));
-      } catch {
-        // The tier is gone from this build: its state directory is all there is to remove.
-      }
-      rmSync(join(root, id), { recursive: true, force: true });
-    }
-  }
-
   /**
    * Starts warm sandboxes of this tier, template and limits now, rather than
    * after the first `create` asks for them (a no-op when the warm pool is off).
@@ -489,14 +422,10 @@ export class Kiln {
     throwIfAborted(options.signal);
     this.checkOpen();
     const tier = checkTierName(options.tier ?? "virtual");
-    const backend = await this.backend(tier);
-    if (backend.capabilities.warmable) {
-      this.warm.prewarm({
-        tier,
-        template: options.template ?? "default",
-        limits: resolveLimits(options.limits),
-      });
-    }
+    this.warm.prewarm(
+      { tier, template: options.template ?? "default", limits: resolveLimits(options.limits) },
+      await this.backend(tier),
+    );
     return this.warmed();
   }
 

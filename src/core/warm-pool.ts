@@ -12,13 +12,24 @@
  *
  * A warm sandbox has its id and state directory from the start, stamped with
  * its owner's process token (`WARM_MARKER`) and no record: it is invisible to
- * `list` and `connect` until `take` hands it out. If its process is killed, the
+ * `list` and `connect` until `claim` hands it out. If its process is killed, the
  * next Kiln on the data directory finds the stamp of a dead owner and
- * destroys it (`Kiln.open`).
+ * destroys it (`reapOrphaned`, from `Kiln.open`).
+ *
+ * The whole lifecycle lives here: starting under a new id, the stamp, the
+ * hand-over to a record, the template check, discarding, and the reaping of
+ * a dead process's sandboxes. Kiln only asks for one at `create`.
  */
-import type { Instance } from "./backend.ts";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { NO_NETWORK } from "../network/policy.ts";
+import type { Backend, Instance, InstanceSpec } from "./backend.ts";
+import { newSandboxId } from "./ids.ts";
 import type { Limits } from "./limits.ts";
-import type { TierName } from "./types.ts";
+import { WORKSPACE } from "./paths.ts";
+import { DEFAULT_PORT_POLICY } from "./ports.ts";
+import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
+import type { SandboxInfo, TierName } from "./types.ts";
 
 /** What a warm sandbox is started as; a `create` asking for the same gets it. */
 export interface WarmShape {
@@ -36,12 +47,16 @@ export interface WarmSandbox {
   digest?: string;
 }
 
-/** How the pool starts and stops sandboxes (Kiln provides it). */
+/** What the pool needs from its Kiln. */
 export interface WarmPoolHost {
-  /** Starts a sandbox of `shape` under a new id, stamped as warm. */
-  start(shape: WarmShape): Promise<WarmSandbox>;
-  /** Stops an unclaimed sandbox and deletes everything it made. */
-  discard(sandbox: WarmSandbox): Promise<void>;
+  /** The data directory (sandboxes/<id>/ under it). */
+  dataDir: string;
+  /** The backend of a tier. */
+  backend(tier: TierName): Promise<Backend>;
+  /** The instance spec of a sandbox (its paths). */
+  spec(info: SandboxInfo): InstanceSpec;
+  /** Whether a sandbox has a record (then it is no longer warm). */
+  hasRecord(id: string): boolean;
 }
 
 /** File in a warm sandbox's state directory: `{ owner, tier, template, limits }`. */
@@ -83,20 +98,41 @@ export class WarmPool {
     this.maxShapes = maxShapes;
   }
 
-  /** A warm sandbox of `shape`, or undefined when none is ready. */
-  take(shape: WarmShape): WarmSandbox | undefined {
-    if (this.size === 0 || this.closed) return undefined;
-    return this.ready.get(keyOf(shape))?.shift();
+  /**
+   * Hands out a warm sandbox of `shape` when one is ready on a warm-able tier
+   * and still runs the template the name points at now; undefined otherwise.
+   * `writeRecord(id)` writes the sandbox's record under the warm sandbox's id:
+   * it runs before the warm stamp goes, so that no crash in between can leave
+   * the sandbox unowned. What `writeRecord` throws is thrown (the warm sandbox
+   * is discarded).
+   */
+  claim(shape: WarmShape, backend: Backend, writeRecord: (id: string) => void): WarmSandbox | undefined {
+    if (this.size === 0 || this.closed || !backend.capabilities.warmable) return undefined;
+    const warm = this.ready.get(keyOf(shape))?.shift();
+    if (!warm) return undefined;
+    if (warm.digest !== backend.templateDigest?.(this.host.dataDir, shape.template)) {
+      // The template was rebuilt or re-imported since this one started: it is not what was asked for.
+      this.discard(warm);
+      return undefined;
+    }
+    try {
+      writeRecord(warm.id);
+    } catch (e) {
+      this.discard(warm);
+      throw e;
+    }
+    rmSync(join(this.stateDir(warm.id), WARM_MARKER), { force: true });
+    return warm;
   }
 
   /**
-   * Notes that a sandbox of `shape` was created (taken or started cold): the
-   * shape is remembered and its pool refilled in the background. Called only
-   * after a create succeeded, so that failing creates (an unknown template)
-   * cannot push the shapes in use out of the pool.
+   * Notes that a sandbox of `shape` was created on `backend` (taken or started
+   * cold): on a warm-able tier the shape is remembered and its pool refilled in
+   * the background. Called only after a create succeeded, so that failing
+   * creates (an unknown template) cannot push the shapes in use out of the pool.
    */
-  created(shape: WarmShape): void {
-    if (this.size === 0 || this.closed) return;
+  created(shape: WarmShape, backend: Backend): void {
+    if (this.size === 0 || this.closed || !backend.capabilities.warmable) return;
     const key = keyOf(shape);
     this.remember(key);
     if (!this.pending.has(key)) {
@@ -111,9 +147,9 @@ export class WarmPool {
     }
   }
 
-  /** Remembers `shape` and starts filling its pool now. */
-  prewarm(shape: WarmShape): void {
-    if (this.size === 0 || this.closed) return;
+  /** On a warm-able tier, remembers `shape` and starts filling its pool now. */
+  prewarm(shape: WarmShape, backend: Backend): void {
+    if (this.size === 0 || this.closed || !backend.capabilities.warmable) return;
     const key = keyOf(shape);
     this.remember(key);
     this.fill(key, shape);
@@ -146,8 +182,8 @@ export class WarmPool {
   }
 
   /** Stops an unclaimed sandbox in the background (drain waits for it). */
-  discard(sb: WarmSandbox): void {
-    const p = this.host.discard(sb).catch(() => {});
+  private discard(sb: WarmSandbox): void {
+    const p = this.destroy(sb).catch(() => {});
     this.discarding.add(p);
     void p.finally(() => this.discarding.delete(p));
   }
@@ -159,12 +195,12 @@ export class WarmPool {
       while (!this.closed && this.shapes.includes(key) && (this.ready.get(key)?.length ?? 0) < this.size) {
         let sb: WarmSandbox;
         try {
-          sb = await this.host.start(shape);
+          sb = await this.start(shape);
         } catch {
           return; // the caller's own create reports the reason; do not retry in a loop
         }
         if (this.closed || !this.shapes.includes(key)) {
-          await this.host.discard(sb).catch(() => {});
+          await this.destroy(sb).catch(() => {});
           return;
         }
         this.ready.set(key, [...(this.ready.get(key) ?? []), sb]);
@@ -172,6 +208,74 @@ export class WarmPool {
     })();
     this.filling.set(key, run);
     void run.finally(() => this.filling.delete(key));
+  }
+
+  private stateDir(id: string): string {
+    return join(this.host.dataDir, "sandboxes", id);
+  }
+
+  /** The spec of a warm sandbox (it has no record yet). */
+  private spec(id: string, shape: WarmShape): InstanceSpec {
+    return this.host.spec({
+      id,
+      ...shape,
+      state: "running",
+      env: {},
+      cwd: WORKSPACE,
+      metadata: {},
+      network: { ...NO_NETWORK, allow: [], deny: [] },
+      ports: { ...DEFAULT_PORT_POLICY },
+      createdAt: new Date().toISOString(),
+      expiresAt: null,
+    });
+  }
+
+  /** Starts a sandbox of `shape` under a new id, stamped as warm by this process. */
+  private async start(shape: WarmShape): Promise<WarmSandbox> {
+    const backend = await this.host.backend(shape.tier);
+    const id = newSandboxId();
+    const spec = this.spec(id, shape);
+    mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(spec.stateDir, WARM_MARKER), JSON.stringify({ owner: OWN_PROCESS_TOKEN, ...shape }));
+    try {
+      const instance = await backend.create(spec);
+      const digest = backend.templateDigest?.(this.host.dataDir, shape.template);
+      return { id, shape, instance, ...(digest !== undefined ? { digest } : {}) };
+    } catch (e) {
+      await backend.destroy(spec).catch(() => {});
+      rmSync(spec.stateDir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Stops an unclaimed sandbox and deletes everything it made. */
+  private async destroy(sb: WarmSandbox): Promise<void> {
+    const spec = this.spec(sb.id, sb.shape);
+    await sb.instance.close().catch(() => {});
+    await (await this.host.backend(sb.shape.tier)).destroy(spec).catch(() => {});
+    rmSync(spec.stateDir, { recursive: true, force: true });
+  }
+
+  /** Destroys warm sandboxes whose process ended without handing them out or stopping them. */
+  async reapOrphaned(): Promise<void> {
+    const root = join(this.host.dataDir, "sandboxes");
+    for (const id of readdirSync(root)) {
+      const marker = join(root, id, WARM_MARKER);
+      if (!existsSync(marker) || this.host.hasRecord(id)) continue;
+      let stamp: WarmShape & { owner: string };
+      try {
+        stamp = JSON.parse(readFileSync(marker, "utf8"));
+      } catch {
+        continue; // being written by its (live) owner
+      }
+      if (processAlive(stamp.owner)) continue;
+      try {
+        await (await this.host.backend(stamp.tier)).destroy(this.spec(id, stamp));
+      } catch {
+        // The tier is gone from this build: its state directory is all there is to remove.
+      }
+      rmSync(join(root, id), { recursive: true, force: true });
+    }
   }
 
   /** Stops every unclaimed sandbox; the pool takes no more. */

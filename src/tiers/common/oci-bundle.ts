@@ -1,3 +1,9 @@
+/**
+ * The OCI bundle of a sandbox: the runtime config (`config.json`: mounts, the
+ * agent as the process, namespaces, cgroup limits, seccomp, masked paths)
+ * built from the sandbox's template, workspace and limits, and written to a
+ * directory. Pure configuration: running a runtime on it is oci-runtime.ts.
+ */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Limits } from "../../core/limits.ts";
