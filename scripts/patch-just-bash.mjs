@@ -14,6 +14,11 @@
 //    variables, not the command's cwd and variables.
 // 4. OLDPWD was set to the first directory when the shell started; bash starts with it unset.
 // 5. An input redirection (`< f/x`) said "No such file or directory" whatever the errno was.
+// 6. `shopt -s` in one command changed the shell options of every later command of the sandbox
+//    (each command is one exec and must start from the same options, as `bash -c` does).
+// 7. `cd -` went to the shell's first home directory when OLDPWD was unset, and ignored an
+//    OLDPWD the script set; bash uses $OLDPWD and says "OLDPWD not set".
+// 8. `shift` past the arguments printed a message bash prints only with shift_verbose.
 //
 // Each fix is an exact text replacement. If neither the text nor its replacement is there (another
 // just-bash version), the script fails, naming it, rather than leaving a shell that silently
@@ -100,6 +105,27 @@ replace(
   'try{c=await vn(e.fs,A),u=-1,m(S,{kind:"input",content:c})}catch{return p(L("",`bash: ${v}: No such file or directory\n`,1),g)}',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: JavaScript source to find and replace
   'try{c=await vn(e.fs,A),u=-1,m(S,{kind:"input",content:c})}catch(kilnE){return p(L("",`bash: ${v}: ${kilnRedirectError(kilnE)??"No such file or directory"}\n`,1),g)}',
+);
+
+// 6. Each exec starts from its own copy of the shopt options.
+replace(
+  "shopt options per exec",
+  "options:{...this.state.options},hashTable:this.state.hashTable,",
+  "options:{...this.state.options},shoptOptions:{...this.state.shoptOptions},hashTable:this.state.hashTable,",
+);
+
+// 7. cd - uses $OLDPWD.
+replace(
+  "cd - and OLDPWD",
+  'let o=t.slice(i);if(o.length===0||o[0]==="~"?n=e.state.env.get("HOME")||"/":o[0]==="-"?(n=e.state.previousDir,r=!0):n=o[0],',
+  'let o=t.slice(i);if(o[0]==="-"&&e.state.env.get("OLDPWD")===void 0)return D(`bash: cd: OLDPWD not set\n`);if(o.length===0||o[0]==="~"?n=e.state.env.get("HOME")||"/":o[0]==="-"?(n=e.state.env.get("OLDPWD"),r=!0):n=o[0],',
+);
+
+// 8. shift past the end: status 1, silently.
+replace(
+  "shift out of range",
+  'let o=`bash: shift: shift count out of range\n`;if(e.state.options.posix)throw new st(1,"",o);return D(o)}',
+  'let o=`bash: shift: shift count out of range\n`;if(e.state.options.posix)throw new st(1,"",o);return D("")}',
 );
 
 if (text !== original) writeFileSync(bundle, text.startsWith(MARK) ? text : MARK + text);

@@ -216,11 +216,12 @@ export class SqliteFs implements IFileSystem {
   async cp(src: string, dest: string, options?: CpOptions): Promise<void> {
     const s = normalizeFsPath(src);
     const d = normalizeFsPath(dest);
-    this.store.tx(() => this.copy(s, d, options?.recursive ?? false));
+    // Like cp: a symlink named as the source is followed, unless copying recursively (cp -r copies links as links).
+    this.store.tx(() => this.copy(s, d, options?.recursive ?? false, !(options?.recursive ?? false)));
   }
 
-  private copy(src: string, dest: string, recursive: boolean): void {
-    const ino = this.store.inodeAt(src, false);
+  private copy(src: string, dest: string, recursive: boolean, followSource = false): void {
+    const ino = this.store.inodeAt(src, followSource);
     const inode = this.store.getattr(ino, src);
     if (isLink(inode.mode)) {
       const r = this.store.resolve(dest, false);

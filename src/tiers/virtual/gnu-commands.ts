@@ -9,7 +9,10 @@
  * - `mkdir` is GNU's (`-p` under a file is `Not a directory`, naming it);
  * - `sed -i` replaces a symlink operand with a regular file, as GNU sed does
  *   (just-bash writes through it);
- * - `ls` is Kiln's own (see gnu-ls.ts): true modes, symlinks with targets.
+ * - `ls` is Kiln's own (see gnu-ls.ts): true modes, symlinks with targets;
+ *   so are `realpath` (missing from just-bash) and `stat -c` (gnu-stat.ts);
+ * - `head`, `sort`, `find`, `mv` word their errors as GNU's; `uniq -c` pads
+ *   counts to seven columns; `sed -iSUFFIX` keeps the backup.
  */
 import { posix } from "node:path";
 import {
@@ -22,6 +25,7 @@ import {
 } from "just-bash";
 import { errnoOf, GNU_ERRNO_TEXT, gnuText } from "./gnu-errors.ts";
 import { lsCommand } from "./gnu-ls.ts";
+import { statCommand } from "./gnu-stat.ts";
 
 /** How GNU quotes a file name in a message: curly quotes in a UTF-8 locale, as coreutils' quote() does. */
 export function gnuQuote(name: string, env: Map<string, string>): string {
@@ -34,11 +38,10 @@ const NODE_ERRNO = /\b(E[A-Z]+): [a-z][a-z ]*(?:, [a-z_]+ '[^'\n]*'(?: -> '[^'\n
 // A line that blames a path for ENOENT: `cmd: 'path': No such…` or `cmd: path: No such…`.
 const NO_SUCH_FILE = /^(.*?)(?:'([^'\n]+)'|(?<=: )([^:'\n]+)): No such file or directory$/gm;
 
-/** The errno `path` (relative to cwd) really fails with, if not ENOENT. */
+/** The errno `path` (relative to cwd) really fails with when read, if not ENOENT (a directory: EISDIR). */
 async function realErrno(fs: IFileSystem, cwd: string, path: string): Promise<string | undefined> {
   try {
-    await fs.stat(fs.resolvePath(cwd, path));
-    return undefined;
+    return (await fs.stat(fs.resolvePath(cwd, path))).isDirectory ? "EISDIR" : undefined;
   } catch (e) {
     const code = errnoOf(e);
     return code === "ENOENT" ? undefined : code;
@@ -102,7 +105,12 @@ async function fixCp(r: ExecResult, args: string[], ctx: Ctx): Promise<ExecResul
     destIsDir = (await ctx.fs.stat(destAbs)).isDirectory;
   } catch {}
   const shown = destIsDir ? `${dest.replace(/\/+$/, "")}/${posix.basename(src)}` : dest;
-  let stderr = r.stderr.replace(/^(cp: '[^'\n]*' and )'[^'\n]*'( are the same file)$/m, `$1'${shown}'$2`);
+  let stderr = r.stderr
+    .replace(/^(cp: '[^'\n]*' and )'[^'\n]*'( are the same file)$/m, `$1'${shown}'$2`)
+    .replace(
+      /^cp: cannot copy ('[^'\n]*') into itself, '[^'\n]*'$/m,
+      `cp: cannot copy a directory, $1, into itself, '${shown}'`,
+    );
   if (stderr.includes(`cp: cannot stat '${src}': No such file or directory`)) {
     let srcExists = true;
     try {
@@ -112,7 +120,7 @@ async function fixCp(r: ExecResult, args: string[], ctx: Ctx): Promise<ExecResul
     }
     if (srcExists) {
       const code = await realErrno(ctx.fs, ctx.cwd, posix.dirname(ctx.fs.resolvePath(ctx.cwd, shown)));
-      const why = GNU_ERRNO_TEXT[code ?? "ENOENT"];
+      const why = GNU_ERRNO_TEXT[code === undefined || code === "EISDIR" ? "ENOENT" : code];
       stderr = stderr.replace(
         `cp: cannot stat '${src}': No such file or directory`,
         `cp: cannot create regular file '${shown}': ${why}`,
@@ -143,6 +151,23 @@ function sedCommand(): Command {
           links.push({ abs, target });
         } catch {
           // A dangling or unreadable link: sed reports it itself.
+        }
+      }
+    }
+    // -iSUFFIX / --in-place=SUFFIX: keep each file's old content beside it (just-bash ignores the suffix).
+    const suffix = args
+      .map((a) => (a.startsWith("--in-place=") ? a.slice(11) : /^-[a-zA-Z]*i(.+)$/.exec(a)?.[1]))
+      .find((s) => s !== undefined);
+    if (inPlace && suffix) {
+      for (const file of sedFiles(args)) {
+        const abs = ctx.fs.resolvePath(ctx.cwd, file);
+        const backup = suffix.includes("*")
+          ? suffix.replaceAll("*", posix.basename(abs))
+          : `${posix.basename(abs)}${suffix}`;
+        try {
+          await ctx.fs.writeFile(posix.join(posix.dirname(abs), backup), await ctx.fs.readFileBuffer(abs));
+        } catch {
+          // A missing file: sed reports it itself.
         }
       }
     }
@@ -283,9 +308,99 @@ function mkdirCommand(): Command {
   });
 }
 
-/** Kiln's commands over just-bash's: the GNU layer described in the module comment. */
+/** mv: GNU's words for a move into itself, naming the destination as typed. */
+async function fixMv(r: ExecResult, args: string[], ctx: Ctx): Promise<ExecResult> {
+  const ops = operands(args);
+  if (r.exitCode === 0 || ops.length !== 2) return r;
+  const [src, dest] = ops as [string, string];
+  let destIsDir = false;
+  try {
+    destIsDir = (await ctx.fs.stat(ctx.fs.resolvePath(ctx.cwd, dest))).isDirectory;
+  } catch {}
+  const shown = destIsDir ? `${dest.replace(/\/+$/, "")}/${posix.basename(src)}` : dest;
+  const stderr = r.stderr.replace(
+    /^mv: cannot move ('[^'\n]*') into itself, '[^'\n]*'$/m,
+    `mv: cannot move $1 to a subdirectory of itself, '${shown}'`,
+  );
+  return { ...r, stderr };
+}
+
+/** Rewrites `cmd: NAME: <errno text>` lines of a command's stderr with `to(name, text)`. */
+function fixLines(
+  cmd: string,
+  to: (name: string, text: string, env: Map<string, string>) => string,
+  exitCode?: number,
+) {
+  return async (r: ExecResult, _args: string[], ctx: Ctx): Promise<ExecResult> => {
+    if (r.exitCode === 0) return r;
+    const fixed = await gnuStderr(r.stderr, ctx.fs, ctx.cwd);
+    const re = new RegExp(`^${cmd}: ([^:\n]+): (${Object.values(GNU_ERRNO_TEXT).join("|")})$`, "gm");
+    const stderr = fixed.replace(re, (_m, name: string, text: string) => to(name, text, ctx.env));
+    return stderr === r.stderr ? r : { ...r, stderr, ...(exitCode !== undefined ? { exitCode } : {}) };
+  };
+}
+
+/** realpath: the canonical path of each operand (all of it must exist). */
+function realpathCommand(): Command {
+  return defineCommand("realpath", async (args, ctx) => {
+    let stdout = "";
+    let stderr = "";
+    let exitCode = 0;
+    for (const name of operands(args)) {
+      const abs = ctx.fs.resolvePath(ctx.cwd, name);
+      try {
+        stdout += `${await ctx.fs.realpath(abs).catch(async (e) => {
+          // As GNU's (-E): every component but the last must exist.
+          if (errnoOf(e) !== "ENOENT" || abs === "/") throw e;
+          const dir = await ctx.fs.realpath(posix.dirname(abs));
+          return posix.join(dir, posix.basename(abs));
+        })}\n`;
+      } catch (e) {
+        stderr += `realpath: ${name}: ${gnuText(e)}\n`;
+        exitCode = 1;
+      }
+    }
+    if (operands(args).length === 0) {
+      return {
+        stdout: "",
+        stderr: "realpath: missing operand\nTry 'realpath --help' for more information.\n",
+        exitCode: 1,
+      };
+    }
+    return { stdout, stderr, exitCode };
+  });
+}
+
+/** uniq -c: counts in GNU's seven columns. */
+async function fixUniq(r: ExecResult, args: string[]): Promise<ExecResult> {
+  if (!args.some((a) => a === "-c" || a === "--count" || /^-[a-zA-Z]*c/.test(a))) return r;
+  return { ...r, stdout: r.stdout.replace(/^ *(\d+) /gm, (_m, n: string) => `${n.padStart(7)} `) };
+}
+
+/** Kiln's commands over just-bash's: the GNU layer described in the module comment (with every bundled command). */
 export function gnuCommands(): Command[] {
-  const own: Command[] = [lsCommand(), mkdirCommand(), sedCommand(), wrapped("cp", fixCp)];
+  const own: Command[] = [
+    lsCommand(),
+    mkdirCommand(),
+    sedCommand(),
+    realpathCommand(),
+    statCommand(),
+    wrapped("cp", fixCp),
+    wrapped("mv", fixMv),
+    wrapped("uniq", fixUniq),
+    wrapped(
+      "head",
+      fixLines("head", (name, text) => `head: cannot open '${name}' for reading: ${text}`),
+    ),
+    wrapped(
+      "sort",
+      fixLines("sort", (name, text) => `sort: cannot read: ${name}: ${text}`, 2),
+    ),
+    wrapped(
+      "find",
+      fixLines("find", (name, text, env) => `find: ${gnuQuote(name, env)}: ${text}`),
+    ),
+  ];
   const taken = new Set(own.map((c) => c.name));
   return [
     ...own,

@@ -261,7 +261,7 @@ export function lsCommand(): Command {
         exitCode = 2;
         return out;
       }
-      if (!f.all) names = names.filter((n) => !n.startsWith("."));
+      if (!f.all && !f.almostAll) names = names.filter((n) => !n.startsWith("."));
       const entries: Entry[] = [];
       for (const n of names) {
         const abs = dir.abs === "/" ? `/${n}` : `${dir.abs}/${n}`;

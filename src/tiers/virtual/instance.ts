@@ -36,8 +36,14 @@ import { SystemFs } from "./system-fs.ts";
 const EXIT_KILLED = 128 + 9;
 const PYTHON_COMMANDS = ["python3", "python"];
 /** Every command the shell runs, as /usr/bin lists them. */
+const GNU_COMMANDS = gnuCommands();
 const COMMAND_NAMES: readonly string[] = [
-  ...new Set([...getCommandNames(), ...getJavaScriptCommandNames(), ...PYTHON_COMMANDS]),
+  ...new Set([
+    ...getCommandNames(),
+    ...getJavaScriptCommandNames(),
+    ...PYTHON_COMMANDS,
+    ...GNU_COMMANDS.map((c) => c.name),
+  ]),
 ];
 
 /** A live virtual sandbox. */
@@ -111,7 +117,7 @@ export class VirtualInstance implements Instance {
       env: { HOME: "/home/user", PATH: "/usr/bin:/bin", LANG: "C.UTF-8", ...this.spec.env },
       executionLimits: toJustBashLimits(this.spec.limits),
       javascript: true,
-      customCommands: [...gnuCommands(), ...PYTHON_COMMANDS.map(python)],
+      customCommands: [...GNU_COMMANDS, ...PYTHON_COMMANDS.map(python)],
     });
     return this.bashShell;
   }
