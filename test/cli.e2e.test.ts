@@ -193,6 +193,55 @@ describe("kiln run", () => {
       await server.close(500);
     }
   });
+
+  test("stats --server --no-stream prints one sample: CPU (while a loop runs), memory and disk against the limits", async () => {
+    const server = await startServer({ dataDir: join(dir(), "stats"), port: 0, graceMs: 500 });
+    const { key } = server.keys.create({ name: "stats" });
+    const tiers = (await server.kiln.doctor()).filter((t) => t.available).map((t) => t.tier);
+    // The strongest tier here; virtual measures disk only.
+    const tier = tiers.at(-1) ?? "virtual";
+    const created = await fetch(`${server.url}/v1/sandboxes`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ tier }),
+    });
+    const id = ((await created.json()) as { id: string }).id;
+    try {
+      const sb = await server.kiln.connect(id);
+      await sb.files.write("/workspace/data.bin", new Uint8Array(64 * 1024));
+      const loop = await sb.commands.run("while :; do :; done", { background: true, timeoutMs: 0 });
+      const r = await new Promise<Run>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [MAIN, "--json", "stats", "--no-stream", "--interval", "1000", "--server", server.url, id],
+          { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KILN_API_KEY: key } },
+        );
+        let stdout = "";
+        let stderr = "";
+        child.stdout.setEncoding("utf8").on("data", (d) => {
+          stdout += d;
+        });
+        child.stderr.setEncoding("utf8").on("data", (d) => {
+          stderr += d;
+        });
+        child.once("exit", (code) => resolve({ code, stdout, stderr }));
+      });
+      await loop.kill();
+      assertExit(r, 0);
+      const row = JSON.parse(r.stdout) as Record<string, number | string | undefined>;
+      assert.equal(row.id, id);
+      assert.equal(row.memoryLimitBytes, 512 * 1024 * 1024);
+      assert.ok(Number(row.diskBytes) >= 64 * 1024, r.stdout);
+      const real = (await server.kiln.backend(tier)).capabilities.realBinaries;
+      if (real) {
+        assert.ok(Number(row.memoryBytes) > 0, r.stdout);
+        assert.ok(Number(row.cpuPct) > 0, r.stdout);
+      }
+    } finally {
+      await server.kiln.kill(id).catch(() => {});
+      await server.close(500);
+    }
+  });
 });
 
 describe("kiln on an existing sandbox (virtual tier)", () => {

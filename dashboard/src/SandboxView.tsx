@@ -5,6 +5,7 @@ import type { SandboxInfo, Stats } from "./api.ts";
 import { Files } from "./Files.tsx";
 import { age, bytes, cpu } from "./format.ts";
 import { Terminal } from "./Terminal.tsx";
+import { UsageChart } from "./UsageChart.tsx";
 
 export type Tab = "terminal" | "files" | "logs";
 const TABS: { id: Tab; label: string }[] = [
@@ -89,6 +90,12 @@ export function SandboxView({
             <div>
               <dt>Workspace</dt>
               <dd>{stats ? bytes(stats.diskBytes) : "…"}</dd>
+            </div>
+            <div>
+              <dt>Use</dt>
+              <dd>
+                <UsageChart stats={stats} memoryLimitBytes={info.limits.memoryBytes} />
+              </dd>
             </div>
           </dl>
         ) : (

@@ -16,6 +16,7 @@ import { registerMcp } from "./commands/mcp.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerShell } from "./commands/shell.ts";
 import { registerState } from "./commands/state.ts";
+import { registerStats } from "./commands/stats.ts";
 import { registerTemplate } from "./commands/template.ts";
 import { registerWatch } from "./commands/watch.ts";
 import { reportError } from "./output.ts";
@@ -46,6 +47,7 @@ function buildProgram(): Command {
   registerShell(program);
   registerCopy(program);
   registerWatch(program);
+  registerStats(program);
   registerDoctor(program);
   registerMcp(program);
   registerTemplate(program);

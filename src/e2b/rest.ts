@@ -25,6 +25,7 @@ import {
   TIER_KEY,
   templateError,
 } from "./mapping.ts";
+import { CpuSampler } from "./metrics.ts";
 
 type Env = { Variables: { access: SandboxAccess } };
 
@@ -217,23 +218,12 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     return c.body(null, 204);
   });
 
+  const cpu = new CpuSampler();
   app.get("/sandboxes/:id/metrics", async (c) => {
     const id = c.req.param("id");
     const info = c.get("access").record(id);
-    const stats = await (await c.get("access").get(id, c.req.raw.signal)).stats();
-    return c.json([
-      {
-        timestamp: new Date().toISOString(),
-        timestampUnix: Math.floor(Date.now() / 1000),
-        cpuCount: Math.max(1, Math.ceil(info.limits.cpuCount)),
-        cpuUsedPct: 0,
-        memUsed: stats.memoryBytes ?? 0,
-        memTotal: info.limits.memoryBytes,
-        memCache: 0,
-        diskUsed: stats.diskBytes ?? 0,
-        diskTotal: info.limits.diskBytes,
-      },
-    ]);
+    const sb = await c.get("access").get(id, c.req.raw.signal);
+    return c.json([await cpu.sample(info, () => sb.stats({ signal: c.req.raw.signal }))]);
   });
 
   const unsupported = (what: string) => () => {

@@ -292,6 +292,22 @@ async function scenario(): Promise<void> {
     await page.keyboard.press("Enter");
     await until("the tty's size in the terminal", async () => /tty \d+x\d+/.test(await terminalText(page)));
     await page.screenshot({ path: join(SHOTS, "terminal-pty.png") });
+    // The live chart follows a busy loop: CPU from successive stats samples, memory against the limit.
+    const loop = await api("POST", `/v1/sandboxes/${nsId}/commands`, {
+      command: "for i in 1 2; do (while :; do :; done) & done; wait",
+      background: true,
+    });
+    const { pid: loopPid } = (await loop.json()) as { pid: number };
+    const chart = page.getByTestId("usage-chart");
+    await until(
+      "the live chart to show the busy loop",
+      async () => Number((await chart.getAttribute("data-cpu-pct")) || 0) > 50,
+      60_000,
+    );
+    assert.ok(Number(await chart.getAttribute("data-mem-pct")) > 0);
+    assert.equal(await chart.locator("polyline.usage-cpu").count(), 1);
+    await page.screenshot({ path: join(SHOTS, "usage-chart.png") });
+    await api("POST", `/v1/sandboxes/${nsId}/commands/${loopPid}/kill`);
     await page.getByRole("button", { name: "← All sandboxes" }).click();
     await page.getByRole("button", { name: `Kill ${nsId}` }).click();
     await until(

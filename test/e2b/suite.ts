@@ -395,6 +395,44 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
       );
     });
 
+    it("getMetrics follows a known load: a busy loop's CPU, a known allocation's memory, the disk", async () => {
+      await sb.files.write("/workspace/metrics.bin", new Uint8Array(256 * 1024).buffer);
+      const [idle] = await sb.getMetrics();
+      assert.ok(idle, "one sample");
+      assert.ok(idle.diskUsed >= 256 * 1024, `diskUsed ${idle.diskUsed}`);
+      assert.equal(idle.memTotal, 512 * 1024 * 1024);
+      if (!(await fx.kiln.backend(tier)).capabilities.realBinaries) {
+        // The virtual tier measures the disk only (docs/tiers/virtual.md): no invented CPU or memory.
+        assert.equal(idle.cpuUsedPct, 0);
+        return;
+      }
+      const allocBytes = 200 * 1024 * 1024;
+      let ready = "";
+      const alloc = await sb.commands.run(
+        `python3 -c "import time; x = b'a' * ${allocBytes}; print('ok', flush=True); time.sleep(300)"`,
+        { background: true, timeoutMs: 0, onStdout: (d) => void (ready += d) },
+      );
+      for (let i = 0; i < 1200 && !ready.includes("ok"); i++) await sleep(50);
+      const [held] = await sb.getMetrics();
+      await alloc.kill();
+      const grown = (held?.memUsed ?? 0) - idle.memUsed;
+      assert.ok(
+        Math.abs(grown - allocBytes) <= allocBytes * 0.2,
+        `memory grew by ${grown}, allocated ${allocBytes}`,
+      );
+      // Two loops: the sandbox's one CPU (its limit) stays busy even when the host is shared.
+      const loop = await sb.commands.run("for i in 1 2; do (while :; do :; done) & done; wait", {
+        background: true,
+        timeoutMs: 0,
+      });
+      await sb.getMetrics(); // the start of the measured window
+      await sleep(1500);
+      const [busy] = await sb.getMetrics();
+      await loop.kill();
+      const cores = ((busy?.cpuUsedPct ?? 0) / 100) * (busy?.cpuCount ?? 0);
+      assert.ok(cores > 0.5, `a busy loop shows ${cores} cores (${JSON.stringify(busy)})`);
+    });
+
     it("Sandbox.connect reattaches to the same sandbox and files", async () => {
       await sb.files.write("/workspace/connect.txt", "same");
       const other = await Sandbox.connect(sb.sandboxId, fx.opts());

@@ -11,8 +11,8 @@
  */
 import type { Command } from "commander";
 import type { WatchEvent, Watching } from "../../core/backend.ts";
-import { InvalidArgumentError } from "../../core/errors.ts";
-import { type GlobalOptions, withKiln } from "../context.ts";
+import type { GlobalOptions } from "../context.ts";
+import { withSandbox } from "../sandbox-access.ts";
 
 type WatchFn = (
   path: string,
@@ -29,27 +29,10 @@ export function registerWatch(program: Command): void {
     .argument("<path>", "directory inside the sandbox")
     .option("-r, --recursive", "every directory below it too")
     .option("--server <url>", "watch through a `kiln serve` (key in $KILN_API_KEY)", process.env.KILN_SERVER)
-    .action(
-      async (id: string, path: string, flags: { recursive?: boolean; server?: string }, cmd: Command) => {
-        const g = cmd.optsWithGlobals<GlobalOptions>();
-        if (flags.server) {
-          const apiKey = process.env.KILN_API_KEY;
-          if (!apiKey) throw new InvalidArgumentError("--server needs the API key in $KILN_API_KEY");
-          const { KilnClient } = await import("../../client/index.ts");
-          const client = await KilnClient.open({ url: flags.server, apiKey });
-          try {
-            const sb = await client.connect(id);
-            await follow((p, o, on) => sb.files.watch(p, o, on), path, flags.recursive === true, g);
-          } finally {
-            await client.close();
-          }
-          return;
-        }
-        await withKiln(cmd, async (kiln) => {
-          const sb = await kiln.connect(id);
-          await follow((p, o, on) => sb.files.watch(p, o, on), path, flags.recursive === true, g);
-        });
-      },
+    .action(async (id: string, path: string, flags: { recursive?: boolean; server?: string }, cmd: Command) =>
+      withSandbox(cmd, id, flags.server, (sb, g) =>
+        follow((p, o, on) => sb.files.watch(p, o, on), path, flags.recursive === true, g),
+      ),
     );
 }
 

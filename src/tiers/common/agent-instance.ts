@@ -301,6 +301,8 @@ export class AgentInstance implements Instance {
     const out: InstanceStats = {};
     const mem = this.parts.cgroup?.memoryBytes();
     if (mem !== undefined) out.memoryBytes = mem;
+    const cpu = this.parts.cgroup?.cpuMs();
+    if (cpu !== undefined) out.cpuMs = cpu;
     const disk = this.parts.workspace.usedBytes();
     if (disk !== undefined) out.diskBytes = disk;
     return out;

@@ -4,12 +4,27 @@
  * sandbox of a real tier gets `kiln/<id>` in each controller; its limits hold
  * for the whole process tree, and `destroy` kills whatever is left in it.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Limits } from "../../core/limits.ts";
 
 const ROOT = "/sys/fs/cgroup";
 const V1_CONTROLLERS = ["memory", "pids", "cpu"] as const;
+
+/**
+ * `cpuacct` on v1 when it is a hierarchy of its own (mounted apart from
+ * `cpu`, as here); undefined when it is absent or co-mounted with `cpu`
+ * (`cpu,cpuacct`, where `cpu`'s directory already has `cpuacct.usage`).
+ */
+function separateCpuacct(): string | undefined {
+  const acct = join(ROOT, "cpuacct");
+  try {
+    if (!existsSync(join(acct, "cgroup.procs"))) return undefined;
+    return realpathSync(acct) === realpathSync(join(ROOT, "cpu")) ? undefined : acct;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Which cgroup layout the host has, or why none is usable. */
 export function cgroupMode(): { mode: "v1" | "v2" } | { mode: "none"; reason: string } {
@@ -46,9 +61,12 @@ export class SandboxCgroup {
 
   /** Directories of this cgroup (one per controller on v1). */
   dirs(): string[] {
-    return this.mode === "v2"
-      ? [join(ROOT, this.relPath)]
-      : V1_CONTROLLERS.map((c) => join(ROOT, c, this.relPath));
+    if (this.mode === "v2") return [join(ROOT, this.relPath)];
+    const acct = separateCpuacct();
+    return [
+      ...V1_CONTROLLERS.map((c) => join(ROOT, c, this.relPath)),
+      ...(acct ? [join(acct, this.relPath)] : []),
+    ];
   }
 
   private dir(controller: (typeof V1_CONTROLLERS)[number]): string {
@@ -98,11 +116,43 @@ export class SandboxCgroup {
       .join(" && ");
   }
 
-  /** Memory in use, bytes. */
+  /**
+   * Memory in use, bytes: the cgroup's charge less its inactive file cache
+   * (what `docker stats` shows), so pages read once and reclaimable first do
+   * not count as the sandbox's memory.
+   */
   memoryBytes(): number | undefined {
-    return readNumber(
-      join(this.dir("memory"), this.mode === "v1" ? "memory.usage_in_bytes" : "memory.current"),
-    );
+    const d = this.dir("memory");
+    const usage = readNumber(join(d, this.mode === "v1" ? "memory.usage_in_bytes" : "memory.current"));
+    if (usage === undefined) return undefined;
+    let inactive = 0;
+    try {
+      const stat = readFileSync(join(d, "memory.stat"), "utf8");
+      const key = this.mode === "v1" ? "total_inactive_file" : "inactive_file";
+      inactive = Number(new RegExp(`^${key} (\\d+)$`, "m").exec(stat)?.[1] ?? 0);
+    } catch {
+      // no memory.stat: the whole charge
+    }
+    return Math.max(0, usage - inactive);
+  }
+
+  /**
+   * CPU time used by every process the cgroup has held, ms: v1 `cpuacct.usage`
+   * (in its own hierarchy when mounted apart from `cpu`), v2 `cpu.stat` `usage_usec`.
+   */
+  cpuMs(): number | undefined {
+    if (this.mode === "v2") {
+      try {
+        const stat = readFileSync(join(ROOT, this.relPath, "cpu.stat"), "utf8");
+        const us = /^usage_usec (\d+)$/m.exec(stat)?.[1];
+        return us === undefined ? undefined : Number(us) / 1000;
+      } catch {
+        return undefined;
+      }
+    }
+    const acct = separateCpuacct();
+    const ns = readNumber(join(acct ?? join(ROOT, "cpu"), this.relPath, "cpuacct.usage"));
+    return ns === undefined || Number.isNaN(ns) ? undefined : ns / 1e6;
   }
 
   /** How many processes the memory limit has killed (OOM) since the cgroup was made. */
