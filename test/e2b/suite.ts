@@ -410,7 +410,13 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
       let ready = "";
       const alloc = await sb.commands.run(
         `python3 -c "import time; x = b'a' * ${allocBytes}; print('ok', flush=True); time.sleep(300)"`,
-        { background: true, timeoutMs: 0, onStdout: (d) => void (ready += d) },
+        {
+          background: true,
+          timeoutMs: 0,
+          onStdout: (d) => {
+            ready += d;
+          },
+        },
       );
       for (let i = 0; i < 1200 && !ready.includes("ok"); i++) await sleep(50);
       const [held] = await sb.getMetrics();
