@@ -377,6 +377,23 @@ export class Commands {
   run(command: string, options: RunOptions & { background: true }): Promise<CommandHandle>;
   run(command: string, options?: RunOptions & { background?: false }): Promise<CommandResult>;
   async run(command: string, options: RunOptions = {}): Promise<CommandResult | CommandHandle> {
+    this.inflight++;
+    try {
+      return await this.runNow(command, options);
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  /** Calls of `run` under way (a background command's ends once it started). */
+  private inflight = 0;
+
+  /** True while a command started through this object runs or is being started (hibernation waits). */
+  busy(): boolean {
+    return this.inflight > 0 || [...this.table.values()].some((h) => h.exitCode === undefined);
+  }
+
+  private async runNow(command: string, options: RunOptions): Promise<CommandResult | CommandHandle> {
     throwIfAborted(options.signal);
     if (typeof command !== "string" || command.length === 0) {
       throw new InvalidArgumentError("command must be a non-empty string");

@@ -26,6 +26,7 @@ import {
   throwIfAborted,
   UnsupportedError,
 } from "./errors.ts";
+import { Hibernation } from "./hibernation.ts";
 import { checkSandboxId, newSandboxId } from "./ids.ts";
 import { checkTimeoutMs, type Limits, MAX_SANDBOX_TIMEOUT_MS, resolveLimits } from "./limits.ts";
 import { sandboxPath, WORKSPACE } from "./paths.ts";
@@ -79,6 +80,12 @@ export interface OpenOptions {
    * either, `create` is `limit_exceeded`. Default: none; `kiln serve` sets both.
    */
   admission?: AdmissionOptions;
+  /**
+   * Idle time in ms after which a sandbox on a tier whose pause keeps memory
+   * is paused to disk (hibernated); any call resumes it. A sandbox's own
+   * `idleTimeoutMs` overrides it (on any tier). Default 0 (off); `kiln serve` sets 10 minutes.
+   */
+  idleTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
@@ -115,6 +122,10 @@ export class Kiln {
   private readonly warm: WarmPool;
   private readonly admission: Admission;
   private readonly states: SandboxStates;
+  private readonly stateStore: StateStore;
+  private readonly hibernation: Hibernation;
+  /** Default idle time before hibernation, ms (see {@link OpenOptions.idleTimeoutMs}). */
+  private idleTimeoutMs = 0;
   private closed = false;
   /** Longest lifetime in ms (see {@link OpenOptions.maxLifetimeMs}); undefined: none. */
   readonly maxLifetimeMs: number | undefined;
@@ -132,10 +143,19 @@ export class Kiln {
     this.records = new RecordStore(join(dataDir, "kiln.db"));
     this.admission = new Admission(admission, (label) => this.records.usage(label));
     const records = this.records;
+    this.stateStore = new StateStore(records.db);
+    this.hibernation = new Hibernation({
+      idleTimeoutMs: (id) => this.idleTimeoutOf(id),
+      busy: async (id) => this.live.get(id)?.commands.busy() ?? false,
+      pause: async (id, stillIdle) => {
+        if (this.closed) return;
+        await this.states.pause(id, undefined, true, stillIdle);
+      },
+    });
     this.states = new SandboxStates({
       dataDir,
       records,
-      store: new StateStore(records.db),
+      store: this.stateStore,
       backend: (tier) => this.backend(tier),
       spec: (info) => this.spec(info),
       record: (id) => {
@@ -176,6 +196,9 @@ export class Kiln {
       max,
       options.admission ?? {},
     );
+    const idle = options.idleTimeoutMs ?? 0;
+    checkTimeoutMs("idleTimeoutMs", idle, MAX_SANDBOX_TIMEOUT_MS);
+    kiln.idleTimeoutMs = idle;
     await kiln.recoverCrashed();
     await kiln.states.recover();
     await kiln.reapExpired();
@@ -315,6 +338,10 @@ export class Kiln {
     }
     const cwd = sandboxPath(options.cwd ?? WORKSPACE, "/");
     const timeoutMs = this.lifetime(options.timeoutMs ?? 0);
+    if (options.idleTimeoutMs !== undefined)
+      checkTimeoutMs("idleTimeoutMs", options.idleTimeoutMs, MAX_SANDBOX_TIMEOUT_MS);
+    if (options.onTimeout !== undefined && options.onTimeout !== "kill" && options.onTimeout !== "pause")
+      throw new InvalidArgumentError('onTimeout must be "kill" or "pause"');
     checkMetadataSize(options.metadata);
     checkEnvSize(options.env);
     const env = checkEnv(options.env);
@@ -364,6 +391,8 @@ export class Kiln {
       this.records.insert(info);
     }
     if (!fromDir) this.warm.created(shape, backend);
+    if (options.idleTimeoutMs !== undefined || options.onTimeout !== undefined)
+      this.stateStore.setLifecycle(info.id, options.idleTimeoutMs ?? null, options.onTimeout ?? "kill");
     this.cache.set(info.id, info);
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);
@@ -461,12 +490,14 @@ export class Kiln {
       resume: async (id: string, signal?: AbortSignal) => {
         await this.resume(id, { signal });
       },
+      touch: (id: string) => this.hibernation.touch(id),
       commandStarted: (id: string, handle: CommandHandle, info: ProcessInfo) => {
         for (const watch of this.commandWatchers) watch(id, handle, info);
       },
     };
     const sb = new Sandbox(info.id, host, spec.databasePath, async () => {
-      // Any call on a paused sandbox resumes it.
+      // Any call on a paused sandbox resumes it (one arriving during a pause waits for it first).
+      await this.states.settled(info.id);
       if (this.record(info.id).state === "paused") {
         const restored = await this.states.resumeInstance(info.id);
         if (restored) return restored;
@@ -566,7 +597,14 @@ export class Kiln {
   }
 
   private async reapExpired(): Promise<void> {
-    for (const id of this.records.expired(Date.now())) await this.kill(id).catch(() => {});
+    for (const id of this.records.expired(Date.now())) {
+      if (this.stateStore.lifecycle(id)?.onTimeout === "pause") {
+        // E2B's autoPause: the lifetime ends in a pause, and a resume starts the sandbox again.
+        this.records.setExpiry(id, null);
+        this.cache.delete(id);
+        await this.pause(id).catch(() => {});
+      } else await this.kill(id).catch(() => {});
+    }
     // Sandboxes whose teardown a crashed process left unfinished.
     for (const r of this.records.list()) {
       if (r.state === "killed") await this.teardown(r).catch(() => {});
@@ -606,6 +644,7 @@ export class Kiln {
     this.expiryTimers.delete(id);
     await live?.close();
     this.states.forget(id);
+    this.hibernation.forget(id);
     const spec = this.spec(info);
     try {
       await (await this.backend(info.tier)).destroy(spec);
@@ -766,6 +805,16 @@ export class Kiln {
     return sb;
   }
 
+  /** A sandbox's idle time before hibernation (0: never). */
+  private async idleTimeoutOf(id: string): Promise<number> {
+    const own = this.stateStore.lifecycle(id)?.idleTimeoutMs;
+    if (own !== undefined && own !== null) return own;
+    if (this.idleTimeoutMs === 0) return 0;
+    // By default only where a pause loses nothing: elsewhere it would end the sandbox's processes.
+    const b = await this.backend(this.record(id).tier);
+    return b.capabilities.pause === "memory" ? this.idleTimeoutMs : 0;
+  }
+
   private checkOpen(): void {
     if (this.closed) throw new InvalidArgumentError("this Kiln instance is closed");
   }
@@ -775,6 +824,7 @@ export class Kiln {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.expiryTimers.values()) clearTimeout(t);
+    this.hibernation.close();
     await Promise.all([...this.live.values()].map((s) => s.close().catch(() => {})));
     for (const id of this.live.keys()) {
       const rec = this.records.get(id);

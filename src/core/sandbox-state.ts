@@ -166,22 +166,24 @@ export class SandboxStates {
    * (and an instance runs in this process), else files only. Idempotent.
    * @throws NotFoundError, ConflictError (another process is pausing or resuming it)
    */
-  async pause(id: string, signal?: AbortSignal, keepMemory = true): Promise<void> {
+  async pause(id: string, signal?: AbortSignal, keepMemory = true, stillIdle?: () => boolean): Promise<void> {
     throwIfAborted(signal);
     const running = this.pausing.get(id);
     if (running) return running;
     await this.resuming.get(id)?.catch(() => {});
-    const p = this.pauseNow(id, keepMemory).finally(() => this.pausing.delete(id));
+    const p = this.pauseNow(id, keepMemory, stillIdle).finally(() => this.pausing.delete(id));
     this.pausing.set(id, p);
     return p;
   }
 
-  private async pauseNow(id: string, keepMemory: boolean): Promise<void> {
+  private async pauseNow(id: string, keepMemory: boolean, stillIdle?: () => boolean): Promise<void> {
     const info = this.host.record(id);
     if (info.state === "paused") return;
     const backend = await this.host.backend(info.tier);
     const sb = this.host.live(id);
     const started = sb?.started ? await sb.started.catch(() => undefined) : undefined;
+    // A hibernation gives way to any call that came in meanwhile (checked with no await before the release).
+    if (stillIdle && !stillIdle()) return;
     const memory =
       keepMemory && started !== undefined && backend.capabilities.pause === "memory" && !!backend.suspend;
     const { store } = this.host;
@@ -271,9 +273,14 @@ export class SandboxStates {
     return instance;
   }
 
-  /** Forgets the pause of a sandbox being killed. */
+  /** Resolves once a pause of `id` under way in this process has ended (whatever its outcome). */
+  async settled(id: string): Promise<void> {
+    await this.pausing.get(id)?.catch(() => {});
+  }
+
+  /** Forgets the pause and settings of a sandbox being killed. */
   forget(id: string): void {
-    this.host.store.deletePause(id);
+    this.host.store.forgetSandbox(id);
   }
 
   /**

@@ -45,6 +45,8 @@ export interface SandboxHost {
   fork(id: string, count: number, signal?: AbortSignal): Promise<Sandbox[]>;
   pause(id: string, signal?: AbortSignal, keepMemory?: boolean): Promise<void>;
   resume(id: string, signal?: AbortSignal): Promise<void>;
+  /** A call on the sandbox (its idle time starts again). */
+  touch(id: string): void;
   /** Told of every command started in the sandbox. */
   commandStarted(id: string, handle: CommandHandle, info: ProcessInfo): void;
 }
@@ -79,8 +81,11 @@ export class Sandbox {
     this.databasePath = databasePath;
     const getInstance = () => {
       if (this.closed) return Promise.reject(new SandboxStoppedError(id));
+      host.touch(id);
       this.instancePromise ??= instance().then((i) => {
         this.liveInstance = i;
+        // Starting (or resuming) took time: the idle clock starts again from its end.
+        host.touch(id);
         return i;
       });
       this.instancePromise.catch(() => {
@@ -260,11 +265,12 @@ export class Sandbox {
   async release(keepProcesses: boolean): Promise<Instance | undefined> {
     const inst = this.instancePromise;
     if (!inst) return undefined;
+    // At once, so that a call arriving from here on opens the sandbox afresh (after the pause).
+    this.instancePromise = undefined;
+    this.liveInstance = undefined;
     if (!keepProcesses) await this.commands.killAll();
-    if (this.instancePromise === inst) this.instancePromise = undefined;
     this.auditLog?.close();
     this.auditLog = undefined;
-    this.liveInstance = undefined;
     return inst.catch(() => undefined);
   }
 

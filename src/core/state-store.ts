@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
   digest TEXT NOT NULL,
   hidden INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS lifecycle (
+  id TEXT PRIMARY KEY,
+  idle_timeout_ms INTEGER,
+  on_timeout TEXT NOT NULL DEFAULT 'kill'
+);
 CREATE TABLE IF NOT EXISTS pauses (
   id TEXT PRIMARY KEY,
   phase TEXT NOT NULL,
@@ -207,5 +212,28 @@ export class StateStore {
 
   deletePause(id: string): void {
     this.st("DELETE FROM pauses WHERE id = ?").run(id);
+  }
+
+  /** Sets a sandbox's hibernation and end-of-life settings (`idleTimeoutMs` null: the Kiln's default). */
+  setLifecycle(id: string, idleTimeoutMs: number | null, onTimeout: "kill" | "pause"): void {
+    this.st(
+      "INSERT INTO lifecycle (id, idle_timeout_ms, on_timeout) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET idle_timeout_ms = excluded.idle_timeout_ms, on_timeout = excluded.on_timeout",
+    ).run(id, idleTimeoutMs, onTimeout);
+  }
+
+  /** A sandbox's settings, when any were given at create. */
+  lifecycle(id: string): { idleTimeoutMs: number | null; onTimeout: "kill" | "pause" } | undefined {
+    const r = this.st("SELECT * FROM lifecycle WHERE id = ?").get(id);
+    if (!r) return undefined;
+    return {
+      idleTimeoutMs: r.idle_timeout_ms === null ? null : Number(r.idle_timeout_ms),
+      onTimeout: String(r.on_timeout) === "pause" ? "pause" : "kill",
+    };
+  }
+
+  /** Forgets everything about a sandbox being deleted. */
+  forgetSandbox(id: string): void {
+    this.st("DELETE FROM pauses WHERE id = ?").run(id);
+    this.st("DELETE FROM lifecycle WHERE id = ?").run(id);
   }
 }

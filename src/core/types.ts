@@ -42,6 +42,14 @@ export interface CreateOptions {
   /** Limits; unset fields take their defaults (from a snapshot: the snapshot's). */
   limits?: Partial<Limits>;
   /**
+   * Idle time in ms (no call on the sandbox, no command running) after which
+   * it is paused to disk and its memory freed; any call resumes it. 0: never.
+   * Default: the Kiln's `idleTimeoutMs` on tiers whose pause keeps memory, else never.
+   */
+  idleTimeoutMs?: number;
+  /** What happens when the lifetime (`timeoutMs`) ends: `kill` (default) or `pause` (it can be resumed). */
+  onTimeout?: "kill" | "pause";
+  /**
    * Start from this snapshot's files (`snap_…`): its template, limits, env and
    * cwd unless given here. On another tier than the snapshot's, the files are
    * copied over as `move` does.

@@ -137,8 +137,6 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
       ? { tier: undefined, template: undefined }
       : resolveTemplate(body.templateID, metadata, await ctx.defaultTier());
     if (tier !== undefined && template !== undefined) await checkTemplateOnTier(ctx.kiln, tier, template);
-    if (body.autoPause === true)
-      throw new UnsupportedError("Kiln sandboxes cannot pause on timeout yet: autoPause is not supported");
     if (Array.isArray(body.volumeMounts) && body.volumeMounts.length > 0) {
       throw new UnsupportedError("volume mounts are not supported by Kiln");
     }
@@ -152,6 +150,8 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
         metadata,
         env: envs,
         timeoutMs,
+        // lifecycle.onTimeout "pause": the end of the lifetime pauses it; connect resumes it.
+        ...(body.autoPause === true ? { onTimeout: "pause" as const } : {}),
         signal: c.req.raw.signal,
       });
     } catch (e) {
@@ -178,7 +178,12 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     // Connecting resumes a paused sandbox (E2B answers 201 then, 200 for a running one).
     const sb = await access.get(id, c.req.raw.signal);
     const wasPaused = info.state === "paused";
-    if (wasPaused) await sb.resume({ signal: c.req.raw.signal });
+    if (wasPaused) {
+      await sb.resume({ signal: c.req.raw.signal });
+      // A sandbox its lifetime paused (autoPause) has none left: it gets a new one, as in E2B.
+      if (access.record(id).expiresAt === null)
+        ctx.kiln.setTimeout(id, ms && ms > 0 ? ms : ctx.defaultTimeoutMs);
+    }
     return c.json(sandboxCreated(ctx, access.record(id)), wasPaused ? 201 : 200);
   });
 

@@ -101,6 +101,13 @@ export const CreateSandboxBody = z
     timeoutMs: NonNeg.optional(),
     limits: LimitsSchema.partial().strict().optional(),
     snapshot: Str.optional().openapi({ description: "start from this snapshot's files (`snap_…`)" }),
+    idleTimeoutMs: NonNeg.optional().openapi({
+      description: "idle time after which the sandbox is paused (any call resumes it); 0: never",
+    }),
+    onTimeout: z
+      .enum(["kill", "pause"])
+      .optional()
+      .openapi({ description: "what the end of its lifetime does; default kill" }),
     network: NetworkSchema.optional(),
     ports: PortPolicySchema.partial().strict().optional(),
   })

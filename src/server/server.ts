@@ -35,6 +35,11 @@ export interface ServeOptions {
    * a timeout of 0 means this much, a longer one is refused. Default 86,400,000 (24 h).
    */
   maxLifetimeMs?: number;
+  /**
+   * Idle time after which a sandbox on a tier whose pause keeps memory is
+   * hibernated (`Kiln.open`'s `idleTimeoutMs`); 0: off. Default 10 minutes.
+   */
+  idleTimeoutMs?: number;
   /** Request body limit of every endpoint but streamed uploads, in bytes; default 1,048,576 (1 MiB). */
   maxBodyBytes?: number;
   /**
@@ -57,6 +62,9 @@ export interface ServeOptions {
    */
   e2bTier?: TierName | "strongest";
 }
+
+/** The default of {@link ServeOptions.idleTimeoutMs}: 10 minutes. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
 
 /** The default of {@link ServeOptions.maxLifetimeMs}: 24 hours. */
 export const DEFAULT_MAX_LIFETIME_MS = 24 * 3_600_000;
@@ -98,6 +106,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     admission,
     ...(options.warmPool !== undefined ? { warmPool: options.warmPool } : {}),
     maxLifetimeMs: options.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
   });
   const keys = new KeyStore(kiln.dataDir);
   keyStore = keys;

@@ -840,6 +840,29 @@ export function runConformance(options: ConformanceOptions): void {
       await s.kill();
     });
 
+    it("hibernation: an idle sandbox is paused, and the next call resumes it with what the tier keeps", async () => {
+      const caps = (await kiln.backend(tier)).capabilities;
+      const s = await create({ idleTimeoutMs: 300 });
+      await s.files.write("/workspace/idle.txt", "kept while asleep");
+      // A process only where hibernation keeps it (elsewhere the pause ends it, as the tier says).
+      const memory = caps.realBinaries && caps.pause === "memory";
+      if (memory) assert.equal(await startCounter(s), 1);
+      // Idle from here: no call touches it (reading its record is not a call on it).
+      let state = "";
+      for (let i = 0; i < 600 && state !== "paused"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        state = (await s.info()).state;
+      }
+      assert.equal(state, "paused", "the idle sandbox was not hibernated");
+      // (Not asserted "running" after it: idle again for 300 ms on a slow machine, it may be asleep again.)
+      assert.equal((await s.commands.run("cat /workspace/idle.txt")).stdout, "kept while asleep");
+      if (memory) {
+        const r = await s.commands.run(ASK);
+        assert.equal(r.stdout.trim(), "2", "the process ran on through hibernation");
+      }
+      await s.kill();
+    });
+
     it("sandboxes survive a restart of Kiln", async () => {
       const s = await create({ metadata: { persist: "yes" } });
       await s.files.write("/workspace/persist.txt", "still here");

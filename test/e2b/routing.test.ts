@@ -111,6 +111,23 @@ describe("e2b handler: auth, routing, tiers", () => {
     assert.equal(e.statusCode, 400);
   });
 
+  test("lifecycle onTimeout pause: the end of the lifetime pauses the sandbox; connect resumes it", async () => {
+    const s = await Sandbox.create({ ...fx.opts(), timeoutMs: 1000, lifecycle: { onTimeout: "pause" } });
+    await s.files.write("/workspace/auto.txt", "kept");
+    let state = "";
+    for (let i = 0; i < 600 && state !== "paused"; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = (await Sandbox.getInfo(s.sandboxId, fx.opts())).state;
+    }
+    assert.equal(state, "paused");
+    const again = await Sandbox.connect(s.sandboxId, fx.opts());
+    assert.equal(await again.files.read("/workspace/auto.txt"), "kept");
+    const info = await again.getInfo();
+    assert.equal(info.state, "running");
+    assert.ok(info.endAt.getTime() > Date.now(), "a resumed sandbox has a lifetime again");
+    await again.kill();
+  });
+
   test("unsupported calls fail with a clear status", async () => {
     const e = await rejectsWith(Sandbox.updateNetwork(sb.sandboxId, {}, fx.opts()), SandboxError);
     assert.equal(e.statusCode, 501);

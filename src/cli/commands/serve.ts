@@ -27,6 +27,10 @@ export function registerServe(program: Command): void {
       "--max-lifetime-ms <ms>",
       "longest sandbox lifetime on every interface; a timeout of 0 means this much (default 24 h)",
     )
+    .option(
+      "--idle-timeout-ms <ms>",
+      "hibernate a sandbox idle this long, on tiers whose pause keeps memory; 0: off (default 10 min)",
+    )
     .option("--max-sandboxes <n>", "host budget: most live sandboxes over every key (default 1000)")
     .option(
       "--max-memory-bytes <n>",
@@ -77,6 +81,7 @@ export function registerServe(program: Command): void {
         budget: withDefaults(budget, defaultHostBudget()),
         keyQuota: withDefaults(keyQuota, defaultKeyQuota()),
         ...(maxLifetimeMs !== undefined ? { maxLifetimeMs } : {}),
+        ...(flags.idleTimeoutMs !== undefined ? { idleTimeoutMs: Number(flags.idleTimeoutMs) } : {}),
         ...(g.dataDir ? { dataDir: g.dataDir } : {}),
         port,
         host: flags.host,
