@@ -47,12 +47,15 @@ export { WORKSPACE } from "./core/paths.ts";
 export {
   checkPort,
   checkPortPolicy,
+  checkSandboxDomain,
   DEFAULT_PORT_POLICY,
   type ForwardOptions,
   type PortForward,
   type PortPolicy,
   type Ports,
+  parseSandboxHost,
   portAccess,
+  sandboxHostName,
 } from "./core/ports.ts";
 export type { RunCodeOptions, Sandbox } from "./core/sandbox.ts";
 export { cwdFromState, newStateFile, wrapShellLine } from "./core/shell-state.ts";

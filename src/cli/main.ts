@@ -13,6 +13,7 @@ import { registerExec } from "./commands/exec.ts";
 import { registerKeys } from "./commands/keys.ts";
 import { registerLifecycle } from "./commands/lifecycle.ts";
 import { registerMcp } from "./commands/mcp.ts";
+import { registerPort } from "./commands/port.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerShell } from "./commands/shell.ts";
 import { registerState } from "./commands/state.ts";
@@ -48,6 +49,7 @@ function buildProgram(): Command {
   registerCopy(program);
   registerWatch(program);
   registerStats(program);
+  registerPort(program);
   registerDoctor(program);
   registerMcp(program);
   registerTemplate(program);

@@ -236,3 +236,52 @@ export class Ports {
     await Promise.all([...this.forwards].map((f) => f.close()));
   }
 }
+
+/** The host name that routes to `port` of sandbox `sandboxId` under `domain`: `{port}-{sandboxId}.{domain}`. */
+export function sandboxHostName(port: number, sandboxId: string, domain: string): string {
+  return `${port}-${sandboxId}.${domain}`;
+}
+
+/**
+ * The sandbox and port a Host header names (`{port}-{sandboxId}.{domain}`, the form the `e2b`
+ * SDK's `getHost` builds), or undefined. With `domain`, only names under it match (compared
+ * without case; a domain without a port matches any port); without, any domain does.
+ */
+export function parseSandboxHost(
+  host: string | undefined,
+  domain?: string,
+): { port: number; sandboxId: string } | undefined {
+  if (!host) return undefined;
+  let name = host.toLowerCase();
+  if (domain !== undefined) {
+    const d = domain.toLowerCase();
+    if (!d.includes(":") && !name.startsWith("[")) name = name.replace(/:\d+$/, "");
+    if (!name.endsWith(`.${d}`)) return undefined;
+    name = name.slice(0, -d.length - 1);
+    if (name.includes(".")) return undefined;
+  } else {
+    const dot = name.indexOf(".");
+    if (dot < 0) return undefined;
+    name = name.slice(0, dot);
+  }
+  const m = /^([0-9]{1,5})-([a-z0-9_]{1,64})$/.exec(name);
+  if (!m) return undefined;
+  const port = Number(m[1]);
+  if (port < 1 || port > 65535) return undefined;
+  return { port, sandboxId: m[2]! };
+}
+
+/**
+ * Checks a domain for sandbox host names (`kiln serve --domain`): DNS labels, optionally `:port`.
+ * @throws InvalidArgumentError (`invalid_argument`)
+ */
+export function checkSandboxDomain(domain: string): string {
+  if (
+    !/^(?=.{1,240}(:|$))[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$/i.test(
+      domain,
+    )
+  ) {
+    throw new InvalidArgumentError(`not a domain for sandbox host names: ${JSON.stringify(domain)}`);
+  }
+  return domain.toLowerCase();
+}

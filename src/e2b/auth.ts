@@ -10,6 +10,8 @@
  *   (src/tokens/): bound to the sandbox, derived from its owner's key,
  *   and ended by revoking the key or deleting the sandbox.
  */
+import { parseSandboxHost } from "../index.ts";
+
 /** The envd port the SDK puts in hostnames and in `E2b-Sandbox-Port`. */
 export const ENVD_PORT = 49983;
 
@@ -31,7 +33,6 @@ export function apiKeyOf(req: Request): string | undefined {
 export function envdSandboxIdOf(req: Request): string | undefined {
   const id = req.headers.get("e2b-sandbox-id");
   if (id) return id;
-  const host = req.headers.get("host") ?? new URL(req.url).host;
-  const m = new RegExp(`^${ENVD_PORT}-([A-Za-z0-9_]+)\\.`).exec(host);
-  return m?.[1];
+  const named = parseSandboxHost(req.headers.get("host") ?? new URL(req.url).host);
+  return named?.port === ENVD_PORT ? named.sandboxId : undefined;
 }

@@ -24,4 +24,6 @@ export interface E2bContext {
   tokens: SandboxTokens;
   /** Request body limit of the REST API and envd's RPCs, in bytes. */
   maxBodyBytes: number;
+  /** The domain sandboxes' ports are served under, or null. */
+  sandboxDomain: string | null;
 }

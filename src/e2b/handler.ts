@@ -64,6 +64,12 @@ export interface E2bHandlerOptions {
    * the sandbox's `maxFileBytes`.
    */
   maxBodyBytes?: number;
+  /**
+   * The domain sandboxes' ports are served under (`{port}-{id}.{domain}`), answered as the
+   * sandbox's `domain` so that the SDK's `getHost` builds names under it; default none (the
+   * SDK's own `domain` / `E2B_DOMAIN`).
+   */
+  sandboxDomain?: string;
 }
 
 /**
@@ -109,6 +115,7 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
         ownerActive: options.ownerActive ?? (() => true),
       }),
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+    sandboxDomain: options.sandboxDomain ?? null,
   };
   const rest = createRestApp(ctx);
   const envd = createEnvdHandler(ctx);

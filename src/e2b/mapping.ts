@@ -110,7 +110,7 @@ export function sandboxCreated(ctx: E2bContext, info: SandboxInfo): Record<strin
     clientID: "kiln",
     envdVersion: ctx.envdVersion,
     envdAccessToken: ctx.tokens.issue(info, "e2b-envd"),
-    domain: null,
+    domain: ctx.sandboxDomain,
   };
 }
 
@@ -137,7 +137,7 @@ export function sandboxDetail(ctx: E2bContext, info: SandboxInfo): Record<string
   return {
     ...sandboxListed(ctx, info),
     envdAccessToken: ctx.tokens.issue(info, "e2b-envd"),
-    domain: null,
+    domain: ctx.sandboxDomain,
     volumeMounts: [],
   };
 }

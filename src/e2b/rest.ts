@@ -121,6 +121,19 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     await next();
   });
 
+  /**
+   * `network.allowPublicTraffic`: true makes every port public (no key or token needed through
+   * the router); false, or absent (unlike E2B's cloud, where public is the default), leaves every
+   * port needing the owner's key or a per-port token.
+   */
+  const publicTrafficPorts = (network: unknown): { ports?: { public: "all" | number[] } } => {
+    const allow = (network as { allowPublicTraffic?: unknown } | null | undefined)?.allowPublicTraffic;
+    if (allow === undefined) return {};
+    if (typeof allow !== "boolean")
+      throw new InvalidArgumentError("network.allowPublicTraffic must be a boolean");
+    return { ports: { public: allow ? "all" : [] } };
+  };
+
   app.post("/v2/sandboxes", async (c) => {
     const body = await jsonBody(c.req.raw);
     const metadata = stringRecord(body.metadata, "metadata");
@@ -152,6 +165,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
         timeoutMs,
         // lifecycle.onTimeout "pause": the end of the lifetime pauses it; connect resumes it.
         ...(body.autoPause === true ? { onTimeout: "pause" as const } : {}),
+        ...publicTrafficPorts(body.network),
         signal: c.req.raw.signal,
       });
     } catch (e) {

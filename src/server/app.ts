@@ -14,6 +14,7 @@ import { ownedSandbox } from "./ownership.ts";
 import { commandRoutes } from "./routes/commands.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { metaRoutes } from "./routes/meta.ts";
+import { portRoutes } from "./routes/ports.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { stateRoutes } from "./routes/state.ts";
 
@@ -55,6 +56,7 @@ export function createApp(state: ServerState): App {
   sandboxRoutes(app);
   stateRoutes(app);
   fileRoutes(app);
+  portRoutes(app);
   commandRoutes(app);
   metaRoutes(app);
 

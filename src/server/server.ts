@@ -3,14 +3,15 @@
  * directory, serves the app on a loopback port (unless told otherwise), and
  * shuts down gracefully.
  */
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import type { Budget, TierName } from "../index.ts";
-import { checkTierName, Kiln } from "../index.ts";
+import { checkSandboxDomain, checkTierName, Kiln } from "../index.ts";
 import { createApp } from "./app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./body-limit.ts";
 import type { App, ServerState } from "./context.ts";
+import { createHostRouter, type HostRouter } from "./host-router/index.ts";
 import { KeyStore } from "./keys.ts";
 import { withE2b } from "./mounts.ts";
 import { defaultHostBudget, defaultKeyQuota, serverAdmission } from "./quotas.ts";
@@ -40,6 +41,13 @@ export interface ServeOptions {
    * hibernated (`Kiln.open`'s `idleTimeoutMs`); 0: off. Default 10 minutes.
    */
   idleTimeoutMs?: number;
+  /**
+   * The domain sandboxes' ports are served under: `{port}-{sandboxId}.{domain}` routes to that
+   * port (`49983`: E2B's envd), and the E2B API answers it as each sandbox's `domain`. Default:
+   * none, and any `{port}-{sandboxId}.` name is routed. A wildcard DNS name for it (or
+   * `*.localhost`) makes sandbox ports their own origins (docs/network.md).
+   */
+  domain?: string;
   /** Request body limit of every endpoint but streamed uploads, in bytes; default 1,048,576 (1 MiB). */
   maxBodyBytes?: number;
   /**
@@ -91,6 +99,7 @@ export interface RunningServer {
  * @throws the listen error (e.g. EADDRINUSE) as is; InvalidArgumentError (an unknown `e2bTier`)
  */
 export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
+  const domain = options.domain === undefined ? undefined : checkSandboxDomain(options.domain);
   const e2bTier =
     options.e2bTier === undefined || options.e2bTier === "strongest"
       ? "strongest"
@@ -116,19 +125,35 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     tokens: serverTokens(kiln, keys),
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     e2bTier,
+    ...(domain ? { domain } : {}),
     streams: new StreamTracker(),
     draining: false,
   };
   const app = createApp(state);
   const host = options.host ?? "127.0.0.1";
   let server: Server;
+  let router: HostRouter | undefined;
+  /** Upgrades the router took (the terminal leaves them alone). */
+  const routed = new WeakSet<object>();
   try {
     server = await new Promise<Server>((resolve, reject) => {
       // The E2B API shares the port: its requests are dispatched before Kiln's app (src/server/mounts.ts).
       const fetch = withE2b((req) => app.fetch(req), state);
-      const s = serve({ fetch, port: options.port ?? 7070, hostname: host }) as Server;
+      const listener = getRequestListener(fetch);
+      // Sandboxes' ports and envd by Host (and ports by path) come first (src/server/host-router).
+      router = createHostRouter({
+        state,
+        envd: listener,
+        fallback: listener,
+        ...(state.domain ? { domain: state.domain } : {}),
+      });
+      const s = createServer(router.request);
+      s.on("upgrade", (req, socket, head) => {
+        if (router?.upgrade(req, socket, head)) routed.add(req);
+      });
       s.once("listening", () => resolve(s));
       s.once("error", reject);
+      s.listen(options.port ?? 7070, host);
     });
   } catch (e) {
     keys.close();
@@ -137,7 +162,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   }
   server.keepAliveTimeout = 5_000;
   // The dashboard's terminal WebSocket (/v1/sandboxes/{id}/terminal; docs/dashboard.md).
-  attachTerminal(server, state);
+  attachTerminal(server, state, (req) => routed.has(req));
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(":") ? `[${host}]` : host;
   let closing: Promise<{ interrupted: number }> | undefined;

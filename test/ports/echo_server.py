@@ -1,5 +1,6 @@
 """A test server run inside a sandbox (Python standard library only).
 
+GET /cookie    -> sets a cookie (app=1)
 GET /headers   -> the request's method, path and headers as JSON
 GET /stream?gate=PATH -> "first" flushed as a chunk, then, once PATH exists, "last"
 GET /ws        -> a WebSocket that echoes every text or binary message
@@ -40,6 +41,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/ws") and self.headers.get("upgrade", "").lower() == "websocket":
             return self.websocket()
+        if self.path.startswith("/cookie"):
+            data = b"cookie set"
+            self.send_response(200)
+            self.send_header("set-cookie", "app=1; Path=/")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if self.path.startswith("/headers"):
             info = {"method": self.command, "path": self.path, "headers": [[k, v] for k, v in self.headers.items()]}
             return self.send_body(200, json.dumps(info), "application/json")

@@ -39,6 +39,14 @@ export async function startEchoServer(sb: Sandbox, port: number): Promise<void> 
   }
 }
 
+/** A `lookup` for node:http that resolves every name to `address` (a loopback address). */
+export function loopbackLookup(address: string) {
+  return ((_host: string, options: { all?: boolean }, cb: (...args: unknown[]) => void) => {
+    if (options?.all) cb(null, [{ address, family: 4 }]);
+    else cb(null, address, 4);
+  }) as unknown as import("node:net").LookupFunction;
+}
+
 /** A plain HTTP request to `address` (`host:port`); resolves with status, headers and body. */
 export function httpGet(
   url: string,
@@ -51,12 +59,7 @@ export function httpGet(
         method: options.method ?? "GET",
         headers: options.headers ?? {},
         // The test's names (`8000-<id>.kiln.test`) resolve to this machine's loopback, nowhere else.
-        ...(options.connectTo
-          ? {
-              lookup: (_h: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) =>
-                cb(null, options.connectTo!, 4),
-            }
-          : {}),
+        ...(options.connectTo ? { lookup: loopbackLookup(options.connectTo) } : {}),
       },
       (res) => {
         const parts: Buffer[] = [];

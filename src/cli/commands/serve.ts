@@ -4,7 +4,7 @@
  * within the grace period, end the rest as interrupted, close Kiln (sandboxes
  * persist), exit 0.
  */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
 import type { GlobalOptions } from "../context.ts";
@@ -40,6 +40,12 @@ export function registerServe(program: Command): void {
     .option(
       "--key-max-memory-bytes <n>",
       "quota of a key that sets none: most summed limits.memoryBytes (default the RAM)",
+    )
+    .addOption(
+      new Option(
+        "--domain <name>",
+        "domain of sandbox ports: {port}-{id}.<name> routes to that port (point a wildcard DNS name, or *.localhost, here)",
+      ).env("KILN_DOMAIN"),
     )
     .option(
       "--e2b-tier <tier>",
@@ -88,6 +94,7 @@ export function registerServe(program: Command): void {
         graceMs,
         warmPool,
         e2bTier,
+        ...(flags.domain ? { domain: flags.domain } : {}),
       });
       const statuses = await server.kiln.doctor();
       const ready = statuses.filter((t) => t.available).map((t) => t.tier);

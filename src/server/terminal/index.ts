@@ -271,9 +271,14 @@ class LineSession implements Session {
 
 /**
  * Serves terminal WebSockets on `server`'s upgrade requests. Other upgrade
- * paths get 404. Sessions end when the server begins shutting down.
+ * paths get 404, except those `claimed` (by the host router). Sessions end
+ * when the server begins shutting down.
  */
-export function attachTerminal(server: Server, state: ServerState): void {
+export function attachTerminal(
+  server: Server,
+  state: ServerState,
+  claimed: (req: IncomingMessage) => boolean = () => false,
+): void {
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: 1024 * 1024,
@@ -287,6 +292,7 @@ export function attachTerminal(server: Server, state: ServerState): void {
   server.once("close", () => clearInterval(watch));
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (claimed(req)) return;
     void (async () => {
       const url = new URL(req.url ?? "/", "http://localhost");
       const m = PATH.exec(url.pathname);
