@@ -55,6 +55,8 @@ test("kiln serve: E2B's default template and `base` start on the strongest real 
       // A real Linux: bash, coreutils and a process table of its own.
       const exe = await plain.commands.run("readlink /proc/self/exe");
       assert.match(exe.stdout, /^\/.+\n$/);
+      // The default template has git, python3 and node, as E2B's base does.
+      assert.equal((await plain.commands.run("git --version && python3 -V && node -v")).exitCode, 0);
     }
     await plain.kill();
     const base = await Sandbox.create("base", { ...o, timeoutMs: 120_000 });

@@ -439,6 +439,34 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
       assert.ok(cores > 0.5, `a busy loop shows ${cores} cores (${JSON.stringify(busy)})`);
     });
 
+    it("sbx.git: init, commit, clone of a local repository, status and branches (the default template has git)", async () => {
+      if (!(await fx.kiln.backend(tier)).capabilities.realBinaries) {
+        // No git on the virtual tier: the command is not found at once (exit 127), never a wait.
+        const e = await rejectsWith(sb.git.init("/workspace/repo"), CommandExitError);
+        assert.equal(e.exitCode, 127);
+        return;
+      }
+      const who = { authorName: "Kiln Test", authorEmail: "kiln@example.invalid" };
+      await sb.git.init("/workspace/origin", { initialBranch: "main" });
+      await sb.files.write("/workspace/origin/README.md", "hello git\n");
+      await sb.git.add("/workspace/origin");
+      await sb.git.commit("/workspace/origin", "first", who);
+      await sb.git.clone("/workspace/origin", { path: "/workspace/clone" });
+      assert.equal(await sb.files.read("/workspace/clone/README.md"), "hello git\n");
+      await sb.files.write("/workspace/clone/more.txt", "more\n");
+      const dirty = await sb.git.status("/workspace/clone");
+      assert.equal(dirty.currentBranch, "main");
+      assert.equal(dirty.isClean, false);
+      await sb.git.add("/workspace/clone");
+      await sb.git.commit("/workspace/clone", "second", who);
+      const clean = await sb.git.status("/workspace/clone");
+      assert.equal(clean.isClean, true);
+      assert.equal(clean.ahead, 1, "one commit ahead of the origin it was cloned from");
+      assert.equal((await sb.git.branches("/workspace/clone")).currentBranch, "main");
+      const log = await sb.commands.run("git -C /workspace/clone log --format=%s");
+      assert.equal(log.stdout, "second\nfirst\n");
+    });
+
     it("Sandbox.connect reattaches to the same sandbox and files", async () => {
       await sb.files.write("/workspace/connect.txt", "same");
       const other = await Sandbox.connect(sb.sandboxId, fx.opts());
