@@ -7,6 +7,7 @@
  */
 import { Command, Option } from "commander";
 import { InvalidArgumentError } from "../core/errors.ts";
+import { registerAgentFs } from "./commands/agentfs.ts";
 import { registerCopy } from "./commands/copy.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerExec } from "./commands/exec.ts";
@@ -47,6 +48,7 @@ function buildProgram(): Command {
   registerState(program);
   registerShell(program);
   registerCopy(program);
+  registerAgentFs(program);
   registerWatch(program);
   registerStats(program);
   registerPort(program);

@@ -7,7 +7,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { OWN_PROCESS_TOKEN } from "./process-token.ts";
-import { StatementCache } from "./sqlite.ts";
+import { assertNotLockedByAnotherProgram, StatementCache } from "./sqlite.ts";
 import type { AuditEntry, NetworkAuditEntry } from "./types.ts";
 
 /** Network entries kept per sandbox; older ones are dropped beyond it (so a flood cannot fill the disk). */
@@ -43,6 +43,7 @@ export class AuditLog {
       this.db = database;
       return;
     }
+    assertNotLockedByAnotherProgram(database);
     this.db = new DatabaseSync(database, { timeout: 10_000 });
     this.db.exec("PRAGMA synchronous=NORMAL;");
     // A database made by a tier from its seed has the table already (user_version set).

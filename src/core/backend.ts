@@ -273,6 +273,12 @@ export interface Instance {
    * capabilities say `inboundPorts`). @throws PortClosedError when nothing listens, SandboxStoppedError
    */
   connectPort?(port: number): Promise<Duplex>;
+  /**
+   * Writes an AgentFS file (AgentFS's schema, 0.4) to the host path `dest`: the sandbox's
+   * `/workspace` at its root, with the key-value store and the audit log (`tool_calls`).
+   * `dest` is replaced only when complete.
+   */
+  exportAgentFs?(dest: string): Promise<void>;
   /** Starts a process. @throws SandboxStoppedError */
   spawn(request: SpawnRequest): Promise<SpawnedProcess>;
   /** Current resource use. */

@@ -8,7 +8,7 @@ import type { Instance, InstanceStats } from "./backend.ts";
 import { CodeContexts } from "./code-contexts.ts";
 import { abortable, type CommandHandle, Commands, type ProcessInfo } from "./commands.ts";
 import { checkEnv } from "./env.ts";
-import { InvalidArgumentError, SandboxStoppedError, throwIfAborted } from "./errors.ts";
+import { InvalidArgumentError, SandboxStoppedError, throwIfAborted, UnsupportedError } from "./errors.ts";
 import type { CellCallbacks, Execution } from "./execution.ts";
 import { Files } from "./files.ts";
 import { checkTimeoutMs, MAX_COMMAND_TIMEOUT_MS } from "./limits.ts";
@@ -169,6 +169,23 @@ export class Sandbox {
    */
   async snapshot(options: SnapshotOptions = {}): Promise<SnapshotInfo> {
     return this.host.snapshot(this.id, options);
+  }
+
+  /**
+   * Writes an AgentFS file of the sandbox to the host path `dest`: its `/workspace` at the
+   * file's root (as AgentFS's own tools show an agent's files), with the key-value store and
+   * the audit log. On the virtual tier it is one consistent copy taken while commands run; on
+   * the real tiers, the files as a tar of `/workspace` reads them. `dest` is replaced only
+   * when complete. @throws UnsupportedError when the tier cannot, SandboxStoppedError
+   */
+  async exportAgentFs(dest: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    if (typeof dest !== "string" || dest.length === 0 || dest.includes("\0")) {
+      throw new InvalidArgumentError("exportAgentFs needs a host path");
+    }
+    const instance = await this.instance();
+    if (!instance.exportAgentFs) throw new UnsupportedError("this tier cannot export an AgentFS file");
+    await instance.exportAgentFs(dest);
   }
 
   /**

@@ -15,7 +15,7 @@
 import { constants, copyFileSync, existsSync, renameSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { TOOL_CALLS_SCHEMA } from "../core/audit-log.ts";
-import { StatementCache } from "../core/sqlite.ts";
+import { assertNotLockedByAnotherProgram, StatementCache } from "../core/sqlite.ts";
 import { FsError } from "./fs-error.ts";
 
 /** File type bits. */
@@ -56,6 +56,8 @@ export interface Dirent {
 export interface StoreOptions {
   /** Bytes the database may grow to (the workspace disk limit); default unlimited. */
   maxBytes?: number;
+  /** Whether to look for another program's lock on the file first (a file just made cannot have one); default true. */
+  checkForeignLock?: boolean;
 }
 
 const SCHEMA = `
@@ -160,6 +162,8 @@ export class AgentFsStore {
 
   /** Opens (creating if needed) the store at `path`. */
   static open(path: string, options: StoreOptions = {}): AgentFsStore {
+    // Fail at once, not after the busy timeout, when an AgentFS tool holds the file.
+    if (options.checkForeignLock !== false) assertNotLockedByAnotherProgram(path);
     const db = new DatabaseSync(path, { timeout: 10_000 });
     db.exec("PRAGMA synchronous=NORMAL;");
     const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
@@ -198,14 +202,14 @@ export class AgentFsStore {
   ): AgentFsStore {
     if (!existsSync(seedPath)) {
       const tmp = `${seedPath}.${process.pid}.${Date.now()}.tmp`;
-      const seed = AgentFsStore.open(tmp);
+      const seed = AgentFsStore.open(tmp, { checkForeignLock: false });
       init(seed);
       seed.db.exec("PRAGMA wal_checkpoint(TRUNCATE);");
       seed.close();
       renameSync(tmp, seedPath);
     }
     copyFileSync(seedPath, path, constants.COPYFILE_EXCL);
-    const store = AgentFsStore.open(path, options);
+    const store = AgentFsStore.open(path, { ...options, checkForeignLock: false });
     // The first write creates the WAL file, and under synchronous=NORMAL SQLite syncs its header
     // (about 0.5 ms, most of a virtual sandbox's create). Made with synchronous=OFF, that header is
     // not synced: a power loss right now loses only this first write. Every later commit runs

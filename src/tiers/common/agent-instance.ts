@@ -20,6 +20,7 @@ import { SandboxStoppedError, TierUnavailableError } from "../../core/errors.ts"
 import type { TierName } from "../../core/types.ts";
 import { AgentClient } from "../../protocol/agent-client.ts";
 import { kilnErrorFromAgent } from "../../protocol/agent-errors.ts";
+import { agentFsFromTree } from "../../workspace/agentfs-exchange.ts";
 import { AgentFiles } from "./agent-files.ts";
 import type { SandboxCgroup } from "./cgroups.ts";
 import type { WorkspaceImage } from "./workspace-image.ts";
@@ -295,6 +296,12 @@ export class AgentInstance implements Instance {
     } catch (e) {
       throw kilnErrorFromAgent(e, { sandboxId: this.parts.spec.id, port, limits: this.parts.spec.limits });
     }
+  }
+
+  /** An AgentFS file of a tar of /workspace (read while commands may run) and the sandbox's audit log. */
+  async exportAgentFs(dest: string): Promise<void> {
+    if (this.closed) throw new SandboxStoppedError(this.parts.spec.id);
+    await agentFsFromTree(this.parts.spec.databasePath, await this.files.exportTar("/workspace"), dest);
   }
 
   async stats(): Promise<InstanceStats> {

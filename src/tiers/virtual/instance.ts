@@ -25,6 +25,7 @@ import type {
   SpawnRequest,
 } from "../../core/backend.ts";
 import { SandboxStoppedError, UnsupportedError } from "../../core/errors.ts";
+import { exportStoreAsAgentFs } from "../../workspace/agentfs-exchange.ts";
 import type { AgentFsStore } from "../../workspace/agentfs-store.ts";
 import { SqliteFs } from "../../workspace/sqlite-fs.ts";
 import { StoreFileOps } from "../../workspace/store-file-ops.ts";
@@ -201,6 +202,12 @@ export class VirtualInstance implements Instance {
         ...(req.signal ? { signal: req.signal } : {}),
       },
     );
+  }
+
+  /** A consistent copy of the store (VACUUM INTO) while commands run, re-rooted at /workspace. */
+  async exportAgentFs(dest: string): Promise<void> {
+    if (this.closed) throw new SandboxStoppedError(this.spec.id);
+    exportStoreAsAgentFs(this.spec.databasePath, dest);
   }
 
   async stats(): Promise<InstanceStats> {
