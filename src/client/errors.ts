@@ -12,6 +12,7 @@ import {
   type LimitName,
   NotFoundError,
   type NotFoundResource,
+  PortClosedError,
   SandboxStoppedError,
   TierUnavailableError,
   TimeoutError,
@@ -75,6 +76,9 @@ export function errorFromWire(w: WireError): KilnError {
       break;
     case "unauthenticated":
       e = new UnauthenticatedError(msg);
+      break;
+    case "port_closed":
+      e = new PortClosedError(Number(w.port ?? 0), msg, opts);
       break;
     default:
       e = new KilnError("internal", msg, opts);

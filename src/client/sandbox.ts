@@ -1,9 +1,16 @@
 /** A remote sandbox: the same shape as the library's `Sandbox`. */
 import type { InstanceStats } from "../core/backend.ts";
-import { throwIfAborted } from "../core/errors.ts";
+import { InvalidArgumentError, throwIfAborted } from "../core/errors.ts";
 import type { Execution } from "../core/execution.ts";
 import type { RunCodeOptions } from "../core/sandbox.ts";
-import type { AuditEntry, NetworkAuditEntry, SandboxInfo, SnapshotInfo, TierName } from "../core/types.ts";
+import type {
+  AuditEntry,
+  NetworkAuditEntry,
+  PortPolicy,
+  SandboxInfo,
+  SnapshotInfo,
+  TierName,
+} from "../core/types.ts";
 import type { SandboxApi } from "./api.ts";
 import { RemoteCommands } from "./commands.ts";
 import { RemoteFiles } from "./files.ts";
@@ -18,6 +25,8 @@ export class RemoteSandbox implements SandboxApi {
   readonly commands: RemoteCommands;
   /** The sandbox's files. */
   readonly files: RemoteFiles;
+  /** Its inbound ports: the policy and per-port tokens (the server serves the ports themselves). */
+  readonly ports: RemotePorts;
   private readonly http: Transport;
   private readonly path: string;
 
@@ -28,6 +37,22 @@ export class RemoteSandbox implements SandboxApi {
     this.path = `/v1/sandboxes/${encodeURIComponent(id)}`;
     this.commands = new RemoteCommands(http, this.path);
     this.files = new RemoteFiles(http, this.path);
+    this.ports = new RemotePorts(http, this.path);
+  }
+
+  /**
+   * Where the server serves `port` of this sandbox: `{port}-{id}.{domain}` when it has a domain
+   * (`kiln serve --domain`), else the path form's URL under the server's.
+   * @throws NotFoundError, InvalidArgumentError
+   */
+  async getHost(port: number, options: { signal?: AbortSignal } = {}): Promise<string> {
+    const { domain } = await this.http.json<{ domain: string | null }>("GET", `${this.path}/ports`, {
+      signal: options.signal,
+    });
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new InvalidArgumentError(`a port must be an integer from 1 to 65535, not ${port}`);
+    }
+    return domain ? `${port}-${this.id}.${domain}` : `${this.http.url}${this.path}/ports/${port}/proxy/`;
   }
 
   /** The sandbox's record. @throws NotFoundError when it was killed */
@@ -128,5 +153,55 @@ export class RemoteSandbox implements SandboxApi {
     );
     if (end.error) throw end.error;
     return end.result as unknown as Execution;
+  }
+}
+
+/** A per-port token, as the server issues it. */
+export interface PortToken {
+  /** Send as `X-Kiln-Port-Token`, or `?kiln_token=` (browsers, WebSockets). */
+  token: string;
+  port: number;
+  /** ISO 8601, or null: it lives as long as the sandbox. */
+  expiresAt: string | null;
+  /** `{port}-{id}.{domain}` when the server has a domain. */
+  host: string | null;
+  /** The path form's URL, with the token in its query. */
+  pathUrl: string;
+}
+
+/** `sandbox.ports` over HTTP. */
+export class RemotePorts {
+  private readonly http: Transport;
+  private readonly path: string;
+
+  /** @internal */
+  constructor(http: Transport, path: string) {
+    this.http = http;
+    this.path = `${path}/ports`;
+  }
+
+  /** The port policy. @throws NotFoundError */
+  async policy(options: { signal?: AbortSignal } = {}): Promise<PortPolicy> {
+    return (await this.http.json<{ policy: PortPolicy }>("GET", this.path, { signal: options.signal }))
+      .policy;
+  }
+
+  /** Changes the policy for new connections; unset fields stay. @throws InvalidArgumentError, NotFoundError */
+  async update(policy: Partial<PortPolicy>, options: { signal?: AbortSignal } = {}): Promise<PortPolicy> {
+    return (
+      await this.http.json<{ policy: PortPolicy }>("PATCH", this.path, {
+        json: policy,
+        signal: options.signal,
+      })
+    ).policy;
+  }
+
+  /**
+   * A token that reaches `port` only, for `ttlMs` (default 1 hour; 0: as long as the sandbox).
+   * Revoking the key or deleting the sandbox ends it. @throws InvalidArgumentError, NotFoundError
+   */
+  async token(port: number, options: { ttlMs?: number; signal?: AbortSignal } = {}): Promise<PortToken> {
+    const { signal, ...body } = options;
+    return this.http.json<PortToken>("POST", `${this.path}/${port}/token`, { json: body, signal });
   }
 }

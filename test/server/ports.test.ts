@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
+import { KilnClient } from "../../src/client/index.ts";
 import type { Sandbox } from "../../src/index.ts";
 import { type RunningServer, startServer } from "../../src/server/index.ts";
 import { tierRequired } from "../conformance/suite.ts";
@@ -229,6 +230,26 @@ describe(`kiln serve: sandbox ports by Host and by path (${TIER})`, () => {
       body: JSON.stringify({ public: [0] }),
     });
     assert.equal(bad.status, 400);
+  });
+
+  it("the client SDK: getHost, the policy and a token that opens the port", async () => {
+    const client = await KilnClient.open({ url: server.url, apiKey: key });
+    try {
+      const remote = await client.connect(sb.id);
+      assert.equal(await remote.getHost(8000), `8000-${sb.id}.${DOMAIN}`);
+      assert.deepEqual(await remote.ports.policy(), { expose: "all", public: [] });
+      const t = await remote.ports.token(8000, { ttlMs: 60_000 });
+      const r = await get(hostUrl(8000), { headers: { "x-kiln-port-token": t.token } });
+      assert.equal(r.status, 200);
+      await assert.rejects(
+        remote.ports.update({ expose: [0] }),
+        (e: { code?: string }) => e.code === "invalid_argument",
+      );
+      const closed = await get(hostUrl(8009), { headers: { authorization: `Bearer ${key}` } });
+      assert.equal(JSON.parse(closed.body.toString()).error.port, 8009);
+    } finally {
+      await client.close();
+    }
   });
 
   it("a public port needs no credentials; the other ports still do", async () => {
