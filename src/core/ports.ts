@@ -106,7 +106,12 @@ export interface PortsHost {
   record(): SandboxInfo;
   setPolicy(policy: PortPolicy): void;
   instance(): Promise<Instance>;
+  /** Marks the sandbox in use (its idle time, before hibernation, starts again). */
+  touch(): void;
 }
+
+/** How often open port connections mark their sandbox in use, ms. */
+const TOUCH_EVERY_MS = 30_000;
 
 /** `sandbox.ports`: the policy and connections to the sandbox's ports. */
 export class Ports {
@@ -114,6 +119,9 @@ export class Ports {
   private readonly forwards = new Set<PortForward>();
   /** Forwards made by {@link getHost}, one per port, kept until the sandbox is closed. */
   private readonly hosts = new Map<number, Promise<PortForward>>();
+  /** Open connections: while there are any, the sandbox is in use (no hibernation under a live WebSocket). */
+  private open = 0;
+  private toucher: NodeJS.Timeout | undefined;
 
   /** @internal Made by Sandbox. */
   constructor(host: PortsHost) {
@@ -155,7 +163,15 @@ export class Ports {
         resource: "port",
       });
     }
-    return inst.connectPort(port);
+    const conn = await inst.connectPort(port);
+    if (this.open++ === 0) {
+      this.toucher = setInterval(() => this.host.touch(), TOUCH_EVERY_MS);
+      this.toucher.unref();
+    }
+    conn.once("close", () => {
+      if (--this.open === 0) clearInterval(this.toucher);
+    });
+    return conn;
   }
 
   /**

@@ -109,6 +109,7 @@ export class Sandbox {
       id,
       record: () => this.host.record(id),
       setPolicy: (p) => this.host.setPorts(id, p),
+      touch: () => host.touch(id),
       instance: getInstance,
     });
     this.codeContexts = new CodeContexts({ instance: getInstance, defaults });
