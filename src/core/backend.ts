@@ -243,8 +243,6 @@ export interface RunCodeRequest {
   cwd: string;
   /** Environment. */
   env: Record<string, string>;
-  /** Wall-time limit in ms (0 = none). */
-  timeoutMs: number;
   onStdout(chunk: Uint8Array): void;
   onStderr(chunk: Uint8Array): void;
   /**
@@ -252,6 +250,11 @@ export interface RunCodeRequest {
    * interpreter reports them; without an `error` event, a non-zero exit is read as a traceback on stderr.
    */
   onEvent?(event: CellEvent): void;
+  /**
+   * Ends the cell: its code is interrupted (KeyboardInterrupt) and, when it does not stop, the
+   * interpreter is killed. Core aborts it for the caller's signal and at the cell's time limit,
+   * which it keeps itself, as for commands: a tier keeps no clock of its own.
+   */
   signal?: AbortSignal;
 }
 
@@ -263,7 +266,7 @@ export interface Instance {
    */
   readonly database?: DatabaseSync;
   /** Runs code in a warm interpreter whose state persists per context; absent when the tier has none. */
-  runCode?(request: RunCodeRequest): Promise<{ exitCode: number; timedOut?: boolean }>;
+  runCode?(request: RunCodeRequest): Promise<{ exitCode: number }>;
   /** Forgets a context of `runCode` (its globals), when the tier has `runCode`. */
   resetCodeContext?(context: string): Promise<void>;
   /** File operations on the sandbox's filesystem. */

@@ -241,22 +241,37 @@ export class CodeContexts {
     let reported = false;
     const dOut = new TextDecoder();
     const dErr = new TextDecoder();
-    const r = await inst.runCode!({
-      code,
-      language: "python",
-      context: e.id,
-      cwd: options.cwd,
-      env: { ...this.host.defaults().env, ...options.env },
-      timeoutMs: options.timeoutMs,
-      onStdout: (c) => out.add({ type: "stdout", text: dOut.decode(c, { stream: true }) }),
-      onStderr: (c) => out.add({ type: "stderr", text: dErr.decode(c, { stream: true }) }),
-      onEvent: (ev) => {
-        if (ev.type === "error") reported = true;
-        out.add(ev);
-      },
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    if (r.timedOut) throw new CellTimeoutError(options.timeoutMs, out.execution);
+    // The time limit is kept here, as for kernels and commands; the tier only stops when told.
+    const stop = new AbortController();
+    let timedOut = false;
+    const timer =
+      options.timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            stop.abort();
+          }, options.timeoutMs)
+        : undefined;
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    let r: { exitCode: number };
+    try {
+      r = await inst.runCode!({
+        code,
+        language: "python",
+        context: e.id,
+        cwd: options.cwd,
+        env: { ...this.host.defaults().env, ...options.env },
+        onStdout: (c) => out.add({ type: "stdout", text: dOut.decode(c, { stream: true }) }),
+        onStderr: (c) => out.add({ type: "stderr", text: dErr.decode(c, { stream: true }) }),
+        onEvent: (ev) => {
+          if (ev.type === "error") reported = true;
+          out.add(ev);
+        },
+        signal,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (timedOut) throw new CellTimeoutError(options.timeoutMs, out.execution);
     if (r.exitCode !== 0 && !reported)
       out.add({ type: "error", error: errorFromTraceback(out.execution.logs.stderr.join(""), "Error") });
     return out.execution;

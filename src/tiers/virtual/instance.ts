@@ -102,7 +102,7 @@ export class VirtualInstance implements Instance {
           {
             onStdout: (c: Uint8Array) => out.push(c),
             onStderr: (c: Uint8Array) => err.push(c),
-            timeoutMs: this.spec.limits.timeoutMs,
+            // No clock here: core's time limit on the command aborts the shell, hence this signal.
             ...(ctx.signal ? { signal: ctx.signal } : {}),
           },
         );
@@ -191,14 +191,13 @@ export class VirtualInstance implements Instance {
     };
   }
 
-  async runCode(req: RunCodeRequest): Promise<{ exitCode: number; timedOut?: boolean }> {
+  async runCode(req: RunCodeRequest): Promise<{ exitCode: number }> {
     if (this.closed) throw new SandboxStoppedError(this.spec.id);
     return (await this.pythonRuntime()).run(
       { mode: "repl", code: req.code, context: req.context, cwd: req.cwd, env: req.env },
       {
         onStdout: req.onStdout,
         onStderr: req.onStderr,
-        timeoutMs: req.timeoutMs,
         ...(req.signal ? { signal: req.signal } : {}),
       },
     );

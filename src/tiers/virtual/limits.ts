@@ -1,7 +1,7 @@
 /** Kiln limits in just-bash's terms, and just-bash's limit reports in Kiln's. */
 import type { BashOptions } from "just-bash";
 import type { LimitName } from "../../core/errors.ts";
-import type { Limits } from "../../core/limits.ts";
+import { type Limits, MAX_COMMAND_TIMEOUT_MS } from "../../core/limits.ts";
 
 /** just-bash execution limits derived from a sandbox's Kiln limits. */
 export function toJustBashLimits(l: Limits): NonNullable<BashOptions["executionLimits"]> {
@@ -19,15 +19,14 @@ export function toJustBashLimits(l: Limits): NonNullable<BashOptions["executionL
     maxStringLength: Math.min(l.maxOutputBytes * 4, 64 * 1024 * 1024),
     maxFileSystemBytes: l.diskBytes,
     maxLiveBytes: l.memoryBytes,
-    // Kiln's own timer ends commands at timeoutMs; just-bash's clock is a backstop behind it.
-    ...(l.timeoutMs > 0
-      ? {
-          maxExecutionTimeMs: l.timeoutMs + 1000,
-          maxPythonTimeoutMs: l.timeoutMs,
-          maxJsTimeoutMs: l.timeoutMs,
-          maxSqliteTimeoutMs: l.timeoutMs,
-        }
-      : {}),
+    // Time limits are core's alone: its clock aborts the exec's signal, which just-bash and its
+    // js-exec, sqlite and python workers honour. just-bash's own clocks (30 s, 10 s, 5 s by
+    // default) would cut a command whose limit is longer or none, so they are set past the
+    // longest limit core accepts.
+    maxExecutionTimeMs: MAX_COMMAND_TIMEOUT_MS,
+    maxPythonTimeoutMs: MAX_COMMAND_TIMEOUT_MS,
+    maxJsTimeoutMs: MAX_COMMAND_TIMEOUT_MS,
+    maxSqliteTimeoutMs: MAX_COMMAND_TIMEOUT_MS,
   };
 }
 

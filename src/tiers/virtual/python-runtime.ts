@@ -4,7 +4,8 @@
  * workspace. just-bash's own `python3` boots a fresh interpreter per call
  * (~450 ms); here only the first run pays for the boot.
  *
- * Jobs run one at a time. A job that overruns its timeout (or is aborted) is
+ * Jobs run one at a time. A job whose signal is aborted (core's time limit,
+ * a kill, the caller's abort) is
  * first interrupted with KeyboardInterrupt, which keeps the interpreter and
  * its REPL contexts; if it has not stopped after a short grace period (code
  * stuck in C, or swallowing the interrupt), the worker is terminated and the
@@ -36,18 +37,19 @@ export type PythonJob =
       env: Record<string, string>;
     };
 
-/** Where a job's output goes, and how long it may run. */
+/**
+ * Where a job's output goes, and what stops it. The runtime keeps no clock:
+ * time limits are core's, which abort `signal`.
+ */
 export interface PythonIo {
   onStdout(bytes: Uint8Array): void;
   onStderr(bytes: Uint8Array): void;
   signal?: AbortSignal;
-  timeoutMs?: number;
 }
 
-/** How a job ended: 124 on timeout, 130 on abort. */
+/** How a job ended: 130 when it was stopped by its signal. */
 export interface PythonResult {
   exitCode: number;
-  timedOut?: boolean;
 }
 
 /** Options of {@link PythonRuntime}. */
@@ -151,12 +153,10 @@ export class PythonRuntime {
   #dispatch(live: Live, job: PythonJob, io: PythonIo): Promise<PythonResult> {
     return new Promise((resolve) => {
       let started = false;
-      let timer: NodeJS.Timeout | undefined;
       let stopping: PythonResult | undefined;
       let grace: NodeJS.Timeout | undefined;
       const finish = (r: PythonResult) => {
         live.onMessage = live.onCrash = undefined;
-        clearTimeout(timer);
         clearTimeout(grace);
         io.signal?.removeEventListener("abort", onAbort);
         resolve(stopping ?? r);
@@ -186,11 +186,8 @@ export class PythonRuntime {
           if (!stopping) return; // a KeyboardInterrupt raised by the job itself
           clearTimeout(grace);
           grace = setTimeout(() => kill(stopping as PythonResult), UNWIND_MS);
-        } else if (m.type === "started") {
-          // The clock starts here: the first run's boot does not count against its timeout.
-          started = true;
-          if (io.timeoutMs) timer = setTimeout(() => stop({ exitCode: 124, timedOut: true }), io.timeoutMs);
-        } else if (m.type === "done") finish({ exitCode: m.exitCode });
+        } else if (m.type === "started") started = true;
+        else if (m.type === "done") finish({ exitCode: m.exitCode });
         else {
           // The interpreter itself ended: os._exit() (no error) or a crash.
           if (m.error) io.onStderr(encoder.encode(`python3: ${m.error}\n`));
