@@ -18,11 +18,13 @@ import type {
 } from "../../core/backend.ts";
 import { SandboxStoppedError, TierUnavailableError } from "../../core/errors.ts";
 import type { TierName } from "../../core/types.ts";
+import { hasEgress } from "../../network/policy.ts";
 import { AgentClient } from "../../protocol/agent-client.ts";
 import { kilnErrorFromAgent } from "../../protocol/agent-errors.ts";
 import { agentFsFromTree } from "../../workspace/agentfs-exchange.ts";
 import { AgentFiles } from "./agent-files.ts";
 import type { SandboxCgroup } from "./cgroups.ts";
+import { attachEgress, type EgressAttachment } from "./egress-netns.ts";
 import type { WorkspaceImage } from "./workspace-image.ts";
 
 /** Starts a tier's runtime with the agent as its entry point. */
@@ -31,6 +33,11 @@ export interface Launcher {
   start(): Promise<ChildProcess>;
   /** Removes runtime state left after the child has gone (container records). Idempotent. */
   cleanup(): Promise<void>;
+  /**
+   * A host process id inside the sandbox's network namespace, once the agent
+   * answered (for the egress path); absent when the tier gives no egress.
+   */
+  sandboxPid?(child: ChildProcess): Promise<number | undefined>;
 }
 
 /** What an AgentInstance is made of. */
@@ -149,6 +156,7 @@ export class AgentInstance implements Instance {
         { cause: e },
       );
     }
+    await this.attachNetwork(child);
     // The runtime can die under the sandbox (gVisor's kernel OOM-killed, say): the next command relaunches it.
     const client = this.client;
     void client.closed.then(() => {
@@ -156,6 +164,27 @@ export class AgentInstance implements Instance {
       if (!this.closed && this.client === client) this.dead = true;
     });
     this.dead = false;
+  }
+
+  /** The sandbox's egress path, when its policy has egress. */
+  private network: EgressAttachment | undefined;
+
+  private async attachNetwork(child: ChildProcess): Promise<void> {
+    this.network?.close();
+    this.network = undefined;
+    const { spec, tier, launcher } = this.parts;
+    if (!spec.network || !hasEgress(spec.network)) return;
+    const pid = await launcher.sandboxPid?.(child);
+    if (pid === undefined) {
+      child.kill("SIGKILL");
+      throw new TierUnavailableError(tier, "cannot find the sandbox's network namespace");
+    }
+    try {
+      this.network = await attachEgress(tier, spec, pid);
+    } catch (e) {
+      child.kill("SIGKILL");
+      throw e;
+    }
   }
 
   /** The live agent, relaunching the runtime first when it died. */
@@ -178,7 +207,7 @@ export class AgentInstance implements Instance {
     const before = this.counters();
     let proc: SpawnedProcess;
     try {
-      proc = await agent.spawn({ ...req, env: { ...DEFAULT_ENV, ...req.env } });
+      proc = await agent.spawn({ ...req, env: { ...DEFAULT_ENV, ...this.network?.env, ...req.env } });
     } catch (e) {
       throw this.agentError(e);
     }
@@ -324,6 +353,7 @@ export class AgentInstance implements Instance {
       this.child.kill("SIGKILL");
       await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
     }
+    this.network?.close();
     this.parts.cgroup?.destroy();
     await this.parts.launcher.cleanup().catch(() => {});
     await this.parts.workspace.unmount().catch(() => {});

@@ -8,6 +8,7 @@ import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/b
 import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
+import { childInOtherNetns, sandboxResolvConf } from "../common/egress-netns.ts";
 import { agentBinary, isRoot, which } from "../common/host.ts";
 import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "../common/sandbox-parts.ts";
 import { seccompBpf } from "../common/seccomp.ts";
@@ -22,7 +23,7 @@ const CAPABILITIES: Capabilities = {
   streamingOutput: true,
   processesSurviveRestart: false,
   warmable: true,
-  egress: false,
+  egress: true,
   templates: true,
   pause: "files",
   inboundPorts: true,
@@ -66,11 +67,13 @@ export class NamespaceBackend implements Backend {
     const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal, from);
     cgroup.create(spec.limits);
     const bwrap = which("bwrap")!;
+    const resolvConf = sandboxResolvConf(spec, rootfs);
     const args = bwrapArgs({
       rootfs,
       workspace: workspace.mountPath,
       agent: agentBinary(),
       tmpBytes: Math.min(spec.limits.memoryBytes, spec.limits.diskBytes),
+      ...(resolvConf ? { resolvConf } : {}),
     });
     const launcher: Launcher = {
       async start() {
@@ -85,6 +88,10 @@ export class NamespaceBackend implements Backend {
         return child;
       },
       async cleanup() {},
+      // bwrap's one child (the agent, PID 1 inside) is in the sandbox's namespaces.
+      async sandboxPid(child) {
+        return child.pid === undefined ? undefined : childInOtherNetns(child.pid);
+      },
     };
     return AgentInstance.start({ tier: "namespace", spec, launcher, workspace, cgroup }, signal);
   }

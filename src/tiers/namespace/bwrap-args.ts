@@ -13,6 +13,8 @@ export interface BwrapInput {
   agent: string;
   /** Size of the private /tmp, bytes (it counts against the memory limit too). */
   tmpBytes: number;
+  /** A resolv.conf to show at /etc/resolv.conf (a sandbox with egress: Kiln answers its DNS). */
+  resolvConf?: string;
 }
 
 /** The file descriptor the seccomp program is passed on. */
@@ -49,6 +51,7 @@ export function bwrapArgs(i: BwrapInput): string[] {
     "--bind",
     i.workspace,
     "/workspace",
+    ...(i.resolvConf ? ["--ro-bind", i.resolvConf, "/etc/resolv.conf"] : []),
     // The template is read-only: a small tmpfs gives the agent binary a place to be bound.
     "--size",
     String(1024 * 1024),

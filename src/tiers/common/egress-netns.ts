@@ -1,0 +1,311 @@
+/**
+ * Plugs a real-tier sandbox's network namespace into Kiln's egress path.
+ *
+ * The sandbox's own namespace (S, made by its runtime) gets one link, a veth
+ * whose other end lives in a second, private namespace (M) made for it here;
+ * neither end is ever in the host's namespace, so no host service is in
+ * reach and nothing is left on the host when Kiln dies (M lives only as long
+ * as the sockets Kiln holds in it; S and its veth go with the sandbox).
+ *
+ *     sandbox (S)                                 M (private)                  host
+ *     eth0 198.18.0.2 --- veth --- 198.18.0.1, every 198.18.0.0/15 address local
+ *     route 198.18.0.0/15 only      listeners (fds held by Kiln) ----> Egress ----> out
+ *     no default route, no IPv6     :53 udp+tcp DNS, :80 HTTP, :443 TLS,
+ *     resolv.conf -> 198.18.0.1     :3128 proxy, :<port> of port rules
+ *
+ * Kiln's DNS answers an allowed name with an address of 198.18.0.0/15 that
+ * stands for it; a connection to it lands on M's listener for that port, whose
+ * local address names the destination (no NAT, no netfilter). Everything else
+ * fails at once: an IP literal or IPv6 has no route (ENETUNREACH), a port
+ * nobody listens on is refused, UDP other than DNS gets port-unreachable.
+ *
+ * M's listening sockets are made by a short-lived Node process started in M
+ * (`unshare --net`) that hands them to this process over its IPC channel and
+ * exits; links and addresses are set with `ip` through `nsenter`.
+ */
+import { spawn } from "node:child_process";
+import type dgram from "node:dgram";
+import { lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import type { Server, Socket } from "node:net";
+import { join } from "node:path";
+import { AuditLog } from "../../core/audit-log.ts";
+import type { InstanceSpec } from "../../core/backend.ts";
+import { TierUnavailableError } from "../../core/errors.ts";
+import type { TierName } from "../../core/types.ts";
+import { answerDns } from "../../network/dns.ts";
+import { Egress } from "../../network/egress.ts";
+import { hasEgress, NetworkPolicy } from "../../network/policy.ts";
+import { parseHostMap, Resolver } from "../../network/resolver.ts";
+import { parseRule } from "../../network/rules.ts";
+
+/** The gateway address the sandbox sees: DNS, the proxy, and the way to every name. */
+export const GATEWAY = "198.18.0.1";
+/** The sandbox's own address. */
+export const SANDBOX_ADDRESS = "198.18.0.2";
+/** Port of the HTTP proxy on the gateway. */
+export const PROXY_PORT = 3128;
+/** The contents of the sandbox's /etc/resolv.conf. */
+export const RESOLV_CONF = `nameserver ${GATEWAY}\noptions ndots:0 attempts:1 timeout:2\n`;
+
+/** Environment variables that point proxy-aware programs at the egress path. */
+export const PROXY_ENV: Readonly<Record<string, string>> = Object.freeze({
+  HTTP_PROXY: `http://${GATEWAY}:${PROXY_PORT}`,
+  HTTPS_PROXY: `http://${GATEWAY}:${PROXY_PORT}`,
+  http_proxy: `http://${GATEWAY}:${PROXY_PORT}`,
+  https_proxy: `http://${GATEWAY}:${PROXY_PORT}`,
+  NO_PROXY: "localhost,127.0.0.1,::1",
+  no_proxy: "localhost,127.0.0.1,::1",
+});
+
+const FIRST_NAME_ADDRESS = (198 << 24) | (18 << 16) | 256; // 198.18.1.0
+const NAME_ADDRESSES = 2 * 65536 - 512;
+
+/** The code of the helper that runs in M: listens, hands its sockets over, exits. */
+const HELPER = `
+const net = require("node:net"), dgram = require("node:dgram");
+const ports = JSON.parse(process.argv[1]);
+process.on("message", async (m) => {
+  if (m !== "listen") { process.exit(0); return; }
+  try {
+    for (const port of ports) {
+      const s = net.createServer();
+      await new Promise((ok, ko) => { s.once("error", ko); s.listen({ port, host: "0.0.0.0", backlog: 511 }, ok); });
+      await new Promise((ok) => process.send({ kind: "tcp", port }, s, ok));
+    }
+    const u = dgram.createSocket("udp4");
+    await new Promise((ok, ko) => { u.once("error", ko); u.bind(53, "0.0.0.0", ok); });
+    await new Promise((ok) => process.send({ kind: "udp", port: 53 }, u, ok));
+    process.send({ kind: "done" });
+  } catch (e) { process.send({ kind: "error", message: String(e) }); }
+});
+process.send({ kind: "ready" });
+`;
+
+/** A sandbox's live network: close it when the instance closes. */
+export interface EgressAttachment {
+  /** Variables to add to every command's environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Closes every listener and connection (the private namespace then goes). */
+  close(): void;
+}
+
+/** The host map for name overrides: `KILN_NETWORK_HOSTS` (`name=address,...`). */
+function hostMap() {
+  return parseHostMap(process.env.KILN_NETWORK_HOSTS);
+}
+
+/** Ports to listen on in M: DNS, HTTP, TLS, the proxy, and every port an allow rule names. */
+function listenPorts(policy: NetworkPolicy): number[] {
+  const ports = new Set([53, 80, 443, PROXY_PORT]);
+  for (const r of policy.settings.allow) {
+    const port = parseRule(r).port;
+    if (port !== undefined) ports.add(port);
+  }
+  return [...ports];
+}
+
+/**
+ * Gives the sandbox whose network namespace is that of process `sandboxPid`
+ * its egress path, if its policy has any egress (else undefined: it keeps no
+ * network at all).
+ * @throws TierUnavailableError when the namespace cannot be wired (no `ip`, not root)
+ */
+export async function attachEgress(
+  tier: TierName,
+  spec: InstanceSpec,
+  sandboxPid: number,
+): Promise<EgressAttachment | undefined> {
+  if (!spec.network || !hasEgress(spec.network)) return undefined;
+  const policy = new NetworkPolicy(spec.network);
+  const audit = new AuditLog(spec.databasePath);
+  const egress = new Egress({ policy, resolver: new Resolver(hostMap()), audit: (e) => audit.network(e) });
+  const servers: Server[] = [];
+  let udp: dgram.Socket | undefined;
+  const names = new Map<string, string>();
+  const byAddress = new Map<string, string>();
+  const addressFor = (name: string): string => {
+    let a = names.get(name);
+    if (a) return a;
+    const n = FIRST_NAME_ADDRESS + (names.size % NAME_ADDRESSES);
+    a = `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+    const old = byAddress.get(a);
+    if (old) names.delete(old);
+    names.set(name, a);
+    byAddress.set(a, name);
+    return a;
+  };
+  const close = () => {
+    egress.close();
+    for (const s of servers) s.close();
+    udp?.close();
+    audit.close();
+  };
+  const helper = spawn(
+    "unshare",
+    ["--net", "--", process.execPath, "-e", HELPER, JSON.stringify(listenPorts(policy))],
+    {
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+    },
+  );
+  let stderr = "";
+  helper.stderr?.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-2000);
+  });
+  try {
+    const done = new Promise<void>((resolve, reject) => {
+      helper.on("message", (m: { kind: string; port?: number; message?: string }, handle: unknown) => {
+        if (m.kind === "ready") {
+          wire(helper.pid!, sandboxPid).then(
+            () => helper.send("listen"),
+            (e) => reject(e),
+          );
+        } else if (m.kind === "tcp") {
+          const server = handle as Server;
+          servers.push(server);
+          server.on("connection", (socket: Socket) => route(socket));
+        } else if (m.kind === "udp") {
+          udp = handle as dgram.Socket;
+          udp.on("message", (msg, from) => {
+            const reply = answerDns(msg, { policy, addressFor, audit: (e) => audit.network(e) });
+            if (reply) udp!.send(reply, from.port, from.address);
+          });
+          udp.on("error", () => {});
+        } else if (m.kind === "done") resolve();
+        else reject(new Error(m.message ?? "helper failed"));
+      });
+      helper.once("exit", (code) => reject(new Error(`network helper exited (${code}): ${stderr.trim()}`)));
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      done,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("network setup timed out")), 60_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  } catch (e) {
+    close();
+    helper.kill("SIGKILL");
+    throw new TierUnavailableError(tier, `cannot give the sandbox its network: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  helper.send("exit");
+
+  function route(socket: Socket): void {
+    const port = socket.localPort ?? 0;
+    const local = socket.localAddress ?? "";
+    const name = byAddress.get(local);
+    if (port === PROXY_PORT && local === GATEWAY) egress.proxy(socket);
+    else if (port === 53) dnsOverTcp(socket);
+    else if (port === 80) egress.http(socket, { port });
+    else if (port === 443) egress.tls(socket, { port });
+    else egress.tcp(socket, name ? { name, port } : { port });
+  }
+
+  function dnsOverTcp(socket: Socket): void {
+    socket.on("error", () => {});
+    socket.setTimeout(10_000, () => socket.destroy());
+    let buf = Buffer.alloc(0);
+    socket.on("data", (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      if (buf.length > 70_000) return socket.destroy();
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
+        buf = buf.subarray(2 + msg.length);
+        const reply = answerDns(msg, { policy, addressFor, audit: (e) => audit.network(e) });
+        if (!reply) return socket.destroy();
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(reply.length);
+        socket.write(Buffer.concat([len, reply]));
+      }
+    });
+  }
+
+  return { env: PROXY_ENV, close };
+}
+
+/** Runs `script` with sh in the network namespace of process `pid`. */
+function shIn(pid: number, script: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("nsenter", [`--net=/proc/${pid}/ns/net`, "--", "sh", "-e"], {
+      stdio: ["pipe", "ignore", "pipe"],
+    });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve() : reject(new Error(`network setup failed: ${err.trim()}`)),
+    );
+    child.stdin.end(script);
+  });
+}
+
+/** Links M (the helper's namespace) and S (the sandbox's) and sets their addresses and routes. */
+async function wire(helperPid: number, sandboxPid: number): Promise<void> {
+  // M is private to this sandbox: the link's name cannot clash with anything.
+  const noV6 =
+    "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6\necho 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6\n";
+  await shIn(
+    helperPid,
+    `${noV6}ip link set lo up
+ip link add gw0 type veth peer name eth0 netns ${sandboxPid}
+ip addr add ${GATEWAY} peer ${SANDBOX_ADDRESS} dev gw0
+ip link set gw0 up
+ip route add local 198.18.0.0/15 dev lo
+`,
+  );
+  await shIn(
+    sandboxPid,
+    `${noV6}ip addr add ${SANDBOX_ADDRESS} peer ${GATEWAY} dev eth0
+ip link set eth0 up
+ip route add 198.18.0.0/15 via ${GATEWAY} dev eth0
+`,
+  );
+}
+
+/**
+ * The resolv.conf file to bind at the sandbox's /etc/resolv.conf (written in
+ * its state directory), when it has egress and its root filesystem has a
+ * plain file there to bind over; else undefined.
+ */
+export function sandboxResolvConf(spec: InstanceSpec, rootfs: string): string | undefined {
+  if (!spec.network || !hasEgress(spec.network)) return undefined;
+  try {
+    if (!lstatSync(join(rootfs, "etc", "resolv.conf")).isFile()) return undefined;
+  } catch {
+    return undefined;
+  }
+  const path = join(spec.stateDir, "resolv.conf");
+  writeFileSync(path, RESOLV_CONF);
+  return path;
+}
+
+/** The process among `pid`'s children that is in another network namespace (the sandbox's first process). */
+export function childInOtherNetns(pid: number): number | undefined {
+  let children: number[];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return undefined;
+  }
+  const mine = netnsOf(process.pid);
+  for (const c of children) {
+    const n = netnsOf(c);
+    if (n && n !== mine) return c;
+  }
+  return undefined;
+}
+
+function netnsOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Egress on every real tier, against a fake internet in its own network
+ * namespace (TEST-NET-2 addresses, `files.test` and `other.test` through
+ * KILN_NETWORK_HOSTS, HTTP on 80 and 8080, HTTPS on 443 with a test CA).
+ * One sandbox per tier, allowed `files.test` on ports 80 and 443 only; each
+ * hostile case beside a positive control in the same sandbox, so that a dead
+ * network cannot pass it.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Kiln, type Sandbox, type TierName } from "../../src/index.ts";
+import { tierRequired } from "../conformance/suite.ts";
+import { type FakeInternet, fakeInternetUnavailable, startFakeInternet } from "./fake-internet.ts";
+
+const TIERS: TierName[] = ["namespace", "oci", "gvisor"];
+let net: FakeInternet | undefined;
+let kiln: Kiln;
+let dataDir: string;
+const why = fakeInternetUnavailable();
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "kiln-egress-"));
+  kiln = await Kiln.open({ dataDir });
+  if (why) return;
+  net = await startFakeInternet();
+  process.env.KILN_NETWORK_HOSTS = net.hosts;
+});
+
+after(async () => {
+  await kiln.close();
+  net?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+for (const tier of TIERS) {
+  describe(`egress on ${tier}`, () => {
+    let sb: Sandbox | undefined;
+    let skip: string | undefined;
+
+    before(async () => {
+      if (why) {
+        skip = why;
+        return;
+      }
+      const backend = await kiln.backend(tier);
+      const status = await backend.probe();
+      if (!status.available) skip = `tier ${tier} unavailable: ${status.reason}`;
+      else if (!backend.capabilities.egress) skip = `tier ${tier} gives no egress`;
+      if (skip) {
+        if (tierRequired(tier) && !status.available)
+          throw new Error(`${skip} (required by KILN_REQUIRE_TIERS)`);
+        return;
+      }
+      sb = await kiln.create({ tier, network: { allow: ["files.test:443", "files.test:80"] } });
+      await sb.files.write("/workspace/ca.pem", net!.certs.ca);
+    });
+
+    after(async () => {
+      await sb?.kill().catch(() => {});
+    });
+
+    /** Runs a command line; resolves with exit code and output, whatever the code. */
+    const sh = async (command: string) => {
+      const r = await sb!.commands.run(command, { timeoutMs: 60_000 });
+      if (!("exitCode" in r)) throw new Error("expected a result");
+      return { code: r.exitCode, out: r.stdout, err: r.stderr };
+    };
+    const curl = "curl -sS -m 20 --cacert /workspace/ca.pem";
+
+    const it = (name: string, fn: () => Promise<void>) =>
+      test(name, async (t) => {
+        if (skip) return t.skip(skip);
+        await fn();
+      });
+
+    it("an allowed host is reached over HTTPS and HTTP, through the proxy and without it", async () => {
+      assert.equal((await sh(`${curl} https://files.test/a`)).out, "files:GET /a host=files.test");
+      assert.equal(
+        (await sh(`${curl} --noproxy '*' https://files.test/b`)).out,
+        "files:GET /b host=files.test",
+      );
+      assert.equal((await sh(`${curl} http://files.test/c`)).out, "files:GET /c host=files.test");
+      assert.equal(
+        (await sh(`${curl} --noproxy '*' http://files.test/d`)).out,
+        "files:GET /d host=files.test",
+      );
+    });
+
+    it("a refused host gets a 403 naming the rule through the proxy, and no address without it", async () => {
+      const r = await sh(`${curl} http://other.test/`);
+      assert.match(r.out, /other\.test:80 refused by rule "default deny"/);
+      const tunnel = await sh(`${curl} https://other.test/`);
+      assert.notEqual(tunnel.code, 0, "CONNECT to a refused host fails");
+      assert.match(tunnel.err, /403/);
+      const direct = await sh(`${curl} --noproxy '*' https://other.test/`);
+      assert.equal(direct.code, 6, "other.test does not resolve");
+      assert.equal((await sh(`${curl} https://files.test/ok`)).code, 0, "positive control");
+    });
+
+    it("IP literals, IPv6 literals and 169.254.169.254 get nothing, with or without the proxy", async () => {
+      for (const url of [
+        `http://${net!.files}/`,
+        `https://${net!.files}/`,
+        "http://169.254.169.254/",
+        "http://[2001:db8::1]/",
+        "http://[::1]/",
+      ]) {
+        const direct = await sh(`${curl} --noproxy '*' ${url}`);
+        assert.notEqual(direct.code, 0, url);
+        assert.doesNotMatch(direct.out, /files:/, url);
+        const proxied = await sh(`${curl} ${url}`);
+        assert.notEqual(proxied.code === 0 && /files:/.test(proxied.out), true, url);
+      }
+      assert.equal((await sh(`${curl} --noproxy '*' https://files.test/ok`)).code, 0, "positive control");
+    });
+
+    it("with the proxy variables unset, an allowed host still works and a refused one does not", async () => {
+      const unset = "env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy";
+      assert.equal((await sh(`${unset} ${curl} https://files.test/e`)).out, "files:GET /e host=files.test");
+      assert.notEqual((await sh(`${unset} ${curl} https://other.test/`)).code, 0);
+      const py = await sh(
+        `${unset} python3 -c "import urllib.request,ssl; print(urllib.request.urlopen('https://files.test/f', context=ssl.create_default_context(cafile='/workspace/ca.pem')).read().decode())"`,
+      );
+      assert.equal(py.out.trim(), "files:GET /f host=files.test");
+    });
+
+    it("raw TCP to an allowed host's other port is refused, with or without the proxy", async () => {
+      const direct = await sh(`${curl} --noproxy '*' http://files.test:8080/`);
+      assert.notEqual(direct.code, 0);
+      assert.doesNotMatch(direct.out, /files-8080/);
+      const proxied = await sh(`${curl} http://files.test:8080/`);
+      assert.match(proxied.out, /refused by rule "default deny"/);
+      assert.equal((await sh(`${curl} http://files.test/ok`)).code, 0, "positive control");
+    });
+
+    it("a Host or SNI for a refused host is refused even on an allowed host's address", async () => {
+      const host = await sh(`${curl} --noproxy '*' -H 'Host: other.test' http://files.test/`);
+      assert.match(host.out, /other\.test:80 refused/);
+      const sni = await sh(
+        `${curl} --noproxy '*' --connect-to other.test:443:files.test:443 https://other.test/`,
+      );
+      assert.notEqual(sni.code, 0);
+      const fronted = await sh(`${curl} --connect-to other.test:443:files.test:443 https://other.test/`);
+      assert.notEqual(fronted.code, 0, "through the proxy: CONNECT other.test is refused");
+      assert.equal(
+        (await sh(`${curl} --noproxy '*' --connect-to files.test:443:files.test:443 https://files.test/ok`))
+          .code,
+        0,
+      );
+    });
+
+    it("DNS is answered by Kiln only: another server is unreachable, refused names do not resolve", async () => {
+      const py = await sh(`python3 - <<'EOF'
+import socket
+q = bytes.fromhex("abcd01000001000000000000") + b"\\x05files\\x04test\\x00\\x00\\x01\\x00\\x01"
+for server in ["8.8.8.8", "${net!.files}"]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    try:
+        s.sendto(q, (server, 53))
+        s.recv(512)
+        print(server, "answered")
+    except OSError as e:
+        print(server, "failed", type(e).__name__)
+EOF`);
+      assert.doesNotMatch(py.out, /answered/);
+      assert.match(py.out, /8\.8\.8\.8 failed/);
+      assert.equal((await sh("getent hosts files.test")).code, 0, "positive control");
+      const tunnel = `${"a1b2c3d4e5f6".repeat(5)}.${"q9w8e7r6".repeat(6)}.other.test`;
+      assert.notEqual((await sh(`getent hosts ${tunnel}`)).code, 0);
+    });
+
+    it("the audit log lists allowed and refused attempts with their rules", async () => {
+      const log = await sb!.networkLogs();
+      assert.ok(log.some((e) => e.allowed && e.host === "files.test" && e.kind === "tls" && e.bytesDown > 0));
+      assert.ok(log.some((e) => e.allowed && e.host === "files.test" && e.kind === "connect"));
+      assert.ok(
+        log.some(
+          (e) =>
+            !e.allowed &&
+            e.host === "other.test" &&
+            e.kind === "http" &&
+            e.rule === "default deny" &&
+            e.status === 403,
+        ),
+      );
+      assert.ok(log.some((e) => !e.allowed && e.kind === "dns" && e.host?.endsWith(".other.test")));
+    });
+  });
+}
