@@ -31,6 +31,8 @@ export interface OciBundleInput {
   seccompOmit?: string[];
   /** Cgroup path relative to each hierarchy's root (`/kiln/<id>`); omitted: no cgroup limits. */
   cgroupsPath?: string;
+  /** A resolv.conf to bind at /etc/resolv.conf (a sandbox with egress: Kiln answers its DNS). */
+  resolvConf?: string | undefined;
 }
 
 /** An OCI mount entry. */
@@ -171,6 +173,16 @@ export function ociConfig(i: OciBundleInput): OciConfig {
       options: ["ro", "nosuid", "nodev", "noexec", "mode=755", "size=1m"],
     },
     { destination: AGENT_PATH, type: "bind", source: i.agent, options: ["bind", "ro", "nosuid", "nodev"] },
+    ...(i.resolvConf
+      ? [
+          {
+            destination: "/etc/resolv.conf",
+            type: "bind",
+            source: i.resolvConf,
+            options: ["bind", "ro", "nosuid", "nodev"],
+          },
+        ]
+      : []),
   ];
   const cap: string[] = [];
   const nofile = Math.min(NOFILE_LIMIT, hostNofileHard());

@@ -61,6 +61,16 @@ export function ociLauncher(
         stdio: ["pipe", "pipe", "pipe"],
       });
     },
+    // The container's first process (the agent), from the runtime's state.
+    async sandboxPid() {
+      const r = await runClosed(rt.binary, [...globalArgs(rt), "state", containerId(id)], 30_000);
+      try {
+        const pid = Number(JSON.parse(r.stdout).pid);
+        return pid > 0 ? pid : undefined;
+      } catch {
+        return undefined;
+      }
+    },
     async cleanup() {
       try {
         await ociDelete(rt, id);

@@ -10,6 +10,7 @@ import { UnsupportedError } from "../../core/errors.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
 import { AgentInstance } from "./agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "./cgroups.ts";
+import { sandboxResolvConf } from "./egress-netns.ts";
 import { agentBinary, isRoot, which } from "./host.ts";
 import { writeOciBundle } from "./oci-bundle.ts";
 import {
@@ -42,6 +43,11 @@ export interface OciTierConfig {
   trialTimeoutMs: number;
   /** The runtime checkpoints and restores running containers (`checkpoint` / `restore`): pause keeps memory. */
   checkpoint?: boolean;
+  /**
+   * The container's network namespace is the kernel's, so Kiln's egress path can be plugged into
+   * it after start (runc; not runsc, whose netstack reads its interfaces once, at boot).
+   */
+  egress?: boolean;
 }
 
 const CAPABILITIES: Omit<Capabilities, "pause"> = {
@@ -66,7 +72,11 @@ export class OciTierBackend implements Backend {
   constructor(config: OciTierConfig) {
     this.config = config;
     this.tier = config.tier;
-    this.capabilities = { ...CAPABILITIES, pause: config.checkpoint ? "memory" : "files" };
+    this.capabilities = {
+      ...CAPABILITIES,
+      pause: config.checkpoint ? "memory" : "files",
+      egress: config.egress === true,
+    };
   }
 
   /** The runtime with Kiln's own state directory under the data dir. */
@@ -120,6 +130,7 @@ export class OciTierBackend implements Backend {
       limits: spec.limits,
       ...(this.config.bundleExtra?.(spec.limits.pids) ?? {}),
       cgroupsPath: cgroup.relPath,
+      ...(this.config.egress ? { resolvConf: sandboxResolvConf(spec, rootfs) } : {}),
     });
     const launcher = ociLauncher(
       this.runtime(spec.dataDir),

@@ -9,6 +9,13 @@ import { OciTierBackend } from "../common/oci-tier.ts";
 /** The oci tier's driver: the shared OCI-runtime driver with runc. */
 export class OciBackend extends OciTierBackend {
   constructor() {
-    super({ tier: "oci", binary: "runc", displayName: "runc", flags: [], trialTimeoutMs: 15_000 });
+    super({
+      tier: "oci",
+      binary: "runc",
+      displayName: "runc",
+      flags: [],
+      trialTimeoutMs: 15_000,
+      egress: true,
+    });
   }
 }
