@@ -12,6 +12,7 @@ import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchRealTiers } from "./real-tiers.ts";
+import { benchState } from "./state.ts";
 import { markdownTable, type Row } from "./stats.ts";
 import { benchVirtual } from "./virtual.ts";
 
@@ -55,6 +56,10 @@ if (!only) {
       tier as "oci"
     ];
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
+  }
+  progress("sandbox state (snapshot, fork, pause, resume)");
+  for (const { tier, rows } of await benchState()) {
+    sections.push(markdownTable(`state: ${tier} tier, 10 MB workspace`, rows));
   }
   // The server under load: 200 concurrent clients, 20 commands each, on loopback (virtual tier).
   if (!process.argv.includes("--no-load")) {

@@ -1,0 +1,176 @@
+/**
+ * Sandbox state per tier: snapshot, fork of 10, pause and resume of a sandbox
+ * with a 10 MB workspace, each beside the raw tool doing the same in the same
+ * run: a file copy of the workspace (the SQLite file on the virtual tier, the
+ * sparse ext4 image on the real tiers), and on gVisor `runsc checkpoint` /
+ * `runsc restore` of a container like the sandbox's.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Kiln, type TierName } from "../src/index.ts";
+import { quantile, type Row } from "./stats.ts";
+
+const RUNS = 5;
+const MB10 = 10 * 1024 * 1024;
+const p50 = (xs: number[]) => quantile(xs, 0.5);
+
+async function ms(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+/** `cp` of `file` `count` times (sparse, as Kiln copies), in ms. */
+function copyMs(file: string, dir: string, count: number): number {
+  const t = performance.now();
+  for (let i = 0; i < count; i++) execFileSync("cp", ["--sparse=always", file, join(dir, `copy-${i}`)]);
+  const d = performance.now() - t;
+  for (let i = 0; i < count; i++) rmSync(join(dir, `copy-${i}`), { force: true });
+  return d;
+}
+
+/** One frame of the agent protocol (docs/protocol.md). */
+function frame(type: number, id: number, json: unknown): Buffer {
+  const payload = Buffer.from(JSON.stringify(json));
+  const head = Buffer.alloc(9);
+  head.writeUInt32BE(5 + payload.length, 0);
+  head.writeUInt8(type, 4);
+  head.writeUInt32BE(id, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** Raw gVisor: `runsc checkpoint` of a sandbox's container, then `runsc restore` until its agent answers a ping. */
+async function rawRunsc(dataDir: string, id: string): Promise<{ checkpointMs: number; restoreMs: number }> {
+  const root = join(dataDir, "runsc");
+  const flags = ["--root", root, "--network=none", "--platform=ptrace", "--oci-seccomp"];
+  const image = mkdtempSync(join(tmpdir(), "kiln-bench-ckpt-"));
+  try {
+    const checkpointMs = await ms(async () =>
+      execFileSync("runsc", [...flags, "checkpoint", "--image-path", image, `kiln-${id}`]),
+    );
+    execFileSync("runsc", [...flags, "delete", "--force", `kiln-${id}`]);
+    const bundle = join(dataDir, "sandboxes", id, "oci-bundle");
+    const t = performance.now();
+    const child = spawn(
+      "runsc",
+      [...flags, "restore", "--image-path", image, "--bundle", bundle, `kiln-${id}`],
+      {
+        stdio: ["pipe", "pipe", "ignore"],
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => {
+        if (d.includes('"version"')) resolve();
+      });
+      child.once("exit", () => reject(new Error("runsc restore exited")));
+      child.stdin.write(frame(0x02, 0x7fff0001, { op: "ping" }));
+    });
+    const restoreMs = performance.now() - t;
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    execFileSync("runsc", [...flags, "delete", "--force", `kiln-${id}`]);
+    return { checkpointMs, restoreMs };
+  } finally {
+    rmSync(image, { recursive: true, force: true });
+  }
+}
+
+/** The state rows of every tier that runs here. */
+export async function benchState(): Promise<{ tier: TierName; rows: Row[] }[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), "kiln-bench-state-"));
+  const scratch = mkdtempSync(join(tmpdir(), "kiln-bench-copies-"));
+  const kiln = await Kiln.open({ dataDir });
+  const out: { tier: TierName; rows: Row[] }[] = [];
+  try {
+    for (const status of await kiln.doctor()) {
+      if (!status.available) continue;
+      const tier = status.tier;
+      const caps = (await kiln.backend(tier)).capabilities;
+      const sb = await kiln.create({ tier });
+      await sb.files.write("/workspace/data.bin", randomBytes(MB10));
+      if (caps.realBinaries) await sb.commands.run("nohup sleep 100000 >/dev/null 2>&1 &");
+      // The file a raw copy copies: what Kiln's snapshot copies.
+      const file = caps.realBinaries
+        ? join(dataDir, "sandboxes", sb.id, "ws", "workspace.img")
+        : join(dataDir, "sandboxes", sb.id, "workspace.db");
+      const snap: number[] = [];
+      const raw: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        let id = "";
+        snap.push(await ms(async () => (id = (await sb.snapshot()).id)));
+        await kiln.removeSnapshot(id);
+        raw.push(copyMs(file, scratch, 1));
+      }
+      const rows: Row[] = [
+        {
+          metric: "snapshot (10 MB workspace), p50",
+          kiln: p50(snap),
+          raw: p50(raw),
+          unit: "ms",
+          rawLabel: "`cp --sparse=always` of the workspace file",
+        },
+      ];
+      let forks: Awaited<ReturnType<typeof sb.fork>> = [];
+      const forkMs = await ms(async () => (forks = await sb.fork(10)));
+      rows.push({
+        metric: "fork of 10 (ready to run)",
+        kiln: forkMs,
+        raw: copyMs(file, scratch, 10),
+        unit: "ms",
+        rawLabel: "10 copies of the workspace file",
+        ...(caps.realBinaries ? { note: "Kiln also starts 10 runtimes" } : {}),
+      });
+      for (const f of forks) await f.kill();
+      const pause: number[] = [];
+      const resume: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        await sb.commands.run("true");
+        pause.push(await ms(() => sb.pause()));
+        resume.push(await ms(() => sb.resume()));
+      }
+      let rawPause = Number.NaN;
+      let rawResume = Number.NaN;
+      if (caps.pause === "memory") {
+        const probe = await kiln.create({ tier });
+        await probe.commands.run("nohup sleep 100000 >/dev/null 2>&1 &");
+        const r = await rawRunsc(dataDir, probe.id);
+        rawPause = r.checkpointMs;
+        rawResume = r.restoreMs;
+        await probe.kill().catch(() => {});
+      }
+      const what = caps.pause === "memory" ? "memory and processes" : "files; processes end";
+      rows.push(
+        {
+          metric: `pause (${what}), p50`,
+          kiln: p50(pause),
+          raw: rawPause,
+          unit: "ms",
+          rawLabel: caps.pause === "memory" ? "`runsc checkpoint`" : "no raw equivalent",
+        },
+        {
+          metric: "resume, p50",
+          kiln: p50(resume),
+          raw: rawResume,
+          unit: "ms",
+          rawLabel: caps.pause === "memory" ? "`runsc restore` until the agent answers" : "no raw equivalent",
+        },
+      );
+      await sb.kill();
+      out.push({ tier, rows });
+    }
+  } finally {
+    await kiln.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return out;
+}
+
+if (import.meta.main) {
+  const { markdownTable } = await import("./stats.ts");
+  for (const { tier, rows } of await benchState())
+    process.stdout.write(`${markdownTable(`state: ${tier}`, rows)}\n\n`);
+}
