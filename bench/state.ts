@@ -57,15 +57,17 @@ async function rawRunsc(dataDir: string, id: string): Promise<{ checkpointMs: nu
     const child = spawn(
       "runsc",
       [...flags, "restore", "--image-path", image, "--bundle", bundle, `kiln-${id}`],
-      {
-        stdio: ["pipe", "pipe", "ignore"],
-      },
+      { stdio: ["pipe", "pipe", "pipe"] },
     );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-2000);
+    });
     await new Promise<void>((resolve, reject) => {
       child.stdout.on("data", (d: Buffer) => {
         if (d.includes('"version"')) resolve();
       });
-      child.once("exit", () => reject(new Error("runsc restore exited")));
+      child.once("exit", () => reject(new Error(`runsc restore exited: ${stderr}`)));
       child.stdin.write(frame(0x02, 0x7fff0001, { op: "ping" }));
     });
     const restoreMs = performance.now() - t;
@@ -85,8 +87,9 @@ export async function benchState(): Promise<{ tier: TierName; rows: Row[] }[]> {
   const kiln = await Kiln.open({ dataDir });
   const out: { tier: TierName; rows: Row[] }[] = [];
   try {
+    const only = process.env.KILN_BENCH_TIERS?.split(",");
     for (const status of await kiln.doctor()) {
-      if (!status.available) continue;
+      if (!status.available || (only && !only.includes(status.tier))) continue;
       const tier = status.tier;
       const caps = (await kiln.backend(tier)).capabilities;
       const sb = await kiln.create({ tier });
