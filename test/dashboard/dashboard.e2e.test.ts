@@ -301,7 +301,8 @@ async function scenario(): Promise<void> {
     const chart = page.getByTestId("usage-chart");
     await until(
       "the live chart to show the busy loop",
-      async () => Number((await chart.getAttribute("data-cpu-pct")) || 0) > 50,
+      // An idle sandbox shows about 0%; the loop shows its share of a core (less on a loaded host).
+      async () => Number((await chart.getAttribute("data-cpu-pct")) || 0) > 10,
       60_000,
     );
     assert.ok(Number(await chart.getAttribute("data-mem-pct")) > 0);
