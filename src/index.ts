@@ -45,6 +45,7 @@ export {
 } from "./core/limits.ts";
 export { WORKSPACE } from "./core/paths.ts";
 export {
+  type ConnectOptions as PortConnectOptions,
   checkPort,
   checkPortPolicy,
   checkSandboxDomain,

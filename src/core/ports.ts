@@ -18,7 +18,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Instance } from "./backend.ts";
 import { InvalidArgumentError, NotFoundError, UnsupportedError } from "./errors.ts";
-import type { PortPolicy, SandboxInfo } from "./types.ts";
+import type { NetworkAuditEntry, PortPolicy, SandboxInfo } from "./types.ts";
 
 export type { PortPolicy };
 
@@ -108,6 +108,18 @@ export interface PortsHost {
   instance(): Promise<Instance>;
   /** Marks the sandbox in use (its idle time, before hibernation, starts again). */
   touch(): void;
+  /** Records a connection in the sandbox's network audit log. */
+  audit(entry: Omit<NetworkAuditEntry, "id">): void;
+}
+
+/** What a connection is recorded with in the audit log (`kiln serve` fills it in). */
+export interface ConnectOptions {
+  /** Why it was let in: `owner key`, `port token`, `public`; default `library`. */
+  rule?: string;
+  /** The HTTP method of the request that opened it, where one did. */
+  method?: string;
+  /** The HTTP path (at most 512 characters are kept). */
+  path?: string;
 }
 
 /** How often open port connections mark their sandbox in use, ms. */
@@ -149,7 +161,7 @@ export class Ports {
    * NotFoundError (`resource: "port"`: not exposed by the policy), PortClosedError (nothing listens),
    * SandboxStoppedError
    */
-  async connect(port: number): Promise<Duplex> {
+  async connect(port: number, options: ConnectOptions = {}): Promise<Duplex> {
     checkPort(port);
     const rec = this.host.record();
     const inst = await this.host.instance();
@@ -163,7 +175,27 @@ export class Ports {
         resource: "port",
       });
     }
+    const atMs = Date.now();
     const conn = await inst.connectPort(port);
+    conn.once("close", () => {
+      const io = conn as Duplex & { bytesRead?: number; bytesWritten?: number };
+      try {
+        this.host.audit({
+          atMs,
+          kind: "inbound",
+          port,
+          ...(options.method ? { method: options.method } : {}),
+          ...(options.path !== undefined ? { path: options.path.slice(0, 512) } : {}),
+          allowed: true,
+          rule: options.rule ?? "library",
+          bytesUp: io.bytesRead ?? 0,
+          bytesDown: io.bytesWritten ?? 0,
+          durationMs: Date.now() - atMs,
+        });
+      } catch {
+        // The sandbox was closed or deleted meanwhile: there is no log to write to.
+      }
+    });
     if (this.open++ === 0) {
       this.toucher = setInterval(() => this.host.touch(), TOUCH_EVERY_MS);
       this.toucher.unref();

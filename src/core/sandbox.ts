@@ -110,6 +110,9 @@ export class Sandbox {
       record: () => this.host.record(id),
       setPolicy: (p) => this.host.setPorts(id, p),
       touch: () => host.touch(id),
+      audit: (entry) => {
+        if (!this.closed) this.audit().network(entry);
+      },
       instance: getInstance,
     });
     this.codeContexts = new CodeContexts({ instance: getInstance, defaults });

@@ -163,8 +163,11 @@ export interface NetworkAuditEntry {
   id: number;
   /** When it started, ms since the epoch. */
   atMs: number;
-  /** `http` (one request), `connect` (a proxy tunnel), `tls` and `tcp` (an intercepted connection), `dns` (a query). */
-  kind: "http" | "connect" | "tls" | "tcp" | "dns";
+  /**
+   * `http` (one request), `connect` (a proxy tunnel), `tls` and `tcp` (an intercepted connection), `dns` (a query),
+   * `inbound` (a connection into one of the sandbox's ports through Kiln: `sandbox.ports` or `kiln serve`).
+   */
+  kind: "http" | "connect" | "tls" | "tcp" | "dns" | "inbound";
   /** Host name asked for, when one was seen (Host, CONNECT authority, SNI, DNS question). */
   host?: string;
   /** Address dialled (or asked for, when the connection was to an address). */

@@ -43,6 +43,17 @@ export class PortStream extends Duplex {
   private granted = PORT_WINDOW;
   /** Bytes sent to the agent and not yet written by it. */
   private inflight = 0;
+  private sent = 0;
+
+  /** Bytes received from the port (as `net.Socket`'s). */
+  get bytesRead(): number {
+    return this.received;
+  }
+
+  /** Bytes sent to the port (as `net.Socket`'s). */
+  get bytesWritten(): number {
+    return this.sent;
+  }
   private windowWaiters: (() => void)[] = [];
   /** The agent ended its side (END or ERROR), and we ended ours (END or CANCEL). */
   private remoteDone = false;
@@ -134,6 +145,7 @@ export class PortStream extends Duplex {
       if (this.destroyed) throw new Error("the port connection is closed");
       const part = chunk.subarray(at, at + CHUNK);
       this.inflight += part.length;
+      this.sent += part.length;
       await this.link.sendAndDrain(encodeFrame(FrameType.Data, this.id, part));
     }
   }

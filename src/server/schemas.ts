@@ -205,7 +205,7 @@ export const NetworkAuditEntrySchema = z
   .object({
     id: z.number(),
     atMs: z.number(),
-    kind: z.enum(["http", "connect", "tls", "tcp", "dns"]),
+    kind: z.enum(["http", "connect", "tls", "tcp", "dns", "inbound"]),
     host: Str.optional(),
     address: Str.optional(),
     port: z.number().optional(),

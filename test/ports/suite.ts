@@ -151,6 +151,17 @@ export function runPortsSuite(tier: TierName): void {
       const body = randomBytes(2 * 1024 * 1024);
       const up = await httpGet(`http://${address}/upload`, { method: "POST", body });
       assert.equal(up.body.toString(), createHash("sha256").update(body).digest("hex"));
+      // Every connection lands in the network audit log once closed (the upload's: 2 MiB down).
+      const deadline = Date.now() + 30_000;
+      let logged = false;
+      while (!logged && Date.now() < deadline) {
+        logged = (await sb.networkLogs()).some(
+          (e) =>
+            e.kind === "inbound" && e.port === 8000 && e.rule === "library" && e.bytesDown >= body.length,
+        );
+        if (!logged) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(logged, "the upload's connection is in the audit log");
     });
 
     real("a streamed response arrives while the server is still writing it", async () => {

@@ -89,6 +89,20 @@ describe(`kiln serve: sandbox ports by Host and by path (${TIER})`, () => {
     for (const h of ["authorization", "x-api-key"])
       assert.equal(headers.has(h), false, `${h} must be stripped`);
     assert.equal(r.body.includes(key), false, "the key appears nowhere in what the sandbox received");
+    // The connection is in the sandbox's audit log once it has closed (the proxy closes it after the response).
+    const deadline = Date.now() + 30_000;
+    let entry: Awaited<ReturnType<Sandbox["networkLogs"]>>[number] | undefined;
+    while (!entry && Date.now() < deadline) {
+      entry = (await sb.networkLogs()).find((e) => e.kind === "inbound" && e.path === "/headers?a=1");
+      if (!entry) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(entry, "an inbound entry for the request");
+    assert.equal(entry.port, 8000);
+    assert.equal(entry.method, "GET");
+    assert.equal(entry.rule, "owner key");
+    assert.equal(entry.allowed, true);
+    assert.ok(entry.bytesUp >= r.body.length, "the response's bytes came up from the sandbox");
+    assert.ok(entry.bytesDown > 0);
   });
 
   it("a per-port token opens that port (header or query, stripped before forwarding)", async () => {

@@ -54,13 +54,13 @@ const STRIPPED_HEADERS = ["authorization", "x-api-key", PORT_TOKEN_HEADER, "e2b-
 const FORM = Symbol("kiln.route-form");
 
 /**
- * Checks the caller may reach `route`; resolves when it may.
+ * Checks the caller may reach `route`; returns what let it in (`public`, `owner key`, `port token`).
  * @throws UnauthenticatedError (no credential), NotFoundError (anything else refused)
  */
-function authorize(state: ServerState, req: IncomingMessage, route: PortRoute): void {
+function authorize(state: ServerState, req: IncomingMessage, route: PortRoute): string {
   const info = recordOrUndefined(state.kiln, route.sandboxId);
   const access = info && info.state !== "killed" ? portAccess(info.ports, route.port) : "closed";
-  if (access === "public") return;
+  if (access === "public") return "public";
   const headers = new Headers();
   for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
   const key = presentedKey(headers);
@@ -74,20 +74,21 @@ function authorize(state: ServerState, req: IncomingMessage, route: PortRoute): 
     resource: "port",
   });
   if (!info) throw refused;
-  let ok = false;
+  let rule: string | undefined;
   if (key) {
     const k = state.keys.verify(key);
-    ok = k !== undefined && k.id === info.metadata[OWNER_LABEL];
+    if (k !== undefined && k.id === info.metadata[OWNER_LABEL]) rule = "owner key";
   }
-  if (!ok && token) {
+  if (!rule && token) {
     try {
       state.tokens.check(token, route.sandboxId, `port:${route.port}`);
-      ok = true;
+      rule = "port token";
     } catch {
-      ok = false;
+      rule = undefined;
     }
   }
-  if (!ok || access === "closed") throw refused;
+  if (!rule || access === "closed") throw refused;
+  return rule;
 }
 
 function tokenParam(path: string): string | null {
@@ -165,11 +166,12 @@ export class PortProxy {
   /** Opens the connection to the sandbox's port once the caller is allowed. */
   private async open(req: IncomingMessage, route: PortRoute): Promise<Duplex> {
     if (this.state.draining) throw new KilnError("tier_unavailable", "the server is shutting down");
-    authorize(this.state, req, route);
+    const rule = authorize(this.state, req, route);
     strip(req, route);
     (req as unknown as Record<symbol, unknown>)[FORM] = route.form;
     const sb = await this.state.kiln.connect(route.sandboxId);
-    return socketLike(await sb.ports.connect(route.port));
+    const label = { rule, path: req.url ?? "/", ...(req.method ? { method: req.method } : {}) };
+    return socketLike(await sb.ports.connect(route.port, label));
   }
 
   /** Serves an HTTP request routed to a port. */
