@@ -112,8 +112,9 @@ def _sync_output():
         pass
     for p in _pumps:
         p.sync()
-sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), encoding="utf-8", errors="backslashreplace", write_through=True)
-sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), encoding="utf-8", errors="backslashreplace", write_through=True)
+# Line-buffered: a print is one write (its newline included); a partial line goes out when the cell ends.
+sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), encoding="utf-8", errors="backslashreplace", line_buffering=True)
+sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), encoding="utf-8", errors="backslashreplace", line_buffering=True)
 sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr
 
 # ---- display ---------------------------------------------------------------
@@ -378,6 +379,7 @@ _OWN = {"_sigint", "_run_code", "_cell", "_show_figures", "display", "exec_modul
 
 
 def _error(e):
+    _sync_output()
     tb = e.__traceback__
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell-"):
         tb = tb.tb_next

@@ -23,6 +23,7 @@ import {
 } from "./execution.ts";
 import { type Kernel, startKernel } from "./kernels.ts";
 import type { Limits } from "./limits.ts";
+import { sandboxPath } from "./paths.ts";
 
 /** A code context as listed. */
 export interface CodeContext {
@@ -94,17 +95,19 @@ export class CodeContexts {
   }
 
   /**
-   * Creates a context and starts its interpreter.
-   * @throws InvalidArgumentError (bad language or id, or an id in use), NotFoundError (no interpreter for it in this sandbox)
+   * Creates a context and starts its interpreter; `cwd` defaults to the sandbox's.
+   * @throws InvalidArgumentError (bad language, id or cwd, or an id in use), NotFoundError (no interpreter for it in this sandbox)
    */
-  async create(options: { language?: string; cwd: string; id?: string }): Promise<CodeContext> {
+  async create(options: { language?: string; cwd?: string; id?: string }): Promise<CodeContext> {
     const language = checkLanguage(options.language);
+    const home = this.host.defaults().cwd;
+    const cwd = options.cwd === undefined ? home : sandboxPath(options.cwd, home);
     const id = options.id ?? randomUUID();
     if (!CONTEXT_ID.test(id)) throw new InvalidArgumentError(`invalid context id ${JSON.stringify(id)}`);
     if (this.entries.has(id)) throw new InvalidArgumentError(`context ${id} exists`);
     if (this.entries.size >= MAX_CODE_CONTEXTS)
       throw new InvalidArgumentError(`a sandbox has at most ${MAX_CODE_CONTEXTS} code contexts; remove one`);
-    const e: Entry = { id, language, cwd: options.cwd, kernel: undefined, queue: Promise.resolve() };
+    const e: Entry = { id, language, cwd, kernel: undefined, queue: Promise.resolve() };
     this.entries.set(id, e);
     const inst = await this.host.instance();
     if (!inst.runCode || language !== "python") {

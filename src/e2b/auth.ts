@@ -34,5 +34,18 @@ export function envdSandboxIdOf(req: Request): string | undefined {
   const id = req.headers.get("e2b-sandbox-id");
   if (id) return id;
   const named = parseSandboxHost(req.headers.get("host") ?? new URL(req.url).host);
-  return named?.port === ENVD_PORT ? named.sandboxId : undefined;
+  return named?.port === ENVD_PORT || named?.port === CODE_INTERPRETER_PORT ? named.sandboxId : undefined;
+}
+
+/** The code-interpreter port (`@e2b/code-interpreter`'s Jupyter port). */
+export const CODE_INTERPRETER_PORT = 49999;
+
+/**
+ * The sandbox port a sandbox request names: `E2b-Sandbox-Port`, else the
+ * `<port>-` prefix of the host; default envd's.
+ */
+export function sandboxPortOf(req: Request): number {
+  const header = req.headers.get("e2b-sandbox-port");
+  if (header && /^\d{1,5}$/.test(header)) return Number(header);
+  return parseSandboxHost(req.headers.get("host") ?? new URL(req.url).host)?.port ?? ENVD_PORT;
 }

@@ -16,7 +16,8 @@ import type { Kiln } from "../core/kiln.ts";
 import { checkTierName } from "../core/tier-registry.ts";
 import type { TierName } from "../core/types.ts";
 import { loadTokenSecret, recordOrUndefined, SandboxTokens } from "../tokens/index.ts";
-import { envdSandboxIdOf } from "./auth.ts";
+import { CODE_INTERPRETER_PORT, envdSandboxIdOf, sandboxPortOf } from "./auth.ts";
+import { handleCodeInterpreter } from "./code-interpreter.ts";
 import type { Authenticate, E2bContext } from "./context.ts";
 import { createEnvdHandler, signedUrlOf } from "./envd/router.ts";
 import { errorResponse, restErrorResponse } from "./errors.ts";
@@ -122,7 +123,11 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
   return async (req) => {
     try {
       const sandboxId = envdSandboxIdOf(req);
-      if (sandboxId !== undefined) return await envd(req, sandboxId);
+      if (sandboxId !== undefined) {
+        if (sandboxPortOf(req) === CODE_INTERPRETER_PORT)
+          return await handleCodeInterpreter(ctx, req, sandboxId);
+        return await envd(req, sandboxId);
+      }
       // A signed URL made against one `sandboxUrl` names no sandbox: the one whose token signs it.
       const signed = signedUrlOf(req);
       if (signed) {

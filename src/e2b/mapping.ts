@@ -20,6 +20,7 @@ import type { Kiln } from "../core/kiln.ts";
 import type { SandboxInfo, SnapshotInfo, TierName } from "../core/types.ts";
 import { TIER_NAMES } from "../core/types.ts";
 import { OWNER_KEY, publicMetadata } from "../mcp/access.ts";
+import { CODE_INTERPRETER_PORT } from "./auth.ts";
 import type { E2bContext } from "./context.ts";
 
 /** The metadata key that picks a sandbox's tier at create time. */
@@ -27,6 +28,12 @@ export const TIER_KEY = "kiln.tier";
 
 /** E2B's default template name. */
 export const E2B_DEFAULT_TEMPLATE = "base";
+
+/** `@e2b/code-interpreter`'s default template, Kiln's `code-interpreter`. */
+export const E2B_CODE_INTERPRETER_TEMPLATE = "code-interpreter-v1";
+
+/** Kiln's template for code cells (numpy, pandas, matplotlib): `kiln template build code-interpreter`. */
+export const CODE_INTERPRETER_TEMPLATE = "code-interpreter";
 
 /** An expiry far in the future, for sandboxes that never expire. */
 const NEVER = "9999-12-31T23:59:59.999Z";
@@ -67,7 +74,12 @@ export function resolveTemplate(
       `template ${name} is an E2B-hosted template name (team or tag); Kiln has no such template: use a Kiln template name`,
     );
   }
-  const template = name === E2B_DEFAULT_TEMPLATE ? "default" : name;
+  const template =
+    name === E2B_DEFAULT_TEMPLATE
+      ? "default"
+      : name === E2B_CODE_INTERPRETER_TEMPLATE
+        ? CODE_INTERPRETER_TEMPLATE
+        : name;
   return { tier, template };
 }
 
@@ -76,6 +88,7 @@ export function resolveTemplate(
  * @throws NotFoundError
  */
 export async function checkTemplateOnTier(kiln: Kiln, tier: TierName, template: string): Promise<void> {
+  if (template === CODE_INTERPRETER_TEMPLATE) return;
   if (template === "default" || (await kiln.backend(tier)).capabilities.templates) return;
   throw new NotFoundError(
     `template ${template} is not available on the ${tier} tier (it has one built-in environment, \`base\`); ` +
@@ -87,6 +100,13 @@ export async function checkTemplateOnTier(kiln: Kiln, tier: TierName, template: 
 /** Rewrites Kiln's "no template" error into one that says E2B-hosted templates are not available. */
 export function templateError(e: unknown, template: string): unknown {
   if (e instanceof NotFoundError && e.resource === "template") {
+    if (template === CODE_INTERPRETER_TEMPLATE) {
+      return new NotFoundError(
+        `template ${CODE_INTERPRETER_TEMPLATE} (E2B's ${E2B_CODE_INTERPRETER_TEMPLATE}) is not built in this Kiln; ` +
+          `build it once with \`kiln template build ${CODE_INTERPRETER_TEMPLATE}\` (about 1.4 GB, several minutes)`,
+        { cause: e, resource: "template" },
+      );
+    }
     return new NotFoundError(
       `template ${template} does not exist in this Kiln; E2B-hosted templates are not available, ` +
         `build or import it with \`kiln template build|import ${template}\``,
@@ -110,6 +130,8 @@ export function sandboxCreated(ctx: E2bContext, info: SandboxInfo): Record<strin
     clientID: "kiln",
     envdVersion: ctx.envdVersion,
     envdAccessToken: ctx.tokens.issue(info, "e2b-envd"),
+    // `@e2b/code-interpreter` sends it with every call to port 49999 (its contexts calls carry no other credential).
+    trafficAccessToken: ctx.tokens.issue(info, `port:${CODE_INTERPRETER_PORT}`),
     domain: ctx.sandboxDomain,
   };
 }
@@ -137,6 +159,8 @@ export function sandboxDetail(ctx: E2bContext, info: SandboxInfo): Record<string
   return {
     ...sandboxListed(ctx, info),
     envdAccessToken: ctx.tokens.issue(info, "e2b-envd"),
+    // `@e2b/code-interpreter` sends it with every call to port 49999 (its contexts calls carry no other credential).
+    trafficAccessToken: ctx.tokens.issue(info, `port:${CODE_INTERPRETER_PORT}`),
     domain: ctx.sandboxDomain,
     volumeMounts: [],
   };
@@ -166,4 +190,14 @@ export function stringRecord(v: unknown, field: string): Record<string, string> 
 /** E2B's `SnapshotInfo`: the id (which `Sandbox.create` takes as a template) and its names. */
 export function snapshotListed(s: SnapshotInfo): Record<string, unknown> {
   return { snapshotID: s.id, names: s.name ? [s.name] : [] };
+}
+
+/**
+ * The template a sandbox of `tier` starts from: `code-interpreter` on a tier
+ * without templates (the virtual tier) is its one built-in environment, whose
+ * cells offer what that tier's Python offers.
+ */
+export async function templateOnTier(kiln: Kiln, tier: TierName, template: string): Promise<string> {
+  if (template !== CODE_INTERPRETER_TEMPLATE) return template;
+  return (await kiln.backend(tier)).capabilities.templates ? template : "default";
 }

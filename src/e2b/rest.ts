@@ -24,6 +24,7 @@ import {
   stringRecord,
   TIER_KEY,
   templateError,
+  templateOnTier,
 } from "./mapping.ts";
 import { CpuSampler } from "./metrics.ts";
 
@@ -146,10 +147,15 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
       typeof body.templateID === "string" && body.templateID.startsWith("snap_")
         ? body.templateID
         : undefined;
-    const { tier, template } = snapshot
+    const resolved = snapshot
       ? { tier: undefined, template: undefined }
       : resolveTemplate(body.templateID, metadata, await ctx.defaultTier());
-    if (tier !== undefined && template !== undefined) await checkTemplateOnTier(ctx.kiln, tier, template);
+    const { tier } = resolved;
+    let { template } = resolved;
+    if (tier !== undefined && template !== undefined) {
+      await checkTemplateOnTier(ctx.kiln, tier, template);
+      template = await templateOnTier(ctx.kiln, tier, template);
+    }
     if (Array.isArray(body.volumeMounts) && body.volumeMounts.length > 0) {
       throw new UnsupportedError("volume mounts are not supported by Kiln");
     }

@@ -8,7 +8,7 @@ import { request as httpRequest } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { AuthenticationError, Sandbox, SandboxError } from "e2b";
 import { commandLine } from "../../src/e2b/envd/process.ts";
-import { checkTemplateOnTier, resolveTemplate } from "../../src/e2b/mapping.ts";
+import { checkTemplateOnTier, resolveTemplate, templateOnTier } from "../../src/e2b/mapping.ts";
 import { type E2bFixture, e2bFixture, KEYS, rejectsWith } from "./suite.ts";
 
 describe("e2b handler: auth, routing, tiers", () => {
@@ -142,8 +142,14 @@ describe("e2b handler: auth, routing, tiers", () => {
     assert.deepEqual(resolveTemplate("gvisor/python", {}, "virtual"), { tier: "gvisor", template: "python" });
     assert.throws(() => resolveTemplate("acme/tpl", {}, "namespace"), { code: "not_found" });
     // A tier without templates (its capabilities say so) has one environment: `base` only.
-    const { tier, template } = resolveTemplate("code-interpreter-v1", {}, "virtual");
+    const { tier, template } = resolveTemplate("python-data", {}, "virtual");
     await assert.rejects(checkTemplateOnTier(fx.kiln, tier, template), { code: "not_found" });
+    // @e2b/code-interpreter's default template is Kiln's code-interpreter; a tier without templates runs its own.
+    assert.deepEqual(resolveTemplate("code-interpreter-v1", { "kiln.tier": "namespace" }, "virtual"), {
+      tier: "namespace",
+      template: "code-interpreter",
+    });
+    assert.equal(await templateOnTier(fx.kiln, "virtual", "code-interpreter"), "default");
     await checkTemplateOnTier(fx.kiln, "virtual", "default");
     assert.throws(() => resolveTemplate("base", { "kiln.tier": "nope" }, "virtual"), {
       code: "invalid_argument",

@@ -591,7 +591,7 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
 
     it("a template Kiln does not have is refused, never replaced", async () => {
       const e = await rejectsWith(
-        Sandbox.create("code-interpreter-v1", { ...fx.opts(), metadata: options.select.metadata ?? {} }),
+        Sandbox.create("no-such-template", { ...fx.opts(), metadata: options.select.metadata ?? {} }),
         SandboxError,
       );
       assert.equal(e.statusCode, 404);
