@@ -34,8 +34,6 @@ export const KNOWN_DIFFERENCES: Record<string, string> = {
   "errors: numeric comparison with text": "just-bash's `[` treats a non-number as false without a message",
   "shell: break and continue":
     "just-bash's loop status after `break` is the status of the command before it, bash's is 0",
-  "shell: $? after assignment":
-    "just-bash keeps the previous status after an assignment-only command; bash sets 0",
   "shell: recursion": "a command substitution inside $(( )) runs without the script's functions in just-bash",
   "globbing: glob directories only": "just-bash's globbing ignores a trailing slash (`*/` matches files too)",
   // just-bash's commands: options and output formats it does not implement.
