@@ -19,6 +19,8 @@
 // 7. `cd -` went to the shell's first home directory when OLDPWD was unset, and ignored an
 //    OLDPWD the script set; bash uses $OLDPWD and says "OLDPWD not set".
 // 8. `shift` past the arguments printed a message bash prints only with shift_verbose.
+// 9. A command of assignments only (`x=1`) kept the previous command's status; bash gives the
+//    status of its last command substitution, or 0 when it has none.
 //
 // Each fix is an exact text replacement. If neither the text nor its replacement is there (another
 // just-bash version), the script fails, naming it, rather than leaving a shell that silently
@@ -126,6 +128,33 @@ replace(
   "shift out of range",
   'let o=`bash: shift: shift count out of range\n`;if(e.state.options.posix)throw new st(1,"",o);return D(o)}',
   'let o=`bash: shift: shift count out of range\n`;if(e.state.options.posix)throw new st(1,"",o);return D("")}',
+);
+
+// 9. Assignment-only commands: count command substitutions, status 0 when none ran.
+replace(
+  "assignment status: count before",
+  "let s=await nf(this.ctx,t);if(s.error)return s.error;",
+  "let kilnSubst=this.ctx.state.kilnSubstCount??0;let s=await nf(this.ctx,t);if(s.error)return s.error;",
+);
+replace(
+  "assignment status: result",
+  'return this.ctx.state.expansionStderr="",L("",P,this.ctx.state.lastExitCode)}',
+  'return this.ctx.state.expansionStderr="",L("",P,(this.ctx.state.kilnSubstCount??0)!==kilnSubst?this.ctx.state.lastExitCode:0)}',
+);
+replace(
+  "assignment status: substitution ran",
+  'e.state.lastExitCode=h,e.state.env.set("?",String(h))',
+  'e.state.kilnSubstCount=(e.state.kilnSubstCount??0)+1,e.state.lastExitCode=h,e.state.env.set("?",String(h))',
+);
+replace(
+  "assignment status: substitution failed",
+  'if(p instanceof G){e.state.lastExitCode=p.exitCode,e.state.env.set("?",String(p.exitCode))',
+  'if(p instanceof G){e.state.kilnSubstCount=(e.state.kilnSubstCount??0)+1,e.state.lastExitCode=p.exitCode,e.state.env.set("?",String(p.exitCode))',
+);
+replace(
+  "assignment status: file substitution failed",
+  'return e.state.lastExitCode=1,e.state.env.set("?","1"),""}let i=e.substitutionDepth',
+  'return e.state.kilnSubstCount=(e.state.kilnSubstCount??0)+1,e.state.lastExitCode=1,e.state.env.set("?","1"),""}let i=e.substitutionDepth',
 );
 
 if (text !== original) writeFileSync(bundle, text.startsWith(MARK) ? text : MARK + text);
