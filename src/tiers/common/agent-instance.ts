@@ -49,6 +49,8 @@ export interface AgentInstanceParts {
   cgroup: SandboxCgroup | undefined;
   /** How long to wait for the agent's HELLO; default 30 s (gVisor on ptrace is slow to start). */
   connectTimeoutMs?: number;
+  /** The egress path, when the tier wired it before the runtime started (gVisor). */
+  network?: EgressAttachment;
   /**
    * The launcher's first start restores a checkpoint: the agent is already
    * running (it greeted an earlier host), so it is pinged instead of awaited.
@@ -170,6 +172,10 @@ export class AgentInstance implements Instance {
   private network: EgressAttachment | undefined;
 
   private async attachNetwork(child: ChildProcess): Promise<void> {
+    if (this.parts.network) {
+      this.network = this.parts.network;
+      return;
+    }
     this.network?.close();
     this.network = undefined;
     const { spec, tier, launcher } = this.parts;
@@ -353,7 +359,7 @@ export class AgentInstance implements Instance {
       this.child.kill("SIGKILL");
       await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
     }
-    this.network?.close();
+    (this.network ?? this.parts.network)?.close();
     this.parts.cgroup?.destroy();
     await this.parts.launcher.cleanup().catch(() => {});
     await this.parts.workspace.unmount().catch(() => {});

@@ -114,6 +114,7 @@ export async function attachEgress(
   tier: TierName,
   spec: InstanceSpec,
   sandboxPid: number,
+  options: { subnet?: boolean } = {},
 ): Promise<EgressAttachment | undefined> {
   if (!spec.network || !hasEgress(spec.network)) return undefined;
   const policy = new NetworkPolicy(spec.network);
@@ -155,7 +156,7 @@ export async function attachEgress(
     const done = new Promise<void>((resolve, reject) => {
       helper.on("message", (m: { kind: string; port?: number; message?: string }, handle: unknown) => {
         if (m.kind === "ready") {
-          wire(helper.pid!, sandboxPid).then(
+          wire(helper.pid!, sandboxPid, options.subnet === true).then(
             () => helper.send("listen"),
             (e) => reject(e),
           );
@@ -243,7 +244,7 @@ function shIn(pid: number, script: string): Promise<void> {
 }
 
 /** Links M (the helper's namespace) and S (the sandbox's) and sets their addresses and routes. */
-async function wire(helperPid: number, sandboxPid: number): Promise<void> {
+async function wire(helperPid: number, sandboxPid: number, subnet: boolean): Promise<void> {
   // M is private to this sandbox: the link's name cannot clash with anything.
   const noV6 =
     "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6\necho 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6\n";
@@ -258,7 +259,13 @@ ip route add local 198.18.0.0/15 dev lo
   );
   await shIn(
     sandboxPid,
-    `${noV6}ip addr add ${SANDBOX_ADDRESS} peer ${GATEWAY} dev eth0
+    subnet
+      ? // A user-space netstack (gVisor) copies plain addresses and routes, not point-to-point peers:
+        // the whole range is on the link, and M answers ARP for every address of it.
+        `${noV6}ip addr add ${SANDBOX_ADDRESS}/15 dev eth0
+ip link set eth0 up
+`
+      : `${noV6}ip addr add ${SANDBOX_ADDRESS} peer ${GATEWAY} dev eth0
 ip link set eth0 up
 ip route add 198.18.0.0/15 via ${GATEWAY} dev eth0
 `,
@@ -280,6 +287,45 @@ export function sandboxResolvConf(spec: InstanceSpec, rootfs: string): string | 
   const path = join(spec.stateDir, "resolv.conf");
   writeFileSync(path, RESOLV_CONF);
   return path;
+}
+
+/** A new, empty network namespace held by a process until released (or until Kiln exits). */
+export interface HeldNetns {
+  /** A process in the namespace: `/proc/<pid>/ns/net` names it. */
+  readonly pid: number;
+  /** Lets the holder go (the namespace stays while anything else holds it). */
+  release(): void;
+}
+
+/**
+ * Makes a network namespace before a runtime starts (gVisor joins a
+ * namespace it is given and reads its interfaces once, at boot). The holder
+ * exits when released or when its IPC channel closes, so it dies with Kiln.
+ */
+export async function holdNetns(): Promise<HeldNetns> {
+  const holder = spawn(
+    "unshare",
+    [
+      "--net",
+      "--",
+      process.execPath,
+      "-e",
+      'process.on("disconnect", () => process.exit(0)); process.on("message", () => process.exit(0)); process.send("ready");',
+    ],
+    { stdio: ["ignore", "ignore", "ignore", "ipc"] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    holder.once("message", () => resolve());
+    holder.once("exit", (code) => reject(new Error(`network namespace holder exited (${code})`)));
+    holder.once("error", reject);
+  });
+  return {
+    pid: holder.pid!,
+    release: () => {
+      if (holder.connected) holder.disconnect();
+      holder.kill("SIGKILL");
+    },
+  };
 }
 
 /** The process among `pid`'s children that is in another network namespace (the sandbox's first process). */

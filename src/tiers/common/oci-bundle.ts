@@ -31,6 +31,8 @@ export interface OciBundleInput {
   seccompOmit?: string[];
   /** Cgroup path relative to each hierarchy's root (`/kiln/<id>`); omitted: no cgroup limits. */
   cgroupsPath?: string;
+  /** The network namespace to join (a path), instead of a new, empty one. */
+  netnsPath?: string | undefined;
   /** A resolv.conf to bind at /etc/resolv.conf (a sandbox with egress: Kiln answers its DNS). */
   resolvConf?: string | undefined;
 }
@@ -211,7 +213,7 @@ export function ociConfig(i: OciBundleInput): OciConfig {
         { type: "ipc" },
         { type: "uts" },
         { type: "mount" },
-        { type: "network" },
+        i.netnsPath ? { type: "network", path: i.netnsPath } : { type: "network" },
         { type: "cgroup" },
       ],
       resources: {

@@ -26,6 +26,8 @@ export interface OciRuntime {
   root: string;
   /** More global flags (e.g. `--platform=ptrace`). */
   flags: string[];
+  /** A command line that `run` is started under (its last word runs the runtime with its arguments). */
+  runUnder?: readonly string[];
 }
 
 function globalArgs(rt: OciRuntime): string[] {
@@ -57,9 +59,9 @@ export function ociLauncher(
       // its own stdio to the restored agent); any later one runs the bundle afresh.
       const sub = image === undefined ? ["run"] : ["restore", "--image-path", image];
       image = undefined;
-      return spawn(rt.binary, [...globalArgs(rt), ...sub, "--bundle", bundle, containerId(id)], {
-        stdio: ["pipe", "pipe", "pipe"],
-      });
+      const args = [...globalArgs(rt), ...sub, "--bundle", bundle, containerId(id)];
+      const [file, ...pre] = rt.runUnder ? [...rt.runUnder, rt.binary] : [rt.binary];
+      return spawn(file!, [...pre, ...args], { stdio: ["pipe", "pipe", "pipe"] });
     },
     // The container's first process (the agent), from the runtime's state.
     async sandboxPid() {

@@ -8,9 +8,16 @@ import { join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import { UnsupportedError } from "../../core/errors.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
+import { hasEgress } from "../../network/policy.ts";
 import { AgentInstance } from "./agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "./cgroups.ts";
-import { sandboxResolvConf } from "./egress-netns.ts";
+import {
+  attachEgress,
+  type EgressAttachment,
+  type HeldNetns,
+  holdNetns,
+  sandboxResolvConf,
+} from "./egress-netns.ts";
 import { agentBinary, isRoot, which } from "./host.ts";
 import { writeOciBundle } from "./oci-bundle.ts";
 import {
@@ -44,10 +51,15 @@ export interface OciTierConfig {
   /** The runtime checkpoints and restores running containers (`checkpoint` / `restore`): pause keeps memory. */
   checkpoint?: boolean;
   /**
-   * The container's network namespace is the kernel's, so Kiln's egress path can be plugged into
-   * it after start (runc; not runsc, whose netstack reads its interfaces once, at boot).
+   * How Kiln's egress path is plugged into a sandbox's network namespace: `after-start` (the
+   * container's namespace is the kernel's: runc), `before-start` (a namespace made and wired first,
+   * given to the runtime: runsc, whose netstack reads its interfaces once, at boot); absent: none.
    */
-  egress?: boolean;
+  egress?: "after-start" | "before-start";
+  /** Global flags instead of `flags` for a sandbox with egress (runsc: `--network=sandbox`). */
+  egressFlags?: readonly string[];
+  /** A command line the runtime of a sandbox with egress is started under (see gvisor/backend.ts). */
+  egressRunUnder?: readonly string[];
 }
 
 const CAPABILITIES: Omit<Capabilities, "pause"> = {
@@ -75,14 +87,20 @@ export class OciTierBackend implements Backend {
     this.capabilities = {
       ...CAPABILITIES,
       pause: config.checkpoint ? "memory" : "files",
-      egress: config.egress === true,
+      egress: config.egress !== undefined,
     };
   }
 
-  /** The runtime with Kiln's own state directory under the data dir. */
-  private runtime(dataDir: string): OciRuntime {
+  /** The runtime with Kiln's own state directory under the data dir (and egress flags for such a sandbox). */
+  private runtime(dataDir: string, egress = false): OciRuntime {
     const c = this.config;
-    return { binary: which(c.binary) ?? c.binary, root: join(dataDir, c.binary), flags: [...c.flags] };
+    const flags = egress && c.egressFlags ? c.egressFlags : c.flags;
+    return {
+      binary: which(c.binary) ?? c.binary,
+      root: join(dataDir, c.binary),
+      flags: [...flags],
+      ...(egress && c.egressRunUnder ? { runUnder: c.egressRunUnder } : {}),
+    };
   }
 
   async probe(): Promise<TierStatus> {
@@ -122,6 +140,18 @@ export class OciTierBackend implements Backend {
     from?: { files?: string; checkpoint?: string },
   ): Promise<Instance> {
     const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal, from?.files);
+    const egress = this.config.egress !== undefined && spec.network !== undefined && hasEgress(spec.network);
+    let held: HeldNetns | undefined;
+    let network: EgressAttachment | undefined;
+    if (egress && this.config.egress === "before-start") {
+      held = await holdNetns();
+      try {
+        network = await attachEgress(this.tier, spec, held.pid, { subnet: true });
+      } catch (e) {
+        held.release();
+        throw e;
+      }
+    }
     // The runtime makes the cgroup and sets the limits itself; Kiln reads usage and OOM kills from it.
     const bundle = writeOciBundle(join(spec.stateDir, "oci-bundle"), {
       rootfs,
@@ -130,19 +160,33 @@ export class OciTierBackend implements Backend {
       limits: spec.limits,
       ...(this.config.bundleExtra?.(spec.limits.pids) ?? {}),
       cgroupsPath: cgroup.relPath,
-      ...(this.config.egress ? { resolvConf: sandboxResolvConf(spec, rootfs) } : {}),
+      ...(egress ? { resolvConf: sandboxResolvConf(spec, rootfs) } : {}),
+      ...(held ? { netnsPath: `/proc/${held.pid}/ns/net` } : {}),
     });
     const launcher = ociLauncher(
-      this.runtime(spec.dataDir),
+      this.runtime(spec.dataDir, egress),
       bundle,
       spec.id,
       cgroup.relPath,
       from?.checkpoint,
     );
-    return AgentInstance.start(
-      { tier: this.tier, spec, launcher, workspace, cgroup, resumed: from?.checkpoint !== undefined },
-      signal,
-    );
+    try {
+      return await AgentInstance.start(
+        {
+          tier: this.tier,
+          spec,
+          launcher,
+          workspace,
+          cgroup,
+          resumed: from?.checkpoint !== undefined,
+          ...(network ? { network } : {}),
+        },
+        signal,
+      );
+    } finally {
+      // The runtime holds the namespace now (or failed to start: then it goes).
+      held?.release();
+    }
   }
 
   createFrom(spec: InstanceSpec, dir: string, signal?: AbortSignal): Promise<Instance> {

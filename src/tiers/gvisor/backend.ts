@@ -19,6 +19,36 @@ export const RUNSC_FLAGS: readonly string[] = Object.freeze([
 ]);
 
 /**
+ * runsc's global flags for a sandbox with egress: gVisor's netstack on the
+ * interfaces of the namespace Kiln wired for it (one veth to Kiln's egress
+ * path; see src/tiers/common/egress-netns.ts), instead of none.
+ */
+export const RUNSC_EGRESS_FLAGS: readonly string[] = Object.freeze([
+  "--network=sandbox",
+  "--platform=ptrace",
+  "--oci-seccomp",
+]);
+
+/**
+ * What runsc of a sandbox with egress is started under: a mount namespace of
+ * its own where /proc/sys/net is an empty tmpfs. This runsc (20221219)
+ * refuses `--network=sandbox` when /proc/sys/net/core/rmem_default exists,
+ * taking it for the sign of the host's namespace; recent kernels show it in
+ * every namespace. The sandbox's own /proc is gVisor's, untouched.
+ */
+export const RUNSC_EGRESS_RUN_UNDER: readonly string[] = Object.freeze([
+  "unshare",
+  "--mount",
+  "--propagation",
+  "private",
+  "--",
+  "sh",
+  "-c",
+  'mount -t tmpfs -o size=4k,mode=555 none /proc/sys/net && exec "$@"',
+  "sh",
+]);
+
+/**
  * The host pids cgroup of a gVisor sandbox holds the Sentry's and Gofer's
  * threads and, on ptrace, stub threads for every guest thread (about 8 host
  * tasks per guest process, pooled after they end). The guest's own process
@@ -40,6 +70,9 @@ export class GvisorBackend extends OciTierBackend {
       readyDetail: "platform ptrace",
       trialTimeoutMs: 30_000,
       checkpoint: true,
+      egress: "before-start",
+      egressFlags: RUNSC_EGRESS_FLAGS,
+      egressRunUnder: RUNSC_EGRESS_RUN_UNDER,
       bundleExtra: (pids) => ({
         pidsInside: { hostPids: hostPidsCap(pids) },
         // A seccomp rule on clone3 hangs this runsc's (20221219) processes at their first fork.

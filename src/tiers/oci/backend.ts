@@ -15,7 +15,7 @@ export class OciBackend extends OciTierBackend {
       displayName: "runc",
       flags: [],
       trialTimeoutMs: 15_000,
-      egress: true,
+      egress: "after-start",
     });
   }
 }
