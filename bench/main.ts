@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
 import { loadTable, runLoad } from "./load.ts";
+import { benchPorts } from "./ports.ts";
 import { benchRealTiers } from "./real-tiers.ts";
 import { benchState } from "./state.ts";
 import { markdownTable, type Row } from "./stats.ts";
@@ -56,6 +57,10 @@ if (!only) {
       tier as "oci"
     ];
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
+  }
+  progress("inbound ports (sandbox.ports, kiln serve's host router)");
+  for (const { tier, rows } of await benchPorts()) {
+    sections.push(markdownTable(`inbound ports: ${tier} tier, python3 -m http.server in the sandbox`, rows));
   }
   progress("sandbox state (snapshot, fork, pause, resume)");
   for (const { tier, rows } of await benchState()) {
