@@ -32,8 +32,6 @@ export const KNOWN_DIFFERENCES: Record<string, string> = {
   "errors: set -u unset var": "bash exits 127 on an unbound variable; just-bash exits 1",
   "errors: test bad operator": "just-bash's `[` words its usage errors its own way",
   "errors: numeric comparison with text": "just-bash's `[` treats a non-number as false without a message",
-  "shell: break and continue":
-    "just-bash's loop status after `break` is the status of the command before it, bash's is 0",
   "shell: recursion": "a command substitution inside $(( )) runs without the script's functions in just-bash",
   "globbing: glob directories only": "just-bash's globbing ignores a trailing slash (`*/` matches files too)",
   // just-bash's commands: options and output formats it does not implement.

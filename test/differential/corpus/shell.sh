@@ -149,3 +149,5 @@ sleep 0; echo slept
 timeout 5 echo quick
 ## time keyword output goes to stderr
 x=$( { time echo t; } 2>/dev/null ); echo $x
+## loop status after break and continue
+for i in 1 2; do false; break; done; echo "break $?"; for i in 1 2; do false; continue; done; echo "continue $?"; while true; do false; break; done; echo "while $?"
