@@ -19,6 +19,8 @@
 // 7. `cd -` went to the shell's first home directory when OLDPWD was unset, and ignored an
 //    OLDPWD the script set; bash uses $OLDPWD and says "OLDPWD not set".
 // 8. `shift` past the arguments printed a message bash prints only with shift_verbose.
+// 10. A loop left by `break` (or ended by `continue`) had the status of the command before it;
+//     bash's is 0, break's and continue's own.
 // 9. A command of assignments only (`x=1`) kept the previous command's status; bash gives the
 //    status of its last command substitution, or 0 when it has none.
 //
@@ -156,5 +158,31 @@ replace(
   'return e.state.lastExitCode=1,e.state.env.set("?","1"),""}let i=e.substitutionDepth',
   'return e.state.kilnSubstCount=(e.state.kilnSubstCount??0)+1,e.state.lastExitCode=1,e.state.env.set("?","1"),""}let i=e.substitutionDepth',
 );
+
+// 10. break and continue: status 0.
+for (const [what, before, after] of [
+  [
+    "for loop break",
+    'if(n.replace(l.stdout,l.stderr),l.action==="break")break;if(l.action==="continue")continue;',
+    'if(n.replace(l.stdout,l.stderr),l.action==="break"){r=0;break}if(l.action==="continue"){r=0;continue}',
+  ],
+  [
+    "arithmetic for loop break",
+    'if(r.replace(a.stdout,a.stderr),a.action==="break")break;if(a.action==="continue"){',
+    'if(r.replace(a.stdout,a.stderr),a.action==="break"){s=0;break}if(a.action==="continue"){s=0;',
+  ],
+  [
+    "while loop break",
+    'if(s.replace(h.stdout,h.stderr),h.action==="break")break;if(h.action==="continue")continue;',
+    'if(s.replace(h.stdout,h.stderr),h.action==="break"){i=0;break}if(h.action==="continue"){i=0;continue}',
+  ],
+  [
+    "until loop break",
+    'if(s.replace(f.stdout,f.stderr),f.action==="break")break;if(f.action==="continue")continue;',
+    'if(s.replace(f.stdout,f.stderr),f.action==="break"){i=0;break}if(f.action==="continue"){i=0;continue}',
+  ],
+]) {
+  replace(what, before, after);
+}
 
 if (text !== original) writeFileSync(bundle, text.startsWith(MARK) ? text : MARK + text);
