@@ -103,10 +103,34 @@ impl Drop for Watch {
     }
 }
 
-/// `watch {path, recursive}`: sets the watch up, answers, then streams events on its own thread.
+/// `watch {path, recursive}`: on its own thread (a recursive watch walks the
+/// tree, which must not hold up the reader), sets the watch up, answers, then
+/// streams events. The id is live before the thread starts, so a CANCEL that
+/// follows at once is never lost.
 pub fn watch(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
-    let path = req.str("path").ok_or_else(|| Fail::new("EINVAL", "watch needs 'path'".into()))?;
+    let path = req.str("path").ok_or_else(|| Fail::new("EINVAL", "watch needs 'path'".into()))?.to_string();
     let recursive = matches!(req.get("recursive"), Some(Value::Bool(true)));
+    LIVE.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+    let writer = out.clone();
+    let started = crate::thread(move || {
+        match setup(&path, recursive) {
+            Ok(w) => {
+                writer.json(frame::RESPONSE, id, &obj(vec![]));
+                run(&writer, id, w);
+                writer.send(frame::END, id, &[]);
+            }
+            Err(e) => writer.error(id, &e),
+        }
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        CANCELLED.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    });
+    if started.is_err() {
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+    started
+}
+
+fn setup(path: &str, recursive: bool) -> Result<Watch, Fail> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| Fail::io(e, &format!("watch {}", path)))?;
     if !meta.is_dir() {
         return Err(Fail::new("ENOTDIR", format!("watch {}: not a directory", path)));
@@ -117,19 +141,7 @@ pub fn watch(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
     }
     let mut w = Watch { fd, dirs: HashMap::new(), root: path.to_string(), recursive };
     w.add("")?;
-    LIVE.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
-    let writer = out.clone();
-    let started = crate::thread(move || {
-        writer.json(frame::RESPONSE, id, &obj(vec![]));
-        run(&writer, id, w);
-        LIVE.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        CANCELLED.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        writer.send(frame::END, id, &[]);
-    });
-    if started.is_err() {
-        LIVE.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-    }
-    started
+    Ok(w)
 }
 
 fn run(out: &Writer, id: u32, mut w: Watch) {
