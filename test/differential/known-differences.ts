@@ -29,7 +29,6 @@ export const KNOWN_DIFFERENCES: Record<string, string> = {
   "errors: bad arithmetic":
     "an arithmetic error ends a bash -c script; just-bash fails that command and goes on",
   "globbing: failglob": "a failglob error ends a bash -c script; just-bash fails that command and goes on",
-  "errors: set -u unset var": "bash exits 127 on an unbound variable; just-bash exits 1",
   "errors: test bad operator": "just-bash's `[` words its usage errors its own way",
   "errors: numeric comparison with text": "just-bash's `[` treats a non-number as false without a message",
   "shell: recursion": "a command substitution inside $(( )) runs without the script's functions in just-bash",
