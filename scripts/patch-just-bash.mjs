@@ -21,6 +21,7 @@
 // 8. `shift` past the arguments printed a message bash prints only with shift_verbose.
 // 10. A loop left by `break` (or ended by `continue`) had the status of the command before it;
 //     bash's is 0, break's and continue's own.
+// 11. An unbound variable under `set -u` ended the script with status 1; bash's is 127.
 // 9. A command of assignments only (`x=1`) kept the previous command's status; bash gives the
 //    status of its last command substitution, or 0 when it has none.
 //
@@ -184,5 +185,12 @@ for (const [what, before, after] of [
 ]) {
   replace(what, before, after);
 }
+
+// 11. set -u: status 127.
+replace(
+  "unbound variable status",
+  'if(i instanceof Ve)return r.append("stdout",i.stdout,i.internalOutputAccounting.stdout),r.append("stderr",i.stderr,i.internalOutputAccounting.stderr),n=1,',
+  'if(i instanceof Ve)return r.append("stdout",i.stdout,i.internalOutputAccounting.stdout),r.append("stderr",i.stderr,i.internalOutputAccounting.stderr),n=127,',
+);
 
 if (text !== original) writeFileSync(bundle, text.startsWith(MARK) ? text : MARK + text);
