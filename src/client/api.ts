@@ -36,6 +36,7 @@ export interface SandboxApi
     Sandbox,
     | "id"
     | "info"
+    | "setLifetime"
     | "setTimeout"
     | "kill"
     | "move"

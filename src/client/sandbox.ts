@@ -60,9 +60,17 @@ export class RemoteSandbox implements SandboxApi {
     return this.http.json<SandboxInfo>("GET", this.path, { signal: options.signal });
   }
 
-  /** Sets the lifetime to `timeoutMs` from now (0: no expiry). @throws NotFoundError, InvalidArgumentError */
-  async setTimeout(timeoutMs: number, options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.http.json("POST", `${this.path}/timeout`, { json: { timeoutMs }, signal: options.signal });
+  /**
+   * Sets the lifetime to `lifetimeMs` from now (0: no expiry).
+   * @throws NotFoundError, InvalidArgumentError, LimitExceededError (`lifetimeMs`, past the server's maximum)
+   */
+  async setLifetime(lifetimeMs: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.http.json("POST", `${this.path}/lifetime`, { json: { lifetimeMs }, signal: options.signal });
+  }
+
+  /** @deprecated The old name of {@link setLifetime}. */
+  async setTimeout(lifetimeMs: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.setLifetime(lifetimeMs, options);
   }
 
   /** Kills the sandbox: stops its processes and deletes its workspace. @throws NotFoundError */

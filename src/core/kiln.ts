@@ -337,11 +337,12 @@ export class Kiln {
       throw new InvalidArgumentError(`invalid template name: ${JSON.stringify(template)}`);
     }
     const cwd = sandboxPath(options.cwd ?? WORKSPACE, "/");
-    const timeoutMs = this.lifetime(options.timeoutMs ?? 0);
+    const lifetimeMs = this.lifetime(renamed(options, "lifetimeMs", "timeoutMs") ?? 0);
     if (options.idleTimeoutMs !== undefined)
       checkTimeoutMs("idleTimeoutMs", options.idleTimeoutMs, MAX_SANDBOX_TIMEOUT_MS);
-    if (options.onTimeout !== undefined && options.onTimeout !== "kill" && options.onTimeout !== "pause")
-      throw new InvalidArgumentError('onTimeout must be "kill" or "pause"');
+    const onExpiry = renamed(options, "onExpiry", "onTimeout");
+    if (onExpiry !== undefined && onExpiry !== "kill" && onExpiry !== "pause")
+      throw new InvalidArgumentError('onExpiry must be "kill" or "pause"');
     checkMetadataSize(options.metadata);
     checkEnvSize(options.env);
     const env = checkEnv(options.env);
@@ -362,7 +363,7 @@ export class Kiln {
       network,
       ports: checkPortPolicy(options.ports),
       createdAt: new Date(now).toISOString(),
-      expiresAt: timeoutMs > 0 ? new Date(now + timeoutMs).toISOString() : null,
+      expiresAt: lifetimeMs > 0 ? new Date(now + lifetimeMs).toISOString() : null,
     };
     let instance: Awaited<ReturnType<Backend["create"]>>;
     const shape: WarmShape = { tier, template, limits: info.limits };
@@ -391,8 +392,8 @@ export class Kiln {
       this.records.insert(info);
     }
     if (!fromDir) this.warm.created(shape, backend);
-    if (options.idleTimeoutMs !== undefined || options.onTimeout !== undefined)
-      this.stateStore.setLifecycle(info.id, options.idleTimeoutMs ?? null, options.onTimeout ?? "kill");
+    if (options.idleTimeoutMs !== undefined || onExpiry !== undefined)
+      this.stateStore.setLifecycle(info.id, options.idleTimeoutMs ?? null, onExpiry ?? "kill");
     this.cache.set(info.id, info);
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);
@@ -477,7 +478,7 @@ export class Kiln {
     const spec = this.spec(info);
     const host = {
       record: (id: string) => this.record(id),
-      setTimeout: (id: string, ms: number) => this.setTimeout(id, ms),
+      setLifetime: (id: string, ms: number) => this.setLifetime(id, ms),
       setPorts: (id: string, ports: PortPolicy) => this.setPorts(id, ports),
       kill: (id: string, signal?: AbortSignal) => this.kill(id, { signal }),
       move: async (id: string, tier: TierName, signal?: AbortSignal) => {
@@ -557,11 +558,14 @@ export class Kiln {
     this.cache.delete(id);
   }
 
-  /** Sets a sandbox's lifetime to `timeoutMs` from now (0: no expiry). @throws NotFoundError */
-  setTimeout(id: string, timeoutMs: number): void {
-    timeoutMs = this.lifetime(timeoutMs);
+  /**
+   * Sets a sandbox's lifetime to `lifetimeMs` from now (0: no expiry).
+   * @throws NotFoundError, InvalidArgumentError, LimitExceededError (`lifetimeMs`, past the maximum)
+   */
+  setLifetime(id: string, lifetimeMs: number): void {
+    lifetimeMs = this.lifetime(lifetimeMs);
     this.record(id);
-    const at = timeoutMs > 0 ? Date.now() + timeoutMs : null;
+    const at = lifetimeMs > 0 ? Date.now() + lifetimeMs : null;
     this.records.setExpiry(id, at);
     this.cache.delete(id);
     this.armExpiry(id, at === null ? null : new Date(at).toISOString());
@@ -571,19 +575,24 @@ export class Kiln {
    * A requested lifetime (0: no expiry) within the maximum.
    * @throws InvalidArgumentError (not a number >= 0), LimitExceededError (`lifetimeMs`)
    */
-  private lifetime(timeoutMs: number): number {
-    checkTimeoutMs("timeoutMs", timeoutMs, MAX_SANDBOX_TIMEOUT_MS);
+  private lifetime(lifetimeMs: number): number {
+    checkTimeoutMs("lifetimeMs", lifetimeMs, MAX_SANDBOX_TIMEOUT_MS);
     const max = this.maxLifetimeMs;
-    if (max === undefined) return timeoutMs;
-    if (timeoutMs === 0) return max;
-    if (timeoutMs > max) {
+    if (max === undefined) return lifetimeMs;
+    if (lifetimeMs === 0) return max;
+    if (lifetimeMs > max) {
       throw new LimitExceededError(
         "lifetimeMs",
         max,
-        `timeoutMs ${timeoutMs} exceeds this server's maximum sandbox lifetime (${max} ms)`,
+        `lifetimeMs ${lifetimeMs} exceeds this server's maximum sandbox lifetime (${max} ms)`,
       );
     }
-    return timeoutMs;
+    return lifetimeMs;
+  }
+
+  /** @deprecated The old name of {@link setLifetime}. */
+  setTimeout(id: string, lifetimeMs: number): void {
+    this.setLifetime(id, lifetimeMs);
   }
 
   private armExpiry(id: string, expiresAt: string | null): void {
@@ -751,7 +760,7 @@ export class Kiln {
           metadata: parent.metadata,
           ...(parent.expiresAt === null
             ? {}
-            : { timeoutMs: Math.max(1, Date.parse(parent.expiresAt) - Date.now()) }),
+            : { lifetimeMs: Math.max(1, Date.parse(parent.expiresAt) - Date.now()) }),
         },
         dir,
       );
@@ -836,4 +845,20 @@ export class Kiln {
     for (const b of this.backends.values()) await (await b.catch(() => undefined))?.close?.();
     this.records.close();
   }
+}
+
+/**
+ * An option given under its name or its old one (not both, unless equal).
+ * @throws InvalidArgumentError when both are given with different values
+ */
+function renamed<K extends keyof CreateOptions>(
+  options: CreateOptions,
+  name: K,
+  old: keyof CreateOptions,
+): CreateOptions[K] | undefined {
+  const now = options[name];
+  const before = options[old] as CreateOptions[K] | undefined;
+  if (now !== undefined && before !== undefined && now !== before)
+    throw new InvalidArgumentError(`give ${String(name)} or its old name ${String(old)}, not both`);
+  return now ?? before;
 }

@@ -37,7 +37,7 @@ export interface RunCodeOptions extends CellCallbacks {
 /** What a Sandbox needs from the Kiln that made it. */
 export interface SandboxHost {
   record(id: string): SandboxInfo;
-  setTimeout(id: string, timeoutMs: number): void;
+  setLifetime(id: string, lifetimeMs: number): void;
   setPorts(id: string, ports: PortPolicy): void;
   kill(id: string, signal?: AbortSignal): Promise<void>;
   move(id: string, tier: TierName, signal?: AbortSignal): Promise<void>;
@@ -150,10 +150,18 @@ export class Sandbox {
     return this.host.record(this.id);
   }
 
-  /** Sets the lifetime to `timeoutMs` from now (0: no expiry). */
-  async setTimeout(timeoutMs: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+  /**
+   * Sets the sandbox's lifetime to `lifetimeMs` from now (0: no expiry).
+   * @throws NotFoundError, InvalidArgumentError, LimitExceededError (`lifetimeMs`, past the maximum)
+   */
+  async setLifetime(lifetimeMs: number, options: { signal?: AbortSignal } = {}): Promise<void> {
     throwIfAborted(options.signal);
-    this.host.setTimeout(this.id, timeoutMs);
+    this.host.setLifetime(this.id, lifetimeMs);
+  }
+
+  /** @deprecated The old name of {@link setLifetime}. */
+  async setTimeout(lifetimeMs: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.setLifetime(lifetimeMs, options);
   }
 
   /** Kills the sandbox: stops its processes and deletes its workspace. */

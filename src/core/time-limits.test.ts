@@ -66,3 +66,22 @@ test("a cell past its limit is a timeout with its partial execution; the context
   assert.equal(r.logs.stdout.join(""), "yes\n");
   await sb.kill();
 });
+
+test("a sandbox's lifetime and a command's limit have distinct names; the old names still set the lifetime", async () => {
+  const sb = await kiln.create({ tier: "virtual", lifetimeMs: 600_000, limits: { timeoutMs: 5000 } });
+  const info = await sb.info();
+  assert.ok(info.expiresAt !== null && Date.parse(info.expiresAt) > Date.now() + 500_000);
+  assert.equal(info.limits.timeoutMs, 5000);
+  await sb.setLifetime(0);
+  assert.equal((await sb.info()).expiresAt, null);
+  await sb.setTimeout(600_000); // the old name
+  assert.ok((await sb.info()).expiresAt !== null);
+  const old = await kiln.create({ tier: "virtual", timeoutMs: 600_000 });
+  assert.ok((await old.info()).expiresAt !== null);
+  await assert.rejects(
+    kiln.create({ tier: "virtual", lifetimeMs: 1000, timeoutMs: 2000 }),
+    (e: { code?: string }) => e.code === "invalid_argument",
+  );
+  await old.kill();
+  await sb.kill();
+});

@@ -37,7 +37,12 @@ export interface CreateOptions {
   cwd?: string;
   /** Free-form string labels, used by `list({ metadata })`. */
   metadata?: Record<string, string>;
-  /** Lifetime in ms from now, after which the sandbox is killed; default 0 (no expiry). */
+  /**
+   * Lifetime in ms from now, after which the sandbox ends (see `onExpiry`); default 0 (no expiry).
+   * Not a command's time limit: that is `limits.timeoutMs`, and `timeoutMs` of each command.
+   */
+  lifetimeMs?: number;
+  /** @deprecated The old name of `lifetimeMs` (give one or the other). */
   timeoutMs?: number;
   /** Limits; unset fields take their defaults (from a snapshot: the snapshot's). */
   limits?: Partial<Limits>;
@@ -47,7 +52,9 @@ export interface CreateOptions {
    * Default: the Kiln's `idleTimeoutMs` on tiers whose pause keeps memory, else never.
    */
   idleTimeoutMs?: number;
-  /** What happens when the lifetime (`timeoutMs`) ends: `kill` (default) or `pause` (it can be resumed). */
+  /** What happens when the lifetime (`lifetimeMs`) ends: `kill` (default) or `pause` (it can be resumed). */
+  onExpiry?: "kill" | "pause";
+  /** @deprecated The old name of `onExpiry` (give one or the other). */
   onTimeout?: "kill" | "pause";
   /**
    * Start from this snapshot's files (`snap_…`): its template, limits, env and

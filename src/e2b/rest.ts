@@ -160,7 +160,8 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
       throw new UnsupportedError("volume mounts are not supported by Kiln");
     }
     delete metadata[TIER_KEY];
-    const timeoutMs = secondsToMs(body.timeout) ?? ctx.defaultTimeoutMs;
+    // E2B's `timeout` (seconds) is the sandbox's lifetime.
+    const lifetimeMs = secondsToMs(body.timeout) ?? ctx.defaultTimeoutMs;
     const access = c.get("access");
     let sb: Awaited<ReturnType<SandboxAccess["create"]>>;
     try {
@@ -168,9 +169,9 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
         ...(snapshot ? { snapshot } : { tier, template }),
         metadata,
         env: envs,
-        timeoutMs,
+        lifetimeMs,
         // lifecycle.onTimeout "pause": the end of the lifetime pauses it; connect resumes it.
-        ...(body.autoPause === true ? { onTimeout: "pause" as const } : {}),
+        ...(body.autoPause === true ? { onExpiry: "pause" as const } : {}),
         ...publicTrafficPorts(body.network),
         signal: c.req.raw.signal,
       });
@@ -193,7 +194,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
       info.expiresAt !== null &&
       Date.parse(info.expiresAt) < Date.now() + ms
     ) {
-      ctx.kiln.setTimeout(id, ms);
+      ctx.kiln.setLifetime(id, ms);
     }
     // Connecting resumes a paused sandbox (E2B answers 201 then, 200 for a running one).
     const sb = await access.get(id, c.req.raw.signal);
@@ -202,7 +203,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
       await sb.resume({ signal: c.req.raw.signal });
       // A sandbox its lifetime paused (autoPause) has none left: it gets a new one, as in E2B.
       if (access.record(id).expiresAt === null)
-        ctx.kiln.setTimeout(id, ms && ms > 0 ? ms : ctx.defaultTimeoutMs);
+        ctx.kiln.setLifetime(id, ms && ms > 0 ? ms : ctx.defaultTimeoutMs);
     }
     return c.json(sandboxCreated(ctx, access.record(id)), wasPaused ? 201 : 200);
   });
@@ -239,7 +240,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     if (ms === undefined) throw new InvalidArgumentError("timeout is required");
     // E2B has no "never": a timeout of 0 ends the sandbox at once, as in E2B.
     if (ms === 0) await c.get("access").kill(id);
-    else ctx.kiln.setTimeout(id, ms);
+    else ctx.kiln.setLifetime(id, ms);
     return c.body(null, 204);
   });
 
@@ -283,7 +284,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     const forks = await sb.fork(count, { signal: c.req.raw.signal });
     const out: Record<string, unknown>[] = [];
     for (const f of forks) {
-      if (ms !== undefined && ms > 0) ctx.kiln.setTimeout(f.id, ms);
+      if (ms !== undefined && ms > 0) ctx.kiln.setLifetime(f.id, ms);
       out.push({ sandbox: sandboxCreated(ctx, await f.info()) });
     }
     return c.json(out, 201);

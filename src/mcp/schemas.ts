@@ -26,7 +26,7 @@ export const createShape = {
     .record(z.string(), z.string())
     .optional()
     .describe('Free-form string labels; keys starting with "kiln." are reserved'),
-  timeoutMs: z
+  lifetimeMs: z
     .number()
     .int()
     .min(0)

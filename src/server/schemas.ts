@@ -98,16 +98,23 @@ export const CreateSandboxBody = z
     env: StrMap.optional(),
     cwd: Str.optional(),
     metadata: StrMap.optional(),
-    timeoutMs: NonNeg.optional(),
+    lifetimeMs: NonNeg.optional().openapi({
+      description: "lifetime in ms, after which the sandbox ends (onExpiry); 0 or absent: no expiry",
+    }),
+    timeoutMs: NonNeg.optional().openapi({ deprecated: true, description: "the old name of lifetimeMs" }),
     limits: LimitsSchema.partial().strict().optional(),
     snapshot: Str.optional().openapi({ description: "start from this snapshot's files (`snap_…`)" }),
     idleTimeoutMs: NonNeg.optional().openapi({
       description: "idle time after which the sandbox is paused (any call resumes it); 0: never",
     }),
-    onTimeout: z
+    onExpiry: z
       .enum(["kill", "pause"])
       .optional()
       .openapi({ description: "what the end of its lifetime does; default kill" }),
+    onTimeout: z
+      .enum(["kill", "pause"])
+      .optional()
+      .openapi({ deprecated: true, description: "the old name of onExpiry" }),
     network: NetworkSchema.optional(),
     ports: PortPolicySchema.partial().strict().optional(),
   })
@@ -181,6 +188,7 @@ export const PidParams = IdParams.extend({
 });
 export const TierParams = z.object({ tier: TierSchema.openapi({ param: { name: "tier", in: "path" } }) });
 
+export const LifetimeBody = z.object({ lifetimeMs: NonNeg }).strict().openapi("SetLifetime");
 export const TimeoutBody = z.object({ timeoutMs: NonNeg }).strict().openapi("SetTimeout");
 export const MoveBody = z.object({ tier: TierSchema }).strict().openapi("Move");
 

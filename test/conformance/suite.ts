@@ -613,9 +613,9 @@ export function runConformance(options: ConformanceOptions): void {
       await b.kill();
     });
 
-    it("a sandbox expires after its timeout", async () => {
-      const s = await create({ timeoutMs: 60_000 });
-      await s.setTimeout(300);
+    it("a sandbox expires after its lifetime", async () => {
+      const s = await create({ lifetimeMs: 60_000 });
+      await s.setLifetime(300);
       await new Promise((r) => setTimeout(r, 600));
       await rejectsWithCode(kiln.connect(s.id), "not_found");
     });

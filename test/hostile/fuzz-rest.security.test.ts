@@ -126,6 +126,7 @@ const FIELDS = [
   "cwd",
   "metadata",
   "timeoutMs",
+  "lifetimeMs",
   "limits",
   "command",
   "stdin",

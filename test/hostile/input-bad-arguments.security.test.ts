@@ -62,14 +62,14 @@ describe("bad input at the library's door", () => {
     assert.equal(r.stdout, "hi\n");
   });
 
-  test("create and setTimeout refuse a lifetime or a command time limit a timer cannot hold; nothing is created", async () => {
+  test("create and setLifetime refuse a lifetime or a command time limit a timer cannot hold; nothing is created", async () => {
     const before = (await kiln.list()).length;
     for (const timeoutMs of BAD_TIMEOUTS)
       await rejectsWithCode(kiln.create({ limits: { timeoutMs } }), "invalid_argument");
-    for (const timeoutMs of BAD_LIFETIMES) {
-      await rejectsWithCode(kiln.create({ timeoutMs }), "invalid_argument");
+    for (const lifetimeMs of BAD_LIFETIMES) {
+      await rejectsWithCode(kiln.create({ lifetimeMs }), "invalid_argument");
       assert.throws(
-        () => kiln.setTimeout(sb.id, timeoutMs),
+        () => kiln.setLifetime(sb.id, lifetimeMs),
         (e: { code?: string }) => e.code === "invalid_argument",
       );
     }
@@ -169,7 +169,7 @@ describe("bad input at the REST server's door", () => {
       await assertError(await t.req("POST", "/v1/sandboxes", { json }), "invalid_argument", 400);
     assert.equal(await listed(), before, "a refused create left a sandbox");
     await assertError(
-      await t.req("POST", `/v1/sandboxes/${id}/timeout`, { json: { timeoutMs: 1e20 } }),
+      await t.req("POST", `/v1/sandboxes/${id}/lifetime`, { json: { lifetimeMs: 1e20 } }),
       "invalid_argument",
       400,
     );

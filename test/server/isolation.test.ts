@@ -18,6 +18,7 @@ let expiresA: string | null;
 const SAMPLES: Record<string, { json?: unknown; body?: string; query?: string }> = {
   "GET /v1/sandboxes/{id}": {},
   "DELETE /v1/sandboxes/{id}": {},
+  "POST /v1/sandboxes/{id}/lifetime": { json: { lifetimeMs: 1 } },
   "POST /v1/sandboxes/{id}/timeout": { json: { timeoutMs: 1 } },
   "POST /v1/sandboxes/{id}/move": { json: { tier: "virtual" } },
   "GET /v1/sandboxes/{id}/logs": {},

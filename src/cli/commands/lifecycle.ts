@@ -1,5 +1,5 @@
 /** `kiln create`, `ls`, `rm`, `logs`, `move`, `inspect`: sandbox lifecycle. */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { resolveLimits } from "../../core/limits.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../context.ts";
@@ -15,7 +15,8 @@ export function registerLifecycle(program: Command): void {
     .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", collect)
     .option("-l, --label <KEY=VALUE>", "metadata label (repeatable)", collect)
     .option("-w, --cwd <dir>", "default working directory")
-    .option("--timeout <ms>", "lifetime in ms (default: no expiry)")
+    .option("--lifetime <ms>", "lifetime in ms, after which the sandbox is killed (default: no expiry)")
+    .addOption(new Option("--timeout <ms>", "the old name of --lifetime").hideHelp())
     .option("--limit <NAME=VALUE>", "limit, e.g. memoryBytes=268435456 (repeatable)", collect)
     .option("--snapshot <id>", "start from this snapshot's files (its tier and template unless given)")
     .action(async (flags, cmd: Command) =>
@@ -36,7 +37,7 @@ export function registerLifecycle(program: Command): void {
           env: keyValues(flags.env, "--env"),
           metadata: keyValues(flags.label, "--label"),
           ...(flags.cwd ? { cwd: flags.cwd } : {}),
-          ...(flags.timeout ? { timeoutMs: Number(flags.timeout) } : {}),
+          ...(flags.lifetime || flags.timeout ? { lifetimeMs: Number(flags.lifetime ?? flags.timeout) } : {}),
           limits: fromSnapshot ? limits : resolveLimits(limits),
           ...(networkFromFlags(flags) ? { network: networkFromFlags(flags) } : {}),
         });

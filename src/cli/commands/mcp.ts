@@ -1,5 +1,5 @@
 /** `kiln mcp`: the Kiln MCP server on stdio, for MCP clients that start it as a child process. */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { InvalidArgumentError } from "../../core/errors.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
 import type { KilnMcpDefaults } from "../../mcp/tools/context.ts";
@@ -30,19 +30,23 @@ export function registerMcp(program: Command): void {
     .option("--owner <id>", "scope the tools to the sandboxes of this owner (metadata kiln.owner)")
     .option("--tier <tier>", "default tier of sandbox_create")
     .option("--template <name>", "default template of sandbox_create")
-    .option("--sandbox-timeout <ms>", "default lifetime of sandboxes made by sandbox_create")
+    .option("--sandbox-lifetime <ms>", "default lifetime of sandboxes made by sandbox_create")
+    .addOption(new Option("--sandbox-timeout <ms>", "the old name of --sandbox-lifetime").hideHelp())
     .option("--max-output-bytes <n>", "cap for each of stdout and stderr in a tool result", "16384")
     .action(async (flags, cmd: Command) =>
       withKiln(cmd, async (kiln) => {
         // stdout carries the protocol: anything printed by mistake goes to stderr instead.
         console.log = console.error;
         console.info = console.error;
-        const sandboxTimeoutMs = positiveInt("--sandbox-timeout", flags.sandboxTimeout);
+        const sandboxLifetimeMs = positiveInt(
+          "--sandbox-lifetime",
+          flags.sandboxLifetime ?? flags.sandboxTimeout,
+        );
         const maxOutputBytes = positiveInt("--max-output-bytes", flags.maxOutputBytes);
         const defaults: KilnMcpDefaults = {
           ...(flags.tier ? { tier: checkTierName(flags.tier) } : {}),
           ...(flags.template ? { template: flags.template } : {}),
-          ...(sandboxTimeoutMs !== undefined ? { sandboxTimeoutMs } : {}),
+          ...(sandboxLifetimeMs !== undefined ? { sandboxLifetimeMs } : {}),
           ...(maxOutputBytes !== undefined ? { maxOutputBytes } : {}),
         };
         const { createKilnMcpServer } = await import("../../mcp/server.ts");

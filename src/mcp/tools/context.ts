@@ -12,6 +12,8 @@ export interface KilnMcpDefaults extends OutputLimits {
   /** Template for `sandbox_create` when the input names none. */
   template?: string;
   /** Lifetime in ms for `sandbox_create` when the input gives none; default no expiry. */
+  sandboxLifetimeMs?: number;
+  /** @deprecated The old name of `sandboxLifetimeMs`. */
   sandboxTimeoutMs?: number;
 }
 

@@ -39,14 +39,14 @@ export function registerSandboxTools(server: McpServer, ctx: ToolContext): void 
         const fromSnapshot = input.snapshot !== undefined;
         const tier = input.tier ?? (fromSnapshot ? undefined : defaults.tier);
         const template = input.template ?? (fromSnapshot ? undefined : defaults.template);
-        const timeoutMs = input.timeoutMs ?? defaults.sandboxTimeoutMs;
+        const lifetimeMs = input.lifetimeMs ?? defaults.sandboxLifetimeMs ?? defaults.sandboxTimeoutMs;
         const sb = await access.create({
           ...(tier !== undefined ? { tier } : {}),
           ...(template !== undefined ? { template } : {}),
           ...(input.env !== undefined ? { env: input.env } : {}),
           ...(input.metadata !== undefined ? { metadata: input.metadata } : {}),
           ...(input.snapshot !== undefined ? { snapshot: input.snapshot } : {}),
-          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+          ...(lifetimeMs !== undefined ? { lifetimeMs } : {}),
           signal: extra.signal,
         });
         return textResult(JSON.stringify(sandboxSummary(await sb.info()), null, 2));

@@ -16,6 +16,7 @@ import {
   CreateSandboxBody,
   ErrorSchema,
   IdParams,
+  LifetimeBody,
   ListSandboxesQuery,
   LogsQuery,
   MoveBody,
@@ -155,14 +156,31 @@ export function sandboxRoutes(app: App): void {
     app,
     createRoute({
       method: "post",
-      path: "/v1/sandboxes/{id}/timeout",
+      path: "/v1/sandboxes/{id}/lifetime",
       tags,
       summary: "set the sandbox's lifetime from now (0: no expiry)",
+      request: { params: IdParams, body: { ...json(LifetimeBody, "the lifetime"), required: true } },
+      responses: { 200: json(SandboxInfoSchema, "the sandbox"), ...errors },
+    }),
+    async (c) => {
+      await c.var.sandbox.setLifetime(c.req.valid("json").lifetimeMs);
+      return c.json(publicInfo(await c.var.sandbox.info()), 200);
+    },
+  );
+
+  addRoute(
+    app,
+    createRoute({
+      method: "post",
+      path: "/v1/sandboxes/{id}/timeout",
+      tags,
+      deprecated: true,
+      summary: "the old name of POST /v1/sandboxes/{id}/lifetime (body timeoutMs)",
       request: { params: IdParams, body: { ...json(TimeoutBody, "the lifetime"), required: true } },
       responses: { 200: json(SandboxInfoSchema, "the sandbox"), ...errors },
     }),
     async (c) => {
-      await c.var.sandbox.setTimeout(c.req.valid("json").timeoutMs);
+      await c.var.sandbox.setLifetime(c.req.valid("json").timeoutMs);
       return c.json(publicInfo(await c.var.sandbox.info()), 200);
     },
   );
