@@ -12,7 +12,14 @@
 import { randomUUID } from "node:crypto";
 import type { Instance } from "./backend.ts";
 import { abortable } from "./commands.ts";
-import { AbortedError, InvalidArgumentError, NotFoundError, TimeoutError, throwIfAborted } from "./errors.ts";
+import {
+  AbortedError,
+  InvalidArgumentError,
+  NotFoundError,
+  TimeoutError,
+  throwIfAborted,
+  UnsupportedError,
+} from "./errors.ts";
 import {
   type CellCallbacks,
   type CodeLanguage,
@@ -110,7 +117,13 @@ export class CodeContexts {
     const e: Entry = { id, language, cwd, kernel: undefined, queue: Promise.resolve() };
     this.entries.set(id, e);
     const inst = await this.host.instance();
-    if (!inst.runCode || language !== "python") {
+    if (inst.runCode && language !== "python") {
+      this.entries.delete(id);
+      throw new UnsupportedError(
+        `this tier runs Python cells on its own interpreter only; ${language} cells need a real tier`,
+      );
+    }
+    if (!inst.runCode) {
       try {
         await this.kernel(e, inst);
       } catch (err) {
@@ -261,7 +274,7 @@ export class CodeContexts {
         code,
         language: "python",
         context: e.id,
-        cwd: options.cwd,
+        cwd: e.cwd,
         env: { ...this.host.defaults().env, ...options.env },
         onStdout: (c) => out.add({ type: "stdout", text: dOut.decode(c, { stream: true }) }),
         onStderr: (c) => out.add({ type: "stderr", text: dErr.decode(c, { stream: true }) }),

@@ -99,30 +99,26 @@ export function runCodeSuite(options: CodeSuiteOptions): void {
       await rejectsCode(sb.runCode("1", { context: "../x" }), "invalid_argument");
     });
 
-    it(
-      "display() and _repr_html_ give rich results; callbacks stream in order",
-      async () => {
-        const seen: string[] = [];
-        const r = await sb.runCode(
-          "class T:\n    def _repr_html_(self): return '<b>t</b>'\n    def __repr__(self): return 'T()'\n" +
-            "print('before')\ndisplay(T())\nT()",
-          {
-            onStdout: (s) => seen.push(`out:${s}`),
-            onResult: (res) => seen.push(`result:${res.isMainResult}`),
-          },
-        );
-        assert.equal(r.results.length, 2);
-        assert.deepEqual(
-          r.results.map((x) => [x.isMainResult, x.html, x.text]),
-          [
-            [false, "<b>t</b>", "T()"],
-            [true, "<b>t</b>", "T()"],
-          ],
-        );
-        assert.deepEqual(seen, ["out:before\n", "result:false", "result:true"]);
-      },
-      options.languages,
-    );
+    it("display() and _repr_html_ give rich results; callbacks stream in order", async () => {
+      const seen: string[] = [];
+      const r = await sb.runCode(
+        "class T:\n    def _repr_html_(self): return '<b>t</b>'\n    def __repr__(self): return 'T()'\n" +
+          "print('before')\ndisplay(T())\nT()",
+        {
+          onStdout: (s) => seen.push(`out:${s}`),
+          onResult: (res) => seen.push(`result:${res.isMainResult}`),
+        },
+      );
+      assert.equal(r.results.length, 2);
+      assert.deepEqual(
+        r.results.map((x) => [x.isMainResult, x.html, x.text]),
+        [
+          [false, "<b>t</b>", "T()"],
+          [true, "<b>t</b>", "T()"],
+        ],
+      );
+      assert.deepEqual(seen, ["out:before\n", "result:false", "result:true"]);
+    });
 
     it(
       "a pandas DataFrame is HTML and text; a matplotlib figure is a PNG with chart data",
@@ -181,38 +177,30 @@ export function runCodeSuite(options: CodeSuiteOptions): void {
       options.languages,
     );
 
-    it(
-      "contexts: create, list, restart (state lost), remove",
-      async () => {
-        const ctx = await sb.codeContexts.create({ language: "python", cwd: "/tmp" });
-        const r = await sb.runCode("import os\ny = 1\nos.getcwd()", { context: ctx.id });
-        assert.equal(main(r.results)?.text, "'/tmp'");
-        assert.ok(sb.codeContexts.list().some((c) => c.id === ctx.id && c.language === "python"));
-        const other = await sb.runCode("'y' in dir()");
-        assert.equal(main(other.results)?.text, "False", "contexts do not share state");
-        await sb.codeContexts.restart(ctx.id);
-        const lost = await sb.runCode("'y' in dir()", { context: ctx.id });
-        assert.equal(main(lost.results)?.text, "False");
-        await sb.codeContexts.remove(ctx.id);
-        assert.ok(!sb.codeContexts.list().some((c) => c.id === ctx.id));
-        await rejectsCode(sb.codeContexts.remove(ctx.id), "not_found");
-        await rejectsCode(sb.runCode("1", { context: "default", language: "js" }), "invalid_argument");
-      },
-      options.languages,
-    );
+    it("contexts: create, list, restart (state lost), remove", async () => {
+      const ctx = await sb.codeContexts.create({ language: "python", cwd: "/tmp" });
+      const r = await sb.runCode("import os\ny = 1\nos.getcwd()", { context: ctx.id });
+      assert.equal(main(r.results)?.text, "'/tmp'");
+      assert.ok(sb.codeContexts.list().some((c) => c.id === ctx.id && c.language === "python"));
+      const other = await sb.runCode("'y' in dir()");
+      assert.equal(main(other.results)?.text, "False", "contexts do not share state");
+      await sb.codeContexts.restart(ctx.id);
+      const lost = await sb.runCode("'y' in dir()", { context: ctx.id });
+      assert.equal(main(lost.results)?.text, "False");
+      await sb.codeContexts.remove(ctx.id);
+      assert.ok(!sb.codeContexts.list().some((c) => c.id === ctx.id));
+      await rejectsCode(sb.codeContexts.remove(ctx.id), "not_found");
+      await rejectsCode(sb.runCode("1", { context: "default", language: "js" }), "invalid_argument");
+    });
 
-    it(
-      "a cell past its time limit is interrupted: timeout, and the context keeps its state",
-      async () => {
-        await sb.runCode("kept = 'yes'");
-        await rejectsCode(
-          sb.runCode("import time\nwhile True: time.sleep(0.05)", { timeoutMs: 500 }),
-          "timeout",
-        );
-        const r = await sb.runCode("kept");
-        assert.equal(main(r.results)?.text, "'yes'");
-      },
-      options.languages,
-    );
+    it("a cell past its time limit is interrupted: timeout, and the context keeps its state", async () => {
+      await sb.runCode("kept = 'yes'");
+      await rejectsCode(
+        sb.runCode("import time\nwhile True: time.sleep(0.05)", { timeoutMs: 500 }),
+        "timeout",
+      );
+      const r = await sb.runCode("kept");
+      assert.equal(main(r.results)?.text, "'yes'");
+    });
   });
 }

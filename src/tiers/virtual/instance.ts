@@ -198,8 +198,17 @@ export class VirtualInstance implements Instance {
       {
         onStdout: req.onStdout,
         onStderr: req.onStderr,
+        ...(req.onEvent ? { onEvent: req.onEvent } : {}),
         ...(req.signal ? { signal: req.signal } : {}),
       },
+    );
+  }
+
+  async resetCodeContext(context: string): Promise<void> {
+    if (this.closed || !this.python) return;
+    await (await this.pythonRuntime()).run(
+      { mode: "reset", context, cwd: "/", env: {} },
+      { onStdout: () => {}, onStderr: () => {} },
     );
   }
 

@@ -98,14 +98,104 @@ def _exec(code, file):
     exec(code, m.__dict__)
     return 0
 
+def _event(ev):
+    # A cell's structured event (a result, its error, the count), to the host through the control device.
+    for st in (sys.stdout, sys.stderr):
+        try:
+            st.flush()
+        except Exception:
+            pass
+    os.write(_ctl, json.dumps(ev, default=str).encode())
+
+_REPRS = (("html", "_repr_html_"), ("markdown", "_repr_markdown_"), ("svg", "_repr_svg_"),
+          ("latex", "_repr_latex_"), ("json", "_repr_json_"), ("javascript", "_repr_javascript_"),
+          ("png", "_repr_png_"), ("jpeg", "_repr_jpeg_"))
+_MIME = {"text/plain": "text", "text/html": "html", "text/markdown": "markdown", "image/svg+xml": "svg",
+         "text/latex": "latex", "application/json": "json", "application/javascript": "javascript",
+         "image/png": "png", "image/jpeg": "jpeg"}
+
+def _bundle(obj):
+    # Jupyter's display rules, as far as this Python goes: a mimebundle, the _repr_*_ methods, then repr.
+    import base64, pprint
+    out = {}
+    def put(key, v):
+        if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], dict):
+            v = v[0]
+        if v is None or key in out:
+            return
+        if isinstance(v, (bytes, bytearray)):
+            v = base64.b64encode(v).decode("ascii") if key in ("png", "jpeg") else v.decode("utf-8", "replace")
+        out[key] = v
+    if not isinstance(obj, type):
+        mb = getattr(obj, "_repr_mimebundle_", None)
+        if callable(mb):
+            try:
+                r = mb()
+                for mime, v in ((r[0] if isinstance(r, tuple) else r) or {}).items():
+                    if mime in _MIME:
+                        put(_MIME[mime], v)
+            except Exception:
+                pass
+        for key, meth in _REPRS:
+            f = getattr(obj, meth, None)
+            if callable(f):
+                try:
+                    put(key, f())
+                except Exception:
+                    pass
+    if "text" not in out:
+        try:
+            out["text"] = pprint.pformat(obj, sort_dicts=False) if isinstance(obj, (dict, list, tuple, set)) else repr(obj)
+        except Exception as e:
+            out["text"] = "<unprintable %s: %s>" % (type(obj).__name__, e)
+    return out
+
+def _display(*objs, **_kwargs):
+    for obj in objs:
+        _event({"type": "result", "result": dict(_bundle(obj), isMainResult=False)})
+
+_counts = {}
+
 def _repl(job):
-    m = _contexts.get(job["context"])
+    import ast, linecache
+    name = job["context"]
+    m = _contexts.get(name)
     if m is None:
-        m = _contexts[job["context"]] = _module("__main__")
+        m = _contexts[name] = _module("__main__")
     sys.modules["__main__"] = m
     sys.argv = [""]
     sys.path.insert(0, "")
-    exec(compile(job["code"], "<stdin>", "exec"), m.__dict__)
+    builtins.display = _display
+    n = _counts[name] = _counts.get(name, 0) + 1
+    filename = "<cell-%d>" % n
+    code = job["code"]
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    try:
+        tree = ast.parse(code, filename, "exec")
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        if tree.body:
+            exec(compile(ast.Module(body=tree.body, type_ignores=[]), filename, "exec"), m.__dict__)
+        if last is not None:
+            value = eval(compile(ast.Expression(body=last.value), filename, "eval"), m.__dict__)
+            if value is not None:
+                m.__dict__["_"] = value
+                _event({"type": "result", "result": dict(_bundle(value), isMainResult=True)})
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as e:
+        tb = e.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == _driver:
+            tb = tb.tb_next
+        lines = traceback.format_exception(type(e), e, tb) if tb is not None else traceback.format_exception_only(type(e), e)
+        _event({"type": "error", "error": {"name": type(e).__name__, "value": str(e), "traceback": "".join(lines)}})
+        return 1
+    finally:
+        _event({"type": "done", "executionCount": n})
+    return 0
+
+def _reset(job):
+    _contexts.pop(job["context"], None)
+    _counts.pop(job["context"], None)
     return 0
 
 def _exit_code(e):
@@ -127,6 +217,8 @@ def _job(job):
     except OSError:
         os.chdir("/")
     try:
+        if job["mode"] == "reset":
+            return _reset(job)
         return _repl(job) if job["mode"] == "repl" else _script(job["argv"])
     except SystemExit as e:
         return _exit_code(e)

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import type { CellEvent } from "../../core/execution.ts";
 import { AgentFsStore, ROOT_INO, S_IFDIR, S_IFREG } from "../../workspace/agentfs-store.ts";
 import { type PythonJob, PythonRuntime } from "./python-runtime.ts";
 
@@ -37,10 +38,17 @@ async function run(
       : { mode: "repl", cwd: "/workspace", env: ENV, ...job };
   const out: Uint8Array[] = [];
   const err: Uint8Array[] = [];
+  const events: CellEvent[] = [];
   const started = performance.now();
-  const result = await rt.run(full, { onStdout: (b) => out.push(b), onStderr: (b) => err.push(b), ...opts });
+  const result = await rt.run(full, {
+    onStdout: (b) => out.push(b),
+    onStderr: (b) => err.push(b),
+    onEvent: (e) => events.push(e),
+    ...opts,
+  });
   return {
     ...result,
+    events,
     stdout: Buffer.concat(out).toString(),
     stderr: Buffer.concat(err).toString(),
     ms: performance.now() - started,
@@ -99,7 +107,20 @@ test("a repl context keeps its globals; contexts are separate", async () => {
     assert.equal(same.stdout, "42 True\n");
     const other = await run(rt, { code: "print(x)", context: "b" });
     assert.equal(other.exitCode, 1);
-    assert.match(other.stderr, /NameError: name 'x' is not defined/);
+    const error = other.events.find((e) => e.type === "error");
+    assert.equal(error?.type === "error" && error.error.name, "NameError");
+    assert.match(error?.type === "error" ? error.error.traceback : "", /name 'x' is not defined/);
+    // A cell's last expression is its main result; reset forgets the context.
+    const value = await run(rt, { code: "x * 2", context: "a" });
+    assert.deepEqual(
+      value.events.filter((e) => e.type === "result").map((e) => e.type === "result" && e.result),
+      [{ text: "82", isMainResult: true }],
+    );
+    await rt.run(
+      { mode: "reset", context: "a", cwd: "/workspace", env: ENV },
+      { onStdout() {}, onStderr() {} },
+    );
+    assert.equal((await run(rt, { code: "x", context: "a" })).exitCode, 1);
   });
 });
 

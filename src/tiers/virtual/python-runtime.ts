@@ -16,6 +16,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, extname, join } from "node:path";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
+import type { CellEvent } from "../../core/execution.ts";
 import type { PythonWorkerData, WorkerJob, WorkerMessage } from "./python-worker.ts";
 
 /** A job for {@link PythonRuntime.run}. */
@@ -35,6 +36,13 @@ export type PythonJob =
       context?: string;
       cwd: string;
       env: Record<string, string>;
+    }
+  | {
+      /** Forgets a context's globals. */
+      mode: "reset";
+      context: string;
+      cwd: string;
+      env: Record<string, string>;
     };
 
 /**
@@ -44,6 +52,8 @@ export type PythonJob =
 export interface PythonIo {
   onStdout(bytes: Uint8Array): void;
   onStderr(bytes: Uint8Array): void;
+  /** A cell's structured events (repl jobs). */
+  onEvent?(event: CellEvent): void;
   signal?: AbortSignal;
 }
 
@@ -182,6 +192,7 @@ export class PythonRuntime {
 
       live.onMessage = (m) => {
         if (m.type === "out") (m.fd === 1 ? io.onStdout : io.onStderr)(m.data);
+        else if (m.type === "event") io.onEvent?.(m.event as CellEvent);
         else if (m.type === "interrupted") {
           if (!stopping) return; // a KeyboardInterrupt raised by the job itself
           clearTimeout(grace);

@@ -43,7 +43,8 @@ export interface PythonWorkerData {
 /** A job as the driver receives it (stdin stays on the JS side, served by fd 0). */
 export type WorkerJob =
   | { mode: "script"; argv: string[]; cwd: string; env: Record<string, string> }
-  | { mode: "repl"; code: string; context: string; cwd: string; env: Record<string, string> };
+  | { mode: "repl"; code: string; context: string; cwd: string; env: Record<string, string> }
+  | { mode: "reset"; context: string; cwd: string; env: Record<string, string> };
 
 /** Messages this worker posts to the host. */
 export type WorkerMessage =
@@ -52,6 +53,8 @@ export type WorkerMessage =
   | { type: "interrupted" }
   | { type: "out"; fd: 1 | 2; data: Uint8Array }
   | { type: "done"; exitCode: number }
+  /** A cell's structured event (a result, its error, the execution count), as core's CellEvent. */
+  | { type: "event"; event: object }
   | { type: "exited"; exitCode: number; error?: string };
 
 // ---- WebAssembly and the Emscripten module (only what this file touches) ----
@@ -159,6 +162,9 @@ function outputTo(fd: 1 | 2) {
   };
 }
 
+/** A cell event the driver is writing to /dev/kiln, until it parses. */
+let pendingEvent = "";
+
 /** Registers /dev/stdin, /dev/stdout, /dev/stderr and /dev/kiln, and opens fds 0-2 on them. */
 function setupDevices(FS: EmFS): void {
   const seekErr = () => {
@@ -191,6 +197,19 @@ function setupDevices(FS: EmFS): void {
         // a job's exit status when the job ends.
         write: (_s: EmStream, b: Int8Array, o: number, l: number) => {
           const text = Buffer.from(bytesOf(b, o, l)).toString();
+          // A cell's event (JSON), possibly in more than one write: passed on once whole.
+          if (pendingEvent !== "" || text.startsWith("{")) {
+            pendingEvent += text;
+            try {
+              const event = JSON.parse(pendingEvent) as object;
+              pendingEvent = "";
+              flush();
+              post({ type: "event", event });
+            } catch {
+              // Not whole yet.
+            }
+            return l;
+          }
           if (text === "+") {
             post({ type: "interrupted" });
             return l;
