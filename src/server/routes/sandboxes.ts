@@ -152,38 +152,30 @@ export function sandboxRoutes(app: App): void {
     },
   );
 
-  addRoute(
-    app,
-    createRoute({
-      method: "post",
-      path: "/v1/sandboxes/{id}/lifetime",
-      tags,
-      summary: "set the sandbox's lifetime from now (0: no expiry)",
-      request: { params: IdParams, body: { ...json(LifetimeBody, "the lifetime"), required: true } },
-      responses: { 200: json(SandboxInfoSchema, "the sandbox"), ...errors },
-    }),
-    async (c) => {
-      await c.var.sandbox.setLifetime(c.req.valid("json").lifetimeMs);
-      return c.json(publicInfo(await c.var.sandbox.info()), 200);
-    },
-  );
-
-  addRoute(
-    app,
-    createRoute({
-      method: "post",
-      path: "/v1/sandboxes/{id}/timeout",
-      tags,
-      deprecated: true,
-      summary: "the old name of POST /v1/sandboxes/{id}/lifetime (body timeoutMs)",
-      request: { params: IdParams, body: { ...json(TimeoutBody, "the lifetime"), required: true } },
-      responses: { 200: json(SandboxInfoSchema, "the sandbox"), ...errors },
-    }),
-    async (c) => {
-      await c.var.sandbox.setLifetime(c.req.valid("json").timeoutMs);
-      return c.json(publicInfo(await c.var.sandbox.info()), 200);
-    },
-  );
+  // The lifetime, and its old name (`/timeout`, body `timeoutMs`), kept as a deprecated alias.
+  for (const [path, body, field, deprecated] of [
+    ["lifetime", LifetimeBody, "lifetimeMs", false],
+    ["timeout", TimeoutBody, "timeoutMs", true],
+  ] as const) {
+    addRoute(
+      app,
+      createRoute({
+        method: "post",
+        path: `/v1/sandboxes/{id}/${path}`,
+        tags,
+        ...(deprecated ? { deprecated } : {}),
+        summary: deprecated
+          ? "the old name of POST /v1/sandboxes/{id}/lifetime (body timeoutMs)"
+          : "set the sandbox's lifetime from now (0: no expiry)",
+        request: { params: IdParams, body: { ...json(body, "the lifetime"), required: true } },
+        responses: { 200: json(SandboxInfoSchema, "the sandbox"), ...errors },
+      }),
+      async (c) => {
+        await c.var.sandbox.setLifetime((c.req.valid("json") as Record<typeof field, number>)[field]);
+        return c.json(publicInfo(await c.var.sandbox.info()), 200);
+      },
+    );
+  }
 
   addRoute(
     app,
