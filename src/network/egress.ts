@@ -56,8 +56,8 @@ export interface Original {
   port: number;
 }
 
-/** A checked destination. */
-interface Verdict extends Decision {
+/** A checked destination: the verdict, the name, and the one address to dial. */
+export interface Verdict extends Decision {
   name?: string;
   address?: Address;
 }
@@ -110,6 +110,12 @@ export class Egress {
       idleTimeoutMs: 600_000,
       maxHeaderBytes: 16 * 1024,
       ...options,
+      // The log may be closed under a connection that ends after its sandbox: that entry is lost, nothing else.
+      audit: (e) => {
+        try {
+          options.audit(e);
+        } catch {}
+      },
     };
     this.server = http.createServer({
       maxHeaderSize: this.o.maxHeaderBytes,
@@ -134,6 +140,11 @@ export class Egress {
   /** Open connections from the sandbox. */
   get connections(): number {
     return this.sockets.size;
+  }
+
+  /** Records one entry through the audit sink (for in-process clients such as the virtual tier's fetch). */
+  record(entry: Omit<NetworkAuditEntry, "id">): void {
+    this.o.audit(entry);
   }
 
   /** Serves a connection to the sandbox's HTTP proxy (`HTTP_PROXY`). */
@@ -236,7 +247,7 @@ export class Egress {
    * Checks `host` (a name or an address in any spelling) on `port`: by name
    * first, so that a refused name is never resolved; then each address.
    */
-  private async check(host: string, port: number): Promise<Verdict> {
+  async check(host: string, port: number): Promise<Verdict> {
     const address = parseAddress(host);
     if (address) return { ...this.o.policy.decide({ address, port }), address };
     const name = canonicalName(host);

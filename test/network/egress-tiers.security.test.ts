@@ -7,7 +7,7 @@
  * network cannot pass it.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -27,6 +27,9 @@ before(async () => {
   if (why) return;
   net = await startFakeInternet();
   process.env.KILN_NETWORK_HOSTS = net.hosts;
+  // The virtual tier's fetch verifies upstream certificates on the host: it trusts the test CA too.
+  writeFileSync(join(dataDir, "test-ca.pem"), net.certs.ca);
+  process.env.KILN_NETWORK_EXTRA_CA = join(dataDir, "test-ca.pem");
 });
 
 after(async () => {
@@ -191,3 +194,46 @@ EOF`);
     });
   });
 }
+
+describe("egress on virtual (just-bash curl through the same policy)", () => {
+  let sb: Sandbox | undefined;
+  before(async () => {
+    if (!why) sb = await kiln.create({ network: { allow: ["files.test:443", "files.test:80"] } });
+  });
+  after(async () => {
+    await sb?.kill().catch(() => {});
+  });
+  const sh = async (command: string) => {
+    const r = await sb!.commands.run(command, { timeoutMs: 60_000 });
+    if (!("exitCode" in r)) throw new Error("expected a result");
+    return { code: r.exitCode, out: r.stdout, err: r.stderr };
+  };
+
+  test("an allowed host is fetched over HTTPS and HTTP; refused hosts, ports and addresses name the rule", async (t) => {
+    if (why) return t.skip(why);
+    assert.equal((await sh("curl -sS https://files.test/v")).out, "files:GET /v host=files.test");
+    assert.equal((await sh("curl -sS http://files.test/w")).out, "files:GET /w host=files.test");
+    const other = await sh("curl -sS https://other.test/");
+    assert.notEqual(other.code, 0);
+    assert.match(other.err, /other\.test:443 refused by rule "default deny"/);
+    const port = await sh("curl -sS http://files.test:8080/");
+    assert.notEqual(port.code, 0);
+    assert.match(port.err, /default deny/);
+    const literal = await sh(`curl -sS http://${net!.files}/`);
+    assert.notEqual(literal.code, 0);
+    const metadata = await sh("curl -sS http://169.254.169.254/latest/meta-data/");
+    assert.match(metadata.err, /blocked link-local/);
+    assert.equal((await sh("curl -sS https://files.test/ok")).code, 0, "positive control");
+    const log = await sb!.networkLogs();
+    assert.ok(
+      log.some(
+        (e) =>
+          e.allowed && e.host === "files.test" && e.kind === "tls" && e.path === "/v" && e.status === 200,
+      ),
+    );
+    assert.ok(log.some((e) => !e.allowed && e.host === "other.test" && e.rule === "default deny"));
+    assert.ok(
+      log.some((e) => !e.allowed && e.address === "169.254.169.254" && e.rule === "blocked link-local"),
+    );
+  });
+});

@@ -22,7 +22,7 @@ const CAPABILITIES: Capabilities = {
   streamingOutput: false,
   processesSurviveRestart: false,
   warmable: false,
-  egress: false,
+  egress: true,
   templates: false,
   pause: "files",
   inboundPorts: false,

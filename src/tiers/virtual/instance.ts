@@ -9,12 +9,15 @@ import type { DatabaseSync } from "node:sqlite";
 import {
   Bash,
   bytesOutput,
+  DefenseInDepthBox,
   defineCommand,
   getCommandNames,
   getJavaScriptCommandNames,
+  getNetworkCommandNames,
   latin1FromBytes,
   unsafeBytesFromLatin1,
 } from "just-bash";
+import { AuditLog } from "../../core/audit-log.ts";
 import type {
   ExitStatus,
   Instance,
@@ -25,6 +28,10 @@ import type {
   SpawnRequest,
 } from "../../core/backend.ts";
 import { SandboxStoppedError, UnsupportedError } from "../../core/errors.ts";
+import { Egress } from "../../network/egress.ts";
+import { egressFetch } from "../../network/fetch.ts";
+import { hasEgress, NetworkPolicy } from "../../network/policy.ts";
+import { parseHostMap, Resolver } from "../../network/resolver.ts";
 import { exportStoreAsAgentFs } from "../../workspace/agentfs-exchange.ts";
 import type { AgentFsStore } from "../../workspace/agentfs-store.ts";
 import { SqliteFs } from "../../workspace/sqlite-fs.ts";
@@ -45,6 +52,10 @@ const COMMAND_NAMES: readonly string[] = [
     ...PYTHON_COMMANDS,
     ...GNU_COMMANDS.map((c) => c.name),
   ]),
+];
+/** The same with the network commands (curl), for a sandbox with egress. */
+const COMMAND_NAMES_WITH_NETWORK: readonly string[] = [
+  ...new Set([...COMMAND_NAMES, ...getNetworkCommandNames()]),
 ];
 
 /** A live virtual sandbox. */
@@ -82,6 +93,31 @@ export class VirtualInstance implements Instance {
     return this.python;
   }
 
+  private egressPath: Egress | undefined;
+
+  /** The egress path of a sandbox whose policy has egress (`curl` goes through it); else undefined. */
+  private egress(): Egress | undefined {
+    const network = this.spec.network;
+    if (!network || !hasEgress(network)) return undefined;
+    if (!this.egressPath) {
+      const audit = new AuditLog(this.database);
+      this.egressPath = new Egress({
+        policy: new NetworkPolicy(network),
+        resolver: new Resolver(parseHostMap(process.env.KILN_NETWORK_HOSTS)),
+        audit: (e) => audit.network(e),
+      });
+    }
+    return this.egressPath;
+  }
+
+  /**
+   * The egress fetch runs as host code: Node's TLS reads the environment
+   * (NODE_TLS_REJECT_UNAUTHORIZED), which just-bash forbids a script.
+   */
+  private trustedFetch(f: ReturnType<typeof egressFetch>): ReturnType<typeof egressFetch> {
+    return (url, options) => DefenseInDepthBox.runTrustedAsync(() => f(url, options));
+  }
+
   /** The interpreter, made on first use (idle sandboxes cost only their database handle). */
   private bash(): Bash {
     if (this.bashShell) return this.bashShell;
@@ -113,12 +149,13 @@ export class VirtualInstance implements Instance {
         };
       });
     this.bashShell = new Bash({
-      fs: new SystemFs(this.fs, () => COMMAND_NAMES),
+      fs: new SystemFs(this.fs, () => (this.egress() ? COMMAND_NAMES_WITH_NETWORK : COMMAND_NAMES)),
       cwd: "/workspace",
       env: { HOME: "/home/user", PATH: "/usr/bin:/bin", LANG: "C.UTF-8", ...this.spec.env },
       executionLimits: toJustBashLimits(this.spec.limits),
       javascript: true,
       customCommands: [...GNU_COMMANDS, ...PYTHON_COMMANDS.map(python)],
+      ...(this.egress() ? { fetch: this.trustedFetch(egressFetch(this.egress()!)) } : {}),
     });
     return this.bashShell;
   }
@@ -230,6 +267,7 @@ export class VirtualInstance implements Instance {
       p.settle({ exitCode: EXIT_KILLED });
     }
     this.files.stopWatches();
+    this.egressPath?.close();
     await (await this.python?.catch(() => undefined))?.close();
     this.store.close();
   }
