@@ -10,6 +10,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
+import { benchCode } from "./code.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchPorts } from "./ports.ts";
 import { benchRealTiers } from "./real-tiers.ts";
@@ -57,6 +58,10 @@ if (!only) {
       tier as "oci"
     ];
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
+  }
+  progress("code cells (runCode)");
+  for (const { tier, template, rows } of await benchCode()) {
+    sections.push(markdownTable(`code cells: ${tier} tier, template \`${template}\``, rows));
   }
   progress("inbound ports (sandbox.ports, kiln serve's host router)");
   for (const { tier, rows } of await benchPorts()) {
