@@ -45,6 +45,10 @@ const SAMPLES: Record<string, { json?: unknown; body?: string; query?: string }>
   "POST /v1/sandboxes/{id}/fork": { json: { count: 1 } },
   "POST /v1/sandboxes/{id}/pause": {},
   "POST /v1/sandboxes/{id}/resume": {},
+  "GET /v1/sandboxes/{id}/network-logs": {},
+  "GET /v1/sandboxes/{id}/ports": {},
+  "PATCH /v1/sandboxes/{id}/ports": { json: { public: [8080] } },
+  "POST /v1/sandboxes/{id}/ports/{port}/token": { json: {} },
 };
 
 before(async () => {
@@ -76,7 +80,8 @@ test("key B gets not_found for key A's sandbox on every endpoint", async () => {
   for (const [route, sample] of Object.entries(SAMPLES)) {
     const [method, pattern] = route.split(" ") as [string, string];
     const path =
-      pattern.replace("{id}", idA).replace("{pid}", String(pidA)) + (sample.query ? `?${sample.query}` : "");
+      pattern.replace("{id}", idA).replace("{pid}", String(pidA)).replace("{port}", "8080") +
+      (sample.query ? `?${sample.query}` : "");
     const res = await request(t.server.url, method, path, {
       key: keyB,
       ...(sample.json !== undefined ? { json: sample.json } : {}),
