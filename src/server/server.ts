@@ -181,6 +181,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
         // Let the interrupted streams' last lines reach their clients.
         await new Promise((r) => setTimeout(r, 50));
         server.closeAllConnections();
+        // Upgraded connections (WebSockets to sandbox ports) are not node:http's to close.
+        router?.close();
         await stopped;
         await kiln.close();
         keys.close();

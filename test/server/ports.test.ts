@@ -289,4 +289,19 @@ describe(`kiln serve: sandbox ports by Host and by path (${TIER})`, () => {
       });
     }
   });
+
+  // Last: it shuts the server down.
+  it("shutting the server down ends a WebSocket open to a sandbox port", async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/v1/sandboxes/${sb.id}/ports/8000/proxy/ws`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    const closed = new Promise((resolve) => ws.once("close", resolve));
+    // Would never resolve if the upgraded connection kept the server open (safety net: the test's timeout).
+    await server.close(1000);
+    await closed;
+  });
 });

@@ -42,6 +42,8 @@ export interface HostRouter {
   request: RequestListener;
   /** Handles an upgrade it routes and answers true; false leaves it to others (the terminal). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Ends the WebSockets and other upgraded connections it carries (at shutdown). */
+  close(): void;
   /** Where a request goes: a port route, `envd`, or undefined (the fallback). */
   route(req: IncomingMessage): PortRoute | "envd" | undefined;
 }
@@ -67,6 +69,7 @@ export function createHostRouter(options: HostRouterOptions): HostRouter {
   };
   return {
     route,
+    close: () => proxy.closeAll(),
     request(req: IncomingMessage, res: ServerResponse) {
       const r = route(req);
       if (r === undefined) return options.fallback(req, res);

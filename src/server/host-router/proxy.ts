@@ -152,6 +152,8 @@ function errorJson(e: KilnError): string {
 export class PortProxy {
   private readonly state: ServerState;
   private readonly proxy = createProxyServer({ xfwd: true, ws: true });
+  /** Client sockets of upgraded connections (WebSockets): node:http no longer tracks them. */
+  private readonly upgraded = new Set<Duplex>();
 
   constructor(state: ServerState) {
     this.state = state;
@@ -172,6 +174,12 @@ export class PortProxy {
     const sb = await this.state.kiln.connect(route.sandboxId);
     const label = { rule, path: req.url ?? "/", ...(req.method ? { method: req.method } : {}) };
     return socketLike(await sb.ports.connect(route.port, label));
+  }
+
+  /** Ends every upgraded connection (the server is shutting down). */
+  closeAll(): void {
+    for (const s of this.upgraded) s.destroy();
+    this.upgraded.clear();
   }
 
   /** Serves an HTTP request routed to a port. */
@@ -205,6 +213,8 @@ export class PortProxy {
   /** Serves a WebSocket (or other) upgrade routed to a port. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: PortRoute): void {
     socket.on("error", () => {});
+    this.upgraded.add(socket);
+    socket.once("close", () => this.upgraded.delete(socket));
     this.open(req, route).then(
       (conn) => {
         if (socket.destroyed) return void conn.destroy();
