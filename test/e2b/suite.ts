@@ -549,6 +549,11 @@ export function runE2bSuite(options: E2bSuiteOptions): void {
         }
         const forks = await again.fork({ count: 2 });
         assert.equal(forks.length, 2);
+        // Forks are distinct machines: their own ids and access tokens, never the parent's.
+        const tokenOf = (x: unknown) => (x as { envdAccessToken?: string }).envdAccessToken;
+        const tokens = new Set([tokenOf(again), ...forks.map(tokenOf)]);
+        assert.equal(tokens.size, 3, "each fork has its own access token");
+        assert.ok(![...tokens].includes(undefined));
         for (const f of forks) {
           assert.ok(!(f instanceof Error), String(f));
           const fork = f as Sandbox;
