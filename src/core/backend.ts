@@ -37,6 +37,8 @@ export interface InstanceSpec {
   dataDir: string;
   /** Network policy (see src/network/policy.ts); absent or without egress: no network at all. */
   network?: NetworkSettings;
+  /** Host names resolved to these addresses by the egress path, never by DNS (see `OpenOptions.networkHosts`). */
+  networkHosts?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** What a tier can and cannot do; the conformance suite reads these. */

@@ -12,6 +12,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { hasEgress, resolveNetwork } from "../network/policy.ts";
+import { parseHostMap } from "../network/resolver.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
@@ -86,6 +87,13 @@ export interface OpenOptions {
    * `idleTimeoutMs` overrides it (on any tier). Default 0 (off); `kiln serve` sets 10 minutes.
    */
   idleTimeoutMs?: number;
+  /**
+   * Host names the egress path resolves to these addresses, never asking DNS
+   * (air-gapped setups, tests): `{ "files.test": ["198.51.100.10"] }`.
+   * Default: `$KILN_NETWORK_HOSTS` (`name=address,...`), else none.
+   * @throws InvalidArgumentError for a bad name or address
+   */
+  networkHosts?: Record<string, string[]>;
   signal?: AbortSignal;
 }
 
@@ -96,6 +104,12 @@ export interface ListOptions {
   /** Only sandboxes in this state. */
   state?: SandboxState;
   signal?: AbortSignal;
+}
+
+/** The checked `networkHosts` option, or `$KILN_NETWORK_HOSTS`, as a plain map. @throws InvalidArgumentError */
+function hostsOption(given: Record<string, string[]> | undefined): Record<string, string[]> {
+  const map = parseHostMap(given ?? process.env.KILN_NETWORK_HOSTS);
+  return Object.fromEntries([...map].map(([name, addresses]) => [name, addresses.map((a) => a.toString())]));
 }
 
 /** The default data directory. */
@@ -129,6 +143,8 @@ export class Kiln {
   private closed = false;
   /** Longest lifetime in ms (see {@link OpenOptions.maxLifetimeMs}); undefined: none. */
   readonly maxLifetimeMs: number | undefined;
+  /** Names the egress path resolves without DNS (see {@link OpenOptions.networkHosts}). */
+  private networkHosts: Record<string, string[]> = {};
 
   private constructor(
     dataDir: string,
@@ -199,6 +215,7 @@ export class Kiln {
     const idle = options.idleTimeoutMs ?? 0;
     checkTimeoutMs("idleTimeoutMs", idle, MAX_SANDBOX_TIMEOUT_MS);
     kiln.idleTimeoutMs = idle;
+    kiln.networkHosts = hostsOption(options.networkHosts);
     await kiln.recoverCrashed();
     await kiln.states.recover();
     await kiln.reapExpired();
@@ -267,6 +284,7 @@ export class Kiln {
       databasePath: join(stateDir, "workspace.db"),
       dataDir: this.dataDir,
       network: info.network,
+      networkHosts: this.networkHosts,
     };
   }
 

@@ -17,7 +17,9 @@ export type HostMap = ReadonlyMap<string, readonly Address[]>;
  * `KILN_NETWORK_HOSTS` form `files.test=198.51.100.10,other.test=198.51.100.11`.
  * @throws InvalidArgumentError for a bad name or address
  */
-export function parseHostMap(input: Record<string, readonly string[]> | string | undefined): HostMap {
+export function parseHostMap(
+  input: Readonly<Record<string, readonly string[]>> | string | undefined,
+): HostMap {
   const map = new Map<string, Address[]>();
   if (input === undefined || input === "") return map;
   const pairs: [string, string][] =

@@ -36,6 +36,8 @@ export interface ServeOptions {
    * a timeout of 0 means this much, a longer one is refused. Default 86,400,000 (24 h).
    */
   maxLifetimeMs?: number;
+  /** Names the egress path resolves without DNS (`Kiln.open`'s `networkHosts`); default `$KILN_NETWORK_HOSTS`. */
+  networkHosts?: Record<string, string[]>;
   /**
    * Idle time after which a sandbox on a tier whose pause keeps memory is
    * hibernated (`Kiln.open`'s `idleTimeoutMs`); 0: off. Default 10 minutes.
@@ -116,6 +118,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     ...(options.warmPool !== undefined ? { warmPool: options.warmPool } : {}),
     maxLifetimeMs: options.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    ...(options.networkHosts ? { networkHosts: options.networkHosts } : {}),
   });
   const keys = new KeyStore(kiln.dataDir);
   keyStore = keys;

@@ -28,6 +28,11 @@ export function registerServe(program: Command): void {
       "longest sandbox lifetime on every interface; a timeout of 0 means this much (default 24 h)",
     )
     .option(
+      "--network-host <NAME=ADDRESS>",
+      "resolve NAME to ADDRESS for sandboxes' egress, never by DNS (repeatable; air-gapped setups)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
       "--idle-timeout-ms <ms>",
       "hibernate a sandbox idle this long, on tiers whose pause keeps memory; 0: off (default 10 min)",
     )
@@ -88,6 +93,7 @@ export function registerServe(program: Command): void {
         keyQuota: withDefaults(keyQuota, defaultKeyQuota()),
         ...(maxLifetimeMs !== undefined ? { maxLifetimeMs } : {}),
         ...(flags.idleTimeoutMs !== undefined ? { idleTimeoutMs: Number(flags.idleTimeoutMs) } : {}),
+        ...(flags.networkHost ? { networkHosts: networkHosts(flags.networkHost) } : {}),
         ...(g.dataDir ? { dataDir: g.dataDir } : {}),
         port,
         host: flags.host,
@@ -141,4 +147,17 @@ function withDefaults(
     maxSandboxes: flags.maxSandboxes ?? defaults.maxSandboxes,
     maxMemoryBytes: flags.maxMemoryBytes ?? defaults.maxMemoryBytes,
   };
+}
+
+/** `NAME=ADDRESS` flags as a map of names to addresses (checked by Kiln). */
+function networkHosts(pairs: string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const p of pairs) {
+    const i = p.indexOf("=");
+    if (i <= 0)
+      throw new InvalidArgumentError(`--network-host must be NAME=ADDRESS, got ${JSON.stringify(p)}`);
+    const name = p.slice(0, i);
+    out[name] = [...(out[name] ?? []), p.slice(i + 1)];
+  }
+  return out;
 }

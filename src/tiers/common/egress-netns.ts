@@ -89,9 +89,9 @@ export interface EgressAttachment {
   close(): void;
 }
 
-/** The host map for name overrides: `KILN_NETWORK_HOSTS` (`name=address,...`). */
-function hostMap() {
-  return parseHostMap(process.env.KILN_NETWORK_HOSTS);
+/** The names resolved without DNS: Kiln's `networkHosts` option, else `KILN_NETWORK_HOSTS`. */
+function hostMap(spec: InstanceSpec) {
+  return parseHostMap(spec.networkHosts ?? process.env.KILN_NETWORK_HOSTS);
 }
 
 /** Ports to listen on in M: DNS, HTTP, TLS, the proxy, and every port an allow rule names. */
@@ -119,7 +119,11 @@ export async function attachEgress(
   if (!spec.network || !hasEgress(spec.network)) return undefined;
   const policy = new NetworkPolicy(spec.network);
   const audit = new AuditLog(spec.databasePath);
-  const egress = new Egress({ policy, resolver: new Resolver(hostMap()), audit: (e) => audit.network(e) });
+  const egress = new Egress({
+    policy,
+    resolver: new Resolver(hostMap(spec)),
+    audit: (e) => audit.network(e),
+  });
   const servers: Server[] = [];
   let udp: dgram.Socket | undefined;
   const names = new Map<string, string>();

@@ -103,7 +103,7 @@ export class VirtualInstance implements Instance {
       const audit = new AuditLog(this.database);
       this.egressPath = new Egress({
         policy: new NetworkPolicy(network),
-        resolver: new Resolver(parseHostMap(process.env.KILN_NETWORK_HOSTS)),
+        resolver: new Resolver(parseHostMap(this.spec.networkHosts ?? process.env.KILN_NETWORK_HOSTS)),
         audit: (e) => audit.network(e),
       });
     }
