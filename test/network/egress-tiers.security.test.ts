@@ -1,9 +1,9 @@
 /**
  * Egress on every real tier, against a fake internet in its own network
- * namespace (TEST-NET-2 addresses, `files.test` and `other.test` through
- * KILN_NETWORK_HOSTS, HTTP on 80 and 8080, HTTPS on 443 with a test CA).
- * One sandbox per tier, allowed `files.test` on ports 80 and 443 only; each
- * hostile case beside a positive control in the same sandbox, so that a dead
+ * namespace (TEST-NET-2 addresses, `files.test` and `other.test` given to
+ * Kiln through `Kiln.open({ networkHosts })`, HTTP on 80 and 8080, HTTPS on
+ * 443 with a test CA). One sandbox per tier, allowed `files.test` on ports 80
+ * and 443 only; each hostile case beside a positive control in the same sandbox, so that a dead
  * network cannot pass it.
  */
 import assert from "node:assert/strict";
@@ -23,10 +23,14 @@ const why = fakeInternetUnavailable();
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "kiln-egress-"));
-  kiln = await Kiln.open({ dataDir });
-  if (why) return;
-  net = await startFakeInternet();
-  process.env.KILN_NETWORK_HOSTS = net.hosts;
+  if (!why) net = await startFakeInternet();
+  const networkHosts: Record<string, string[]> = {};
+  for (const pair of net?.hosts.split(",") ?? []) {
+    const [name, address] = pair.split("=");
+    networkHosts[name!] = [address!];
+  }
+  kiln = await Kiln.open({ dataDir, networkHosts });
+  if (!net) return;
   // The virtual tier's fetch verifies upstream certificates on the host: it trusts the test CA too.
   writeFileSync(join(dataDir, "test-ca.pem"), net.certs.ca);
   process.env.KILN_NETWORK_EXTRA_CA = join(dataDir, "test-ca.pem");
