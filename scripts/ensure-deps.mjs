@@ -33,10 +33,12 @@ if (stale) {
 }
 
 // just-bash carries fixes applied after install; a node_modules installed before they existed gets them here.
-const patched = spawnSync(process.execPath, [join(root, "scripts", "patch-just-bash.mjs")], {
-  stdio: ["ignore", "inherit", "inherit"],
-});
-if (patched.status !== 0) process.exit(patched.status ?? 1);
+for (const script of ["patch-just-bash.mjs", "patch-just-bash-js-exec.mjs"]) {
+  const patched = spawnSync(process.execPath, [join(root, "scripts", script)], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (patched.status !== 0) process.exit(patched.status ?? 1);
+}
 
 // `npm install` builds the compiled CLI (prepare); after a pull or an edit it is rebuilt here.
 if (!freshCompiledEntry(root)) {
