@@ -29,7 +29,9 @@ const chunks = join(root, "node_modules", "just-bash", "dist", "bundle", "chunks
 const VERSION = "3.4.2";
 const MARK = "/* kiln-patched: js-exec memory */";
 
-const version = JSON.parse(readFileSync(join(root, "node_modules", "just-bash", "package.json"), "utf8")).version;
+const version = JSON.parse(
+  readFileSync(join(root, "node_modules", "just-bash", "package.json"), "utf8"),
+).version;
 if (version !== VERSION) {
   console.error(
     `kiln: just-bash is ${version}, scripts/patch-just-bash-js-exec.mjs was written for ${VERSION}: check it against the new version`,

@@ -110,5 +110,8 @@ test("a js-exec allocation loop stops at memoryBytes, the sandbox stays usable, 
     await sb.kill();
   }
   const now = await settleNear(baseline, 300 * MiB);
-  assert.ok(now - baseline < 300 * MiB, `still ${Math.round((now - baseline) / MiB)} MiB above baseline after kill`);
+  assert.ok(
+    now - baseline < 300 * MiB,
+    `still ${Math.round((now - baseline) / MiB)} MiB above baseline after kill`,
+  );
 });
