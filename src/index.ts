@@ -58,7 +58,7 @@ export {
   portAccess,
   sandboxHostName,
 } from "./core/ports.ts";
-export type { RunCodeOptions, Sandbox } from "./core/sandbox.ts";
+export type { RunCodeOptions, Sandbox, SandboxNetwork } from "./core/sandbox.ts";
 export { cwdFromState, newStateFile, wrapShellLine } from "./core/shell-state.ts";
 export { checkEnvSize, checkMetadataSize, SIZE_LIMITS } from "./core/sizes.ts";
 export { checkTierName } from "./core/tier-registry.ts";

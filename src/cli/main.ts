@@ -14,6 +14,7 @@ import { registerExec } from "./commands/exec.ts";
 import { registerKeys } from "./commands/keys.ts";
 import { registerLifecycle } from "./commands/lifecycle.ts";
 import { registerMcp } from "./commands/mcp.ts";
+import { registerNetwork } from "./commands/network.ts";
 import { registerPort } from "./commands/port.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerShell } from "./commands/shell.ts";
@@ -52,6 +53,7 @@ function buildProgram(): Command {
   registerWatch(program);
   registerStats(program);
   registerPort(program);
+  registerNetwork(program);
   registerDoctor(program);
   registerMcp(program);
   registerTemplate(program);

@@ -47,6 +47,7 @@ export interface SandboxApi
     | "snapshot"
     | "pause"
     | "resume"
+    | "network"
   > {
   readonly commands: CommandsApi;
   readonly files: FilesApi;

@@ -11,6 +11,7 @@ import type {
   SnapshotInfo,
   TierName,
 } from "../core/types.ts";
+import type { NetworkOptions, NetworkSettings, SandboxNetwork } from "../index.ts";
 import type { SandboxApi } from "./api.ts";
 import { RemoteCommands } from "./commands.ts";
 import { RemoteFiles } from "./files.ts";
@@ -27,6 +28,8 @@ export class RemoteSandbox implements SandboxApi {
   readonly files: RemoteFiles;
   /** Its inbound ports: the policy and per-port tokens (the server serves the ports themselves). */
   readonly ports: RemotePorts;
+  /** Its egress policy, changeable while it runs (see the library's `sandbox.network`). */
+  readonly network: SandboxNetwork;
   private readonly http: Transport;
   private readonly path: string;
 
@@ -38,6 +41,12 @@ export class RemoteSandbox implements SandboxApi {
     this.commands = new RemoteCommands(http, this.path);
     this.files = new RemoteFiles(http, this.path);
     this.ports = new RemotePorts(http, this.path);
+    this.network = {
+      get: (options = {}) =>
+        http.json<NetworkSettings>("GET", `${this.path}/network`, { signal: options.signal }),
+      update: (network: NetworkOptions, options = {}) =>
+        http.json<NetworkSettings>("PUT", `${this.path}/network`, { json: network, signal: options.signal }),
+    };
   }
 
   /**

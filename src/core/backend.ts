@@ -284,6 +284,13 @@ export interface Instance {
    * `dest` is replaced only when complete.
    */
   exportAgentFs?(dest: string): Promise<void>;
+  /**
+   * Replaces the network policy of the running sandbox: new connections,
+   * requests and DNS questions are checked against it; open ones stay. Present
+   * on every tier whose capabilities say `egress`.
+   * @throws UnsupportedError when this sandbox cannot be given egress while it runs
+   */
+  updateNetwork?(settings: NetworkSettings): Promise<void>;
   /** Starts a process. @throws SandboxStoppedError */
   spawn(request: SpawnRequest): Promise<SpawnedProcess>;
   /** Current resource use. */

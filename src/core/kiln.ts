@@ -11,7 +11,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { hasEgress, resolveNetwork } from "../network/policy.ts";
+import { hasEgress, type NetworkOptions, type NetworkSettings, resolveNetwork } from "../network/policy.ts";
 import { parseHostMap } from "../network/resolver.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
@@ -498,6 +498,8 @@ export class Kiln {
       record: (id: string) => this.record(id),
       setLifetime: (id: string, ms: number) => this.setLifetime(id, ms),
       setPorts: (id: string, ports: PortPolicy) => this.setPorts(id, ports),
+      setNetwork: (id: string, network: NetworkOptions, signal?: AbortSignal) =>
+        this.setNetwork(id, network, signal),
       kill: (id: string, signal?: AbortSignal) => this.kill(id, { signal }),
       move: async (id: string, tier: TierName, signal?: AbortSignal) => {
         await this.move(id, tier, { signal });
@@ -574,6 +576,36 @@ export class Kiln {
     this.record(id);
     this.records.setPorts(id, ports);
     this.cache.delete(id);
+  }
+
+  /**
+   * Replaces a sandbox's network policy: the running instance first (so that a
+   * tier that cannot take it leaves the record as it was), then the record, which
+   * a later start or resume reads.
+   * @throws InvalidArgumentError, UnsupportedError, NotFoundError
+   */
+  private async setNetwork(
+    id: string,
+    options: NetworkOptions,
+    signal?: AbortSignal,
+  ): Promise<NetworkSettings> {
+    this.checkOpen();
+    const info = this.record(id);
+    const settings = resolveNetwork(options);
+    const backend = await this.backend(info.tier);
+    if (hasEgress(settings) && !backend.capabilities.egress)
+      throw new UnsupportedError(`the ${info.tier} tier cannot give a sandbox network egress`, {
+        tier: info.tier,
+      });
+    // A pause or resume under way finishes first: the instance it leaves is the one to change.
+    await this.states.settled(id);
+    throwIfAborted(signal);
+    const started = this.live.get(id)?.started;
+    const instance = started ? await started.catch(() => undefined) : undefined;
+    if (instance?.updateNetwork) await instance.updateNetwork(settings);
+    this.records.setNetwork(id, settings);
+    this.cache.delete(id);
+    return settings;
   }
 
   /**

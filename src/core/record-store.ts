@@ -134,6 +134,10 @@ export class RecordStore {
     this.st("UPDATE sandboxes SET ports = ? WHERE id = ?").run(JSON.stringify(ports), id);
   }
 
+  setNetwork(id: string, network: NetworkSettings): void {
+    this.st("UPDATE sandboxes SET network = ? WHERE id = ?").run(JSON.stringify(network), id);
+  }
+
   setState(id: string, state: SandboxState): void {
     this.st("UPDATE sandboxes SET state = ? WHERE id = ?").run(state, id);
   }

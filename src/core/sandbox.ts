@@ -14,6 +14,7 @@ import { Files } from "./files.ts";
 import { checkTimeoutMs, MAX_COMMAND_TIMEOUT_MS } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
 import { type PortPolicy, Ports } from "./ports.ts";
+import type { NetworkOptions, NetworkSettings } from "../network/policy.ts";
 import type { AuditEntry, NetworkAuditEntry, SandboxInfo, SnapshotInfo, TierName } from "./types.ts";
 
 /** Options of `sandbox.runCode`. */
@@ -39,6 +40,7 @@ export interface SandboxHost {
   record(id: string): SandboxInfo;
   setLifetime(id: string, lifetimeMs: number): void;
   setPorts(id: string, ports: PortPolicy): void;
+  setNetwork(id: string, network: NetworkOptions, signal?: AbortSignal): Promise<NetworkSettings>;
   kill(id: string, signal?: AbortSignal): Promise<void>;
   move(id: string, tier: TierName, signal?: AbortSignal): Promise<void>;
   snapshot(id: string, options: SnapshotOptions): Promise<SnapshotInfo>;
@@ -58,6 +60,20 @@ export interface SnapshotOptions {
   signal?: AbortSignal;
 }
 
+/** `sandbox.network`: the sandbox's egress policy (docs/network.md), changeable while it runs. */
+export interface SandboxNetwork {
+  /** The policy in force. @throws NotFoundError */
+  get(options?: { signal?: AbortSignal }): Promise<NetworkSettings>;
+  /**
+   * Replaces the policy (the whole of it, as `network` at create) for every new
+   * connection, request and DNS question on every tier; connections already
+   * open stay. Recorded in the network audit log (kind `policy`).
+   * @throws InvalidArgumentError (bad rules: nothing changes), UnsupportedError (a tier without
+   *   egress; a gVisor sandbox started without egress), NotFoundError
+   */
+  update(network: NetworkOptions, options?: { signal?: AbortSignal }): Promise<NetworkSettings>;
+}
+
 /** A live sandbox. */
 export class Sandbox {
   /** Sandbox id. */
@@ -68,6 +84,8 @@ export class Sandbox {
   readonly files: Files;
   /** Its inbound ports: the policy, and connections to servers running inside. */
   readonly ports: Ports;
+  /** Its egress policy, changeable while it runs. */
+  readonly network: SandboxNetwork;
   private readonly host: SandboxHost;
   private auditLog: AuditLog | undefined;
   private readonly databasePath: string;
@@ -116,6 +134,28 @@ export class Sandbox {
       instance: getInstance,
     });
     this.codeContexts = new CodeContexts({ instance: getInstance, defaults });
+    this.network = {
+      get: async (options = {}) => {
+        throwIfAborted(options.signal);
+        return this.host.record(id).network;
+      },
+      update: async (network, options = {}) => {
+        throwIfAborted(options.signal);
+        const atMs = Date.now();
+        const settings = await this.host.setNetwork(id, network, options.signal);
+        if (!this.closed)
+          this.audit().network({
+            kind: "policy",
+            atMs,
+            allowed: true,
+            rule: describeNetwork(settings),
+            bytesUp: 0,
+            bytesDown: 0,
+            durationMs: Date.now() - atMs,
+          });
+        return settings;
+      },
+    };
   }
 
   /**
@@ -321,4 +361,12 @@ export class Sandbox {
     this.auditLog = undefined;
     if (inst) await (await inst.catch(() => undefined))?.close();
   }
+}
+
+/** A policy in one line, for the audit log: `egress none; allow a, b; deny c`. */
+function describeNetwork(n: NetworkSettings): string {
+  const parts = [`egress ${n.egress}`];
+  if (n.allow.length) parts.push(`allow ${n.allow.join(", ")}`);
+  if (n.deny.length) parts.push(`deny ${n.deny.join(", ")}`);
+  return parts.join("; ").slice(0, 4096);
 }

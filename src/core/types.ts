@@ -172,9 +172,10 @@ export interface NetworkAuditEntry {
   atMs: number;
   /**
    * `http` (one request), `connect` (a proxy tunnel), `tls` and `tcp` (an intercepted connection), `dns` (a query),
-   * `inbound` (a connection into one of the sandbox's ports through Kiln: `sandbox.ports` or `kiln serve`).
+   * `inbound` (a connection into one of the sandbox's ports through Kiln: `sandbox.ports` or `kiln serve`),
+   * `policy` (the network policy was changed while the sandbox ran; `rule` holds the new one).
    */
-  kind: "http" | "connect" | "tls" | "tcp" | "dns" | "inbound";
+  kind: "http" | "connect" | "tls" | "tcp" | "dns" | "inbound" | "policy";
   /** Host name asked for, when one was seen (Host, CONNECT authority, SNI, DNS question). */
   host?: string;
   /** Address dialled (or asked for, when the connection was to an address). */

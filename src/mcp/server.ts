@@ -10,6 +10,7 @@ import type { Kiln } from "../core/kiln.ts";
 import { SandboxAccess } from "./access.ts";
 import { errorResult } from "./format.ts";
 import type { KilnMcpDefaults } from "./tools/context.ts";
+import { registerNetworkTools } from "./tools/network.ts";
 import { registerSandboxTools } from "./tools/sandboxes.ts";
 import { registerStateTools } from "./tools/state.ts";
 import { registerWorkspaceTools } from "./tools/workspace.ts";
@@ -43,6 +44,8 @@ export const KILN_MCP_TOOLS = [
   "sandbox_fork",
   "sandbox_pause",
   "sandbox_resume",
+  "network_get",
+  "network_update",
 ] as const;
 
 /**
@@ -65,6 +68,7 @@ export function createKilnMcpServer(options: KilnMcpServerOptions): McpServer {
   registerSandboxTools(server, ctx);
   registerWorkspaceTools(server, ctx);
   registerStateTools(server, ctx);
+  registerNetworkTools(server, ctx);
   codeSdkToolErrors(server);
   return server;
 }

@@ -137,6 +137,20 @@ export class Egress {
     });
   }
 
+  /** The policy every new connection and request is checked against. */
+  get policy(): NetworkPolicy {
+    return this.o.policy;
+  }
+
+  /**
+   * Replaces the policy: every connection, request, tunnel SNI and redirect
+   * hop checked from now on sees the new one; connections already let
+   * through stay open.
+   */
+  set policy(policy: NetworkPolicy) {
+    this.o.policy = policy;
+  }
+
   /** Open connections from the sandbox. */
   get connections(): number {
     return this.sockets.size;
@@ -248,18 +262,20 @@ export class Egress {
    * first, so that a refused name is never resolved; then each address.
    */
   async check(host: string, port: number): Promise<Verdict> {
+    // One policy for the whole check, even if it is replaced while the name resolves.
+    const policy = this.o.policy;
     const address = parseAddress(host);
-    if (address) return { ...this.o.policy.decide({ address, port }), address };
+    if (address) return { ...policy.decide({ address, port }), address };
     const name = canonicalName(host);
     if (!name) return { allowed: false, rule: "bad host name" };
-    const byName = this.o.policy.decide({ name, port });
-    if (!byName.allowed && !(byName.rule === "default deny" && this.o.policy.allowsAddresses))
+    const byName = policy.decide({ name, port });
+    if (!byName.allowed && !(byName.rule === "default deny" && policy.allowsAddresses))
       return { ...byName, name };
     const addresses = await this.o.resolver.resolve(name);
     if (addresses.length === 0) return { allowed: false, rule: "no address", name };
     let first: Verdict | undefined;
     for (const a of addresses) {
-      const d = this.o.policy.decide({ name, address: a, port });
+      const d = policy.decide({ name, address: a, port });
       if (d.allowed) return { ...d, name, address: a };
       first ??= { ...d, name, address: a };
     }

@@ -213,7 +213,7 @@ export const NetworkAuditEntrySchema = z
   .object({
     id: z.number(),
     atMs: z.number(),
-    kind: z.enum(["http", "connect", "tls", "tcp", "dns", "inbound"]),
+    kind: z.enum(["http", "connect", "tls", "tcp", "dns", "inbound", "policy"]),
     host: Str.optional(),
     address: Str.optional(),
     port: z.number().optional(),

@@ -104,6 +104,8 @@ describe("owner isolation", () => {
       ["sandbox_fork", {}],
       ["sandbox_pause", {}],
       ["sandbox_resume", {}],
+      ["network_get", {}],
+      ["network_update", {}],
       ["sandbox_kill", {}],
     ] as const) {
       await failsWith(bob, tool, { sandboxId: a.id, ...args }, "not_found");

@@ -138,6 +138,31 @@ export function toolScenario(client: () => Client): void {
     for (const s of [copy, ...forks]) await ok(client(), "sandbox_kill", { sandboxId: s.id });
   });
 
+  test("network_update replaces the egress policy, network_get shows it and the change in the audit log", async () => {
+    const empty = JSON.parse(await ok(client(), "network_get", { sandboxId: id }));
+    assert.deepEqual(empty.policy, { egress: "none", allow: [], deny: [] });
+    const policy = JSON.parse(
+      await ok(client(), "network_update", {
+        sandboxId: id,
+        allow: ["Files.Test:443"],
+        deny: ["10.0.0.0/8"],
+      }),
+    );
+    assert.deepEqual(policy, { egress: "none", allow: ["files.test:443"], deny: ["10.0.0.0/8"] });
+    const shown = JSON.parse(await ok(client(), "network_get", { sandboxId: id }));
+    assert.deepEqual(shown.policy, policy);
+    assert.ok(
+      shown.log.some(
+        (e: { kind: string; rule: string }) =>
+          e.kind === "policy" && e.rule === "egress none; allow files.test:443; deny 10.0.0.0/8",
+      ),
+    );
+    await failsWith(client(), "network_update", { sandboxId: id, allow: ["a..b"] }, "invalid_argument");
+    assert.deepEqual(JSON.parse(await ok(client(), "network_get", { sandboxId: id })).policy, policy);
+    await ok(client(), "network_update", { sandboxId: id });
+    await failsWith(client(), "network_get", { sandboxId: UNKNOWN_ID }, "not_found");
+  });
+
   test("sandbox_kill removes the sandbox", async () => {
     await ok(client(), "sandbox_kill", { sandboxId: id });
     const list = JSON.parse(await ok(client(), "sandbox_list"));

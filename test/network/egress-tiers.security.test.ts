@@ -24,12 +24,7 @@ const why = fakeInternetUnavailable();
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "kiln-egress-"));
   if (!why) net = await startFakeInternet();
-  const networkHosts: Record<string, string[]> = {};
-  for (const pair of net?.hosts.split(",") ?? []) {
-    const [name, address] = pair.split("=");
-    networkHosts[name!] = [address!];
-  }
-  kiln = await Kiln.open({ dataDir, networkHosts });
+  kiln = await Kiln.open({ dataDir, ...(net ? { networkHosts: net.networkHosts } : {}) });
   if (!net) return;
   // The virtual tier's fetch verifies upstream certificates on the host: it trusts the test CA too.
   writeFileSync(join(dataDir, "test-ca.pem"), net.certs.ca);

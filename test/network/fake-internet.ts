@@ -20,6 +20,8 @@ export interface FakeInternet {
   certs: TestCertificates;
   /** `name=address,...` for KILN_NETWORK_HOSTS. */
   hosts: string;
+  /** The same names for `Kiln.open({ networkHosts })`. */
+  networkHosts: Record<string, string[]>;
   close(): void;
 }
 
@@ -111,6 +113,7 @@ export async function startFakeInternet(): Promise<FakeInternet> {
     hostSide: addr(1),
     certs,
     hosts: `files.test=${addr(2)},other.test=${addr(3)}`,
+    networkHosts: { "files.test": [addr(2)], "other.test": [addr(3)] },
     close,
   };
 }

@@ -46,6 +46,8 @@ const SAMPLES: Record<string, { json?: unknown; body?: string; query?: string }>
   "POST /v1/sandboxes/{id}/pause": {},
   "POST /v1/sandboxes/{id}/resume": {},
   "GET /v1/sandboxes/{id}/network-logs": {},
+  "GET /v1/sandboxes/{id}/network": {},
+  "PUT /v1/sandboxes/{id}/network": { json: { egress: "all" } },
   "GET /v1/sandboxes/{id}/ports": {},
   "PATCH /v1/sandboxes/{id}/ports": { json: { public: [8080] } },
   "POST /v1/sandboxes/{id}/ports/{port}/token": { json: {} },

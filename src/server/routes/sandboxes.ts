@@ -21,6 +21,7 @@ import {
   LogsQuery,
   MoveBody,
   NetworkAuditEntrySchema,
+  NetworkSchema,
   SandboxInfoSchema,
   StatsSchema,
   TimeoutBody,
@@ -224,6 +225,36 @@ export function sandboxRoutes(app: App): void {
       const { limit } = c.req.valid("query");
       return c.json(await c.var.sandbox.networkLogs(limit === undefined ? {} : { limit }), 200);
     },
+  );
+
+  addRoute(
+    app,
+    createRoute({
+      method: "get",
+      path: "/v1/sandboxes/{id}/network",
+      tags,
+      summary: "the sandbox's network policy",
+      request: { params: IdParams },
+      responses: { 200: json(NetworkSchema.required(), "the policy in force"), ...errors },
+    }),
+    async (c) => c.json(await c.var.sandbox.network.get(), 200),
+  );
+
+  addRoute(
+    app,
+    createRoute({
+      method: "put",
+      path: "/v1/sandboxes/{id}/network",
+      tags,
+      summary:
+        "replace the network policy of a running sandbox: new connections, requests and DNS questions see it; open connections stay",
+      request: {
+        params: IdParams,
+        body: { ...json(NetworkSchema, "the whole new policy (as `network` at create)"), required: true },
+      },
+      responses: { 200: json(NetworkSchema.required(), "the policy now in force"), ...errors },
+    }),
+    async (c) => c.json(await c.var.sandbox.network.update(c.req.valid("json")), 200),
   );
 
   addRoute(

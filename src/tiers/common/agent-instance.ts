@@ -16,9 +16,9 @@ import type {
   SpawnedProcess,
   SpawnRequest,
 } from "../../core/backend.ts";
-import { SandboxStoppedError, TierUnavailableError } from "../../core/errors.ts";
+import { SandboxStoppedError, TierUnavailableError, UnsupportedError } from "../../core/errors.ts";
 import type { TierName } from "../../core/types.ts";
-import { hasEgress } from "../../network/policy.ts";
+import { hasEgress, type NetworkSettings } from "../../network/policy.ts";
 import { AgentClient } from "../../protocol/agent-client.ts";
 import { kilnErrorFromAgent } from "../../protocol/agent-errors.ts";
 import { agentFsFromTree } from "../../workspace/agentfs-exchange.ts";
@@ -51,6 +51,11 @@ export interface AgentInstanceParts {
   connectTimeoutMs?: number;
   /** The egress path, when the tier wired it before the runtime started (gVisor). */
   network?: EgressAttachment;
+  /**
+   * The runtime reads its network once, at start (gVisor's netstack): a sandbox started
+   * without egress cannot be given it while it runs.
+   */
+  networkAtStartOnly?: boolean;
   /**
    * The launcher's first start restores a checkpoint: the agent is already
    * running (it greeted an earlier host), so it is pinged instead of awaited.
@@ -191,6 +196,45 @@ export class AgentInstance implements Instance {
       child.kill("SIGKILL");
       throw e;
     }
+  }
+
+  /**
+   * Replaces the network policy for new connections. A sandbox started
+   * without egress is wired now, unless its runtime reads its network only at
+   * start. @throws UnsupportedError (that case), TierUnavailableError (the wiring failed)
+   */
+  async updateNetwork(settings: NetworkSettings): Promise<void> {
+    // One update at a time: two must not both wire a sandbox that had no network.
+    const run = this.networkUpdates.then(() => this.applyNetwork(settings));
+    this.networkUpdates = run.catch(() => {});
+    return run;
+  }
+
+  private networkUpdates: Promise<void> = Promise.resolve();
+
+  private async applyNetwork(settings: NetworkSettings): Promise<void> {
+    const { spec, tier, launcher } = this.parts;
+    const network = this.network ?? this.parts.network;
+    if (network) {
+      await network.update(settings);
+      spec.network = settings;
+      return;
+    }
+    if (!hasEgress(settings)) {
+      spec.network = settings;
+      return;
+    }
+    if (this.parts.networkAtStartOnly)
+      throw new UnsupportedError(
+        `the ${tier} tier reads a sandbox's network when it starts: this sandbox started without egress; create it with a network policy, or pause it without memory and resume it`,
+        { tier },
+      );
+    await this.agent();
+    const pid = await launcher.sandboxPid?.(this.child);
+    if (pid === undefined)
+      throw new TierUnavailableError(tier, "cannot find the sandbox's network namespace");
+    this.network = await attachEgress(tier, { ...spec, network: settings }, pid);
+    spec.network = settings;
   }
 
   /** The live agent, relaunching the runtime first when it died. */

@@ -25,7 +25,7 @@
  */
 import { spawn } from "node:child_process";
 import type dgram from "node:dgram";
-import { lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import type { Server, Socket } from "node:net";
 import { join } from "node:path";
 import { AuditLog } from "../../core/audit-log.ts";
@@ -34,7 +34,7 @@ import { TierUnavailableError } from "../../core/errors.ts";
 import type { TierName } from "../../core/types.ts";
 import { answerDns } from "../../network/dns.ts";
 import { Egress } from "../../network/egress.ts";
-import { hasEgress, NetworkPolicy } from "../../network/policy.ts";
+import { hasEgress, NetworkPolicy, type NetworkSettings } from "../../network/policy.ts";
 import { parseHostMap, Resolver } from "../../network/resolver.ts";
 import { parseRule } from "../../network/rules.ts";
 
@@ -63,7 +63,7 @@ const NAME_ADDRESSES = 2 * 65536 - 512;
 /** The code of the helper that runs in M: listens, hands its sockets over, exits. */
 const HELPER = `
 const net = require("node:net"), dgram = require("node:dgram");
-const ports = JSON.parse(process.argv[1]);
+const ports = JSON.parse(process.argv[1]), dns = process.argv[2] === "dns";
 process.on("message", async (m) => {
   if (m !== "listen") { process.exit(0); return; }
   try {
@@ -72,9 +72,11 @@ process.on("message", async (m) => {
       await new Promise((ok, ko) => { s.once("error", ko); s.listen({ port, host: "0.0.0.0", backlog: 511 }, ok); });
       await new Promise((ok) => process.send({ kind: "tcp", port }, s, ok));
     }
-    const u = dgram.createSocket("udp4");
-    await new Promise((ok, ko) => { u.once("error", ko); u.bind(53, "0.0.0.0", ok); });
-    await new Promise((ok) => process.send({ kind: "udp", port: 53 }, u, ok));
+    if (dns) {
+      const u = dgram.createSocket("udp4");
+      await new Promise((ok, ko) => { u.once("error", ko); u.bind(53, "0.0.0.0", ok); });
+      await new Promise((ok) => process.send({ kind: "udp", port: 53 }, u, ok));
+    }
     process.send({ kind: "done" });
   } catch (e) { process.send({ kind: "error", message: String(e) }); }
 });
@@ -85,6 +87,12 @@ process.send({ kind: "ready" });
 export interface EgressAttachment {
   /** Variables to add to every command's environment. */
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * Replaces the policy for every new connection, request and DNS question
+   * (connections already let through stay), listening on ports the new rules
+   * name. @throws TierUnavailableError when a new port cannot be listened on
+   */
+  update(settings: NetworkSettings): Promise<void>;
   /** Closes every listener and connection (the private namespace then goes). */
   close(): void;
 }
@@ -117,7 +125,7 @@ export async function attachEgress(
   options: { subnet?: boolean } = {},
 ): Promise<EgressAttachment | undefined> {
   if (!spec.network || !hasEgress(spec.network)) return undefined;
-  const policy = new NetworkPolicy(spec.network);
+  let policy = new NetworkPolicy(spec.network);
   const audit = new AuditLog(spec.databasePath);
   const egress = new Egress({
     policy,
@@ -125,7 +133,10 @@ export async function attachEgress(
     audit: (e) => audit.network(e),
   });
   const servers: Server[] = [];
+  const listening = new Set<number>();
   let udp: dgram.Socket | undefined;
+  // M, held open so that later policies can listen on more ports in it.
+  let netnsFd: number | undefined;
   const names = new Map<string, string>();
   const byAddress = new Map<string, string>();
   const addressFor = (name: string): string => {
@@ -139,62 +150,111 @@ export async function attachEgress(
     byAddress.set(a, name);
     return a;
   };
+  let closed = false;
   const close = () => {
+    closed = true;
     egress.close();
     for (const s of servers) s.close();
     udp?.close();
     audit.close();
+    if (netnsFd !== undefined) closeSync(netnsFd);
+    netnsFd = undefined;
   };
-  const helper = spawn(
-    "unshare",
-    ["--net", "--", process.execPath, "-e", HELPER, JSON.stringify(listenPorts(policy))],
-    {
-      stdio: ["ignore", "ignore", "pipe", "ipc"],
-    },
-  );
-  let stderr = "";
-  helper.stderr?.on("data", (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-2000);
-  });
-  try {
-    const done = new Promise<void>((resolve, reject) => {
-      helper.on("message", (m: { kind: string; port?: number; message?: string }, handle: unknown) => {
-        if (m.kind === "ready") {
-          wire(helper.pid!, sandboxPid, options.subnet === true).then(
-            () => helper.send("listen"),
-            (e) => reject(e),
-          );
-        } else if (m.kind === "tcp") {
-          const server = handle as Server;
-          servers.push(server);
-          server.on("connection", (socket: Socket) => route(socket));
-        } else if (m.kind === "udp") {
-          udp = handle as dgram.Socket;
-          udp.on("message", (msg, from) => {
-            const reply = answerDns(msg, { policy, addressFor, audit: (e) => audit.network(e) });
-            if (reply) udp!.send(reply, from.port, from.address);
-          });
-          udp.on("error", () => {});
-        } else if (m.kind === "done") resolve();
-        else reject(new Error(m.message ?? "helper failed"));
-      });
-      helper.once("exit", (code) => reject(new Error(`network helper exited (${code}): ${stderr.trim()}`)));
+
+  /** Starts the helper (`prefix` puts it in M), takes the sockets it listens on, lets it go. */
+  const listen = async (
+    prefix: string[],
+    ports: number[],
+    dns: boolean,
+    ready: (pid: number) => Promise<void>,
+  ) => {
+    const helper = spawn(
+      prefix[0]!,
+      [...prefix.slice(1), process.execPath, "-e", HELPER, JSON.stringify(ports), dns ? "dns" : ""],
+      {
+        stdio: ["ignore", "ignore", "pipe", "ipc"],
+      },
+    );
+    let stderr = "";
+    helper.stderr?.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-2000);
     });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      done,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error("network setup timed out")), 60_000);
-      }),
-    ]).finally(() => clearTimeout(timer));
+    try {
+      const done = new Promise<void>((resolve, reject) => {
+        helper.on("message", (m: { kind: string; port?: number; message?: string }, handle: unknown) => {
+          if (m.kind === "ready") {
+            ready(helper.pid!).then(
+              () => helper.send("listen"),
+              (e) => reject(e),
+            );
+          } else if (m.kind === "tcp") {
+            const server = handle as Server;
+            if (closed) return server.close();
+            servers.push(server);
+            listening.add(m.port!);
+            server.on("connection", (socket: Socket) => route(socket));
+          } else if (m.kind === "udp") {
+            udp = handle as dgram.Socket;
+            udp.on("message", (msg, from) => {
+              const reply = answerDns(msg, { policy, addressFor, audit: (e) => audit.network(e) });
+              if (reply) udp!.send(reply, from.port, from.address);
+            });
+            udp.on("error", () => {});
+          } else if (m.kind === "done") resolve();
+          else reject(new Error(m.message ?? "helper failed"));
+        });
+        helper.once("exit", (code) => reject(new Error(`network helper exited (${code}): ${stderr.trim()}`)));
+      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        done,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("network setup timed out")), 60_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    } catch (e) {
+      helper.kill("SIGKILL");
+      throw e;
+    }
+    helper.send("exit");
+  };
+
+  try {
+    await listen(["unshare", "--net", "--"], listenPorts(policy), true, async (helperPid) => {
+      netnsFd = openSync(`/proc/${helperPid}/ns/net`, "r");
+      await wire(helperPid, sandboxPid, options.subnet === true);
+    });
   } catch (e) {
     close();
-    helper.kill("SIGKILL");
     throw new TierUnavailableError(tier, `cannot give the sandbox its network: ${(e as Error).message}`, {
       cause: e,
     });
   }
-  helper.send("exit");
+
+  const update = async (settings: NetworkSettings) => {
+    const next = new NetworkPolicy(settings);
+    const more = listenPorts(next).filter((p) => !listening.has(p));
+    if (more.length > 0 && !closed) {
+      try {
+        await listen(
+          ["nsenter", `--net=/proc/${process.pid}/fd/${netnsFd}`, "--"],
+          more,
+          false,
+          async () => {},
+        );
+      } catch (e) {
+        throw new TierUnavailableError(
+          tier,
+          `cannot listen on ports ${more.join(", ")}: ${(e as Error).message}`,
+          {
+            cause: e,
+          },
+        );
+      }
+    }
+    policy = next;
+    egress.policy = next;
+  };
 
   function route(socket: Socket): void {
     const port = socket.localPort ?? 0;
@@ -226,7 +286,7 @@ export async function attachEgress(
     });
   }
 
-  return { env: PROXY_ENV, close };
+  return { env: PROXY_ENV, update, close };
 }
 
 /** Runs `script` with sh in the network namespace of process `pid`. */
@@ -278,11 +338,12 @@ ip route add 198.18.0.0/15 via ${GATEWAY} dev eth0
 
 /**
  * The resolv.conf file to bind at the sandbox's /etc/resolv.conf (written in
- * its state directory), when it has egress and its root filesystem has a
- * plain file there to bind over; else undefined.
+ * its state directory), pointing at Kiln's DNS on the gateway, when its root
+ * filesystem has a plain file there to bind over; else undefined. A sandbox
+ * without egress gets it too (the gateway is unreachable until a policy with
+ * egress wires it), so that a policy given while it runs resolves names.
  */
 export function sandboxResolvConf(spec: InstanceSpec, rootfs: string): string | undefined {
-  if (!spec.network || !hasEgress(spec.network)) return undefined;
   try {
     if (!lstatSync(join(rootfs, "etc", "resolv.conf")).isFile()) return undefined;
   } catch {

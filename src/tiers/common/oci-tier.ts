@@ -160,7 +160,10 @@ export class OciTierBackend implements Backend {
       limits: spec.limits,
       ...(this.config.bundleExtra?.(spec.limits.pids) ?? {}),
       cgroupsPath: cgroup.relPath,
-      ...(egress ? { resolvConf: sandboxResolvConf(spec, rootfs) } : {}),
+      // A tier that wires after start can give a running sandbox egress later: its DNS is Kiln's from the start.
+      ...(egress || this.config.egress === "after-start"
+        ? { resolvConf: sandboxResolvConf(spec, rootfs) }
+        : {}),
       ...(held ? { netnsPath: `/proc/${held.pid}/ns/net` } : {}),
     });
     const launcher = ociLauncher(
@@ -180,6 +183,7 @@ export class OciTierBackend implements Backend {
           cgroup,
           resumed: from?.checkpoint !== undefined,
           ...(network ? { network } : {}),
+          networkAtStartOnly: this.config.egress === "before-start",
         },
         signal,
       );

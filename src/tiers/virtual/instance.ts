@@ -30,7 +30,7 @@ import type {
 import { SandboxStoppedError, UnsupportedError } from "../../core/errors.ts";
 import { Egress } from "../../network/egress.ts";
 import { egressFetch } from "../../network/fetch.ts";
-import { hasEgress, NetworkPolicy } from "../../network/policy.ts";
+import { hasEgress, NetworkPolicy, type NetworkSettings } from "../../network/policy.ts";
 import { parseHostMap, Resolver } from "../../network/resolver.ts";
 import { exportStoreAsAgentFs } from "../../workspace/agentfs-exchange.ts";
 import type { AgentFsStore } from "../../workspace/agentfs-store.ts";
@@ -94,6 +94,18 @@ export class VirtualInstance implements Instance {
   }
 
   private egressPath: Egress | undefined;
+
+  /**
+   * Replaces the network policy: the next request (and redirect hop) is
+   * checked against it. When egress appears or goes, the interpreter is made
+   * anew on next use, so that `curl` appears or goes with it.
+   */
+  async updateNetwork(settings: NetworkSettings): Promise<void> {
+    const had = this.egress() !== undefined;
+    this.spec.network = settings;
+    if (this.egressPath) this.egressPath.policy = new NetworkPolicy(settings);
+    if (had !== hasEgress(settings)) this.bashShell = undefined;
+  }
 
   /** The egress path of a sandbox whose policy has egress (`curl` goes through it); else undefined. */
   private egress(): Egress | undefined {

@@ -1,0 +1,69 @@
+/** The MCP tools over a sandbox's network: `network_get` (policy and recent audit entries), `network_update`. */
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import { textResult } from "../format.ts";
+import { sandboxIdShape } from "../schemas.ts";
+import { guarded, type ToolContext } from "./context.ts";
+
+const rules = z
+  .array(z.string())
+  .max(1000)
+  .optional()
+  .describe("host names (files.example.com, *.example.com, optional :port), addresses and CIDRs");
+
+/** Registers `network_get` and `network_update`. */
+export function registerNetworkTools(server: McpServer, ctx: ToolContext): void {
+  const { access } = ctx;
+
+  server.registerTool(
+    "network_get",
+    {
+      title: "Show a sandbox's network",
+      description:
+        "Show a sandbox's egress policy and its newest network audit entries (requests, connections, " +
+        "DNS questions and refusals, each with the rule that decided).",
+      inputSchema: {
+        ...sandboxIdShape,
+        limit: z.number().int().min(0).max(1000).optional().describe("audit entries to show (default 50)"),
+      },
+      annotations: { readOnlyHint: true },
+    },
+    (input, extra) =>
+      guarded(async () => {
+        const sb = await access.get(input.sandboxId, extra.signal);
+        const policy = await sb.network.get({ signal: extra.signal });
+        const log =
+          input.limit === 0 ? [] : await sb.networkLogs({ limit: input.limit ?? 50, signal: extra.signal });
+        return textResult(JSON.stringify({ policy, log }, null, 2));
+      }),
+  );
+
+  server.registerTool(
+    "network_update",
+    {
+      title: "Change a sandbox's network",
+      description:
+        "Replace a running sandbox's egress policy (the whole of it); new connections see it at once. " +
+        'No network is the default: egress "none" with no allow rules. Allow rules win over deny rules.',
+      inputSchema: {
+        ...sandboxIdShape,
+        egress: z.enum(["none", "all"]).optional().describe('"none" (default) or "all" public addresses'),
+        allow: rules,
+        deny: rules,
+      },
+    },
+    (input, extra) =>
+      guarded(async () => {
+        const sb = await access.get(input.sandboxId, extra.signal);
+        const policy = await sb.network.update(
+          {
+            ...(input.egress !== undefined ? { egress: input.egress } : {}),
+            ...(input.allow !== undefined ? { allow: input.allow } : {}),
+            ...(input.deny !== undefined ? { deny: input.deny } : {}),
+          },
+          { signal: extra.signal },
+        );
+        return textResult(JSON.stringify(policy, null, 2));
+      }),
+  );
+}

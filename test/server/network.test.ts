@@ -1,0 +1,91 @@
+/**
+ * A running sandbox's network policy through the REST API, the client SDK and
+ * the CLI (`kiln network show|set`, locally and through `--server`): the same
+ * checked, canonical policy, the change in the audit log, bad rules refused
+ * with nothing changed.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { KilnClient } from "../../src/client/index.ts";
+import { kiln as cli } from "../cli-run.ts";
+import { assertError, body, type TestServer, testServer } from "./helpers.ts";
+
+let t: TestServer;
+before(async () => {
+  t = await testServer();
+});
+after(() => t.dispose());
+
+test("REST and the client SDK: PUT replaces the policy, GET shows it, bad rules change nothing", async () => {
+  const client = await KilnClient.open({ url: t.server.url, apiKey: t.key });
+  try {
+    const sb = await client.create({ network: { allow: ["files.test"] } });
+    assert.equal((await sb.commands.run("echo up")).stdout, "up\n");
+    const put = await t.req("PUT", `/v1/sandboxes/${sb.id}/network`, {
+      json: { egress: "all", deny: ["Other.Test"] },
+    });
+    assert.equal(put.status, 200);
+    assert.deepEqual(await body(put), { egress: "all", allow: [], deny: ["other.test"] });
+    assert.deepEqual(await sb.network.get(), { egress: "all", allow: [], deny: ["other.test"] });
+    await assertError(
+      await t.req("PUT", `/v1/sandboxes/${sb.id}/network`, { json: { allow: ["a..b"] } }),
+      "invalid_argument",
+      400,
+    );
+    await assert.rejects(sb.network.update({ egress: "some" as "all" }), { code: "invalid_argument" });
+    assert.deepEqual((await sb.info()).network, { egress: "all", allow: [], deny: ["other.test"] });
+    assert.deepEqual(await sb.network.update({ allow: ["x.test:443"] }), {
+      egress: "none",
+      allow: ["x.test:443"],
+      deny: [],
+    });
+    const changes = (await sb.networkLogs()).filter((e) => e.kind === "policy").map((e) => e.rule);
+    assert.deepEqual(changes, ["egress all; deny other.test", "egress none; allow x.test:443"]);
+    await assertError(
+      await t.req("PUT", "/v1/sandboxes/sb_00000000000000000000/network", { json: {} }),
+      "not_found",
+      404,
+    );
+    await sb.kill();
+  } finally {
+    await client.close();
+  }
+});
+
+test("the CLI: kiln network set replaces the policy, show prints it, locally and through --server", async () => {
+  const created = JSON.parse(
+    (await cli(t.dataDir, ["--json", "create", "--allow-host", "files.test"])).stdout,
+  ) as { id: string };
+  const set = await cli(t.dataDir, ["--json", "network", "set", created.id, "--allow-host", "B.test:8443"]);
+  assert.equal(set.code, 0, set.stderr);
+  assert.deepEqual(JSON.parse(set.stdout), { egress: "none", allow: ["b.test:8443"], deny: [] });
+  const bad = await cli(t.dataDir, ["--json", "network", "set", created.id, "--allow-host", "a..b"]);
+  assert.notEqual(bad.code, 0);
+  assert.equal(JSON.parse(bad.stderr || bad.stdout).error.code, "invalid_argument");
+  const shown = await cli(t.dataDir, ["network", "show", created.id]);
+  assert.equal(shown.stdout, "egress: none\nallow: b.test:8443\ndeny: -\n");
+
+  // Through the server that has it open: the running sandbox's path out changes there.
+  const client = await KilnClient.open({ url: t.server.url, apiKey: t.key });
+  try {
+    const sb = await client.create({});
+    process.env.KILN_API_KEY = t.key;
+    const remote = await cli(t.dataDir, [
+      "--json",
+      "network",
+      "set",
+      sb.id,
+      "--allow-all-egress",
+      "--deny-host",
+      "10.0.0.0/8",
+      "--server",
+      t.server.url,
+    ]);
+    delete process.env.KILN_API_KEY;
+    assert.equal(remote.code, 0, remote.stderr);
+    assert.deepEqual(await sb.network.get(), { egress: "all", allow: [], deny: ["10.0.0.0/8"] });
+    await sb.kill();
+  } finally {
+    await client.close();
+  }
+});
