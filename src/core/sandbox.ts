@@ -3,6 +3,8 @@
  * execution, an audit log and a lifetime. Obtained from `kiln.create` or
  * `kiln.connect`; the same object on every tier.
  */
+
+import type { NetworkOptions, NetworkSettings } from "../network/policy.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Instance, InstanceStats } from "./backend.ts";
 import { CodeContexts } from "./code-contexts.ts";
@@ -14,7 +16,6 @@ import { Files } from "./files.ts";
 import { checkTimeoutMs, MAX_COMMAND_TIMEOUT_MS } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
 import { type PortPolicy, Ports } from "./ports.ts";
-import type { NetworkOptions, NetworkSettings } from "../network/policy.ts";
 import type { AuditEntry, NetworkAuditEntry, SandboxInfo, SnapshotInfo, TierName } from "./types.ts";
 
 /** Options of `sandbox.runCode`. */
