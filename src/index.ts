@@ -64,6 +64,16 @@ export { checkEnvSize, checkMetadataSize, SIZE_LIMITS } from "./core/sizes.ts";
 export { checkTierName } from "./core/tier-registry.ts";
 export * from "./core/types.ts";
 export {
+  checkMountPath,
+  checkVolumeId,
+  checkVolumeName,
+  MAX_VOLUME_MOUNTS,
+  VOLUME_ROOT,
+  type VolumeInfo,
+  type VolumeMount,
+  type VolumeMountOptions,
+} from "./core/volumes.ts";
+export {
   hasEgress,
   MAX_NETWORK_RULES,
   type NetworkOptions,

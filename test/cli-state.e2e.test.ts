@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { assertExit, kiln, show } from "./cli-run.ts";
+import { tierRequired } from "./conformance/suite.ts";
 
 let dir: string;
 before(() => {
@@ -67,4 +68,41 @@ test("snapshot, create from it, fork, pause, resume and remove through the CLI",
   const again = await kiln(dir, ["--json", "snapshot", "rm", snap]);
   assertExit(again, 1);
   assert.equal(JSON.parse(again.stderr).error.code, "not_found", show(again));
+});
+
+test("volumes through the CLI: create, ls, create --volume, rm refused while mounted, rm", async (t) => {
+  const { Kiln } = await import("../src/index.ts");
+  const probe = await Kiln.open({ dataDir: join(dir, "probe") });
+  const ns = (await probe.doctor()).find((s) => s.tier === "namespace");
+  await probe.close();
+  if (!ns?.available) {
+    if (tierRequired("namespace")) assert.fail(`tier namespace required but unavailable: ${ns?.reason}`);
+    t.skip(`tier namespace unavailable: ${ns?.reason}`);
+    return;
+  }
+  const v = await kiln(dir, ["volume", "create", "cache"]);
+  assertExit(v, 0);
+  assert.match(v.stdout, /^vol_[a-z0-9]{20}\n$/, show(v));
+  const vid = v.stdout.trim();
+  const ls = await kiln(dir, ["volume", "ls"]);
+  assert.match(ls.stdout, new RegExp(`${vid}\\s+cache`), show(ls));
+  // A usage error (exit 2), with its code.
+  const bad = await kiln(dir, ["--json", "create", "--tier", "namespace", "--volume", "cache"]);
+  assertExit(bad, 2);
+  assert.equal(JSON.parse(bad.stderr).error.code, "invalid_argument", show(bad));
+
+  const c = await kiln(dir, ["create", "--tier", "namespace", "--volume", "cache:/mnt/cache"]);
+  assertExit(c, 0);
+  const id = c.stdout.trim();
+  assertExit(await kiln(dir, ["exec", id, "--", "echo kept > /mnt/cache/f"]), 0);
+  const busy = await kiln(dir, ["--json", "volume", "rm", "cache"]);
+  assertExit(busy, 1);
+  assert.equal(JSON.parse(busy.stderr).error.code, "conflict", show(busy));
+  assertExit(await kiln(dir, ["rm", id]), 0);
+  const again = await kiln(dir, ["create", "--tier", "namespace", "--volume", `${vid}:/mnt/c`]);
+  assertExit(again, 0);
+  assert.equal((await kiln(dir, ["exec", again.stdout.trim(), "--", "cat /mnt/c/f"])).stdout, "kept\n");
+  assertExit(await kiln(dir, ["rm", again.stdout.trim()]), 0);
+  assertExit(await kiln(dir, ["volume", "rm", "cache"]), 0);
+  assert.doesNotMatch((await kiln(dir, ["volume", "ls"])).stdout, /cache/);
 });

@@ -62,7 +62,18 @@ export interface BackendInfo {
 
 /** A Kiln: embedded (`Kiln`) or remote (`KilnClient`). */
 export interface KilnApi
-  extends Pick<Kiln, "doctor" | "close" | "snapshots" | "snapshotInfo" | "removeSnapshot"> {
+  extends Pick<
+    Kiln,
+    | "doctor"
+    | "close"
+    | "snapshots"
+    | "snapshotInfo"
+    | "removeSnapshot"
+    | "createVolume"
+    | "volumes"
+    | "volumeInfo"
+    | "removeVolume"
+  > {
   create(options?: CreateOptions): Promise<SandboxApi>;
   connect(id: string, options?: { signal?: AbortSignal }): Promise<SandboxApi>;
   list(options?: ListOptions): ReturnType<Kiln["list"]>;

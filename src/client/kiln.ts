@@ -9,6 +9,7 @@ import type { Capabilities } from "../core/backend.ts";
 import { InvalidArgumentError, throwIfAborted } from "../core/errors.ts";
 import type { ListOptions } from "../core/kiln.ts";
 import type { CreateOptions, SandboxInfo, SnapshotInfo, TierName, TierStatus } from "../core/types.ts";
+import type { VolumeInfo } from "../core/volumes.ts";
 import type { BackendInfo, KilnApi } from "./api.ts";
 import { Transport } from "./http.ts";
 import { RemoteSandbox } from "./sandbox.ts";
@@ -115,6 +116,39 @@ export class KilnClient implements KilnApi {
   /** Deletes a snapshot of this key. @throws NotFoundError, InvalidArgumentError */
   async removeSnapshot(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
     await this.check().empty("DELETE", `/v1/snapshots/${encodeURIComponent(String(id))}`, {
+      signal: options.signal,
+    });
+  }
+
+  /** Creates an empty named volume of this key. @throws InvalidArgumentError, ConflictError (the name is taken) */
+  async createVolume(
+    name: string,
+    options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<VolumeInfo> {
+    return this.check().json<VolumeInfo>("POST", "/v1/volumes", {
+      json: { name, ...(options.metadata ? { metadata: options.metadata } : {}) },
+      signal: options.signal,
+    });
+  }
+
+  /** This key's volumes, oldest first (optionally only those with all of these labels). */
+  async volumes(
+    options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<VolumeInfo[]> {
+    const all = await this.check().json<VolumeInfo[]>("GET", "/v1/volumes", { signal: options.signal });
+    return all.filter((v) =>
+      Object.entries(options.metadata ?? {}).every(([k, val]) => v.metadata[k] === val),
+    );
+  }
+
+  /** One volume of this key, by id or name. @throws NotFoundError, InvalidArgumentError */
+  async volumeInfo(id: string): Promise<VolumeInfo> {
+    return this.check().json<VolumeInfo>("GET", `/v1/volumes/${encodeURIComponent(String(id))}`);
+  }
+
+  /** Deletes a volume of this key and its files. @throws NotFoundError, ConflictError (a sandbox mounts it) */
+  async removeVolume(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.check().empty("DELETE", `/v1/volumes/${encodeURIComponent(String(id))}`, {
       signal: options.signal,
     });
   }

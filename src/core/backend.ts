@@ -39,6 +39,11 @@ export interface InstanceSpec {
   network?: NetworkSettings;
   /** Host names resolved to these addresses by the egress path, never by DNS (see `OpenOptions.networkHosts`). */
   networkHosts?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Host directories to bind at paths below `/mnt` (only when the tier's capabilities say
+   * `volumes`), mounted nosuid and nodev, shared with other sandboxes, never removed by the tier.
+   */
+  volumes?: { hostPath: string; path: string }[];
 }
 
 /** What a tier can and cannot do; the conformance suite reads these. */
@@ -70,6 +75,8 @@ export interface Capabilities {
   egress: boolean;
   /** A port a process listens on inside the sandbox can be reached through Kiln (`Instance.connectPort`). */
   inboundPorts: boolean;
+  /** Named volumes can be mounted (`InstanceSpec.volumes`); absent: false (`create` with volumes is `unsupported`). */
+  volumes?: boolean;
 }
 
 /** A tier's driver. */

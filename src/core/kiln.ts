@@ -48,6 +48,7 @@ import {
   type TierName,
   type TierStatus,
 } from "./types.ts";
+import { type VolumeInfo, Volumes } from "./volumes.ts";
 import { WarmPool, type WarmShape } from "./warm-pool.ts";
 
 /** Forks started at once. */
@@ -138,6 +139,7 @@ export class Kiln {
   private readonly states: SandboxStates;
   private readonly stateStore: StateStore;
   private readonly hibernation: Hibernation;
+  private readonly volumeStore: Volumes;
   /** Default idle time before hibernation, ms (see {@link OpenOptions.idleTimeoutMs}). */
   private idleTimeoutMs = 0;
   private closed = false;
@@ -160,6 +162,7 @@ export class Kiln {
     this.admission = new Admission(admission, (label) => this.records.usage(label));
     const records = this.records;
     this.stateStore = new StateStore(records.db);
+    this.volumeStore = new Volumes(records.db, dataDir, admission.ownerLabel, (id) => records.mounting(id));
     this.hibernation = new Hibernation({
       idleTimeoutMs: (id) => this.idleTimeoutOf(id),
       busy: async (id) => this.live.get(id)?.commands.busy() ?? false,
@@ -216,6 +219,7 @@ export class Kiln {
     checkTimeoutMs("idleTimeoutMs", idle, MAX_SANDBOX_TIMEOUT_MS);
     kiln.idleTimeoutMs = idle;
     kiln.networkHosts = hostsOption(options.networkHosts);
+    kiln.volumeStore.sweep();
     await kiln.recoverCrashed();
     await kiln.states.recover();
     await kiln.reapExpired();
@@ -285,6 +289,9 @@ export class Kiln {
       dataDir: this.dataDir,
       network: info.network,
       networkHosts: this.networkHosts,
+      ...(info.volumes.length > 0
+        ? { volumes: info.volumes.map((v) => ({ hostPath: this.volumeStore.hostPath(v.id), path: v.path })) }
+        : {}),
     };
   }
 
@@ -368,6 +375,9 @@ export class Kiln {
     const backend = await this.backend(tier);
     if (hasEgress(network) && !backend.capabilities.egress)
       throw new UnsupportedError(`the ${tier} tier cannot give a sandbox network egress`, { tier });
+    const volumes = this.volumeStore.resolve(options.volumes, options.metadata ?? {});
+    if (volumes.length > 0 && !backend.capabilities.volumes)
+      throw new UnsupportedError(`the ${tier} tier cannot mount volumes`, { tier });
     const now = Date.now();
     const info: SandboxInfo = {
       id: newSandboxId(),
@@ -380,14 +390,15 @@ export class Kiln {
       limits,
       network,
       ports: checkPortPolicy(options.ports),
+      volumes,
       createdAt: new Date(now).toISOString(),
       expiresAt: lifetimeMs > 0 ? new Date(now + lifetimeMs).toISOString() : null,
     };
     let instance: Awaited<ReturnType<Backend["create"]>>;
     const shape: WarmShape = { tier, template, limits: info.limits };
-    // Warm sandboxes start without network: one with a policy is made for it.
+    // Warm sandboxes start without network or volumes: one with either is made for it.
     const warm =
-      !fromDir && !hasEgress(network)
+      !fromDir && !hasEgress(network) && volumes.length === 0
         ? this.warm.claim(shape, backend, (id) => {
             info.id = id;
             this.records.insert(info);
@@ -730,6 +741,8 @@ export class Kiln {
     const target = await this.backend(to);
     if (hasEgress(info.network) && !target.capabilities.egress)
       throw new UnsupportedError(`the ${to} tier cannot give a sandbox network egress`, { tier: to });
+    if (info.volumes.length > 0 && !target.capabilities.volumes)
+      throw new UnsupportedError(`the ${to} tier cannot mount volumes`, { tier: to });
     const oldInstance = await sb.instance();
     await sb.commands.killAll();
     const spec = this.spec({ ...info, tier: to });
@@ -808,6 +821,8 @@ export class Kiln {
         {
           snapshot: snap.id,
           metadata: parent.metadata,
+          // The same volumes, shared: a fork never copies one.
+          volumes: parent.volumes.map((v) => ({ volume: v.id, path: v.path })),
           ...(parent.expiresAt === null
             ? {}
             : { lifetimeMs: Math.max(1, Date.parse(parent.expiresAt) - Date.now()) }),
@@ -840,6 +855,54 @@ export class Kiln {
     } finally {
       await this.states.removeSnapshot(snap.id).catch(() => {});
     }
+  }
+
+  /**
+   * Creates an empty named volume (see `volumes.ts`); `metadata` labels it (the server's owner
+   * label scopes its name). @throws InvalidArgumentError, ConflictError (the name is taken)
+   */
+  async createVolume(
+    name: string,
+    options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<VolumeInfo> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    checkMetadataSize(options.metadata);
+    return this.volumeStore.create(name, { ...(options.metadata ?? {}) });
+  }
+
+  /** The volumes, oldest first, optionally only those whose metadata has all of these pairs. */
+  async volumes(
+    options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<VolumeInfo[]> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    return this.volumeStore.list(options.metadata);
+  }
+
+  /** One volume. @throws InvalidArgumentError, NotFoundError */
+  async volumeInfo(id: string): Promise<VolumeInfo> {
+    this.checkOpen();
+    return this.volumeStore.get(id);
+  }
+
+  /**
+   * The host directory of a volume's files, for host-side access that must never follow a
+   * symlink (`workspace/volume-fs.ts`). @throws InvalidArgumentError, NotFoundError
+   */
+  volumeHostPath(id: string): string {
+    this.volumeStore.get(id);
+    return this.volumeStore.hostPath(id);
+  }
+
+  /**
+   * Deletes a volume and its files. @throws NotFoundError, ConflictError (a sandbox mounts it)
+   */
+  async removeVolume(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    this.checkOpen();
+    await this.reapExpired();
+    this.volumeStore.remove(id);
   }
 
   /**

@@ -9,6 +9,7 @@ import type { Limits } from "./limits.ts";
 import { DEFAULT_PORT_POLICY, type PortPolicy } from "./ports.ts";
 import { StatementCache } from "./sqlite.ts";
 import type { SandboxInfo, SandboxState, TierName } from "./types.ts";
+import type { VolumeMount } from "./volumes.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS sandboxes (
@@ -40,6 +41,7 @@ function toInfo(r: Record<string, unknown>): SandboxInfo {
       ? (JSON.parse(String(r.network)) as NetworkSettings)
       : { ...NO_NETWORK, allow: [], deny: [] },
     ports: typeof r.ports === "string" ? (JSON.parse(r.ports) as PortPolicy) : { ...DEFAULT_PORT_POLICY },
+    volumes: typeof r.volumes === "string" ? (JSON.parse(r.volumes) as VolumeMount[]) : [],
     createdAt: new Date(Number(r.created_at)).toISOString(),
     expiresAt: r.expires_at === null ? null : new Date(Number(r.expires_at)).toISOString(),
   };
@@ -62,7 +64,7 @@ export class RecordStore {
     // Columns added after the first schema: a database made before them gets them (null: no
     // network policy, so no network; the default port policy).
     const columns = this.db.prepare("PRAGMA table_info(sandboxes)").all();
-    for (const column of ["network", "ports"]) {
+    for (const column of ["network", "ports", "volumes"]) {
       if (columns.some((c) => c.name === column)) continue;
       try {
         this.db.exec(`ALTER TABLE sandboxes ADD COLUMN ${column} TEXT`);
@@ -76,7 +78,7 @@ export class RecordStore {
 
   insert(info: SandboxInfo): void {
     this.st(
-      "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, network, ports, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, network, ports, volumes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ).run(
       info.id,
       info.tier,
@@ -88,6 +90,7 @@ export class RecordStore {
       JSON.stringify(info.limits),
       JSON.stringify(info.network),
       JSON.stringify(info.ports),
+      JSON.stringify(info.volumes),
       Date.parse(info.createdAt),
       info.expiresAt === null ? null : Date.parse(info.expiresAt),
     );
@@ -117,6 +120,15 @@ export class RecordStore {
 
   list(): SandboxInfo[] {
     return this.st("SELECT * FROM sandboxes ORDER BY created_at, id").all().map(toInfo);
+  }
+
+  /** Ids of the sandboxes (not killed) that mount volume `volumeId`. */
+  mounting(volumeId: string): string[] {
+    return this.st(
+      "SELECT id FROM sandboxes WHERE state != 'killed' AND volumes IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(volumes) WHERE json_extract(value, '$.id') = ?)",
+    )
+      .all(volumeId)
+      .map((r) => String(r.id));
   }
 
   /** Ids of sandboxes whose expiry has passed. */

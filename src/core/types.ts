@@ -1,6 +1,7 @@
 /** Public data shapes shared by the library, CLI, server and client. */
 import type { NetworkOptions, NetworkSettings } from "../network/policy.ts";
 import type { Limits } from "./limits.ts";
+import type { VolumeMount, VolumeMountOptions } from "./volumes.ts";
 
 /** The isolation tiers, weakest to strongest. */
 export const TIER_NAMES = ["virtual", "namespace", "oci", "gvisor", "microvm"] as const;
@@ -66,6 +67,11 @@ export interface CreateOptions {
   network?: NetworkOptions;
   /** Which ports may be reached through Kiln, and which without credentials; default every port, with credentials. */
   ports?: Partial<PortPolicy>;
+  /**
+   * Named volumes to mount (nosuid, nodev) at paths below `/mnt`, on a tier whose capabilities say
+   * `volumes`; default none. A fork mounts its parent's.
+   */
+  volumes?: VolumeMountOptions[];
   /** Cancels the call. */
   signal?: AbortSignal;
 }
@@ -117,6 +123,8 @@ export interface SandboxInfo {
   network: NetworkSettings;
   /** The inbound port policy. */
   ports: PortPolicy;
+  /** The volumes mounted in it. */
+  volumes: VolumeMount[];
   /** Creation time, ISO 8601. */
   createdAt: string;
   /** Expiry time, ISO 8601, or null when the sandbox does not expire. */

@@ -225,6 +225,7 @@ export class WarmPool {
       metadata: {},
       network: { ...NO_NETWORK, allow: [], deny: [] },
       ports: { ...DEFAULT_PORT_POLICY },
+      volumes: [],
       createdAt: new Date().toISOString(),
       expiresAt: null,
     });

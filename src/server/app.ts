@@ -17,6 +17,7 @@ import { metaRoutes } from "./routes/meta.ts";
 import { portRoutes } from "./routes/ports.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { stateRoutes } from "./routes/state.ts";
+import { volumeRoutes } from "./routes/volumes.ts";
 
 /** Path of the OpenAPI document (served without authentication). */
 export const OPENAPI_PATH = "/v1/openapi.json";
@@ -55,6 +56,7 @@ export function createApp(state: ServerState): App {
 
   sandboxRoutes(app);
   stateRoutes(app);
+  volumeRoutes(app);
   fileRoutes(app);
   portRoutes(app);
   commandRoutes(app);

@@ -11,6 +11,7 @@ import { checkSandboxId } from "../core/ids.ts";
 import type { Kiln } from "../core/kiln.ts";
 import type { Sandbox } from "../core/sandbox.ts";
 import type { SandboxInfo, SnapshotInfo } from "../core/types.ts";
+import type { VolumeInfo } from "../core/volumes.ts";
 
 /** The reserved label holding the owning key's id. */
 export const OWNER_LABEL = "kiln.owner";
@@ -86,4 +87,27 @@ export async function ownedSnapshot(kiln: Kiln, keyId: string, id: string): Prom
   const s = await kiln.snapshotInfo(id);
   if (s.metadata[OWNER_LABEL] !== keyId) throw new NotFoundError(`no snapshot ${id}`);
   return s;
+}
+
+/** A volume as clients see it: without the reserved labels. */
+export function publicVolumeInfo(info: VolumeInfo): VolumeInfo {
+  const metadata = Object.fromEntries(
+    Object.entries(info.metadata).filter(([k]) => !k.startsWith(RESERVED_PREFIX)),
+  );
+  return { ...info, metadata };
+}
+
+/**
+ * A volume owned by `keyId`, by id or by name. @throws InvalidArgumentError; NotFoundError when
+ * there is none or another key owns it
+ */
+export async function ownedVolume(kiln: Kiln, keyId: string, ref: string): Promise<VolumeInfo> {
+  if (!/^vol_/.test(ref)) {
+    const byName = (await kiln.volumes({ metadata: { [OWNER_LABEL]: keyId } })).find((v) => v.name === ref);
+    if (!byName) throw new NotFoundError(`no volume ${ref}`);
+    return byName;
+  }
+  const v = await kiln.volumeInfo(ref);
+  if (v.metadata[OWNER_LABEL] !== keyId) throw new NotFoundError(`no volume ${ref}`);
+  return v;
 }

@@ -86,6 +86,10 @@ export const SandboxInfoSchema = z
     limits: LimitsSchema,
     network: NetworkSchema.required(),
     ports: PortPolicySchema,
+    volumes: z
+      .object({ id: Str, name: Str, path: Str })
+      .array()
+      .openapi({ description: "the volumes mounted in it" }),
     createdAt: Str,
     expiresAt: Str.nullable(),
   })
@@ -117,6 +121,16 @@ export const CreateSandboxBody = z
       .openapi({ deprecated: true, description: "the old name of onExpiry" }),
     network: NetworkSchema.optional(),
     ports: PortPolicySchema.partial().strict().optional(),
+    volumes: z
+      .object({
+        volume: Str.openapi({ description: "a volume of this key: its name or id (`vol_…`)" }),
+        path: Str.openapi({ description: "where: a path below /mnt" }),
+      })
+      .strict()
+      .array()
+      .max(16)
+      .optional()
+      .openapi({ description: "named volumes to mount (nosuid, nodev); not on the virtual tier" }),
   })
   .strict()
   .openapi("CreateSandbox");
@@ -192,6 +206,20 @@ export const LifetimeBody = z.object({ lifetimeMs: NonNeg }).strict().openapi("S
 export const TimeoutBody = z.object({ timeoutMs: NonNeg }).strict().openapi("SetTimeout");
 export const MoveBody = z.object({ tier: TierSchema }).strict().openapi("Move");
 
+export const VolumeInfoSchema = z
+  .object({ id: Str, name: Str, metadata: StrMap, createdAt: Str })
+  .openapi("VolumeInfo");
+export const CreateVolumeBody = z
+  .object({ name: Str, metadata: StrMap.optional() })
+  .strict()
+  .openapi("CreateVolume");
+export const VolumeParams = z.object({
+  volumeId: Str.openapi({
+    param: { name: "volumeId", in: "path" },
+    example: "vol_0123456789abcdefghij",
+  }),
+});
+
 export const TierStatusSchema = z
   .object({ tier: TierSchema, available: z.boolean(), reason: Str })
   .openapi("TierStatus");
@@ -206,6 +234,7 @@ export const CapabilitiesSchema = z
     templates: z.boolean(),
     pause: z.enum(["memory", "files"]),
     egress: z.boolean(),
+    volumes: z.boolean().optional(),
   })
   .openapi("Capabilities");
 

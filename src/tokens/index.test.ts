@@ -18,6 +18,7 @@ function record(id: string, owner: string, createdAt = "2026-01-01T00:00:00.000Z
     limits: resolveLimits(),
     network: { egress: "none", allow: [], deny: [] },
     ports: { expose: "all", public: [] },
+    volumes: [],
     createdAt,
     expiresAt: null,
   };

@@ -165,3 +165,40 @@ test("snapshots: key B cannot see, restore or delete key A's, nor fork A's sandb
   assert.equal((await t.req("DELETE", `/v1/snapshots/${snap.id}`)).status, 204);
   await assertError(await t.req("GET", `/v1/snapshots/${snap.id}`), "not_found", 404);
 });
+
+test("volumes: key B cannot see, mount or delete key A's; names are per key", async () => {
+  const vol = await body(t.req("POST", "/v1/volumes", { json: { name: "data", metadata: { team: "a" } } }));
+  assert.match(vol.id, /^vol_[a-z0-9]{20}$/);
+  assert.deepEqual(vol.metadata, { team: "a" });
+  const asB = (method: string, path: string, json?: unknown) =>
+    request(t.server.url, method, path, { key: keyB, ...(json !== undefined ? { json } : {}) });
+  await assertError(await asB("GET", `/v1/volumes/${vol.id}`), "not_found", 404);
+  await assertError(await asB("GET", "/v1/volumes/data"), "not_found", 404);
+  await assertError(await asB("DELETE", `/v1/volumes/${vol.id}`), "not_found", 404);
+  for (const ref of [vol.id, "data"])
+    await assertError(
+      await asB("POST", "/v1/sandboxes", { tier: "namespace", volumes: [{ volume: ref, path: "/mnt/a" }] }),
+      "not_found",
+      404,
+    );
+  // The same answer as for a volume that does not exist.
+  await assertError(await asB("GET", "/v1/volumes/vol_00000000000000000000"), "not_found", 404);
+  assert.deepEqual(await body(asB("GET", "/v1/volumes")), []);
+  // B's own volume may have the same name; each key sees its own.
+  const own = await body(asB("POST", "/v1/volumes", { name: "data" }));
+  assert.notEqual(own.id, vol.id);
+  await assertError(await t.req("POST", "/v1/volumes", { json: { name: "data" } }), "conflict", 409);
+  await assertError(
+    await t.req("POST", "/v1/volumes", { json: { name: "x", metadata: { "kiln.owner": "B" } } }),
+    "invalid_argument",
+    400,
+  );
+  assert.deepEqual(
+    (await body(t.req("GET", "/v1/volumes"))).map((v: { id: string }) => v.id),
+    [vol.id],
+  );
+  assert.equal((await body(t.req("GET", "/v1/volumes/data"))).id, vol.id);
+  assert.equal((await asB("DELETE", `/v1/volumes/${own.id}`)).status, 204);
+  assert.equal((await t.req("DELETE", `/v1/volumes/${vol.id}`)).status, 204);
+  await assertError(await t.req("GET", `/v1/volumes/${vol.id}`), "not_found", 404);
+});

@@ -1,5 +1,6 @@
 /** `kiln create`, `ls`, `rm`, `logs`, `move`, `inspect`: sandbox lifecycle. */
 import { type Command, Option } from "commander";
+import { InvalidArgumentError } from "../../core/errors.ts";
 import { resolveLimits } from "../../core/limits.ts";
 import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../context.ts";
@@ -19,6 +20,7 @@ export function registerLifecycle(program: Command): void {
     .addOption(new Option("--timeout <ms>", "the old name of --lifetime").hideHelp())
     .option("--limit <NAME=VALUE>", "limit, e.g. memoryBytes=268435456 (repeatable)", collect)
     .option("--snapshot <id>", "start from this snapshot's files (its tier and template unless given)")
+    .option("--volume <NAME:/mnt/path>", "mount a named volume at a path below /mnt (repeatable)", collect)
     .action(async (flags, cmd: Command) =>
       withKiln(cmd, async (kiln, g) => {
         const limits = Object.fromEntries(
@@ -40,6 +42,7 @@ export function registerLifecycle(program: Command): void {
           ...(flags.lifetime || flags.timeout ? { lifetimeMs: Number(flags.lifetime ?? flags.timeout) } : {}),
           limits: fromSnapshot ? limits : resolveLimits(limits),
           ...(networkFromFlags(flags) ? { network: networkFromFlags(flags) } : {}),
+          ...(flags.volume ? { volumes: volumeFlags(flags.volume) } : {}),
         });
         if (g.json) printJson(await sb.info());
         else process.stdout.write(`${sb.id}\n`);
@@ -152,4 +155,13 @@ export function registerLifecycle(program: Command): void {
         else process.stdout.write(`${id} moved to ${flags.tier}\n`);
       }),
     );
+}
+
+/** `--volume NAME:/mnt/path` flags as mounts. @throws InvalidArgumentError */
+function volumeFlags(values: string[]): { volume: string; path: string }[] {
+  return values.map((v) => {
+    const at = v.indexOf(":");
+    if (at <= 0) throw new InvalidArgumentError(`--volume takes NAME:/mnt/path, not ${JSON.stringify(v)}`);
+    return { volume: v.slice(0, at), path: v.slice(at + 1) };
+  });
 }

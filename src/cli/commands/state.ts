@@ -1,6 +1,6 @@
-/** `kiln snapshot`, `fork`, `pause`, `resume`: sandbox state. */
+/** `kiln snapshot`, `fork`, `pause`, `resume`, `volume`: sandbox state. */
 import type { Command } from "commander";
-import { InvalidArgumentError } from "../../core/errors.ts";
+import { InvalidArgumentError, NotFoundError } from "../../core/errors.ts";
 import { withKiln } from "../context.ts";
 import { age, printJson, printTable } from "../output.ts";
 
@@ -58,6 +58,53 @@ export function registerState(program: Command): void {
         const forks = await kiln.fork(id, Number(flags.count));
         if (g.json) printJson(await Promise.all(forks.map((f) => f.info())));
         else process.stdout.write(forks.map((f) => `${f.id}\n`).join(""));
+      }),
+    );
+
+  const volume = program
+    .command("volume")
+    .description(
+      "named volumes that outlive sandboxes (mount one with `kiln create --volume NAME:/mnt/path`)",
+    );
+  volume
+    .command("create")
+    .description("create an empty volume and print its id")
+    .argument("<name>", "its name")
+    .action(async (name: string, _flags, cmd: Command) =>
+      withKiln(cmd, async (kiln, g) => {
+        const v = await kiln.createVolume(name);
+        if (g.json) printJson(v);
+        else process.stdout.write(`${v.id}\n`);
+      }),
+    );
+  volume
+    .command("ls")
+    .description("list volumes")
+    .action(async (_flags, cmd: Command) =>
+      withKiln(cmd, async (kiln, g) => {
+        const list = await kiln.volumes();
+        if (g.json) return printJson(list);
+        printTable(
+          ["ID", "NAME", "CREATED"],
+          list.map((v) => [v.id, v.name, `${age(v.createdAt)} ago`]),
+        );
+      }),
+    );
+  volume
+    .command("rm")
+    .description("delete volumes and their files (refused while a sandbox mounts one)")
+    .argument("<volumes...>", "volume ids or names")
+    .action(async (refs: string[], _flags, cmd: Command) =>
+      withKiln(cmd, async (kiln, g) => {
+        const all = await kiln.volumes();
+        const ids = refs.map((r) => {
+          const v = all.find((x) => x.id === r || x.name === r);
+          if (!v) throw new NotFoundError(`no volume ${r}`);
+          return v.id;
+        });
+        for (const id of ids) await kiln.removeVolume(id);
+        if (g.json) printJson({ removed: ids });
+        else process.stdout.write(ids.map((id) => `${id}\n`).join(""));
       }),
     );
 

@@ -35,6 +35,8 @@ export interface OciBundleInput {
   netnsPath?: string | undefined;
   /** A resolv.conf to bind at /etc/resolv.conf (a sandbox with egress: Kiln answers its DNS). */
   resolvConf?: string | undefined;
+  /** Volumes: host directories bound nosuid, nodev at paths below /mnt. */
+  volumes?: { hostPath: string; path: string }[] | undefined;
 }
 
 /** An OCI mount entry. */
@@ -175,6 +177,23 @@ export function ociConfig(i: OciBundleInput): OciConfig {
       options: ["ro", "nosuid", "nodev", "noexec", "mode=755", "size=1m"],
     },
     { destination: AGENT_PATH, type: "bind", source: i.agent, options: ["bind", "ro", "nosuid", "nodev"] },
+    // Volumes: a read-only tmpfs at /mnt (the template stays untouched), each volume bound into it.
+    ...(i.volumes && i.volumes.length > 0
+      ? [
+          {
+            destination: "/mnt",
+            type: "tmpfs",
+            source: "tmpfs",
+            options: ["ro", "nosuid", "nodev", "noexec", "mode=755", "size=64k"],
+          },
+          ...i.volumes.map((v) => ({
+            destination: v.path,
+            type: "bind",
+            source: v.hostPath,
+            options: ["rbind", "rw", "nosuid", "nodev"],
+          })),
+        ]
+      : []),
     ...(i.resolvConf
       ? [
           {

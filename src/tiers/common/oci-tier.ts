@@ -72,6 +72,7 @@ const CAPABILITIES: Omit<Capabilities, "pause"> = {
   egress: false,
   templates: true,
   inboundPorts: true,
+  volumes: true,
 };
 
 /** The driver of one OCI-runtime tier. */
@@ -165,6 +166,7 @@ export class OciTierBackend implements Backend {
         ? { resolvConf: sandboxResolvConf(spec, rootfs) }
         : {}),
       ...(held ? { netnsPath: `/proc/${held.pid}/ns/net` } : {}),
+      ...(spec.volumes ? { volumes: spec.volumes } : {}),
     });
     const launcher = ociLauncher(
       this.runtime(spec.dataDir, egress),

@@ -27,6 +27,7 @@ const CAPABILITIES: Capabilities = {
   templates: true,
   pause: "files",
   inboundPorts: true,
+  volumes: true,
 };
 
 /** The namespace tier's driver. */
@@ -74,6 +75,7 @@ export class NamespaceBackend implements Backend {
       agent: agentBinary(),
       tmpBytes: Math.min(spec.limits.memoryBytes, spec.limits.diskBytes),
       ...(resolvConf ? { resolvConf } : {}),
+      ...(spec.volumes ? { volumes: spec.volumes } : {}),
     });
     const launcher: Launcher = {
       async start() {

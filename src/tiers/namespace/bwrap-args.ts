@@ -15,6 +15,8 @@ export interface BwrapInput {
   tmpBytes: number;
   /** A resolv.conf to show at /etc/resolv.conf (a sandbox with egress: Kiln answers its DNS). */
   resolvConf?: string;
+  /** Volumes: host directories bound (bwrap adds nosuid and nodev to every bind) at paths below /mnt. */
+  volumes?: { hostPath: string; path: string }[];
 }
 
 /** The file descriptor the seccomp program is passed on. */
@@ -52,6 +54,7 @@ export function bwrapArgs(i: BwrapInput): string[] {
     i.workspace,
     "/workspace",
     ...(i.resolvConf ? ["--ro-bind", i.resolvConf, "/etc/resolv.conf"] : []),
+    ...volumeArgs(i.volumes ?? []),
     // The template is read-only: a small tmpfs gives the agent binary a place to be bound.
     "--size",
     String(1024 * 1024),
@@ -71,5 +74,22 @@ export function bwrapArgs(i: BwrapInput): string[] {
     "PATH",
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     AGENT_PATH,
+  ];
+}
+
+/**
+ * A small tmpfs at /mnt (the template stays read-only and untouched), the volumes bound into it,
+ * then the tmpfs itself made read-only (not recursively: the volumes stay writable).
+ */
+function volumeArgs(volumes: { hostPath: string; path: string }[]): string[] {
+  if (volumes.length === 0) return [];
+  return [
+    "--size",
+    String(64 * 1024),
+    "--tmpfs",
+    "/mnt",
+    ...volumes.flatMap((v) => ["--bind", v.hostPath, v.path]),
+    "--remount-ro",
+    "/mnt",
   ];
 }
