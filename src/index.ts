@@ -64,6 +64,12 @@ export { checkEnvSize, checkMetadataSize, SIZE_LIMITS } from "./core/sizes.ts";
 export { checkTierName } from "./core/tier-registry.ts";
 export * from "./core/types.ts";
 export {
+  type EntryMetadata,
+  type VolumeEntry,
+  VolumeFiles,
+  volumePathParts,
+} from "./core/volume-files.ts";
+export {
   checkMountPath,
   checkVolumeId,
   checkVolumeName,

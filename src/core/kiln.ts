@@ -48,8 +48,12 @@ import {
   type TierName,
   type TierStatus,
 } from "./types.ts";
+import { VolumeFiles } from "./volume-files.ts";
 import { type VolumeInfo, Volumes } from "./volumes.ts";
 import { WarmPool, type WarmShape } from "./warm-pool.ts";
+
+/** The metadata key naming a sandbox's or a volume's owner, as the server and the E2B API write it. */
+const OWNER_METADATA_KEY = "kiln.owner";
 
 /** Forks started at once. */
 const FORK_PARALLEL = 4;
@@ -162,7 +166,10 @@ export class Kiln {
     this.admission = new Admission(admission, (label) => this.records.usage(label));
     const records = this.records;
     this.stateStore = new StateStore(records.db);
-    this.volumeStore = new Volumes(records.db, dataDir, admission.ownerLabel, (id) => records.mounting(id));
+    // Volumes are scoped by the owner label every surface writes (`kiln.owner`), admission or not.
+    this.volumeStore = new Volumes(records.db, dataDir, admission.ownerLabel ?? OWNER_METADATA_KEY, (id) =>
+      records.mounting(id),
+    );
     this.hibernation = new Hibernation({
       idleTimeoutMs: (id) => this.idleTimeoutOf(id),
       busy: async (id) => this.live.get(id)?.commands.busy() ?? false,
@@ -882,17 +889,27 @@ export class Kiln {
 
   /** One volume. @throws InvalidArgumentError, NotFoundError */
   async volumeInfo(id: string): Promise<VolumeInfo> {
+    return this.volumeRecord(id);
+  }
+
+  /** One volume, read at once from kiln.db. @throws InvalidArgumentError, NotFoundError */
+  volumeRecord(id: string): VolumeInfo {
     this.checkOpen();
     return this.volumeStore.get(id);
   }
 
-  /**
-   * The host directory of a volume's files, for host-side access that must never follow a
-   * symlink (`workspace/volume-fs.ts`). @throws InvalidArgumentError, NotFoundError
-   */
+  /** The host directory of a volume's files. @throws InvalidArgumentError, NotFoundError */
   volumeHostPath(id: string): string {
     this.volumeStore.get(id);
     return this.volumeStore.hostPath(id);
+  }
+
+  /**
+   * Kiln's host-side access to a volume's files, which never follows a link a sandbox planted
+   * (`volume-files.ts`). @throws InvalidArgumentError, NotFoundError
+   */
+  volumeFiles(id: string): VolumeFiles {
+    return new VolumeFiles(this.volumeHostPath(id));
   }
 
   /**

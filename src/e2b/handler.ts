@@ -22,6 +22,7 @@ import type { Authenticate, E2bContext } from "./context.ts";
 import { createEnvdHandler, signedUrlOf } from "./envd/router.ts";
 import { errorResponse, restErrorResponse } from "./errors.ts";
 import { createRestApp } from "./rest.ts";
+import { createVolumeContentApp } from "./volumes.ts";
 
 /** The envd version reported to the SDK: new enough for stdin close and raw uploads, below file metadata (0.6.2), which Kiln does not store. */
 export const KILN_ENVD_VERSION = "0.5.7";
@@ -114,11 +115,13 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
         secret: options.tokenSecret ?? loadTokenSecret(options.kiln.dataDir),
         record: (id) => recordOrUndefined(options.kiln, id),
         ownerActive: options.ownerActive ?? (() => true),
+        volume: (id) => options.kiln.volumeRecord(id),
       }),
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
     sandboxDomain: options.sandboxDomain ?? null,
   };
   const rest = createRestApp(ctx);
+  const volumeContent = createVolumeContentApp(ctx);
   const envd = createEnvdHandler(ctx);
   return async (req) => {
     try {
@@ -140,6 +143,7 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
         }
         return await envd(req, id);
       }
+      if (new URL(req.url).pathname.startsWith("/volumecontent/")) return await volumeContent.fetch(req);
       return await rest.fetch(req);
     } catch (e) {
       return restErrorResponse(e);

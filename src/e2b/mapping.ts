@@ -162,7 +162,7 @@ export function sandboxDetail(ctx: E2bContext, info: SandboxInfo): Record<string
     // `@e2b/code-interpreter` sends it with every call to port 49999 (its contexts calls carry no other credential).
     trafficAccessToken: ctx.tokens.issue(info, `port:${CODE_INTERPRETER_PORT}`),
     domain: ctx.sandboxDomain,
-    volumeMounts: [],
+    volumeMounts: info.volumes.map((v) => ({ name: v.name, path: v.path })),
   };
 }
 

@@ -27,6 +27,7 @@ import {
   templateOnTier,
 } from "./mapping.ts";
 import { CpuSampler } from "./metrics.ts";
+import { volumeRestRoutes } from "./volumes.ts";
 
 type Env = { Variables: { access: SandboxAccess } };
 
@@ -77,6 +78,18 @@ function listFilter(url: URL): (info: SandboxInfo) => boolean {
     if (afterMs !== undefined && Date.parse(info.createdAt) <= afterMs) return false;
     return true;
   };
+}
+
+/** E2B's `volumeMounts` (`[{ name, path }]`) as Kiln's `volumes`. @throws InvalidArgumentError */
+function volumeMountsOf(v: unknown): { volume: string; path: string }[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new InvalidArgumentError("volumeMounts must be an array");
+  return v.map((m: unknown) => {
+    const { name, path } = (m ?? {}) as { name?: unknown; path?: unknown };
+    if (typeof name !== "string" || typeof path !== "string")
+      throw new InvalidArgumentError("each of volumeMounts is { name, path }");
+    return { volume: name, path };
+  });
 }
 
 /** A page of a sorted list: `nextToken` is the offset of the next page. */
@@ -156,9 +169,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
       await checkTemplateOnTier(ctx.kiln, tier, template);
       template = await templateOnTier(ctx.kiln, tier, template);
     }
-    if (Array.isArray(body.volumeMounts) && body.volumeMounts.length > 0) {
-      throw new UnsupportedError("volume mounts are not supported by Kiln");
-    }
+    const volumes = volumeMountsOf(body.volumeMounts);
     delete metadata[TIER_KEY];
     // E2B's `timeout` (seconds) is the sandbox's lifetime.
     const lifetimeMs = secondsToMs(body.timeout) ?? ctx.defaultTimeoutMs;
@@ -173,6 +184,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
         // lifecycle.onTimeout "pause": the end of the lifetime pauses it; connect resumes it.
         ...(body.autoPause === true ? { onExpiry: "pause" as const } : {}),
         ...publicTrafficPorts(body.network),
+        ...(volumes.length > 0 ? { volumes } : {}),
         signal: c.req.raw.signal,
       });
     } catch (e) {
@@ -320,7 +332,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
   app.all("/templates/*", unsupported("building templates through the E2B API (use `kiln template`)"));
   app.all("/v2/templates/*", unsupported("building templates through the E2B API (use `kiln template`)"));
   app.all("/v3/templates", unsupported("building templates through the E2B API (use `kiln template`)"));
-  app.all("/volumes/*", unsupported("volumes"));
+  volumeRestRoutes(app, ctx);
   app.all("/secrets/*", unsupported("secrets"));
 
   return app;

@@ -25,7 +25,7 @@ export function mountMcp(app: OpenAPIHono<AppEnv>, state: ServerState): void {
 }
 
 /** Paths of the E2B REST API (the SDK's control plane). */
-const E2B_REST = /^\/(v[23]\/)?(sandboxes|snapshots|templates|volumes|secrets)(\/|$)/;
+const E2B_REST = /^\/(v[23]\/)?(sandboxes|snapshots|templates|volumes|volumecontent|secrets)(\/|$)/;
 
 /** True when a request is the E2B SDK's: envd calls name their sandbox in a header or the host. */
 export function isE2bRequest(req: Request): boolean {

@@ -12,5 +12,6 @@ export function serverTokens(kiln: Kiln, keys: KeyStore): SandboxTokens {
       const key = keys.get(owner);
       return key !== undefined && key.revokedAt === null;
     },
+    volume: (id) => kiln.volumeRecord(id),
   });
 }

@@ -27,7 +27,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Kiln, NotFoundError, type SandboxInfo } from "../index.ts";
+import { type Kiln, NotFoundError, type SandboxInfo, type VolumeInfo } from "../index.ts";
 
 /** The metadata label holding the owning key's id (`kiln.owner`). */
 const OWNER_LABEL = "kiln.owner";
@@ -58,6 +58,8 @@ export interface SandboxTokensOptions {
   ownerActive: (owner: string) => boolean;
   /** The clock, in ms since the epoch; default `Date.now`. */
   now?: () => number;
+  /** The record of a volume, or undefined when there is none (volume tokens: E2B's volume content API). */
+  volume?: (volumeId: string) => VolumeInfo | undefined;
 }
 
 /** Issues and checks sandbox-scoped tokens. */
@@ -136,6 +138,43 @@ export class SandboxTokens {
       }
     }
     throw new NotFoundError("no sandbox for this signed URL");
+  }
+
+  /**
+   * The token of E2B's volume content API for the volume `v`, derived from its owner's key and
+   * bound to the volume's id and creation time (a volume made later under the same name gets
+   * another); it lasts as long as the volume and the key.
+   */
+  issueVolume(v: VolumeInfo): string {
+    return `kt1.e2b-volume.s.${this.volumeMac(v)}`;
+  }
+
+  /**
+   * The volume `volumeId` when `token` is its volume token and its owner's key is valid.
+   * @throws NotFoundError (`not_found`) for every failure alike
+   */
+  checkVolume(token: string | null | undefined, volumeId: string): VolumeInfo {
+    let v: VolumeInfo | undefined;
+    try {
+      v = this.options.volume?.(volumeId);
+    } catch {
+      v = undefined;
+    }
+    const none = new NotFoundError(`no volume ${volumeId}`);
+    if (!v) throw none;
+    const owner = v.metadata[OWNER_LABEL] ?? "";
+    if (owner !== "" && !this.options.ownerActive(owner)) throw none;
+    const parts = typeof token === "string" ? token.split(".") : [];
+    if (parts.length !== 4 || parts[0] !== "kt1" || parts[1] !== "e2b-volume" || parts[2] !== "s") throw none;
+    if (!equal(parts[3]!, this.volumeMac(v))) throw none;
+    return v;
+  }
+
+  private volumeMac(v: VolumeInfo): string {
+    const owner = v.metadata[OWNER_LABEL] ?? "";
+    return createHmac("sha256", this.secret)
+      .update(["kiln-token-v1", "e2b-volume", v.id, v.createdAt, owner, "s"].join("\0"))
+      .digest("base64url");
   }
 
   /** The record of a live sandbox whose owner's key is valid. @throws NotFoundError */
