@@ -16,6 +16,11 @@ export interface Budget {
   maxSandboxes?: number;
   /** Most total `limits.memoryBytes` of live sandboxes, bytes. */
   maxMemoryBytes?: number;
+  /**
+   * Most bytes of state images on disk: snapshots (fork's own included) and pause (hibernation)
+   * images; `fork(n)` needs room for its `n` copies too. Per owner only (the host's budget has none).
+   */
+  maxDiskBytes?: number;
 }
 
 /** Options of {@link Admission}. */
@@ -39,10 +44,41 @@ export class Admission {
   private readonly live: (label?: [string, string]) => Usage;
   private readonly pending = new Set<{ owner: string | undefined; memoryBytes: number }>();
 
-  /** @param live the count and summed memory of the live sandboxes (with a label: only those that have it) */
-  constructor(options: AdmissionOptions, live: (label?: [string, string]) => Usage) {
+  private readonly stateBytes: (label: [string, string]) => number;
+
+  /**
+   * @param live the count and summed memory of the live sandboxes (with a label: only those that have it)
+   * @param stateBytes the bytes of state images (snapshots, pause images) of the sandboxes with a label
+   */
+  constructor(
+    options: AdmissionOptions,
+    live: (label?: [string, string]) => Usage,
+    stateBytes: (label: [string, string]) => number = () => 0,
+  ) {
     this.options = options;
     this.live = live;
+    this.stateBytes = stateBytes;
+  }
+
+  /**
+   * Checks that the owner named in `metadata` has room for `addBytes` more of state images
+   * (with 0: that it is not already over). Call it in the same synchronous step as the record
+   * that makes the bytes count, so that two calls in this process cannot both pass.
+   * @throws LimitExceededError (`limit_exceeded`, limit `maxDiskBytes`)
+   */
+  checkDisk(metadata: Record<string, string>, addBytes: number): void {
+    const { ownerLabel, quotaOf } = this.options;
+    const owner = ownerLabel === undefined ? undefined : metadata[ownerLabel];
+    if (ownerLabel === undefined || owner === undefined) return;
+    const max = quotaOf?.(owner)?.maxDiskBytes;
+    if (max === undefined) return;
+    const used = this.stateBytes([ownerLabel, owner]);
+    if (used + addBytes > max || (addBytes === 0 && used >= max))
+      throw new LimitExceededError(
+        "maxDiskBytes",
+        max,
+        `quota exceeded: maxDiskBytes (${max}); snapshots and pause images use ${used}, ${addBytes} more needed`,
+      );
   }
 
   /**

@@ -108,6 +108,8 @@ export type LimitName =
   /** Admission (src/core/admission.ts): an owner's quota, then the host's budget. */
   | "maxSandboxes"
   | "maxMemoryBytes"
+  /** An owner's bytes of snapshots and pause images (and the copies of a fork). */
+  | "maxDiskBytes"
   | "hostMaxSandboxes"
   | "hostMaxMemoryBytes";
 

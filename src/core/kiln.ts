@@ -163,7 +163,11 @@ export class Kiln {
     this.maxLifetimeMs = maxLifetimeMs;
     mkdirSync(join(dataDir, "sandboxes"), { recursive: true, mode: 0o700 });
     this.records = new RecordStore(join(dataDir, "kiln.db"));
-    this.admission = new Admission(admission, (label) => this.records.usage(label));
+    this.admission = new Admission(
+      admission,
+      (label) => this.records.usage(label),
+      (label) => this.stateStore.stateBytes(label),
+    );
     const records = this.records;
     this.stateStore = new StateStore(records.db);
     // Volumes are scoped by the owner label every surface writes (`kiln.owner`), admission or not.
@@ -191,6 +195,7 @@ export class Kiln {
       },
       live: (id) => this.live.get(id),
       invalidate: (id) => this.cache.delete(id),
+      checkDisk: (metadata, addBytes) => this.admission.checkDisk(metadata, addBytes),
     });
     this.factories = factories;
     this.warm = new WarmPool(
@@ -838,6 +843,8 @@ export class Kiln {
       );
     let failure: unknown;
     try {
+      // The owner's disk quota has room for the n copies (the hidden snapshot counts as one of them).
+      this.admission.checkDisk(parent.metadata, (count - 1) * snap.sizeBytes);
       // A few at a time: a real tier's start waits on its runtime more than on the CPU.
       let next = 0;
       const worker = async () => {

@@ -17,7 +17,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Backend, Instance, InstanceSpec } from "./backend.ts";
+import type { Backend, Instance, InstanceSpec, InstanceStats } from "./backend.ts";
 import { ConflictError, InvalidArgumentError, KilnError, NotFoundError, throwIfAborted } from "./errors.ts";
 import { newSandboxId } from "./ids.ts";
 import { OWN_PROCESS_TOKEN, processAlive } from "./process-token.ts";
@@ -59,6 +59,11 @@ export interface StateHost {
   live(id: string): Sandbox | undefined;
   /** Forgets the cached record of `id`. */
   invalidate(id: string): void;
+  /**
+   * Checks that the owner in `metadata` has room for `addBytes` more of state images (0: that it is
+   * not over already). @throws LimitExceededError (`maxDiskBytes`)
+   */
+  checkDisk(metadata: Record<string, string>, addBytes: number): void;
 }
 
 /** Snapshot, pause and resume over one data directory. */
@@ -90,6 +95,7 @@ export class SandboxStates {
     if (name !== null && (typeof name !== "string" || name.length < 1 || name.length > 128))
       throw new InvalidArgumentError("snapshot name must be a string of 1 to 128 characters");
     const info = this.host.record(id);
+    this.host.checkDisk(info.metadata, 0);
     const backend = await this.host.backend(info.tier);
     const snapId = `snap_${newSandboxId().slice(3)}`;
     const dir = this.snapshotDir(snapId);
@@ -114,6 +120,8 @@ export class SandboxStates {
         digest,
         hidden: options.hidden === true,
       };
+      // Checked and recorded in one step: a second snapshot of this process counts this one.
+      this.host.checkDisk(info.metadata, sizeBytes);
       this.host.store.insertSnapshot(rec);
       return rec;
     } catch (e) {
@@ -182,10 +190,16 @@ export class SandboxStates {
     const backend = await this.host.backend(info.tier);
     const sb = this.host.live(id);
     const started = sb?.started ? await sb.started.catch(() => undefined) : undefined;
-    // A hibernation gives way to any call that came in meanwhile (checked with no await before the release).
-    if (stillIdle && !stillIdle()) return;
     const memory =
       keepMemory && started !== undefined && backend.capabilities.pause === "memory" && !!backend.suspend;
+    if (memory) {
+      // A memory image is about the size of the memory in use: the owner's quota must have room for
+      // it before the runtime writes it (a checkpoint cannot be taken back).
+      const stats: InstanceStats = await started.stats().catch(() => ({}));
+      this.host.checkDisk(info.metadata, stats.memoryBytes ?? 0);
+    }
+    // A hibernation gives way to any call that came in meanwhile (checked with no await before the release).
+    if (stillIdle && !stillIdle()) return;
     const { store } = this.host;
     if (!store.beginPause(id, memory ? "memory" : "files", OWN_PROCESS_TOKEN))
       throw new ConflictError(`sandbox ${id} is being paused or resumed`);

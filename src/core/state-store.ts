@@ -154,6 +154,21 @@ export class StateStore {
     return r ? toSnapshot(r) : undefined;
   }
 
+  /**
+   * Bytes of state images of the sandboxes whose metadata has `label`: their snapshots (whose
+   * metadata is the sandbox's, copied; hidden ones too) and the pause images of those paused.
+   */
+  stateBytes(label: [string, string]): number {
+    const path = `$."${label[0].replace(/"/g, '""')}"`;
+    const snaps = this.st(
+      "SELECT COALESCE(SUM(size_bytes), 0) AS n FROM snapshots WHERE json_extract(metadata, ?) = ?",
+    ).get(path, label[1]);
+    const pauses = this.st(
+      "SELECT COALESCE(SUM(p.size_bytes), 0) AS n FROM pauses p JOIN sandboxes s ON s.id = p.id WHERE json_extract(s.metadata, ?) = ?",
+    ).get(path, label[1]);
+    return Number(snaps?.n ?? 0) + Number(pauses?.n ?? 0);
+  }
+
   /** Snapshots, oldest first (hidden ones too when `all`). */
   snapshots(all = false): SnapshotRecord[] {
     return this.st(`SELECT * FROM snapshots ${all ? "" : "WHERE hidden = 0"} ORDER BY created_at, id`)

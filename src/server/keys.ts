@@ -27,6 +27,8 @@ export interface ApiKeyInfo {
   maxSandboxes: number | null;
   /** Most total `limits.memoryBytes` of this key's live sandboxes; null: no quota. */
   maxMemoryBytes: number | null;
+  /** Most bytes of this key's snapshots and pause images; null: the server's default. */
+  maxDiskBytes: number | null;
 }
 
 /** Options of {@link KeyStore.create}. */
@@ -34,6 +36,7 @@ export interface CreateKeyOptions {
   name?: string;
   maxSandboxes?: number | null;
   maxMemoryBytes?: number | null;
+  maxDiskBytes?: number | null;
 }
 
 const SCHEMA = `
@@ -63,6 +66,8 @@ function toInfo(r: Record<string, unknown>): ApiKeyInfo {
     revokedAt: r.revoked_at === null ? null : new Date(Number(r.revoked_at)).toISOString(),
     maxSandboxes: r.max_sandboxes === null ? null : Number(r.max_sandboxes),
     maxMemoryBytes: r.max_memory_bytes === null ? null : Number(r.max_memory_bytes),
+    maxDiskBytes:
+      r.max_disk_bytes === null || r.max_disk_bytes === undefined ? null : Number(r.max_disk_bytes),
   };
 }
 
@@ -82,6 +87,19 @@ export class KeyStore {
     this.db = new DatabaseSync(join(dataDir, "kiln.db"), { timeout: 10_000 });
     this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
     this.db.exec(SCHEMA);
+    // A column added after the first schema: a database made before it gets it (null: the default).
+    if (
+      !this.db
+        .prepare("PRAGMA table_info(api_keys)")
+        .all()
+        .some((c) => c.name === "max_disk_bytes")
+    ) {
+      try {
+        this.db.exec("ALTER TABLE api_keys ADD COLUMN max_disk_bytes INTEGER");
+      } catch (e) {
+        if (!/duplicate column/i.test(String(e))) throw e;
+      }
+    }
   }
 
   /**
@@ -91,15 +109,16 @@ export class KeyStore {
   create(options: CreateKeyOptions = {}): { key: string; info: ApiKeyInfo } {
     const maxSandboxes = checkQuota("maxSandboxes", options.maxSandboxes);
     const maxMemoryBytes = checkQuota("maxMemoryBytes", options.maxMemoryBytes);
+    const maxDiskBytes = checkQuota("maxDiskBytes", options.maxDiskBytes);
     let id = "key_";
     for (const b of randomBytes(12)) id += ALPHABET[b % ALPHABET.length];
     const secret = randomBytes(32).toString("base64url");
     const now = Date.now();
     this.db
       .prepare(
-        "INSERT INTO api_keys (id, name, secret_sha256, created_at, revoked_at, max_sandboxes, max_memory_bytes) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+        "INSERT INTO api_keys (id, name, secret_sha256, created_at, revoked_at, max_sandboxes, max_memory_bytes, max_disk_bytes) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
       )
-      .run(id, options.name ?? "", sha256(secret), now, maxSandboxes, maxMemoryBytes);
+      .run(id, options.name ?? "", sha256(secret), now, maxSandboxes, maxMemoryBytes, maxDiskBytes);
     return { key: `kiln_${id}_${secret}`, info: this.get(id)! };
   }
 

@@ -19,18 +19,28 @@ export const DEFAULT_KEY_MAX_SANDBOXES = 100;
  * most twice the machine's RAM (limits are ceilings that most sandboxes never
  * reach, so some overcommit is the useful default).
  */
-export function defaultHostBudget(): Required<Budget> {
+export function defaultHostBudget(): Required<Pick<Budget, "maxSandboxes" | "maxMemoryBytes">> {
   return { maxSandboxes: DEFAULT_HOST_MAX_SANDBOXES, maxMemoryBytes: 2 * totalmem() };
 }
 
-/** A key's default quota: 100 sandboxes, and memory limits summing to at most the machine's RAM. */
+/** Default most bytes of snapshots and pause images per key (a key's own `maxDiskBytes` overrides it). */
+export const DEFAULT_KEY_MAX_DISK_BYTES = 16 * 1024 ** 3;
+
+/**
+ * A key's default quota: 100 sandboxes, memory limits summing to at most the machine's RAM, and
+ * 16 GiB of snapshots and pause (hibernation) images.
+ */
 export function defaultKeyQuota(): Required<Budget> {
-  return { maxSandboxes: DEFAULT_KEY_MAX_SANDBOXES, maxMemoryBytes: totalmem() };
+  return {
+    maxSandboxes: DEFAULT_KEY_MAX_SANDBOXES,
+    maxMemoryBytes: totalmem(),
+    maxDiskBytes: DEFAULT_KEY_MAX_DISK_BYTES,
+  };
 }
 
 /**
  * Admission for a server: `host` over every sandbox, and each key's quota
- * (its own `maxSandboxes` / `maxMemoryBytes`, else `keyDefault`).
+ * (its own `maxSandboxes` / `maxMemoryBytes` / `maxDiskBytes`, else `keyDefault`).
  */
 export function serverAdmission(keys: () => KeyStore, host: Budget, keyDefault: Budget): AdmissionOptions {
   return {
@@ -40,9 +50,11 @@ export function serverAdmission(keys: () => KeyStore, host: Budget, keyDefault: 
       const key = keys().get(owner);
       const maxSandboxes = key?.maxSandboxes ?? keyDefault.maxSandboxes;
       const maxMemoryBytes = key?.maxMemoryBytes ?? keyDefault.maxMemoryBytes;
+      const maxDiskBytes = key?.maxDiskBytes ?? keyDefault.maxDiskBytes;
       return {
         ...(maxSandboxes !== undefined ? { maxSandboxes } : {}),
         ...(maxMemoryBytes !== undefined ? { maxMemoryBytes } : {}),
+        ...(maxDiskBytes !== undefined ? { maxDiskBytes } : {}),
       };
     },
   };

@@ -34,12 +34,14 @@ export function registerKeys(program: Command): void {
     .option("--name <name>", "a name for the key", "")
     .option("--max-sandboxes <n>", "most live sandboxes the key may own")
     .option("--max-memory-bytes <n>", "most total memoryBytes limit of the key's live sandboxes")
+    .option("--max-disk-bytes <n>", "most bytes of the key's snapshots and pause images")
     .action((flags, cmd: Command) =>
       withKeys(cmd, (store, g) => {
         const { key, info } = store.create({
           name: flags.name,
           maxSandboxes: quota(flags.maxSandboxes, "--max-sandboxes"),
           maxMemoryBytes: quota(flags.maxMemoryBytes, "--max-memory-bytes"),
+          maxDiskBytes: quota(flags.maxDiskBytes, "--max-disk-bytes"),
         });
         if (g.json) printJson({ key, ...info });
         else process.stdout.write(`${key}\n`);
@@ -55,7 +57,7 @@ export function registerKeys(program: Command): void {
         const list = store.list();
         if (g.json) return printJson(list);
         printTable(
-          ["ID", "NAME", "CREATED", "REVOKED", "MAX SANDBOXES", "MAX MEMORY"],
+          ["ID", "NAME", "CREATED", "REVOKED", "MAX SANDBOXES", "MAX MEMORY", "MAX DISK"],
           list.map((k) => [
             k.id,
             k.name,
@@ -63,6 +65,7 @@ export function registerKeys(program: Command): void {
             k.revokedAt ?? "",
             k.maxSandboxes ?? "-",
             k.maxMemoryBytes ?? "-",
+            k.maxDiskBytes ?? "-",
           ]),
         );
       }),

@@ -46,6 +46,10 @@ export function registerServe(program: Command): void {
       "--key-max-memory-bytes <n>",
       "quota of a key that sets none: most summed limits.memoryBytes (default the RAM)",
     )
+    .option(
+      "--key-max-disk-bytes <n>",
+      "quota of a key that sets none: most bytes of snapshots and pause images (default 16 GiB)",
+    )
     .addOption(
       new Option(
         "--domain <name>",
@@ -73,6 +77,7 @@ export function registerServe(program: Command): void {
       const keyQuota = {
         maxSandboxes: count(flags.keyMaxSandboxes, "--key-max-sandboxes"),
         maxMemoryBytes: count(flags.keyMaxMemoryBytes, "--key-max-memory-bytes"),
+        maxDiskBytes: count(flags.keyMaxDiskBytes, "--key-max-disk-bytes"),
       };
       const port = Number(flags.port);
       const graceMs = Number(flags.graceMs);
@@ -140,12 +145,18 @@ export function registerServe(program: Command): void {
 
 /** Flags given, the rest from the server's defaults. */
 function withDefaults(
-  flags: { maxSandboxes: number | undefined; maxMemoryBytes: number | undefined },
-  defaults: { maxSandboxes: number; maxMemoryBytes: number },
-): { maxSandboxes: number; maxMemoryBytes: number } {
+  flags: {
+    maxSandboxes: number | undefined;
+    maxMemoryBytes: number | undefined;
+    maxDiskBytes?: number | undefined;
+  },
+  defaults: { maxSandboxes: number; maxMemoryBytes: number; maxDiskBytes?: number },
+): { maxSandboxes: number; maxMemoryBytes: number; maxDiskBytes?: number } {
+  const maxDiskBytes = flags.maxDiskBytes ?? defaults.maxDiskBytes;
   return {
     maxSandboxes: flags.maxSandboxes ?? defaults.maxSandboxes,
     maxMemoryBytes: flags.maxMemoryBytes ?? defaults.maxMemoryBytes,
+    ...(maxDiskBytes !== undefined ? { maxDiskBytes } : {}),
   };
 }
 
