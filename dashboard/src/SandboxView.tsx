@@ -4,12 +4,14 @@ import { AuditLog } from "./AuditLog.tsx";
 import type { SandboxInfo, Stats } from "./api.ts";
 import { Files } from "./Files.tsx";
 import { age, bytes, cpu } from "./format.ts";
+import { Notebook } from "./Notebook.tsx";
 import { Terminal } from "./Terminal.tsx";
 import { UsageChart } from "./UsageChart.tsx";
 
-export type Tab = "terminal" | "files" | "logs";
+export type Tab = "terminal" | "notebook" | "files" | "logs";
 const TABS: { id: Tab; label: string }[] = [
   { id: "terminal", label: "Terminal" },
+  { id: "notebook", label: "Notebook" },
   { id: "files", label: "Files" },
   { id: "logs", label: "Audit log" },
 ];
@@ -131,6 +133,7 @@ export function SandboxView({
           </div>
           <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} class="panel">
             {tab === "terminal" && <Terminal sandboxId={id} />}
+            {tab === "notebook" && <Notebook sandboxId={id} />}
             {tab === "files" && <Files sandboxId={id} />}
             {tab === "logs" && <AuditLog sandboxId={id} version={logVersion} />}
           </div>

@@ -324,3 +324,68 @@ async function scenario(): Promise<void> {
   assert.deepEqual(external, [], "the dashboard made requests to other hosts");
   assert.deepEqual(pageErrors, [], "the page threw");
 }
+
+test("the notebook: a matplotlib chart as an image, a DataFrame as a table, HTML that cannot run script", async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const created = await api("POST", "/v1/sandboxes", { tier: "namespace", template: "code-interpreter" });
+  if (created.status !== 201) {
+    const why = `a namespace sandbox with the code-interpreter template: ${created.status} ${await created.text()}`;
+    if (tierRequired("namespace")) assert.fail(`required by KILN_REQUIRE_TIERS: ${why}`);
+    return t.skip(why);
+  }
+  const { id } = (await created.json()) as { id: string };
+  const page = await context!.newPage();
+  const pageErrors: string[] = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  try {
+    await page.goto(`${server!.url}/`);
+    await page.getByLabel("API key").fill(key);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("heading", { name: /Sandboxes/ }).waitFor();
+    await page.goto(`${server!.url}/#/sandboxes/${id}/notebook`);
+    const runCell = async (n: number, code: string) => {
+      await page.getByLabel("Cell code").fill(code);
+      await page.getByRole("button", { name: "Run cell" }).click();
+      const cell = page.getByTestId(`cell-${n}`);
+      // The count replaces the `*` when the cell is done.
+      await until(
+        `cell ${n} to finish`,
+        async () => /\[\d+\]/.test((await cell.textContent()) ?? ""),
+        60_000,
+      );
+      return cell;
+    };
+    const chart = await runCell(
+      1,
+      "import matplotlib.pyplot as plt\nplt.bar(['a', 'b', 'c'], [3, 1, 2])\nplt.title('letters')\nplt.show()",
+    );
+    const img = chart.locator("img.cell-image");
+    await img.waitFor();
+    await until("the chart to be decoded", async () =>
+      img.evaluate((el) => {
+        const im = el as unknown as { complete: boolean; naturalWidth: number };
+        return im.complete && im.naturalWidth > 100;
+      }),
+    );
+    const table = await runCell(2, "import pandas as pd\npd.DataFrame({'letter': ['a', 'b'], 'n': [3, 1]})");
+    const frame = page.frameLocator('[data-testid="cell-2"] iframe.cell-html');
+    await frame.locator("table").waitFor();
+    assert.match((await frame.locator("table").textContent()) ?? "", /letter/);
+    assert.equal(await table.locator("iframe").getAttribute("sandbox"), "");
+    await page.screenshot({ path: join(SHOTS, "notebook.png"), fullPage: true });
+    // HTML from the sandbox is shown, never run: no script in the frame, nothing reaches the page.
+    await runCell(
+      3,
+      "from IPython.display import HTML, display\n" +
+        "display(HTML(\"<p id='x'>shown</p><script>document.getElementById('x').textContent='ran'; parent.document.title='pwned'</script>\"))",
+    );
+    const hostile = page.frameLocator('[data-testid="cell-3"] iframe.cell-html');
+    await hostile.locator("#x").waitFor();
+    assert.equal(await hostile.locator("#x").textContent(), "shown");
+    assert.doesNotMatch(await page.title(), /pwned/);
+    assert.deepEqual(pageErrors, [], "the page threw");
+  } finally {
+    await page.close();
+    await api("DELETE", `/v1/sandboxes/${id}`);
+  }
+});
