@@ -3,6 +3,7 @@
  * types runs on an embedded `Kiln` or a remote `KilnClient` unchanged.
  */
 import type { Capabilities } from "../core/backend.ts";
+import type { CodeContext } from "../core/code-contexts.ts";
 import type { Commands } from "../core/commands.ts";
 import type { Files } from "../core/files.ts";
 import type { Kiln, ListOptions } from "../core/kiln.ts";
@@ -30,6 +31,14 @@ export type FilesApi = Pick<
   | "watch"
 >;
 
+/** `sandbox.codeContexts` (the library's `list` answers at once, the client's after a request). */
+export interface CodeContextsApi {
+  create(options?: { language?: string; cwd?: string; id?: string }): Promise<CodeContext>;
+  list(): CodeContext[] | Promise<CodeContext[]>;
+  restart(id: string): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
 /** A sandbox. */
 export interface SandboxApi
   extends Pick<
@@ -51,6 +60,7 @@ export interface SandboxApi
   > {
   readonly commands: CommandsApi;
   readonly files: FilesApi;
+  readonly codeContexts: CodeContextsApi;
   /** New sandboxes from this one's files as they are now (see `Sandbox.fork`). */
   fork(count?: number, options?: { signal?: AbortSignal }): Promise<SandboxApi[]>;
 }

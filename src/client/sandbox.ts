@@ -13,6 +13,7 @@ import type {
 } from "../core/types.ts";
 import type { NetworkOptions, NetworkSettings, SandboxNetwork } from "../index.ts";
 import type { SandboxApi } from "./api.ts";
+import { RemoteCodeContexts } from "./code-contexts.ts";
 import { RemoteCommands } from "./commands.ts";
 import { RemoteFiles } from "./files.ts";
 import type { Transport } from "./http.ts";
@@ -30,6 +31,8 @@ export class RemoteSandbox implements SandboxApi {
   readonly ports: RemotePorts;
   /** Its egress policy, changeable while it runs (see the library's `sandbox.network`). */
   readonly network: SandboxNetwork;
+  /** Its code contexts (the interpreters `runCode` runs cells in). */
+  readonly codeContexts: RemoteCodeContexts;
   private readonly http: Transport;
   private readonly path: string;
 
@@ -47,6 +50,7 @@ export class RemoteSandbox implements SandboxApi {
       update: (network: NetworkOptions, options = {}) =>
         http.json<NetworkSettings>("PUT", `${this.path}/network`, { json: network, signal: options.signal }),
     };
+    this.codeContexts = new RemoteCodeContexts(http, this.path);
   }
 
   /**

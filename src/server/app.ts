@@ -11,6 +11,7 @@ import { mountDashboard } from "./dashboard/index.ts";
 import { errorBody, invalidArgumentFromZod, onError } from "./errors.ts";
 import { mountMcp } from "./mounts.ts";
 import { ownedSandbox } from "./ownership.ts";
+import { codeContextRoutes } from "./routes/code-contexts.ts";
 import { commandRoutes } from "./routes/commands.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { metaRoutes } from "./routes/meta.ts";
@@ -60,6 +61,7 @@ export function createApp(state: ServerState): App {
   fileRoutes(app);
   portRoutes(app);
   commandRoutes(app);
+  codeContextRoutes(app);
   metaRoutes(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });

@@ -370,6 +370,18 @@ export const RunCodeBody = z
   .strict()
   .openapi("RunCode");
 
+/** A code context's path parameters. */
+export const ContextParams = IdParams.extend({
+  context: Str.openapi({ param: { name: "context", in: "path" }, example: "default" }),
+});
+export const CodeContextSchema = z
+  .object({ id: Str, language: z.enum(["python", "js", "bash"]), cwd: Str })
+  .openapi("CodeContext");
+export const CreateCodeContextBody = z
+  .object({ language: Str.optional(), cwd: Str.optional(), id: Str.optional() })
+  .strict()
+  .openapi("CreateCodeContext");
+
 /** One line of a command or code stream (NDJSON). */
 export const StreamEventSchema = z
   .discriminatedUnion("type", [

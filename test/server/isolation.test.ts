@@ -41,6 +41,10 @@ const SAMPLES: Record<string, { json?: unknown; body?: string; query?: string }>
   "POST /v1/sandboxes/{id}/commands/{pid}/kill": {},
   "POST /v1/sandboxes/{id}/commands/{pid}/resize": { json: { cols: 80, rows: 24 } },
   "POST /v1/sandboxes/{id}/code": { json: { code: "print(1)" } },
+  "POST /v1/sandboxes/{id}/code/contexts": { json: { language: "python" } },
+  "GET /v1/sandboxes/{id}/code/contexts": {},
+  "POST /v1/sandboxes/{id}/code/contexts/{context}/restart": {},
+  "DELETE /v1/sandboxes/{id}/code/contexts/{context}": {},
   "POST /v1/sandboxes/{id}/snapshots": { json: { name: "stolen" } },
   "POST /v1/sandboxes/{id}/fork": { json: { count: 1 } },
   "POST /v1/sandboxes/{id}/pause": {},
@@ -82,8 +86,11 @@ test("key B gets not_found for key A's sandbox on every endpoint", async () => {
   for (const [route, sample] of Object.entries(SAMPLES)) {
     const [method, pattern] = route.split(" ") as [string, string];
     const path =
-      pattern.replace("{id}", idA).replace("{pid}", String(pidA)).replace("{port}", "8080") +
-      (sample.query ? `?${sample.query}` : "");
+      pattern
+        .replace("{id}", idA)
+        .replace("{pid}", String(pidA))
+        .replace("{port}", "8080")
+        .replace("{context}", "default") + (sample.query ? `?${sample.query}` : "");
     const res = await request(t.server.url, method, path, {
       key: keyB,
       ...(sample.json !== undefined ? { json: sample.json } : {}),
