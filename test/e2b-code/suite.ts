@@ -129,6 +129,28 @@ export function runCodeInterpreterSuite(options: CodeInterpreterSuiteOptions): v
       options.scientific,
     );
 
+    it(
+      "what the tier lacks is answered at once: numpy, pandas, matplotlib name the template that has them; js and bash are unsupported",
+      async () => {
+        for (const module of ["numpy", "pandas", "matplotlib.pyplot", "scipy"]) {
+          const e = await sb.runCode(`import ${module}`);
+          assert.equal(e.error?.name, "ModuleNotFoundError", module);
+          assert.match(e.error?.value ?? "", /code-interpreter/, "the error names the template that has it");
+          assert.deepEqual(e.results, []);
+        }
+        // A module the tier can have is still found (the refusal is for those packages only).
+        const json = await sb.runCode("import json\nprint(json.dumps([1]))");
+        assert.equal(json.logs.stdout.join(""), "[1]\n");
+        // Cells in another language end at once with the error `unsupported` (Kiln's code), naming where they run.
+        for (const language of ["js", "bash"] as const) {
+          const e = await sb.runCode("1", { language });
+          assert.equal(e.error?.name, "unsupported", language);
+          assert.match(e.error?.value ?? "", /real tier/);
+        }
+      },
+      !options.full,
+    );
+
     it("the streaming callbacks see output, results and errors as they come", async () => {
       const seen: string[] = [];
       await sb.runCode(

@@ -15,6 +15,28 @@ _driver = __file__
 _base_path = [p for p in sys.path if p != os.path.dirname(_driver)]
 _contexts = {}
 
+class _OnRealTiersOnly:
+    """Last on sys.meta_path: an import of a package this Python cannot have says where it is.
+
+    No WASM build of these is on npm (docs/code-interpreter.md), so a cell
+    that needs one gets a ModuleNotFoundError naming the alternative instead
+    of a bare "No module named". A package of that name in the workspace is
+    still found first.
+    """
+    _NAMES = ("numpy", "pandas", "matplotlib", "scipy", "IPython")
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        top = name.partition(".")[0]
+        if top not in cls._NAMES:
+            return None
+        raise ModuleNotFoundError(
+            "No module named %r: the virtual tier's WASM Python has no %s (no WASM build of it is on npm); "
+            "run the cell on a real tier with the code-interpreter template (E2B's code-interpreter-v1)"
+            % (name, top), name=name)
+
+sys.meta_path.append(_OnRealTiersOnly)
+
 def _recv():
     n = int(os.read(_ctl, 16))
     buf = bytearray()
