@@ -7,6 +7,8 @@ export interface ToolOutcome {
   isError: boolean;
   /** The text of each content block. */
   texts: string[];
+  /** The image blocks: base64 data and MIME type. */
+  images: { data: string; mimeType: string }[];
 }
 
 /** Calls a tool and returns its result's error flag and text blocks. */
@@ -16,8 +18,14 @@ export async function call(
   args: Record<string, unknown> = {},
 ): Promise<ToolOutcome> {
   const r = await client.callTool({ name, arguments: args });
-  const content = (r.content ?? []) as { type: string; text?: string }[];
-  return { isError: r.isError === true, texts: content.map((c) => c.text ?? "") };
+  const content = (r.content ?? []) as { type: string; text?: string; data?: string; mimeType?: string }[];
+  return {
+    isError: r.isError === true,
+    texts: content.map((c) => c.text ?? ""),
+    images: content.flatMap((c) =>
+      c.type === "image" ? [{ data: c.data ?? "", mimeType: c.mimeType ?? "" }] : [],
+    ),
+  };
 }
 
 /** Calls a tool that must succeed; returns its first text block. */

@@ -76,6 +76,28 @@ export function toolScenario(client: () => Client): void {
     assert.equal(section(text, "stdout"), "42 3.14");
   });
 
+  test("run_code returns a cell's image as MCP image content", async () => {
+    // A PNG made in the cell (this sandbox's Python has no matplotlib): shown through `_repr_png_`, as Jupyter does.
+    const code = [
+      "import struct, zlib",
+      "def chunk(kind, data):",
+      "    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))",
+      "class Dot:",
+      "    def _repr_png_(self):",
+      "        rows = b''.join(b'\\x00' + b'\\xff\\x00\\x00' * 2 for _ in range(2))",
+      "        return (b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 2, 2, 8, 2, 0, 0, 0))",
+      "                + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))",
+      "Dot()",
+    ].join("\n");
+    const r = await call(client(), "run_code", { sandboxId: id, code });
+    assert.equal(r.isError, false, r.texts.join("\n"));
+    assert.equal(r.images.length, 1, r.texts.join("\n"));
+    assert.equal(r.images[0]!.mimeType, "image/png");
+    const png = Buffer.from(r.images[0]!.data, "base64");
+    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    assert.equal(png.readUInt32BE(16), 2, "the image's width, from its IHDR");
+  });
+
   test("long output keeps head and tail and says what was cut", async () => {
     const text = await ok(client(), "run_command", { sandboxId: id, command: "seq 1 20000" });
     const out = section(text, "stdout");
