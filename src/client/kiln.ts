@@ -6,7 +6,7 @@
  *   const kiln = await KilnClient.open({ url, apiKey });                  // remote
  */
 import type { Capabilities } from "../core/backend.ts";
-import { InvalidArgumentError, throwIfAborted } from "../core/errors.ts";
+import { InvalidArgumentError, throwIfAborted, UnsupportedError } from "../core/errors.ts";
 import type { ListOptions } from "../core/kiln.ts";
 import type { CreateOptions, SandboxInfo, SnapshotInfo, TierName, TierStatus } from "../core/types.ts";
 import type { VolumeInfo } from "../core/volumes.ts";
@@ -62,10 +62,16 @@ export class KilnClient implements KilnApi {
   /**
    * Creates a sandbox owned by this key.
    * @throws InvalidArgumentError, TierUnavailableError, NotFoundError (template),
-   *   LimitExceededError (`limit_exceeded`: the key's `maxSandboxes` or `maxMemoryBytes` quota), AbortedError
+   *   LimitExceededError (`limit_exceeded`: the key's `maxSandboxes` or `maxMemoryBytes` quota), AbortedError,
+   *   UnsupportedError (`buildTemplate`: a server builds templates only when its operator does)
    */
   async create(options: CreateOptions = {}): Promise<RemoteSandbox> {
-    const { signal, ...body } = options;
+    const { signal, buildTemplate, ...body } = options;
+    if (buildTemplate) {
+      throw new UnsupportedError(
+        "a server builds no template on demand: its operator builds it (`kiln template build NAME`)",
+      );
+    }
     const info = await this.check().json<SandboxInfo>("POST", "/v1/sandboxes", { json: body, signal });
     return new RemoteSandbox(this.http, info.id);
   }

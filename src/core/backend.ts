@@ -17,7 +17,7 @@ import type { Duplex } from "node:stream";
 import type { NetworkSettings } from "../network/policy.ts";
 import type { CellEvent } from "./execution.ts";
 import type { Limits } from "./limits.ts";
-import type { EntryInfo, TierName, TierStatus } from "./types.ts";
+import type { EntryInfo, TemplateBuildProgress, TierName, TierStatus } from "./types.ts";
 
 /** What a backend needs to build an instance. */
 export interface InstanceSpec {
@@ -44,6 +44,8 @@ export interface InstanceSpec {
    * `volumes`), mounted nosuid and nodev, shared with other sandboxes, never removed by the tier.
    */
   volumes?: { hostPath: string; path: string }[];
+  /** At create only: build a missing template now, reporting here (see `CreateOptions.buildTemplate`). */
+  buildTemplate?: { onProgress?: (progress: TemplateBuildProgress) => void };
 }
 
 /** What a tier can and cannot do; the conformance suite reads these. */

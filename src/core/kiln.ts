@@ -419,7 +419,10 @@ export class Kiln {
     if (warm) {
       instance = warm.instance;
     } else {
-      const spec = this.spec(info);
+      const spec = {
+        ...this.spec(info),
+        ...(options.buildTemplate ? { buildTemplate: options.buildTemplate } : {}),
+      };
       mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
       try {
         instance = fromDir

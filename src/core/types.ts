@@ -72,8 +72,23 @@ export interface CreateOptions {
    * `volumes`; default none. A fork mounts its parent's.
    */
   volumes?: VolumeMountOptions[];
+  /**
+   * Build the template now if it is missing (`default` and `code-interpreter`, on tiers with
+   * templates; minutes, reported through `onProgress`). Without it, a create whose template is
+   * missing fails at once with `not_found` naming `kiln template build NAME`. Library only: a
+   * server builds templates only when its operator runs that command.
+   */
+  buildTemplate?: { onProgress?: (progress: TemplateBuildProgress) => void };
   /** Cancels the call. */
   signal?: AbortSignal;
+}
+
+/** How far an on-demand template build is. */
+export interface TemplateBuildProgress {
+  /** From 0 to 1. */
+  fraction: number;
+  /** What it is doing (`downloading ...`, `unpacking ...`, `already built`). */
+  message: string;
 }
 
 /** What a snapshot holds: the files, or the memory and processes too. */

@@ -107,6 +107,13 @@ export function templateError(e: unknown, template: string): unknown {
         { cause: e, resource: "template" },
       );
     }
+    if (template === "default") {
+      return new NotFoundError(
+        "template default (E2B's base) is not built in this Kiln; " +
+          "build it once with `kiln template build default` (a few minutes)",
+        { cause: e, resource: "template" },
+      );
+    }
     return new NotFoundError(
       `template ${template} does not exist in this Kiln; E2B-hosted templates are not available, ` +
         `build or import it with \`kiln template build|import ${template}\``,

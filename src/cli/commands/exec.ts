@@ -12,6 +12,7 @@ import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../context.ts";
 import { type NetworkFlags, networkFromFlags, networkOptions } from "../network-flags.ts";
 import { collect, keyValues, printJson } from "../output.ts";
+import { BUILD_TEMPLATE_HELP, withTemplateBuild } from "../progress.ts";
 
 /** Joins argv words into one command line, quoting words that need it. */
 export function commandLine(input: string[]): string {
@@ -147,21 +148,25 @@ export function registerExec(program: Command): void {
       .description("run a command in a new sandbox, then remove it")
       .option("--tier <tier>", "isolation tier", "virtual")
       .option("--template <name>", "template (root filesystem)", "default")
+      .option("--build-template", BUILD_TEMPLATE_HELP)
       .argument("<command...>", "command line (after --)")
       .passThroughOptions(),
   ).action(
     async (
       words: string[],
-      flags: ExecFlags & NetworkFlags & { tier: string; template: string },
+      flags: ExecFlags & NetworkFlags & { tier: string; template: string; buildTemplate?: boolean },
       cmd: Command,
     ) =>
       withKiln(cmd, async (kiln, g) => {
         const network = networkFromFlags(flags);
-        const sb = await kiln.create({
-          tier: checkTierName(flags.tier),
-          template: flags.template,
-          ...(network ? { network } : {}),
-        });
+        const sb = await withTemplateBuild(Boolean(flags.buildTemplate), Boolean(g.json), (buildTemplate) =>
+          kiln.create({
+            tier: checkTierName(flags.tier),
+            template: flags.template,
+            ...(network ? { network } : {}),
+            ...(buildTemplate ? { buildTemplate } : {}),
+          }),
+        );
         try {
           await execIn(sb, words, flags, Boolean(g.json));
         } finally {

@@ -6,6 +6,7 @@ import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../context.ts";
 import { networkFromFlags, networkOptions } from "../network-flags.ts";
 import { age, collect, keyValues, printJson, printTable } from "../output.ts";
+import { BUILD_TEMPLATE_HELP, withTemplateBuild } from "../progress.ts";
 
 /** Registers the lifecycle commands. */
 export function registerLifecycle(program: Command): void {
@@ -21,29 +22,35 @@ export function registerLifecycle(program: Command): void {
     .option("--limit <NAME=VALUE>", "limit, e.g. memoryBytes=268435456 (repeatable)", collect)
     .option("--snapshot <id>", "start from this snapshot's files (its tier and template unless given)")
     .option("--volume <NAME:/mnt/path>", "mount a named volume at a path below /mnt (repeatable)", collect)
+    .option("--build-template", BUILD_TEMPLATE_HELP)
     .action(async (flags, cmd: Command) =>
       withKiln(cmd, async (kiln, g) => {
         const limits = Object.fromEntries(
           Object.entries(keyValues(flags.limit, "--limit")).map(([k, v]) => [k, Number(v)]),
         );
         const fromSnapshot = flags.snapshot !== undefined;
-        const sb = await kiln.create({
-          ...(fromSnapshot ? { snapshot: flags.snapshot } : {}),
-          // From a snapshot, the tier and template are the snapshot's unless given.
-          ...(!fromSnapshot || cmd.getOptionValueSource("tier") === "cli"
-            ? { tier: checkTierName(flags.tier) }
-            : {}),
-          ...(!fromSnapshot || cmd.getOptionValueSource("template") === "cli"
-            ? { template: flags.template }
-            : {}),
-          env: keyValues(flags.env, "--env"),
-          metadata: keyValues(flags.label, "--label"),
-          ...(flags.cwd ? { cwd: flags.cwd } : {}),
-          ...(flags.lifetime || flags.timeout ? { lifetimeMs: Number(flags.lifetime ?? flags.timeout) } : {}),
-          limits: fromSnapshot ? limits : resolveLimits(limits),
-          ...(networkFromFlags(flags) ? { network: networkFromFlags(flags) } : {}),
-          ...(flags.volume ? { volumes: volumeFlags(flags.volume) } : {}),
-        });
+        const sb = await withTemplateBuild(Boolean(flags.buildTemplate), Boolean(g.json), (buildTemplate) =>
+          kiln.create({
+            ...(fromSnapshot ? { snapshot: flags.snapshot } : {}),
+            // From a snapshot, the tier and template are the snapshot's unless given.
+            ...(!fromSnapshot || cmd.getOptionValueSource("tier") === "cli"
+              ? { tier: checkTierName(flags.tier) }
+              : {}),
+            ...(!fromSnapshot || cmd.getOptionValueSource("template") === "cli"
+              ? { template: flags.template }
+              : {}),
+            env: keyValues(flags.env, "--env"),
+            metadata: keyValues(flags.label, "--label"),
+            ...(flags.cwd ? { cwd: flags.cwd } : {}),
+            ...(flags.lifetime || flags.timeout
+              ? { lifetimeMs: Number(flags.lifetime ?? flags.timeout) }
+              : {}),
+            limits: fromSnapshot ? limits : resolveLimits(limits),
+            ...(networkFromFlags(flags) ? { network: networkFromFlags(flags) } : {}),
+            ...(flags.volume ? { volumes: volumeFlags(flags.volume) } : {}),
+            ...(buildTemplate ? { buildTemplate } : {}),
+          }),
+        );
         if (g.json) printJson(await sb.info());
         else process.stdout.write(`${sb.id}\n`);
       }),

@@ -125,6 +125,16 @@ export function registerServe(program: Command): void {
           `kiln: serving ${server.url} (data dir ${line.dataDir}; tiers: ${ready.join(", ")}; ` +
             `E2B sandboxes: ${e2b.tier}${e2b.fallback ? `, because ${e2b.fallback}` : ""})\n`,
         );
+      // A missing template fails creates at once (never a silent build): say so before the first one.
+      const e2bBackend = await server.kiln.backend(e2b.tier);
+      if (
+        e2bBackend.capabilities.templates &&
+        e2bBackend.templateDigest?.(server.kiln.dataDir, "default") === undefined
+      ) {
+        process.stderr.write(
+          `kiln: template default is not built: E2B sandboxes on ${e2b.tier} fail with not_found until \`kiln template build default\` has run\n`,
+        );
+      }
       if (server.kiln.dataDir && server.keys.list().every((k) => k.revokedAt !== null)) {
         process.stderr.write("kiln: no valid API key yet; create one with `kiln keys create`\n");
       }

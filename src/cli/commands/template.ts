@@ -10,6 +10,7 @@ import {
 import type { Template, TemplateStore } from "../../templates/index.ts";
 import type { GlobalOptions } from "../context.ts";
 import { age, printJson, printTable } from "../output.ts";
+import { progressReporter } from "../progress.ts";
 
 /** The template code, loaded by the commands that use it (not by `--help`). */
 const templates = () => import("../../templates/index.ts");
@@ -31,53 +32,6 @@ export function humanSize(bytes: number): string {
     i++;
   }
   return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
-}
-
-/**
- * Progress for a long operation: a bar on a TTY, otherwise a plain line on
- * stderr per tenth of the way or per change of phase; nothing with --json.
- */
-async function progressReporter(json: boolean): Promise<{
-  onProgress: (p: { fraction: number; message: string }) => void;
-  stop: () => void;
-}> {
-  if (json) return { onProgress: () => {}, stop: () => {} };
-  if (process.stderr.isTTY) {
-    const { default: cliProgress } = await import("cli-progress");
-    const bar = new cliProgress.SingleBar(
-      {
-        format: "{bar} {percentage}% | {message}",
-        hideCursor: true,
-        stream: process.stderr,
-        clearOnComplete: true,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    bar.start(100, 0, { message: "" });
-    let running = true;
-    return {
-      onProgress: (p) => {
-        if (running) bar.update(Math.round(p.fraction * 100), { message: p.message.slice(0, 60) });
-      },
-      stop: () => {
-        if (running) bar.stop();
-        running = false;
-      },
-    };
-  }
-  let lastTenth = -1;
-  let lastPhase = "";
-  return {
-    onProgress: (p) => {
-      const tenth = Math.floor(p.fraction * 10);
-      const phase = p.message.split(" ")[0] ?? "";
-      if (tenth === lastTenth && phase === lastPhase) return;
-      lastTenth = tenth;
-      lastPhase = phase;
-      process.stderr.write(`${String(Math.round(p.fraction * 100)).padStart(3)}% ${p.message}\n`);
-    },
-    stop: () => {},
-  };
 }
 
 /** An AbortSignal that fires on Ctrl-C, so an interrupted build cleans up after itself. */

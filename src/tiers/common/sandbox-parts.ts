@@ -78,7 +78,7 @@ export class PoolUsers {
     signal?: AbortSignal,
     from?: string,
   ): Promise<SandboxParts> {
-    const rootfs = await templateRootfs(spec.dataDir, spec.template, signal);
+    const rootfs = await templateRootfs(spec.dataDir, spec.template, signal, spec.buildTemplate);
     const workspace = new WorkspaceImage(spec.stateDir);
     this.dataDirs.add(spec.dataDir);
     await sweepStalePools(spec.dataDir);
