@@ -59,10 +59,15 @@ export function runCodeInterpreterSuite(options: CodeInterpreterSuiteOptions): v
       rmSync(dataDir, { recursive: true, force: true });
     });
 
-    const it = (name: string, fn: (t: TestContext) => Promise<void>, when = true) =>
+    const it = (
+      name: string,
+      fn: (t: TestContext) => Promise<void>,
+      when = true,
+      why = "does not offer this",
+    ) =>
       test(name, async (t) => {
         if (unavailable) return void t.skip(unavailable);
-        if (!when) return void t.skip(`the ${tier} tier does not offer this`);
+        if (!when) return void t.skip(`the ${tier} tier ${why}`);
         await fn(t);
       });
 
@@ -149,6 +154,7 @@ export function runCodeInterpreterSuite(options: CodeInterpreterSuiteOptions): v
         }
       },
       !options.full,
+      "lacks none of these",
     );
 
     it("the streaming callbacks see output, results and errors as they come", async () => {
