@@ -14,7 +14,7 @@ import { benchCode } from "./code.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchPorts } from "./ports.ts";
 import { benchRealTiers } from "./real-tiers.ts";
-import { benchState } from "./state.ts";
+import { benchForkStorage, benchState } from "./state.ts";
 import { markdownTable, type Row } from "./stats.ts";
 import { benchVirtual } from "./virtual.ts";
 
@@ -71,6 +71,9 @@ if (!only) {
   for (const { tier, rows } of await benchState()) {
     sections.push(markdownTable(`state: ${tier} tier, 10 MB workspace`, rows));
   }
+  progress("fork storage (sparse copies, reflinks on XFS)");
+  const storage = await benchForkStorage();
+  if (storage.length > 0) sections.push(markdownTable("fork storage: namespace tier", storage));
   // The server under load: 200 concurrent clients, 20 commands each, on loopback (virtual tier).
   if (!process.argv.includes("--no-load")) {
     progress("the server under load");

@@ -172,8 +172,94 @@ export async function benchState(): Promise<{ tier: TierName; rows: Row[] }[]> {
   return out;
 }
 
+/** Fork of 10 of a 1 GiB namespace workspace holding 512 MB, in `dataDir`: Kiln, and 10 `cp` of its image. */
+async function forkOfLarge(dataDir: string): Promise<{ kiln: number; raw: number }> {
+  const kiln = await Kiln.open({ dataDir });
+  try {
+    const sb = await kiln.create({ tier: "namespace", limits: { diskBytes: 1024 ** 3 } });
+    const w = await sb.commands.run("head -c 512M /dev/urandom > /workspace/big && sync", {
+      timeoutMs: 600_000,
+    });
+    if (w.exitCode !== 0) throw new Error(`writing the workspace failed: ${w.stderr}`);
+    let forks: Awaited<ReturnType<typeof sb.fork>> = [];
+    const forkMs = await ms(async () => (forks = await sb.fork(10)));
+    for (const f of forks) await f.kill();
+    const image = join(dataDir, "sandboxes", sb.id, "ws", "workspace.img");
+    const t = performance.now();
+    for (let i = 0; i < 10; i++)
+      execFileSync("cp", ["--sparse=always", "--reflink=auto", image, join(dataDir, `copy-${i}`)]);
+    const raw = performance.now() - t;
+    for (let i = 0; i < 10; i++) rmSync(join(dataDir, `copy-${i}`), { force: true });
+    await sb.kill();
+    return { kiln: forkMs, raw };
+  } finally {
+    await kiln.close();
+  }
+}
+
+/**
+ * Where fork's copies go (docs/architecture.md, "Copy-on-write, measured"): fork of 10 of a 1 GiB
+ * namespace workspace holding 512 MB with the data directory on the temporary directory's
+ * filesystem (ext4 here: sparse copies), then on XFS with reflinks in a loop image (when
+ * `mkfs.xfs` is installed and this process is root). Empty when the namespace tier cannot run.
+ */
+export async function benchForkStorage(): Promise<Row[]> {
+  const probe = mkdtempSync(join(tmpdir(), "kiln-bench-probe-"));
+  const k = await Kiln.open({ dataDir: probe });
+  const ns = (await k.doctor()).find((s) => s.tier === "namespace");
+  await k.close();
+  rmSync(probe, { recursive: true, force: true });
+  if (!ns?.available) return [];
+  const rows: Row[] = [];
+  const plain = mkdtempSync(join(tmpdir(), "kiln-bench-fork-"));
+  try {
+    const fsType = execFileSync("df", ["--output=fstype", plain]).toString().trim().split("\n").at(-1);
+    const r = await forkOfLarge(plain);
+    rows.push({
+      metric: `fork of 10, 1 GiB workspace with 512 MB written, data directory on ${fsType}`,
+      ...r,
+      unit: "ms",
+      rawLabel: "10 `cp --sparse=always --reflink=auto` of the image",
+      note: "Kiln also starts 10 runtimes",
+    });
+  } finally {
+    rmSync(plain, { recursive: true, force: true });
+  }
+  let mkfs = true;
+  try {
+    execFileSync("mkfs.xfs", ["-V"], { stdio: "ignore" });
+  } catch {
+    mkfs = false;
+  }
+  if (!mkfs || process.getuid?.() !== 0) return rows;
+  const base = mkdtempSync(join(tmpdir(), "kiln-bench-xfs-"));
+  const image = join(base, "xfs.img");
+  const mnt = join(base, "mnt");
+  execFileSync("mkdir", [mnt]);
+  execFileSync("truncate", ["-s", "8G", image]);
+  execFileSync("mkfs.xfs", ["-q", "-m", "reflink=1", image]);
+  execFileSync("mount", ["-o", "loop", image, mnt]);
+  try {
+    const r = await forkOfLarge(join(mnt, "data"));
+    rows.push({
+      metric: "fork of 10, 1 GiB workspace with 512 MB written, data directory on XFS (reflinks, loop image)",
+      ...r,
+      unit: "ms",
+      rawLabel: "10 `cp --sparse=always --reflink=auto` of the image",
+      note: "Kiln also starts 10 runtimes",
+    });
+  } finally {
+    execFileSync("umount", ["-l", mnt]);
+    rmSync(base, { recursive: true, force: true });
+  }
+  return rows;
+}
+
 if (import.meta.main) {
   const { markdownTable } = await import("./stats.ts");
   for (const { tier, rows } of await benchState())
     process.stdout.write(`${markdownTable(`state: ${tier}`, rows)}\n\n`);
+  const storage = await benchForkStorage();
+  if (storage.length > 0)
+    process.stdout.write(`${markdownTable("fork storage: namespace tier", storage)}\n\n`);
 }

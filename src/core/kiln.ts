@@ -328,7 +328,8 @@ export class Kiln {
    * tier is asked for. @throws as {@link create}; NotFoundError (snapshot), KilnError `internal` (digest)
    */
   private async createFromSnapshot(options: CreateOptions, verifiedDir?: string): Promise<Sandbox> {
-    const snap = this.states.snapshotRecord(options.snapshot!);
+    // Fork passes its own (hidden) snapshot with the directory it has just written.
+    const snap = this.states.snapshotRecord(options.snapshot!, verifiedDir !== undefined);
     const diskBytes = options.limits?.diskBytes;
     if (diskBytes !== undefined && diskBytes !== snap.limits.diskBytes)
       throw new InvalidArgumentError(
@@ -870,7 +871,7 @@ export class Kiln {
       await Promise.all(made.map((sb) => this.kill(sb.id).catch(() => {})));
       throw e;
     } finally {
-      await this.states.removeSnapshot(snap.id).catch(() => {});
+      await this.states.removeSnapshot(snap.id, true).catch(() => {});
     }
   }
 

