@@ -13,7 +13,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Kiln } from "../../src/index.ts";
 import { createMcpHttpHandler, type McpHttpHandler, OWNER_KEY } from "../../src/mcp/index.ts";
-import { failsWith, ok } from "./helpers.ts";
+import { tierRequired } from "../conformance/suite.ts";
+import { call, failsWith, ok } from "./helpers.ts";
 import { toolScenario } from "./scenario.ts";
 
 let dataDir: string;
@@ -128,5 +129,39 @@ describe("owner isolation", () => {
 
     await ok(alice, "sandbox_kill", { sandboxId: a.id });
     await ok(bob, "sandbox_kill", { sandboxId: b.id });
+  });
+});
+
+describe("run_code on a real tier", () => {
+  test("a matplotlib chart comes back as an MCP image (namespace, code-interpreter template)", async (t) => {
+    const status = (await kiln.doctor()).find((s) => s.tier === "namespace");
+    const client = await connect("/mcp");
+    let why: string | undefined = status?.available
+      ? undefined
+      : `namespace: ${status?.reason ?? "no backend"}`;
+    let id = "";
+    if (!why) {
+      const r = await call(client, "sandbox_create", { tier: "namespace", template: "code-interpreter" });
+      if (r.isError) why = `a namespace sandbox with the code-interpreter template: ${r.texts.join(" ")}`;
+      else id = JSON.parse(r.texts[0]!).id;
+    }
+    if (why) {
+      if (tierRequired("namespace")) assert.fail(`required by KILN_REQUIRE_TIERS: ${why}`);
+      return t.skip(why);
+    }
+    try {
+      const r = await call(client, "run_code", {
+        sandboxId: id,
+        code: "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 1])\nplt.title('letters')\nplt.show()",
+      });
+      assert.equal(r.isError, false, r.texts.join("\n"));
+      const png = r.images.find((i) => i.mimeType === "image/png");
+      assert.ok(png, `an image block: ${r.texts.join("\n")}`);
+      const bytes = Buffer.from(png.data, "base64");
+      assert.equal(bytes.subarray(1, 4).toString(), "PNG");
+      assert.ok(bytes.readUInt32BE(16) >= 100, "a figure's width, from its IHDR");
+    } finally {
+      await call(client, "sandbox_kill", { sandboxId: id });
+    }
   });
 });
