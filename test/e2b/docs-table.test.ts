@@ -1,7 +1,7 @@
 /**
  * docs/e2b.md's call-by-call table, checked against what the E2B tests prove:
- * every call of a row marked `supported` is made by the suite (test/e2b and
- * the E2B hostile tests), and every row's status is one of the known words.
+ * every call of a row marked `supported` is made by the suite (test/e2b,
+ * test/e2b-code and the E2B hostile tests), and every row's status is one of the known words.
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -41,6 +41,7 @@ function methods(calls: string): string[] {
 const sources = (): string => {
   const files = [
     ...readdirSync(join(ROOT, "test", "e2b")).map((f) => join(ROOT, "test", "e2b", f)),
+    ...readdirSync(join(ROOT, "test", "e2b-code")).map((f) => join(ROOT, "test", "e2b-code", f)),
     join(ROOT, "test", "hostile", "tokens-e2b.security.test.ts"),
   ].filter((f) => f.endsWith(".ts") && !f.endsWith("docs-table.test.ts"));
   return files.map((f) => readFileSync(f, "utf8")).join("\n");
