@@ -91,6 +91,18 @@ export function App() {
       />
     );
 
+  // A record the user changed here (pause, resume) or made (fork), before the live list says so.
+  const merge = (infos: SandboxInfo[]) =>
+    setSandboxes((l) => {
+      const out = [...(l ?? [])];
+      for (const s of infos) {
+        const i = out.findIndex((x) => x.id === s.id);
+        if (i >= 0) out[i] = s;
+        else out.push(s);
+      }
+      return out;
+    });
+
   const kill = async (id: string) => {
     if (!confirm(`Kill ${id}? Its workspace is deleted.`)) return;
     try {
@@ -161,6 +173,8 @@ export function App() {
             onTab={(tab) => go({ ...route, tab })}
             onBack={() => go({ view: "list" })}
             onKill={(id) => void kill(id)}
+            onChanged={merge}
+            onOpen={(id) => go({ view: "sandbox", id, tab: "terminal" })}
           />
         )}
       </main>

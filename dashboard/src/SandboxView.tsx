@@ -5,6 +5,7 @@ import type { SandboxInfo, Stats } from "./api.ts";
 import { Files } from "./Files.tsx";
 import { age, bytes, cpu } from "./format.ts";
 import { Notebook } from "./Notebook.tsx";
+import { StateActions } from "./StateActions.tsx";
 import { Terminal } from "./Terminal.tsx";
 import { UsageChart } from "./UsageChart.tsx";
 
@@ -28,6 +29,9 @@ export interface ViewProps {
   onTab(t: Tab): void;
   onBack(): void;
   onKill(id: string): void;
+  /** Records changed or new (pause, resume, fork). */
+  onChanged(infos: SandboxInfo[]): void;
+  onOpen(id: string): void;
 }
 
 export function SandboxView({
@@ -41,6 +45,8 @@ export function SandboxView({
   onTab,
   onBack,
   onKill,
+  onChanged,
+  onOpen,
 }: ViewProps) {
   const tabRefs = useRef<(HTMLButtonElement | null)[]>([]);
   const onKey = (e: KeyboardEvent, i: number) => {
@@ -71,7 +77,11 @@ export function SandboxView({
             </div>
             <div>
               <dt>State</dt>
-              <dd>{info.state}</dd>
+              <dd>
+                <span class={`badge state-${info.state}`} data-testid="sandbox-state">
+                  {info.state}
+                </span>
+              </dd>
             </div>
             <div>
               <dt>Template</dt>
@@ -93,6 +103,18 @@ export function SandboxView({
               <dt>Workspace</dt>
               <dd>{stats ? bytes(stats.diskBytes) : "…"}</dd>
             </div>
+            {info.volumes && info.volumes.length > 0 && (
+              <div>
+                <dt>Volumes</dt>
+                <dd>
+                  {info.volumes.map((v) => (
+                    <span key={v.id} class="mono">
+                      {v.name} → {v.path}{" "}
+                    </span>
+                  ))}
+                </dd>
+              </div>
+            )}
             <div>
               <dt>Use</dt>
               <dd>
@@ -103,6 +125,7 @@ export function SandboxView({
         ) : (
           <p class="muted">{loading ? "Loading…" : "This sandbox is gone (killed or expired)."}</p>
         )}
+        {info && <StateActions info={info} onChanged={onChanged} onOpen={onOpen} />}
         {info && (
           <button type="button" class="danger" onClick={() => onKill(id)}>
             Kill sandbox

@@ -16,13 +16,26 @@ export interface SandboxInfo {
   id: string;
   tier: TierName;
   template: string;
-  state: "running" | "stopped" | "killed";
+  state: "running" | "paused" | "stopped" | "killed";
   env: Record<string, string>;
   cwd: string;
   metadata: Record<string, string>;
   limits: Limits;
+  /** Named volumes mounted in it. */
+  volumes?: { id: string; name: string; path: string }[];
   createdAt: string;
   expiresAt: string | null;
+}
+
+/** A saved state of a sandbox's files. */
+export interface SnapshotInfo {
+  id: string;
+  name: string | null;
+  tier: TierName;
+  sandboxId: string;
+  kind: "files" | "memory";
+  sizeBytes: number;
+  createdAt: string;
 }
 
 export interface Stats {
@@ -148,6 +161,12 @@ export const getSandbox = (id: string) => api<SandboxInfo>("GET", sandboxPath(id
 export const createSandbox = (body: CreateSandbox) =>
   api<SandboxInfo>("POST", "/v1/sandboxes", { json: body });
 export const killSandbox = (id: string) => api<void>("DELETE", sandboxPath(id));
+export const pauseSandbox = (id: string) => api<SandboxInfo>("POST", `${sandboxPath(id)}/pause`);
+export const resumeSandbox = (id: string) => api<SandboxInfo>("POST", `${sandboxPath(id)}/resume`);
+export const snapshotSandbox = (id: string) =>
+  api<SnapshotInfo>("POST", `${sandboxPath(id)}/snapshots`, { json: {} });
+export const forkSandbox = (id: string, count = 1) =>
+  api<SandboxInfo[]>("POST", `${sandboxPath(id)}/fork`, { json: { count } });
 export const getStats = (id: string) => api<Stats>("GET", `${sandboxPath(id)}/stats`);
 export const getLogs = (id: string) => api<AuditEntry[]>("GET", `${sandboxPath(id)}/logs?limit=500`);
 export const doctor = () => api<TierStatus[]>("GET", "/v1/doctor");

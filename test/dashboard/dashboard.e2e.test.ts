@@ -389,3 +389,73 @@ test("the notebook: a matplotlib chart as an image, a DataFrame as a table, HTML
     await api("DELETE", `/v1/sandboxes/${id}`);
   }
 });
+
+test("sandbox state from the dashboard: pause, resume, snapshot and fork, the state shown", async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const created = await api("POST", "/v1/sandboxes", {});
+  assert.equal(created.status, 201);
+  const { id } = (await created.json()) as { id: string };
+  const put = await fetch(`${server!.url}/v1/sandboxes/${id}/files?path=kept.txt`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${key}` },
+    body: "parent's",
+  });
+  assert.equal(put.status, 200);
+  const page = await context!.newPage();
+  const pageErrors: string[] = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  const made: string[] = [];
+  try {
+    await page.goto(`${server!.url}/`);
+    await page.getByLabel("API key").fill(key);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("heading", { name: /Sandboxes/ }).waitFor();
+    // The list shows each sandbox's state.
+    await until("the state in the list", async () =>
+      ((await page.getByTestId(`sandbox-${id}`).textContent()) ?? "").includes("running"),
+    );
+    await page.goto(`${server!.url}/#/sandboxes/${id}/files`);
+    const state = page.getByTestId("sandbox-state");
+    await until("running", async () => (await state.textContent()) === "running");
+
+    await page.getByRole("button", { name: "Pause", exact: true }).click();
+    await until("paused", async () => (await state.textContent()) === "paused");
+    const rec = (await (await api("GET", `/v1/sandboxes/${id}`)).json()) as { state: string };
+    assert.equal(rec.state, "paused");
+    await page.screenshot({ path: join(SHOTS, "dashboard-paused.png"), fullPage: true });
+    await page.getByRole("button", { name: "Resume", exact: true }).click();
+    await until("running again", async () => (await state.textContent()) === "running");
+
+    await page.getByRole("button", { name: "Snapshot", exact: true }).click();
+    const outcome = page.getByTestId("state-outcome");
+    const snapId = await until(
+      "the snapshot's id",
+      async () => /snap_[a-z0-9]{20}/.exec((await outcome.textContent()) ?? "")?.[0],
+    );
+    const snaps = (await (await api("GET", "/v1/snapshots")).json()) as { id: string; sandboxId: string }[];
+    assert.ok(snaps.some((s) => s.id === snapId && s.sandboxId === id));
+
+    await page.getByRole("button", { name: "Fork", exact: true }).click();
+    const forkId: string = await until(
+      "the fork's id",
+      async () => /Forked: (sb_[a-z0-9]{20})/.exec((await outcome.textContent()) ?? "")?.[1] ?? "",
+    );
+    made.push(forkId);
+    const read = await fetch(`${server!.url}/v1/sandboxes/${forkId}/files?path=kept.txt`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    assert.equal(await read.text(), "parent's");
+    // The fork's link opens it.
+    await page.getByRole("button", { name: forkId }).click();
+    await until(
+      "the fork's page",
+      async () => ((await page.locator("#sandbox-title").textContent()) ?? "") === forkId,
+    );
+    assert.deepEqual(pageErrors, [], "the page threw");
+  } finally {
+    await page.close();
+    for (const s of [id, ...made]) await api("DELETE", `/v1/sandboxes/${s}`);
+    for (const s of (await (await api("GET", "/v1/snapshots")).json()) as { id: string }[])
+      await api("DELETE", `/v1/snapshots/${s.id}`);
+  }
+});
