@@ -31,7 +31,8 @@ export function StateActions({ info, onChanged, onOpen }: StateActionsProps) {
   };
   const paused = info.state === "paused";
   return (
-    <div class="state-actions" role="group" aria-label="Sandbox state">
+    <fieldset class="state-actions">
+      <legend class="visually-hidden">Sandbox state</legend>
       {paused ? (
         <button
           type="button"
@@ -104,6 +105,6 @@ export function StateActions({ info, onChanged, onOpen }: StateActionsProps) {
           ))}
         {outcome?.kind === "error" && <span class="error-text">{outcome.message}</span>}
       </p>
-    </div>
+    </fieldset>
   );
 }
