@@ -56,7 +56,12 @@ test("snapshot, create from it, fork, pause, resume and remove through the CLI",
   assertExit(await kiln(dir, ["pause", id]), 0);
   assert.equal(await stateOf(id), "paused");
   const table = await kiln(dir, ["ls"]);
-  assert.match(table.stdout, new RegExp(`${id}.*paused`), show(table));
+  // A paused sandbox is listed with what it keeps on disk.
+  assert.match(
+    table.stdout,
+    new RegExp(`${id}\\s+virtual\\s+default\\s+paused\\s+\\d+(\\.\\d)? [KMG]iB`),
+    show(table),
+  );
   // Any call resumes it.
   assert.equal((await kiln(dir, ["exec", id, "--", "cat /workspace/f.txt"])).stdout, "later\n");
   assert.equal(await stateOf(id), "running");

@@ -338,10 +338,13 @@ describe("kiln on an existing sandbox (virtual tier)", () => {
     const table = await kiln(dir(), ["ls"]);
     assertExit(table, 0);
     const lines = table.stdout.trimEnd().split("\n");
-    assert.match(lines[0]!, /^ID\s+TIER\s+TEMPLATE\s+STATE\s+CREATED\s+EXPIRES\s+LABELS\s*$/);
+    assert.match(lines[0]!, /^ID\s+TIER\s+TEMPLATE\s+STATE\s+DISK\s+CREATED\s+EXPIRES\s+LABELS\s*$/);
     const row = lines.find((l) => l.startsWith(id));
     assert.ok(row, `no row for ${id}:\n${table.stdout}`);
-    assert.match(row, /^sb_\w+\s+virtual\s+default\s+running\s+\d+[smhd] ago\s+never\s*$/);
+    assert.match(
+      row,
+      /^sb_\w+\s+virtual\s+default\s+running\s+\d+(\.\d)? [KMG]iB\s+\d+[smhd] ago\s+never\s*$/,
+    );
 
     const json = await kiln(dir(), ["ls", "--json"]);
     assertExit(json, 0);

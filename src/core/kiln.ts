@@ -10,6 +10,7 @@
  *   templates/                     root filesystems of the real-binary tiers
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { hasEgress, type NetworkOptions, type NetworkSettings, resolveNetwork } from "../network/policy.ts";
 import { parseHostMap } from "../network/resolver.ts";
@@ -873,6 +874,43 @@ export class Kiln {
     } finally {
       await this.states.removeSnapshot(snap.id, true).catch(() => {});
     }
+  }
+
+  /**
+   * Bytes a sandbox takes on disk: the blocks allocated under its state directory (the workspace
+   * database or image, a pause image, the runtime's files), on that directory's filesystem only
+   * (a mounted workspace is not walked again), links not followed. @throws NotFoundError
+   */
+  async diskBytes(id: string): Promise<number> {
+    const info = this.record(id);
+    const root = this.spec(info).stateDir;
+    let total = 0;
+    const walk = async (dir: string, dev: number): Promise<void> => {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        return;
+      }
+      for (const n of names) {
+        const p = join(dir, n);
+        let st: Awaited<ReturnType<typeof lstat>>;
+        try {
+          st = await lstat(p);
+        } catch {
+          continue;
+        }
+        if (st.dev !== dev) continue;
+        total += st.blocks * 512;
+        if (st.isDirectory()) await walk(p, dev);
+      }
+    };
+    try {
+      await walk(root, (await lstat(root)).dev);
+    } catch {
+      // Gone meanwhile.
+    }
+    return total;
   }
 
   /**

@@ -67,13 +67,16 @@ export function registerLifecycle(program: Command): void {
         const list = await kiln.list({ metadata: keyValues(flags.label, "--label") });
         if (g.json) return printJson(list);
         if (flags.quiet) return void process.stdout.write(list.map((s) => `${s.id}\n`).join(""));
+        // Size on disk: what a paused sandbox (its workspace, and its memory image) keeps.
+        const disk = await Promise.all(list.map((s) => kiln.diskBytes(s.id).catch(() => Number.NaN)));
         printTable(
-          ["ID", "TIER", "TEMPLATE", "STATE", "CREATED", "EXPIRES", "LABELS"],
-          list.map((s) => [
+          ["ID", "TIER", "TEMPLATE", "STATE", "DISK", "CREATED", "EXPIRES", "LABELS"],
+          list.map((s, i) => [
             s.id,
             s.tier,
             s.template,
             s.state,
+            diskSize(disk[i]!),
             `${age(s.createdAt)} ago`,
             s.expiresAt ? new Date(s.expiresAt).toISOString() : "never",
             Object.entries(s.metadata)
@@ -171,4 +174,12 @@ function volumeFlags(values: string[]): { volume: string; path: string }[] {
     if (at <= 0) throw new InvalidArgumentError(`--volume takes NAME:/mnt/path, not ${JSON.stringify(v)}`);
     return { volume: v.slice(0, at), path: v.slice(at + 1) };
   });
+}
+
+/** Bytes as the table shows them (KiB, MiB, GiB, one decimal above KiB). */
+function diskSize(n: number): string {
+  if (!Number.isFinite(n)) return "-";
+  if (n < 1024 * 1024) return `${Math.ceil(n / 1024)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GiB`;
 }
