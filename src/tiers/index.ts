@@ -7,3 +7,4 @@ registerTier("virtual", async () => new (await import("./virtual/index.ts")).Vir
 registerTier("namespace", async () => new (await import("./namespace/index.ts")).NamespaceBackend());
 registerTier("oci", async () => new (await import("./oci/index.ts")).OciBackend());
 registerTier("gvisor", async () => new (await import("./gvisor/index.ts")).GvisorBackend());
+registerTier("microvm", async () => new (await import("./microvm/index.ts")).MicrovmBackend());

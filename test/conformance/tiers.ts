@@ -26,4 +26,5 @@ export const TIERS = {
         "but the host pids cgroup never sees guest processes, so Kiln cannot tell which limit ended the command",
     },
   },
+  microvm: { tier: "microvm", runaway: "timeout" },
 } satisfies Record<string, ConformanceOptions>;

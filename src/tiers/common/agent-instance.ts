@@ -40,6 +40,26 @@ export interface Launcher {
   sandboxPid?(child: ChildProcess): Promise<number | undefined>;
 }
 
+/** Limit counters of a guest kernel (a VM's), read through its agent. */
+export interface GuestCounters {
+  /** OOM kills since the guest booted. */
+  oomKills: number;
+  /** Forks refused by the sandbox's process limit since the guest booted. */
+  pidsMax: number;
+}
+
+/**
+ * How to read the limits a guest kernel enforces (the microvm tier: memory is
+ * the guest's RAM, processes are counted by a cgroup inside the guest), where
+ * the host's cgroup of the runtime cannot see them.
+ */
+export interface GuestLimitReader {
+  /** The guest's counters now. */
+  counters(agent: AgentClient): Promise<GuestCounters>;
+  /** Bytes still free in the guest's /workspace, or undefined when unknown. */
+  workspaceFreeBytes(agent: AgentClient): Promise<number | undefined>;
+}
+
 /** What an AgentInstance is made of. */
 export interface AgentInstanceParts {
   tier: TierName;
@@ -61,6 +81,8 @@ export interface AgentInstanceParts {
    * running (it greeted an earlier host), so it is pinged instead of awaited.
    */
   resumed?: boolean;
+  /** The guest kernel's limit counters, for a tier whose sandbox has its own kernel (see {@link GuestLimitReader}). */
+  guestLimits?: GuestLimitReader;
 }
 
 const STDERR_KEEP = 8192;
@@ -106,6 +128,9 @@ export class AgentInstance implements Instance {
     return this.oomKillsSeen;
   }
   private relaunching: Promise<void> | undefined;
+
+  /** The guest's counters as last read (see {@link GuestLimitReader}). */
+  private guestSeen: GuestCounters = { oomKills: 0, pidsMax: 0 };
 
   private constructor(parts: AgentInstanceParts) {
     this.parts = parts;
@@ -164,6 +189,9 @@ export class AgentInstance implements Instance {
       );
     }
     await this.attachNetwork(child);
+    if (parts.guestLimits) {
+      this.guestSeen = await parts.guestLimits.counters(this.client).catch(() => ({ oomKills: 0, pidsMax: 0 }));
+    }
     // The runtime can die under the sandbox (gVisor's kernel OOM-killed, say): the next command relaunches it.
     const client = this.client;
     void client.closed.then(() => {
@@ -255,6 +283,7 @@ export class AgentInstance implements Instance {
   async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
     const agent = await this.agent();
     const before = this.counters();
+    const guestBefore = this.guestSeen;
     let proc: SpawnedProcess;
     try {
       proc = await agent.spawn({ ...req, env: { ...DEFAULT_ENV, ...this.network?.env, ...req.env } });
@@ -269,7 +298,10 @@ export class AgentInstance implements Instance {
       if (--this.running === 0) clearInterval(this.sampler);
     };
     const exited = proc.exited.finally(done).then(
-      (s) => this.attributeLimit(s, before),
+      (s) =>
+        this.parts.guestLimits
+          ? this.attributeGuestLimit(s, guestBefore, agent)
+          : this.attributeLimit(s, before),
       (e: unknown): ExitStatus => {
         // The agent went away: the sandbox was stopped, or its runtime died (the next command relaunches it).
         // A runtime that died while its memory was at the limit died of it (the OOM kill itself can
@@ -362,6 +394,45 @@ export class AgentInstance implements Instance {
     }
     // ext4 keeps some of the image for itself, so "full" is judged by what is left, not by what is used.
     const free = this.parts.workspace.freeBytes();
+    if (free !== undefined && free < Math.max(1024 * 1024, l.diskBytes * 0.02)) {
+      return { ...s, limit: { limit: "diskBytes", value: l.diskBytes, message: "workspace is full" } };
+    }
+    return s;
+  }
+
+  /**
+   * Names the limit the guest kernel enforced while the command ran, if any. The counters before
+   * are the ones last read: they are read again only when a command fails, which is when it matters.
+   */
+  private async attributeGuestLimit(
+    s: ExitStatus,
+    before: GuestCounters,
+    agent: AgentClient,
+  ): Promise<ExitStatus> {
+    const reader = this.parts.guestLimits;
+    if (s.exitCode === 0 || s.limit || !reader) return s;
+    const l = this.parts.spec.limits;
+    const now = await reader.counters(agent).catch(() => undefined);
+    if (now) {
+      this.guestSeen = {
+        oomKills: Math.max(now.oomKills, this.guestSeen.oomKills),
+        pidsMax: Math.max(now.pidsMax, this.guestSeen.pidsMax),
+      };
+      if (now.oomKills > before.oomKills) {
+        return {
+          ...s,
+          limit: {
+            limit: "memoryBytes",
+            value: l.memoryBytes,
+            message: "out of memory: the sandbox's memory limit was reached",
+          },
+        };
+      }
+      if (now.pidsMax > before.pidsMax) {
+        return { ...s, limit: { limit: "pids", value: l.pids, message: "process limit reached: fork failed" } };
+      }
+    }
+    const free = await reader.workspaceFreeBytes(agent).catch(() => undefined);
     if (free !== undefined && free < Math.max(1024 * 1024, l.diskBytes * 0.02)) {
       return { ...s, limit: { limit: "diskBytes", value: l.diskBytes, message: "workspace is full" } };
     }

@@ -1,0 +1,63 @@
+#!/bin/busybox sh
+# PID 1 of a microvm sandbox's initramfs (Kiln's own; no udev, no device
+# scanning, nothing waits on a timeout). It loads the virtio modules, mounts
+# the template read-only at / and the workspace image read-write at
+# /workspace, puts itself in the guest cgroup that holds the sandbox's process
+# limit, then becomes the agent, whose stdin/stdout is the virtio-serial port
+# named kiln.agent (QEMU's end of it is Kiln's pipe).
+# Kernel command line: kiln.pids=N (the sandbox's process limit).
+bb=/bin/busybox
+$bb mkdir -p /proc /sys /dev /newroot
+$bb mount -t proc proc /proc
+$bb mount -t sysfs sysfs /sys
+$bb mount -t devtmpfs devtmpfs /dev
+exec 2>/dev/console
+fail() {
+  echo "kiln-init: $*" >&2
+  $bb poweroff -f
+}
+pids=max
+for w in $($bb cat /proc/cmdline); do
+  case "$w" in kiln.pids=*) pids="${w#kiln.pids=}" ;; esac
+done
+for m in $($bb cat /modules.order); do
+  $bb insmod "/modules/$m.ko" || fail "cannot load $m"
+done
+# Drivers probe during insmod; their device nodes follow on devtmpfs's thread within moments.
+port=
+n=0
+while :; do
+  for p in /sys/class/virtio-ports/*; do
+    [ -r "$p/name" ] && [ "$($bb cat "$p/name")" = kiln.agent ] && port=/dev/${p##*/}
+  done
+  [ -n "$port" ] && [ -e "$port" ] && [ -e /dev/vda ] && [ -e /dev/vdb ] && break
+  n=$((n + 1))
+  [ $n -gt 2000 ] && fail "the virtio devices did not appear"
+  $bb usleep 1000
+done
+$bb mount -t ext4 -o ro,noatime /dev/vda /newroot || fail "cannot mount the template"
+$bb mount -t ext4 -o nosuid,nodev,noatime /dev/vdb /newroot/workspace || fail "cannot mount the workspace"
+$bb mount -t proc proc /newroot/proc
+$bb mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /newroot/sys
+$bb mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /newroot/sys/fs/cgroup || fail "cannot mount cgroup2"
+cg=/newroot/sys/fs/cgroup
+echo "+pids +memory" >$cg/cgroup.subtree_control
+$bb mkdir $cg/kiln
+echo "$pids" >$cg/kiln/pids.max || fail "cannot set the process limit"
+echo $$ >$cg/kiln/cgroup.procs || fail "cannot join the sandbox's cgroup"
+$bb mount -t devtmpfs devtmpfs /newroot/dev
+$bb mkdir -p /newroot/dev/pts /newroot/dev/shm
+$bb mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts /newroot/dev/pts
+$bb ln -sf pts/ptmx /newroot/dev/ptmx 2>/dev/null
+$bb mount -t tmpfs -o nosuid,nodev tmpfs /newroot/dev/shm
+$bb mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /newroot/tmp
+$bb mount -t tmpfs -o nosuid,nodev,mode=755 tmpfs /newroot/run
+$bb mount -t tmpfs -o size=16m,mode=755 tmpfs /newroot/.kiln
+$bb cp /kiln-agent /newroot/.kiln/agent
+$bb mount -o remount,ro /newroot/.kiln
+$bb hostname kiln
+$bb umount /proc /sys
+cd /newroot/workspace
+exec 0<>"$port" 1>&0
+exec $bb switch_root /newroot /usr/bin/env -i \
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /.kiln/agent

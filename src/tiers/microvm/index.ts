@@ -1,0 +1,2 @@
+/** The microvm tier's entry: its backend. */
+export { MicrovmBackend } from "./backend.ts";

@@ -1,0 +1,101 @@
+/**
+ * The QEMU command line of a microvm sandbox: QEMU's `microvm` machine (no
+ * PCI, no firmware scan, no legacy devices but the serial console), direct
+ * kernel boot, two virtio-blk disks (the template's rootfs image read-only,
+ * the workspace image read-write), one virtio-serial port for the agent on
+ * QEMU's stdio, no network device, and QEMU's own seccomp sandbox.
+ */
+
+/** An accelerator QEMU runs the guest with. */
+export type Accel = "kvm" | "tcg";
+
+/** What the command line is built from. */
+export interface QemuInput {
+  accel: Accel;
+  kernel: string;
+  initramfs: string;
+  /** The template's rootfs image (ext4, read-only). */
+  rootfsImage: string;
+  /** The sandbox's workspace image (ext4, read-write). */
+  workspaceImage: string;
+  /** Guest RAM, bytes (the sandbox's memory limit). */
+  memoryBytes: number;
+  /** Virtual CPUs. */
+  vcpus: number;
+  /** The sandbox's process limit, held by a cgroup inside the guest. */
+  pids: number;
+  /** The host's TSC frequency, kHz, handed to a TCG guest (microvm has no PIT gate to calibrate against). */
+  tscKhz?: number;
+  /** QEMU's QMP control socket (a Unix socket path). */
+  qmpSocket?: string;
+  /** A name for the VM (shown by `ps` as QEMU's process name). */
+  name?: string;
+}
+
+/** Size of TCG's translation cache, MiB (QEMU's default is 1 GiB, most of it never used by one small guest). */
+export const TCG_TB_MIB = 64;
+
+/** The guest's kernel command line. */
+export function kernelCmdline(i: QemuInput): string {
+  return [
+    "console=ttyS0",
+    // The agent is PID 1: when it exits the guest panics, and -no-reboot turns that into QEMU's exit.
+    "panic=-1",
+    "quiet",
+    "loglevel=1",
+    // No PCI on microvm: do not look for it.
+    "pci=off",
+    ...(i.accel === "tcg" && i.tscKhz ? [`tsc_early_khz=${i.tscKhz}`] : []),
+    `kiln.pids=${i.pids}`,
+  ].join(" ");
+}
+
+/** Arguments for `qemu-system-x86_64`. */
+export function qemuArgs(i: QemuInput): string[] {
+  const mib = Math.max(64, Math.floor(i.memoryBytes / (1024 * 1024)));
+  return [
+    ...(i.name ? ["-name", `${i.name},process=kiln-vm`] : []),
+    "-M",
+    "microvm,x-option-roms=off,isa-serial=on,rtc=on",
+    "-accel",
+    i.accel === "tcg" ? `tcg,tb-size=${TCG_TB_MIB}` : "kvm",
+    "-cpu",
+    i.accel === "kvm" ? "host" : "max",
+    "-m",
+    `${mib}M`,
+    "-smp",
+    String(Math.max(1, i.vcpus)),
+    "-nodefaults",
+    "-no-user-config",
+    "-nographic",
+    "-no-reboot",
+    "-sandbox",
+    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+    "-kernel",
+    i.kernel,
+    "-initrd",
+    i.initramfs,
+    "-append",
+    kernelCmdline(i),
+    // The guest's console (kernel errors, the init's failures) goes to QEMU's stderr.
+    "-chardev",
+    "socket,id=console,fd=3",
+    "-serial",
+    "chardev:console",
+    "-drive",
+    `file=${i.rootfsImage},format=raw,if=none,id=rootfs,readonly=on`,
+    "-device",
+    "virtio-blk-device,drive=rootfs",
+    "-drive",
+    `file=${i.workspaceImage},format=raw,if=none,id=workspace,discard=unmap`,
+    "-device",
+    "virtio-blk-device,drive=workspace",
+    "-device",
+    "virtio-serial-device,max_ports=2",
+    "-chardev",
+    "stdio,id=agent,signal=off",
+    "-device",
+    "virtserialport,chardev=agent,name=kiln.agent",
+    ...(i.qmpSocket ? ["-qmp", `unix:${i.qmpSocket},server=on,wait=off`] : []),
+  ];
+}
