@@ -3,7 +3,7 @@
 # root on a machine with apt. Idempotent and quick when everything is present.
 # The virtual tier needs none of this (pyflakes3 lints its Python driver in the tests).
 set -u
-PACKAGES=(bubblewrap runc runsc debootstrap e2fsprogs chromium curl pyflakes3 iproute2 openssl xfsprogs)
+PACKAGES=(bubblewrap runc runsc debootstrap e2fsprogs chromium curl pyflakes3 iproute2 openssl xfsprogs qemu-system-x86 busybox-static)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -76,10 +76,22 @@ pub fn shutdown(code: i32) -> ! {
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+    if VM.load(std::sync::atomic::Ordering::Relaxed) {
+        // The guest ends with us: its disks must hold what was written.
+        sys::sync_and_power_off();
+    }
     std::process::exit(code)
 }
 
+/// Set by `--vm`: the agent is PID 1 of a virtual machine (the microvm tier).
+/// Programs it starts get no capabilities, and its exit syncs and powers off.
+static VM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn main() {
+    if std::env::args().skip(1).any(|a| a == "--vm") {
+        VM.store(true, std::sync::atomic::Ordering::Relaxed);
+        sys::drop_bounding_set();
+    }
     sys::set_subreaper();
     // fd 1 is the protocol stream; nothing else may write to it.
     let out = Arc::new(Writer::new(unsafe { File::from_raw_fd(1) }));

@@ -36,6 +36,8 @@ extern "C" {
     fn prctl(option: c_int, arg2: c_ulong, arg3: c_ulong, arg4: c_ulong, arg5: c_ulong) -> c_int;
     fn signal(sig: c_int, handler: usize) -> usize;
     fn getpid() -> c_int;
+    fn sync();
+    fn reboot(cmd: c_int) -> c_int;
     fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int;
     fn utimensat(dirfd: c_int, path: *const c_char, times: *const Timespec, flags: c_int) -> c_int;
     fn __errno_location() -> *mut c_int;
@@ -107,6 +109,26 @@ pub fn pid() -> i32 {
 
 /// Become a subreaper so orphaned grandchildren are re-parented to us (and
 /// reaped by our waitpid loop) even when we are not PID 1.
+const PR_CAPBSET_DROP: c_int = 24;
+const RB_POWER_OFF: c_int = 0x4321fedc;
+
+/// Empties the capability bounding set: every program started from now on
+/// runs without privileges, even as uid 0 (the agent keeps its own).
+pub fn drop_bounding_set() {
+    for cap in 0..64 {
+        unsafe { prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) };
+    }
+}
+
+/// Writes every filesystem's dirty data out, then powers the machine off
+/// (the agent as a VM's PID 1; returns only if the power-off was refused).
+pub fn sync_and_power_off() {
+    unsafe {
+        sync();
+        reboot(RB_POWER_OFF);
+    }
+}
+
 pub fn set_subreaper() {
     unsafe { prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 }

@@ -271,7 +271,7 @@ export class Kiln {
    * The strongest tier that runs here with real binaries from templates (a
    * real Linux), as {@link doctor} probes them ({@link TIER_NAMES} is ordered
    * weakest to strongest); `virtual`, with `fallback` saying why, when none
-   * runs. Pass `statuses` to reuse a {@link doctor} answer instead of probing again.
+   * runs (a tier that runs here only emulated is passed over). Pass `statuses` to reuse a {@link doctor} answer instead of probing again.
    */
   async strongestRealTier(
     options: { signal?: AbortSignal; statuses?: TierStatus[] } = {},
@@ -279,7 +279,7 @@ export class Kiln {
     const statuses = options.statuses ?? (await this.doctor(options));
     for (const tier of [...TIER_NAMES].reverse()) {
       const status = statuses.find((s) => s.tier === tier);
-      if (!status?.available) continue;
+      if (!status?.available || status.emulated) continue;
       const caps = (await this.backend(tier)).capabilities;
       if (caps.realBinaries && caps.templates) return { tier };
     }

@@ -231,4 +231,10 @@ export interface TierStatus {
   available: boolean;
   /** Why not, when not available; what it runs on, when available. */
   reason: string;
+  /**
+   * True when the tier runs here only by emulation (a VM without hardware
+   * acceleration): it works and is tested, but many times slower, so Kiln
+   * never picks it by default (see `Kiln.strongestRealTier`).
+   */
+  emulated?: boolean;
 }

@@ -81,6 +81,8 @@ export interface AgentInstanceParts {
    * running (it greeted an earlier host), so it is pinged instead of awaited.
    */
   resumed?: boolean;
+  /** How long the runtime may take to end by itself once its agent's input is closed, ms; default 1000. */
+  closeTimeoutMs?: number;
   /** The guest kernel's limit counters, for a tier whose sandbox has its own kernel (see {@link GuestLimitReader}). */
   guestLimits?: GuestLimitReader;
 }
@@ -190,7 +192,9 @@ export class AgentInstance implements Instance {
     }
     await this.attachNetwork(child);
     if (parts.guestLimits) {
-      this.guestSeen = await parts.guestLimits.counters(this.client).catch(() => ({ oomKills: 0, pidsMax: 0 }));
+      this.guestSeen = await parts.guestLimits
+        .counters(this.client)
+        .catch(() => ({ oomKills: 0, pidsMax: 0 }));
     }
     // The runtime can die under the sandbox (gVisor's kernel OOM-killed, say): the next command relaunches it.
     const client = this.client;
@@ -429,7 +433,10 @@ export class AgentInstance implements Instance {
         };
       }
       if (now.pidsMax > before.pidsMax) {
-        return { ...s, limit: { limit: "pids", value: l.pids, message: "process limit reached: fork failed" } };
+        return {
+          ...s,
+          limit: { limit: "pids", value: l.pids, message: "process limit reached: fork failed" },
+        };
       }
     }
     const free = await reader.workspaceFreeBytes(agent).catch(() => undefined);
@@ -468,7 +475,7 @@ export class AgentInstance implements Instance {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.client?.close(1000).catch(() => {});
+    await this.client?.close(this.parts.closeTimeoutMs ?? 1000).catch(() => {});
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
       const gone = new Promise((r) => this.child.once("exit", r));
       this.child.kill("SIGKILL");

@@ -48,7 +48,19 @@ function kvmStarts(qemu: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     const child = spawn(
       qemu,
-      ["-M", "microvm", "-accel", "kvm", "-nodefaults", "-no-user-config", "-display", "none", "-S", "-qmp", "stdio"],
+      [
+        "-M",
+        "microvm",
+        "-accel",
+        "kvm",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-S",
+        "-qmp",
+        "stdio",
+      ],
       { stdio: ["pipe", "pipe", "pipe"] },
     );
     let stderr = "";

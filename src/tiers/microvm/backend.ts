@@ -64,11 +64,16 @@ class GuestWorkspace extends WorkspaceImage {
   }
 }
 
+/** How long a guest may take to end its processes, write its disks out and power off, ms. */
+const SHUTDOWN_TIMEOUT_MS = 15_000;
+
 /** The microvm tier's driver. */
 export class MicrovmBackend implements Backend {
   readonly tier = "microvm" as const;
   readonly capabilities = CAPABILITIES;
   private readonly pools = new PoolUsers();
+  /** The running instances of this process, by sandbox id (saveFiles asks their guest to write its disk out). */
+  private readonly live = new Map<string, Instance>();
 
   async probe(): Promise<TierStatus> {
     const no = (reason: string): TierStatus => ({ tier: "microvm", available: false, reason });
@@ -79,7 +84,8 @@ export class MicrovmBackend implements Backend {
     if (cg.mode === "none") return no(cg.reason);
     const img = WorkspaceImage.unavailableReason();
     if (img) return no(img);
-    if (!which("busybox")) return no("a static busybox is needed for the guest's init (apt-get install busybox-static)");
+    if (!which("busybox"))
+      return no("a static busybox is needed for the guest's init (apt-get install busybox-static)");
     let boot: Awaited<ReturnType<typeof guestBoot>>;
     try {
       boot = await guestBoot(microvmCacheDir(undefined), agentBinary());
@@ -87,15 +93,22 @@ export class MicrovmBackend implements Backend {
       return no(`cannot build the guest kernel and initramfs: ${(e as Error).message}`);
     }
     const accel = await chooseAccel(qemu);
-    const version = (await run(qemu, ["--version"]).catch(() => ({ stdout: "" }))).stdout.split("\n")[0] ?? "QEMU";
+    const version =
+      (await run(qemu, ["--version"]).catch(() => ({ stdout: "" }))).stdout.split("\n")[0] ?? "QEMU";
     return {
       tier: "microvm",
       available: true,
+      ...(accel.accel === "tcg" ? { emulated: true } : {}),
       reason: `${version.replace(/^QEMU emulator /, "QEMU ")}, accel ${accel.accel} (${accel.reason}), guest kernel ${boot.version}, cgroup ${cg.mode}`,
     };
   }
 
-  private async start(spec: InstanceSpec, fresh: boolean, signal?: AbortSignal, from?: string): Promise<Instance> {
+  private async start(
+    spec: InstanceSpec,
+    fresh: boolean,
+    signal?: AbortSignal,
+    from?: string,
+  ): Promise<Instance> {
     const { rootfs, cgroup } = await this.pools.parts(spec, fresh, signal, from);
     const qemu = which(QEMU);
     if (!qemu) throw new Error("QEMU is not installed");
@@ -109,7 +122,11 @@ export class MicrovmBackend implements Backend {
     const l = spec.limits;
     const vcpus = Math.max(1, Math.ceil(l.cpuCount));
     // The guest's RAM is the sandbox's memory limit; the host cgroup holds QEMU to it plus QEMU's own needs.
-    cgroup.create({ ...l, memoryBytes: l.memoryBytes + QEMU_OVERHEAD_BYTES, pids: QEMU_HOST_PIDS + 4 * vcpus });
+    cgroup.create({
+      ...l,
+      memoryBytes: l.memoryBytes + QEMU_OVERHEAD_BYTES,
+      pids: QEMU_HOST_PIDS + 4 * vcpus,
+    });
     const tscKhz = hostTscKhz();
     const args = qemuArgs({
       accel: accel.accel,
@@ -137,7 +154,7 @@ export class MicrovmBackend implements Backend {
       },
       async cleanup() {},
     };
-    return AgentInstance.start(
+    const inst = await AgentInstance.start(
       {
         tier: "microvm",
         spec,
@@ -145,10 +162,36 @@ export class MicrovmBackend implements Backend {
         workspace,
         cgroup,
         connectTimeoutMs: BOOT_TIMEOUT_MS,
+        closeTimeoutMs: SHUTDOWN_TIMEOUT_MS,
         guestLimits: GUEST_LIMITS,
       },
       signal,
     );
+    this.live.set(spec.id, inst);
+    const close = inst.close.bind(inst);
+    inst.close = async () => {
+      if (this.live.get(spec.id) === inst) this.live.delete(spec.id);
+      await close();
+    };
+    return inst;
+  }
+
+  /**
+   * Has a running guest write its workspace's dirty data to the image (syncfs), so that a copy of
+   * the image taken now holds every write that completed before.
+   */
+  private async syncGuest(id: string): Promise<void> {
+    const inst = this.live.get(id);
+    if (!inst) return;
+    const proc = await inst.spawn({
+      command: "exec sync -f /workspace",
+      cwd: "/",
+      env: {},
+      stdin: undefined,
+      onStdout: () => {},
+      onStderr: () => {},
+    });
+    await proc.exited;
   }
 
   create(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {
@@ -163,7 +206,8 @@ export class MicrovmBackend implements Backend {
     return this.start(spec, true, signal, dir);
   }
 
-  saveFiles(spec: InstanceSpec, dir: string): Promise<number> {
+  async saveFiles(spec: InstanceSpec, dir: string): Promise<number> {
+    await this.syncGuest(spec.id);
     return saveWorkspace(spec, dir);
   }
 

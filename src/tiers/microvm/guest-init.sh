@@ -4,7 +4,8 @@
 # the template read-only at / and the workspace image read-write at
 # /workspace, puts itself in the guest cgroup that holds the sandbox's process
 # limit, then becomes the agent, whose stdin/stdout is the virtio-serial port
-# named kiln.agent (QEMU's end of it is Kiln's pipe).
+# named kiln.agent (QEMU's end of it is Kiln's pipe). With --vm the agent
+# starts every program without capabilities, and on exit syncs and powers off.
 # Kernel command line: kiln.pids=N (the sandbox's process limit).
 bb=/bin/busybox
 $bb mkdir -p /proc /sys /dev /newroot
@@ -55,9 +56,12 @@ $bb mount -t tmpfs -o nosuid,nodev,mode=755 tmpfs /newroot/run
 $bb mount -t tmpfs -o size=16m,mode=755 tmpfs /newroot/.kiln
 $bb cp /kiln-agent /newroot/.kiln/agent
 $bb mount -o remount,ro /newroot/.kiln
+# Namespaces are for the guest's own kernel to hand out; a sandbox has no use for new user namespaces.
+echo 0 >/proc/sys/user/max_user_namespaces
 $bb hostname kiln
+$bb ip link set lo up || fail "cannot bring up the loopback interface"
 $bb umount /proc /sys
 cd /newroot/workspace
 exec 0<>"$port" 1>&0
 exec $bb switch_root /newroot /usr/bin/env -i \
-  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /.kiln/agent
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /.kiln/agent --vm

@@ -5,7 +5,16 @@
  * once per template digest and shared read-only by every VM.
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, truncateSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { defaultTemplateDir } from "../../templates/template-store.ts";
 import { REPO_ROOT, run, which } from "../common/host.ts";
