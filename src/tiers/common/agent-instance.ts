@@ -56,8 +56,8 @@ export interface GuestCounters {
 export interface GuestLimitReader {
   /** The guest's counters now. */
   counters(agent: AgentClient): Promise<GuestCounters>;
-  /** Bytes still free in the guest's /workspace, or undefined when unknown. */
-  workspaceFreeBytes(agent: AgentClient): Promise<number | undefined>;
+  /** Bytes used and still free in the guest's /workspace, or undefined when unknown. */
+  workspaceSpace(agent: AgentClient): Promise<{ usedBytes: number; freeBytes: number } | undefined>;
 }
 
 /** What an AgentInstance is made of. */
@@ -439,7 +439,7 @@ export class AgentInstance implements Instance {
         };
       }
     }
-    const free = await reader.workspaceFreeBytes(agent).catch(() => undefined);
+    const free = (await reader.workspaceSpace(agent).catch(() => undefined))?.freeBytes;
     if (free !== undefined && free < Math.max(1024 * 1024, l.diskBytes * 0.02)) {
       return { ...s, limit: { limit: "diskBytes", value: l.diskBytes, message: "workspace is full" } };
     }
@@ -467,7 +467,12 @@ export class AgentInstance implements Instance {
     if (mem !== undefined) out.memoryBytes = mem;
     const cpu = this.parts.cgroup?.cpuMs();
     if (cpu !== undefined) out.cpuMs = cpu;
-    const disk = this.parts.workspace.usedBytes();
+    const guest = this.parts.guestLimits;
+    const disk = guest
+      ? this.closed || this.dead
+        ? undefined
+        : (await guest.workspaceSpace(this.client).catch(() => undefined))?.usedBytes
+      : this.parts.workspace.usedBytes();
     if (disk !== undefined) out.diskBytes = disk;
     return out;
   }

@@ -29,7 +29,7 @@ export async function destroyWorkspace(spec: InstanceSpec): Promise<void> {
 }
 
 /** Temporary names of unfinished writes (the agent's `.<name>.kiln-<pid>-<n>`) and tar imports (core's staging folders). */
-const TEMPORARY = /^(\..+\.kiln-\d+-\d+|\.kiln-import-\d+-\d+-[0-9a-f]+)$/;
+export const TEMPORARY = /^(\..+\.kiln-\d+-\d+|\.kiln-import-\d+-\d+-[0-9a-f]+)$/;
 
 /** Removes the temporary entries below `dir`, a directory of the host holding a sandbox's files; never follows a link. */
 async function sweepTemporary(dir: string): Promise<void> {
@@ -56,6 +56,11 @@ export async function releaseParts(spec: InstanceSpec): Promise<void> {
 
 /** The file of a saved workspace in a state directory. */
 const SAVED_IMAGE = "workspace.img";
+
+/** The saved workspace image in the state directory `dir` (written by {@link saveWorkspace}). */
+export function savedImage(dir: string): string {
+  return join(dir, SAVED_IMAGE);
+}
 
 /** Saves a sandbox's workspace image into `dir` (see {@link WorkspaceImage.saveTo}); returns its size on disk. */
 export async function saveWorkspace(spec: InstanceSpec, dir: string): Promise<number> {

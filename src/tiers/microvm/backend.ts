@@ -8,12 +8,20 @@
  * host cgroup (guest RAM plus QEMU's own overhead; CPU).
  */
 import { spawn } from "node:child_process";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { join, posix } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { agentBinary, isRoot, run, which } from "../common/host.ts";
-import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "../common/sandbox-parts.ts";
+import {
+  destroyWorkspace,
+  PoolUsers,
+  savedImage,
+  saveWorkspace,
+  TEMPORARY,
+} from "../common/sandbox-parts.ts";
 import { templateDigest } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
 import { chooseAccel, hostTscKhz } from "./accel.ts";
@@ -67,6 +75,24 @@ class GuestWorkspace extends WorkspaceImage {
 /** How long a guest may take to end its processes, write its disks out and power off, ms. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
 
+/** A file in the state directory: the guest must remove the temporary files of unfinished writes. */
+const SWEEP_MARKER = "sweep-workspace";
+
+/**
+ * After the Kiln process that ran a sandbox died: removes, through the new
+ * guest's agent, the temporary entries of the writes and imports it left
+ * unfinished (every one is stale: no other process runs the sandbox).
+ */
+async function sweepAfterCrash(spec: InstanceSpec, inst: Instance): Promise<void> {
+  const marker = join(spec.stateDir, SWEEP_MARKER);
+  if (!existsSync(marker)) return;
+  const entries = await inst.files.list("/workspace", 1_000_000);
+  for (const e of entries) {
+    if (TEMPORARY.test(posix.basename(e.path))) await inst.files.remove(e.path).catch(() => {});
+  }
+  rmSync(marker, { force: true });
+}
+
 /** The microvm tier's driver. */
 export class MicrovmBackend implements Backend {
   readonly tier = "microvm" as const;
@@ -109,7 +135,8 @@ export class MicrovmBackend implements Backend {
     signal?: AbortSignal,
     from?: string,
   ): Promise<Instance> {
-    const { rootfs, cgroup } = await this.pools.parts(spec, fresh, signal, from);
+    // A saved image (a snapshot, a fork) is copied, never mounted on the host: a guest wrote it.
+    const { rootfs, cgroup } = await this.pools.parts(spec, fresh && from === undefined, signal);
     const qemu = which(QEMU);
     if (!qemu) throw new Error("QEMU is not installed");
     const cache = microvmCacheDir(spec.dataDir);
@@ -119,6 +146,7 @@ export class MicrovmBackend implements Backend {
       chooseAccel(qemu),
     ]);
     const workspace = new GuestWorkspace(spec.stateDir);
+    if (from !== undefined) await workspace.createFrom(savedImage(from));
     const l = spec.limits;
     const vcpus = Math.max(1, Math.ceil(l.cpuCount));
     // The guest's RAM is the sandbox's memory limit; the host cgroup holds QEMU to it plus QEMU's own needs.
@@ -167,6 +195,7 @@ export class MicrovmBackend implements Backend {
       },
       signal,
     );
+    await sweepAfterCrash(spec, inst);
     this.live.set(spec.id, inst);
     const close = inst.close.bind(inst);
     inst.close = async () => {
@@ -219,9 +248,17 @@ export class MicrovmBackend implements Backend {
     return templateDigest(dataDir, template);
   }
 
-  /** Releases what a dead process's instance held (QEMU is in the sandbox's cgroup: destroying it ends QEMU). */
+  /**
+   * Releases what a dead process's instance held: its cgroup (destroying it ends QEMU, should
+   * QEMU still run). The temporary files of writes it left unfinished are removed by the guest at
+   * the next start (the host never mounts an image a guest wrote).
+   */
   async recover(spec: InstanceSpec, _owner: string, alone: boolean): Promise<void> {
-    if (alone) await releaseParts(spec);
+    if (!alone) return;
+    new SandboxCgroup(spec.id).destroy();
+    const workspace = new WorkspaceImage(spec.stateDir);
+    await workspace.unmount();
+    if (existsSync(workspace.imagePath)) writeFileSync(join(spec.stateDir, SWEEP_MARKER), "");
   }
 
   async destroy(spec: InstanceSpec): Promise<void> {

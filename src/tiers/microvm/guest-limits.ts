@@ -29,10 +29,10 @@ export const GUEST_LIMITS: GuestLimitReader = {
     return { oomKills: field(vmstat, "oom_kill"), pidsMax: field(pids, "max") };
   },
 
-  async workspaceFreeBytes(agent: AgentClient): Promise<number | undefined> {
+  async workspaceSpace(agent: AgentClient): Promise<{ usedBytes: number; freeBytes: number } | undefined> {
     let out = "";
     const proc = await agent.spawn({
-      command: "exec stat -f -c '%a %S' /workspace",
+      command: "exec stat -f -c '%b %f %a %S' /workspace",
       cwd: "/",
       env: { PATH: "/usr/bin:/bin" },
       stdin: undefined,
@@ -42,8 +42,8 @@ export const GUEST_LIMITS: GuestLimitReader = {
       onStderr: () => {},
     });
     const s = await proc.exited;
-    const [avail, size] = out.trim().split(" ").map(Number);
-    if (s.exitCode !== 0 || !Number.isFinite(avail) || !Number.isFinite(size)) return undefined;
-    return avail! * size!;
+    const [blocks, free, avail, size] = out.trim().split(" ").map(Number);
+    if (s.exitCode !== 0 || ![blocks, free, avail, size].every((n) => Number.isFinite(n))) return undefined;
+    return { usedBytes: (blocks! - free!) * size!, freeBytes: avail! * size! };
   },
 };
