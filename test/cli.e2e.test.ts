@@ -97,9 +97,12 @@ describe("kiln doctor", () => {
       assert.ok(t.reason.length > 0, `${t.tier}: empty reason`);
     }
     assert.equal(out.tiers.find((t) => t.tier === "virtual")?.available, true, "virtual runs everywhere");
-    // Where E2B sandboxes go: the last (strongest) ready tier that runs a real Linux, else virtual, saying why.
+    // Where E2B sandboxes go: the last (strongest) ready tier that runs a real Linux without
+    // emulation, else virtual, saying why.
     const e2b = out as unknown as { e2bTier: string; e2bFallback?: string };
-    const real = out.tiers.filter((t) => t.available && t.tier !== "virtual").map((t) => t.tier);
+    const real = out.tiers
+      .filter((t) => t.available && !t.emulated && t.tier !== "virtual")
+      .map((t) => t.tier);
     assert.equal(e2b.e2bTier, real.at(-1) ?? "virtual");
     assert.equal(typeof e2b.e2bFallback, real.length > 0 ? "undefined" : "string");
     doctorTiers = out.tiers;

@@ -6,6 +6,8 @@
  * QEMU's stdio, no network device, and QEMU's own seccomp sandbox.
  */
 
+import { InvalidArgumentError } from "../../core/errors.ts";
+
 /** An accelerator QEMU runs the guest with. */
 export type Accel = "kvm" | "tcg";
 
@@ -50,8 +52,14 @@ export function kernelCmdline(i: QemuInput): string {
   ].join(" ");
 }
 
-/** Arguments for `qemu-system-x86_64`. */
+/**
+ * Arguments for `qemu-system-x86_64`.
+ * @throws InvalidArgumentError (`invalid_argument`) for a path with a comma (QEMU's option separator)
+ */
 export function qemuArgs(i: QemuInput): string[] {
+  for (const p of [i.kernel, i.initramfs, i.rootfsImage, i.workspaceImage, i.qmpSocket ?? ""]) {
+    if (p.includes(",")) throw new InvalidArgumentError(`a path QEMU is given has a comma: ${p}`);
+  }
   const mib = Math.max(64, Math.floor(i.memoryBytes / (1024 * 1024)));
   return [
     ...(i.name ? ["-name", `${i.name},process=kiln-vm`] : []),
