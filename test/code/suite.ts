@@ -120,6 +120,34 @@ export function runCodeSuite(options: CodeSuiteOptions): void {
       assert.deepEqual(seen, ["out:before\n", "result:false", "result:true"]);
     });
 
+    it("IPython.display's HTML, Markdown, SVG, JSON and Image give those formats, as in Jupyter", async () => {
+      const r = await sb.runCode(
+        [
+          "import base64",
+          "from IPython.display import HTML, JSON, SVG, Image, Markdown, display",
+          "png = base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==')",
+          "display(HTML('<i>h</i>'), Markdown('**m**'))",
+          "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\"/>'))",
+          "display(JSON({'k': [1, 2]}))",
+          "Image(data=png)",
+        ].join("\n"),
+      );
+      assert.equal(r.error, undefined, r.error?.traceback);
+      const [html, md, svg, json, image] = r.results;
+      assert.equal(r.results.length, 5);
+      assert.equal(html?.html, "<i>h</i>");
+      assert.equal(md?.markdown, "**m**");
+      assert.match(svg?.svg ?? "", /^<svg\b/);
+      assert.deepEqual(json?.json, { k: [1, 2] });
+      assert.equal(image?.isMainResult, true);
+      assert.equal(
+        Buffer.from(image?.png ?? "", "base64")
+          .subarray(1, 4)
+          .toString(),
+        "PNG",
+      );
+    });
+
     it(
       "a pandas DataFrame is HTML and text; a matplotlib figure is a PNG with chart data",
       async () => {

@@ -23,7 +23,7 @@ class _OnRealTiersOnly:
     of a bare "No module named". A package of that name in the workspace is
     still found first.
     """
-    _NAMES = ("numpy", "pandas", "matplotlib", "scipy", "IPython")
+    _NAMES = ("numpy", "pandas", "matplotlib", "scipy", "IPython")  # IPython: all but IPython.display
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
@@ -36,6 +36,72 @@ class _OnRealTiersOnly:
             % (name, top), name=name)
 
 sys.meta_path.append(_OnRealTiersOnly)
+
+def _ipython_display_module():
+    """``IPython.display`` as far as cells use it: display() and the rich-object classes.
+
+    The classes carry the same ``_repr_*_`` methods as IPython's, so a cell
+    written for Jupyter (``display(HTML(...))``, ``Image(data=png)``) gives the
+    same results here as on a real tier; the rest of IPython is not here.
+    """
+    ipython = types.ModuleType("IPython")
+    ipython.__path__ = []  # a package: its other submodules go to the finders, and are refused
+    disp = types.ModuleType("IPython.display")
+
+    class _Data:
+        _binary = False
+
+        def __init__(self, data=None, url=None, filename=None, metadata=None, **_kwargs):
+            if data is None and filename is not None:
+                with open(filename, "rb" if self._binary else "r") as f:
+                    data = f.read()
+            self.data = data
+            self.metadata = metadata
+
+        def __repr__(self):
+            return "<IPython.core.display.%s object>" % type(self).__name__
+
+    def rich(name, method, binary=False):
+        cls = type(name, (_Data,), {"_binary": binary, method: lambda self: self.data})
+        setattr(disp, name, cls)
+
+    rich("HTML", "_repr_html_")
+    rich("Markdown", "_repr_markdown_")
+    rich("SVG", "_repr_svg_")
+    rich("Latex", "_repr_latex_")
+    rich("Math", "_repr_latex_")
+    rich("Javascript", "_repr_javascript_")
+
+    class JSON(_Data):
+        def _repr_json_(self):
+            return self.data
+
+    class Image(_Data):
+        _binary = True
+
+        def __init__(self, data=None, url=None, filename=None, format=None, **kwargs):
+            _Data.__init__(self, data, url, filename, **kwargs)
+            head = bytes(self.data[:4]) if isinstance(self.data, (bytes, bytearray)) else b""
+            self.format = (format or ("png" if head.startswith(b"\x89PNG") else "jpeg")).lower()
+
+        def _repr_png_(self):
+            return self.data if self.format == "png" else None
+
+        def _repr_jpeg_(self):
+            return self.data if self.format in ("jpeg", "jpg") else None
+
+    class Pretty(_Data):
+        def __repr__(self):
+            return str(self.data)
+
+    disp.JSON, disp.Image, disp.Pretty = JSON, Image, Pretty
+    disp.display = lambda *objs, **kwargs: _display(*objs, **kwargs)
+    ipython.display = disp
+    ipython.get_ipython = lambda: None
+    sys.modules["IPython"] = ipython
+    sys.modules["IPython.display"] = disp
+
+_ipython_display_module()
 
 def _recv():
     n = int(os.read(_ctl, 16))
