@@ -380,8 +380,8 @@ export class Kiln {
     if (options.idleTimeoutMs !== undefined)
       checkTimeoutMs("idleTimeoutMs", options.idleTimeoutMs, MAX_SANDBOX_TIMEOUT_MS);
     const onExpiry = renamed(options, "onExpiry", "onTimeout");
-    if (onExpiry !== undefined && onExpiry !== "kill" && onExpiry !== "pause")
-      throw new InvalidArgumentError('onExpiry must be "kill" or "pause"');
+    if (onExpiry !== undefined && onExpiry !== "kill" && onExpiry !== "pause" && onExpiry !== "pause-files")
+      throw new InvalidArgumentError('onExpiry must be "kill", "pause" or "pause-files"');
     checkMetadataSize(options.metadata);
     checkEnvSize(options.env);
     const env = checkEnv(options.env);
@@ -685,11 +685,12 @@ export class Kiln {
 
   private async reapExpired(): Promise<void> {
     for (const id of this.records.expired(Date.now())) {
-      if (this.stateStore.lifecycle(id)?.onTimeout === "pause") {
+      const on = this.stateStore.lifecycle(id)?.onTimeout;
+      if (on === "pause" || on === "pause-files") {
         // E2B's autoPause: the lifetime ends in a pause, and a resume starts the sandbox again.
         this.records.setExpiry(id, null);
         this.cache.delete(id);
-        await this.pause(id).catch(() => {});
+        await this.pause(id, { keepMemory: on === "pause" }).catch(() => {});
       } else await this.kill(id).catch(() => {});
     }
     // Sandboxes whose teardown a crashed process left unfinished.

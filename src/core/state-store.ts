@@ -7,7 +7,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Limits } from "./limits.ts";
 import { StatementCache } from "./sqlite.ts";
-import type { SnapshotInfo, SnapshotKind, TierName } from "./types.ts";
+import type { ExpiryAction, SnapshotInfo, SnapshotKind, TierName } from "./types.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -230,19 +230,20 @@ export class StateStore {
   }
 
   /** Sets a sandbox's hibernation and end-of-life settings (`idleTimeoutMs` null: the Kiln's default). */
-  setLifecycle(id: string, idleTimeoutMs: number | null, onTimeout: "kill" | "pause"): void {
+  setLifecycle(id: string, idleTimeoutMs: number | null, onTimeout: ExpiryAction): void {
     this.st(
       "INSERT INTO lifecycle (id, idle_timeout_ms, on_timeout) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET idle_timeout_ms = excluded.idle_timeout_ms, on_timeout = excluded.on_timeout",
     ).run(id, idleTimeoutMs, onTimeout);
   }
 
   /** A sandbox's settings, when any were given at create. */
-  lifecycle(id: string): { idleTimeoutMs: number | null; onTimeout: "kill" | "pause" } | undefined {
+  lifecycle(id: string): { idleTimeoutMs: number | null; onTimeout: ExpiryAction } | undefined {
     const r = this.st("SELECT * FROM lifecycle WHERE id = ?").get(id);
     if (!r) return undefined;
+    const on = String(r.on_timeout);
     return {
       idleTimeoutMs: r.idle_timeout_ms === null ? null : Number(r.idle_timeout_ms),
-      onTimeout: String(r.on_timeout) === "pause" ? "pause" : "kill",
+      onTimeout: on === "pause" || on === "pause-files" ? on : "kill",
     };
   }
 

@@ -53,10 +53,14 @@ export interface CreateOptions {
    * Default: the Kiln's `idleTimeoutMs` on tiers whose pause keeps memory, else never.
    */
   idleTimeoutMs?: number;
-  /** What happens when the lifetime (`lifetimeMs`) ends: `kill` (default) or `pause` (it can be resumed). */
-  onExpiry?: "kill" | "pause";
+  /**
+   * What happens when the lifetime (`lifetimeMs`) ends: `kill` (default), `pause` (it can be
+   * resumed; memory and processes kept where the tier can) or `pause-files` (a pause that keeps
+   * the files only, even where the tier could keep memory).
+   */
+  onExpiry?: ExpiryAction;
   /** @deprecated The old name of `onExpiry` (give one or the other). */
-  onTimeout?: "kill" | "pause";
+  onTimeout?: ExpiryAction;
   /**
    * Start from this snapshot's files (`snap_…`): its template, limits, env and
    * cwd unless given here. On another tier than the snapshot's, the files are
@@ -90,6 +94,9 @@ export interface TemplateBuildProgress {
   /** What it is doing (`downloading ...`, `unpacking ...`, `already built`). */
   message: string;
 }
+
+/** What the end of a sandbox's lifetime does (see `CreateOptions.onExpiry`). */
+export type ExpiryAction = "kill" | "pause" | "pause-files";
 
 /** What a snapshot holds: the files, or the memory and processes too. */
 export type SnapshotKind = "files" | "memory";

@@ -182,7 +182,10 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
         env: envs,
         lifetimeMs,
         // lifecycle.onTimeout "pause": the end of the lifetime pauses it; connect resumes it.
-        ...(body.autoPause === true ? { onExpiry: "pause" as const } : {}),
+        // `onTimeout: { action: "pause", keepMemory: false }` arrives as autoPauseMemory: false.
+        ...(body.autoPause === true
+          ? { onExpiry: body.autoPauseMemory === false ? ("pause-files" as const) : ("pause" as const) }
+          : {}),
         ...publicTrafficPorts(body.network),
         ...(volumes.length > 0 ? { volumes } : {}),
         signal: c.req.raw.signal,

@@ -111,12 +111,12 @@ export const CreateSandboxBody = z
     idleTimeoutMs: NonNeg.optional().openapi({
       description: "idle time after which the sandbox is paused (any call resumes it); 0: never",
     }),
-    onExpiry: z
-      .enum(["kill", "pause"])
-      .optional()
-      .openapi({ description: "what the end of its lifetime does; default kill" }),
+    onExpiry: z.enum(["kill", "pause", "pause-files"]).optional().openapi({
+      description:
+        "what the end of its lifetime does: kill (default), pause, or pause keeping the files only",
+    }),
     onTimeout: z
-      .enum(["kill", "pause"])
+      .enum(["kill", "pause", "pause-files"])
       .optional()
       .openapi({ deprecated: true, description: "the old name of onExpiry" }),
     network: NetworkSchema.optional(),
