@@ -3,18 +3,22 @@
  * sandbox, each running a series of commands through the client SDK over
  * loopback HTTP. Bounded in count and time (aborted after `deadlineMs`).
  *
- *   node bench/load.ts [--clients 200] [--commands 20] [--inline]
+ *   node bench/load.ts [--clients 200] [--commands 20] [--inline | --library] [--baseline]
+ *
+ * With KILN_BENCH_PROFILE_DIR set, the child server writes a V8 CPU profile
+ * there (summarise it with `node bench/profile-summary.ts FILE`).
  *
  * By default the server is a separate `kiln serve` process (so client and
  * server do not share an event loop); `--inline` runs it in this process.
  * `runLoad()` is exported for bench/main.ts and the CI-sized test.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { KilnClient } from "../src/client/index.ts";
+import { Kiln } from "../src/index.ts";
 import { KeyStore, startServer } from "../src/server/index.ts";
 import { quantile } from "./stats.ts";
 
@@ -28,6 +32,8 @@ export interface LoadOptions {
   deadlineMs?: number;
   /** Run the server in this process instead of a child `kiln serve`. */
   inline?: boolean;
+  /** No server: the same clients call the library (`Kiln`) in this process; the baseline. */
+  library?: boolean;
 }
 
 /** What {@link runLoad} measured. */
@@ -50,14 +56,42 @@ export interface LoadReport {
   p99Ms: number;
   /** Time to create all sandboxes concurrently, ms. */
   createMs: number;
-  server: "child process" | "inline";
+  /** CPU time of the server (inline and library: of this whole process) per command, ms. */
+  cpuMsPerCommand: number;
+  server: "child process" | "inline" | "none (library)";
 }
 
-/** A server under test. */
+/** A server under test (or, for the baseline, the library itself in `kiln`). */
 export interface Target {
   url: string;
   key: string;
+  kiln?: Kiln;
+  /** CPU time (user + system) the server has used so far, ms: robust where wall time is not (a shared machine). */
+  cpuMs(): number;
   stop(): Promise<void>;
+}
+
+/** This process's CPU time so far, ms. */
+function ownCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** Another process's CPU time so far, ms (Linux: /proc/PID/stat, utime + stime in clock ticks of 10 ms). */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The baseline: no server, the library in this process on `dataDir`. */
+async function libraryTarget(dataDir: string): Promise<Target> {
+  const kiln = await Kiln.open({ dataDir });
+  return { url: "", key: "", kiln, cpuMs: ownCpuMs, stop: () => kiln.close() };
 }
 
 const root = join(import.meta.dirname, "..");
@@ -73,14 +107,17 @@ export async function startTarget(dataDir: string, inline: boolean, clients: num
   if (inline) {
     const s = await startServer({ dataDir, port: 0, host: "127.0.0.1", budget });
     const { key } = s.keys.create({ name: "load", ...budget });
-    return { url: s.url, key, stop: async () => void (await s.close(2000)) };
+    return { url: s.url, key, cpuMs: ownCpuMs, stop: async () => void (await s.close(2000)) };
   }
   const keys = new KeyStore(dataDir);
   const { key } = keys.create({ name: "load", ...budget });
   keys.close();
+  // KILN_BENCH_PROFILE_DIR: the server writes a CPU profile there when it exits (`node --cpu-prof`).
+  const profileDir = process.env.KILN_BENCH_PROFILE_DIR;
   const child: ChildProcess = spawn(
     process.execPath,
     [
+      ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : []),
       join(root, "src", "cli", "main.ts"),
       "--data-dir",
       dataDir,
@@ -105,6 +142,7 @@ export async function startTarget(dataDir: string, inline: boolean, clients: num
   return {
     url: JSON.parse(line).url,
     key,
+    cpuMs: () => processCpuMs(child.pid!),
     stop: async () => {
       child.kill("SIGTERM");
       await exited;
@@ -118,7 +156,9 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
   const perClient = options.commandsPerClient ?? 20;
   const signal = AbortSignal.timeout(options.deadlineMs ?? 5 * 60_000);
   const dataDir = mkdtempSync(join(tmpdir(), "kiln-load-"));
-  const target = await startTarget(dataDir, options.inline ?? false, clients);
+  const target = options.library
+    ? await libraryTarget(dataDir)
+    : await startTarget(dataDir, options.inline ?? false, clients);
   const latencies: number[] = [];
   const errorSamples: string[] = [];
   let errors = 0;
@@ -128,7 +168,7 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
     if (errorSamples.length < 5) errorSamples.push(String((e as Error)?.message ?? e));
   };
   try {
-    const kiln = await KilnClient.open({ url: target.url, apiKey: target.key });
+    const kiln = target.kiln ?? (await KilnClient.open({ url: target.url, apiKey: target.key }));
     const t0 = performance.now();
     const sandboxes = await Promise.all(
       Array.from({ length: clients }, () =>
@@ -137,6 +177,7 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
     );
     const createMs = performance.now() - t0;
     const t1 = performance.now();
+    const cpu0 = target.cpuMs();
     await Promise.all(
       sandboxes.map(async (sb, c) => {
         if (!sb) return;
@@ -157,6 +198,7 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
       }),
     );
     const durationMs = performance.now() - t1;
+    const cpuMsPerCommand = (target.cpuMs() - cpu0) / Math.max(1, completed);
     await Promise.all(sandboxes.map((sb) => sb?.kill({ signal }).catch(fail)));
     return {
       clients,
@@ -170,7 +212,8 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
       p95Ms: quantile(latencies, 0.95),
       p99Ms: quantile(latencies, 0.99),
       createMs,
-      server: options.inline ? "inline" : "child process",
+      cpuMsPerCommand,
+      server: options.library ? "none (library)" : options.inline ? "inline" : "child process",
     };
   } finally {
     await target.stop();
@@ -178,22 +221,35 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
   }
 }
 
-/** The report as a markdown table. */
-export function loadTable(r: LoadReport): string {
-  const rows: [string, string][] = [
-    ["clients (one virtual sandbox each)", String(r.clients)],
-    ["commands per client", String(r.commandsPerClient)],
-    ["commands completed", `${r.completed} / ${r.clients * r.commandsPerClient}`],
-    ["errors", String(r.errors)],
-    ["create all sandboxes (concurrent)", `${r.createMs.toFixed(0)} ms`],
-    ["command phase wall time", `${r.durationMs.toFixed(0)} ms`],
-    ["throughput", `${r.throughput.toFixed(0)} commands/s`],
-    ["latency p50", `${r.p50Ms.toFixed(1)} ms`],
-    ["latency p95", `${r.p95Ms.toFixed(1)} ms`],
-    ["latency p99", `${r.p99Ms.toFixed(1)} ms`],
-    ["server", r.server],
+/** The report as a markdown table; with `baseline` (the library alone, same run), a column for it and the ratio. */
+export function loadTable(r: LoadReport, baseline?: LoadReport): string {
+  const rows: [string, (x: LoadReport) => string][] = [
+    ["clients (one virtual sandbox each)", (x) => String(x.clients)],
+    ["commands per client", (x) => String(x.commandsPerClient)],
+    ["commands completed", (x) => `${x.completed} / ${x.clients * x.commandsPerClient}`],
+    ["errors", (x) => String(x.errors)],
+    ["create all sandboxes (concurrent)", (x) => `${x.createMs.toFixed(0)} ms`],
+    ["command phase wall time", (x) => `${x.durationMs.toFixed(0)} ms`],
+    ["throughput", (x) => `${x.throughput.toFixed(0)} commands/s`],
+    ["latency p50", (x) => `${x.p50Ms.toFixed(1)} ms`],
+    ["latency p95", (x) => `${x.p95Ms.toFixed(1)} ms`],
+    ["latency p99", (x) => `${x.p99Ms.toFixed(1)} ms`],
+    [
+      "CPU per command (server process; library: the whole process)",
+      (x) => `${x.cpuMsPerCommand.toFixed(2)} ms`,
+    ],
+    ["server", (x) => x.server],
   ];
-  return ["| metric | value |", "|---|---|", ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join("\n");
+  if (!baseline) {
+    return ["| metric | value |", "|---|---|", ...rows.map(([k, f]) => `| ${k} | ${f(r)} |`)].join("\n");
+  }
+  return [
+    "| metric | `kiln serve` | library alone (same clients, no server) |",
+    "|---|---|---|",
+    ...rows.map(([k, f]) => `| ${k} | ${f(r)} | ${f(baseline)} |`),
+    `| server throughput / library throughput | ${((100 * r.throughput) / baseline.throughput).toFixed(0)}% | |`,
+    `| p99 / p50 | ${(r.p99Ms / r.p50Ms).toFixed(1)}x | ${(baseline.p99Ms / baseline.p50Ms).toFixed(1)}x |`,
+  ].join("\n");
 }
 
 if (import.meta.main) {
@@ -201,14 +257,19 @@ if (import.meta.main) {
     const i = process.argv.indexOf(name);
     return i >= 0 ? Number(process.argv[i + 1]) : d;
   };
+  const opts = { clients: arg("--clients", 200), commandsPerClient: arg("--commands", 20) };
+  // --library: the library alone; --baseline: the library alone first, then the server, side by side.
+  const baseline = process.argv.includes("--baseline")
+    ? await runLoad({ ...opts, library: true })
+    : undefined;
   const r = await runLoad({
-    clients: arg("--clients", 200),
-    commandsPerClient: arg("--commands", 20),
+    ...opts,
     inline: process.argv.includes("--inline"),
+    library: process.argv.includes("--library"),
   });
   const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
   process.stdout.write(
-    `## Load run of ${new Date().toISOString().slice(0, 10)} (${machine})\n\n${loadTable(r)}\n`,
+    `## Load run of ${new Date().toISOString().slice(0, 10)} (${machine}, load average ${loadavg()[0]!.toFixed(1)})\n\n${loadTable(r, baseline)}\n`,
   );
   if (r.errorSamples.length)
     process.stdout.write(`\nerrors:\n${r.errorSamples.map((s) => `- ${s}`).join("\n")}\n`);

@@ -694,9 +694,8 @@ export class Kiln {
       } else await this.kill(id).catch(() => {});
     }
     // Sandboxes whose teardown a crashed process left unfinished.
-    for (const r of this.records.list()) {
-      if (r.state === "killed") await this.teardown(r).catch(() => {});
-    }
+    // Asked on every request: only the killed rows are read, not every record.
+    for (const r of this.records.killed()) await this.teardown(r).catch(() => {});
   }
 
   /** Kills a sandbox: stops it and deletes its workspace and record. @throws NotFoundError */

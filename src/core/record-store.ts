@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS sandboxes (
   expires_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS idx_sandboxes_expires ON sandboxes(expires_at);
+CREATE INDEX IF NOT EXISTS idx_sandboxes_state ON sandboxes(state);
 `;
 
 function toInfo(r: Record<string, unknown>): SandboxInfo {
@@ -129,6 +130,13 @@ export class RecordStore {
     )
       .all(volumeId)
       .map((r) => String(r.id));
+  }
+
+  /** Sandboxes whose kill has begun but whose teardown has not finished (a crash can leave them). */
+  killed(): SandboxInfo[] {
+    return this.st("SELECT * FROM sandboxes WHERE state = 'killed' ORDER BY created_at, id")
+      .all()
+      .map(toInfo);
   }
 
   /** Ids of sandboxes whose expiry has passed. */

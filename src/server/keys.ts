@@ -12,6 +12,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
+import { StatementCache } from "../core/sqlite.ts";
 
 /** An API key as listed (never with its secret). */
 export interface ApiKeyInfo {
@@ -80,6 +81,8 @@ function checkQuota(name: string, v: number | null | undefined): number | null {
 /** The API keys of one data directory. */
 export class KeyStore {
   private readonly db: DatabaseSync;
+  // Every request is verified: its lookup is compiled once, not per request.
+  private readonly statements: StatementCache;
 
   /** Opens (creating if needed) the key table in `<dataDir>/kiln.db`. */
   constructor(dataDir: string) {
@@ -100,6 +103,7 @@ export class KeyStore {
         if (!/duplicate column/i.test(String(e))) throw e;
       }
     }
+    this.statements = new StatementCache(this.db);
   }
 
   /**
@@ -146,7 +150,7 @@ export class KeyStore {
   verify(presented: string): ApiKeyInfo | undefined {
     const m = KEY_PATTERN.exec(presented);
     if (!m) return undefined;
-    const r = this.db.prepare("SELECT * FROM api_keys WHERE id = ?").get(m[1]!);
+    const r = this.statements.get("SELECT * FROM api_keys WHERE id = ?").get(m[1]!);
     if (!r) return undefined;
     const stored = Buffer.from(r.secret_sha256 as Uint8Array);
     const given = sha256(m[2]!);

@@ -49,6 +49,12 @@ export class EventStream {
   private readonly abort = new AbortController();
   private ended = false;
   private readonly onEnd: () => void;
+  /** Events sent since the last flush, as lines, and their length. */
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private flushScheduled: NodeJS.Immediate | undefined;
+  /** While true, events wait in `pending` (see {@link settledNdjsonResponse}). */
+  private holding = false;
 
   constructor(onEnd: () => void) {
     this.onEnd = onEnd;
@@ -68,24 +74,69 @@ export class EventStream {
     );
   }
 
-  /** Sends one event (ignored once the stream has ended). */
+  /**
+   * Sends one event (ignored once the stream has ended). Events sent in one
+   * turn of the event loop go out as one chunk: a short command's start,
+   * output and exit are then one write to the socket, not one each.
+   */
   send(event: StreamEvent): void {
     if (this.ended) return;
-    if (-(this.controller.desiredSize ?? 0) > MAX_UNREAD_BYTES) {
+    if (this.pendingBytes - (this.controller.desiredSize ?? 0) > MAX_UNREAD_BYTES) {
       const message = `the client stopped reading: over ${MAX_UNREAD_BYTES} bytes of events unread; the stream ended (the command runs on)`;
       this.end({ type: "exit", error: { code: "limit_exceeded", message } });
       this.abort.abort(new Error(message));
       return;
     }
-    this.controller.enqueue(encoder.encode(`${JSON.stringify(event)}\n`));
+    this.push(event);
+  }
+
+  private push(event: StreamEvent): void {
+    const line = `${JSON.stringify(event)}\n`;
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    this.flushScheduled ??= setImmediate(() => this.flush());
   }
 
   /** Sends the final event and closes the stream. */
   end(event: StreamEvent): void {
     if (this.ended) return;
-    this.send(event);
+    this.push(event);
+    this.flush();
     this.finish();
-    this.controller.close();
+    if (!this.holding) this.controller.close();
+  }
+
+  /** Keeps every event in memory until {@link release}. */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /**
+   * Stops holding. Returns the whole stream as text when it has ended (its
+   * body is then never read), or undefined when it has not: what was held
+   * goes out as the body's first chunk, and events flow from then on.
+   */
+  release(): string | undefined {
+    if (!this.holding) return undefined;
+    this.holding = false;
+    if (this.ended) {
+      const text = this.pending.join("");
+      this.pending = [];
+      this.pendingBytes = 0;
+      return text;
+    }
+    this.flush();
+    return undefined;
+  }
+
+  private flush(): void {
+    clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
+    if (this.holding || this.pending.length === 0 || this.ended) return;
+    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join("");
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.controller.enqueue(encoder.encode(text));
   }
 
   /** Ends the stream with `{ type: "exit", error }` for `e`. */
@@ -152,10 +203,30 @@ export class StreamTracker {
   }
 }
 
+/** The headers of an NDJSON response: a new object each time (the HTTP layer adds Content-Length to it). */
+const ndjsonHeaders = () => ({
+  "content-type": NDJSON,
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+});
+
 /** A streamed NDJSON response. */
 export function ndjsonResponse(stream: EventStream): Response {
-  return new Response(stream.body, {
-    status: 200,
-    headers: { "content-type": NDJSON, "cache-control": "no-store", "x-content-type-options": "nosniff" },
-  });
+  stream.release();
+  return new Response(stream.body, { status: 200, headers: ndjsonHeaders() });
+}
+
+/**
+ * The response of a stream that may well end at once (a short command), made
+ * with {@link EventStream.hold} called before its first event: after one turn
+ * of the event loop, a stream that has ended is sent whole, headers and body
+ * in one write (a chunked stream costs a write for the headers and one per
+ * chunk, most of a short command's cost on a busy server); one still running
+ * is streamed as {@link ndjsonResponse} does. The client reads the same lines either way.
+ */
+export async function settledNdjsonResponse(stream: EventStream): Promise<Response> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const whole = stream.release();
+  if (whole === undefined) return new Response(stream.body, { status: 200, headers: ndjsonHeaders() });
+  return new Response(whole, { status: 200, headers: ndjsonHeaders() });
 }

@@ -23,7 +23,13 @@ import {
   StdinBody,
   StreamEventSchema,
 } from "../schemas.ts";
-import { type EventStream, NDJSON, ndjsonResponse, type StreamEvent } from "../streaming.ts";
+import {
+  type EventStream,
+  NDJSON,
+  ndjsonResponse,
+  type StreamEvent,
+  settledNdjsonResponse,
+} from "../streaming.ts";
 
 const errors = { default: json(ErrorSchema, "an error") };
 const tags = ["commands"];
@@ -113,12 +119,13 @@ export function commandRoutes(app: App): void {
         onStderr: (data) => emit({ type: "stderr", data }),
       });
       const s = streams.create();
+      s.hold();
       s.signal.addEventListener("abort", abort, { once: true });
       s.send({ type: "start", pid: h.pid });
       for (const e of early) s.send(e);
       stream = s;
       void pipe(s, h, false);
-      return ndjsonResponse(s);
+      return settledNdjsonResponse(s);
     },
   );
 
