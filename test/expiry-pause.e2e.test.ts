@@ -88,6 +88,10 @@ test("E2B: lifecycle.onTimeout { action: pause, keepMemory: false } is a files-o
     const store = (f.kiln as unknown as { stateStore: { lifecycle(id: string): { onTimeout: string } } })
       .stateStore;
     assert.equal(store.lifecycle(sbx.sandboxId).onTimeout, "pause-files");
+    assert.deepEqual((await Sandbox.getInfo(sbx.sandboxId, f.opts())).lifecycle, {
+      onTimeout: "pause",
+      autoResume: true,
+    });
     await until(
       "paused at expiry",
       async () => (await Sandbox.getInfo(sbx.sandboxId, f.opts())).state === "paused",

@@ -42,6 +42,7 @@ import { StateStore } from "./state-store.ts";
 import { type BackendFactory, checkTierName, registeredTiers } from "./tier-registry.ts";
 import {
   type CreateOptions,
+  type ExpiryAction,
   type SandboxInfo,
   type SandboxState,
   type SnapshotInfo,
@@ -991,6 +992,12 @@ export class Kiln {
     const sb = await this.connect(id, options);
     await sb.instance();
     return sb;
+  }
+
+  /** What the end of a sandbox's lifetime does (`onExpiry` at create; default `kill`). @throws NotFoundError */
+  expiryAction(id: string): ExpiryAction {
+    this.record(id);
+    return this.stateStore.lifecycle(id)?.onTimeout ?? "kill";
   }
 
   /** A sandbox's idle time before hibernation (0: never). */

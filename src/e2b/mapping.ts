@@ -158,6 +158,7 @@ export function sandboxListed(ctx: E2bContext, info: SandboxInfo): Record<string
     metadata: publicMetadata(info.metadata),
     state: info.state === "running" ? "running" : "paused",
     envdVersion: ctx.envdVersion,
+    volumeMounts: info.volumes.map((v) => ({ name: v.name, path: v.path })),
   };
 }
 
@@ -169,7 +170,8 @@ export function sandboxDetail(ctx: E2bContext, info: SandboxInfo): Record<string
     // `@e2b/code-interpreter` sends it with every call to port 49999 (its contexts calls carry no other credential).
     trafficAccessToken: ctx.tokens.issue(info, `port:${CODE_INTERPRETER_PORT}`),
     domain: ctx.sandboxDomain,
-    volumeMounts: info.volumes.map((v) => ({ name: v.name, path: v.path })),
+    // Kiln resumes a paused sandbox on any call: autoResume is always on.
+    lifecycle: { onTimeout: ctx.kiln.expiryAction(info.id) === "kill" ? "kill" : "pause", autoResume: true },
   };
 }
 

@@ -103,6 +103,8 @@ test("Sandbox.create with volumeMounts: the sandbox and the SDK see each other's
     assert.equal(await vol.readFile("/from-sb.txt", content()), "sandbox\n");
     const info = await Sandbox.getInfo(sbx.sandboxId, f.opts());
     assert.deepEqual(info.volumeMounts, [{ name: "shared", path: "/mnt/shared" }]);
+    const listed = await Sandbox.list(f.opts()).nextItems();
+    assert.deepEqual(listed.find((s) => s.sandboxId === sbx.sandboxId)?.volumeMounts, info.volumeMounts);
     // Mounted: destroying it is refused.
     await rejectsWith(Volume.destroy(vol.volumeId, f.opts()), VolumeError);
     // Bob cannot mount Alice's volume by name.
