@@ -175,6 +175,9 @@ describe("volumes", () => {
         const c = await kiln.create({ tier, template, volumes });
         assert.equal(await c.files.read("/mnt/shared/hello"), "from a");
         assert.equal((await c.commands.run("test -f /mnt/shared/a-50.txt")).exitCode, 0);
+        // The virtual tier mounts no volume: a sandbox with one cannot move there, and stays.
+        await rejectsWithCode(kiln.move(c.id, "virtual"), "unsupported");
+        assert.equal((await c.info()).tier, tier);
         await c.kill();
         await kiln.removeVolume(vol.id);
         assert.deepEqual(await kiln.volumes(), []);

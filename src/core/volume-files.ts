@@ -56,6 +56,9 @@ export interface EntryMetadata {
 
 const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
 
+/** Most entries one `list` returns (a deep listing of a large volume is refused, not buffered). */
+export const MAX_LIST_ENTRIES = 100_000;
+
 /** The components of a path inside a volume. @throws InvalidArgumentError */
 export function volumePathParts(path: unknown): string[] {
   if (typeof path !== "string" || path.length > 4096 || path.includes("\0"))
@@ -193,6 +196,12 @@ export class VolumeFiles {
           continue; // gone meanwhile
         }
         out.push(e);
+        if (out.length > MAX_LIST_ENTRIES)
+          throw new LimitExceededError(
+            "maxOutputBytes",
+            MAX_LIST_ENTRIES,
+            `more than ${MAX_LIST_ENTRIES} entries: list less deep`,
+          );
         if (e.type === "directory" && left > 1) {
           let child: FileHandle;
           try {

@@ -209,3 +209,21 @@ test("volumes: key B cannot see, mount or delete key A's; names are per key", as
   assert.equal((await t.req("DELETE", `/v1/volumes/${vol.id}`)).status, 204);
   await assertError(await t.req("GET", `/v1/volumes/${vol.id}`), "not_found", 404);
 });
+
+test("volumes through the client: create, list, get by name, remove; the other key sees none", async () => {
+  const a = await KilnClient.open({ url: t.server.url, apiKey: t.key });
+  const b = await KilnClient.open({ url: t.server.url, apiKey: keyB });
+  const v = await a.createVolume("client-made", { metadata: { purpose: "test" } });
+  assert.deepEqual(v.metadata, { purpose: "test" });
+  await rejectsWithCode(a.createVolume("client-made"), "conflict");
+  assert.equal((await a.volumeInfo("client-made")).id, v.id);
+  assert.deepEqual(
+    (await a.volumes({ metadata: { purpose: "test" } })).map((x) => x.id),
+    [v.id],
+  );
+  await rejectsWithCode(b.volumeInfo(v.id), "not_found");
+  await rejectsWithCode(b.removeVolume(v.id), "not_found");
+  assert.deepEqual(await b.volumes(), []);
+  await a.removeVolume(v.id);
+  await rejectsWithCode(a.volumeInfo(v.id), "not_found");
+});
