@@ -1,13 +1,12 @@
 /**
- * AgentFS files to and from other programs. Inside Kiln a virtual sandbox's
- * store holds the whole filesystem the shell sees (`/workspace`, `/tmp`,
- * `/home`), so the agent's files are under `/workspace`; an AgentFS file made
- * for others has the agent's files at its root, as AgentFS's own tools show
- * an agent's filesystem, with the key-value store and the tool-call log.
+ * AgentFS files to and from other programs. A virtual sandbox's store has
+ * the agent's files at its AgentFS root already, beside the shell's own tree
+ * (`/tmp`, `/home`; see `shell-layout.ts`); an AgentFS file made for others
+ * has only the agent's files, with the key-value store and the tool-call log.
  *
  * - {@link exportStoreAsAgentFs}: a consistent copy of a live store
  *   (`VACUUM INTO`, one read transaction, while commands keep writing),
- *   re-rooted at `/workspace`.
+ *   without the shell's tree.
  * - {@link agentFsFromTree}: an AgentFS file from a tar of `/workspace` (the
  *   real tiers, whose files are not in SQLite) and the sandbox's audit log.
  * - {@link agentFsTree}: the files of any AgentFS file (Kiln's or another
@@ -17,40 +16,20 @@ import { existsSync, renameSync, rmSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import { InvalidArgumentError } from "../core/errors.ts";
 import { assertNotLockedByAnotherProgram } from "../core/sqlite.ts";
-import { AgentFsStore, isDir, ROOT_INO } from "./agentfs-store.ts";
+import { AgentFsStore, ROOT_INO } from "./agentfs-store.ts";
+import { dropShellTree } from "./shell-layout.ts";
 import { SqliteFs } from "./sqlite-fs.ts";
 import { StoreFileOps } from "./store-file-ops.ts";
 
-/** The agent's directory inside a virtual sandbox's store. */
-const WORKSPACE_NAME = "workspace";
+/** The tables every AgentFS file has. */
 const FS_TABLES = ["fs_config", "fs_inode", "fs_dentry", "fs_data", "fs_symlink"];
 
 /** A temporary name beside `dest`. */
 const beside = (dest: string) => `${dest}.kiln-${process.pid}-${Date.now()}.tmp`;
 
-/** Moves the tree below `/workspace` to the root, dropping the rest of the shell's tree. */
-function reRoot(store: AgentFsStore): void {
-  store.tx(() => {
-    const ws = store.lookup(ROOT_INO, WORKSPACE_NAME);
-    for (const d of store.readdir(ROOT_INO)) {
-      if (d.name !== WORKSPACE_NAME || ws === undefined || !isDir(d.mode)) store.removeTree(ROOT_INO, d.name);
-    }
-    if (ws === undefined || !isDir(store.getattr(ws).mode)) return;
-    const w = store.getattr(ws);
-    store.db.prepare("DELETE FROM fs_dentry WHERE parent_ino = ? AND name = ?").run(ROOT_INO, WORKSPACE_NAME);
-    store.db.prepare("UPDATE fs_dentry SET parent_ino = ? WHERE parent_ino = ?").run(ROOT_INO, ws);
-    store.db
-      .prepare(
-        "UPDATE fs_inode SET mode = ?, mtime = (SELECT mtime FROM fs_inode WHERE ino = ?), mtime_nsec = (SELECT mtime_nsec FROM fs_inode WHERE ino = ?) WHERE ino = ?",
-      )
-      .run(w.mode, ws, ws, ROOT_INO);
-    store.db.prepare("DELETE FROM fs_inode WHERE ino = ?").run(ws);
-  });
-}
-
 /**
  * Writes to `dest` an AgentFS file of the store at `databasePath` (which may
- * be open and written to meanwhile), with `/workspace` as its root. `dest` is
+ * be open and written to meanwhile), without the shell's tree. `dest` is
  * replaced only when complete.
  */
 export function exportStoreAsAgentFs(databasePath: string, dest: string): void {
@@ -62,9 +41,9 @@ export function exportStoreAsAgentFs(databasePath: string, dest: string): void {
     } finally {
       src.close();
     }
-    const store = AgentFsStore.open(tmp);
+    const store = AgentFsStore.open(tmp, { checkForeignLock: false });
     try {
-      reRoot(store);
+      dropShellTree(store);
       store.db.exec("VACUUM");
     } finally {
       store.close();
@@ -99,6 +78,7 @@ export async function agentFsFromTree(
     const store = AgentFsStore.open(tmp);
     try {
       // The audit log's database may hold an old filesystem (a sandbox moved from the virtual tier): start empty.
+      dropShellTree(store);
       for (const d of store.readdir(ROOT_INO)) store.removeTree(ROOT_INO, d.name);
       await new StoreFileOps(store, new SqliteFs(store)).importTar("/", tar);
       store.db.exec("VACUUM");
@@ -154,7 +134,9 @@ export async function agentFsTree(
     } finally {
       src.close();
     }
-    store = AgentFsStore.open(tmp);
+    store = AgentFsStore.open(tmp, { checkForeignLock: false });
+    // A Kiln workspace file (live, or a snapshot's) gives the agent's files, not the shell's tree.
+    dropShellTree(store);
     return { tar: await new StoreFileOps(store, new SqliteFs(store)).exportTar("/"), done };
   } catch (e) {
     done();

@@ -23,16 +23,21 @@ export const S_IFMT = 0o170000;
 export const S_IFREG = 0o100000;
 export const S_IFDIR = 0o040000;
 export const S_IFLNK = 0o120000;
-/** The root directory's inode number. */
+/** AgentFS's root directory's inode number: in Kiln's layout, the agent's directory (`/workspace`). */
 export const ROOT_INO = 1;
+/** fs_config key holding the inode of the shell's root directory, in Kiln's layout (see `shell-layout.ts`). */
+export const SHELL_ROOT_KEY = "kiln.shell_root";
 /** Chunk size of new stores, in bytes (AgentFS's default). */
 export const DEFAULT_CHUNK_SIZE = 4096;
-/** `PRAGMA user_version` of a database whose schema Kiln has created (skips re-creating it). */
-export const SCHEMA_USER_VERSION = 1;
+/**
+ * `PRAGMA user_version` of a database whose schema Kiln has created (skips re-creating it).
+ * 2: virtual sandboxes' stores have the agent's files at the AgentFS root (`shell-layout.ts`).
+ */
+export const SCHEMA_USER_VERSION = 2;
 /** Symlinks followed in one path walk before ELOOP. */
 const MAX_SYMLINK_HOPS = 40;
 
-/** One row of fs_inode, with times in ms. */
+/** One row of fs_inode, with times in ms (and the modification time to the nanosecond). */
 export interface Inode {
   ino: number;
   mode: number;
@@ -43,6 +48,8 @@ export interface Inode {
   atimeMs: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** Modification time in ns since the epoch, as stored (seconds and nanoseconds). */
+  mtimeNs: bigint;
 }
 
 /** A directory entry with its inode's mode. */
@@ -104,7 +111,26 @@ ${TOOL_CALLS_SCHEMA}
 
 function splitTime(ms: number): [number, number] {
   const sec = Math.floor(ms / 1000);
-  return [sec, Math.round((ms - sec * 1000) * 1e6)];
+  return [sec, Math.min(999_999_999, Math.round((ms - sec * 1000) * 1e6))];
+}
+
+function splitNs(ns: bigint): [number, number] {
+  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+}
+
+let lastNs = 0n;
+/**
+ * The time now in ns since the epoch, for inode times: the wall clock's
+ * milliseconds with the sub-millisecond part of the monotonic clock, never
+ * equal to or before the previous value within the same millisecond (so two
+ * writes in a row never share an mtime). Accurate to the wall clock's
+ * millisecond; a clock set back more than that is followed.
+ */
+export function nowNs(): bigint {
+  let ns = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  if (ns <= lastNs && lastNs - ns < 1_000_000n) ns = lastNs + 1n;
+  lastNs = ns;
+  return ns;
 }
 
 function rowToInode(r: Record<string, unknown>): Inode {
@@ -119,6 +145,7 @@ function rowToInode(r: Record<string, unknown>): Inode {
     atimeMs: ms(r.atime, r.atime_nsec),
     mtimeMs: ms(r.mtime, r.mtime_nsec),
     ctimeMs: ms(r.ctime, r.ctime_nsec),
+    mtimeNs: BigInt(Number(r.mtime)) * 1_000_000_000n + BigInt(Number(r.mtime_nsec)),
   };
 }
 
@@ -152,12 +179,34 @@ export class AgentFsStore {
   private readonly maxBytes: number;
   private readonly cache: StatementCache;
   private txDepth = 0;
+  private rootIno: number;
 
-  private constructor(db: DatabaseSync, chunkSize: number, maxBytes: number) {
+  private constructor(db: DatabaseSync, config: Map<string, string>, maxBytes: number) {
     this.db = db;
-    this.chunkSize = chunkSize;
+    this.chunkSize = Number.parseInt(config.get("chunk_size") ?? "", 10) || DEFAULT_CHUNK_SIZE;
+    this.rootIno = Number.parseInt(config.get(SHELL_ROOT_KEY) ?? "", 10) || ROOT_INO;
     this.maxBytes = maxBytes;
     this.cache = new StatementCache(db);
+  }
+
+  /**
+   * The directory that paths start from: the shell's root in Kiln's layout
+   * (fs_config `kiln.shell_root`), else AgentFS's root (inode 1).
+   */
+  get root(): number {
+    return this.rootIno;
+  }
+
+  /** Makes `ino` the directory paths start from (see `shell-layout.ts`); ROOT_INO for AgentFS's view. */
+  setRoot(ino: number): void {
+    this.rootIno = ino;
+  }
+
+  private static config(db: DatabaseSync): Map<string, string> {
+    const rows = db
+      .prepare("SELECT key, value FROM fs_config WHERE key IN ('chunk_size', ?)")
+      .all(SHELL_ROOT_KEY);
+    return new Map(rows.map((r) => [String(r.key), String(r.value)]));
   }
 
   /** Opens (creating if needed) the store at `path`. */
@@ -169,24 +218,25 @@ export class AgentFsStore {
     const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
     // A store Kiln made (user_version set) has its schema, config and root: one query suffices.
     if (Number(db.prepare("PRAGMA user_version").get()?.user_version) === SCHEMA_USER_VERSION) {
-      const row = db.prepare("SELECT value FROM fs_config WHERE key = 'chunk_size'").get();
-      return new AgentFsStore(db, Number.parseInt(String(row?.value), 10) || DEFAULT_CHUNK_SIZE, maxBytes);
+      return new AgentFsStore(db, AgentFsStore.config(db), maxBytes);
     }
     db.exec("PRAGMA journal_mode=WAL;");
     db.exec(`BEGIN; ${SCHEMA}; COMMIT;`);
     const row = db.prepare("SELECT value FROM fs_config WHERE key = 'chunk_size'").get();
-    let chunkSize = DEFAULT_CHUNK_SIZE;
-    if (row) chunkSize = Number.parseInt(String(row.value), 10) || DEFAULT_CHUNK_SIZE;
-    else db.prepare("INSERT INTO fs_config (key, value) VALUES ('chunk_size', ?)").run(String(chunkSize));
+    if (!row) {
+      db.prepare("INSERT INTO fs_config (key, value) VALUES ('chunk_size', ?)").run(
+        String(DEFAULT_CHUNK_SIZE),
+      );
+    }
     db.prepare("INSERT OR IGNORE INTO fs_config (key, value) VALUES ('schema_version', '0.4')").run();
     if (!db.prepare("SELECT ino FROM fs_inode WHERE ino = ?").get(ROOT_INO)) {
-      const [s, ns] = splitTime(Date.now());
+      const [s, ns] = splitNs(nowNs());
       db.prepare(
         "INSERT INTO fs_inode (ino, mode, nlink, atime, mtime, ctime, atime_nsec, mtime_nsec, ctime_nsec) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
       ).run(ROOT_INO, S_IFDIR | 0o755, s, s, s, ns, ns, ns);
     }
     db.exec(`PRAGMA user_version=${SCHEMA_USER_VERSION}`);
-    return new AgentFsStore(db, chunkSize, maxBytes);
+    return new AgentFsStore(db, AgentFsStore.config(db), maxBytes);
   }
 
   /**
@@ -269,7 +319,7 @@ export class AgentFsStore {
   /** Changes mode bits (keeping the file type), and times in ms. */
   setattr(ino: number, attrs: { mode?: number; mtimeMs?: number; atimeMs?: number }): void {
     const cur = this.getattr(ino);
-    const [cs, cns] = splitTime(Date.now());
+    const [cs, cns] = splitNs(nowNs());
     if (attrs.mode !== undefined) {
       const mode = (cur.mode & S_IFMT) | (attrs.mode & 0o7777);
       this.st("UPDATE fs_inode SET mode = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?").run(
@@ -317,7 +367,7 @@ export class AgentFsStore {
   }
 
   private touch(ino: number): void {
-    const [s, ns] = splitTime(Date.now());
+    const [s, ns] = splitNs(nowNs());
     this.st("UPDATE fs_inode SET mtime = ?, mtime_nsec = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?").run(
       s,
       ns,
@@ -328,7 +378,7 @@ export class AgentFsStore {
   }
 
   private newInode(mode: number): number {
-    const [s, ns] = splitTime(Date.now());
+    const [s, ns] = splitNs(nowNs());
     const r = this.st(
       "INSERT INTO fs_inode (mode, nlink, atime, mtime, ctime, atime_nsec, mtime_nsec, ctime_nsec) VALUES (?, 0, ?, ?, ?, ?, ?, ?) RETURNING ino",
     ).get(mode, s, s, s, ns, ns, ns);
@@ -409,6 +459,11 @@ export class AgentFsStore {
     }
   }
 
+  /** AgentFS's root, where the shell's tree holds it (`/workspace`), stays: EBUSY, as for a mount point. */
+  private keep(ino: number, syscall: string, path: string): void {
+    if (ino === ROOT_INO && this.rootIno !== ROOT_INO) throw new FsError("EBUSY", syscall, path);
+  }
+
   /** Removes the non-directory entry `name` from `parent`. */
   unlink(parent: number, name: string, path = name): void {
     this.tx(() => {
@@ -428,6 +483,7 @@ export class AgentFsStore {
       const ino = this.lookup(parent, name);
       if (ino === undefined) throw new FsError("ENOENT", "rmdir", path);
       if (!isDir(this.getattr(ino, path).mode)) throw new FsError("ENOTDIR", "rmdir", path);
+      this.keep(ino, "rmdir", path);
       if (this.st("SELECT 1 AS x FROM fs_dentry WHERE parent_ino = ? LIMIT 1").get(ino)) {
         throw new FsError("ENOTEMPTY", "rmdir", path);
       }
@@ -473,7 +529,7 @@ export class AgentFsStore {
     let cur = ino;
     for (let hops = 0; hops < 4096; hops++) {
       if (cur === anc) return true;
-      if (cur === ROOT_INO) return false;
+      if (cur === this.rootIno) return false;
       cur = this.parentOf(cur);
     }
     return false;
@@ -485,10 +541,12 @@ export class AgentFsStore {
       const ino = this.lookup(oldParent, oldName);
       if (ino === undefined) throw new FsError("ENOENT", "rename", path);
       if (oldParent === newParent && oldName === newName) return;
+      this.keep(ino, "rename", path);
       const mode = this.getattr(ino).mode;
       if (isDir(mode) && this.isAncestor(ino, newParent)) throw new FsError("EINVAL", "rename", path);
       const existing = this.lookup(newParent, newName);
       if (existing !== undefined) {
+        this.keep(existing, "rename", path);
         const emode = this.getattr(existing).mode;
         if (isDir(mode) && !isDir(emode)) throw new FsError("ENOTDIR", "rename", path);
         if (!isDir(mode) && isDir(emode)) throw new FsError("EISDIR", "rename", path);
@@ -562,7 +620,7 @@ export class AgentFsStore {
         }
         put.run(ino, idx, chunk);
       }
-      const [s, ns] = splitTime(Date.now());
+      const [s, ns] = splitNs(nowNs());
       this.st(
         "UPDATE fs_inode SET size = MAX(size, ?), mtime = ?, mtime_nsec = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?",
       ).run(end, s, ns, s, ns, ino);
@@ -588,7 +646,7 @@ export class AgentFsStore {
           );
         }
       }
-      const [s, ns] = splitTime(Date.now());
+      const [s, ns] = splitNs(nowNs());
       this.st(
         "UPDATE fs_inode SET size = ?, mtime = ?, mtime_nsec = ?, ctime = ?, ctime_nsec = ? WHERE ino = ?",
       ).run(size, s, ns, s, ns, ino);
@@ -626,7 +684,7 @@ export class AgentFsStore {
         if (isLink(mode) && (!last || followLast)) {
           if (++hops > MAX_SYMLINK_HOPS) throw new FsError("ELOOP", "open", path);
           const target = this.readlink(ino);
-          const resolved = walk(target.startsWith("/") ? ROOT_INO : dir, components(target), true);
+          const resolved = walk(target.startsWith("/") ? this.rootIno : dir, components(target), true);
           if (last) return resolved;
           if (resolved.ino === undefined) throw new FsError("ENOENT", "open", path);
           if (!isDir(this.getattr(resolved.ino).mode)) throw new FsError("ENOTDIR", "open", path);
@@ -639,7 +697,7 @@ export class AgentFsStore {
       }
       return { parent: this.parentOf(dir), name: ".", ino: dir };
     };
-    return walk(ROOT_INO, components(path), follow);
+    return walk(this.rootIno, components(path), follow);
   }
 
   /** One dentry of inode `ino`: its parent and name. */
@@ -651,9 +709,9 @@ export class AgentFsStore {
 
   /** The directory holding directory `ino` (the root is its own parent). */
   parentOf(ino: number): number {
-    if (ino === ROOT_INO) return ROOT_INO;
+    if (ino === this.rootIno) return ino;
     const r = this.st("SELECT parent_ino FROM fs_dentry WHERE ino = ? LIMIT 1").get(ino);
-    return r ? Number(r.parent_ino) : ROOT_INO;
+    return r ? Number(r.parent_ino) : this.rootIno;
   }
 
   /** The inode at `path`. @throws FsError ENOENT */

@@ -43,6 +43,8 @@ export interface WorkspaceStat extends FsStat {
   nlink: number;
   uid: number;
   gid: number;
+  /** Modification time in ns since the epoch (`mtime` is only to the millisecond). */
+  mtimeNs: bigint;
 }
 
 /** The device id every inode of a store reports (a store is one filesystem). */
@@ -72,6 +74,7 @@ export class SqliteFs implements IFileSystem {
       mode: i.mode & 0o7777,
       size: i.size,
       mtime: new Date(i.mtimeMs),
+      mtimeNs: i.mtimeNs,
       // One store is one device: same-file checks (mv onto a file, cp f f, split) compare dev and ino.
       dev: STORE_DEVICE_ID,
       ino,
@@ -204,7 +207,15 @@ export class SqliteFs implements IFileSystem {
       if (options?.force) return;
       throw new FsError("ENOENT", "rm", p);
     }
-    if (r.ino === ROOT_INO) throw new FsError("EPERM", "rm", p);
+    if (r.ino === this.store.root) throw new FsError("EPERM", "rm", p);
+    if (r.ino === ROOT_INO && options?.recursive) {
+      // The agent's directory is AgentFS's root: like a mount point, emptied but kept (EBUSY).
+      this.store.tx(() => {
+        for (const d of this.store.readdir(ROOT_INO))
+          this.store.removeTree(ROOT_INO, d.name, `${p}/${d.name}`);
+      });
+      throw new FsError("EBUSY", "rm", p);
+    }
     if (isDir(this.store.getattr(r.ino).mode)) {
       if (options?.recursive) this.store.removeTree(r.parent, r.name, p);
       else this.store.rmdir(r.parent, r.name, p);
@@ -300,7 +311,7 @@ export class SqliteFs implements IFileSystem {
   pathOf(ino: number): string {
     const parts: string[] = [];
     let cur = ino;
-    for (let hops = 0; cur !== ROOT_INO && hops < 4096; hops++) {
+    for (let hops = 0; cur !== this.store.root && hops < 4096; hops++) {
       const r = this.store.db
         .prepare("SELECT parent_ino, name FROM fs_dentry WHERE ino = ? LIMIT 1")
         .get(cur);

@@ -12,6 +12,7 @@ import { DatabaseSync } from "node:sqlite";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import type { TierStatus } from "../../core/types.ts";
 import { AgentFsStore, SCHEMA_USER_VERSION } from "../../workspace/agentfs-store.ts";
+import { adoptShellLayout } from "../../workspace/shell-layout.ts";
 import { DEV_NULL, SqliteFs } from "../../workspace/sqlite-fs.ts";
 import { VirtualInstance } from "./instance.ts";
 
@@ -31,8 +32,8 @@ const CAPABILITIES: Capabilities = {
 /** The file of a saved workspace in a state directory. */
 const SAVED_DB = "workspace.db";
 
-/** Directories every virtual sandbox starts with. */
-const LAYOUT = ["/workspace", "/tmp", "/home", "/home/user", "/dev"];
+/** Directories every virtual sandbox starts with, beside `/workspace` (AgentFS's root: `adoptShellLayout`). */
+const LAYOUT = ["/tmp", "/home", "/home/user", "/dev"];
 
 /** The virtual tier's driver. */
 export class VirtualBackend implements Backend {
@@ -51,6 +52,7 @@ export class VirtualBackend implements Backend {
     if (existsSync(spec.databasePath)) {
       // A sandbox moving back here: its database holds the audit log; lay out the filesystem again.
       const store = AgentFsStore.open(spec.databasePath, { maxBytes: spec.limits.diskBytes });
+      adoptShellLayout(store);
       const fs = new SqliteFs(store);
       for (const dir of LAYOUT) await fs.mkdir(dir, { recursive: true });
       if (!(await fs.exists(DEV_NULL))) fs.openForWrite(DEV_NULL, true);
@@ -62,6 +64,7 @@ export class VirtualBackend implements Backend {
       spec.databasePath,
       seed,
       (s) => {
+        adoptShellLayout(s);
         const fs = new SqliteFs(s);
         for (const dir of LAYOUT) fs.mkdirSync(dir);
         fs.openForWrite(DEV_NULL, true);
@@ -120,10 +123,15 @@ export class VirtualBackend implements Backend {
   }
 
   async open(spec: InstanceSpec): Promise<Instance> {
-    return new VirtualInstance(
-      spec,
-      AgentFsStore.open(spec.databasePath, { maxBytes: spec.limits.diskBytes }),
-    );
+    const store = AgentFsStore.open(spec.databasePath, { maxBytes: spec.limits.diskBytes });
+    // A workspace made before the agent's files moved to the AgentFS root is converted here.
+    try {
+      adoptShellLayout(store);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+    return new VirtualInstance(spec, store);
   }
 
   /** Removes the temporary files of `owner`'s unfinished writes and imports (the store has no host resources). */
@@ -131,6 +139,7 @@ export class VirtualBackend implements Backend {
     if (!existsSync(spec.databasePath)) return;
     const store = AgentFsStore.open(spec.databasePath, { maxBytes: spec.limits.diskBytes });
     try {
+      adoptShellLayout(store);
       store.sweepTemporary(owner);
     } finally {
       store.close();

@@ -13,6 +13,7 @@ interface FullStat extends FsStat {
   nlink?: number;
   uid?: number;
   gid?: number;
+  mtimeNs?: bigint;
 }
 
 type Ctx = CommandContext & { origCommand?: (args: string[]) => Promise<ExecResult> };
@@ -26,10 +27,12 @@ function typeName(st: FsStat): string {
   return st.size === 0 ? "regular empty file" : "regular file";
 }
 
-/** `2026-12-05 08:08:00.123000000 +0000`, as GNU prints %y in UTC. */
-function humanTime(d: Date): string {
-  const iso = d.toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${String(d.getTime() % 1000).padStart(3, "0")}000000 +0000`;
+/** `2026-12-05 08:08:00.123456789 +0000`, as GNU prints %y in UTC (to the ns when the store has them). */
+function humanTime(st: FullStat): string {
+  const ns = st.mtimeNs ?? BigInt(st.mtime.getTime()) * 1_000_000n;
+  const frac = ((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n;
+  const iso = new Date(Number((ns - frac) / 1_000_000n)).toISOString();
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${String(frac).padStart(9, "0")} +0000`;
 }
 
 const ESCAPES: Record<string, string> = { n: "\n", t: "\t", "\\": "\\", '"': '"', a: "\x07", r: "\r" };
@@ -69,7 +72,7 @@ function render(format: string, name: string, st: FullStat, target: string | und
       case "y":
       case "x":
       case "z":
-        return humanTime(st.mtime);
+        return humanTime(st);
       case "%":
         return "%";
       default:

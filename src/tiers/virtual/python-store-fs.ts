@@ -4,14 +4,7 @@
  * the same path inside the interpreter, so that paths mean the same in Python
  * and in bash. Store errors become the errno Python sees.
  */
-import {
-  type AgentFsStore,
-  isDir,
-  isFile,
-  ROOT_INO,
-  S_IFLNK,
-  S_IFMT,
-} from "../../workspace/agentfs-store.ts";
+import { type AgentFsStore, isDir, isFile, S_IFLNK, S_IFMT } from "../../workspace/agentfs-store.ts";
 import { ERRNO_NUMBERS, FsError } from "../../workspace/fs-error.ts";
 
 // ---- Emscripten types (only what the worker touches) ----------------------------
@@ -223,7 +216,7 @@ export class StoreMounts {
    */
   private mountStoreDirs(FS: EmFS): void {
     this.storeFs ??= createStoreFs(FS, this.store);
-    for (const d of this.store.readdir(ROOT_INO)) {
+    for (const d of this.store.readdir(this.store.root)) {
       if (!isDir(d.mode) || this.reserved.has(d.name) || this.mounted.has(d.name)) continue;
       const at = `/${d.name}`;
       try {
