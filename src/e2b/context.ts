@@ -26,4 +26,6 @@ export interface E2bContext {
   maxBodyBytes: number;
   /** The domain sandboxes' ports are served under, or null. */
   sandboxDomain: string | null;
+  /** Egress when E2B's fields say nothing about the internet (`none` unless the server's owner opens it). */
+  defaultEgress: "none" | "all";
 }

@@ -72,6 +72,12 @@ export interface E2bHandlerOptions {
    * SDK's own `domain` / `E2B_DOMAIN`).
    */
   sandboxDomain?: string;
+  /**
+   * Egress of a sandbox whose create (or `updateNetwork`) says nothing about the internet
+   * (no `allowInternetAccess`, no "all traffic" entry): `none` (default; E2B's cloud opens it)
+   * or `all` public addresses. See src/e2b/network.ts.
+   */
+  defaultEgress?: "none" | "all";
 }
 
 /**
@@ -119,6 +125,7 @@ export function createE2bHandler(options: E2bHandlerOptions): E2bHandler {
       }),
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
     sandboxDomain: options.sandboxDomain ?? null,
+    defaultEgress: options.defaultEgress ?? "none",
   };
   const rest = createRestApp(ctx);
   const volumeContent = createVolumeContentApp(ctx);

@@ -22,6 +22,7 @@ import { TIER_NAMES } from "../core/types.ts";
 import { OWNER_KEY, publicMetadata } from "../mcp/access.ts";
 import { CODE_INTERPRETER_PORT } from "./auth.ts";
 import type { E2bContext } from "./context.ts";
+import { e2bNetworkInfo } from "./network.ts";
 
 /** The metadata key that picks a sandbox's tier at create time. */
 export const TIER_KEY = "kiln.tier";
@@ -172,6 +173,16 @@ export function sandboxDetail(ctx: E2bContext, info: SandboxInfo): Record<string
     domain: ctx.sandboxDomain,
     // Kiln resumes a paused sandbox on any call: autoResume is always on.
     lifecycle: { onTimeout: ctx.kiln.expiryAction(info.id) === "kill" ? "kill" : "pause", autoResume: true },
+    ...detailNetwork(info),
+  };
+}
+
+/** `allowInternetAccess` and `network` of `getInfo`, from the sandbox's policy and port policy. */
+function detailNetwork(info: SandboxInfo): Record<string, unknown> {
+  const { allowInternetAccess, allowOut, denyOut } = e2bNetworkInfo(info.network);
+  return {
+    allowInternetAccess,
+    network: { allowOut, denyOut, allowPublicTraffic: info.ports.public === "all" },
   };
 }
 

@@ -27,6 +27,7 @@ import {
   templateOnTier,
 } from "./mapping.ts";
 import { CpuSampler } from "./metrics.ts";
+import { e2bNetworkPolicy } from "./network.ts";
 import { volumeRestRoutes } from "./volumes.ts";
 
 type Env = { Variables: { access: SandboxAccess } };
@@ -188,6 +189,7 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
           : {}),
         ...publicTrafficPorts(body.network),
         ...(volumes.length > 0 ? { volumes } : {}),
+        network: e2bNetworkPolicy(body.allow_internet_access, body.network, ctx.defaultEgress),
         signal: c.req.raw.signal,
       });
     } catch (e) {
@@ -331,7 +333,15 @@ export function createRestApp(ctx: E2bContext): Hono<Env> {
     await ctx.kiln.removeSnapshot(id, { signal: c.req.raw.signal });
     return c.body(null, 204);
   });
-  app.put("/sandboxes/:id/network", unsupported("network configuration"));
+  // `Sandbox.updateNetwork`: the whole configuration replaced; omitted fields are cleared.
+  app.put("/sandboxes/:id/network", async (c) => {
+    const body = await jsonBody(c.req.raw);
+    const sb = await c.get("access").get(c.req.param("id"), c.req.raw.signal);
+    await sb.network.update(e2bNetworkPolicy(body.allow_internet_access, body, ctx.defaultEgress), {
+      signal: c.req.raw.signal,
+    });
+    return c.body(null, 204);
+  });
   app.all("/templates/*", unsupported("building templates through the E2B API (use `kiln template`)"));
   app.all("/v2/templates/*", unsupported("building templates through the E2B API (use `kiln template`)"));
   app.all("/v3/templates", unsupported("building templates through the E2B API (use `kiln template`)"));

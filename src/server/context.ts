@@ -18,6 +18,8 @@ export interface ServerState {
   maxBodyBytes: number;
   /** Tier of E2B sandboxes that name none: a tier, or `strongest` (the strongest real tier that runs here). */
   e2bTier: TierName | "strongest";
+  /** Egress of E2B sandboxes whose create says nothing about the internet. */
+  e2bEgress: "none" | "all";
   /** The domain sandboxes' ports are served under (`{port}-{id}.{domain}`); undefined: any. */
   domain?: string;
   /** True once shutdown began: new requests get 503. */

@@ -43,6 +43,7 @@ export function withE2b(
     tokens: state.tokens,
     maxBodyBytes: state.maxBodyBytes,
     defaultTier: state.e2bTier,
+    defaultEgress: state.e2bEgress,
     ...(state.domain ? { sandboxDomain: state.domain } : {}),
     authenticate: async (apiKey) => {
       const key = state.keys.verify(apiKey);

@@ -71,6 +71,12 @@ export interface ServeOptions {
    * runs). Kiln's own API keeps its default (virtual).
    */
   e2bTier?: TierName | "strongest";
+  /**
+   * Egress of a sandbox the E2B API creates without saying anything about the internet:
+   * `none` (default: unlike E2B's cloud, nothing is open unless asked for) or `all` public
+   * addresses (E2B's default; the blocked ranges stay blocked).
+   */
+  e2bEgress?: "none" | "all";
 }
 
 /** The default of {@link ServeOptions.idleTimeoutMs}: 10 minutes. */
@@ -128,6 +134,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     tokens: serverTokens(kiln, keys),
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     e2bTier,
+    e2bEgress: options.e2bEgress ?? "none",
     ...(domain ? { domain } : {}),
     streams: new StreamTracker(),
     draining: false,

@@ -129,7 +129,10 @@ describe("e2b handler: auth, routing, tiers", () => {
   });
 
   test("unsupported calls fail with a clear status", async () => {
-    const e = await rejectsWith(Sandbox.updateNetwork(sb.sandboxId, {}, fx.opts()), SandboxError);
+    const e = await rejectsWith(
+      Sandbox.updateNetwork(sb.sandboxId, { egressProxy: { address: "proxy.test:1080" } }, fx.opts()),
+      SandboxError,
+    );
     assert.equal(e.statusCode, 501);
   });
 

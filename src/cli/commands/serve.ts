@@ -61,6 +61,14 @@ export function registerServe(program: Command): void {
       "tier of E2B sandboxes that name none (`base`, the default template): a tier, or `strongest`, the strongest real tier that runs here",
       "strongest",
     )
+    .addOption(
+      new Option(
+        "--e2b-egress <egress>",
+        "egress of E2B sandboxes that say nothing about the internet: none, or all public addresses (E2B's default)",
+      )
+        .choices(["none", "all"])
+        .default("none"),
+    )
     .action(async (flags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const count = (v: string | undefined, flag: string): number | undefined => {
@@ -105,6 +113,7 @@ export function registerServe(program: Command): void {
         graceMs,
         warmPool,
         e2bTier,
+        e2bEgress: flags.e2bEgress,
         ...(flags.domain ? { domain: flags.domain } : {}),
       });
       const statuses = await server.kiln.doctor();
