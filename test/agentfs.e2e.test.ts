@@ -13,7 +13,9 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, test } from "node:test";
+import { digestStateDir } from "../src/core/state-files.ts";
 import { Kiln, type Sandbox } from "../src/index.ts";
 import { kiln as cli, ROOT } from "./cli-run.ts";
 import { rejectsWithCode, tierRequired } from "./conformance/suite.ts";
@@ -52,6 +54,37 @@ async function withSdk(body: string): Promise<any> {
 }
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+/**
+ * Rewrites a closed virtual workspace database as Kiln wrote them before the agent's files
+ * moved to the AgentFS root: the shell's root at inode 1, the agent's files under /workspace.
+ */
+function toOldLayout(path: string): void {
+  const db = new DatabaseSync(path);
+  try {
+    const shell = Number(
+      db.prepare("SELECT value FROM fs_config WHERE key = 'kiln.shell_root'").get()!.value,
+    );
+    db.exec("BEGIN");
+    const ws = Number(
+      db
+        .prepare(
+          "INSERT INTO fs_inode (mode, nlink, uid, gid, atime, mtime, ctime) SELECT mode, 1, uid, gid, atime, mtime, ctime FROM fs_inode WHERE ino = 1 RETURNING ino",
+        )
+        .get()!.ino,
+    );
+    db.prepare("UPDATE fs_dentry SET parent_ino = ? WHERE parent_ino = 1").run(ws);
+    db.prepare("DELETE FROM fs_dentry WHERE ino = 1").run();
+    db.prepare("UPDATE fs_dentry SET parent_ino = 1 WHERE parent_ino = ?").run(shell);
+    db.prepare("INSERT INTO fs_dentry (name, parent_ino, ino) VALUES ('workspace', 1, ?)").run(ws);
+    db.prepare("UPDATE fs_inode SET nlink = 1, mode = 16877 WHERE ino = 1").run();
+    db.prepare("DELETE FROM fs_inode WHERE ino = ?").run(shell);
+    db.exec("DELETE FROM fs_config WHERE key = 'kiln.shell_root'; COMMIT; PRAGMA user_version = 1;");
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  } finally {
+    db.close();
+  }
+}
 
 /** A process holding `path` open with agentfs-sdk until killed; resolves once it has it (or with its error). */
 function holdWithSdk(path: string): Promise<{ child: ChildProcess; ok: boolean; message: string }> {
@@ -242,6 +275,106 @@ describe("AgentFS: Kiln's workspace file in AgentFS's own SDK, and back", () => 
     assert.equal((await kiln.list()).length, before);
   });
 
+  test("the live workspace file has the agent's files at its root: agentfs-sdk reads and writes it while no Kiln has it open", async () => {
+    const other = mkdtempSync(join(tmpdir(), "kiln-agentfs-live-"));
+    try {
+      let k = await Kiln.open({ dataDir: other });
+      const s = await k.create({ tier: "virtual" });
+      const r = await s.commands.run(
+        "echo kept > kept.txt && mkdir d && ln -s kept.txt l && echo t > /tmp/t && stat -c '%Y %y' kept.txt",
+      );
+      assert.equal(r.exitCode, 0, r.stderr);
+      const [seconds, ...human] = r.stdout.trim().split(" ");
+      // stat shows the stored nanoseconds (the odds of a whole millisecond are one in a million).
+      assert.match(human.join(" "), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{9} \+0000$/);
+      assert.doesNotMatch(human.join(" "), /000000 \+0000$/);
+      await k.close();
+      const path = JSON.stringify(join(other, "sandboxes", s.id, "workspace.db"));
+      const seen = await withSdk(`
+        const a = await AgentFS.open({ path: ${path} });
+        const out = {
+          names: (await a.fs.readdir("/")).sort(),
+          kept: await a.fs.readFile("/kept.txt", "utf8"),
+          link: await a.fs.readlink("/l"),
+          mtime: (await a.fs.stat("/kept.txt")).mtime,
+        };
+        await a.fs.writeFile("/from-sdk.txt", "sdk\\n");
+        await a.close();
+        return out;`);
+      assert.deepEqual(seen, {
+        names: ["d", "kept.txt", "l"],
+        kept: "kept\n",
+        link: "kept.txt",
+        mtime: Number(seconds),
+      });
+      k = await Kiln.open({ dataDir: other });
+      try {
+        const back = await (await k.connect(s.id)).commands.run("cat from-sdk.txt /workspace/l /tmp/t");
+        assert.equal(back.stdout, "sdk\nkept\nt\n", back.stderr);
+      } finally {
+        await k.close();
+      }
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  test("a workspace and a snapshot from before the agent's files moved to the AgentFS root keep working (converted on open)", async () => {
+    const other = mkdtempSync(join(tmpdir(), "kiln-agentfs-old-"));
+    try {
+      let k = await Kiln.open({ dataDir: other });
+      const s = await k.create({ tier: "virtual" });
+      const r = await s.commands.run(
+        "echo old > old.txt && chmod 600 old.txt && ln -s old.txt l && echo t > /tmp/t",
+      );
+      assert.equal(r.exitCode, 0, r.stderr);
+      const snap = await s.snapshot();
+      await k.close();
+      toOldLayout(join(other, "sandboxes", s.id, "workspace.db"));
+      const snapDir = join(other, "snapshots", snap.id);
+      toOldLayout(join(snapDir, "workspace.db"));
+      const records = new DatabaseSync(join(other, "kiln.db"));
+      try {
+        records
+          .prepare("UPDATE snapshots SET digest = ? WHERE id = ?")
+          .run(await digestStateDir(snapDir), snap.id);
+      } finally {
+        records.close();
+      }
+      // The old layout, as an AgentFS tool saw it.
+      const before = await withSdk(`
+        const a = await AgentFS.open({ path: ${JSON.stringify(join(other, "sandboxes", s.id, "workspace.db"))} });
+        return (await a.fs.readdir("/")).sort();`);
+      assert.ok(before.includes("workspace"), `not the old layout: ${before}`);
+
+      k = await Kiln.open({ dataDir: other });
+      try {
+        const want = "old\nold\nt\n600\n";
+        const script = "cat old.txt l /tmp/t; stat -c %a old.txt";
+        const reopened = await (await k.connect(s.id)).commands.run(script);
+        assert.equal(reopened.stdout, want, reopened.stderr);
+        const fromSnap = await k.create({ snapshot: snap.id });
+        const restored = await fromSnap.commands.run(script);
+        assert.equal(restored.stdout, want, restored.stderr);
+        const exported = join(other, "exported.db");
+        await fromSnap.exportAgentFs(exported);
+        await fromSnap.kill();
+        const names = await withSdk(`
+          const a = await AgentFS.open({ path: ${JSON.stringify(exported)} });
+          return (await a.fs.readdir("/")).sort();`);
+        assert.deepEqual(names, ["l", "old.txt"]);
+      } finally {
+        await k.close();
+      }
+      const after = await withSdk(`
+        const a = await AgentFS.open({ path: ${JSON.stringify(join(other, "sandboxes", s.id, "workspace.db"))} });
+        return (await a.fs.readdir("/")).sort();`);
+      assert.deepEqual(after, ["l", "old.txt"], "the workspace was not converted");
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   test("a workspace an AgentFS tool holds open: Kiln fails at once with conflict, and works once it is closed", async () => {
     const other = mkdtempSync(join(tmpdir(), "kiln-agentfs-lock-"));
     let holder: ChildProcess | undefined;
@@ -262,6 +395,10 @@ describe("AgentFS: Kiln's workspace file in AgentFS's own SDK, and back", () => 
       } finally {
         await k.close();
       }
+      // The same through the command line: `kiln exec` fails at once, naming the conflict.
+      const viaCli = await cli(other, ["--json", "exec", s.id, "--", "cat kept.txt"]);
+      assert.notEqual(viaCli.code, 0);
+      assert.equal(JSON.parse(viaCli.stderr).error.code, "conflict", viaCli.stderr);
       holder.kill("SIGKILL");
       await new Promise((r) => holder?.once("exit", r));
       k = await Kiln.open({ dataDir: other });
@@ -271,6 +408,8 @@ describe("AgentFS: Kiln's workspace file in AgentFS's own SDK, and back", () => 
         const refused = await holdWithSdk(join(other, "sandboxes", s.id, "workspace.db"));
         refused.child.kill("SIGKILL");
         assert.equal(refused.ok, false, "the SDK opened a workspace Kiln has open");
+        // Its own error says why (the Turso engine does not wait for a lock).
+        assert.match(refused.message, /lock/i);
         assert.equal((await (await k.connect(s.id)).commands.run("cat kept.txt")).stdout, "kept\n");
       } finally {
         await k.close();
