@@ -20,13 +20,25 @@
  * each way, the verdict and its rule) through `audit`.
  */
 import http from "node:http";
+import https from "node:https";
 import net, { type Socket } from "node:net";
+import tls from "node:tls";
 import { readTlsClientHello } from "read-tls-client-hello";
 import type { NetworkAuditEntry } from "../core/types.ts";
 import { type Address, parseAddress } from "./address.ts";
+import type { SandboxCa } from "./ca.ts";
+import { trustedRoots } from "./fetch.ts";
 import type { Decision, NetworkPolicy } from "./policy.ts";
 import type { Resolver } from "./resolver.ts";
 import { canonicalName } from "./rules.ts";
+import {
+  injectSecrets,
+  placeholderIn,
+  ScrubStream,
+  type Secret,
+  scrubHeaders,
+  secretAllows,
+} from "./secrets.ts";
 
 /** What the egress path of one sandbox is given. */
 export interface EgressOptions {
@@ -44,6 +56,10 @@ export interface EgressOptions {
   idleTimeoutMs?: number;
   /** Largest request head, bytes; default 16 KiB (larger: 431). */
   maxHeaderBytes?: number;
+  /** Secrets put into requests to their hosts (see secrets.ts); default none. */
+  secrets?: Secret[];
+  /** The sandbox's CA: TLS to a host some secret may go to is terminated with a certificate from it. */
+  ca?: SandboxCa;
 }
 
 /** Where an intercepted connection was going. */
@@ -62,7 +78,11 @@ export interface Verdict extends Decision {
   address?: Address;
 }
 
-type Context = { mode: "proxy" } | { mode: "http"; original: Original };
+type Context =
+  | { mode: "proxy" }
+  | { mode: "http"; original: Original }
+  /** TLS terminated here for `name` (a secret's host): requests are seen, and must be for `name`. */
+  | { mode: "tls"; name: string; port: number };
 
 const HOP_BY_HOP = new Set([
   "connection",
@@ -97,7 +117,7 @@ export function splitAuthority(
 
 /** The egress path of one sandbox. */
 export class Egress {
-  private readonly o: Required<EgressOptions>;
+  private readonly o: Required<Omit<EgressOptions, "ca">> & { ca?: SandboxCa };
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly contexts = new WeakMap<Socket, Context>();
@@ -109,6 +129,7 @@ export class Egress {
       helloTimeoutMs: 30_000,
       idleTimeoutMs: 600_000,
       maxHeaderBytes: 16 * 1024,
+      secrets: [],
       ...options,
       // The log may be closed under a connection that ends after its sandbox: that entry is lost, nothing else.
       audit: (e) => {
@@ -149,6 +170,50 @@ export class Egress {
    */
   set policy(policy: NetworkPolicy) {
     this.o.policy = policy;
+  }
+
+  /** Replaces the secrets, for requests from now on. */
+  set secrets(secrets: Secret[]) {
+    this.o.secrets = secrets;
+  }
+
+  /** Whether TLS to `name`:`port` is terminated here: some secret may go there. */
+  private intercepts(name: string | undefined, port: number): name is string {
+    return (
+      name !== undefined && this.o.ca !== undefined && this.o.secrets.some((s) => secretAllows(s, name, port))
+    );
+  }
+
+  /**
+   * Terminates the sandbox's TLS for `name` with a certificate from its CA and
+   * serves the requests inside; a ClientHello for another name is refused.
+   */
+  private terminate(socket: Socket, name: string, port: number, atMs: number): void {
+    const inner = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: this.o.ca!.contextFor(name),
+      ALPNProtocols: ["http/1.1"],
+    });
+    inner.on("error", () => socket.destroy());
+    inner.once("secure", () => {
+      const sni = (inner as tls.TLSSocket & { servername?: string | false }).servername;
+      if (typeof sni !== "string" || canonicalName(sni) !== name) {
+        this.o.audit({
+          kind: "tls",
+          atMs,
+          host: name,
+          port,
+          allowed: false,
+          rule: `sni ${typeof sni === "string" ? sni : "none"} is not ${name}`,
+          bytesUp: 0,
+          bytesDown: 0,
+          durationMs: 0,
+        });
+        inner.destroy();
+      }
+    });
+    this.contexts.set(inner, { mode: "tls", name, port });
+    this.server.emit("connection", inner);
   }
 
   /** Open connections from the sandbox. */
@@ -195,7 +260,9 @@ export class Egress {
           return;
         }
         const v = await this.check(sni, original.port);
-        this.dial(socket, v, "tls", atMs, original.port);
+        if (v.allowed && v.address && this.intercepts(v.name, original.port))
+          this.terminate(socket, v.name, original.port, atMs);
+        else this.dial(socket, v, "tls", atMs, original.port);
       },
       () => {
         this.refuse(socket, { kind: "tls", atMs, port: original.port, allowed: false, rule: "not tls" });
@@ -367,7 +434,13 @@ export class Egress {
       return;
     }
     if (head.length) socket.unshift(head);
-    this.dial(socket, await this.check(authority.host, authority.port), "connect", atMs, authority.port);
+    const v = await this.check(authority.host, authority.port);
+    if (v.allowed && v.address && this.intercepts(v.name, authority.port)) {
+      socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      this.terminate(socket, v.name, authority.port, atMs);
+      return;
+    }
+    this.dial(socket, v, "connect", atMs, authority.port);
   }
 
   /**
@@ -415,9 +488,129 @@ export class Egress {
     }
   }
 
+  /**
+   * A request inside TLS terminated for a secret's host: its Host must be that
+   * host (no fronting another name behind the SNI); placeholders in its
+   * headers become the values of the secrets that may go there (any other is
+   * refused); the upstream's certificate is verified; the values are taken
+   * back out of the response.
+   */
+  private async onInterceptedRequest(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: { name: string; port: number },
+    atMs: number,
+  ): Promise<void> {
+    const path = req.url ?? "/";
+    const base = {
+      kind: "http" as const,
+      atMs,
+      host: ctx.name,
+      port: ctx.port,
+      method: req.method ?? "GET",
+      path: path.slice(0, 512),
+    };
+    const refuse = (rule: string, address?: Address) => {
+      const body = `Kiln egress policy: ${ctx.name}:${ctx.port} refused by rule "${rule}"\n`;
+      res.writeHead(403, {
+        "content-type": "text/plain; charset=utf-8",
+        "x-kiln-rule": encodeURIComponent(rule),
+      });
+      res.end(body);
+      req.resume();
+      this.o.audit({
+        ...base,
+        ...(address ? { address: address.toString() } : {}),
+        allowed: false,
+        rule,
+        status: 403,
+        bytesUp: 0,
+        bytesDown: 0,
+        durationMs: 0,
+      });
+    };
+    const h = req.headers.host ? splitAuthority(req.headers.host, ctx.port) : undefined;
+    if (!h || canonicalName(h.host) !== ctx.name)
+      return refuse(`host ${h?.host ?? "none"} is not the sni ${ctx.name}`);
+    const v = await this.check(ctx.name, ctx.port);
+    if (!v.allowed || !v.address) return refuse(v.rule, v.address);
+    const inURL = placeholderIn(this.o.secrets, [], path);
+    if (inURL) return refuse(`secret ${inURL.name} outside a header`, v.address);
+    const injected = injectSecrets(this.o.secrets, forwardHeaders(req.rawHeaders), ctx.name, ctx.port);
+    if ("refused" in injected)
+      return refuse(`secret ${injected.refused.name} not for ${ctx.name}`, v.address);
+    let headers = injected.headers;
+    if (injected.injected.length > 0) {
+      // An encoded body could carry an echoed value past the scrubber.
+      headers = headers.filter((_, i, a) => a[i - (i % 2)]!.toLowerCase() !== "accept-encoding");
+      headers.push("accept-encoding", "identity");
+    }
+    const rule = injected.injected.length
+      ? `${v.rule}; secret ${injected.injected.map((s) => s.name).join(", ")}`
+      : v.rule;
+    let up = 0;
+    let down = 0;
+    const upstream = https.request({
+      host: v.address.toString(),
+      port: ctx.port,
+      servername: ctx.name,
+      ca: trustedRoots(),
+      method: req.method,
+      path,
+      headers,
+      setHost: false,
+      agent: false,
+    });
+    req.on("data", (c: Buffer) => {
+      up += c.length;
+    });
+    req.pipe(upstream);
+    const finish = (status: number, why?: string) =>
+      this.o.audit({
+        ...base,
+        address: v.address!.toString(),
+        allowed: why === undefined,
+        rule: why ? `${rule}; ${why}` : rule,
+        status,
+        bytesUp: up,
+        bytesDown: down,
+        durationMs: Date.now() - atMs,
+      });
+    upstream.on("response", (r) => {
+      let raw = forwardHeaders(r.rawHeaders);
+      if (injected.injected.length > 0) {
+        raw = scrubHeaders(raw, injected.injected).filter(
+          (_, i, a) => a[i - (i % 2)]!.toLowerCase() !== "content-length",
+        );
+      }
+      res.writeHead(r.statusCode ?? 502, raw);
+      r.on("data", (c: Buffer) => {
+        down += c.length;
+      });
+      (injected.injected.length > 0 ? r.pipe(new ScrubStream(injected.injected)) : r).pipe(res);
+      res.once("close", () => {
+        r.destroy();
+        finish(r.statusCode ?? 502);
+      });
+    });
+    upstream.on("error", (e: NodeJS.ErrnoException) => {
+      if (!res.headersSent) {
+        const why =
+          e.code?.startsWith("ERR_TLS") || /certificate/i.test(e.message)
+            ? "upstream certificate refused"
+            : "upstream unreachable";
+        res.writeHead(502, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+        res.end(`Kiln egress: ${ctx.name}:${ctx.port} ${why}\n`);
+        finish(502, why);
+      } else res.destroy();
+    });
+    res.once("close", () => upstream.destroy());
+  }
+
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const atMs = Date.now();
     const ctx = this.contexts.get(req.socket as Socket);
+    if (ctx?.mode === "tls") return this.onInterceptedRequest(req, res, ctx, atMs);
     const url = req.url ?? "/";
     const hostHeader = req.headers.host;
     let host: string;
@@ -457,6 +650,12 @@ export class Egress {
       path = url;
     }
     const v = await this.check(host.replace(/^\[|\]$/g, ""), port);
+    // A placeholder never leaves over plain HTTP, whatever the host.
+    const leaked = placeholderIn(this.o.secrets, req.rawHeaders, url);
+    if (leaked) {
+      v.allowed = false;
+      v.rule = `secret ${leaked.name} over plain http`;
+    }
     const base = {
       kind: "http" as const,
       atMs,

@@ -37,7 +37,8 @@ export const MAX_FETCH_BODY_BYTES = 10 * 1024 * 1024;
 
 let extraCa: string[] | undefined;
 
-function trustedRoots(): string[] {
+/** The roots upstream certificates are checked against: the system's, and `KILN_NETWORK_EXTRA_CA`. */
+export function trustedRoots(): string[] {
   if (!extraCa) {
     const file = process.env.KILN_NETWORK_EXTRA_CA;
     extraCa = file ? [readFileSync(file, "utf8")] : [];
