@@ -3,10 +3,13 @@
  * machine, printed as markdown tables with the ratio Kiln / raw.
  * `--write` also records the tables in docs/benchmarks.md.
  * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
+ * `npm run bench -- --only virtual,load`: only those sections (virtual, real,
+ * code, ports, state, storage, load, churn, cli), printed, not recorded.
+ * Progress goes to stderr as each section starts.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
@@ -46,12 +49,29 @@ function memoryRow(): Row {
 
 const date = new Date().toISOString().slice(0, 10);
 const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
-// `npm run bench -- cli`: the CLI's table alone.
+// `npm run bench -- cli`: the CLI's table alone (kept: it has its own markers in docs/benchmarks.md).
 const only = process.argv.includes("cli") ? "cli" : undefined;
+// `npm run bench -- --only SECTION[,SECTION]`: those sections alone, printed (never written).
+const SECTIONS = ["virtual", "real", "code", "ports", "state", "storage", "load", "churn", "cli"] as const;
+const onlyArg = process.argv.indexOf("--only");
+const picked = onlyArg >= 0 ? (process.argv[onlyArg + 1] ?? "").split(",").filter(Boolean) : undefined;
+for (const p of picked ?? []) {
+  if (!SECTIONS.includes(p as (typeof SECTIONS)[number])) {
+    process.stderr.write(`bench: no section ${p}; sections: ${SECTIONS.join(", ")}\n`);
+    process.exit(2);
+  }
+}
+const want = (section: (typeof SECTIONS)[number]) =>
+  picked
+    ? picked.includes(section)
+    : section === "cli" ||
+      (!only && !(process.argv.includes("--no-load") && (section === "load" || section === "churn")));
 const sections: string[] = [];
-if (!only) {
+if (want("virtual")) {
   progress("virtual tier (just-bash)");
   sections.push(markdownTable("virtual tier (just-bash)", [...(await benchVirtual()), memoryRow()]));
+}
+if (want("real")) {
   progress("real tiers (bubblewrap, runc, runsc)");
   for (const { tier, rows } of await benchRealTiers()) {
     const tool = { namespace: "bubblewrap", oci: "runc", gvisor: "gVisor runsc, platform ptrace" }[
@@ -59,40 +79,58 @@ if (!only) {
     ];
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
   }
+}
+if (want("code")) {
   progress("code cells (runCode)");
   for (const { tier, template, rows } of await benchCode()) {
     sections.push(markdownTable(`code cells: ${tier} tier, template \`${template}\``, rows));
   }
+}
+if (want("ports")) {
   progress("inbound ports (sandbox.ports, kiln serve's host router)");
   for (const { tier, rows } of await benchPorts()) {
     sections.push(markdownTable(`inbound ports: ${tier} tier, python3 -m http.server in the sandbox`, rows));
   }
+}
+if (want("state")) {
   progress("sandbox state (snapshot, fork, pause, resume)");
   for (const { tier, rows } of await benchState()) {
     sections.push(markdownTable(`state: ${tier} tier, 10 MB workspace`, rows));
   }
+}
+if (want("storage")) {
   progress("fork storage (sparse copies, reflinks on XFS)");
   const storage = await benchForkStorage();
   if (storage.length > 0) sections.push(markdownTable("fork storage: namespace tier", storage));
-  // The server under load: 200 concurrent clients, 20 commands each, on loopback (virtual tier).
-  if (!process.argv.includes("--no-load")) {
-    progress("the server under load");
-    sections.push(`### server under load (\`kiln serve\`, loopback)
+}
+// The server under load: 200 concurrent clients, 20 commands each, on loopback (virtual tier),
+// beside the library alone with the same clients in the same run.
+if (want("load")) {
+  progress("the server under load: the library alone first (the baseline)");
+  const baseline = await runLoad({ library: true });
+  progress("the server under load: kiln serve");
+  sections.push(`### server under load (\`kiln serve\`, loopback; load average ${loadavg()[0]!.toFixed(1)})
 
-${loadTable(await runLoad())}`);
-    // Sandbox churn: 100 clients x 10 rounds of create + exec + kill; the tail of each step.
-    progress("sandbox churn under load");
-    sections.push(`### sandbox churn under load (\`kiln serve\`, loopback)
+${loadTable(await runLoad(), baseline)}`);
+}
+// Sandbox churn: 100 clients x 10 rounds of create + exec + kill; the tail of each step.
+if (want("churn")) {
+  progress("sandbox churn under load");
+  sections.push(`### sandbox churn under load (\`kiln serve\`, loopback)
 
 ${churnTable(await runChurn())}`);
-  }
 }
-progress("the kiln command (whole processes)");
-sections.push(await benchCli());
-const report = [`## Run of ${date} (${machine})`, ...sections].join("\n\n");
+if (want("cli")) {
+  progress("the kiln command (whole processes)");
+  sections.push(await benchCli());
+}
+const report = [
+  `## Run of ${date} (${machine}; load average ${loadavg()[0]!.toFixed(1)} at the end)`,
+  ...sections,
+].join("\n\n");
 process.stdout.write(`${report}\n`);
 
-if (process.argv.includes("--write")) {
+if (process.argv.includes("--write") && !picked) {
   const file = join(root, "docs", "benchmarks.md");
   const text = readFileSync(file, "utf8");
   if (only) {

@@ -26,22 +26,26 @@ export async function timeIt(n: number, fn: (i: number) => Promise<unknown>, war
  * noisy machine, timing one block after the other lets drift (GC, JIT,
  * neighbours) land on one side. Returns both lists of durations in ms.
  */
-export async function timeInterleaved(
+export async function timeInterleaved<A>(
   n: number,
-  a: () => Promise<unknown>,
+  a: () => Promise<A>,
   b: () => Promise<unknown>,
   warmup = 3,
+  /** Run after each `a`, untimed, with what it returned (e.g. kill the sandbox it made). */
+  afterA?: (x: A) => Promise<unknown>,
 ): Promise<[number[], number[]]> {
   for (let i = 0; i < warmup; i++) {
-    await a();
+    const x = await a();
+    await afterA?.(x);
     await b();
   }
   const ta: number[] = [];
   const tb: number[] = [];
   for (let i = 0; i < n; i++) {
     let t = performance.now();
-    await a();
+    const x = await a();
     ta.push(performance.now() - t);
+    await afterA?.(x);
     t = performance.now();
     await b();
     tb.push(performance.now() - t);
@@ -83,4 +87,20 @@ export function markdownTable(title: string, rows: Row[]): string {
     ),
   ];
   return lines.join("\n");
+}
+
+/**
+ * Kiln / raw of separate measurements (each a pair of medians): the run
+ * whose ratio is the median, and the spread, as `1.10-1.31x over 3 runs`.
+ */
+export function ratioSpread(pairs: [number, number][]): { kiln: number; raw: number; text: string } {
+  const sorted = [...pairs].sort((x, y) => x[0] / x[1] - y[0] / y[1]);
+  const [kiln, raw] = sorted[sorted.length >> 1]!;
+  const lo = sorted[0]!;
+  const hi = sorted.at(-1)!;
+  return {
+    kiln,
+    raw,
+    text: `${(lo[0] / lo[1]).toFixed(2)}-${(hi[0] / hi[1]).toFixed(2)}x over ${pairs.length} runs`,
+  };
 }

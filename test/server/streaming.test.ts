@@ -145,3 +145,20 @@ test("a client that goes away kills its foreground command", async () => {
   }
   assert.fail("the command kept running after its client went away");
 });
+
+test("a short command answered whole, then a long one streamed, on one kept-alive connection", async () => {
+  // A command that ends at once is sent with Content-Length; the next response on the same
+  // connection must not inherit it (a shared headers object once made it cut the stream short).
+  for (let i = 0; i < 2; i++) {
+    const short = await readEvents(
+      await t.req("POST", `${base}/commands`, { json: { command: "echo one" } }),
+    );
+    assert.equal(short.at(-1)!.result!.stdout, "one\n");
+    const long = await readEvents(
+      await t.req("POST", `${base}/commands`, { json: { command: "echo two; sleep 0.3; echo three" } }),
+    );
+    assert.equal(long[0]!.type, "start");
+    assert.equal(long.at(-1)!.type, "exit");
+    assert.equal(long.at(-1)!.result!.stdout, "two\nthree\n");
+  }
+});
