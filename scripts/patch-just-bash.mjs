@@ -24,6 +24,7 @@
 // 11. An unbound variable under `set -u` ended the script with status 1; bash's is 127.
 // 9. A command of assignments only (`x=1`) kept the previous command's status; bash gives the
 //    status of its last command substitution, or 0 when it has none.
+// 12. A command substitution inside $(( )) ran without the script's functions (as a new shell).
 //
 // Each fix is an exact text replacement. If neither the text nor its replacement is there (another
 // just-bash version), the script fails, naming it, rather than leaving a shell that silently
@@ -191,6 +192,21 @@ replace(
   "unbound variable status",
   'if(i instanceof Ve)return r.append("stdout",i.stdout,i.internalOutputAccounting.stdout),r.append("stderr",i.stderr,i.internalOutputAccounting.stderr),n=1,',
   'if(i instanceof Ve)return r.append("stdout",i.stdout,i.internalOutputAccounting.stdout),r.append("stderr",i.stderr,i.internalOutputAccounting.stderr),n=127,',
+);
+
+// 12. A command substitution inside $(( )) ran as a new shell (execFn: no functions, no shell
+//     options); it now runs as every other command substitution does, in this shell's state with
+//     its variables, cwd and functions restored afterwards (just-bash's own `ns`). The code it
+//     replaces (fix 3's) stays in place, unreachable, so that fix 3 still finds its text.
+replace(
+  "arithmetic substitution runs in this shell",
+  'case"ArithCommandSubst":{if(e.execFn){',
+  'case"ArithCommandSubst":{return Number.parseInt((await ns(e,t.command)).trim(),10)||0;if(e.execFn){',
+);
+replace(
+  "arithmetic substitution text runs in this shell",
+  'case"ArithCommandSubst":return e.execFn?',
+  'case"ArithCommandSubst":return(await ns(e,t.command)).trim();return e.execFn?',
 );
 
 if (text !== original) writeFileSync(bundle, text.startsWith(MARK) ? text : MARK + text);

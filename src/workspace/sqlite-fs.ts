@@ -47,6 +47,12 @@ export interface WorkspaceStat extends FsStat {
   mtimeNs: bigint;
 }
 
+/**
+ * Bytes a directory reports to the shell: one 4 KiB block, as on ext4 (the real tiers' workspace),
+ * so that `ls -l`, its total, `stat -c %s` and `du` read the same on every tier.
+ */
+export const DIRECTORY_SIZE = 4096;
+
 /** The device id every inode of a store reports (a store is one filesystem). */
 export const STORE_DEVICE_ID = 0x4b4c4e;
 
@@ -72,7 +78,7 @@ export class SqliteFs implements IFileSystem {
       isDirectory: isDir(i.mode),
       isSymbolicLink: isLink(i.mode),
       mode: i.mode & 0o7777,
-      size: i.size,
+      size: isDir(i.mode) ? DIRECTORY_SIZE : i.size,
       mtime: new Date(i.mtimeMs),
       mtimeNs: i.mtimeNs,
       // One store is one device: same-file checks (mv onto a file, cp f f, split) compare dev and ino.

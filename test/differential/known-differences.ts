@@ -31,7 +31,6 @@ export const KNOWN_DIFFERENCES: Record<string, string> = {
   "globbing: failglob": "a failglob error ends a bash -c script; just-bash fails that command and goes on",
   "errors: test bad operator": "just-bash's `[` words its usage errors its own way",
   "errors: numeric comparison with text": "just-bash's `[` treats a non-number as false without a message",
-  "shell: recursion": "a command substitution inside $(( )) runs without the script's functions in just-bash",
   "globbing: glob directories only": "just-bash's globbing ignores a trailing slash (`*/` matches files too)",
   // just-bash's commands: options and output formats it does not implement.
   "pipelines: xargs -n1": "just-bash's xargs has no -n",
@@ -42,7 +41,4 @@ export const KNOWN_DIFFERENCES: Record<string, string> = {
   "text: wc on multiple files":
     "just-bash's wc pads its columns to a fixed width; GNU's width follows the largest file",
   "files: /dev/zero head": "just-bash's od prints -t x1 bytes as three digits",
-  // The store.
-  "files: ls -l modes":
-    "a directory takes no blocks in the SQLite store (4 KiB on ext4), so `ls -l`'s total differs",
 };

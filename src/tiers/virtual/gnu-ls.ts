@@ -104,8 +104,8 @@ function dateString(d: Date, nowMs: number): string {
 
 const ownerName = (id: number | undefined, numeric: boolean) =>
   (id ?? 0) === 0 && !numeric ? "root" : String(id ?? 0);
-/** 1 KiB blocks the file takes (the store keeps data in 4 KiB chunks; directories and links take none). */
-const blocksOf = (st: FsStat) => (st.isFile ? Math.ceil(st.size / 4096) * 4 : 0);
+/** 1 KiB blocks the entry takes, in 4 KiB blocks as on ext4 (a directory takes one; a symlink none, as a short one on ext4). */
+const blocksOf = (st: FsStat) => (st.isFile || st.isDirectory ? Math.ceil(st.size / 4096) * 4 : 0);
 
 function suffix(e: Entry, f: Flags): string {
   if (f.classify) {
