@@ -162,6 +162,14 @@ describe("AgentFS: Kiln's workspace file in AgentFS's own SDK, and back", () => 
       assert.ok(seen.names.includes(n), `no /${n}: ${seen.names}`);
     for (const n of ["workspace", "tmp", "home", "dev"])
       assert.ok(!seen.names.includes(n), `/${n} exported: ${seen.names}`);
+    // Not just out of sight: the shell's tree (/tmp here) is not in the file at all.
+    const raw = new DatabaseSync(exported, { readOnly: true });
+    try {
+      assert.equal(raw.prepare("SELECT 1 FROM fs_dentry WHERE name = 'not-exported'").get(), undefined);
+      assert.equal(raw.prepare("SELECT 1 FROM fs_config WHERE key = 'kiln.shell_root'").get(), undefined);
+    } finally {
+      raw.close();
+    }
     assert.equal(seen.hello, "hello agentfs\n");
     assert.equal(seen.nested, sha256(BINARY));
     assert.equal(seen.linkIsLink, true);
