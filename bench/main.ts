@@ -15,6 +15,7 @@ import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
 import { benchCode } from "./code.ts";
 import { loadTable, runLoad } from "./load.ts";
+import { benchMicrovm } from "./microvm.ts";
 import { benchPorts } from "./ports.ts";
 import { benchRealTiers } from "./real-tiers.ts";
 import { benchForkStorage, benchState } from "./state.ts";
@@ -52,7 +53,18 @@ const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB
 // `npm run bench -- cli`: the CLI's table alone (kept: it has its own markers in docs/benchmarks.md).
 const only = process.argv.includes("cli") ? "cli" : undefined;
 // `npm run bench -- --only SECTION[,SECTION]`: those sections alone, printed (never written).
-const SECTIONS = ["virtual", "real", "code", "ports", "state", "storage", "load", "churn", "cli"] as const;
+const SECTIONS = [
+  "virtual",
+  "real",
+  "microvm",
+  "code",
+  "ports",
+  "state",
+  "storage",
+  "load",
+  "churn",
+  "cli",
+] as const;
 const onlyArg = process.argv.indexOf("--only");
 const picked = onlyArg >= 0 ? (process.argv[onlyArg + 1] ?? "").split(",").filter(Boolean) : undefined;
 for (const p of picked ?? []) {
@@ -78,6 +90,18 @@ if (want("real")) {
       tier as "oci"
     ];
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
+  }
+}
+if (want("microvm")) {
+  progress("microvm tier (QEMU)");
+  const microvm = await benchMicrovm();
+  if (microvm) {
+    sections.push(
+      markdownTable(
+        `microvm tier (QEMU microvm, accel ${microvm.accel}), template \`default\``,
+        microvm.rows,
+      ),
+    );
   }
 }
 if (want("code")) {

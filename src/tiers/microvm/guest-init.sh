@@ -6,7 +6,7 @@
 # limit, then becomes the agent, whose stdin/stdout is the virtio-serial port
 # named kiln.agent (QEMU's end of it is Kiln's pipe). With --vm the agent
 # starts every program without capabilities, and on exit syncs and powers off.
-# Kernel command line: kiln.pids=N (the sandbox's process limit).
+# Kernel command line: kiln.pids=N (the sandbox's process limit), kiln.trace (print each step's time).
 bb=/bin/busybox
 $bb mkdir -p /proc /sys /dev /newroot
 $bb mount -t proc proc /proc
@@ -18,12 +18,23 @@ fail() {
   $bb poweroff -f
 }
 pids=max
+trace=
 for w in $($bb cat /proc/cmdline); do
-  case "$w" in kiln.pids=*) pids="${w#kiln.pids=}" ;; esac
+  case "$w" in
+    kiln.pids=*) pids="${w#kiln.pids=}" ;;
+    kiln.trace) trace=1 ;;
+  esac
 done
+# kiln.trace on the kernel line: each step's time since the kernel started, on the console.
+step() {
+  [ -n "$trace" ] && echo "kiln-init: $($bb cut -d' ' -f1 /proc/uptime) s: $*" >&2
+  :
+}
+step "init started"
 for m in $($bb cat /modules.order); do
   $bb insmod "/modules/$m.ko" || fail "cannot load $m"
 done
+step "modules loaded"
 # Drivers probe during insmod; their device nodes follow on devtmpfs's thread within moments.
 port=
 n=0
@@ -36,6 +47,7 @@ while :; do
   [ $n -gt 2000 ] && fail "the virtio devices did not appear"
   $bb usleep 1000
 done
+step "devices ready"
 $bb mount -t ext4 -o ro,noatime /dev/vda /newroot || fail "cannot mount the template"
 $bb mount -t ext4 -o nosuid,nodev,noatime /dev/vdb /newroot/workspace || fail "cannot mount the workspace"
 $bb mount -t proc proc /newroot/proc
@@ -60,6 +72,7 @@ $bb mount -o remount,ro /newroot/.kiln
 echo 0 >/proc/sys/user/max_user_namespaces
 $bb hostname kiln
 $bb ip link set lo up || fail "cannot bring up the loopback interface"
+step "mounts done, starting the agent"
 $bb umount /proc /sys
 cd /newroot/workspace
 exec 0<>"$port" 1>&0

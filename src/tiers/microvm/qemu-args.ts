@@ -47,7 +47,8 @@ export function kernelCmdline(i: QemuInput): string {
     "loglevel=1",
     // No PCI on microvm: do not look for it.
     "pci=off",
-    ...(i.accel === "tcg" && i.tscKhz ? [`tsc_early_khz=${i.tscKhz}`] : []),
+    // The TCG guest reads the host's TSC; its jiffies (the watchdog's reference) lose ticks on a busy host.
+    ...(i.accel === "tcg" && i.tscKhz ? [`tsc_early_khz=${i.tscKhz}`, "tsc=reliable"] : []),
     `kiln.pids=${i.pids}`,
   ].join(" ");
 }
