@@ -79,8 +79,10 @@ export async function benchMicrovm(): Promise<{ accel: string; rows: Row[] } | u
     const boot = await guestBoot(microvmCacheDir(dataDir), agentBinary());
     // The template's image is made on first use: not timed.
     await (await kiln.create({ tier: "microvm" })).kill();
-    const n = accel.accel === "kvm" ? 10 : 4;
+    const n = accel.accel === "kvm" ? 10 : 3;
+    process.stderr.write("microvm bench: raw boots\n");
     const raw = await timeIt(n, () => rawBoot(qemu, boot, accel.accel), 1);
+    process.stderr.write("microvm bench: cold creates\n");
     const cold = await timeIt(
       n,
       async () => {
@@ -91,6 +93,7 @@ export async function benchMicrovm(): Promise<{ accel: string; rows: Row[] } | u
       },
       0,
     );
+    process.stderr.write("microvm bench: warm pool\n");
     const warmKiln = await Kiln.open({ dataDir, warmPool: 1 });
     const warm: number[] = [];
     try {
@@ -106,6 +109,7 @@ export async function benchMicrovm(): Promise<{ accel: string; rows: Row[] } | u
     } finally {
       await warmKiln.close();
     }
+    process.stderr.write("microvm bench: warm exec\n");
     const sb = await kiln.create({ tier: "microvm" });
     const exec = await timeIt(30, () => sb.commands.run("echo hi"), 3);
     // The same command started inside the guest, by bash, 20 times: the exec without the agent's trip.
