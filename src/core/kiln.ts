@@ -12,8 +12,15 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { hasEgress, type NetworkOptions, type NetworkSettings, resolveNetwork } from "../network/policy.ts";
+import {
+  hasEgress,
+  type NetworkOptions,
+  type NetworkSettings,
+  resolveNetwork,
+  secretValues,
+} from "../network/policy.ts";
 import { parseHostMap } from "../network/resolver.ts";
+import { readSecretValues, writeSecretValues } from "../network/secrets.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
@@ -428,6 +435,8 @@ export class Kiln {
       };
       mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
       try {
+        // The values stay on the host, beside the record; the egress path reads them there.
+        writeSecretValues(spec.stateDir, secretValues(options.network));
         instance = fromDir
           ? await backend.createFrom(spec, fromDir, options.signal)
           : await backend.create(spec, options.signal);
@@ -620,7 +629,7 @@ export class Kiln {
   ): Promise<NetworkSettings> {
     this.checkOpen();
     const info = this.record(id);
-    const settings = resolveNetwork(options);
+    const settings = resolveNetwork(options, info.network);
     const backend = await this.backend(info.tier);
     if (hasEgress(settings) && !backend.capabilities.egress)
       throw new UnsupportedError(`the ${info.tier} tier cannot give a sandbox network egress`, {
@@ -631,7 +640,15 @@ export class Kiln {
     throwIfAborted(signal);
     const started = this.live.get(id)?.started;
     const instance = started ? await started.catch(() => undefined) : undefined;
-    if (instance?.updateNetwork) await instance.updateNetwork(settings);
+    const stateDir = this.spec(info).stateDir;
+    const before = readSecretValues(stateDir);
+    writeSecretValues(stateDir, secretValues(options));
+    try {
+      if (instance?.updateNetwork) await instance.updateNetwork(settings);
+    } catch (e) {
+      writeSecretValues(stateDir, before);
+      throw e;
+    }
     this.records.setNetwork(id, settings);
     this.cache.delete(id);
     return settings;

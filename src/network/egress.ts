@@ -27,9 +27,9 @@ import { readTlsClientHello } from "read-tls-client-hello";
 import type { NetworkAuditEntry } from "../core/types.ts";
 import { type Address, parseAddress } from "./address.ts";
 import type { SandboxCa } from "./ca.ts";
-import { trustedRoots } from "./fetch.ts";
 import type { Decision, NetworkPolicy } from "./policy.ts";
 import type { Resolver } from "./resolver.ts";
+import { trustedRoots } from "./roots.ts";
 import { canonicalName } from "./rules.ts";
 import {
   injectSecrets,
@@ -175,6 +175,16 @@ export class Egress {
   /** Replaces the secrets, for requests from now on. */
   set secrets(secrets: Secret[]) {
     this.o.secrets = secrets;
+  }
+
+  /** The secrets (for in-process clients such as the virtual tier's fetch). */
+  get secretList(): readonly Secret[] {
+    return this.o.secrets;
+  }
+
+  /** Sets the CA that intercepted TLS is served with (needed once there are secrets). */
+  set ca(ca: SandboxCa) {
+    this.o.ca = ca;
   }
 
   /** Whether TLS to `name`:`port` is terminated here: some secret may go there. */

@@ -6,11 +6,11 @@
  * address, and verified against the system's roots plus any the server's
  * owner adds (`KILN_NETWORK_EXTRA_CA`, a PEM file).
  */
-import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import { rootCertificates } from "node:tls";
 import type { Egress } from "./egress.ts";
+import { trustedRoots } from "./roots.ts";
+import { injectSecrets, placeholderIn, type Secret, scrubHeaders } from "./secrets.ts";
 
 /** What a fetch returns (the shape just-bash's `curl` takes). */
 export interface EgressFetchResult {
@@ -34,17 +34,6 @@ export interface EgressFetchOptions {
 
 /** Largest response body kept, bytes (10 MiB); larger is an error. */
 export const MAX_FETCH_BODY_BYTES = 10 * 1024 * 1024;
-
-let extraCa: string[] | undefined;
-
-/** The roots upstream certificates are checked against: the system's, and `KILN_NETWORK_EXTRA_CA`. */
-export function trustedRoots(): string[] {
-  if (!extraCa) {
-    const file = process.env.KILN_NETWORK_EXTRA_CA;
-    extraCa = file ? [readFileSync(file, "utf8")] : [];
-  }
-  return [...rootCertificates, ...extraCa];
-}
 
 /** A refusal by the policy, with the rule. */
 export class EgressRefusedError extends Error {
@@ -122,8 +111,35 @@ async function once(
     path: path.slice(0, 512),
     rule: v.rule,
   };
+  // Secrets: the same rules as the real tiers' path (see secrets.ts): values in allowed headers
+  // of HTTPS requests to their hosts only, taken back out of the answer.
+  const raw = Object.entries(headers).flat();
+  let injected: Secret[] = [];
+  if (v.allowed && v.address && egress.secretList.length > 0) {
+    const leaked = placeholderIn(egress.secretList, [], path);
+    const r = injectSecrets(egress.secretList, raw, v.name ?? host, port);
+    if (leaked) (v.allowed = false), (v.rule = `secret ${leaked.name} outside a header`);
+    else if ("refused" in r)
+      (v.allowed = false), (v.rule = `secret ${r.refused.name} not for ${v.name ?? host}`);
+    else if (r.injected.length > 0 && !tlsOn)
+      (v.allowed = false), (v.rule = `secret ${r.injected[0]!.name} over plain http`);
+    else {
+      injected = r.injected;
+      headers = {};
+      for (let i = 0; i + 1 < r.headers.length; i += 2) headers[r.headers[i]!] = r.headers[i + 1]!;
+      if (injected.length > 0) base.rule = `${v.rule}; secret ${injected.map((s) => s.name).join(", ")}`;
+    }
+  }
   if (!v.allowed || !v.address) {
-    egress.record({ ...base, allowed: false, status: 403, bytesUp: 0, bytesDown: 0, durationMs: 0 });
+    egress.record({
+      ...base,
+      rule: v.rule,
+      allowed: false,
+      status: 403,
+      bytesUp: 0,
+      bytesDown: 0,
+      durationMs: 0,
+    });
     throw new EgressRefusedError(`${v.name ?? host}:${port}`, v.rule);
   }
   const sent = body === undefined ? undefined : Buffer.from(body);
@@ -172,12 +188,16 @@ async function once(
         });
         const out: Record<string, string> = {};
         for (const [k, val] of Object.entries(res.headers))
-          if (val !== undefined) out[k] = Array.isArray(val) ? val.join(", ") : val;
+          if (val !== undefined)
+            out[k] = scrubHeaders([Array.isArray(val) ? val.join(", ") : val], injected)[0]!;
+        let got = Buffer.concat(chunks);
+        for (const s of injected)
+          got = Buffer.from(got.toString("latin1").split(s.value).join(s.placeholder), "latin1");
         resolve({
           status: res.statusCode ?? 0,
           statusText: res.statusMessage ?? "",
           headers: out,
-          body: new Uint8Array(Buffer.concat(chunks)),
+          body: new Uint8Array(got),
           url: url.toString(),
         });
       });

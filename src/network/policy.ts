@@ -13,6 +13,7 @@
 import { InvalidArgumentError } from "../core/errors.ts";
 import { type Address, blockedRange } from "./address.ts";
 import { parseRule, type Rule, ruleMatches, type Target } from "./rules.ts";
+import { makeSecret, newPlaceholder } from "./secrets.ts";
 
 /** The `network` option of a sandbox, as callers give it. */
 export interface NetworkOptions {
@@ -22,6 +23,22 @@ export interface NetworkOptions {
   allow?: string[];
   /** Rules that deny, in the same forms (meaningful with `egress: "all"`). */
   deny?: string[];
+  /**
+   * Secrets the sandbox uses without holding them: NAME -> the value, the host names it may
+   * be sent to, and the headers it may go in (default any header that carries the placeholder).
+   * The sandbox's environment holds NAME=placeholder; docs/network.md#secrets.
+   */
+  secrets?: Record<string, { value: string; hosts: string[]; headers?: string[] }>;
+}
+
+/** A secret as stored and shown: never its value. */
+export interface SecretSettings {
+  /** Host rules, canonical. */
+  hosts: string[];
+  /** Header names (lower case); absent: any header. */
+  headers?: string[];
+  /** What the sandbox holds as `$NAME`. */
+  placeholder: string;
 }
 
 /** The network policy in canonical form, as stored with the sandbox. */
@@ -32,6 +49,8 @@ export interface NetworkSettings {
   allow: string[];
   /** Deny rules, canonical spelling. */
   deny: string[];
+  /** Secrets by name, without their values (which are kept apart, on the host); absent: none. */
+  secrets?: Record<string, SecretSettings>;
 }
 
 /** At most this many rules in each list. */
@@ -52,19 +71,82 @@ function parseList(value: unknown, name: string): Rule[] {
  * Checks and canonicalises a `network` option (undefined: no network).
  * @throws InvalidArgumentError (`invalid_argument`) naming the bad field or rule
  */
-export function resolveNetwork(options: unknown): NetworkSettings {
+export function resolveNetwork(options: unknown, previous?: NetworkSettings): NetworkSettings {
   if (options === undefined || options === null) return { ...NO_NETWORK, allow: [], deny: [] };
   if (typeof options !== "object" || Array.isArray(options))
     throw new InvalidArgumentError("network must be an object");
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o))
-    if (!["egress", "allow", "deny"].includes(key))
+    if (!["egress", "allow", "deny", "secrets"].includes(key))
       throw new InvalidArgumentError(`network.${key} is not an option`);
   const egress = o.egress ?? "none";
   if (egress !== "none" && egress !== "all")
     throw new InvalidArgumentError(`network.egress must be "none" or "all"`);
   const dedupe = (rules: Rule[]) => [...new Set(rules.map((r) => r.text))];
-  return { egress, allow: dedupe(parseList(o.allow, "allow")), deny: dedupe(parseList(o.deny, "deny")) };
+  const secrets = parseSecrets(o.secrets, previous?.secrets);
+  return {
+    egress,
+    allow: dedupe(parseList(o.allow, "allow")),
+    deny: dedupe(parseList(o.deny, "deny")),
+    ...(secrets ? { secrets } : {}),
+  };
+}
+
+/** At most this many secrets. */
+export const MAX_SECRETS = 64;
+
+/**
+ * The secrets of an option (with values) or of stored settings (with
+ * placeholders), as stored: without values. A name kept from `previous`
+ * keeps its placeholder, so that the sandbox's `$NAME` stays good.
+ * @throws InvalidArgumentError
+ */
+function parseSecrets(
+  value: unknown,
+  previous: Record<string, SecretSettings> | undefined,
+): Record<string, SecretSettings> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new InvalidArgumentError("network.secrets must be an object");
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length === 0) return undefined;
+  if (entries.length > MAX_SECRETS)
+    throw new InvalidArgumentError(`network.secrets has more than ${MAX_SECRETS} secrets`);
+  const out: Record<string, SecretSettings> = {};
+  for (const [name, raw] of entries) {
+    const s = (raw ?? {}) as { value?: unknown; hosts?: unknown; headers?: unknown; placeholder?: unknown };
+    const placeholder =
+      typeof s.placeholder === "string"
+        ? s.placeholder
+        : (previous?.[name]?.placeholder ?? newPlaceholder(name));
+    if (s.value === undefined && typeof s.placeholder !== "string")
+      throw new InvalidArgumentError(`network.secrets.${name} needs a value`);
+    if (
+      s.headers !== undefined &&
+      (!Array.isArray(s.headers) || s.headers.some((h) => typeof h !== "string"))
+    )
+      throw new InvalidArgumentError(`network.secrets.${name}.headers must be an array of header names`);
+    const checked = makeSecret(
+      name,
+      {
+        value: s.value === undefined ? "x" : (s.value as string),
+        hosts: s.hosts as string[],
+        ...(s.headers ? { headers: s.headers as string[] } : {}),
+      },
+      placeholder,
+    );
+    out[name] = {
+      hosts: checked.hosts.map((r) => r.text),
+      ...(checked.headers ? { headers: checked.headers } : {}),
+      placeholder,
+    };
+  }
+  return out;
+}
+
+/** The values of an option's secrets, by name (checked by {@link resolveNetwork}). */
+export function secretValues(options: NetworkOptions | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(options?.secrets ?? {}).map(([k, v]) => [k, v.value]));
 }
 
 /** Whether a sandbox with these settings has any network (else it gets none at all). */

@@ -9,6 +9,8 @@
  * to the sandbox.
  */
 import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { InvalidArgumentError } from "../core/errors.ts";
 import { parseRule, type Rule, ruleMatches } from "./rules.ts";
@@ -157,4 +159,48 @@ export class ScrubStream extends Transform {
   override _flush(done: TransformCallback): void {
     done(null, this.replace(this.carry));
   }
+}
+
+const STORE = "network-secrets.json";
+
+/** Keeps a sandbox's secret values on the host, in its state directory (never inside the sandbox). */
+export function writeSecretValues(stateDir: string, values: Record<string, string>): void {
+  const file = join(stateDir, STORE);
+  if (Object.keys(values).length === 0) {
+    rmSync(file, { force: true });
+    return;
+  }
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  writeFileSync(`${file}.tmp`, JSON.stringify(values), { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** The values kept by {@link writeSecretValues}; none when there are none. */
+export function readSecretValues(stateDir: string): Record<string, string> {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, STORE), "utf8")) as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+/** The secrets of stored settings with their values from `stateDir` (a secret without a value is left out). */
+export function secretsOf(
+  settings: { secrets?: Record<string, { hosts: string[]; headers?: string[]; placeholder: string }> },
+  stateDir: string,
+): Secret[] {
+  const entries = Object.entries(settings.secrets ?? {});
+  if (entries.length === 0) return [];
+  const values = readSecretValues(stateDir);
+  return entries.flatMap(([name, s]) =>
+    values[name] === undefined
+      ? []
+      : [
+          makeSecret(
+            name,
+            { value: values[name], hosts: s.hosts, ...(s.headers ? { headers: s.headers } : {}) },
+            s.placeholder,
+          ),
+        ],
+  );
 }

@@ -54,17 +54,55 @@ const NetworkRules = z.array(Str).openapi({
   description: "host names (`files.example.com`, `*.example.com`, optional `:port`), addresses and CIDRs",
 });
 
-/** A sandbox's network policy (docs/network.md); rules are checked and canonicalised by Kiln. */
+const NetworkFields = {
+  egress: z.enum(["none", "all"]).openapi({
+    description: "beyond the allow rules: none (default) or all public addresses but the deny rules",
+  }),
+  allow: NetworkRules,
+  deny: NetworkRules,
+};
+
+/** A sandbox's network policy as given (docs/network.md); rules are checked and canonicalised by Kiln. */
 export const NetworkSchema = z
   .object({
-    egress: z.enum(["none", "all"]).optional().openapi({
-      description: "beyond the allow rules: none (default) or all public addresses but the deny rules",
-    }),
-    allow: NetworkRules.optional(),
-    deny: NetworkRules.optional(),
+    egress: NetworkFields.egress.optional(),
+    allow: NetworkFields.allow.optional(),
+    deny: NetworkFields.deny.optional(),
+    secrets: z
+      .record(
+        z.string(),
+        z
+          .object({
+            value: z.string().openapi({ description: "the real value (given, never answered)" }),
+            hosts: z.array(Str).openapi({ description: "host names it may be sent to" }),
+            headers: z.array(Str).optional().openapi({ description: "headers it may go in (default any)" }),
+          })
+          .strict(),
+      )
+      .optional()
+      .openapi({
+        description: "NAME -> a secret the sandbox uses through a placeholder (docs/network.md#secrets)",
+      }),
   })
   .strict()
   .openapi("Network");
+
+/** A sandbox's network policy as stored and answered: secrets without their values. */
+export const NetworkSettingsSchema = z
+  .object({
+    ...NetworkFields,
+    secrets: z
+      .record(
+        z.string(),
+        z.object({
+          hosts: z.array(Str),
+          headers: z.array(Str).optional(),
+          placeholder: z.string().openapi({ description: "what the sandbox holds as $NAME" }),
+        }),
+      )
+      .optional(),
+  })
+  .openapi("NetworkSettings");
 const PortList = z.union([z.literal("all"), z.array(z.number().int().min(1).max(65535))]);
 
 export const PortPolicySchema = z
@@ -84,7 +122,7 @@ export const SandboxInfoSchema = z
     cwd: Str,
     metadata: StrMap,
     limits: LimitsSchema,
-    network: NetworkSchema.required(),
+    network: NetworkSettingsSchema,
     ports: PortPolicySchema,
     volumes: z
       .object({ id: Str, name: Str, path: Str })

@@ -28,7 +28,10 @@ export interface FakeInternet {
 const SERVER = `
 const http = require("node:http"), https = require("node:https");
 const [files, other] = process.argv.slice(1);
-const handler = (name) => (req, res) => { req.resume(); req.on("end", () => res.end(name + ":" + req.method + " " + req.url + " host=" + req.headers.host)); };
+const sha = (v) => require("node:crypto").createHash("sha256").update(v).digest("hex");
+// The Authorization header is echoed, and its SHA-256 shows what arrived without the echo carrying it.
+const auth = (req) => req.headers.authorization === undefined ? "" : " auth=" + req.headers.authorization + " authsha=" + sha(req.headers.authorization);
+const handler = (name) => (req, res) => { req.resume(); req.on("end", () => res.end(name + ":" + req.method + " " + req.url + " host=" + req.headers.host + auth(req))); };
 const tls = { key: process.env.TLS_KEY, cert: process.env.TLS_CERT };
 let n = 0;
 for (const [name, addr] of [["files", files], ["other", other]]) {

@@ -22,6 +22,7 @@ import {
   MoveBody,
   NetworkAuditEntrySchema,
   NetworkSchema,
+  NetworkSettingsSchema,
   SandboxInfoSchema,
   StatsSchema,
   TimeoutBody,
@@ -235,7 +236,7 @@ export function sandboxRoutes(app: App): void {
       tags,
       summary: "the sandbox's network policy",
       request: { params: IdParams },
-      responses: { 200: json(NetworkSchema.required(), "the policy in force"), ...errors },
+      responses: { 200: json(NetworkSettingsSchema, "the policy in force"), ...errors },
     }),
     async (c) => c.json(await c.var.sandbox.network.get(), 200),
   );
@@ -252,7 +253,7 @@ export function sandboxRoutes(app: App): void {
         params: IdParams,
         body: { ...json(NetworkSchema, "the whole new policy (as `network` at create)"), required: true },
       },
-      responses: { 200: json(NetworkSchema.required(), "the policy now in force"), ...errors },
+      responses: { 200: json(NetworkSettingsSchema, "the policy now in force"), ...errors },
     }),
     async (c) => c.json(await c.var.sandbox.network.update(c.req.valid("json")), 200),
   );

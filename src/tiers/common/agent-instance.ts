@@ -191,6 +191,7 @@ export class AgentInstance implements Instance {
       );
     }
     await this.attachNetwork(child);
+    await this.writeNetworkFiles();
     if (parts.guestLimits) {
       this.guestSeen = await parts.guestLimits
         .counters(this.client)
@@ -250,6 +251,7 @@ export class AgentInstance implements Instance {
     if (network) {
       await network.update(settings);
       spec.network = settings;
+      await this.writeNetworkFiles();
       return;
     }
     if (!hasEgress(settings)) {
@@ -267,6 +269,16 @@ export class AgentInstance implements Instance {
       throw new TierUnavailableError(tier, "cannot find the sandbox's network namespace");
     this.network = await attachEgress(tier, { ...spec, network: settings }, pid);
     spec.network = settings;
+    await this.writeNetworkFiles();
+  }
+
+  /** Puts the files the egress path asks for (the CA of intercepted TLS) into the sandbox. */
+  private async writeNetworkFiles(): Promise<void> {
+    const network = this.network ?? this.parts.network;
+    for (const f of network?.files ?? []) {
+      await this.files.mkdir(f.path.slice(0, f.path.lastIndexOf("/")));
+      await this.files.write(f.path, new Blob([f.content]).stream(), 16 * 1024 * 1024);
+    }
   }
 
   /** The live agent, relaunching the runtime first when it died. */

@@ -28,15 +28,18 @@ import type dgram from "node:dgram";
 import { closeSync, lstatSync, openSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import type { Server, Socket } from "node:net";
 import { join } from "node:path";
+import tls from "node:tls";
 import { AuditLog } from "../../core/audit-log.ts";
 import type { InstanceSpec } from "../../core/backend.ts";
 import { TierUnavailableError } from "../../core/errors.ts";
 import type { TierName } from "../../core/types.ts";
+import { SandboxCa } from "../../network/ca.ts";
 import { answerDns } from "../../network/dns.ts";
 import { Egress } from "../../network/egress.ts";
 import { hasEgress, NetworkPolicy, type NetworkSettings } from "../../network/policy.ts";
 import { parseHostMap, Resolver } from "../../network/resolver.ts";
 import { parseRule } from "../../network/rules.ts";
+import { type Secret, secretsOf } from "../../network/secrets.ts";
 
 /** The gateway address the sandbox sees: DNS, the proxy, and the way to every name. */
 export const GATEWAY = "198.18.0.1";
@@ -85,8 +88,10 @@ process.send({ kind: "ready" });
 
 /** A sandbox's live network: close it when the instance closes. */
 export interface EgressAttachment {
-  /** Variables to add to every command's environment. */
+  /** Variables to add to every command's environment (the proxy; each secret's placeholder and the CA files). */
   readonly env: Readonly<Record<string, string>>;
+  /** Files the sandbox needs at these paths (the CA it trusts), written by the tier after attach and update. */
+  readonly files: readonly { path: string; content: string }[];
   /**
    * Replaces the policy for every new connection, request and DNS question
    * (connections already let through stay), listening on ports the new rules
@@ -132,6 +137,17 @@ export async function attachEgress(
     resolver: new Resolver(hostMap(spec)),
     audit: (e) => audit.network(e),
   });
+  let secrets: Secret[] = [];
+  let ca: SandboxCa | undefined;
+  const setSecrets = (settings: NetworkSettings) => {
+    secrets = secretsOf(settings, spec.stateDir);
+    if (secrets.length > 0 && !ca) {
+      ca = SandboxCa.open(join(spec.stateDir, "ca"));
+      egress.ca = ca;
+    }
+    egress.secrets = secrets;
+  };
+  setSecrets(spec.network);
   const servers: Server[] = [];
   const listening = new Set<number>();
   let udp: dgram.Socket | undefined;
@@ -254,6 +270,7 @@ export async function attachEgress(
     }
     policy = next;
     egress.policy = next;
+    setSecrets(settings);
   };
 
   function route(socket: Socket): void {
@@ -286,7 +303,40 @@ export async function attachEgress(
     });
   }
 
-  return { env: PROXY_ENV, update, close };
+  return {
+    get env() {
+      return secretEnv(secrets, ca);
+    },
+    get files() {
+      return ca && secrets.length > 0 ? caFiles(ca) : [];
+    },
+    update,
+    close,
+  };
+}
+
+/** Where the sandbox finds the CA of its intercepted TLS: the CA alone, and the system's roots with it. */
+export const CA_FILE = "/tmp/.kiln/ca.pem";
+export const CA_BUNDLE_FILE = "/tmp/.kiln/ca-bundle.pem";
+
+function caFiles(ca: SandboxCa): { path: string; content: string }[] {
+  return [
+    { path: CA_FILE, content: ca.certPem },
+    { path: CA_BUNDLE_FILE, content: `${tls.rootCertificates.join("\n")}\n${ca.certPem}` },
+  ];
+}
+
+/** The proxy variables, and with secrets each placeholder and the variables that make programs trust the CA. */
+function secretEnv(secrets: Secret[], ca: SandboxCa | undefined): Record<string, string> {
+  if (secrets.length === 0 || !ca) return { ...PROXY_ENV };
+  return {
+    ...PROXY_ENV,
+    ...Object.fromEntries(secrets.map((s) => [s.name, s.placeholder])),
+    NODE_EXTRA_CA_CERTS: CA_FILE,
+    SSL_CERT_FILE: CA_BUNDLE_FILE,
+    REQUESTS_CA_BUNDLE: CA_BUNDLE_FILE,
+    CURL_CA_BUNDLE: CA_BUNDLE_FILE,
+  };
 }
 
 /** Runs `script` with sh in the network namespace of process `pid`. */

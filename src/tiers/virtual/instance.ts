@@ -32,6 +32,7 @@ import { Egress } from "../../network/egress.ts";
 import { egressFetch } from "../../network/fetch.ts";
 import { hasEgress, NetworkPolicy, type NetworkSettings } from "../../network/policy.ts";
 import { parseHostMap, Resolver } from "../../network/resolver.ts";
+import { secretsOf } from "../../network/secrets.ts";
 import { exportStoreAsAgentFs } from "../../workspace/agentfs-exchange.ts";
 import type { AgentFsStore } from "../../workspace/agentfs-store.ts";
 import { SqliteFs } from "../../workspace/sqlite-fs.ts";
@@ -102,9 +103,15 @@ export class VirtualInstance implements Instance {
    */
   async updateNetwork(settings: NetworkSettings): Promise<void> {
     const had = this.egress() !== undefined;
+    const hadSecrets = JSON.stringify(this.spec.network?.secrets ?? {});
     this.spec.network = settings;
-    if (this.egressPath) this.egressPath.policy = new NetworkPolicy(settings);
-    if (had !== hasEgress(settings)) this.bashShell = undefined;
+    if (this.egressPath) {
+      this.egressPath.policy = new NetworkPolicy(settings);
+      this.egressPath.secrets = secretsOf(settings, this.spec.stateDir);
+    }
+    // The interpreter's environment holds the placeholders, and curl exists only with egress.
+    if (had !== hasEgress(settings) || hadSecrets !== JSON.stringify(settings.secrets ?? {}))
+      this.bashShell = undefined;
   }
 
   /** The egress path of a sandbox whose policy has egress (`curl` goes through it); else undefined. */
@@ -117,6 +124,7 @@ export class VirtualInstance implements Instance {
         policy: new NetworkPolicy(network),
         resolver: new Resolver(parseHostMap(this.spec.networkHosts ?? process.env.KILN_NETWORK_HOSTS)),
         audit: (e) => audit.network(e),
+        secrets: secretsOf(network, this.spec.stateDir),
       });
     }
     return this.egressPath;
@@ -163,7 +171,17 @@ export class VirtualInstance implements Instance {
     this.bashShell = new Bash({
       fs: new SystemFs(this.fs, () => (this.egress() ? COMMAND_NAMES_WITH_NETWORK : COMMAND_NAMES)),
       cwd: "/workspace",
-      env: { HOME: "/home/user", PATH: "/usr/bin:/bin", LANG: "C.UTF-8", ...this.spec.env },
+      env: {
+        HOME: "/home/user",
+        PATH: "/usr/bin:/bin",
+        LANG: "C.UTF-8",
+        ...(this.egress()
+          ? Object.fromEntries(
+              Object.entries(this.spec.network?.secrets ?? {}).map(([k, s]) => [k, s.placeholder]),
+            )
+          : {}),
+        ...this.spec.env,
+      },
       executionLimits: toJustBashLimits(this.spec.limits),
       javascript: true,
       customCommands: [...GNU_COMMANDS, ...PYTHON_COMMANDS.map(python)],
