@@ -14,13 +14,19 @@ import { lstat, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   hasEgress,
+  headerRuleValues,
   type NetworkOptions,
   type NetworkSettings,
   resolveNetwork,
   secretValues,
 } from "../network/policy.ts";
 import { parseHostMap } from "../network/resolver.ts";
-import { readSecretValues, writeSecretValues } from "../network/secrets.ts";
+import {
+  readHeaderRuleValues,
+  readSecretValues,
+  writeHeaderRules,
+  writeSecretValues,
+} from "../network/secrets.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
@@ -437,6 +443,7 @@ export class Kiln {
       try {
         // The values stay on the host, beside the record; the egress path reads them there.
         writeSecretValues(spec.stateDir, secretValues(options.network));
+        writeHeaderRules(spec.stateDir, headerRuleValues(options.network));
         instance = fromDir
           ? await backend.createFrom(spec, fromDir, options.signal)
           : await backend.create(spec, options.signal);
@@ -642,11 +649,14 @@ export class Kiln {
     const instance = started ? await started.catch(() => undefined) : undefined;
     const stateDir = this.spec(info).stateDir;
     const before = readSecretValues(stateDir);
+    const headersBefore = readHeaderRuleValues(stateDir);
     writeSecretValues(stateDir, secretValues(options));
+    writeHeaderRules(stateDir, headerRuleValues(options));
     try {
       if (instance?.updateNetwork) await instance.updateNetwork(settings);
     } catch (e) {
       writeSecretValues(stateDir, before);
+      writeHeaderRules(stateDir, headersBefore);
       throw e;
     }
     this.records.setNetwork(id, settings);

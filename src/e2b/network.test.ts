@@ -16,12 +16,25 @@ test("allowOut, denyOut, ALL_TRAFFIC and allowInternetAccess map onto egress, al
   assert.deepEqual(map(true, { denyOut: ["10.0.0.0/8", "::/0"] }), { egress: "none", deny: ["10.0.0.0/8"] });
   assert.deepEqual(map(true, { denyOut: ["b.test"] }), { egress: "all", deny: ["b.test"] });
   assert.deepEqual(map(false, { allowPublicTraffic: true }, "all"), { egress: "none" });
+  assert.deepEqual(
+    map(undefined, {
+      allowOut: ["a.test"],
+      rules: {
+        "a.test": [
+          { transform: { headers: { A: "1", B: "2" } } },
+          { transform: { headers: { A: "3" } } },
+          {},
+        ],
+      },
+    }),
+    { egress: "none", allow: ["a.test"], headers: { "a.test": { A: "3", B: "2" } } },
+  );
   for (const [aia, net, code] of [
     ["yes", undefined, "invalid_argument"],
     [undefined, { allowOut: "a.test" }, "invalid_argument"],
     [undefined, [], "invalid_argument"],
     [undefined, { egressProxy: { address: "p.test:1080" } }, "unsupported"],
-    [undefined, { rules: { "a.test": [{ transform: { headers: { A: "b" } } }] } }, "unsupported"],
+    [undefined, { rules: { "a.test": "x" } }, "invalid_argument"],
     [undefined, { httpsPorts: [3000] }, "unsupported"],
   ] as const)
     assert.throws(() => map(aia, net), { code });

@@ -15,7 +15,9 @@
  *  - else the server's default for E2B sandboxes (`kiln serve --e2b-egress`,
  *    default `none`: unlike E2B's cloud, nothing is open unless asked for).
  * Other entries are Kiln rules as they are (names, `*.` wildcards, addresses,
- * CIDRs). "All traffic" is never an address rule: the blocked ranges
+ * CIDRs). `rules` (host -> transforms) become header rules: the headers of
+ * each host's transforms, in order, set by the host side over TLS it
+ * terminates; like E2B's, they allow nothing by themselves. "All traffic" is never an address rule: the blocked ranges
  * (169.254.169.254, private, loopback, ...) stay blocked under it.
  */
 import {
@@ -39,7 +41,7 @@ function stringList(v: unknown, field: string): string[] {
  * Kiln's `network` option for E2B's fields; `defaultEgress` is the server's
  * default when they say nothing about the internet.
  * @throws InvalidArgumentError (malformed fields; bad rules are found by Kiln), UnsupportedError
- *   (`rules` with transforms, `egressProxy`, `httpsPorts`, `maskRequestHost`)
+ *   (`egressProxy`, `httpsPorts`, `maskRequestHost`)
  */
 export function e2bNetworkPolicy(
   allowInternetAccess: unknown,
@@ -55,12 +57,22 @@ export function e2bNetworkPolicy(
   if (network !== undefined && network !== null && (typeof network !== "object" || Array.isArray(network)))
     throw new InvalidArgumentError("network must be an object");
   const n = (network ?? {}) as Record<string, unknown>;
+  // `rules`: per host, transforms whose headers the host side sets (Kiln's header rules, in order).
+  const headers: Record<string, Record<string, string>> = {};
   const rules = n.rules;
   if (rules !== undefined && rules !== null) {
     if (typeof rules !== "object" || Array.isArray(rules))
       throw new InvalidArgumentError("network.rules must be an object");
-    if (Object.values(rules).some((list) => Array.isArray(list) && list.some((r) => r?.transform)))
-      throw new UnsupportedError("network.rules with header transforms are not supported by Kiln yet");
+    for (const [host, list] of Object.entries(rules as Record<string, unknown>)) {
+      if (!Array.isArray(list)) throw new InvalidArgumentError(`network.rules.${host} must be an array`);
+      for (const r of list as { transform?: { headers?: unknown } }[]) {
+        const h = r?.transform?.headers;
+        if (h === undefined || h === null) continue;
+        if (typeof h !== "object" || Array.isArray(h))
+          throw new InvalidArgumentError(`network.rules.${host}: transform.headers must be an object`);
+        headers[host] = { ...headers[host], ...(h as Record<string, string>) };
+      }
+    }
   }
   if (n.egressProxy !== undefined && n.egressProxy !== null)
     throw new UnsupportedError("network.egressProxy (an upstream proxy) is not supported by Kiln yet");
@@ -77,7 +89,12 @@ export function e2bNetworkPolicy(
   const egress = allowAll ? "all" : denyAll ? "none" : allowInternetAccess === true ? "all" : defaultEgress;
   const allow = allowOut.filter((r) => !ALL_TRAFFIC.has(r));
   const deny = denyOut.filter((r) => !ALL_TRAFFIC.has(r));
-  return { egress, ...(allow.length ? { allow } : {}), ...(deny.length ? { deny } : {}) };
+  return {
+    egress,
+    ...(allow.length ? { allow } : {}),
+    ...(deny.length ? { deny } : {}),
+    ...(Object.keys(headers).length ? { headers } : {}),
+  };
 }
 
 /** A sandbox's policy in E2B's `getInfo` shape: `allowInternetAccess` and `network.allowOut`/`denyOut`. */

@@ -32,10 +32,14 @@ import type { Resolver } from "./resolver.ts";
 import { trustedRoots } from "./roots.ts";
 import { canonicalName } from "./rules.ts";
 import {
+  applyHeaderRule,
+  type HeaderRule,
+  headerRuleFor,
   injectSecrets,
   placeholderIn,
   ScrubStream,
   type Secret,
+  scrubbable,
   scrubHeaders,
   secretAllows,
 } from "./secrets.ts";
@@ -60,6 +64,8 @@ export interface EgressOptions {
   secrets?: Secret[];
   /** The sandbox's CA: TLS to a host some secret may go to is terminated with a certificate from it. */
   ca?: SandboxCa;
+  /** Header rules (see secrets.ts): TLS to their hosts is terminated too. Default none. */
+  headerRules?: HeaderRule[];
 }
 
 /** Where an intercepted connection was going. */
@@ -130,6 +136,7 @@ export class Egress {
       idleTimeoutMs: 600_000,
       maxHeaderBytes: 16 * 1024,
       secrets: [],
+      headerRules: [],
       ...options,
       // The log may be closed under a connection that ends after its sandbox: that entry is lost, nothing else.
       audit: (e) => {
@@ -177,6 +184,16 @@ export class Egress {
     this.o.secrets = secrets;
   }
 
+  /** Replaces the header rules, for requests from now on. */
+  set headerRules(rules: HeaderRule[]) {
+    this.o.headerRules = rules;
+  }
+
+  /** The header rules (for in-process clients). */
+  get headerRuleList(): readonly HeaderRule[] {
+    return this.o.headerRules;
+  }
+
   /** The secrets (for in-process clients such as the virtual tier's fetch). */
   get secretList(): readonly Secret[] {
     return this.o.secrets;
@@ -190,7 +207,10 @@ export class Egress {
   /** Whether TLS to `name`:`port` is terminated here: some secret may go there. */
   private intercepts(name: string | undefined, port: number): name is string {
     return (
-      name !== undefined && this.o.ca !== undefined && this.o.secrets.some((s) => secretAllows(s, name, port))
+      name !== undefined &&
+      this.o.ca !== undefined &&
+      (this.o.secrets.some((s) => secretAllows(s, name, port)) ||
+        headerRuleFor(this.o.headerRules, name, port) !== undefined)
     );
   }
 
@@ -549,15 +569,20 @@ export class Egress {
     const injected = injectSecrets(this.o.secrets, forwardHeaders(req.rawHeaders), ctx.name, ctx.port);
     if ("refused" in injected)
       return refuse(`secret ${injected.refused.name} not for ${ctx.name}`, v.address);
-    let headers = injected.headers;
-    if (injected.injected.length > 0) {
+    const headerRule = headerRuleFor(this.o.headerRules, ctx.name, ctx.port);
+    let headers = headerRule ? applyHeaderRule(injected.headers, headerRule) : injected.headers;
+    // Values that must not come back: the secrets put in, and the headers set by a rule.
+    const scrub = [...injected.injected, ...scrubbable(headerRule)];
+    if (scrub.length > 0) {
       // An encoded body could carry an echoed value past the scrubber.
       headers = headers.filter((_, i, a) => a[i - (i % 2)]!.toLowerCase() !== "accept-encoding");
       headers.push("accept-encoding", "identity");
     }
-    const rule = injected.injected.length
-      ? `${v.rule}; secret ${injected.injected.map((s) => s.name).join(", ")}`
-      : v.rule;
+    const rule = [
+      v.rule,
+      ...(injected.injected.length ? [`secret ${injected.injected.map((s) => s.name).join(", ")}`] : []),
+      ...(headerRule ? [`headers ${headerRule.rule.text}`] : []),
+    ].join("; ");
     let up = 0;
     let down = 0;
     const upstream = https.request({
@@ -588,8 +613,8 @@ export class Egress {
       });
     upstream.on("response", (r) => {
       let raw = forwardHeaders(r.rawHeaders);
-      if (injected.injected.length > 0) {
-        raw = scrubHeaders(raw, injected.injected).filter(
+      if (scrub.length > 0) {
+        raw = scrubHeaders(raw, scrub).filter(
           (_, i, a) => a[i - (i % 2)]!.toLowerCase() !== "content-length",
         );
       }
@@ -597,7 +622,7 @@ export class Egress {
       r.on("data", (c: Buffer) => {
         down += c.length;
       });
-      (injected.injected.length > 0 ? r.pipe(new ScrubStream(injected.injected)) : r).pipe(res);
+      (scrub.length > 0 ? r.pipe(new ScrubStream(scrub)) : r).pipe(res);
       res.once("close", () => {
         r.destroy();
         finish(r.statusCode ?? 502);

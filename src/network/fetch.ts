@@ -10,7 +10,15 @@ import http from "node:http";
 import https from "node:https";
 import type { Egress } from "./egress.ts";
 import { trustedRoots } from "./roots.ts";
-import { injectSecrets, placeholderIn, type Secret, scrubHeaders } from "./secrets.ts";
+import {
+  applyHeaderRule,
+  headerRuleFor,
+  injectSecrets,
+  placeholderIn,
+  type Secret,
+  scrubbable,
+  scrubHeaders,
+} from "./secrets.ts";
 
 /** What a fetch returns (the shape just-bash's `curl` takes). */
 export interface EgressFetchResult {
@@ -129,6 +137,16 @@ async function once(
       for (let i = 0; i + 1 < r.headers.length; i += 2) headers[r.headers[i]!] = r.headers[i + 1]!;
       if (injected.length > 0) base.rule = `${v.rule}; secret ${injected.map((s) => s.name).join(", ")}`;
     }
+  }
+  // Header rules: over HTTPS only; their values are taken back out of the answer too.
+  const headerRule =
+    v.allowed && tlsOn && v.name ? headerRuleFor(egress.headerRuleList, v.name, port) : undefined;
+  if (headerRule) {
+    const applied = applyHeaderRule(Object.entries(headers).flat(), headerRule);
+    headers = {};
+    for (let i = 0; i + 1 < applied.length; i += 2) headers[applied[i]!] = applied[i + 1]!;
+    injected = [...injected, ...scrubbable(headerRule)];
+    base.rule = `${base.rule}; headers ${headerRule.rule.text}`;
   }
   if (!v.allowed || !v.address) {
     egress.record({

@@ -13,7 +13,7 @@
 import { InvalidArgumentError } from "../core/errors.ts";
 import { type Address, blockedRange } from "./address.ts";
 import { parseRule, type Rule, ruleMatches, type Target } from "./rules.ts";
-import { makeSecret, newPlaceholder } from "./secrets.ts";
+import { makeHeaderRule, makeSecret, newPlaceholder } from "./secrets.ts";
 
 /** The `network` option of a sandbox, as callers give it. */
 export interface NetworkOptions {
@@ -29,6 +29,12 @@ export interface NetworkOptions {
    * The sandbox's environment holds NAME=placeholder; docs/network.md#secrets.
    */
   secrets?: Record<string, { value: string; hosts: string[]; headers?: string[] }>;
+  /**
+   * Header rules: host name (exact, or `*.` wildcard; an exact name wins, then the longest
+   * wildcard) -> headers the host side adds to, or replaces in, every request to it (over TLS
+   * that Kiln terminates). The values never enter the sandbox. They allow nothing by themselves.
+   */
+  headers?: Record<string, Record<string, string>>;
 }
 
 /** A secret as stored and shown: never its value. */
@@ -51,6 +57,8 @@ export interface NetworkSettings {
   deny: string[];
   /** Secrets by name, without their values (which are kept apart, on the host); absent: none. */
   secrets?: Record<string, SecretSettings>;
+  /** Header rules: host -> the names of the headers set (values kept apart, on the host); absent: none. */
+  headers?: Record<string, string[]>;
 }
 
 /** At most this many rules in each list. */
@@ -77,19 +85,53 @@ export function resolveNetwork(options: unknown, previous?: NetworkSettings): Ne
     throw new InvalidArgumentError("network must be an object");
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o))
-    if (!["egress", "allow", "deny", "secrets"].includes(key))
+    if (!["egress", "allow", "deny", "secrets", "headers"].includes(key))
       throw new InvalidArgumentError(`network.${key} is not an option`);
   const egress = o.egress ?? "none";
   if (egress !== "none" && egress !== "all")
     throw new InvalidArgumentError(`network.egress must be "none" or "all"`);
   const dedupe = (rules: Rule[]) => [...new Set(rules.map((r) => r.text))];
   const secrets = parseSecrets(o.secrets, previous?.secrets);
+  const headers = parseHeaderRules(o.headers);
   return {
     egress,
     allow: dedupe(parseList(o.allow, "allow")),
     deny: dedupe(parseList(o.deny, "deny")),
     ...(secrets ? { secrets } : {}),
+    ...(headers ? { headers } : {}),
   };
+}
+
+/** Header rules of an option (with values) or of stored settings (names only), as stored. @throws InvalidArgumentError */
+function parseHeaderRules(value: unknown): Record<string, string[]> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new InvalidArgumentError("network.headers must be an object");
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length === 0) return undefined;
+  if (entries.length > MAX_SECRETS)
+    throw new InvalidArgumentError(`network.headers has more than ${MAX_SECRETS} hosts`);
+  const out: Record<string, string[]> = {};
+  for (const [host, h] of entries) {
+    const given = Array.isArray(h)
+      ? Object.fromEntries(h.map((k) => [String(k), ""]))
+      : (h as Record<string, string>);
+    const rule = makeHeaderRule(host, given);
+    out[rule.rule.text] = rule.headers.map(([k]) => k);
+  }
+  return out;
+}
+
+/** An option's header rules with their values, by canonical host (checked by {@link resolveNetwork}). */
+export function headerRuleValues(
+  options: NetworkOptions | undefined,
+): Record<string, Record<string, string>> {
+  return Object.fromEntries(
+    Object.entries(options?.headers ?? {}).map(([host, h]) => {
+      const rule = makeHeaderRule(host, h);
+      return [rule.rule.text, Object.fromEntries(rule.headers)];
+    }),
+  );
 }
 
 /** At most this many secrets. */

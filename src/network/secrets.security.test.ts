@@ -24,7 +24,7 @@ import { SandboxCa } from "./ca.ts";
 import { Egress } from "./egress.ts";
 import { NetworkPolicy, resolveNetwork } from "./policy.ts";
 import { parseHostMap, Resolver } from "./resolver.ts";
-import { makeSecret, ScrubStream } from "./secrets.ts";
+import { makeHeaderRule, makeSecret, ScrubStream } from "./secrets.ts";
 
 const VALUE = "sk-live-0123456789abcdef-the-real-one";
 const secret = makeSecret("API_KEY", {
@@ -33,6 +33,7 @@ const secret = makeSecret("API_KEY", {
   headers: ["authorization"],
 });
 const PH = secret.placeholder;
+const HEADER_VALUE = "hdr-0123456789-host-side-only";
 const audit: Omit<NetworkAuditEntry, "id">[] = [];
 const servers: Server[] = [];
 /** Every request head the upstreams saw, as text. */
@@ -82,6 +83,7 @@ before(async () => {
     ),
     audit: (e) => audit.push(e),
     secrets: [secret],
+    headerRules: [makeHeaderRule("files.test", { "X-Token": HEADER_VALUE })],
     ca,
   });
   tlsPort = await listen(
@@ -163,13 +165,23 @@ test("the secret reaches its host in place of the placeholder; echoes come back 
     const r = await send();
     assert.equal(r.status, 200);
     assert.ok(!r.body.includes(VALUE), "the echoed body holds no value");
+    assert.ok(
+      !r.body.includes(HEADER_VALUE) && r.body.includes("[x-token set by Kiln]"),
+      "nor the rule's header",
+    );
     assert.ok(r.body.includes(`Bearer ${PH}`), "the echo shows the placeholder");
     assert.equal(r.headers["x-echo"], `Bearer ${PH}`);
   }
   assert.equal(seen.length, 2);
-  for (const head of seen)
+  for (const head of seen) {
     assert.equal(JSON.parse(head).authorization, `Bearer ${VALUE}`, "the host got the value");
-  assert.ok(audit.some((e) => e.host === "files.test" && e.allowed && e.rule.endsWith("secret API_KEY")));
+    assert.equal(JSON.parse(head)["x-token"], HEADER_VALUE, "the header rule set its header");
+  }
+  assert.ok(
+    audit.some(
+      (e) => e.host === "files.test" && e.allowed && e.rule.endsWith("secret API_KEY; headers files.test"),
+    ),
+  );
 });
 
 test("a body split anywhere is scrubbed", async () => {

@@ -204,3 +204,95 @@ export function secretsOf(
         ],
   );
 }
+
+/** Headers the host side adds to (or replaces in) requests to hosts matching `rule`. */
+export interface HeaderRule {
+  rule: Rule;
+  /** [name (lower case), value] pairs. */
+  headers: [string, string][];
+}
+
+/**
+ * A checked header rule.
+ * @throws InvalidArgumentError (a host that is not a name, a bad header name or value)
+ */
+export function makeHeaderRule(host: string, headers: Record<string, string>): HeaderRule {
+  const rule = parseRule(host);
+  if (rule.kind === "cidr")
+    throw new InvalidArgumentError(`header rule ${JSON.stringify(host)}: hosts are names (TLS needs a name)`);
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers))
+    throw new InvalidArgumentError(`header rule ${host}: headers must be an object of names to values`);
+  const pairs = Object.entries(headers);
+  if (pairs.length === 0 || pairs.length > 64)
+    throw new InvalidArgumentError(`header rule ${host}: 1 to 64 headers`);
+  for (const [k, v] of pairs) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/.test(k))
+      throw new InvalidArgumentError(`header rule ${host}: bad header name ${JSON.stringify(k)}`);
+    if (typeof v !== "string" || v.length > 8192 || /[\r\n\0]/.test(v))
+      throw new InvalidArgumentError(`header rule ${host}: bad value for ${k}`);
+  }
+  return { rule, headers: pairs.map(([k, v]) => [k.toLowerCase(), v]) };
+}
+
+/** The header rule for `name`:`port`: an exact name first, else the longest matching wildcard (rules are not merged). */
+export function headerRuleFor(
+  rules: readonly HeaderRule[],
+  name: string,
+  port: number,
+): HeaderRule | undefined {
+  const matching = rules.filter((r) => ruleMatches(r.rule, { name, port }));
+  return (
+    matching.find((r) => r.rule.kind === "name") ??
+    matching.sort((a, b) => b.rule.text.length - a.rule.text.length)[0]
+  );
+}
+
+/** Raw headers with the rule's headers put in place of any of the same name. */
+export function applyHeaderRule(raw: string[], rule: HeaderRule): string[] {
+  const names = new Set(rule.headers.map(([k]) => k));
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if (!names.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
+  for (const [k, v] of rule.headers) out.push(k, v);
+  return out;
+}
+
+/** Header rules' values as secrets to scrub from answers (their values are credentials too). */
+export function scrubbable(rule: HeaderRule | undefined): Secret[] {
+  return (rule?.headers ?? []).map(([k, v]) => ({
+    name: `header ${k}`,
+    value: v,
+    placeholder: `[${k} set by Kiln]`,
+    hosts: [rule!.rule],
+  }));
+}
+
+const HEADER_STORE = "network-headers.json";
+
+/** Keeps a sandbox's header rules (host -> headers) on the host, in its state directory. */
+export function writeHeaderRules(stateDir: string, rules: Record<string, Record<string, string>>): void {
+  const file = join(stateDir, HEADER_STORE);
+  if (Object.keys(rules).length === 0) {
+    rmSync(file, { force: true });
+    return;
+  }
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  writeFileSync(`${file}.tmp`, JSON.stringify(rules), { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** The header rules kept by {@link writeHeaderRules}, as kept; none when there are none. */
+export function readHeaderRuleValues(stateDir: string): Record<string, Record<string, string>> {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, HEADER_STORE), "utf8"));
+  } catch {
+    return {};
+  }
+}
+
+/** The header rules kept by {@link writeHeaderRules}, checked. */
+export function readHeaderRules(stateDir: string): HeaderRule[] {
+  return Object.entries(readHeaderRuleValues(stateDir)).map(([host, headers]) =>
+    makeHeaderRule(host, headers),
+  );
+}

@@ -83,6 +83,12 @@ export const NetworkSchema = z
       .openapi({
         description: "NAME -> a secret the sandbox uses through a placeholder (docs/network.md#secrets)",
       }),
+    headers: z
+      .record(z.string(), z.record(z.string(), z.string()))
+      .optional()
+      .openapi({
+        description: "host -> headers the host side sets on requests to it (docs/network.md#header-rules)",
+      }),
   })
   .strict()
   .openapi("Network");
@@ -101,6 +107,10 @@ export const NetworkSettingsSchema = z
         }),
       )
       .optional(),
+    headers: z
+      .record(z.string(), z.array(z.string()))
+      .optional()
+      .openapi({ description: "host -> the names of the headers set (values never answered)" }),
   })
   .openapi("NetworkSettings");
 const PortList = z.union([z.literal("all"), z.array(z.number().int().min(1).max(65535))]);

@@ -89,3 +89,40 @@ test("the CLI: kiln network set replaces the policy, show prints it, locally and
     await client.close();
   }
 });
+
+test("secrets and header rules: the API takes their values and never answers them", async () => {
+  const value = "sk-never-answered-0123456789";
+  const created = await t.req("POST", "/v1/sandboxes", {
+    json: {
+      network: {
+        allow: ["api.test"],
+        secrets: { API_KEY: { value, hosts: ["API.test"], headers: ["Authorization"] } },
+        headers: { "*.api.test": { "X-Token": `${value}-header` } },
+      },
+    },
+  });
+  assert.equal(created.status, 201);
+  const { id } = await body(created);
+  const shown = await body(t.req("GET", `/v1/sandboxes/${id}/network`));
+  assert.deepEqual(shown.headers, { "*.api.test": ["x-token"] });
+  assert.deepEqual(shown.secrets.API_KEY.hosts, ["api.test"]);
+  assert.match(shown.secrets.API_KEY.placeholder, /^KILN_SECRET_API_KEY_[0-9a-f]{32}$/);
+  for (const path of [`/v1/sandboxes/${id}`, `/v1/sandboxes/${id}/network`, "/v1/sandboxes"])
+    assert.ok(!(await (await t.req("GET", path)).text()).includes(value), path);
+  // An update that keeps the name keeps the placeholder (the sandbox's $API_KEY stays good).
+  const updated = await body(
+    t.req("PUT", `/v1/sandboxes/${id}/network`, {
+      json: { allow: ["api.test"], secrets: { API_KEY: { value: `${value}-2`, hosts: ["api.test"] } } },
+    }),
+  );
+  assert.equal(updated.secrets.API_KEY.placeholder, shown.secrets.API_KEY.placeholder);
+  assert.equal(updated.headers, undefined);
+  await assertError(
+    await t.req("PUT", `/v1/sandboxes/${id}/network`, {
+      json: { secrets: { API_KEY: { value: "x", hosts: ["10.0.0.0/8"] } } },
+    }),
+    "invalid_argument",
+    400,
+  );
+  await t.req("DELETE", `/v1/sandboxes/${id}`);
+});

@@ -39,7 +39,7 @@ import { Egress } from "../../network/egress.ts";
 import { hasEgress, NetworkPolicy, type NetworkSettings } from "../../network/policy.ts";
 import { parseHostMap, Resolver } from "../../network/resolver.ts";
 import { parseRule } from "../../network/rules.ts";
-import { type Secret, secretsOf } from "../../network/secrets.ts";
+import { readHeaderRules, type Secret, secretsOf } from "../../network/secrets.ts";
 
 /** The gateway address the sandbox sees: DNS, the proxy, and the way to every name. */
 export const GATEWAY = "198.18.0.1";
@@ -138,10 +138,14 @@ export async function attachEgress(
     audit: (e) => audit.network(e),
   });
   let secrets: Secret[] = [];
+  let intercepting = false;
   let ca: SandboxCa | undefined;
   const setSecrets = (settings: NetworkSettings) => {
     secrets = secretsOf(settings, spec.stateDir);
-    if (secrets.length > 0 && !ca) {
+    const headerRules = settings.headers ? readHeaderRules(spec.stateDir) : [];
+    egress.headerRules = headerRules;
+    intercepting = secrets.length > 0 || headerRules.length > 0;
+    if (intercepting && !ca) {
       ca = SandboxCa.open(join(spec.stateDir, "ca"));
       egress.ca = ca;
     }
@@ -305,10 +309,10 @@ export async function attachEgress(
 
   return {
     get env() {
-      return secretEnv(secrets, ca);
+      return secretEnv(secrets, intercepting ? ca : undefined);
     },
     get files() {
-      return ca && secrets.length > 0 ? caFiles(ca) : [];
+      return ca && intercepting ? caFiles(ca) : [];
     },
     update,
     close,
@@ -328,7 +332,7 @@ function caFiles(ca: SandboxCa): { path: string; content: string }[] {
 
 /** The proxy variables, and with secrets each placeholder and the variables that make programs trust the CA. */
 function secretEnv(secrets: Secret[], ca: SandboxCa | undefined): Record<string, string> {
-  if (secrets.length === 0 || !ca) return { ...PROXY_ENV };
+  if (!ca) return { ...PROXY_ENV };
   return {
     ...PROXY_ENV,
     ...Object.fromEntries(secrets.map((s) => [s.name, s.placeholder])),

@@ -32,7 +32,7 @@ import { Egress } from "../../network/egress.ts";
 import { egressFetch } from "../../network/fetch.ts";
 import { hasEgress, NetworkPolicy, type NetworkSettings } from "../../network/policy.ts";
 import { parseHostMap, Resolver } from "../../network/resolver.ts";
-import { secretsOf } from "../../network/secrets.ts";
+import { readHeaderRules, secretsOf } from "../../network/secrets.ts";
 import { exportStoreAsAgentFs } from "../../workspace/agentfs-exchange.ts";
 import type { AgentFsStore } from "../../workspace/agentfs-store.ts";
 import { SqliteFs } from "../../workspace/sqlite-fs.ts";
@@ -108,6 +108,7 @@ export class VirtualInstance implements Instance {
     if (this.egressPath) {
       this.egressPath.policy = new NetworkPolicy(settings);
       this.egressPath.secrets = secretsOf(settings, this.spec.stateDir);
+      this.egressPath.headerRules = settings.headers ? readHeaderRules(this.spec.stateDir) : [];
     }
     // The interpreter's environment holds the placeholders, and curl exists only with egress.
     if (had !== hasEgress(settings) || hadSecrets !== JSON.stringify(settings.secrets ?? {}))
@@ -125,6 +126,7 @@ export class VirtualInstance implements Instance {
         resolver: new Resolver(parseHostMap(this.spec.networkHosts ?? process.env.KILN_NETWORK_HOSTS)),
         audit: (e) => audit.network(e),
         secrets: secretsOf(network, this.spec.stateDir),
+        headerRules: network.headers ? readHeaderRules(this.spec.stateDir) : [],
       });
     }
     return this.egressPath;
