@@ -126,12 +126,17 @@ async function once(
   if (v.allowed && v.address && egress.secretList.length > 0) {
     const leaked = placeholderIn(egress.secretList, [], path);
     const r = injectSecrets(egress.secretList, raw, v.name ?? host, port);
-    if (leaked) (v.allowed = false), (v.rule = `secret ${leaked.name} outside a header`);
-    else if ("refused" in r)
-      (v.allowed = false), (v.rule = `secret ${r.refused.name} not for ${v.name ?? host}`);
-    else if (r.injected.length > 0 && !tlsOn)
-      (v.allowed = false), (v.rule = `secret ${r.injected[0]!.name} over plain http`);
-    else {
+    const refusal = leaked
+      ? `secret ${leaked.name} outside a header`
+      : "refused" in r
+        ? `secret ${r.refused.name} not for ${v.name ?? host}`
+        : r.injected.length > 0 && !tlsOn
+          ? `secret ${r.injected[0]!.name} over plain http`
+          : undefined;
+    if (refusal) {
+      v.allowed = false;
+      v.rule = refusal;
+    } else if (!("refused" in r)) {
       injected = r.injected;
       headers = {};
       for (let i = 0; i + 1 < r.headers.length; i += 2) headers[r.headers[i]!] = r.headers[i + 1]!;

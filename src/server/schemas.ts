@@ -83,12 +83,9 @@ export const NetworkSchema = z
       .openapi({
         description: "NAME -> a secret the sandbox uses through a placeholder (docs/network.md#secrets)",
       }),
-    headers: z
-      .record(z.string(), z.record(z.string(), z.string()))
-      .optional()
-      .openapi({
-        description: "host -> headers the host side sets on requests to it (docs/network.md#header-rules)",
-      }),
+    headers: z.record(z.string(), z.record(z.string(), z.string())).optional().openapi({
+      description: "host -> headers the host side sets on requests to it (docs/network.md#header-rules)",
+    }),
   })
   .strict()
   .openapi("Network");
