@@ -18,7 +18,7 @@ import { SandboxView, type Tab } from "./SandboxView.tsx";
 type Route = { view: "list" } | { view: "sandbox"; id: string; tab: Tab };
 
 function parseRoute(hash: string): Route {
-  const m = /^#\/sandboxes\/([^/]+)(?:\/(terminal|notebook|files|logs))?$/.exec(hash);
+  const m = /^#\/sandboxes\/([^/]+)(?:\/(terminal|notebook|files|logs|network))?$/.exec(hash);
   return m
     ? { view: "sandbox", id: decodeURIComponent(m[1]!), tab: (m[2] as Tab) ?? "terminal" }
     : { view: "list" };

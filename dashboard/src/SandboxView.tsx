@@ -1,20 +1,22 @@
-/** One sandbox: its terminal, files and audit log, as tabs. */
+/** One sandbox: its terminal, notebook, files, audit log and network, as tabs. */
 import { useRef } from "preact/hooks";
 import { AuditLog } from "./AuditLog.tsx";
 import type { SandboxInfo, Stats } from "./api.ts";
 import { Files } from "./Files.tsx";
 import { age, bytes, cpu } from "./format.ts";
+import { NetworkLog } from "./NetworkLog.tsx";
 import { Notebook } from "./Notebook.tsx";
 import { StateActions } from "./StateActions.tsx";
 import { Terminal } from "./Terminal.tsx";
 import { UsageChart } from "./UsageChart.tsx";
 
-export type Tab = "terminal" | "notebook" | "files" | "logs";
+export type Tab = "terminal" | "notebook" | "files" | "logs" | "network";
 const TABS: { id: Tab; label: string }[] = [
   { id: "terminal", label: "Terminal" },
   { id: "notebook", label: "Notebook" },
   { id: "files", label: "Files" },
   { id: "logs", label: "Audit log" },
+  { id: "network", label: "Network" },
 ];
 
 export interface ViewProps {
@@ -159,6 +161,7 @@ export function SandboxView({
             {tab === "notebook" && <Notebook sandboxId={id} />}
             {tab === "files" && <Files sandboxId={id} />}
             {tab === "logs" && <AuditLog sandboxId={id} version={logVersion} />}
+            {tab === "network" && <NetworkLog sandboxId={id} />}
           </div>
         </>
       )}

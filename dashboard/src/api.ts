@@ -70,6 +70,33 @@ export interface AuditEntry {
   cwd: string;
 }
 
+/** A sandbox's egress policy (secrets and header rules without their values). */
+export interface NetworkSettings {
+  egress: "none" | "all";
+  allow: string[];
+  deny: string[];
+  secrets?: Record<string, { hosts: string[]; headers?: string[]; placeholder: string }>;
+  headers?: Record<string, string[]>;
+}
+
+/** One connection, request, DNS question or policy change in the network audit log. */
+export interface NetworkEntry {
+  id: number;
+  atMs: number;
+  kind: string;
+  host?: string;
+  address?: string;
+  port?: number;
+  method?: string;
+  path?: string;
+  status?: number;
+  allowed: boolean;
+  rule: string;
+  bytesUp: number;
+  bytesDown: number;
+  durationMs: number;
+}
+
 export interface CreateSandbox {
   tier?: TierName;
   template?: string;
@@ -169,6 +196,9 @@ export const forkSandbox = (id: string, count = 1) =>
   api<SandboxInfo[]>("POST", `${sandboxPath(id)}/fork`, { json: { count } });
 export const getStats = (id: string) => api<Stats>("GET", `${sandboxPath(id)}/stats`);
 export const getLogs = (id: string) => api<AuditEntry[]>("GET", `${sandboxPath(id)}/logs?limit=500`);
+export const getNetwork = (id: string) => api<NetworkSettings>("GET", `${sandboxPath(id)}/network`);
+export const getNetworkLogs = (id: string) =>
+  api<NetworkEntry[]>("GET", `${sandboxPath(id)}/network-logs?limit=500`);
 export const doctor = () => api<TierStatus[]>("GET", "/v1/doctor");
 export const listFiles = (id: string, path: string) =>
   api<EntryInfo[]>("GET", `${sandboxPath(id)}/files/list?path=${enc(path)}`);

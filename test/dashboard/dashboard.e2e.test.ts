@@ -459,3 +459,55 @@ test("sandbox state from the dashboard: pause, resume, snapshot and fork, the st
       await api("DELETE", `/v1/snapshots/${s.id}`);
   }
 });
+
+test("the network tab: the policy, and refused and allowed attempts with their rules, live", async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const created = await api("POST", "/v1/sandboxes", {
+    tier: "virtual",
+    network: { allow: ["files.test:443"], deny: ["10.0.0.0/8"] },
+  });
+  assert.equal(created.status, 201);
+  const { id } = (await created.json()) as { id: string };
+  const run = (command: string) => api("POST", `/v1/sandboxes/${id}/commands`, { command });
+  // No real network is needed: the refusals are decided before anything is dialled.
+  assert.equal((await run("curl -sS https://other.test/ || true")).status, 200);
+  const page = await context!.newPage();
+  const pageErrors: string[] = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  try {
+    await page.goto(`${server!.url}/`);
+    await page.getByLabel("API key").fill(key);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("heading", { name: /Sandboxes/ }).waitFor();
+    await page.goto(`${server!.url}/#/sandboxes/${id}/network`);
+    const policy = page.getByTestId("network-policy");
+    await until("the policy", async () => ((await policy.textContent()) ?? "").includes("files.test:443"));
+    assert.match((await policy.textContent()) ?? "", /allow-list.*10\.0\.0\.0\/8/s);
+    const refused = page.getByTestId("network-entry").filter({ hasText: "other.test" });
+    await refused.first().waitFor();
+    assert.match((await refused.first().textContent()) ?? "", /refused.*default deny/s);
+    // A new attempt and a policy change appear without a reload.
+    assert.equal((await run("curl -sS http://169.254.169.254/ || true")).status, 200);
+    await page
+      .getByTestId("network-entry")
+      .filter({ hasText: "169.254.169.254" })
+      .first()
+      .waitFor({ timeout: 15_000 });
+    assert.equal(
+      (await api("PUT", `/v1/sandboxes/${id}/network`, { allow: ["other.test:443"] })).status,
+      200,
+    );
+    await until("the new policy", async () =>
+      ((await policy.textContent()) ?? "").includes("other.test:443"),
+    );
+    await page
+      .getByTestId("network-entry")
+      .filter({ hasText: "egress none; allow other.test:443" })
+      .waitFor();
+    await page.screenshot({ path: join(SHOTS, "network.png") });
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await page.close();
+    await api("DELETE", `/v1/sandboxes/${id}`);
+  }
+});
