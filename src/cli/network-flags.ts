@@ -1,5 +1,10 @@
-/** The network flags of `kiln create` and `kiln run`: `--allow-host`, `--deny-host`, `--allow-all-egress`. */
+/**
+ * The network flags of `kiln create`, `kiln run` and `kiln network set`: `--allow-host`,
+ * `--deny-host`, `--allow-all-egress`, `--secret NAME@HOST[,HOST...]` (the value is read from
+ * the variable NAME of the CLI's own environment, never from its command line).
+ */
 import type { Command } from "commander";
+import { InvalidArgumentError } from "../core/errors.ts";
 import type { NetworkOptions } from "../index.ts";
 import { collect } from "./output.ts";
 
@@ -8,6 +13,7 @@ export interface NetworkFlags {
   allowHost?: string[];
   denyHost?: string[];
   allowAllEgress?: boolean;
+  secret?: string[];
 }
 
 /** Adds the network flags to a command. */
@@ -19,15 +25,32 @@ export function networkOptions(cmd: Command): Command {
       collect,
     )
     .option("--deny-host <rule>", "deny egress to a host name, address or CIDR (repeatable)", collect)
-    .option("--allow-all-egress", "allow egress to every public address but the denied ones");
+    .option("--allow-all-egress", "allow egress to every public address but the denied ones")
+    .option(
+      "--secret <NAME@host,...>",
+      "give the sandbox $NAME as a placeholder; Kiln sends the value of this process's $NAME to those hosts only (repeatable)",
+      collect,
+    );
 }
 
 /** The `network` option the flags ask for, or undefined (no network). Kiln checks the rules. */
 export function networkFromFlags(flags: NetworkFlags): NetworkOptions | undefined {
-  if (!flags.allowHost && !flags.denyHost && !flags.allowAllEgress) return undefined;
+  if (!flags.allowHost && !flags.denyHost && !flags.allowAllEgress && !flags.secret) return undefined;
+  const secrets: NonNullable<NetworkOptions["secrets"]> = {};
+  for (const s of flags.secret ?? []) {
+    const at = s.indexOf("@");
+    const name = at > 0 ? s.slice(0, at) : "";
+    const value = name ? process.env[name] : undefined;
+    if (!name || at === s.length - 1)
+      throw new InvalidArgumentError(`--secret must be NAME@host[,host...], got ${JSON.stringify(s)}`);
+    if (value === undefined)
+      throw new InvalidArgumentError(`--secret ${name}: $${name} is not set in this environment`);
+    secrets[name] = { value, hosts: s.slice(at + 1).split(",") };
+  }
   return {
     egress: flags.allowAllEgress ? "all" : "none",
     ...(flags.allowHost ? { allow: flags.allowHost } : {}),
     ...(flags.denyHost ? { deny: flags.denyHost } : {}),
+    ...(flags.secret ? { secrets } : {}),
   };
 }

@@ -126,3 +126,36 @@ test("secrets and header rules: the API takes their values and never answers the
   );
   await t.req("DELETE", `/v1/sandboxes/${id}`);
 });
+
+test("the CLI's --secret takes the value from its own environment, never its command line", async () => {
+  const created = JSON.parse((await cli(t.dataDir, ["--json", "create"])).stdout) as { id: string };
+  process.env.KILN_TEST_TOKEN = "sk-from-the-environment-42";
+  try {
+    const set = await cli(t.dataDir, [
+      "network",
+      "set",
+      created.id,
+      "--allow-host",
+      "files.test",
+      "--secret",
+      "KILN_TEST_TOKEN@files.test",
+    ]);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /^secret: \$KILN_TEST_TOKEN -> files\.test$/m);
+    assert.doesNotMatch(set.stdout, /sk-from-the-environment/);
+  } finally {
+    delete process.env.KILN_TEST_TOKEN;
+  }
+  const unset = await cli(t.dataDir, [
+    "--json",
+    "network",
+    "set",
+    created.id,
+    "--secret",
+    "KILN_TEST_TOKEN@files.test",
+  ]);
+  assert.notEqual(unset.code, 0);
+  assert.equal(JSON.parse(unset.stderr).error.code, "invalid_argument");
+  const shown = await cli(t.dataDir, ["--json", "network", "show", created.id]);
+  assert.match(JSON.parse(shown.stdout).secrets.KILN_TEST_TOKEN.placeholder, /^KILN_SECRET_KILN_TEST_TOKEN_/);
+});

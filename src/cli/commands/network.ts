@@ -15,7 +15,11 @@ function print(settings: NetworkSettings, json: boolean | undefined): void {
   if (json) printJson(settings);
   else
     process.stdout.write(
-      `egress: ${settings.egress}\nallow: ${settings.allow.join(" ") || "-"}\ndeny: ${settings.deny.join(" ") || "-"}\n`,
+      `egress: ${settings.egress}\nallow: ${settings.allow.join(" ") || "-"}\ndeny: ${settings.deny.join(" ") || "-"}\n${Object.entries(
+        settings.secrets ?? {},
+      )
+        .map(([name, s]) => `secret: $${name} -> ${s.hosts.join(",")}\n`)
+        .join("")}`,
     );
 }
 
