@@ -25,6 +25,7 @@
 // 9. A command of assignments only (`x=1`) kept the previous command's status; bash gives the
 //    status of its last command substitution, or 0 when it has none.
 // 12. A command substitution inside $(( )) ran without the script's functions (as a new shell).
+// 13. A glob ending in a slash (`*/`) dropped the slash and matched files too.
 //
 // Each fix is an exact text replacement. If neither the text nor its replacement is there (another
 // just-bash version), the script fails, naming it, rather than leaving a shell that silently
@@ -207,6 +208,14 @@ replace(
   "arithmetic substitution text runs in this shell",
   'case"ArithCommandSubst":return e.execFn?',
   'case"ArithCommandSubst":return(await ns(e,t.command)).trim();return e.execFn?',
+);
+
+// 13. A glob ending in a slash (`*/`, `d*/`) dropped the slash and matched files too; bash's
+//     matches directories only (links to them included) and keeps the slash.
+replace(
+  "glob with a trailing slash",
+  "async expandSimple(t){let n=t.startsWith(\"/\"),",
+  'async expandSimple(t){if(t.length>1&&t.endsWith("/")&&this.hasGlobChars(t)){let k=t.replace(/\\/+$/,""),D=[];for(let m of await this.expandSimple(k))try{(await this.fs.stat(this.fs.resolvePath(this.cwd,m))).isDirectory&&D.push(`${m}/`)}catch(z){if(z instanceof x)throw z}return D}let n=t.startsWith("/"),',
 );
 
 if (text !== original) writeFileSync(bundle, text.startsWith(MARK) ? text : MARK + text);

@@ -31,7 +31,6 @@ export const KNOWN_DIFFERENCES: Record<string, string> = {
   "globbing: failglob": "a failglob error ends a bash -c script; just-bash fails that command and goes on",
   "errors: test bad operator": "just-bash's `[` words its usage errors its own way",
   "errors: numeric comparison with text": "just-bash's `[` treats a non-number as false without a message",
-  "globbing: glob directories only": "just-bash's globbing ignores a trailing slash (`*/` matches files too)",
   // just-bash's commands: options and output formats it does not implement.
   "pipelines: xargs -n1": "just-bash's xargs has no -n",
   "pipelines: diff files": "just-bash's diff prints only unified diffs (GNU's default is the normal format)",

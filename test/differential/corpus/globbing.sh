@@ -60,3 +60,7 @@ touch a.md b.md; ls *.md
 ls *.zzz; echo $?
 ## rm glob
 touch r1 r2 k; rm r*; ls
+## glob directories with links
+mkdir d1 d2; touch f; ln -s d1 ld; ln -s f lf; ln -s nowhere dl; for d in */; do echo "[$d]"; done; echo d*/
+## glob subdirectories with slash
+mkdir -p a/b a/c; touch a/f; echo a/*/; echo a/*/ | wc -w

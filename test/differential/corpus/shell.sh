@@ -151,3 +151,5 @@ timeout 5 echo quick
 x=$( { time echo t; } 2>/dev/null ); echo $x
 ## loop status after break and continue
 for i in 1 2; do false; break; done; echo "break $?"; for i in 1 2; do false; continue; done; echo "continue $?"; while true; do false; break; done; echo "while $?"
+## function in arithmetic substitution
+f() { echo 3; }; echo $(( 2 * $(f) )); x=5; echo $(( $(x=7; echo 1) + x )); echo $x
