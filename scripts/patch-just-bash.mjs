@@ -214,8 +214,8 @@ replace(
 //     matches directories only (links to them included) and keeps the slash.
 replace(
   "glob with a trailing slash",
-  "async expandSimple(t){let n=t.startsWith(\"/\"),",
-  'async expandSimple(t){if(t.length>1&&t.endsWith("/")&&this.hasGlobChars(t)){let k=t.replace(/\\/+$/,""),D=[];for(let m of await this.expandSimple(k))try{(await this.fs.stat(this.fs.resolvePath(this.cwd,m))).isDirectory&&D.push(`${m}/`)}catch(z){if(z instanceof x)throw z}return D}let n=t.startsWith("/"),',
+  'async expandSimple(t){let n=t.startsWith("/"),',
+  'async expandSimple(t){if(t.length>1&&t.endsWith("/")&&this.hasGlobChars(t)){let k=t.replace(/\\/+$/,""),D=[];for(let m of await this.expandSimple(k))try{(await this.fs.stat(this.fs.resolvePath(this.cwd,m))).isDirectory&&D.push(m+"/")}catch(z){if(z instanceof x)throw z}return D}let n=t.startsWith("/"),',
 );
 
 if (text !== original) writeFileSync(bundle, text.startsWith(MARK) ? text : MARK + text);
