@@ -61,6 +61,7 @@ export {
 export type { RunCodeOptions, Sandbox, SandboxNetwork } from "./core/sandbox.ts";
 export { cwdFromState, newStateFile, wrapShellLine } from "./core/shell-state.ts";
 export { checkEnvSize, checkMetadataSize, SIZE_LIMITS } from "./core/sizes.ts";
+export { StatementCache } from "./core/sqlite.ts";
 export { checkTierName } from "./core/tier-registry.ts";
 export * from "./core/types.ts";
 export {

@@ -12,7 +12,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
-import { StatementCache } from "../core/sqlite.ts";
+import { StatementCache } from "../index.ts";
 
 /** An API key as listed (never with its secret). */
 export interface ApiKeyInfo {

@@ -39,6 +39,11 @@ const encoder = new TextEncoder();
  */
 export const MAX_UNREAD_BYTES = 32 * 1024 * 1024;
 
+// Taken when the server loads: events can be sent from inside a virtual-tier command (a watched
+// write), where just-bash's defence blocks callbacks scheduled through the global functions.
+const later = globalThis.setImmediate.bind(globalThis);
+const cancelLater = globalThis.clearImmediate.bind(globalThis);
+
 /** One open stream. */
 export class EventStream {
   /** The response body. */
@@ -94,7 +99,7 @@ export class EventStream {
     const line = `${JSON.stringify(event)}\n`;
     this.pending.push(line);
     this.pendingBytes += line.length;
-    this.flushScheduled ??= setImmediate(() => this.flush());
+    this.flushScheduled ??= later(() => this.flush());
   }
 
   /** Sends the final event and closes the stream. */
@@ -130,7 +135,7 @@ export class EventStream {
   }
 
   private flush(): void {
-    clearImmediate(this.flushScheduled);
+    if (this.flushScheduled) cancelLater(this.flushScheduled);
     this.flushScheduled = undefined;
     if (this.holding || this.pending.length === 0 || this.ended) return;
     const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join("");
@@ -225,7 +230,7 @@ export function ndjsonResponse(stream: EventStream): Response {
  * is streamed as {@link ndjsonResponse} does. The client reads the same lines either way.
  */
 export async function settledNdjsonResponse(stream: EventStream): Promise<Response> {
-  await new Promise<void>((resolve) => setImmediate(resolve));
+  await new Promise<void>((resolve) => later(resolve));
   const whole = stream.release();
   if (whole === undefined) return new Response(stream.body, { status: 200, headers: ndjsonHeaders() });
   return new Response(whole, { status: 200, headers: ndjsonHeaders() });

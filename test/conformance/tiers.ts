@@ -26,5 +26,5 @@ export const TIERS = {
         "but the host pids cgroup never sees guest processes, so Kiln cannot tell which limit ended the command",
     },
   },
-  microvm: { tier: "microvm", runaway: "timeout" },
+  microvm: { tier: "microvm", runaway: "timeout", bombTimeoutMs: 90_000 },
 } satisfies Record<string, ConformanceOptions>;
