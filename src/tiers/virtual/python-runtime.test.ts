@@ -151,6 +151,19 @@ test("a busy loop stopped by its signal is interrupted, and the next run works",
   });
 });
 
+test("a stop that comes before a booted interpreter picks the job up interrupts it, keeping the REPL", async () => {
+  await withRuntime(async (rt) => {
+    await run(rt, { code: "kept = 'yes'" });
+    const ac = new AbortController();
+    const pending = run(rt, py("while True: pass"), { signal: ac.signal });
+    // Microtasks only: the job is posted, but the worker's `started` cannot have been read yet.
+    for (let i = 0; i < 20; i++) await null;
+    ac.abort();
+    assert.equal((await pending).exitCode, 130);
+    assert.equal((await run(rt, { code: "print(kept)" })).stdout, "yes\n");
+  });
+});
+
 test("a job that swallows the interrupt is killed; the next run boots afresh", async () => {
   await withRuntime(async (rt) => {
     const stubborn = "while True:\n    try:\n        while True: pass\n    except KeyboardInterrupt: pass";

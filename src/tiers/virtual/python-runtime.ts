@@ -109,6 +109,8 @@ interface Live {
   onCrash?: (reason: string) => void;
   /** Set when we terminate the worker on purpose. */
   killedBecause?: string;
+  /** The interpreter has started a job before: it is booted and worth keeping. */
+  booted?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -183,10 +185,13 @@ export class PythonRuntime {
       const stop = (r: PythonResult) => {
         if (stopping) return;
         stopping = r;
-        if (!started) return kill(r); // still booting: nothing worth keeping
-        Atomics.store(live.signals, 1, SIGINT); // KeyboardInterrupt at the next bytecode check
+        if (!started && !live.booted) return kill(r); // still booting: nothing worth keeping
+        // A booted interpreter that has not picked the job up yet clears pending
+        // signals when it does; the interrupt is raised once it says `started`.
+        if (started) interrupt();
         grace = setTimeout(() => kill(r), GRACE_MS);
       };
+      const interrupt = () => Atomics.store(live.signals, 1, SIGINT); // KeyboardInterrupt at the next bytecode check
       const onAbort = () => stop({ exitCode: 130 });
       io.signal?.addEventListener("abort", onAbort, { once: true });
 
@@ -197,8 +202,14 @@ export class PythonRuntime {
           if (!stopping) return; // a KeyboardInterrupt raised by the job itself
           clearTimeout(grace);
           grace = setTimeout(() => kill(stopping as PythonResult), UNWIND_MS);
-        } else if (m.type === "started") started = true;
-        else if (m.type === "done") finish({ exitCode: m.exitCode });
+        } else if (m.type === "started") {
+          started = live.booted = true;
+          if (stopping) {
+            interrupt();
+            clearTimeout(grace);
+            grace = setTimeout(() => kill(stopping as PythonResult), GRACE_MS);
+          }
+        } else if (m.type === "done") finish({ exitCode: m.exitCode });
         else {
           // The interpreter itself ended: os._exit() (no error) or a crash.
           if (m.error) io.onStderr(encoder.encode(`python3: ${m.error}\n`));
