@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kiln } from "../src/index.ts";
 import { agentBinary, which } from "../src/tiers/common/host.ts";
-import { chooseAccel, hostTscKhz } from "../src/tiers/microvm/accel.ts";
+import { type AccelChoice, chooseAccel, hostTscKhz } from "../src/tiers/microvm/accel.ts";
 import { guestBoot, microvmCacheDir } from "../src/tiers/microvm/guest.ts";
 import { kernelCmdline, qemuArgs } from "../src/tiers/microvm/qemu-args.ts";
 import { quantile, type Row, timeIt } from "./stats.ts";
@@ -41,11 +41,12 @@ function rssOf(needle: string): number {
 async function rawBoot(
   qemu: string,
   boot: { kernel: string; initramfs: string },
-  accel: "kvm" | "tcg",
+  accel: AccelChoice,
 ): Promise<void> {
   const tscKhz = hostTscKhz();
   const input = {
-    accel,
+    accel: accel.accel,
+    cpu: accel.cpu,
     kernel: boot.kernel,
     initramfs: boot.initramfs,
     rootfsImage: "/dev/null",
@@ -75,13 +76,13 @@ export async function benchMicrovm(): Promise<{ accel: string; rows: Row[] } | u
     const status = (await kiln.doctor()).find((s) => s.tier === "microvm");
     const qemu = which("qemu-system-x86_64");
     if (!status?.available || !qemu) return undefined;
-    const accel = await chooseAccel(qemu);
     const boot = await guestBoot(microvmCacheDir(dataDir), agentBinary());
+    const accel = await chooseAccel(qemu, boot, microvmCacheDir(dataDir));
     // The template's image is made on first use: not timed.
     await (await kiln.create({ tier: "microvm" })).kill();
     const n = accel.accel === "kvm" ? 10 : 3;
     process.stderr.write("microvm bench: raw boots\n");
-    const raw = await timeIt(n, () => rawBoot(qemu, boot, accel.accel), 1);
+    const raw = await timeIt(n, () => rawBoot(qemu, boot, accel), 1);
     process.stderr.write("microvm bench: cold creates\n");
     const cold = await timeIt(
       n,

@@ -118,7 +118,7 @@ export class MicrovmBackend implements Backend {
     } catch (e) {
       return no(`cannot build the guest kernel and initramfs: ${(e as Error).message}`);
     }
-    const accel = await chooseAccel(qemu);
+    const accel = await chooseAccel(qemu, boot, microvmCacheDir(undefined));
     const version =
       (await run(qemu, ["--version"]).catch(() => ({ stdout: "" }))).stdout.split("\n")[0] ?? "QEMU";
     return {
@@ -140,11 +140,8 @@ export class MicrovmBackend implements Backend {
     const qemu = which(QEMU);
     if (!qemu) throw new Error("QEMU is not installed");
     const cache = microvmCacheDir(spec.dataDir);
-    const [boot, image, accel] = await Promise.all([
-      guestBoot(cache, agentBinary()),
-      rootfsImage(cache, rootfs),
-      chooseAccel(qemu),
-    ]);
+    const [boot, image] = await Promise.all([guestBoot(cache, agentBinary()), rootfsImage(cache, rootfs)]);
+    const accel = await chooseAccel(qemu, boot, cache);
     const workspace = new GuestWorkspace(spec.stateDir);
     if (from !== undefined) await workspace.createFrom(savedImage(from));
     const l = spec.limits;
@@ -158,6 +155,7 @@ export class MicrovmBackend implements Backend {
     const tscKhz = hostTscKhz();
     const args = qemuArgs({
       accel: accel.accel,
+      cpu: accel.cpu,
       kernel: boot.kernel,
       initramfs: boot.initramfs,
       rootfsImage: image,

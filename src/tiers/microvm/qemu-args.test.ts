@@ -5,6 +5,7 @@ import { kernelCmdline, type QemuInput, qemuArgs } from "./qemu-args.ts";
 
 const base: QemuInput = {
   accel: "tcg",
+  cpu: "max",
   kernel: "/k/vmlinuz",
   initramfs: "/k/initramfs.cpio.gz",
   rootfsImage: "/t/rootfs.ext4",
@@ -45,8 +46,9 @@ test("qemu args: TCG gets a bounded translation cache and the host's TSC rate; K
   const tcg = qemuArgs(base);
   assert.match(values(tcg, "-accel")[0]!, /^tcg,tb-size=\d+$/);
   assert.match(kernelCmdline(base), /tsc_early_khz=2000000/);
-  const kvm = qemuArgs({ ...base, accel: "kvm" });
+  const kvm = qemuArgs({ ...base, accel: "kvm", cpu: "host,-arch-capabilities" });
   assert.deepEqual(values(kvm, "-accel"), ["kvm"]);
+  assert.deepEqual(values(kvm, "-cpu"), ["host,-arch-capabilities"]);
   assert.doesNotMatch(kernelCmdline({ ...base, accel: "kvm" }), /tsc_early_khz/);
 });
 

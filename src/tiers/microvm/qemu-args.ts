@@ -14,6 +14,8 @@ export type Accel = "kvm" | "tcg";
 /** What the command line is built from. */
 export interface QemuInput {
   accel: Accel;
+  /** QEMU's `-cpu` value (chosen with the accelerator by the probe). */
+  cpu: string;
   kernel: string;
   initramfs: string;
   /** The template's rootfs image (ext4, read-only). */
@@ -69,7 +71,7 @@ export function qemuArgs(i: QemuInput): string[] {
     "-accel",
     i.accel === "tcg" ? `tcg,tb-size=${TCG_TB_MIB}` : "kvm",
     "-cpu",
-    i.accel === "kvm" ? "host" : "max",
+    i.cpu,
     "-m",
     `${mib}M`,
     "-smp",
