@@ -48,6 +48,12 @@ if (process.env.KILN_TEMPLATE_DIR) {
   );
   if (ci.status !== 0)
     process.stdout.write("== the code-interpreter template could not be built; its suites will say why\n");
+  // Which tiers run here, and why not; it also probes the microvm tier's accelerator once (a KVM boot
+  // that hangs on a nested host costs its time limit) and caches the answer for every test process.
+  spawnSync(process.execPath, [join(root, "src", "cli", "main.ts"), "doctor"], {
+    cwd: root,
+    stdio: "inherit",
+  });
 }
 
 step("type-check (tsc --noEmit)", bin("tsc"), ["--noEmit", "-p", "."]);
