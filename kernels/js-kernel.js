@@ -74,7 +74,11 @@ function asyncBody(code) {
   const out = lines.map((line) => {
     const m = DECL.exec(line);
     if (!m) return line;
-    if (m[1]) return line.replace(/^(?:var|let|const)\s+/, "globalThis.");
+    if (m[1]) {
+      const global = line.replace(/^(?:var|let|const)\s+/, "globalThis.");
+      // A `var` exists (undefined) before its initialiser runs, which may read it: `var E = f(E || {})`.
+      return line.startsWith("var") ? `if (!(${JSON.stringify(m[1])} in globalThis)) globalThis.${m[1]} = undefined; ${global}` : global;
+    }
     const name = m[3] || m[4];
     return `globalThis.${name} = ${line}`;
   });

@@ -31,10 +31,11 @@ import {
 import { type Kernel, startKernel } from "./kernels.ts";
 import type { Limits } from "./limits.ts";
 import { sandboxPath } from "./paths.ts";
+import { TypeScriptSyntaxError, typeScriptToJs } from "./typescript.ts";
 
 /** A code context as listed. */
 export interface CodeContext {
-  /** Its id: `default` (python), `js` and `bash` for the languages' default contexts, else chosen at create. */
+  /** Its id: `default` (python), `js`, `ts` and `bash` for the languages' default contexts, else chosen at create. */
   id: string;
   /** What it runs. */
   language: CodeLanguage;
@@ -75,7 +76,7 @@ const CONTEXT_ID = /^[A-Za-z0-9_.-]{1,128}$/;
 /** Most contexts per sandbox (each one is a process). */
 export const MAX_CODE_CONTEXTS = 64;
 
-/** The default context's id of each language. */
+/** The default context's id of each language (TypeScript cells have a context of their own, on Node as js's). */
 export function defaultContextId(language: CodeLanguage): string {
   return language === "python" ? "default" : language;
 }
@@ -223,8 +224,22 @@ export class CodeContexts {
     const out = new ExecutionBuilder(options);
     const inst = await this.host.instance();
     if (inst.runCode && e.language === "python") return this.runOnTier(inst, e, code, options, out);
+    let source = code;
+    if (e.language === "ts") {
+      try {
+        source = typeScriptToJs(code);
+      } catch (err) {
+        if (!(err instanceof TypeScriptSyntaxError)) throw err;
+        // As a kernel reports a cell that does not parse: the cell's error, and the context is untouched.
+        out.add({
+          type: "error",
+          error: { name: err.name, value: err.message, traceback: `${err.name}: ${err.message}` },
+        });
+        return out.execution;
+      }
+    }
     const kernel = await this.kernel(e, inst);
-    const done = kernel.run(code, options.env, out);
+    const done = kernel.run(source, options.env, out);
     let timer: NodeJS.Timeout | undefined;
     const stopped = new Promise<"timeout" | "abort">((resolve) => {
       if (options.timeoutMs > 0) timer = setTimeout(() => resolve("timeout"), options.timeoutMs);

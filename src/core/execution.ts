@@ -7,7 +7,7 @@
  * {@link ExecutionBuilder} folds them into an {@link Execution} and calls the
  * caller's callbacks as they arrive.
  */
-import { InvalidArgumentError, UnsupportedError } from "./errors.ts";
+import { InvalidArgumentError } from "./errors.ts";
 
 /**
  * One displayed value: the cell's last expression (`isMainResult`) or a
@@ -82,9 +82,9 @@ export interface CellCallbacks {
 }
 
 /** The languages a code context can run. */
-export type CodeLanguage = "python" | "js" | "bash";
+export type CodeLanguage = "python" | "js" | "ts" | "bash";
 
-const ALIASES: Record<string, CodeLanguage | "ts"> = {
+const ALIASES: Record<string, CodeLanguage> = {
   python: "python",
   python3: "python",
   py: "python",
@@ -100,17 +100,15 @@ const ALIASES: Record<string, CodeLanguage | "ts"> = {
 
 /**
  * The language `value` names (default python).
- * @throws InvalidArgumentError (`invalid_argument`) for a name Kiln does not know;
- *   UnsupportedError (`unsupported`) for TypeScript, which the template's Node cannot strip
+ * @throws InvalidArgumentError (`invalid_argument`) for a name Kiln does not know
  */
 export function checkLanguage(value: unknown): CodeLanguage {
   if (value === undefined || value === null) return "python";
   const lang = typeof value === "string" ? ALIASES[value.toLowerCase()] : undefined;
   if (lang === undefined)
     throw new InvalidArgumentError(
-      `unknown language ${JSON.stringify(value)}; one of python, js (javascript), bash`,
+      `unknown language ${JSON.stringify(value)}; one of python, js (javascript), ts (typescript), bash`,
     );
-  if (lang === "ts") throw new UnsupportedError("TypeScript cells are not supported; use language js");
   return lang;
 }
 

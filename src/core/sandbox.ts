@@ -8,7 +8,7 @@ import type { NetworkOptions, NetworkSettings } from "../network/policy.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Instance, InstanceStats } from "./backend.ts";
 import { CodeContexts } from "./code-contexts.ts";
-import { abortable, type CommandHandle, Commands, type ProcessInfo } from "./commands.ts";
+import { type CommandHandle, Commands, type ProcessInfo } from "./commands.ts";
 import { checkEnv } from "./env.ts";
 import { InvalidArgumentError, SandboxStoppedError, throwIfAborted, UnsupportedError } from "./errors.ts";
 import type { CellCallbacks, Execution } from "./execution.ts";

@@ -53,7 +53,9 @@ export const codeShape = {
   language: z
     .string()
     .optional()
-    .describe("python (default), js or bash; picks that language's default context"),
+    .describe(
+      "python (default), js, ts (TypeScript, its types stripped on the host) or bash; picks that language's default context",
+    ),
   context: z.string().optional().describe("Context id; default the language's default context"),
   timeoutMs: z
     .number()

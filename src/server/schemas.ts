@@ -420,7 +420,7 @@ export const ContextParams = IdParams.extend({
   context: Str.openapi({ param: { name: "context", in: "path" }, example: "default" }),
 });
 export const CodeContextSchema = z
-  .object({ id: Str, language: z.enum(["python", "js", "bash"]), cwd: Str })
+  .object({ id: Str, language: z.enum(["python", "js", "ts", "bash"]), cwd: Str })
   .openapi("CodeContext");
 export const CreateCodeContextBody = z
   .object({ language: Str.optional(), cwd: Str.optional(), id: Str.optional() })

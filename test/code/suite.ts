@@ -93,9 +93,8 @@ export function runCodeSuite(options: CodeSuiteOptions): void {
       assert.equal(main(after.results)?.text, "20", "an error keeps the context's state");
     });
 
-    it("an unknown language is invalid_argument; TypeScript is unsupported", async () => {
+    it("an unknown language is invalid_argument", async () => {
       await rejectsCode(sb.runCode("1", { language: "cobol" }), "invalid_argument");
-      await rejectsCode(sb.runCode("1", { language: "ts" }), "unsupported");
       await rejectsCode(sb.runCode("1", { context: "../x" }), "invalid_argument");
     });
 
@@ -185,6 +184,36 @@ export function runCodeSuite(options: CodeSuiteOptions): void {
         assert.equal(main(b.results)?.text, "7");
         const c = await sb.runCode("null.x", { language: "js" });
         assert.equal(c.error?.name, "TypeError");
+      },
+      options.languages,
+    );
+
+    it(
+      "ts: types are stripped, enums transformed, state kept; a cell that does not parse is its SyntaxError",
+      async () => {
+        const a = await sb.runCode(
+          "interface Point { x: number; y: number }\nconst p: Point = { x: 40, y: 2 }\nconst sum = (q: Point): number => q.x + q.y\nsum(p)",
+          { language: "ts" },
+        );
+        assert.equal(a.error, undefined, JSON.stringify(a.error));
+        assert.equal(main(a.results)?.text, "42");
+        const b = await sb.runCode(
+          "enum Color { Red, Green }\nconst c = await Promise.resolve(Color.Green as number)\nc + p.x",
+          {
+            language: "typescript",
+          },
+        );
+        assert.equal(main(b.results)?.text, "41", JSON.stringify(b));
+        const bad = await sb.runCode("const broken: = 1", { language: "ts" });
+        assert.equal(bad.error?.name, "SyntaxError");
+        const after = await sb.runCode("p.y as number", { language: "ts" });
+        assert.equal(main(after.results)?.text, "2", "a cell that does not parse keeps the context's state");
+        // The line of an error is the cell's own: types are erased in place.
+        const thrown = await sb.runCode("const n: number = 1\n\nthrow new RangeError('line three')", {
+          language: "ts",
+        });
+        assert.equal(thrown.error?.name, "RangeError");
+        assert.match(thrown.error?.traceback ?? "", /:3/);
       },
       options.languages,
     );

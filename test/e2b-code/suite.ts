@@ -101,12 +101,16 @@ export function runCodeInterpreterSuite(options: CodeInterpreterSuiteOptions): v
     );
 
     it(
-      "language js and bash run in their own contexts, with state",
+      "language js, typescript and bash run in their own contexts, with state",
       async () => {
         const js = await sb.runCode("const base = 40\nbase + 2", { language: "js" });
         assert.equal(js.text, "42");
         const js2 = await sb.runCode("console.log(base * 2)", { language: "js" });
         assert.equal(js2.logs.stdout.join(""), "80\n");
+        const ts = await sb.runCode("type N = number\nconst half: N = 21\nhalf * 2", {
+          language: "typescript",
+        });
+        assert.equal(ts.text, "42", JSON.stringify(ts.error));
         const sh = await sb.runCode("WHO=kiln; echo hello $WHO", { language: "bash" });
         assert.equal(sh.logs.stdout.join(""), "hello kiln\n");
         const sh2 = await sb.runCode("echo again $WHO", { language: "bash" });
@@ -135,7 +139,7 @@ export function runCodeInterpreterSuite(options: CodeInterpreterSuiteOptions): v
     );
 
     it(
-      "what the tier lacks is answered at once: numpy, pandas, matplotlib name the template that has them; js and bash are unsupported",
+      "what the tier lacks is answered at once: numpy, pandas, matplotlib name the template that has them; js, ts and bash are unsupported",
       async () => {
         for (const module of ["numpy", "pandas", "matplotlib.pyplot", "scipy"]) {
           const e = await sb.runCode(`import ${module}`);
@@ -147,7 +151,7 @@ export function runCodeInterpreterSuite(options: CodeInterpreterSuiteOptions): v
         const json = await sb.runCode("import json\nprint(json.dumps([1]))");
         assert.equal(json.logs.stdout.join(""), "[1]\n");
         // Cells in another language end at once with the error `unsupported` (Kiln's code), naming where they run.
-        for (const language of ["js", "bash"] as const) {
+        for (const language of ["js", "typescript", "bash"] as const) {
           const e = await sb.runCode("1", { language });
           assert.equal(e.error?.name, "unsupported", language);
           assert.match(e.error?.value ?? "", /real tier/);
