@@ -39,6 +39,8 @@ export interface InstanceSpec {
   network?: NetworkSettings;
   /** Host names resolved to these addresses by the egress path, never by DNS (see `OpenOptions.networkHosts`). */
   networkHosts?: Readonly<Record<string, readonly string[]>>;
+  /** The server's upstream proxy for sandboxes whose policy names none (see `OpenOptions.upstreamProxy`). */
+  upstreamProxy?: string;
   /**
    * Host directories to bind at paths below `/mnt` (only when the tier's capabilities say
    * `volumes`), mounted nosuid and nodev, shared with other sandboxes, never removed by the tier.

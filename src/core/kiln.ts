@@ -19,6 +19,7 @@ import {
   type NetworkSettings,
   resolveNetwork,
   secretValues,
+  upstreamProxyPassword,
 } from "../network/policy.ts";
 import { parseHostMap } from "../network/resolver.ts";
 import {
@@ -27,6 +28,7 @@ import {
   writeHeaderRules,
   writeSecretValues,
 } from "../network/secrets.ts";
+import { defaultUpstreamProxy, readProxyPassword, writeProxyPassword } from "../network/upstream-proxy.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
@@ -114,6 +116,13 @@ export interface OpenOptions {
    * @throws InvalidArgumentError for a bad name or address
    */
   networkHosts?: Record<string, string[]>;
+  /**
+   * The upstream proxy (`http://` for CONNECT, or `socks5://`, with optional
+   * `user:password@`) that the egress of every sandbox whose policy names none
+   * leaves through, failing closed. Default: `$KILN_UPSTREAM_PROXY`, else none (direct).
+   * @throws InvalidArgumentError for a bad URL
+   */
+  upstreamProxy?: string;
   signal?: AbortSignal;
 }
 
@@ -166,6 +175,8 @@ export class Kiln {
   readonly maxLifetimeMs: number | undefined;
   /** Names the egress path resolves without DNS (see {@link OpenOptions.networkHosts}). */
   private networkHosts: Record<string, string[]> = {};
+  /** The server's upstream proxy (see {@link OpenOptions.upstreamProxy}). */
+  private upstreamProxy: string | undefined;
 
   private constructor(
     dataDir: string,
@@ -246,6 +257,8 @@ export class Kiln {
     checkTimeoutMs("idleTimeoutMs", idle, MAX_SANDBOX_TIMEOUT_MS);
     kiln.idleTimeoutMs = idle;
     kiln.networkHosts = hostsOption(options.networkHosts);
+    kiln.upstreamProxy = options.upstreamProxy ?? (process.env.KILN_UPSTREAM_PROXY || undefined);
+    defaultUpstreamProxy(kiln.upstreamProxy);
     kiln.volumeStore.sweep();
     await kiln.recoverCrashed();
     await kiln.states.recover();
@@ -316,6 +329,7 @@ export class Kiln {
       dataDir: this.dataDir,
       network: info.network,
       networkHosts: this.networkHosts,
+      ...(this.upstreamProxy ? { upstreamProxy: this.upstreamProxy } : {}),
       ...(info.volumes.length > 0
         ? { volumes: info.volumes.map((v) => ({ hostPath: this.volumeStore.hostPath(v.id), path: v.path })) }
         : {}),
@@ -444,6 +458,7 @@ export class Kiln {
         // The values stay on the host, beside the record; the egress path reads them there.
         writeSecretValues(spec.stateDir, secretValues(options.network));
         writeHeaderRules(spec.stateDir, headerRuleValues(options.network));
+        writeProxyPassword(spec.stateDir, upstreamProxyPassword(options.network));
         instance = fromDir
           ? await backend.createFrom(spec, fromDir, options.signal)
           : await backend.create(spec, options.signal);
@@ -650,13 +665,16 @@ export class Kiln {
     const stateDir = this.spec(info).stateDir;
     const before = readSecretValues(stateDir);
     const headersBefore = readHeaderRuleValues(stateDir);
+    const proxyBefore = readProxyPassword(stateDir);
     writeSecretValues(stateDir, secretValues(options));
     writeHeaderRules(stateDir, headerRuleValues(options));
+    writeProxyPassword(stateDir, upstreamProxyPassword(options));
     try {
       if (instance?.updateNetwork) await instance.updateNetwork(settings);
     } catch (e) {
       writeSecretValues(stateDir, before);
       writeHeaderRules(stateDir, headersBefore);
+      writeProxyPassword(stateDir, proxyBefore);
       throw e;
     }
     this.records.setNetwork(id, settings);

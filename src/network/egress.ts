@@ -20,8 +20,8 @@
  * each way, the verdict and its rule) through `audit`.
  */
 import http from "node:http";
-import https from "node:https";
-import net, { type Socket } from "node:net";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { readTlsClientHello } from "read-tls-client-hello";
 import type { NetworkAuditEntry } from "../core/types.ts";
@@ -43,6 +43,7 @@ import {
   scrubHeaders,
   secretAllows,
 } from "./secrets.ts";
+import { openUpstream, type UpstreamProxy, UpstreamProxyError } from "./upstream-proxy.ts";
 
 /** What the egress path of one sandbox is given. */
 export interface EgressOptions {
@@ -66,6 +67,10 @@ export interface EgressOptions {
   ca?: SandboxCa;
   /** Header rules (see secrets.ts): TLS to their hosts is terminated too. Default none. */
   headerRules?: HeaderRule[];
+  /** The proxy every upstream connection goes through, failing closed (see upstream-proxy.ts); default none: direct. */
+  upstreamProxy?: UpstreamProxy;
+  /** Time to connect upstream (through the proxy, if any), ms; default 30,000. */
+  connectTimeoutMs?: number;
 }
 
 /** Where an intercepted connection was going. */
@@ -123,7 +128,10 @@ export function splitAuthority(
 
 /** The egress path of one sandbox. */
 export class Egress {
-  private readonly o: Required<Omit<EgressOptions, "ca">> & { ca?: SandboxCa };
+  private readonly o: Required<Omit<EgressOptions, "ca" | "upstreamProxy">> & {
+    ca?: SandboxCa;
+    upstreamProxy?: UpstreamProxy;
+  };
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly contexts = new WeakMap<Socket, Context>();
@@ -133,6 +141,7 @@ export class Egress {
     this.o = {
       maxConnections: 256,
       helloTimeoutMs: 30_000,
+      connectTimeoutMs: 30_000,
       idleTimeoutMs: 600_000,
       maxHeaderBytes: 16 * 1024,
       secrets: [],
@@ -187,6 +196,42 @@ export class Egress {
   /** Replaces the header rules, for requests from now on. */
   set headerRules(rules: HeaderRule[]) {
     this.o.headerRules = rules;
+  }
+
+  /** Replaces the upstream proxy (undefined: direct), for connections from now on. */
+  set upstreamProxy(proxy: UpstreamProxy | undefined) {
+    this.o.upstreamProxy = proxy;
+  }
+
+  /**
+   * A connection to the checked `address`:`port`, through the upstream proxy
+   * when there is one (never direct then), else direct.
+   * @throws UpstreamProxyError, or the socket's error
+   */
+  connectUpstream(address: string, port: number): Promise<Socket> {
+    const policy = this.o.policy;
+    return openUpstream(this.o.upstreamProxy, address, port, {
+      resolve: (name) => this.o.resolver.resolve(name),
+      allowProxy: (a, p) => policy.proxyRefusal(a, p),
+      timeoutMs: this.o.connectTimeoutMs,
+    });
+  }
+
+  /** A `createConnection` for http.request: the upstream connection, wrapped in TLS for `servername` when given. */
+  private createConnection(address: string, port: number, servername?: string) {
+    return (_: unknown, done: (err: Error | null, socket: Duplex) => void): undefined => {
+      this.connectUpstream(address, port).then(
+        (raw) =>
+          done(
+            null,
+            servername
+              ? tls.connect({ socket: raw, servername, ca: trustedRoots(), ALPNProtocols: ["http/1.1"] })
+              : raw,
+          ),
+        (e: Error) => done(e, undefined as unknown as Duplex),
+      );
+      return undefined;
+    };
   }
 
   /** The header rules (for in-process clients). */
@@ -397,56 +442,76 @@ export class Egress {
       } else this.refuse(socket, { ...base, allowed: false });
       return;
     }
-    const upstream = net.connect({ host: v.address.toString(), port });
-    upstream.on("error", () => {});
+    let upstream: Socket | undefined;
     let up = 0;
     let down = 0;
     let connected = false;
+    let failure: string | undefined;
     let sniRule: string | undefined;
-    upstream.once("connect", async () => {
-      connected = true;
-      upstream.on("data", (c: Buffer) => {
-        down += c.length;
-      });
-      upstream.pipe(socket);
-      socket.setTimeout(this.o.idleTimeoutMs, () => socket.destroy());
-      if (kind === "connect") {
-        socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-        const sni = await this.tunnelSni(socket, port);
-        if (sni && !sni.allowed) {
-          sniRule = `sni ${sni.name ?? "?"}: ${sni.rule}`;
-          socket.resetAndDestroy();
-          return;
-        }
-      }
-      socket.on("data", (c: Buffer) => {
-        up += c.length;
-      });
-      socket.pipe(upstream);
-    });
     let ended = false;
     const end = () => {
       if (ended) return;
       ended = true;
       socket.destroy();
-      upstream.destroy();
+      upstream?.destroy();
       this.o.audit({
         ...base,
         allowed: connected && !sniRule,
-        ...(sniRule ? { rule: sniRule } : connected ? {} : { rule: `${v.rule}; upstream unreachable` }),
+        ...(sniRule
+          ? { rule: sniRule }
+          : connected
+            ? {}
+            : { rule: `${v.rule}; ${failure ?? "upstream unreachable"}` }),
         ...(kind === "connect" && !connected ? { status: 502 } : {}),
         bytesUp: up,
         bytesDown: down,
         durationMs: Date.now() - atMs,
       });
     };
-    upstream.once("close", () => {
-      if (!connected && kind === "connect" && !socket.destroyed)
-        socket.end("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-      else if (!connected) socket.resetAndDestroy();
-      end();
-    });
     socket.once("close", end);
+    this.connectUpstream(v.address.toString(), port).then(
+      async (u) => {
+        upstream = u;
+        u.on("error", () => {});
+        if (ended) {
+          u.destroy();
+          return;
+        }
+        connected = true;
+        u.once("close", end);
+        u.on("data", (c: Buffer) => {
+          down += c.length;
+        });
+        u.pipe(socket);
+        socket.setTimeout(this.o.idleTimeoutMs, () => socket.destroy());
+        if (kind === "connect") {
+          socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+          const sni = await this.tunnelSni(socket, port);
+          if (sni && !sni.allowed) {
+            sniRule = `sni ${sni.name ?? "?"}: ${sni.rule}`;
+            socket.resetAndDestroy();
+            return;
+          }
+        }
+        socket.on("data", (c: Buffer) => {
+          up += c.length;
+        });
+        socket.pipe(u);
+      },
+      (e: Error) => {
+        failure = e instanceof UpstreamProxyError ? e.reason : "upstream unreachable";
+        if (kind === "connect" && !socket.destroyed) {
+          const body = `Kiln egress: ${v.name ?? v.address?.toString()}:${port} ${failure}\n`;
+          socket.end(
+            `HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nX-Kiln-Rule: ${encodeURIComponent(failure)}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+          );
+          socket.once("finish", end);
+        } else {
+          if (!socket.destroyed) socket.resetAndDestroy();
+          end();
+        }
+      },
+    );
   }
 
   private forbidden(socket: Socket, target: string, rule: string): void {
@@ -585,16 +650,12 @@ export class Egress {
     ].join("; ");
     let up = 0;
     let down = 0;
-    const upstream = https.request({
-      host: v.address.toString(),
-      port: ctx.port,
-      servername: ctx.name,
-      ca: trustedRoots(),
+    const upstream = http.request({
       method: req.method,
       path,
       headers,
       setHost: false,
-      agent: false,
+      createConnection: this.createConnection(v.address.toString(), ctx.port, ctx.name),
     });
     req.on("data", (c: Buffer) => {
       up += c.length;
@@ -631,9 +692,11 @@ export class Egress {
     upstream.on("error", (e: NodeJS.ErrnoException) => {
       if (!res.headersSent) {
         const why =
-          e.code?.startsWith("ERR_TLS") || /certificate/i.test(e.message)
-            ? "upstream certificate refused"
-            : "upstream unreachable";
+          e instanceof UpstreamProxyError
+            ? e.reason
+            : e.code?.startsWith("ERR_TLS") || /certificate/i.test(e.message)
+              ? "upstream certificate refused"
+              : "upstream unreachable";
         res.writeHead(502, { "content-type": "text/plain; charset=utf-8", connection: "close" });
         res.end(`Kiln egress: ${ctx.name}:${ctx.port} ${why}\n`);
         finish(502, why);
@@ -715,22 +778,21 @@ export class Egress {
     let up = 0;
     let down = 0;
     const upstream = http.request({
-      host: v.address.toString(),
-      port,
       method: req.method,
       path,
       headers: forwardHeaders(req.rawHeaders),
       setHost: false,
-      agent: false,
+      createConnection: this.createConnection(v.address.toString(), port),
     });
     req.on("data", (c: Buffer) => {
       up += c.length;
     });
     req.pipe(upstream);
-    const finish = (status: number) =>
+    const finish = (status: number, why?: string) =>
       this.o.audit({
         ...base,
-        allowed: true,
+        allowed: why === undefined,
+        ...(why ? { rule: `${v.rule}; ${why}` } : {}),
         status,
         bytesUp: up,
         bytesDown: down,
@@ -747,10 +809,11 @@ export class Egress {
         finish(r.statusCode ?? 502);
       });
     });
-    upstream.on("error", () => {
+    upstream.on("error", (e) => {
       if (!res.headersSent) {
-        fail(502, `Kiln egress: ${v.name ?? host}:${port} unreachable`);
-        finish(502);
+        const why = e instanceof UpstreamProxyError ? e.reason : "upstream unreachable";
+        fail(502, `Kiln egress: ${v.name ?? host}:${port} ${why}`);
+        finish(502, why);
       } else res.destroy();
     });
     res.once("close", () => upstream.destroy());

@@ -7,7 +7,8 @@
  * owner adds (`KILN_NETWORK_EXTRA_CA`, a PEM file).
  */
 import http from "node:http";
-import https from "node:https";
+import type { Duplex } from "node:stream";
+import tls from "node:tls";
 import type { Egress } from "./egress.ts";
 import { trustedRoots } from "./roots.ts";
 import {
@@ -19,6 +20,7 @@ import {
   scrubbable,
   scrubHeaders,
 } from "./secrets.ts";
+import { UpstreamProxyError } from "./upstream-proxy.ts";
 
 /** What a fetch returns (the shape just-bash's `curl` takes). */
 export interface EgressFetchResult {
@@ -167,24 +169,36 @@ async function once(
   }
   const sent = body === undefined ? undefined : Buffer.from(body);
   return new Promise((resolve, reject) => {
-    const req = (tlsOn ? https : http).request({
-      host: v.address!.toString(),
-      port,
+    // Dialled at the checked address, through the upstream proxy when the policy has one (never direct then).
+    const createConnection = (_: unknown, done: (err: Error | null, socket: Duplex) => void): undefined => {
+      egress.connectUpstream(v.address!.toString(), port).then(
+        (raw) =>
+          done(
+            null,
+            tlsOn
+              ? tls.connect({ socket: raw, servername: v.name ?? host, ca, ALPNProtocols: ["http/1.1"] })
+              : raw,
+          ),
+        (e: Error) => done(e, undefined as unknown as Duplex),
+      );
+      return undefined;
+    };
+    const req = http.request({
       method,
       path,
       headers: { ...headers, host: url.host },
       setHost: false,
-      agent: false,
+      createConnection,
       timeout: Math.min(options.timeoutMs ?? 30_000, 30_000),
       ...(options.signal ? { signal: options.signal } : {}),
-      ...(tlsOn ? { servername: v.name ?? host, ca } : {}),
     });
     req.on("timeout", () => req.destroy(new Error("request timed out")));
     req.on("error", (e) => {
+      const proxied = e instanceof UpstreamProxyError;
       egress.record({
         ...base,
-        allowed: true,
-        rule: `${v.rule}; ${e.message}`,
+        allowed: !proxied,
+        rule: `${v.rule}; ${proxied ? e.reason : e.message}`,
         bytesUp: sent?.length ?? 0,
         bytesDown: 0,
         durationMs: Date.now() - atMs,

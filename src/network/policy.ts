@@ -14,6 +14,15 @@ import { InvalidArgumentError } from "../core/errors.ts";
 import { type Address, blockedRange } from "./address.ts";
 import { parseRule, type Rule, ruleMatches, type Target } from "./rules.ts";
 import { makeHeaderRule, makeSecret, newPlaceholder } from "./secrets.ts";
+import {
+  defaultUpstreamProxy,
+  parseUpstreamProxy,
+  readProxyPassword,
+  type UpstreamProxy,
+  type UpstreamProxyOption,
+  type UpstreamProxySettings,
+  upstreamProxyOf,
+} from "./upstream-proxy.ts";
 
 /** The `network` option of a sandbox, as callers give it. */
 export interface NetworkOptions {
@@ -35,6 +44,12 @@ export interface NetworkOptions {
    * that Kiln terminates). The values never enter the sandbox. They allow nothing by themselves.
    */
   headers?: Record<string, Record<string, string>>;
+  /**
+   * A proxy that every allowed connection leaves through (`http://` for CONNECT, `socks5://`),
+   * with optional credentials (`user:password@` in the URL, or `username` and `password`).
+   * Failing closed: proxy down or refusing, the connection is refused. Default: the server's, else none.
+   */
+  upstreamProxy?: UpstreamProxyOption;
 }
 
 /** A secret as stored and shown: never its value. */
@@ -59,6 +74,8 @@ export interface NetworkSettings {
   secrets?: Record<string, SecretSettings>;
   /** Header rules: host -> the names of the headers set (values kept apart, on the host); absent: none. */
   headers?: Record<string, string[]>;
+  /** The upstream proxy, without its password (kept apart, on the host); absent: the server's default, if any. */
+  upstreamProxy?: UpstreamProxySettings;
 }
 
 /** At most this many rules in each list. */
@@ -85,7 +102,7 @@ export function resolveNetwork(options: unknown, previous?: NetworkSettings): Ne
     throw new InvalidArgumentError("network must be an object");
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o))
-    if (!["egress", "allow", "deny", "secrets", "headers"].includes(key))
+    if (!["egress", "allow", "deny", "secrets", "headers", "upstreamProxy"].includes(key))
       throw new InvalidArgumentError(`network.${key} is not an option`);
   const egress = o.egress ?? "none";
   if (egress !== "none" && egress !== "all")
@@ -93,13 +110,39 @@ export function resolveNetwork(options: unknown, previous?: NetworkSettings): Ne
   const dedupe = (rules: Rule[]) => [...new Set(rules.map((r) => r.text))];
   const secrets = parseSecrets(o.secrets, previous?.secrets);
   const headers = parseHeaderRules(o.headers);
+  const upstreamProxy =
+    o.upstreamProxy === undefined || o.upstreamProxy === null
+      ? undefined
+      : parseUpstreamProxy(o.upstreamProxy).settings;
   return {
     egress,
     allow: dedupe(parseList(o.allow, "allow")),
     deny: dedupe(parseList(o.deny, "deny")),
     ...(secrets ? { secrets } : {}),
     ...(headers ? { headers } : {}),
+    ...(upstreamProxy ? { upstreamProxy } : {}),
   };
+}
+
+/** The password of an option's upstream proxy, if it has one (checked by {@link resolveNetwork}). */
+export function upstreamProxyPassword(options: NetworkOptions | undefined): string | undefined {
+  const p = options?.upstreamProxy;
+  return p === undefined || p === null ? undefined : parseUpstreamProxy(p).password;
+}
+
+/**
+ * The upstream proxy of a sandbox: its policy's (password from `stateDir`, its address
+ * checked against the blocked ranges), else the server's default, else none (direct).
+ * @throws InvalidArgumentError for a bad server default
+ */
+export function upstreamProxyFor(
+  settings: NetworkSettings,
+  stateDir: string,
+  serverDefault: UpstreamProxyOption | undefined,
+): UpstreamProxy | undefined {
+  if (settings.upstreamProxy)
+    return upstreamProxyOf(settings.upstreamProxy, readProxyPassword(stateDir), true);
+  return defaultUpstreamProxy(serverDefault);
 }
 
 /** Header rules of an option (with values) or of stored settings (names only), as stored. @throws InvalidArgumentError */
@@ -259,6 +302,19 @@ export class NetworkPolicy {
   /** Whether some allow rule names addresses (then a name is resolved before it is refused by default). */
   get allowsAddresses(): boolean {
     return this.allow.some((r) => r.kind === "cidr");
+  }
+
+  /**
+   * Why an upstream proxy that the policy names may not be dialled at
+   * `address`:`port` (a blocked range that no address rule names), or
+   * undefined when it may.
+   */
+  proxyRefusal(address: Address, port: number): string | undefined {
+    const range = blockedRange(address);
+    if (!range) return undefined;
+    return this.allow.some((r) => r.kind === "cidr" && ruleMatches(r, { address, port }))
+      ? undefined
+      : `blocked ${range}`;
   }
 
   /** Whether `address` may be given in a DNS answer for an allowed name (blocked ranges are dropped). */

@@ -36,7 +36,7 @@ import type { TierName } from "../../core/types.ts";
 import { SandboxCa } from "../../network/ca.ts";
 import { answerDns } from "../../network/dns.ts";
 import { Egress } from "../../network/egress.ts";
-import { hasEgress, NetworkPolicy, type NetworkSettings } from "../../network/policy.ts";
+import { hasEgress, NetworkPolicy, type NetworkSettings, upstreamProxyFor } from "../../network/policy.ts";
 import { parseHostMap, Resolver } from "../../network/resolver.ts";
 import { parseRule } from "../../network/rules.ts";
 import { readHeaderRules, type Secret, secretsOf } from "../../network/secrets.ts";
@@ -150,6 +150,7 @@ export async function attachEgress(
       egress.ca = ca;
     }
     egress.secrets = secrets;
+    egress.upstreamProxy = upstreamProxyFor(settings, spec.stateDir, spec.upstreamProxy);
   };
   setSecrets(spec.network);
   const servers: Server[] = [];

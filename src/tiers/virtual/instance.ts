@@ -30,7 +30,7 @@ import type {
 import { SandboxStoppedError, UnsupportedError } from "../../core/errors.ts";
 import { Egress } from "../../network/egress.ts";
 import { egressFetch } from "../../network/fetch.ts";
-import { hasEgress, NetworkPolicy, type NetworkSettings } from "../../network/policy.ts";
+import { hasEgress, NetworkPolicy, type NetworkSettings, upstreamProxyFor } from "../../network/policy.ts";
 import { parseHostMap, Resolver } from "../../network/resolver.ts";
 import { readHeaderRules, secretsOf } from "../../network/secrets.ts";
 import { exportStoreAsAgentFs } from "../../workspace/agentfs-exchange.ts";
@@ -109,6 +109,7 @@ export class VirtualInstance implements Instance {
       this.egressPath.policy = new NetworkPolicy(settings);
       this.egressPath.secrets = secretsOf(settings, this.spec.stateDir);
       this.egressPath.headerRules = settings.headers ? readHeaderRules(this.spec.stateDir) : [];
+      this.egressPath.upstreamProxy = upstreamProxyFor(settings, this.spec.stateDir, this.spec.upstreamProxy);
     }
     // The interpreter's environment holds the placeholders, and curl exists only with egress.
     if (had !== hasEgress(settings) || hadSecrets !== JSON.stringify(settings.secrets ?? {}))
@@ -128,6 +129,7 @@ export class VirtualInstance implements Instance {
         secrets: secretsOf(network, this.spec.stateDir),
         headerRules: network.headers ? readHeaderRules(this.spec.stateDir) : [],
       });
+      this.egressPath.upstreamProxy = upstreamProxyFor(network, this.spec.stateDir, this.spec.upstreamProxy);
     }
     return this.egressPath;
   }
