@@ -179,10 +179,15 @@ export function sandboxDetail(ctx: E2bContext, info: SandboxInfo): Record<string
 
 /** `allowInternetAccess` and `network` of `getInfo`, from the sandbox's policy and port policy. */
 function detailNetwork(info: SandboxInfo): Record<string, unknown> {
-  const { allowInternetAccess, allowOut, denyOut } = e2bNetworkInfo(info.network);
+  const { allowInternetAccess, allowOut, denyOut, egressProxy } = e2bNetworkInfo(info.network);
   return {
     allowInternetAccess,
-    network: { allowOut, denyOut, allowPublicTraffic: info.ports.public === "all" },
+    network: {
+      allowOut,
+      denyOut,
+      ...(egressProxy ? { egressProxy } : {}),
+      allowPublicTraffic: info.ports.public === "all",
+    },
   };
 }
 

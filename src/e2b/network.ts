@@ -18,7 +18,9 @@
  * CIDRs). `rules` (host -> transforms) become header rules: the headers of
  * each host's transforms, in order, set by the host side over TLS it
  * terminates; like E2B's, they allow nothing by themselves. "All traffic" is never an address rule: the blocked ranges
- * (169.254.169.254, private, loopback, ...) stay blocked under it.
+ * (169.254.169.254, private, loopback, ...) stay blocked under it. `egressProxy`
+ * (`{ address: "host:port", username, password }`, SOCKS5) is Kiln's
+ * `upstreamProxy` `socks5://host:port`; `getInfo` shows it without the password.
  */
 import {
   InvalidArgumentError,
@@ -41,7 +43,7 @@ function stringList(v: unknown, field: string): string[] {
  * Kiln's `network` option for E2B's fields; `defaultEgress` is the server's
  * default when they say nothing about the internet.
  * @throws InvalidArgumentError (malformed fields; bad rules are found by Kiln), UnsupportedError
- *   (`egressProxy`, `httpsPorts`, `maskRequestHost`)
+ *   (`httpsPorts`, `maskRequestHost`)
  */
 export function e2bNetworkPolicy(
   allowInternetAccess: unknown,
@@ -74,8 +76,7 @@ export function e2bNetworkPolicy(
       }
     }
   }
-  if (n.egressProxy !== undefined && n.egressProxy !== null)
-    throw new UnsupportedError("network.egressProxy (an upstream proxy) is not supported by Kiln yet");
+  const upstreamProxy = egressProxy(n.egressProxy);
   if (Array.isArray(n.httpsPorts) && n.httpsPorts.length > 0)
     throw new UnsupportedError(
       "network.httpsPorts is not supported by Kiln: its port proxy speaks HTTP to the sandbox",
@@ -94,6 +95,25 @@ export function e2bNetworkPolicy(
     ...(allow.length ? { allow } : {}),
     ...(deny.length ? { deny } : {}),
     ...(Object.keys(headers).length ? { headers } : {}),
+    ...(upstreamProxy ? { upstreamProxy } : {}),
+  };
+}
+
+/** E2B's `egressProxy` (SOCKS5 `host:port`, credentials) as Kiln's `upstreamProxy`. @throws InvalidArgumentError */
+function egressProxy(v: unknown): NetworkOptions["upstreamProxy"] {
+  if (v === undefined || v === null) return undefined;
+  const p = v as { address?: unknown; username?: unknown; password?: unknown };
+  if (typeof v !== "object" || Array.isArray(v) || typeof p.address !== "string" || p.address === "")
+    throw new InvalidArgumentError(
+      "network.egressProxy must be { address: 'host:port', username?, password? }",
+    );
+  for (const k of ["username", "password"] as const)
+    if (p[k] !== undefined && typeof p[k] !== "string")
+      throw new InvalidArgumentError(`network.egressProxy.${k} must be a string`);
+  return {
+    url: `socks5://${p.address}`,
+    ...(p.username !== undefined ? { username: p.username as string } : {}),
+    ...(p.password !== undefined ? { password: p.password as string } : {}),
   };
 }
 
@@ -102,8 +122,18 @@ export function e2bNetworkInfo(settings: NetworkSettings): {
   allowInternetAccess: boolean;
   allowOut: string[];
   denyOut: string[];
+  egressProxy?: { address: string; username?: string };
 } {
+  const proxy = settings.upstreamProxy;
   return {
+    ...(proxy
+      ? {
+          egressProxy: {
+            address: proxy.url.replace(/^[a-z0-9]+:\/\//, ""),
+            ...(proxy.username !== undefined ? { username: proxy.username } : {}),
+          },
+        }
+      : {}),
     allowInternetAccess: settings.egress === "all",
     allowOut: settings.allow,
     // With no egress beyond the allow rules, E2B would say: all traffic denied but those.

@@ -77,6 +77,8 @@ export interface ServeOptions {
    * addresses (E2B's default; the blocked ranges stay blocked).
    */
   e2bEgress?: "none" | "all";
+  /** The upstream proxy of sandboxes whose policy names none (`Kiln.open`'s `upstreamProxy`); default `$KILN_UPSTREAM_PROXY`. */
+  upstreamProxy?: string;
 }
 
 /** The default of {@link ServeOptions.idleTimeoutMs}: 10 minutes. */
@@ -125,6 +127,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     maxLifetimeMs: options.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     ...(options.networkHosts ? { networkHosts: options.networkHosts } : {}),
+    ...(options.upstreamProxy ? { upstreamProxy: options.upstreamProxy } : {}),
   });
   const keys = new KeyStore(kiln.dataDir);
   keyStore = keys;

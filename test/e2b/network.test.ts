@@ -3,8 +3,8 @@
  * `allowOut` / `denyOut` (with `ALL_TRAFFIC`), `allowInternetAccess`,
  * `Sandbox.updateNetwork`, and `getInfo`'s network, against the fake internet
  * (`files.test`, `other.test`), on the virtual tier (its `curl`); `rules`
- * header transforms set on the host side; what Kiln does not do yet (an
- * egress proxy) is a 501, never
+ * header transforms set on the host side; `egressProxy` through a real SOCKS5
+ * proxy on loopback; what Kiln does not do (`httpsPorts`) is a 501, never
  * silently dropped. Without any of them a sandbox gets the server's default
  * egress: none, unless `e2bEgress: "all"`.
  */
@@ -17,6 +17,7 @@ import { after, before, describe, test } from "node:test";
 import { ALL_TRAFFIC, Sandbox, SandboxError } from "e2b";
 import { type RunningServer, startServer } from "../../src/server/index.ts";
 import { type FakeInternet, fakeInternetUnavailable, startFakeInternet } from "../network/fake-internet.ts";
+import { deadPort, startSocksProxy } from "../network/test-proxies.ts";
 import { rejectsWith } from "./suite.ts";
 
 const why = fakeInternetUnavailable();
@@ -98,7 +99,7 @@ describe("e2b sdk: network options map onto Kiln's policy", () => {
     }
   });
 
-  test("no network options: the server's default (none); rules set headers host-side; an egress proxy is a 501", async (t) => {
+  test("no network options: the server's default (none); rules set headers host-side; httpsPorts is a 501", async (t) => {
     if (why) return t.skip(why);
     const plain = await Sandbox.create(opts());
     try {
@@ -124,10 +125,7 @@ describe("e2b sdk: network options map onto Kiln's policy", () => {
         "files:GET /t host=files.test",
         "no header over plain HTTP",
       );
-      await rejectsWith(
-        Sandbox.create({ ...opts(), network: { egressProxy: { address: "proxy.test:1080" } } }),
-        SandboxError,
-      );
+      await rejectsWith(Sandbox.create({ ...opts(), network: { httpsPorts: [3000] } }), SandboxError);
       assert.match(
         await get(plain, "https://files.test/g"),
         /^files:GET \/g host=files\.test auth=\[authorization set by Kiln\]/,
@@ -135,6 +133,38 @@ describe("e2b sdk: network options map onto Kiln's policy", () => {
       );
     } finally {
       await plain.kill();
+    }
+  });
+
+  test("egressProxy: traffic leaves through the SOCKS5 proxy with its credentials, failing closed", async (t) => {
+    if (why) return t.skip(why);
+    const proxy = await startSocksProxy({ name: "e2b-user", password: "e2b-pw" });
+    const address = `127.0.0.1:${proxy.port}`;
+    // The proxy is on loopback, a blocked range: an address rule names it.
+    const allowOut = ["files.test", address];
+    const sbx = await Sandbox.create({
+      ...opts(),
+      network: { allowOut, egressProxy: { address, username: "e2b-user", password: "e2b-pw" } },
+    });
+    try {
+      assert.equal(await get(sbx, "https://files.test/p"), "files:GET /p host=files.test");
+      assert.deepEqual(proxy.tunnels, [`${net!.files}:443`]);
+      assert.deepEqual(proxy.credentials, ["e2b-user:e2b-pw"]);
+      const info = await sbx.getInfo();
+      assert.deepEqual(info.network?.egressProxy, { address, username: "e2b-user" });
+      // Down: refused, never direct; then back through it (positive control).
+      const dead = `127.0.0.1:${await deadPort()}`;
+      await sbx.updateNetwork({ allowOut: ["files.test", dead], egressProxy: { address: dead } });
+      assert.equal(await get(sbx, "https://files.test/q"), "refused");
+      await sbx.updateNetwork({
+        allowOut,
+        egressProxy: { address, username: "e2b-user", password: "e2b-pw" },
+      });
+      assert.equal(await get(sbx, "https://files.test/r"), "files:GET /r host=files.test");
+      assert.equal(proxy.tunnels.length, 2);
+    } finally {
+      await sbx.kill();
+      await proxy.close();
     }
   });
 

@@ -130,10 +130,10 @@ describe("e2b handler: auth, routing, tiers", () => {
 
   test("unsupported calls fail with a clear status", async () => {
     const e = await rejectsWith(
-      Sandbox.updateNetwork(sb.sandboxId, { egressProxy: { address: "proxy.test:1080" } }, fx.opts()),
+      Sandbox.updateNetwork(sb.sandboxId, { egressProxy: { address: "" } }, fx.opts()),
       SandboxError,
     );
-    assert.equal(e.statusCode, 501);
+    assert.equal(e.statusCode, 400);
   });
 
   test("resolveTemplate, checkTemplateOnTier and commandLine", async () => {

@@ -69,6 +69,12 @@ export function registerServe(program: Command): void {
         .choices(["none", "all"])
         .default("none"),
     )
+    .addOption(
+      new Option(
+        "--upstream-proxy <url>",
+        "proxy (http:// CONNECT or socks5://, optional user:password@) that sandboxes' egress leaves through when their policy names none; failing closed",
+      ).env("KILN_UPSTREAM_PROXY"),
+    )
     .action(async (flags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const count = (v: string | undefined, flag: string): number | undefined => {
@@ -114,6 +120,7 @@ export function registerServe(program: Command): void {
         warmPool,
         e2bTier,
         e2bEgress: flags.e2bEgress,
+        ...(flags.upstreamProxy ? { upstreamProxy: flags.upstreamProxy } : {}),
         ...(flags.domain ? { domain: flags.domain } : {}),
       });
       const statuses = await server.kiln.doctor();
