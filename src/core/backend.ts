@@ -14,7 +14,7 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { Duplex } from "node:stream";
-import type { NetworkSettings } from "../network/policy.ts";
+import type { NetworkSettings, ServerNetworkLimits } from "../network/policy.ts";
 import type { CellEvent } from "./execution.ts";
 import type { Limits } from "./limits.ts";
 import type { EntryInfo, TemplateBuildProgress, TierName, TierStatus } from "./types.ts";
@@ -39,6 +39,8 @@ export interface InstanceSpec {
   network?: NetworkSettings;
   /** Host names resolved to these addresses by the egress path, never by DNS (see `OpenOptions.networkHosts`). */
   networkHosts?: Readonly<Record<string, readonly string[]>>;
+  /** The server's caps on the sandbox's egress (see `OpenOptions.networkLimits`); absent: the defaults. */
+  networkLimits?: ServerNetworkLimits;
   /** The server's upstream proxy for sandboxes whose policy names none (see `OpenOptions.upstreamProxy`). */
   upstreamProxy?: string;
   /**

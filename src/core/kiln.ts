@@ -17,7 +17,9 @@ import {
   headerRuleValues,
   type NetworkOptions,
   type NetworkSettings,
+  parseServerNetworkLimits,
   resolveNetwork,
+  type ServerNetworkLimits,
   secretValues,
   upstreamProxyPassword,
 } from "../network/policy.ts";
@@ -123,6 +125,13 @@ export interface OpenOptions {
    * @throws InvalidArgumentError for a bad URL
    */
   upstreamProxy?: string;
+  /**
+   * Caps on every sandbox's egress, so that one cannot starve the others: open
+   * connections (default 256), bytes a second each way (default none), network
+   * audit entries a second (default 200). A sandbox's policy (`network.limits`) may only lower them.
+   * @throws InvalidArgumentError
+   */
+  networkLimits?: ServerNetworkLimits;
   signal?: AbortSignal;
 }
 
@@ -177,6 +186,8 @@ export class Kiln {
   private networkHosts: Record<string, string[]> = {};
   /** The server's upstream proxy (see {@link OpenOptions.upstreamProxy}). */
   private upstreamProxy: string | undefined;
+  /** The server's caps on egress (see {@link OpenOptions.networkLimits}). */
+  private networkLimits: ServerNetworkLimits = {};
 
   private constructor(
     dataDir: string,
@@ -259,6 +270,7 @@ export class Kiln {
     kiln.networkHosts = hostsOption(options.networkHosts);
     kiln.upstreamProxy = options.upstreamProxy ?? (process.env.KILN_UPSTREAM_PROXY || undefined);
     defaultUpstreamProxy(kiln.upstreamProxy);
+    kiln.networkLimits = parseServerNetworkLimits(options.networkLimits);
     kiln.volumeStore.sweep();
     await kiln.recoverCrashed();
     await kiln.states.recover();
@@ -330,6 +342,7 @@ export class Kiln {
       network: info.network,
       networkHosts: this.networkHosts,
       ...(this.upstreamProxy ? { upstreamProxy: this.upstreamProxy } : {}),
+      ...(Object.keys(this.networkLimits).length > 0 ? { networkLimits: this.networkLimits } : {}),
       ...(info.volumes.length > 0
         ? { volumes: info.volumes.map((v) => ({ hostPath: this.volumeStore.hostPath(v.id), path: v.path })) }
         : {}),

@@ -203,9 +203,10 @@ export interface NetworkAuditEntry {
   /**
    * `http` (one request), `connect` (a proxy tunnel), `tls` and `tcp` (an intercepted connection), `dns` (a query),
    * `inbound` (a connection into one of the sandbox's ports through Kiln: `sandbox.ports` or `kiln serve`),
-   * `policy` (the network policy was changed while the sandbox ran; `rule` holds the new one).
+   * `policy` (the network policy was changed while the sandbox ran; `rule` holds the new one),
+   * `audit` (entries over the sandbox's audit rate were dropped; `rule` says how many).
    */
-  kind: "http" | "connect" | "tls" | "tcp" | "dns" | "inbound" | "policy";
+  kind: "http" | "connect" | "tls" | "tcp" | "dns" | "inbound" | "policy" | "audit";
   /** Host name asked for, when one was seen (Host, CONNECT authority, SNI, DNS question). */
   host?: string;
   /** Address dialled (or asked for, when the connection was to an address). */

@@ -43,6 +43,7 @@ import {
   scrubHeaders,
   secretAllows,
 } from "./secrets.ts";
+import { Throttle, TokenBucket } from "./throttle.ts";
 import { openUpstream, type UpstreamProxy, UpstreamProxyError } from "./upstream-proxy.ts";
 
 /** What the egress path of one sandbox is given. */
@@ -53,8 +54,10 @@ export interface EgressOptions {
   resolver: Resolver;
   /** Receives one entry per request, connection or refusal. */
   audit(entry: Omit<NetworkAuditEntry, "id">): void;
-  /** Open connections at once, from the sandbox; more are reset. Default 256. */
+  /** Open connections at once, from the sandbox; more are reset. Default 256; the policy's `limits` may lower it. */
   maxConnections?: number;
+  /** Bytes per second each way over all the sandbox's connections; default none; the policy's `limits` may lower it. */
+  maxBytesPerSecond?: number;
   /** Time for a request's headers or a ClientHello to arrive, ms; default 30,000. */
   helloTimeoutMs?: number;
   /** A tunnel or connection idle this long is closed, ms; default 600,000. */
@@ -128,10 +131,12 @@ export function splitAuthority(
 
 /** The egress path of one sandbox. */
 export class Egress {
-  private readonly o: Required<Omit<EgressOptions, "ca" | "upstreamProxy">> & {
+  private readonly o: Required<Omit<EgressOptions, "ca" | "upstreamProxy" | "maxBytesPerSecond">> & {
     ca?: SandboxCa;
     upstreamProxy?: UpstreamProxy;
+    maxBytesPerSecond?: number;
   };
+  private buckets: { rate: number; up: TokenBucket; down: TokenBucket } | undefined;
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly contexts = new WeakMap<Socket, Context>();
@@ -196,6 +201,26 @@ export class Egress {
   /** Replaces the header rules, for requests from now on. */
   set headerRules(rules: HeaderRule[]) {
     this.o.headerRules = rules;
+  }
+
+  /** Open connections allowed at once: the server's cap, or the policy's when lower. */
+  get maxConnections(): number {
+    return Math.min(this.o.maxConnections, this.o.policy.settings.limits?.maxConnections ?? Infinity);
+  }
+
+  /**
+   * A stream that passes bytes at the sandbox's rate in `direction` (`up`: out of the
+   * sandbox), shared by all its connections; passes them at once without a cap.
+   */
+  throttle(direction: "up" | "down"): Throttle {
+    const rate = Math.min(
+      this.o.maxBytesPerSecond ?? Infinity,
+      this.o.policy.settings.limits?.maxBytesPerSecond ?? Infinity,
+    );
+    if (rate === Infinity) return new Throttle(undefined);
+    if (this.buckets?.rate !== rate)
+      this.buckets = { rate, up: new TokenBucket(rate), down: new TokenBucket(rate) };
+    return new Throttle(this.buckets[direction]);
   }
 
   /** Replaces the upstream proxy (undefined: direct), for connections from now on. */
@@ -376,7 +401,7 @@ export class Egress {
 
   private admit(socket: Socket, original: Original | undefined): boolean {
     socket.on("error", () => {});
-    if (this.closed || this.sockets.size >= this.o.maxConnections) {
+    if (this.closed || this.sockets.size >= this.maxConnections) {
       this.refuse(socket, {
         kind: "tcp",
         atMs: Date.now(),
@@ -482,7 +507,7 @@ export class Egress {
         u.on("data", (c: Buffer) => {
           down += c.length;
         });
-        u.pipe(socket);
+        u.pipe(this.throttle("down")).pipe(socket);
         socket.setTimeout(this.o.idleTimeoutMs, () => socket.destroy());
         if (kind === "connect") {
           socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
@@ -496,7 +521,7 @@ export class Egress {
         socket.on("data", (c: Buffer) => {
           up += c.length;
         });
-        socket.pipe(u);
+        socket.pipe(this.throttle("up")).pipe(u);
       },
       (e: Error) => {
         failure = e instanceof UpstreamProxyError ? e.reason : "upstream unreachable";
@@ -660,7 +685,7 @@ export class Egress {
     req.on("data", (c: Buffer) => {
       up += c.length;
     });
-    req.pipe(upstream);
+    req.pipe(this.throttle("up")).pipe(upstream);
     const finish = (status: number, why?: string) =>
       this.o.audit({
         ...base,
@@ -683,7 +708,7 @@ export class Egress {
       r.on("data", (c: Buffer) => {
         down += c.length;
       });
-      (scrub.length > 0 ? r.pipe(new ScrubStream(scrub)) : r).pipe(res);
+      (scrub.length > 0 ? r.pipe(new ScrubStream(scrub)) : r).pipe(this.throttle("down")).pipe(res);
       res.once("close", () => {
         r.destroy();
         finish(r.statusCode ?? 502);
@@ -787,7 +812,7 @@ export class Egress {
     req.on("data", (c: Buffer) => {
       up += c.length;
     });
-    req.pipe(upstream);
+    req.pipe(this.throttle("up")).pipe(upstream);
     const finish = (status: number, why?: string) =>
       this.o.audit({
         ...base,
@@ -803,7 +828,7 @@ export class Egress {
       r.on("data", (c: Buffer) => {
         down += c.length;
       });
-      r.pipe(res);
+      r.pipe(this.throttle("down")).pipe(res);
       res.once("close", () => {
         r.destroy();
         finish(r.statusCode ?? 502);

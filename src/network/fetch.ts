@@ -208,13 +208,15 @@ async function once(
     req.on("response", (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      res.on("data", (c: Buffer) => {
+      // At the sandbox's bandwidth cap, if it has one.
+      const body = res.pipe(egress.throttle("down"));
+      body.on("data", (c: Buffer) => {
         size += c.length;
         if (size > MAX_FETCH_BODY_BYTES)
           req.destroy(new Error(`response larger than ${MAX_FETCH_BODY_BYTES} bytes`));
         else chunks.push(c);
       });
-      res.on("end", () => {
+      body.on("end", () => {
         egress.record({
           ...base,
           allowed: true,
@@ -239,6 +241,8 @@ async function once(
         });
       });
     });
-    req.end(sent);
+    const upload = egress.throttle("up");
+    upload.pipe(req);
+    upload.end(sent);
   });
 }

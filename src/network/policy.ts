@@ -50,6 +50,39 @@ export interface NetworkOptions {
    * Failing closed: proxy down or refusing, the connection is refused. Default: the server's, else none.
    */
   upstreamProxy?: UpstreamProxyOption;
+  /** Per-sandbox caps, within the server's (a larger value means the server's). */
+  limits?: NetworkLimits;
+}
+
+/** Per-sandbox caps on egress, so that one sandbox cannot starve the others. */
+export interface NetworkLimits {
+  /** Connections open at once from the sandbox; more are refused (reset). Default 256 (the server's). */
+  maxConnections?: number;
+  /** Bytes per second each way, summed over the sandbox's connections. Default: the server's, else none. */
+  maxBytesPerSecond?: number;
+}
+
+/** The server's caps on every sandbox's egress (`Kiln.open`'s `networkLimits`): a policy may only lower them. */
+export interface ServerNetworkLimits extends NetworkLimits {
+  /** Network audit entries written a second per sandbox (more are counted, then summarised). Default 200. */
+  maxAuditEntriesPerSecond?: number;
+}
+
+/**
+ * Checked server caps (`Kiln.open`'s `networkLimits`).
+ * @throws InvalidArgumentError
+ */
+export function parseServerNetworkLimits(value: unknown): ServerNetworkLimits {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new InvalidArgumentError("networkLimits must be an object");
+  const { maxAuditEntriesPerSecond: audit, ...rest } = value as Record<string, unknown>;
+  if (audit !== undefined && (typeof audit !== "number" || !Number.isSafeInteger(audit) || audit < 1))
+    throw new InvalidArgumentError("networkLimits.maxAuditEntriesPerSecond must be a positive integer");
+  return {
+    ...parseNetworkLimits(rest, "networkLimits"),
+    ...(audit !== undefined ? { maxAuditEntriesPerSecond: audit as number } : {}),
+  };
 }
 
 /** A secret as stored and shown: never its value. */
@@ -76,6 +109,8 @@ export interface NetworkSettings {
   headers?: Record<string, string[]>;
   /** The upstream proxy, without its password (kept apart, on the host); absent: the server's default, if any. */
   upstreamProxy?: UpstreamProxySettings;
+  /** Per-sandbox caps; absent: the server's. */
+  limits?: NetworkLimits;
 }
 
 /** At most this many rules in each list. */
@@ -102,7 +137,7 @@ export function resolveNetwork(options: unknown, previous?: NetworkSettings): Ne
     throw new InvalidArgumentError("network must be an object");
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o))
-    if (!["egress", "allow", "deny", "secrets", "headers", "upstreamProxy"].includes(key))
+    if (!["egress", "allow", "deny", "secrets", "headers", "upstreamProxy", "limits"].includes(key))
       throw new InvalidArgumentError(`network.${key} is not an option`);
   const egress = o.egress ?? "none";
   if (egress !== "none" && egress !== "all")
@@ -114,6 +149,7 @@ export function resolveNetwork(options: unknown, previous?: NetworkSettings): Ne
     o.upstreamProxy === undefined || o.upstreamProxy === null
       ? undefined
       : parseUpstreamProxy(o.upstreamProxy).settings;
+  const limits = parseNetworkLimits(o.limits);
   return {
     egress,
     allow: dedupe(parseList(o.allow, "allow")),
@@ -121,7 +157,28 @@ export function resolveNetwork(options: unknown, previous?: NetworkSettings): Ne
     ...(secrets ? { secrets } : {}),
     ...(headers ? { headers } : {}),
     ...(upstreamProxy ? { upstreamProxy } : {}),
+    ...(limits ? { limits } : {}),
   };
+}
+
+/**
+ * Checked caps (undefined when none is given).
+ * @throws InvalidArgumentError
+ */
+export function parseNetworkLimits(value: unknown, field = "network.limits"): NetworkLimits | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new InvalidArgumentError(`${field} must be an object`);
+  const out: NetworkLimits = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const [min, max] =
+      k === "maxConnections" ? [1, 65_536] : k === "maxBytesPerSecond" ? [1024, 2 ** 40] : [0, -1];
+    if (max < 0) throw new InvalidArgumentError(`${field}.${k} is not an option`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max)
+      throw new InvalidArgumentError(`${field}.${k} must be an integer from ${min} to ${max}`);
+    out[k as keyof NetworkLimits] = v;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /** The password of an option's upstream proxy, if it has one (checked by {@link resolveNetwork}). */

@@ -287,7 +287,7 @@ export const NetworkAuditEntrySchema = z
   .object({
     id: z.number(),
     atMs: z.number(),
-    kind: z.enum(["http", "connect", "tls", "tcp", "dns", "inbound", "policy"]),
+    kind: z.enum(["http", "connect", "tls", "tcp", "dns", "inbound", "policy", "audit"]),
     host: Str.optional(),
     address: Str.optional(),
     port: z.number().optional(),

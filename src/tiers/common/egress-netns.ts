@@ -33,6 +33,7 @@ import { AuditLog } from "../../core/audit-log.ts";
 import type { InstanceSpec } from "../../core/backend.ts";
 import { TierUnavailableError } from "../../core/errors.ts";
 import type { TierName } from "../../core/types.ts";
+import { limitAuditRate } from "../../network/audit-limit.ts";
 import { SandboxCa } from "../../network/ca.ts";
 import { answerDns } from "../../network/dns.ts";
 import { Egress } from "../../network/egress.ts";
@@ -131,11 +132,17 @@ export async function attachEgress(
 ): Promise<EgressAttachment | undefined> {
   if (!spec.network || !hasEgress(spec.network)) return undefined;
   let policy = new NetworkPolicy(spec.network);
-  const audit = new AuditLog(spec.databasePath);
+  const log = new AuditLog(spec.databasePath);
+  // Every entry of this sandbox (egress, DNS) goes through one rate cap.
+  const audit = limitAuditRate((e) => log.network(e), spec.networkLimits?.maxAuditEntriesPerSecond);
   const egress = new Egress({
     policy,
     resolver: new Resolver(hostMap(spec)),
-    audit: (e) => audit.network(e),
+    audit: (e) => audit.record(e),
+    ...(spec.networkLimits?.maxConnections ? { maxConnections: spec.networkLimits.maxConnections } : {}),
+    ...(spec.networkLimits?.maxBytesPerSecond
+      ? { maxBytesPerSecond: spec.networkLimits.maxBytesPerSecond }
+      : {}),
   });
   let secrets: Secret[] = [];
   let intercepting = false;
@@ -178,6 +185,7 @@ export async function attachEgress(
     for (const s of servers) s.close();
     udp?.close();
     audit.close();
+    log.close();
     if (netnsFd !== undefined) closeSync(netnsFd);
     netnsFd = undefined;
   };
@@ -217,7 +225,7 @@ export async function attachEgress(
           } else if (m.kind === "udp") {
             udp = handle as dgram.Socket;
             udp.on("message", (msg, from) => {
-              const reply = answerDns(msg, { policy, addressFor, audit: (e) => audit.network(e) });
+              const reply = answerDns(msg, { policy, addressFor, audit: (e) => audit.record(e) });
               if (reply) udp!.send(reply, from.port, from.address);
             });
             udp.on("error", () => {});
@@ -299,7 +307,7 @@ export async function attachEgress(
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        const reply = answerDns(msg, { policy, addressFor, audit: (e) => audit.network(e) });
+        const reply = answerDns(msg, { policy, addressFor, audit: (e) => audit.record(e) });
         if (!reply) return socket.destroy();
         const len = Buffer.alloc(2);
         len.writeUInt16BE(reply.length);

@@ -28,6 +28,7 @@ import type {
   SpawnRequest,
 } from "../../core/backend.ts";
 import { SandboxStoppedError, UnsupportedError } from "../../core/errors.ts";
+import { limitAuditRate } from "../../network/audit-limit.ts";
 import { Egress } from "../../network/egress.ts";
 import { egressFetch } from "../../network/fetch.ts";
 import { hasEgress, NetworkPolicy, type NetworkSettings, upstreamProxyFor } from "../../network/policy.ts";
@@ -121,11 +122,15 @@ export class VirtualInstance implements Instance {
     const network = this.spec.network;
     if (!network || !hasEgress(network)) return undefined;
     if (!this.egressPath) {
-      const audit = new AuditLog(this.database);
+      const log = new AuditLog(this.database);
+      const limits = this.spec.networkLimits;
+      const audit = limitAuditRate((e) => log.network(e), limits?.maxAuditEntriesPerSecond);
       this.egressPath = new Egress({
         policy: new NetworkPolicy(network),
         resolver: new Resolver(parseHostMap(this.spec.networkHosts ?? process.env.KILN_NETWORK_HOSTS)),
-        audit: (e) => audit.network(e),
+        audit: (e) => audit.record(e),
+        ...(limits?.maxConnections ? { maxConnections: limits.maxConnections } : {}),
+        ...(limits?.maxBytesPerSecond ? { maxBytesPerSecond: limits.maxBytesPerSecond } : {}),
         secrets: secretsOf(network, this.spec.stateDir),
         headerRules: network.headers ? readHeaderRules(this.spec.stateDir) : [],
       });
