@@ -83,7 +83,9 @@ export {
 export {
   hasEgress,
   MAX_NETWORK_RULES,
+  type NetworkLimits,
   type NetworkOptions,
   type NetworkSettings,
   resolveNetwork,
+  type ServerNetworkLimits,
 } from "./network/policy.ts";

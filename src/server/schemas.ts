@@ -60,6 +60,22 @@ const NetworkFields = {
   }),
   allow: NetworkRules,
   deny: NetworkRules,
+  limits: z
+    .object({
+      maxConnections: z
+        .number()
+        .int()
+        .optional()
+        .openapi({ description: "open connections at once (default 256)" }),
+      maxBytesPerSecond: z
+        .number()
+        .int()
+        .optional()
+        .openapi({ description: "bytes a second each way over all connections (default none)" }),
+    })
+    .strict()
+    .optional()
+    .openapi({ description: "per-sandbox caps, within the server's (docs/network.md#caps)" }),
 };
 
 /** A sandbox's network policy as given (docs/network.md); rules are checked and canonicalised by Kiln. */
@@ -86,6 +102,17 @@ export const NetworkSchema = z
     headers: z.record(z.string(), z.record(z.string(), z.string())).optional().openapi({
       description: "host -> headers the host side sets on requests to it (docs/network.md#header-rules)",
     }),
+    upstreamProxy: z
+      .union([
+        Str,
+        z.object({ url: Str, username: z.string().optional(), password: z.string().optional() }).strict(),
+      ])
+      .optional()
+      .openapi({
+        description:
+          "proxy that allowed traffic leaves through: http:// (CONNECT) or socks5://, optional user:password@ (docs/network.md#upstream-proxy)",
+      }),
+    limits: NetworkFields.limits,
   })
   .strict()
   .openapi("Network");
@@ -108,6 +135,10 @@ export const NetworkSettingsSchema = z
       .record(z.string(), z.array(z.string()))
       .optional()
       .openapi({ description: "host -> the names of the headers set (values never answered)" }),
+    upstreamProxy: z
+      .object({ url: Str, username: z.string().optional() })
+      .optional()
+      .openapi({ description: "the upstream proxy, without its password" }),
   })
   .openapi("NetworkSettings");
 const PortList = z.union([z.literal("all"), z.array(z.number().int().min(1).max(65535))]);

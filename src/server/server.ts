@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
-import type { Budget, TierName } from "../index.ts";
+import type { Budget, ServerNetworkLimits, TierName } from "../index.ts";
 import { checkSandboxDomain, checkTierName, Kiln } from "../index.ts";
 import { createApp } from "./app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./body-limit.ts";
@@ -79,6 +79,8 @@ export interface ServeOptions {
   e2bEgress?: "none" | "all";
   /** The upstream proxy of sandboxes whose policy names none (`Kiln.open`'s `upstreamProxy`); default `$KILN_UPSTREAM_PROXY`. */
   upstreamProxy?: string;
+  /** Caps on every sandbox's egress (`Kiln.open`'s `networkLimits`). */
+  networkLimits?: ServerNetworkLimits;
 }
 
 /** The default of {@link ServeOptions.idleTimeoutMs}: 10 minutes. */
@@ -128,6 +130,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     ...(options.networkHosts ? { networkHosts: options.networkHosts } : {}),
     ...(options.upstreamProxy ? { upstreamProxy: options.upstreamProxy } : {}),
+    ...(options.networkLimits ? { networkLimits: options.networkLimits } : {}),
   });
   const keys = new KeyStore(kiln.dataDir);
   keyStore = keys;

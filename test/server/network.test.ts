@@ -159,3 +159,65 @@ test("the CLI's --secret takes the value from its own environment, never its com
   const shown = await cli(t.dataDir, ["--json", "network", "show", created.id]);
   assert.match(JSON.parse(shown.stdout).secrets.KILN_TEST_TOKEN.placeholder, /^KILN_SECRET_KILN_TEST_TOKEN_/);
 });
+
+test("upstream proxy and caps: the API takes the proxy's password and never answers it; bad caps change nothing", async () => {
+  const password = "proxy-pw-never-answered";
+  const created = await t.req("POST", "/v1/sandboxes", {
+    json: {
+      network: {
+        allow: ["api.test"],
+        upstreamProxy: { url: "socks5://proxy.test:1080", username: "u", password },
+        limits: { maxConnections: 8, maxBytesPerSecond: 65_536 },
+      },
+    },
+  });
+  assert.equal(created.status, 201);
+  const { id } = await body(created);
+  const shown = await body(t.req("GET", `/v1/sandboxes/${id}/network`));
+  assert.deepEqual(shown.upstreamProxy, { url: "socks5://proxy.test:1080", username: "u" });
+  assert.deepEqual(shown.limits, { maxConnections: 8, maxBytesPerSecond: 65_536 });
+  for (const path of [`/v1/sandboxes/${id}`, `/v1/sandboxes/${id}/network`, "/v1/sandboxes"])
+    assert.ok(!(await (await t.req("GET", path)).text()).includes(password), path);
+  for (const bad of [
+    { allow: ["api.test"], limits: { maxConnections: 0 } },
+    { allow: ["api.test"], limits: { maxBytesPerSecond: 10 } },
+    { allow: ["api.test"], upstreamProxy: "ftp://proxy.test" },
+  ])
+    await assertError(
+      await t.req("PUT", `/v1/sandboxes/${id}/network`, { json: bad }),
+      "invalid_argument",
+      400,
+    );
+  assert.deepEqual((await body(t.req("GET", `/v1/sandboxes/${id}/network`))).limits, {
+    maxConnections: 8,
+    maxBytesPerSecond: 65_536,
+  });
+  // The CLI: the password from its environment, never its command line.
+  process.env.KILN_UPSTREAM_PROXY_PASSWORD = password;
+  process.env.KILN_API_KEY = t.key;
+  try {
+    const set = await cli(t.dataDir, [
+      "--json",
+      "network",
+      "set",
+      id,
+      "--server",
+      t.server.url,
+      "--allow-host",
+      "api.test",
+      "--upstream-proxy",
+      "http://cli-user@proxy.test:3128",
+      "--max-connections",
+      "4",
+    ]);
+    assert.equal(set.code, 0, set.stderr);
+    assert.ok(!set.stdout.includes(password));
+  } finally {
+    delete process.env.KILN_UPSTREAM_PROXY_PASSWORD;
+    delete process.env.KILN_API_KEY;
+  }
+  const after = await body(t.req("GET", `/v1/sandboxes/${id}/network`));
+  assert.deepEqual(after.upstreamProxy, { url: "http://proxy.test:3128", username: "cli-user" });
+  assert.deepEqual(after.limits, { maxConnections: 4 });
+  await t.req("DELETE", `/v1/sandboxes/${id}`);
+});

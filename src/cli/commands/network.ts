@@ -19,6 +19,12 @@ function print(settings: NetworkSettings, json: boolean | undefined): void {
         settings.secrets ?? {},
       )
         .map(([name, s]) => `secret: $${name} -> ${s.hosts.join(",")}\n`)
+        .join("")}${
+        settings.upstreamProxy
+          ? `upstream proxy: ${settings.upstreamProxy.url}${settings.upstreamProxy.username !== undefined ? ` (user ${settings.upstreamProxy.username})` : ""}\n`
+          : ""
+      }${Object.entries(settings.limits ?? {})
+        .map(([k, v]) => `limit: ${k} ${v}\n`)
         .join("")}`,
     );
 }

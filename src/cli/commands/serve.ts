@@ -75,6 +75,18 @@ export function registerServe(program: Command): void {
         "proxy (http:// CONNECT or socks5://, optional user:password@) that sandboxes' egress leaves through when their policy names none; failing closed",
       ).env("KILN_UPSTREAM_PROXY"),
     )
+    .option(
+      "--egress-max-connections <n>",
+      "cap of every sandbox: egress connections open at once (default 256)",
+    )
+    .option(
+      "--egress-max-bytes-per-second <n>",
+      "cap of every sandbox: egress bytes a second each way (default none)",
+    )
+    .option(
+      "--audit-max-entries-per-second <n>",
+      "cap of every sandbox: network audit entries written a second, the rest counted (default 200)",
+    )
     .action(async (flags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const count = (v: string | undefined, flag: string): number | undefined => {
@@ -121,6 +133,17 @@ export function registerServe(program: Command): void {
         e2bTier,
         e2bEgress: flags.e2bEgress,
         ...(flags.upstreamProxy ? { upstreamProxy: flags.upstreamProxy } : {}),
+        networkLimits: {
+          ...(flags.egressMaxConnections !== undefined
+            ? { maxConnections: Number(flags.egressMaxConnections) }
+            : {}),
+          ...(flags.egressMaxBytesPerSecond !== undefined
+            ? { maxBytesPerSecond: Number(flags.egressMaxBytesPerSecond) }
+            : {}),
+          ...(flags.auditMaxEntriesPerSecond !== undefined
+            ? { maxAuditEntriesPerSecond: Number(flags.auditMaxEntriesPerSecond) }
+            : {}),
+        },
         ...(flags.domain ? { domain: flags.domain } : {}),
       });
       const statuses = await server.kiln.doctor();
