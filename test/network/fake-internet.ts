@@ -3,7 +3,7 @@
  * joined to the host by a veth, holding TEST-NET-2 addresses (a /29 of
  * 198.51.100.0/24 picked from the test's pid): `files` and `other`, each with
  * an HTTP server on 80, an HTTPS server on 443 (a test CA) and an HTTP server
- * on 8080. Removed by `close`; one left by a killed test run is removed by the
+ * on 8080 (`/bytes/N` answers N bytes). Removed by `close`; one left by a killed test run is removed by the
  * next (its name carries the pid that made it).
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -31,7 +31,8 @@ const [files, other] = process.argv.slice(1);
 const sha = (v) => require("node:crypto").createHash("sha256").update(v).digest("hex");
 // The Authorization header is echoed, and its SHA-256 shows what arrived without the echo carrying it.
 const auth = (req) => req.headers.authorization === undefined ? "" : " auth=" + req.headers.authorization + " authsha=" + sha(req.headers.authorization);
-const handler = (name) => (req, res) => { req.resume(); req.on("end", () => res.end(name + ":" + req.method + " " + req.url + " host=" + req.headers.host + auth(req))); };
+// /bytes/N answers N bytes (at most 64 MiB), for bandwidth tests.
+const handler = (name) => (req, res) => { req.resume(); req.on("end", () => { const n = /^\\/bytes\\/(\\d+)$/.exec(req.url); if (n) return res.end(Buffer.alloc(Math.min(Number(n[1]), 64 << 20), 120)); res.end(name + ":" + req.method + " " + req.url + " host=" + req.headers.host + auth(req)); }); };
 const tls = { key: process.env.TLS_KEY, cert: process.env.TLS_CERT };
 let n = 0;
 for (const [name, addr] of [["files", files], ["other", other]]) {
