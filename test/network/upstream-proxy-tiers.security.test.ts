@@ -4,8 +4,9 @@
  * (HTTP CONNECT and SOCKS5, with credentials) that record what passed; a
  * proxy that is down fails closed with the reason in the audit log; the
  * server's default proxy (`Kiln.open({ upstreamProxy })`) carries sandboxes
- * whose policy names none. The other tiers share this egress path
- * (src/network/upstream-proxy.security.test.ts covers each way into it).
+ * whose policy names none. The other tiers (oci, gvisor, virtual) plug into
+ * the same egress path: one request each through the proxy and one refused
+ * when it is down (src/network/upstream-proxy.security.test.ts covers each way into it).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -142,3 +143,38 @@ describe(`upstream proxy on ${TIER}`, () => {
     }
   });
 });
+
+// The other tiers plug into the same egress path: one request each through the SOCKS5 proxy, and one
+// through a dead proxy refused (the positive control is the first).
+for (const tier of ["oci", "gvisor", "virtual"] as const) {
+  test(`upstream proxy on ${tier}: through the proxy, and refused when it is down`, async (t) => {
+    if (skip) return t.skip(skip);
+    const status = await (await kiln.backend(tier)).probe();
+    if (!status.available) {
+      if (tierRequired(tier)) throw new Error(`tier ${tier} unavailable: ${status.reason}`);
+      return t.skip(`tier ${tier} unavailable: ${status.reason}`);
+    }
+    const allow = ["files.test:80", `127.0.0.1:${socksProxy.port}`];
+    const sb = await kiln.create({ tier, network: { allow, upstreamProxy: socksProxy.url } });
+    try {
+      const before = socksProxy.tunnels.length;
+      const get = async (path: string) => {
+        const r = await sb.commands.run(`curl -sS -m 20 http://files.test${path}`, { timeoutMs: 60_000 });
+        if (!("exitCode" in r)) throw new Error("expected a result");
+        return r;
+      };
+      assert.equal((await get("/t")).stdout, "files:GET /t host=files.test");
+      assert.deepEqual(socksProxy.tunnels.slice(before), [`${net!.files}:80`]);
+      const dead = await deadPort();
+      await sb.network.update({
+        allow: ["files.test:80", `127.0.0.1:${dead}`],
+        upstreamProxy: `socks5://127.0.0.1:${dead}`,
+      });
+      const r = await get("/down");
+      assert.doesNotMatch(r.stdout, /files:GET/);
+      assert.ok((await sb.networkLogs()).some((e) => /upstream proxy unreachable/.test(e.rule)));
+    } finally {
+      await sb.kill();
+    }
+  });
+}
