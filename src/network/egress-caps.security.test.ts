@@ -10,6 +10,7 @@ import net, { type AddressInfo, type Server, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import type { NetworkAuditEntry } from "../core/types.ts";
 import { Egress } from "./egress.ts";
+import { egressFetch } from "./fetch.ts";
 import { NetworkPolicy, resolveNetwork } from "./policy.ts";
 import { parseHostMap, Resolver } from "./resolver.ts";
 
@@ -113,6 +114,19 @@ test("a bandwidth cap slows a 1 MiB download and upload to its rate; without it 
   const up = await timed(capped.httpPort, "POST", Buffer.alloc(MIB, 1));
   assert.equal(up.bytes, MIB);
   assert.ok(up.ms >= 4000, `1 MiB up at 200 KiB/s took ${up.ms} ms`);
+});
+
+test("the virtual tier's fetch keeps to the same cap", async () => {
+  const capped = await sandbox({ maxBytesPerSecond: 200 * 1024 });
+  const url = `http://files.test:${bigPort}/big`;
+  const freeStart = Date.now();
+  assert.equal((await egressFetch((await sandbox()).egress)(url)).body.length, MIB);
+  const freeMs = Date.now() - freeStart;
+  const start = Date.now();
+  assert.equal((await egressFetch(capped.egress)(url)).body.length, MIB);
+  const ms = Date.now() - start;
+  assert.ok(ms >= 4000, `1 MiB at 200 KiB/s took ${ms} ms`);
+  assert.ok(freeMs < ms / 2, `uncapped ${freeMs} ms, capped ${ms} ms`);
 });
 
 test("connections beyond the policy's cap are refused, and served once others close", async () => {
