@@ -46,8 +46,11 @@ process.stdout.write("done\\n");
 setInterval(() => {}, 1000);
 `;
 
-/** Where the kill lands: the first moment the data directory shows it. */
-type At = "snapshot image" | "fork sandboxes";
+/**
+ * Where the kill lands: the first moment the data directory shows it (a snapshot's image being
+ * written; a fork's sandbox being made; a fork's sandbox made, recorded and opened, others not yet).
+ */
+type At = "snapshot image" | "fork sandboxes" | "a fork made";
 
 /** Names in a directory ([] when it does not exist). */
 function names(dir: string): string[] {
@@ -107,8 +110,9 @@ async function killDuring(
   for (;;) {
     if (buf.includes("done\n") || gone()) break;
     for (const n of names(sandboxes)) if (n !== id) seen.add(n);
-    landed =
-      at === "snapshot image" ? names(snapshots).some((n) => n.startsWith(".partial-")) : seen.size > 0;
+    if (at === "snapshot image") landed = names(snapshots).some((n) => n.startsWith(".partial-"));
+    else if (at === "fork sandboxes") landed = seen.size > 0;
+    else landed = [...seen].some((n) => names(join(sandboxes, n, "open-by")).length > 0);
     if (landed) break;
     await new Promise((r) => setImmediate(r));
   }
@@ -137,6 +141,7 @@ describe("SIGKILL of Kiln during a snapshot or a fork", () => {
     ["snapshot", "snapshot image"],
     ["fork", "snapshot image"],
     ["fork", "fork sandboxes"],
+    ["fork", "a fork made"],
   ];
   for (const tier of TIER_NAMES) {
     for (const [mode, at] of cases) {
@@ -151,7 +156,7 @@ describe("SIGKILL of Kiln during a snapshot or a fork", () => {
           t.skip(`tier ${tier} unavailable: ${status}`);
           return;
         }
-        const dataDir = join(root, `${tier}-${mode}-${at.replace(" ", "-")}`);
+        const dataDir = join(root, `${tier}-${mode}-${at.replaceAll(" ", "-")}`);
         const { id, before, seen, landed } = await killDuring(dataDir, tier, mode, at);
         if (!landed) t.diagnostic(`the ${mode} ended before the kill could land at: ${at}`);
 
