@@ -50,6 +50,19 @@ function frame(type: number, id: number, json: unknown): Buffer {
   return Buffer.concat([head, payload]);
 }
 
+/** `runsc delete --force` of a sandbox's container, tried again while runsc's own deadline runs out (a loaded machine). */
+function deleteContainer(flags: string[], id: string): void {
+  for (let i = 0; ; i++) {
+    try {
+      execFileSync("runsc", [...flags, "delete", "--force", `kiln-${id}`], { stdio: "pipe" });
+      return;
+    } catch (e) {
+      if (i >= 4) throw e;
+      execFileSync("sleep", ["1"]);
+    }
+  }
+}
+
 /**
  * Raw gVisor: `runsc checkpoint` of a sandbox's container, then `runsc restore` until its agent
  * answers a ping; `cold`: with the image dropped from the page cache between the two.
@@ -66,7 +79,7 @@ export async function rawRunsc(
     const checkpointMs = await ms(async () =>
       execFileSync("runsc", [...flags, "checkpoint", "--image-path", image, `kiln-${id}`]),
     );
-    execFileSync("runsc", [...flags, "delete", "--force", `kiln-${id}`]);
+    deleteContainer(flags, id);
     if (cold) dropFromPageCache(image);
     const bundle = join(dataDir, "sandboxes", id, "oci-bundle");
     const t = performance.now();
@@ -89,7 +102,7 @@ export async function rawRunsc(
     const restoreMs = performance.now() - t;
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
-    execFileSync("runsc", [...flags, "delete", "--force", `kiln-${id}`]);
+    deleteContainer(flags, id);
     return { checkpointMs, restoreMs };
   } finally {
     rmSync(image, { recursive: true, force: true });
