@@ -7,6 +7,8 @@
  *   sandboxes/<id>/workspace.db    AgentFS database: the audit log, and the virtual tier's files
  *   sandboxes/<id>/...             tier-private state
  *   sandboxes/<id>/warm.json       set while the sandbox is warm (started, not yet handed out)
+ *   sandboxes/<id>/creating.json   set while the sandbox is being made (see creating.ts)
+ *   snapshots/<id>/                a snapshot's files (see sandbox-state.ts)
  *   templates/                     root filesystems of the real-binary tiers
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
