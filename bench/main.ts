@@ -4,7 +4,7 @@
  * `--write` also records the tables in docs/benchmarks.md.
  * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
  * `npm run bench -- --only virtual,load`: only those sections (virtual, real,
- * code, ports, state, storage, load, churn, cli), printed, not recorded.
+ * code, ports, state, hibernation, storage, load, churn, cli), printed, not recorded.
  * Progress goes to stderr as each section starts.
  */
 import { execFileSync } from "node:child_process";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
 import { benchCode } from "./code.ts";
+import { benchHibernation } from "./hibernation.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchMicrovm } from "./microvm.ts";
 import { benchPorts } from "./ports.ts";
@@ -60,6 +61,7 @@ const SECTIONS = [
   "code",
   "ports",
   "state",
+  "hibernation",
   "storage",
   "load",
   "churn",
@@ -120,6 +122,14 @@ if (want("state")) {
   progress("sandbox state (snapshot, fork, pause, resume)");
   for (const { tier, rows } of await benchState()) {
     sections.push(markdownTable(`state: ${tier} tier, 10 MB workspace`, rows));
+  }
+}
+if (want("hibernation")) {
+  progress("hibernation (idle sandbox paused to disk, memory freed, first command after)");
+  for (const { tier, rows } of await benchHibernation()) {
+    sections.push(
+      markdownTable(`hibernation: ${tier} tier, a 64 MiB Python process on the real tiers`, rows),
+    );
   }
 }
 if (want("storage")) {

@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kiln, type TierName } from "../src/index.ts";
@@ -32,6 +32,14 @@ function copyMs(file: string, dir: string, count: number): number {
   return d;
 }
 
+/** Drops the files under `dir` (or the file `dir`) from the page cache, so that the next read is from disk. */
+export function dropFromPageCache(path: string): void {
+  const files = statSync(path).isDirectory() ? readdirSync(path).map((n) => join(path, n)) : [path];
+  execFileSync("sync");
+  // GNU dd: with `iflag=nocache count=0` it only advises the kernel to drop the whole file's cache.
+  for (const f of files) execFileSync("dd", [`if=${f}`, "iflag=nocache", "count=0", "status=none"]);
+}
+
 /** One frame of the agent protocol (docs/protocol.md). */
 function frame(type: number, id: number, json: unknown): Buffer {
   const payload = Buffer.from(JSON.stringify(json));
@@ -42,8 +50,28 @@ function frame(type: number, id: number, json: unknown): Buffer {
   return Buffer.concat([head, payload]);
 }
 
-/** Raw gVisor: `runsc checkpoint` of a sandbox's container, then `runsc restore` until its agent answers a ping. */
-async function rawRunsc(dataDir: string, id: string): Promise<{ checkpointMs: number; restoreMs: number }> {
+/** `runsc delete --force` of a sandbox's container, tried again while runsc's own deadline runs out (a loaded machine). */
+function deleteContainer(flags: string[], id: string): void {
+  for (let i = 0; ; i++) {
+    try {
+      execFileSync("runsc", [...flags, "delete", "--force", `kiln-${id}`], { stdio: "pipe" });
+      return;
+    } catch (e) {
+      if (i >= 4) throw e;
+      execFileSync("sleep", ["1"]);
+    }
+  }
+}
+
+/**
+ * Raw gVisor: `runsc checkpoint` of a sandbox's container, then `runsc restore` until its agent
+ * answers a ping; `cold`: with the image dropped from the page cache between the two.
+ */
+export async function rawRunsc(
+  dataDir: string,
+  id: string,
+  cold = false,
+): Promise<{ checkpointMs: number; restoreMs: number }> {
   const root = join(dataDir, "runsc");
   const flags = ["--root", root, "--network=none", "--platform=ptrace", "--oci-seccomp"];
   const image = mkdtempSync(join(tmpdir(), "kiln-bench-ckpt-"));
@@ -51,7 +79,8 @@ async function rawRunsc(dataDir: string, id: string): Promise<{ checkpointMs: nu
     const checkpointMs = await ms(async () =>
       execFileSync("runsc", [...flags, "checkpoint", "--image-path", image, `kiln-${id}`]),
     );
-    execFileSync("runsc", [...flags, "delete", "--force", `kiln-${id}`]);
+    deleteContainer(flags, id);
+    if (cold) dropFromPageCache(image);
     const bundle = join(dataDir, "sandboxes", id, "oci-bundle");
     const t = performance.now();
     const child = spawn(
@@ -73,7 +102,7 @@ async function rawRunsc(dataDir: string, id: string): Promise<{ checkpointMs: nu
     const restoreMs = performance.now() - t;
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
-    execFileSync("runsc", [...flags, "delete", "--force", `kiln-${id}`]);
+    deleteContainer(flags, id);
     return { checkpointMs, restoreMs };
   } finally {
     rmSync(image, { recursive: true, force: true });

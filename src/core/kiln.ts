@@ -7,6 +7,8 @@
  *   sandboxes/<id>/workspace.db    AgentFS database: the audit log, and the virtual tier's files
  *   sandboxes/<id>/...             tier-private state
  *   sandboxes/<id>/warm.json       set while the sandbox is warm (started, not yet handed out)
+ *   sandboxes/<id>/creating.json   set while the sandbox is being made (see creating.ts)
+ *   snapshots/<id>/                a snapshot's files (see sandbox-state.ts)
  *   templates/                     root filesystems of the real-binary tiers
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -35,6 +37,7 @@ import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
 import type { CommandHandle, ProcessInfo } from "./commands.ts";
+import { clearCreating, makeStampedDir, unfinishedCreates } from "./creating.ts";
 import { checkEnv } from "./env.ts";
 import {
   AbortedError,
@@ -55,7 +58,7 @@ import { RecordStore } from "./record-store.ts";
 import { Sandbox, type SnapshotOptions } from "./sandbox.ts";
 import { checkSnapshotId, publicSnapshot, SandboxStates } from "./sandbox-state.ts";
 import { checkEnvSize, checkMetadataSize } from "./sizes.ts";
-import { StateStore } from "./state-store.ts";
+import { type SnapshotRecord, StateStore } from "./state-store.ts";
 import { type BackendFactory, checkTierName, registeredTiers } from "./tier-registry.ts";
 import {
   type CreateOptions,
@@ -272,6 +275,7 @@ export class Kiln {
     defaultUpstreamProxy(kiln.upstreamProxy);
     kiln.networkLimits = parseServerNetworkLimits(options.networkLimits);
     kiln.volumeStore.sweep();
+    await kiln.reapUnfinishedCreates();
     await kiln.recoverCrashed();
     await kiln.states.recover();
     await kiln.reapExpired();
@@ -367,11 +371,15 @@ export class Kiln {
 
   /**
    * Creates a sandbox from a snapshot's files, on the snapshot's tier, then moves it when another
-   * tier is asked for. @throws as {@link create}; NotFoundError (snapshot), KilnError `internal` (digest)
+   * tier is asked for. Fork passes its own snapshot (`fork`: the record and the directory it has
+   * just written), and its sandboxes stay stamped as being made until the whole fork is.
+   * @throws as {@link create}; NotFoundError (snapshot), KilnError `internal` (digest)
    */
-  private async createFromSnapshot(options: CreateOptions, verifiedDir?: string): Promise<Sandbox> {
-    // Fork passes its own (hidden) snapshot with the directory it has just written.
-    const snap = this.states.snapshotRecord(options.snapshot!, verifiedDir !== undefined);
+  private async createFromSnapshot(
+    options: CreateOptions,
+    fork?: { rec: SnapshotRecord; dir: string },
+  ): Promise<Sandbox> {
+    const snap = fork?.rec ?? this.states.snapshotRecord(options.snapshot!);
     const diskBytes = options.limits?.diskBytes;
     if (diskBytes !== undefined && diskBytes !== snap.limits.diskBytes)
       throw new InvalidArgumentError(
@@ -384,7 +392,7 @@ export class Kiln {
     try {
       if (options.template !== undefined && options.template !== snap.template)
         throw new InvalidArgumentError(`snapshot ${snap.id} is of template ${snap.template}`);
-      const dir = verifiedDir ?? (await this.states.verifySnapshot(snap));
+      const dir = fork?.dir ?? (await this.states.verifySnapshot(snap));
       sb = await this.admitted(
         {
           ...options,
@@ -395,6 +403,7 @@ export class Kiln {
         },
         limits,
         dir,
+        fork !== undefined,
       );
     } finally {
       release();
@@ -408,7 +417,13 @@ export class Kiln {
     }
   }
 
-  private async admitted(options: CreateOptions, limits: Limits, fromDir?: string): Promise<Sandbox> {
+  /** Makes a sandbox; `pending`: it stays stamped as being made (see `creating.ts`) until the caller clears it. */
+  private async admitted(
+    options: CreateOptions,
+    limits: Limits,
+    fromDir?: string,
+    pending = false,
+  ): Promise<Sandbox> {
     throwIfAborted(options.signal);
     this.checkOpen();
     const tier = checkTierName(options.tier ?? "virtual");
@@ -466,7 +481,7 @@ export class Kiln {
         ...this.spec(info),
         ...(options.buildTemplate ? { buildTemplate: options.buildTemplate } : {}),
       };
-      mkdirSync(spec.stateDir, { recursive: true, mode: 0o700 });
+      makeStampedDir(spec.stateDir, info);
       try {
         // The values stay on the host, beside the record; the egress path reads them there.
         writeSecretValues(spec.stateDir, secretValues(options.network));
@@ -481,6 +496,7 @@ export class Kiln {
         throw e;
       }
       this.records.insert(info);
+      if (!pending) clearCreating(spec.stateDir);
     }
     if (!fromDir) this.warm.created(shape, backend);
     if (options.idleTimeoutMs !== undefined || onExpiry !== undefined)
@@ -489,6 +505,29 @@ export class Kiln {
     const sb = this.attach(info, Promise.resolve(instance));
     this.armExpiry(info.id, info.expiresAt);
     return sb;
+  }
+
+  /**
+   * Destroys the sandboxes whose making a dead process left unfinished (see
+   * `creating.ts`): half-made ones, which have no record, and those of a fork
+   * cut short, which have one. No caller ever got them.
+   */
+  private async reapUnfinishedCreates(): Promise<void> {
+    for (const info of unfinishedCreates(join(this.dataDir, "sandboxes"))) {
+      const rec = this.records.get(info.id);
+      try {
+        if (rec) {
+          this.records.setState(info.id, "killed");
+          await this.teardown(rec);
+          continue;
+        }
+        await (await this.backend(info.tier)).destroy(this.spec(info));
+      } catch {
+        // Left for the next process (the tier may be unavailable to this one).
+        continue;
+      }
+      rmSync(this.spec(info).stateDir, { recursive: true, force: true });
+    }
   }
 
   /**
@@ -889,13 +928,12 @@ export class Kiln {
     if (!Number.isInteger(count) || count < 1 || count > 64)
       throw new InvalidArgumentError("fork count must be an integer from 1 to 64");
     const parent = this.record(id);
-    const snap = await this.states.snapshot(id, { hidden: true });
+    const source = await this.states.forkSource(id);
     const made: Sandbox[] = [];
-    const dir = this.states.snapshotDir(snap.id);
     const one = () =>
       this.createFromSnapshot(
         {
-          snapshot: snap.id,
+          snapshot: source.rec.id,
           metadata: parent.metadata,
           // The same volumes, shared: a fork never copies one.
           volumes: parent.volumes.map((v) => ({ volume: v.id, path: v.path })),
@@ -903,12 +941,12 @@ export class Kiln {
             ? {}
             : { lifetimeMs: Math.max(1, Date.parse(parent.expiresAt) - Date.now()) }),
         },
-        dir,
+        source,
       );
     let failure: unknown;
     try {
-      // The owner's disk quota has room for the n copies (the hidden snapshot counts as one of them).
-      this.admission.checkDisk(parent.metadata, (count - 1) * snap.sizeBytes);
+      // The owner's disk quota has room for the n copies.
+      this.admission.checkDisk(parent.metadata, count * source.rec.sizeBytes);
       // A few at a time: a real tier's start waits on its runtime more than on the CPU.
       let next = 0;
       const worker = async () => {
@@ -926,12 +964,14 @@ export class Kiln {
         ),
       );
       if (failure !== undefined) throw failure;
+      // Handed out together, with no await between: a crash before this leaves the next Kiln none of them.
+      for (const sb of made) clearCreating(this.spec(this.record(sb.id)).stateDir);
       return made;
     } catch (e) {
       await Promise.all(made.map((sb) => this.kill(sb.id).catch(() => {})));
       throw e;
     } finally {
-      await this.states.removeSnapshot(snap.id, true).catch(() => {});
+      await this.states.removeForkSource(source.dir);
     }
   }
 

@@ -28,7 +28,10 @@ import {
   commitStateDir,
   digestStateDir,
   parsePartial,
+  placeStateDir,
   removeStateDir,
+  sealStateDir,
+  stateDirBytes,
 } from "./state-files.ts";
 import type { PauseRecord, SnapshotRecord, StateStore } from "./state-store.ts";
 import type { SandboxInfo, SnapshotInfo } from "./types.ts";
@@ -36,7 +39,7 @@ import type { SandboxInfo, SnapshotInfo } from "./types.ts";
 /** Snapshot ids: `snap_` and 20 characters of [a-z0-9]. */
 const SNAPSHOT_ID = /^snap_[a-z0-9]{20}$/;
 
-/** The digest recorded for fork's own snapshots: never equal to a computed one, so never restorable by id. */
+/** The digest of fork's own snapshots: never equal to a computed one, so never restorable by id. */
 const HIDDEN_DIGEST = "";
 
 /** The pause image's folder in a sandbox's state directory. */
@@ -90,10 +93,16 @@ export class SandboxStates {
   }
 
   /**
-   * Saves a sandbox's files as a snapshot (`hidden`: for fork's own use).
-   * @throws NotFoundError, InvalidArgumentError (name)
+   * Saves a sandbox's files as a snapshot.
+   *
+   * The record goes into kiln.db before the directory is put in place under
+   * its final name: a crash between the two leaves a record without its
+   * directory (and the partial directory of a dead process), which the next
+   * Kiln deletes ({@link recover}); the other order would leave a complete
+   * directory that nothing names and nothing could tell from one being made.
+   * @throws NotFoundError, InvalidArgumentError (name), LimitExceededError (`maxDiskBytes`)
    */
-  async snapshot(id: string, options: { name?: string; hidden?: boolean } = {}): Promise<SnapshotRecord> {
+  async snapshot(id: string, options: { name?: string } = {}): Promise<SnapshotRecord> {
     const name = options.name ?? null;
     if (name !== null && (typeof name !== "string" || name.length < 1 || name.length > 128))
       throw new InvalidArgumentError("snapshot name must be a string of 1 to 128 characters");
@@ -103,31 +112,21 @@ export class SandboxStates {
     const snapId = `snap_${newSandboxId().slice(3)}`;
     const dir = this.snapshotDir(snapId);
     const tmp = await beginStateDir(dir, OWN_PROCESS_TOKEN);
+    const { store } = this.host;
     try {
       await backend.saveFiles(this.host.spec(info), tmp);
-      // Fork's own snapshot is read once, at once, by the process that wrote it, and never restored
-      // by id (an empty digest matches nothing): hashing it would cost a read of every byte for nothing.
-      const digest = options.hidden === true ? HIDDEN_DIGEST : await digestStateDir(tmp);
-      const sizeBytes = await commitStateDir(tmp, dir);
-      const rec: SnapshotRecord = {
-        id: snapId,
-        name,
-        tier: info.tier,
-        template: info.template,
-        sandboxId: info.id,
-        kind: "files",
-        sizeBytes,
-        createdAt: new Date().toISOString(),
-        metadata: { ...info.metadata },
-        limits: info.limits,
-        env: info.env,
-        cwd: info.cwd,
-        digest,
-        hidden: options.hidden === true,
-      };
+      const digest = await digestStateDir(tmp);
+      const sizeBytes = await sealStateDir(tmp);
+      const rec = snapshotRecord(snapId, info, sizeBytes, digest, name);
       // Checked and recorded in one step: a second snapshot of this process counts this one.
       this.host.checkDisk(info.metadata, sizeBytes);
-      this.host.store.insertSnapshot(rec);
+      store.insertSnapshot(rec);
+      try {
+        await placeStateDir(tmp, dir);
+      } catch (e) {
+        store.deleteSnapshot(snapId);
+        throw e;
+      }
       return rec;
     } catch (e) {
       await removeStateDir(dir);
@@ -136,13 +135,39 @@ export class SandboxStates {
   }
 
   /**
-   * A snapshot's record; fork's own (hidden) ones only with `hidden` (to callers they do not exist).
-   * @throws InvalidArgumentError, NotFoundError
+   * Saves a sandbox's files for a fork: into a directory of this process
+   * under a temporary name (so that whatever a crash leaves of it, the next
+   * Kiln removes), never recorded, never listed, read at once by the process
+   * that wrote it and removed by it with {@link removeForkSource}.
+   * @throws NotFoundError, LimitExceededError (`maxDiskBytes`)
    */
-  snapshotRecord(id: string, hidden = false): SnapshotRecord {
+  async forkSource(id: string): Promise<{ rec: SnapshotRecord; dir: string }> {
+    const info = this.host.record(id);
+    this.host.checkDisk(info.metadata, 0);
+    const backend = await this.host.backend(info.tier);
+    const snapId = `snap_${newSandboxId().slice(3)}`;
+    const dir = await beginStateDir(this.snapshotDir(snapId), OWN_PROCESS_TOKEN);
+    try {
+      await backend.saveFiles(this.host.spec(info), dir);
+      // Never restored by id (an empty digest matches nothing): hashing it would cost a read of every byte for nothing.
+      const rec = snapshotRecord(snapId, info, await stateDirBytes(dir), HIDDEN_DIGEST, null);
+      return { rec: { ...rec, hidden: true }, dir };
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Removes what {@link forkSource} wrote. */
+  async removeForkSource(dir: string): Promise<void> {
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  /** A snapshot's record. @throws InvalidArgumentError, NotFoundError */
+  snapshotRecord(id: string): SnapshotRecord {
     checkSnapshotId(id);
     const r = this.host.store.snapshot(id);
-    if (!r || (r.hidden && !hidden)) throw new NotFoundError(`no snapshot ${id}`);
+    if (!r || r.hidden) throw new NotFoundError(`no snapshot ${id}`);
     return r;
   }
 
@@ -165,9 +190,9 @@ export class SandboxStates {
     return dir;
   }
 
-  /** Deletes a snapshot (a hidden one only with `hidden`). @throws NotFoundError */
-  async removeSnapshot(id: string, hidden = false): Promise<void> {
-    this.snapshotRecord(id, hidden);
+  /** Deletes a snapshot. @throws NotFoundError */
+  async removeSnapshot(id: string): Promise<void> {
+    this.snapshotRecord(id);
     if (!this.host.store.deleteSnapshot(id)) throw new NotFoundError(`no snapshot ${id}`);
     await removeStateDir(this.snapshotDir(id));
   }
@@ -331,14 +356,71 @@ export class SandboxStates {
       }
       this.host.invalidate(p.id);
     }
+    await this.recoverSnapshots();
+  }
+
+  /**
+   * Leaves in `snapshots/` exactly the listed snapshots and what live
+   * processes are writing: removes the partial directories of dead processes,
+   * the directories no record names (a removal cut short), the records whose
+   * directory was never put in place (a snapshot cut short between its record
+   * and its rename), and fork's own snapshots that earlier versions of Kiln
+   * recorded (`hidden`; never restorable).
+   */
+  private async recoverSnapshots(): Promise<void> {
+    const { store } = this.host;
     const snaps = join(this.host.dataDir, "snapshots");
-    if (!existsSync(snaps)) return;
-    for (const name of readdirSync(snaps)) {
+    const livePartial = (id: string) =>
+      (existsSync(snaps) ? readdirSync(snaps) : []).some((n) => {
+        const p = parsePartial(n);
+        return p?.final === id && processAlive(p.owner);
+      });
+    for (const name of existsSync(snaps) ? readdirSync(snaps) : []) {
       const partial = parsePartial(name);
       if (partial && !processAlive(partial.owner))
         await rm(join(snaps, name), { recursive: true, force: true });
     }
+    for (const rec of store.snapshots(true)) {
+      if (rec.hidden) {
+        store.deleteSnapshot(rec.id);
+        await removeStateDir(this.snapshotDir(rec.id));
+        continue;
+      }
+      // The partial first, then the final name: a live process renames the one into the other.
+      if (existsSync(this.snapshotDir(rec.id))) continue;
+      if (!livePartial(rec.id) && !existsSync(this.snapshotDir(rec.id))) store.deleteSnapshot(rec.id);
+    }
+    for (const name of existsSync(snaps) ? readdirSync(snaps) : []) {
+      if (parsePartial(name) || !SNAPSHOT_ID.test(name) || store.snapshot(name)) continue;
+      await rm(join(snaps, name), { recursive: true, force: true });
+    }
   }
+}
+
+/** The record of a snapshot of sandbox `info`'s files. */
+function snapshotRecord(
+  id: string,
+  info: SandboxInfo,
+  sizeBytes: number,
+  digest: string,
+  name: string | null,
+): SnapshotRecord {
+  return {
+    id,
+    name,
+    tier: info.tier,
+    template: info.template,
+    sandboxId: info.id,
+    kind: "files",
+    sizeBytes,
+    createdAt: new Date().toISOString(),
+    metadata: { ...info.metadata },
+    limits: info.limits,
+    env: info.env,
+    cwd: info.cwd,
+    digest,
+    hidden: false,
+  };
 }
 
 /** A snapshot record as callers see it. */

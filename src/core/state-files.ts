@@ -50,11 +50,10 @@ async function fsyncPath(path: string): Promise<void> {
 }
 
 /**
- * Makes every file of `tmp` mode 0600 and durable, renames `tmp` to
- * `finalDir` (which must not exist) and makes the rename durable.
+ * Makes every file of `tmp` mode 0600 and durable, and the directory too.
  * Returns the bytes the directory holds on disk.
  */
-export async function commitStateDir(tmp: string, finalDir: string): Promise<number> {
+export async function sealStateDir(tmp: string): Promise<number> {
   let bytes = 0;
   for (const name of await readdir(tmp)) {
     const p = join(tmp, name);
@@ -63,8 +62,30 @@ export async function commitStateDir(tmp: string, finalDir: string): Promise<num
     bytes += (await stat(p)).blocks * 512;
   }
   await fsyncPath(tmp);
+  return bytes;
+}
+
+/** Renames the sealed `tmp` to `finalDir` (which must not exist) and makes the rename durable. */
+export async function placeStateDir(tmp: string, finalDir: string): Promise<void> {
   await rename(tmp, finalDir);
   await fsyncPath(dirname(finalDir));
+}
+
+/**
+ * Seals `tmp` ({@link sealStateDir}) and puts it in place as `finalDir`
+ * ({@link placeStateDir}). Returns the bytes the directory holds on disk.
+ */
+export async function commitStateDir(tmp: string, finalDir: string): Promise<number> {
+  const bytes = await sealStateDir(tmp);
+  await placeStateDir(tmp, finalDir);
+  return bytes;
+}
+
+/** Bytes the files of a state directory hold on disk (0 when it is gone). */
+export async function stateDirBytes(dir: string): Promise<number> {
+  let bytes = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[]))
+    bytes += (await stat(join(dir, name)).catch(() => ({ blocks: 0 }))).blocks * 512;
   return bytes;
 }
 

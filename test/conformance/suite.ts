@@ -793,6 +793,21 @@ export function runConformance(options: ConformanceOptions): void {
       await parent.kill();
     });
 
+    real("fork: each fork is its own host, its hostname resolving to itself", async () => {
+      const parent = await create();
+      const forks = await parent.fork(2);
+      const names = new Set<string>();
+      for (const sb of [parent, ...forks]) {
+        const r = await sb.commands.run('hostname; getent hosts "$(hostname)" >/dev/null && echo resolves');
+        const [name, resolves] = r.stdout.trim().split("\n");
+        assert.equal(resolves, "resolves", `${sb.id}: ${r.stdout}${r.stderr}`);
+        names.add(name!);
+      }
+      assert.equal(names.size, 3, `hostnames: ${[...names].join(", ")}`);
+      await Promise.all(forks.map((f) => f.kill()));
+      await parent.kill();
+    });
+
     /** A server in the sandbox that counts its requests: its answers tell a process that ran on from a restarted one. */
     const COUNTER = [
       "import http.server as h",

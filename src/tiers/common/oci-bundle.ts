@@ -4,9 +4,11 @@
  * built from the sandbox's template, workspace and limits, and written to a
  * directory. Pure configuration: running a runtime on it is oci-runtime.ts.
  */
+
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Limits } from "../../core/limits.ts";
+import type { SandboxHostFiles } from "./host-identity.ts";
 import { ociSeccomp } from "./seccomp.ts";
 import { AGENT_DIR, AGENT_PATH } from "./templates.ts";
 
@@ -35,6 +37,10 @@ export interface OciBundleInput {
   netnsPath?: string | undefined;
   /** A resolv.conf to bind at /etc/resolv.conf (a sandbox with egress: Kiln answers its DNS). */
   resolvConf?: string | undefined;
+  /** The container's hostname (`host-identity.ts`); default `kiln` (the runtime's trial container). */
+  hostname?: string;
+  /** Its own /etc/hostname and /etc/hosts, bound over the template's. */
+  hostFiles?: SandboxHostFiles;
   /** Volumes: host directories bound nosuid, nodev at paths below /mnt. */
   volumes?: { hostPath: string; path: string }[] | undefined;
 }
@@ -204,6 +210,14 @@ export function ociConfig(i: OciBundleInput): OciConfig {
           },
         ]
       : []),
+    ...(i.hostFiles
+      ? (["hostname", "hosts"] as const).map((f) => ({
+          destination: `/etc/${f}`,
+          type: "bind",
+          source: i.hostFiles![f],
+          options: ["bind", "ro", "nosuid", "nodev"],
+        }))
+      : []),
   ];
   const cap: string[] = [];
   const nofile = Math.min(NOFILE_LIMIT, hostNofileHard());
@@ -223,7 +237,7 @@ export function ociConfig(i: OciBundleInput): OciConfig {
       ],
       noNewPrivileges: true,
     },
-    hostname: "kiln",
+    hostname: i.hostname ?? "kiln",
     mounts,
     linux: {
       // No `path` on any namespace: each one is new. A new network namespace has only `lo`.

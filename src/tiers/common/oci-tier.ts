@@ -4,6 +4,7 @@
  * its flags, what its bundle adds, and how it names itself; the rest (probe,
  * bundle, launcher, workspace image and pool, cgroup, teardown) is here once.
  */
+
 import { join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import { UnsupportedError } from "../../core/errors.ts";
@@ -19,6 +20,7 @@ import {
   sandboxResolvConf,
 } from "./egress-netns.ts";
 import { agentBinary, isRoot, which } from "./host.ts";
+import { sandboxHostFiles, sandboxHostname, withHostFiles } from "./host-identity.ts";
 import { writeOciBundle } from "./oci-bundle.ts";
 import {
   type OciRuntime,
@@ -167,6 +169,8 @@ export class OciTierBackend implements Backend {
         : {}),
       ...(held ? { netnsPath: `/proc/${held.pid}/ns/net` } : {}),
       ...(spec.volumes ? { volumes: spec.volumes } : {}),
+      hostname: sandboxHostname(spec.id),
+      ...withHostFiles(sandboxHostFiles(spec, rootfs)),
     });
     const launcher = ociLauncher(
       this.runtime(spec.dataDir, egress),

@@ -10,6 +10,7 @@ import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { childInOtherNetns, sandboxResolvConf } from "../common/egress-netns.ts";
 import { agentBinary, isRoot, which } from "../common/host.ts";
+import { sandboxHostFiles, sandboxHostname, withHostFiles } from "../common/host-identity.ts";
 import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "../common/sandbox-parts.ts";
 import { seccompBpf } from "../common/seccomp.ts";
 import { templateDigest } from "../common/templates.ts";
@@ -75,6 +76,8 @@ export class NamespaceBackend implements Backend {
       agent: agentBinary(),
       tmpBytes: Math.min(spec.limits.memoryBytes, spec.limits.diskBytes),
       ...(resolvConf ? { resolvConf } : {}),
+      hostname: sandboxHostname(spec.id),
+      ...withHostFiles(sandboxHostFiles(spec, rootfs)),
       ...(spec.volumes ? { volumes: spec.volumes } : {}),
     });
     const launcher: Launcher = {

@@ -4,6 +4,7 @@
  * fd 3, a new session, death with its parent, the template read-only at `/`,
  * the workspace image at `/workspace`, a private `/tmp`, and the agent.
  */
+import type { SandboxHostFiles } from "../common/host-identity.ts";
 import { AGENT_DIR, AGENT_PATH } from "../common/templates.ts";
 
 /** What the command line is built from. */
@@ -15,6 +16,10 @@ export interface BwrapInput {
   tmpBytes: number;
   /** A resolv.conf to show at /etc/resolv.conf (a sandbox with egress: Kiln answers its DNS). */
   resolvConf?: string;
+  /** The sandbox's hostname (`host-identity.ts`). */
+  hostname: string;
+  /** Its own /etc/hostname and /etc/hosts, bound over the template's. */
+  hostFiles?: SandboxHostFiles;
   /** Volumes: host directories bound (bwrap adds nosuid and nodev to every bind) at paths below /mnt. */
   volumes?: { hostPath: string; path: string }[];
 }
@@ -32,7 +37,7 @@ export function bwrapArgs(i: BwrapInput): string[] {
     "--gid",
     "0",
     "--hostname",
-    "kiln",
+    i.hostname,
     "--die-with-parent",
     "--new-session",
     // The agent is PID 1 (it reaps orphans); bwrap's own command line, with host paths, stays outside.
@@ -54,6 +59,9 @@ export function bwrapArgs(i: BwrapInput): string[] {
     i.workspace,
     "/workspace",
     ...(i.resolvConf ? ["--ro-bind", i.resolvConf, "/etc/resolv.conf"] : []),
+    ...(i.hostFiles
+      ? ["--ro-bind", i.hostFiles.hostname, "/etc/hostname", "--ro-bind", i.hostFiles.hosts, "/etc/hosts"]
+      : []),
     ...volumeArgs(i.volumes ?? []),
     // The template is read-only: a small tmpfs gives the agent binary a place to be bound.
     "--size",
