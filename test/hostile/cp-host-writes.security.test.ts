@@ -167,6 +167,32 @@ function runCpHostWrites(tier: TierName): void {
       assert.ok(lstatSync(fifo).isFIFO(), "the FIFO was replaced");
     });
 
+    it("a name that is not UTF-8 fails a folder's copy before anything is written; never a copy that leaves it out", async () => {
+      // Bytes 0xff 0xfe: a real tier's filesystem keeps them as they are; the virtual tier's store holds text only.
+      await sh(
+        `mkdir -p /workspace/raw/sub && printf x > /workspace/raw/ok && printf y > "/workspace/raw/sub/$(printf '\\377\\376')"`,
+      );
+      const listing = await cli([
+        "exec",
+        id,
+        "--",
+        "ls /workspace/raw/sub > /tmp/names && od -An -tx1 /tmp/names",
+      ]);
+      const dest = join(host, "raw");
+      const r = await cli(["--json", "cp", `${id}:/workspace/raw`, dest]);
+      const left = () => JSON.stringify(existsSync(dest) && readdirSync(join(dest, "sub")));
+      if (listing.code !== 0 || listing.stdout.includes("ff fe")) {
+        assert.notEqual(r.code, 0, `the copy left the file out: ${left()}`);
+        // Kiln's paths are UTF-8: such a name cannot be named, so copied. (gVisor's own listing of such a folder fails: EINVAL.)
+        const code = listing.code === 0 ? "unsupported" : "invalid_argument";
+        assert.equal(JSON.parse(r.stderr).error.code, code, show(r));
+        assert.ok(!existsSync(dest), "a partial copy was written");
+      } else {
+        assertExit(r, 0);
+        assert.equal(readdirSync(join(dest, "sub")).length, 1, show(r));
+      }
+    });
+
     it("copies out drop setuid, setgid and sticky bits, create no FIFO, and belong to the invoking user", async () => {
       await sh(
         [
