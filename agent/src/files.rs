@@ -21,6 +21,12 @@ fn join(dir: &str, name: &str) -> String {
 
 /// EntryInfo for `path` from lstat-like metadata.
 fn entry(path: &str, md: &Metadata) -> Value {
+    entry_at(path, Path::new(path), md, false)
+}
+
+/// EntryInfo shown as `path` for the file at `real`; `lossy` when `path` is not
+/// its real name (a name, its own or a parent's, that is not UTF-8).
+fn entry_at(path: &str, real: &Path, md: &Metadata, lossy: bool) -> Value {
     let ft = md.file_type();
     let ty = if ft.is_symlink() {
         "symlink"
@@ -41,9 +47,12 @@ fn entry(path: &str, md: &Metadata) -> Value {
         ("mtimeMs", n(mtime_ms)),
     ];
     if ft.is_symlink() {
-        if let Ok(t) = fs::read_link(path) {
+        if let Ok(t) = fs::read_link(real) {
             fields.push(("symlinkTarget", s(&t.to_string_lossy())));
         }
+    }
+    if lossy {
+        fields.push(("lossy", Value::Bool(true)));
     }
     obj(fields)
 }
@@ -61,22 +70,33 @@ pub fn list(path: &str, depth: u32) -> Result<Value, Fail> {
         return Err(Fail::new("ENOTDIR", format!("list {}: not a directory", path)));
     }
     let mut out = Vec::new();
-    walk(path, depth, &mut out)?;
+    walk(Path::new(path), path, false, depth, &mut out)?;
     Ok(obj(vec![("entries", Value::Arr(out))]))
 }
 
 /// Depth-first, children sorted by name; symlinked directories are not entered.
-fn walk(dir: &str, depth: u32, out: &mut Vec<Value>) -> Result<(), Fail> {
-    let rd = fs::read_dir(dir).map_err(|e| Fail::io(e, &format!("list {}", dir)))?;
-    let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+/// `real` is the directory's path as bytes, `shown` as UTF-8 (the same unless
+/// `lossy`). Names that are not UTF-8 are listed with U+FFFD and `lossy`, never
+/// left out; an entry that vanishes meanwhile is left out, but a directory
+/// that cannot be read fails the listing rather than look empty.
+fn walk(real: &Path, shown: &str, lossy: bool, depth: u32, out: &mut Vec<Value>) -> Result<(), Fail> {
+    let rd = fs::read_dir(real).map_err(|e| Fail::io(e, &format!("list {}", shown)))?;
+    let mut names = Vec::new();
+    for e in rd {
+        names.push(e.map_err(|e| Fail::io(e, &format!("list {}", shown)))?.file_name());
+    }
     names.sort();
     for name in names {
-        let p = join(dir, &name);
-        // Entries can vanish while we walk; skip them rather than fail the listing.
-        let Ok(md) = fs::symlink_metadata(&p) else { continue };
-        out.push(entry(&p, &md));
+        let path = real.join(&name);
+        let p = join(shown, &name.to_string_lossy());
+        let Ok(md) = fs::symlink_metadata(&path) else { continue };
+        let lossy = lossy || name.to_str().is_none();
+        out.push(entry_at(&p, &path, &md, lossy));
         if md.is_dir() && depth > 1 {
-            let _ = walk(&p, depth - 1, out);
+            match walk(&path, &p, lossy, depth - 1, out) {
+                Err(e) if e.errno == "ENOENT" || e.errno == "ENOTDIR" => {}
+                r => r?,
+            }
         }
     }
     Ok(())

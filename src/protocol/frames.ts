@@ -111,6 +111,8 @@ export interface WireEntry {
   mode: number;
   mtimeMs: number;
   symlinkTarget?: string;
+  /** True when the name (its own or a parent's) is not UTF-8: `path` shows it with U+FFFD and names no file. */
+  lossy?: boolean;
 }
 
 /** Requests by op: the JSON body (without `op`) and the RESPONSE body. */
