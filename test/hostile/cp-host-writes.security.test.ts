@@ -15,6 +15,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -189,6 +190,24 @@ function runCpHostWrites(tier: TierName): void {
       } else {
         assertExit(r, 0);
         assert.equal(readdirSync(join(dest, "sub")).length, 1, show(r));
+      }
+    });
+
+    it("a link whose target is not UTF-8 fails a folder's copy as unsupported; never a link to another name", async () => {
+      await sh(`mkdir -p /workspace/rawlink && ln -s "/tmp/$(printf '\\377')" /workspace/rawlink/l`);
+      const raw = (
+        await cli(["exec", id, "--", "readlink /workspace/rawlink/l | od -An -tx1"])
+      ).stdout.includes("ff");
+      const dest = join(host, "rawlink");
+      const r = await cli(["--json", "cp", `${id}:/workspace/rawlink`, dest]);
+      if (raw) {
+        if (r.code === 0)
+          assert.fail(`the copy made a link to ${JSON.stringify(readlinkSync(join(dest, "l")))}`);
+        assert.equal(JSON.parse(r.stderr).error.code, "unsupported", show(r));
+        assert.ok(!existsSync(dest), "a partial copy was written");
+      } else {
+        assertExit(r, 0);
+        assert.ok(lstatSync(join(dest, "l")).isSymbolicLink(), show(r));
       }
     });
 
