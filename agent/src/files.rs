@@ -25,8 +25,9 @@ fn entry(path: &str, md: &Metadata) -> Value {
 }
 
 /// EntryInfo shown as `path` for the file at `real`; `lossy` when `path` is not
-/// its real name (a name, its own or a parent's, that is not UTF-8).
-fn entry_at(path: &str, real: &Path, md: &Metadata, lossy: bool) -> Value {
+/// its real name (a name, its own or a parent's, that is not UTF-8), or when a
+/// link's target is not UTF-8.
+fn entry_at(path: &str, real: &Path, md: &Metadata, mut lossy: bool) -> Value {
     let ft = md.file_type();
     let ty = if ft.is_symlink() {
         "symlink"
@@ -48,6 +49,7 @@ fn entry_at(path: &str, real: &Path, md: &Metadata, lossy: bool) -> Value {
     ];
     if ft.is_symlink() {
         if let Ok(t) = fs::read_link(real) {
+            lossy |= t.to_str().is_none();
             fields.push(("symlinkTarget", s(&t.to_string_lossy())));
         }
     }

@@ -273,7 +273,7 @@ export class AgentClient {
 
   /**
    * As {@link list}, telling FIFOs, sockets and devices (`special`) from regular files, and
-   * entries whose name is not UTF-8 (`lossy`: their path shows U+FFFD and cannot be opened).
+   * entries whose name or link target is not UTF-8 (`lossy`: shown with U+FFFD, it names no file).
    */
   async listWithSpecial(
     path: string,

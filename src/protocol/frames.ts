@@ -111,7 +111,7 @@ export interface WireEntry {
   mode: number;
   mtimeMs: number;
   symlinkTarget?: string;
-  /** True when the name (its own or a parent's) is not UTF-8: `path` shows it with U+FFFD and names no file. */
+  /** True when the name (its own or a parent's) or a link's target is not UTF-8: shown with U+FFFD, it names no file. */
   lossy?: boolean;
 }
 

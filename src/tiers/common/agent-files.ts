@@ -58,7 +58,7 @@ export class AgentFiles implements FileOps {
     const lossy = listed.find((e) => e.lossy);
     if (lossy)
       throw new UnsupportedError(
-        `cannot export ${path}: ${lossy.entry.path} has a name that is not UTF-8 (shown with U+FFFD)`,
+        `cannot export ${path}: ${lossy.entry.path} has a name or a link target that is not UTF-8 (shown with U+FFFD)`,
       );
     // FIFOs, sockets and devices are not exported: reading a FIFO would block, and no copy may create one.
     const entries = listed.filter((e) => !e.special).map((e) => e.entry);
