@@ -32,12 +32,12 @@ const GUARD_MS = 180_000;
 
 /**
  * Why an emulated tier (a VM without hardware acceleration) is skipped: each of
- * the about twenty CLI calls here restarts the sandbox's runtime, a VM boot, so
- * the three cases took 260 s on microvm under TCG, where the suite's budget is
- * a minute. They run wherever the VM is accelerated.
+ * the thirty-odd CLI calls here restarts the sandbox's runtime, a VM boot, so
+ * the first three of these cases alone took 260 s on microvm under TCG, where
+ * the budget is a minute. They run wherever the VM is accelerated.
  */
 const EMULATED =
-  "every kiln CLI call restarts the sandbox's VM, and emulated boots make the three cases take minutes (260 s measured); they run where the VM is accelerated";
+  "every kiln CLI call restarts the sandbox's VM, and emulated boots make these cases take minutes (the first three alone took 260 s); they run where the VM is accelerated";
 
 /** Every hostile `kiln cp` case, against one tier. */
 function runCpHostWrites(tier: TierName): void {
