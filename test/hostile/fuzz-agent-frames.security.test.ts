@@ -60,9 +60,14 @@ function clean(input: Uint8Array): NonNullable<Outcome["counts"]> {
   return o.counts;
 }
 
+const build = spawnSync("bash", [join(ROOT, "scripts", "build-agent.sh"), "--fuzz"], { encoding: "utf8" });
+/** Without a Rust toolchain there is no agent to fuzz (nor any real tier); a failed build is a failure. */
+const noRust =
+  build.status !== 0 && build.stderr.includes("rustc not found") ? build.stderr.trim() : undefined;
+if (noRust) console.log(`# SKIP the agent's fuzz tests: ${noRust}`);
+
 before(() => {
-  const r = spawnSync("bash", [join(ROOT, "scripts", "build-agent.sh"), "--fuzz"], { encoding: "utf8" });
-  assert.equal(r.status, 0, `cannot build the fuzz harness: ${r.stderr}`);
+  if (!noRust) assert.equal(build.status, 0, `cannot build the fuzz harness: ${build.stderr}`);
 });
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -147,7 +152,7 @@ const frameArb = fc.record({
   payload: payloadArb,
 });
 
-test("fuzz (agent): the corpus gives the counts it was committed with", () => {
+test("fuzz (agent): the corpus gives the counts it was committed with", { skip: noRust }, () => {
   for (const seed of corpus.seeds) {
     const o = run(Buffer.from(seed.hex, "hex"));
     assert.ok(o.counts, `${seed.why}: ${o.failure}`);
@@ -160,7 +165,9 @@ test("fuzz (agent): the corpus gives the counts it was committed with", () => {
   }
 });
 
-test("fuzz (agent): whole frames of any type and payload are each read, then the input's end; cut anywhere, the whole ones", () => {
+test("fuzz (agent): whole frames of any type and payload are each read, then the input's end; cut anywhere, the whole ones", {
+  skip: noRust,
+}, () => {
   fc.assert(
     fc.property(fc.array(frameArb, { maxLength: 6 }), fc.option(fc.nat()), (frames, cut) => {
       const encoded = frames.map((f) => encodeFrame(f.type, f.id, f.payload));
@@ -183,7 +190,9 @@ test("fuzz (agent): whole frames of any type and payload are each read, then the
   );
 });
 
-test("fuzz (agent): a length outside 5..16 MiB+5 ends the stream as malformed after the frames before it; a length inside it waits for its bytes", () => {
+test("fuzz (agent): a length outside 5..16 MiB+5 ends the stream as malformed after the frames before it; a length inside it waits for its bytes", {
+  skip: noRust,
+}, () => {
   const lengthArb = fc.oneof(
     fc.constantFrom(0, 1, 4, 5, 6, 40, MAX_FRAME_LENGTH, MAX_FRAME_LENGTH + 1, 0x7fffffff, 0xffffffff),
     fc.integer({ min: 0, max: 0xffffffff }),
@@ -211,7 +220,7 @@ test("fuzz (agent): a length outside 5..16 MiB+5 ends the stream as malformed af
   );
 });
 
-test("fuzz (agent): any bytes at all end cleanly", () => {
+test("fuzz (agent): any bytes at all end cleanly", { skip: noRust }, () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 512 }), (bytes) => {
       clean(bytes);
