@@ -15,8 +15,8 @@ mod sys;
 mod watch;
 
 use frame::{Frame, ReadError, Writer};
-use request::{Input, Request};
 use json::{n, obj, s, Value};
+use request::{Input, Request};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader};
