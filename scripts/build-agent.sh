@@ -1,15 +1,34 @@
 #!/usr/bin/env bash
 # Builds the in-sandbox agent (agent/src, Rust std only) into agent/target/kiln-agent
 # as a static x86_64 Linux binary. Idempotent: does nothing when the binary is
-# newer than every source file. Usage: scripts/build-agent.sh [--force]
+# newer than every source file. Usage: scripts/build-agent.sh [--force] [--fuzz]
+#
+# --fuzz builds the fuzz harness instead, agent/target/kiln-agent-fuzz: the same
+# crate with --cfg kiln_fuzz (agent/src/fuzz.rs), which decodes frames from
+# stdin and runs nothing; with overflow checks and debug assertions, so that
+# arithmetic a fuzzer can push over the edge aborts instead of wrapping.
 set -euo pipefail
+
+force=0
+fuzz=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    --fuzz) fuzz=1 ;;
+    *)
+      echo "build-agent: unknown option $arg" >&2
+      exit 2
+      ;;
+  esac
+done
 
 export PATH="$PATH:${HOME:-/root}/.cargo/bin"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 src="$root/agent/src"
 out="$root/agent/target/kiln-agent"
+[[ $fuzz == 1 ]] && out="$root/agent/target/kiln-agent-fuzz"
 
-if [[ "${1:-}" != "--force" && -x "$out" ]]; then
+if [[ $force == 0 && -x "$out" ]]; then
   # find prints any source newer than the binary; none means up to date.
   if [[ -z "$(find "$src" "$root/agent/Cargo.toml" -newer "$out" -print -quit)" ]]; then
     exit 0
@@ -24,6 +43,15 @@ fi
 mkdir -p "$(dirname "$out")"
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
+if [[ $fuzz == 1 ]]; then
+  # panic=abort as in the agent: a panic is a crash (SIGABRT) that the driver sees.
+  rustc --edition 2021 --crate-name kiln_agent --cfg kiln_fuzz \
+    -C opt-level=1 -C debug-assertions=on -C overflow-checks=on -C panic=abort \
+    -o "$tmp" "$src/main.rs"
+  mv -f "$tmp" "$out"
+  echo "build-agent: built $out" >&2
+  exit 0
+fi
 # Static (crt-static) so the agent runs in images without a libc; panic=abort
 # keeps it small and makes any bug a visible crash instead of a hung thread.
 rustc --edition 2021 --crate-name kiln_agent \

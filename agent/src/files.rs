@@ -11,14 +11,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Condvar, LazyLock, Mutex};
 
-fn path_field(req: &Value, key: &str) -> Result<String, Fail> {
-    match req.str(key) {
-        Some(p) if p.starts_with('/') => Ok(p.to_string()),
-        Some(p) => Err(Fail::new("EINVAL", format!("'{}' must be absolute: {}", key, p))),
-        None => Err(Fail::new("EINVAL", format!("missing string field '{}'", key))),
-    }
-}
-
 fn base_name(path: &str) -> String {
     Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into())
 }
@@ -29,6 +21,13 @@ fn join(dir: &str, name: &str) -> String {
 
 /// EntryInfo for `path` from lstat-like metadata.
 fn entry(path: &str, md: &Metadata) -> Value {
+    entry_at(path, Path::new(path), md, false)
+}
+
+/// EntryInfo shown as `path` for the file at `real`; `lossy` when `path` is not
+/// its real name (a name, its own or a parent's, that is not UTF-8), or when a
+/// link's target is not UTF-8.
+fn entry_at(path: &str, real: &Path, md: &Metadata, mut lossy: bool) -> Value {
     let ft = md.file_type();
     let ty = if ft.is_symlink() {
         "symlink"
@@ -49,9 +48,13 @@ fn entry(path: &str, md: &Metadata) -> Value {
         ("mtimeMs", n(mtime_ms)),
     ];
     if ft.is_symlink() {
-        if let Ok(t) = fs::read_link(path) {
+        if let Ok(t) = fs::read_link(real) {
+            lossy |= t.to_str().is_none();
             fields.push(("symlinkTarget", s(&t.to_string_lossy())));
         }
+    }
+    if lossy {
+        fields.push(("lossy", Value::Bool(true)));
     }
     obj(fields)
 }
@@ -60,83 +63,83 @@ fn lstat(path: &str, op: &str) -> Result<Metadata, Fail> {
     fs::symlink_metadata(path).map_err(|e| Fail::io(e, &format!("{} {}", op, path)))
 }
 
-pub fn stat(req: &Value) -> Result<Value, Fail> {
-    let path = path_field(req, "path")?;
-    Ok(entry(&path, &lstat(&path, "stat")?))
+pub fn stat(path: &str) -> Result<Value, Fail> {
+    Ok(entry(path, &lstat(path, "stat")?))
 }
 
-pub fn list(req: &Value) -> Result<Value, Fail> {
-    let path = path_field(req, "path")?;
-    let depth = req.num("depth").unwrap_or(1.0).max(1.0) as u32;
-    if !lstat(&path, "list")?.is_dir() {
+pub fn list(path: &str, depth: u32) -> Result<Value, Fail> {
+    if !lstat(path, "list")?.is_dir() {
         return Err(Fail::new("ENOTDIR", format!("list {}: not a directory", path)));
     }
     let mut out = Vec::new();
-    walk(&path, depth, &mut out)?;
+    walk(Path::new(path), path, false, depth, &mut out)?;
     Ok(obj(vec![("entries", Value::Arr(out))]))
 }
 
 /// Depth-first, children sorted by name; symlinked directories are not entered.
-fn walk(dir: &str, depth: u32, out: &mut Vec<Value>) -> Result<(), Fail> {
-    let rd = fs::read_dir(dir).map_err(|e| Fail::io(e, &format!("list {}", dir)))?;
-    let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+/// `real` is the directory's path as bytes, `shown` as UTF-8 (the same unless
+/// `lossy`). Names that are not UTF-8 are listed with U+FFFD and `lossy`, never
+/// left out; an entry that vanishes meanwhile is left out, but a directory
+/// that cannot be read fails the listing rather than look empty.
+fn walk(real: &Path, shown: &str, lossy: bool, depth: u32, out: &mut Vec<Value>) -> Result<(), Fail> {
+    let rd = fs::read_dir(real).map_err(|e| Fail::io(e, &format!("list {}", shown)))?;
+    let mut names = Vec::new();
+    for e in rd {
+        names.push(e.map_err(|e| Fail::io(e, &format!("list {}", shown)))?.file_name());
+    }
     names.sort();
     for name in names {
-        let p = join(dir, &name);
-        // Entries can vanish while we walk; skip them rather than fail the listing.
-        let Ok(md) = fs::symlink_metadata(&p) else { continue };
-        out.push(entry(&p, &md));
+        let path = real.join(&name);
+        let p = join(shown, &name.to_string_lossy());
+        let Ok(md) = fs::symlink_metadata(&path) else { continue };
+        let lossy = lossy || name.to_str().is_none();
+        out.push(entry_at(&p, &path, &md, lossy));
         if md.is_dir() && depth > 1 {
-            let _ = walk(&p, depth - 1, out);
+            match walk(&path, &p, lossy, depth - 1, out) {
+                Err(e) if e.errno == "ENOENT" || e.errno == "ENOTDIR" => {}
+                r => r?,
+            }
         }
     }
     Ok(())
 }
 
-pub fn mkdir(req: &Value) -> Result<Value, Fail> {
-    let path = path_field(req, "path")?;
-    if let Ok(md) = fs::symlink_metadata(&path) {
+pub fn mkdir(path: &str) -> Result<Value, Fail> {
+    if let Ok(md) = fs::symlink_metadata(path) {
         if md.is_dir() {
             return Ok(obj(vec![("created", Value::Bool(false))]));
         }
         return Err(Fail::new("EEXIST", format!("mkdir {}: exists and is not a directory", path)));
     }
-    fs::create_dir_all(&path).map_err(|e| Fail::io(e, &format!("mkdir {}", path)))?;
+    fs::create_dir_all(path).map_err(|e| Fail::io(e, &format!("mkdir {}", path)))?;
     Ok(obj(vec![("created", Value::Bool(true))]))
 }
 
-pub fn remove(req: &Value) -> Result<Value, Fail> {
-    let path = path_field(req, "path")?;
-    let md = lstat(&path, "remove")?;
-    let r = if md.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+pub fn remove(path: &str) -> Result<Value, Fail> {
+    let md = lstat(path, "remove")?;
+    let r = if md.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
     r.map_err(|e| Fail::io(e, &format!("remove {}", path)))?;
     Ok(obj(vec![]))
 }
 
-pub fn rename(req: &Value) -> Result<Value, Fail> {
-    let (from, to) = (path_field(req, "from")?, path_field(req, "to")?);
-    fs::rename(&from, &to).map_err(|e| Fail::io(e, &format!("rename {} -> {}", from, to)))?;
+pub fn rename(from: &str, to: &str) -> Result<Value, Fail> {
+    fs::rename(from, to).map_err(|e| Fail::io(e, &format!("rename {} -> {}", from, to)))?;
     Ok(obj(vec![]))
 }
 
-pub fn symlink(req: &Value) -> Result<Value, Fail> {
-    let path = path_field(req, "path")?;
-    let target = req.str("target").ok_or_else(|| Fail::new("EINVAL", "missing 'target'".into()))?;
-    std::os::unix::fs::symlink(target, &path).map_err(|e| Fail::io(e, &format!("symlink {}", path)))?;
+pub fn symlink(target: &str, path: &str) -> Result<Value, Fail> {
+    std::os::unix::fs::symlink(target, path).map_err(|e| Fail::io(e, &format!("symlink {}", path)))?;
     Ok(obj(vec![]))
 }
 
-pub fn chmod(req: &Value) -> Result<Value, Fail> {
-    let path = path_field(req, "path")?;
-    let mode = req.num("mode").ok_or_else(|| Fail::new("EINVAL", "missing 'mode'".into()))? as u32;
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))
+pub fn chmod(path: &str, mode: u32) -> Result<Value, Fail> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
         .map_err(|e| Fail::io(e, &format!("chmod {}", path)))?;
     Ok(obj(vec![]))
 }
 
-pub fn utimes(req: &Value) -> Result<Value, Fail> {
-    let path = path_field(req, "path")?;
-    crate::sys::set_times(&path, req.num("atimeMs"), req.num("mtimeMs"))
+pub fn utimes(path: &str, atime_ms: Option<f64>, mtime_ms: Option<f64>) -> Result<Value, Fail> {
+    crate::sys::set_times(path, atime_ms, mtime_ms)
         .map_err(|e| Fail::io(e, &format!("utimes {}", path)))?;
     Ok(obj(vec![]))
 }
@@ -158,8 +161,8 @@ fn reads() -> std::sync::MutexGuard<'static, HashMap<u32, ReadState>> {
 
 /// Registers a read before its thread starts, so CANCEL/CREDIT frames that
 /// follow the request are never lost.
-pub fn read_begin(id: u32, req: &Value) {
-    let credit = req.num("window").map(|w| w as i64);
+pub fn read_begin(id: u32, window: Option<i64>) {
+    let credit = window;
     reads().insert(id, ReadState { cancelled: false, credit });
 }
 
@@ -198,10 +201,9 @@ fn take_credit(id: u32, want: usize) -> bool {
 }
 
 /// Runs on its own thread: RESPONSE {size}, DATA*, END (or ERROR).
-pub fn read(out: &Writer, id: u32, req: &Value) {
+pub fn read(out: &Writer, id: u32, path: &str) {
     let r = (|| -> Result<(), Fail> {
-        let path = path_field(req, "path")?;
-        let mut f = File::open(&path).map_err(|e| Fail::io(e, &format!("read {}", path)))?;
+        let mut f = File::open(path).map_err(|e| Fail::io(e, &format!("read {}", path)))?;
         let md = f.metadata().map_err(|e| Fail::io(e, &format!("read {}", path)))?;
         if md.is_dir() {
             return Err(Fail::new("EISDIR", format!("read {}: is a directory", path)));
@@ -244,9 +246,7 @@ impl Drop for Upload {
     }
 }
 
-pub fn write_begin(id: u32, req: &Value) -> Result<Upload, Fail> {
-    let path = path_field(req, "path")?;
-    let max = req.num("maxBytes").map_or(u64::MAX, |m| m.max(0.0) as u64);
+pub fn write_begin(id: u32, path: String, max: u64) -> Result<Upload, Fail> {
     let existing = fs::symlink_metadata(&path).ok();
     if existing.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(Fail::new("EISDIR", format!("write {}: is a directory", path)));

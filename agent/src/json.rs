@@ -218,6 +218,10 @@ impl Parser<'_> {
     }
     fn hex4(&mut self) -> Result<u32, String> {
         let h = self.b.get(self.i..self.i + 4).ok_or("truncated \\u escape")?;
+        // from_str_radix alone would take a sign ("+fff").
+        if !h.iter().all(u8::is_ascii_hexdigit) {
+            return Err("bad \\u escape".into());
+        }
         let v = u32::from_str_radix(std::str::from_utf8(h).unwrap_or("x"), 16).map_err(|_| "bad \\u escape")?;
         self.i += 4;
         Ok(v)

@@ -1,16 +1,22 @@
 //! kiln-agent: runs inside a sandbox and serves Kiln's host over one framed
 //! byte stream (stdin/stdout). See docs/protocol.md.
+// The fuzz build (`--cfg kiln_fuzz`) uses only the decoding half.
+#![cfg_attr(kiln_fuzz, allow(dead_code, unused_imports))]
 
 mod files;
 mod frame;
+#[cfg(kiln_fuzz)]
+mod fuzz;
 mod json;
 mod net;
 mod process;
+mod request;
 mod sys;
 mod watch;
 
 use frame::{Frame, ReadError, Writer};
 use json::{n, obj, s, Value};
+use request::{Input, Request};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader};
@@ -87,6 +93,12 @@ pub fn shutdown(code: i32) -> ! {
 /// Programs it starts get no capabilities, and its exit syncs and powers off.
 static VM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+#[cfg(kiln_fuzz)]
+fn main() {
+    fuzz::main()
+}
+
+#[cfg(not(kiln_fuzz))]
 fn main() {
     if std::env::args().skip(1).any(|a| a == "--vm") {
         VM.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -128,25 +140,26 @@ fn main() {
 /// (file reads, listings, removals) runs on its own thread.
 fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Frame) {
     let id = f.id;
-    match f.ty {
-        frame::REQUEST => match json::parse(&f.payload) {
-            Ok(req) => request(out, uploads, id, req),
-            Err(e) => out.error(id, &Fail::new("EINVAL", format!("bad request JSON: {}", e))),
-        },
-        frame::STDIN => process::stdin_data(out, id, f.payload),
-        frame::STDIN_CLOSE => process::stdin_close(id),
+    let input = match request::decode(f) {
+        Ok(input) => input,
+        Err(e) => return out.error(id, &e),
+    };
+    match input {
+        Input::Request(req) => request(out, uploads, id, req),
+        Input::Stdin(bytes) => process::stdin_data(out, id, bytes),
+        Input::StdinClose => process::stdin_close(id),
         // DATA/END for a write that already failed are dropped on purpose.
-        frame::DATA => {
+        Input::Data(bytes) => {
             if net::is_conn(id) {
-                net::data(id, f.payload);
+                net::data(id, bytes);
             } else if let Some(up) = uploads.get_mut(&id) {
-                if let Err(e) = files::write_data(up, &f.payload) {
+                if let Err(e) = files::write_data(up, &bytes) {
                     uploads.remove(&id);
                     out.error(id, &e);
                 }
             }
         }
-        frame::END => {
+        Input::End => {
             if net::is_conn(id) {
                 net::end(id);
             } else if let Some(up) = uploads.remove(&id) {
@@ -156,7 +169,7 @@ fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Fra
                 }
             }
         }
-        frame::CANCEL => {
+        Input::Cancel => {
             if net::is_conn(id) {
                 net::cancel(id);
             } else if uploads.remove(&id).is_some() {
@@ -165,83 +178,70 @@ fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Fra
                 files::read_cancel(id);
             }
         }
-        frame::CREDIT => {
-            if f.payload.len() == 4 {
-                let b = &f.payload;
-                let bytes = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-                files::read_credit(id, bytes);
-                net::credit(id, bytes);
-            }
+        Input::Credit(Some(bytes)) => {
+            files::read_credit(id, bytes);
+            net::credit(id, bytes);
         }
-        other => out.error(id, &Fail::new("EPROTO", format!("unknown frame type 0x{:02x}", other))),
+        Input::Credit(None) => {}
     }
 }
 
-fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32, req: Value) {
-    let op = req.str("op").unwrap_or("").to_string();
-    let result = match op.as_str() {
-        "ping" => Ok(obj(vec![("version", s(VERSION))])),
+fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32, req: Request) {
+    // Ok(None): the op answers by itself (later, or from a thread of its own).
+    let result: Result<Option<Value>, Fail> = match req {
+        Request::Ping => Ok(Some(obj(vec![("version", s(VERSION))]))),
         // spawn answers by itself: RESPONSE must precede the first STDOUT frame.
-        "spawn" => match process::spawn(out, id, &req) {
-            Ok(()) => return,
-            Err(e) => Err(e),
-        },
-        "signal" => process::signal(&req),
+        Request::Spawn(sp) => process::spawn(out, id, &sp).map(|()| None),
+        Request::Signal { target, signal } => process::signal(target, signal).map(Some),
+        Request::Resize { target, cols, rows } => process::resize(target, cols, rows).map(Some),
         // connect answers by itself, from its own thread, once the socket is open.
-        "connect" => match net::connect(out, id, &req) {
-            Ok(()) => return,
-            Err(e) => Err(e),
-        },
+        Request::Connect { port, window } => net::connect(out, id, port, window).map(|()| None),
         // watch answers by itself (RESPONSE once watching, then DATA frames).
-        "watch" => match watch::watch(out, id, &req) {
-            Ok(()) => return,
-            Err(e) => Err(e),
-        },
-        "resize" => process::resize(&req),
-        "write" => match files::write_begin(id, &req) {
-            Ok(up) => {
-                uploads.insert(id, up);
-                return; // RESPONSE comes at END
-            }
-            Err(e) => Err(e),
-        },
-        "read" => {
-            files::read_begin(id, &req);
+        Request::Watch { path, recursive } => watch::watch(out, id, path, recursive).map(|()| None),
+        // RESPONSE comes at END.
+        Request::Write { path, max_bytes } => files::write_begin(id, path, max_bytes).map(|up| {
+            uploads.insert(id, up);
+            None
+        }),
+        Request::Read { path, window } => {
+            files::read_begin(id, window);
             let reader = out.clone();
-            match thread(move || files::read(&reader, id, &req)) {
-                Ok(()) => return,
-                Err(e) => Err(e),
-            }
+            thread(move || files::read(&reader, id, &path)).map(|()| None)
         }
-        "stat" | "list" | "mkdir" | "remove" | "rename" | "symlink" | "chmod" | "utimes" => {
+        op @ (Request::Stat { .. }
+        | Request::List { .. }
+        | Request::Mkdir { .. }
+        | Request::Remove { .. }
+        | Request::Rename { .. }
+        | Request::Symlink { .. }
+        | Request::Chmod { .. }
+        | Request::Utimes { .. }) => {
             let worker = out.clone();
-            let started = thread(move || {
-                let out = worker;
-                let r = match op.as_str() {
-                    "stat" => files::stat(&req),
-                    "list" => files::list(&req),
-                    "mkdir" => files::mkdir(&req),
-                    "remove" => files::remove(&req),
-                    "rename" => files::rename(&req),
-                    "symlink" => files::symlink(&req),
-                    "chmod" => files::chmod(&req),
-                    _ => files::utimes(&req),
-                };
-                match r {
-                    Ok(v) => out.json(frame::RESPONSE, id, &v),
-                    Err(e) => out.error(id, &e),
-                }
-            });
-            match started {
-                Ok(()) => return,
-                Err(e) => Err(e),
-            }
+            thread(move || match file_op(op) {
+                Ok(v) => worker.json(frame::RESPONSE, id, &v),
+                Err(e) => worker.error(id, &e),
+            })
+            .map(|()| None)
         }
-        "" => Err(Fail::new("EINVAL", "request has no 'op'".into())),
-        other => Err(Fail::new("ENOSYS", format!("unknown op '{}'", other))),
     };
     match result {
-        Ok(v) => out.json(frame::RESPONSE, id, &v),
+        Ok(Some(v)) => out.json(frame::RESPONSE, id, &v),
+        Ok(None) => {}
         Err(e) => out.error(id, &e),
+    }
+}
+
+/// The file operations that may block for long, run on a thread of their own.
+fn file_op(req: Request) -> Result<Value, Fail> {
+    match req {
+        Request::Stat { path } => files::stat(&path),
+        Request::List { path, depth } => files::list(&path, depth),
+        Request::Mkdir { path } => files::mkdir(&path),
+        Request::Remove { path } => files::remove(&path),
+        Request::Rename { from, to } => files::rename(&from, &to),
+        Request::Symlink { target, path } => files::symlink(&target, &path),
+        Request::Chmod { path, mode } => files::chmod(&path, mode),
+        Request::Utimes { path, atime_ms, mtime_ms } => files::utimes(&path, atime_ms, mtime_ms),
+        _ => Err(Fail::new("ENOSYS", "not a file operation".into())),
     }
 }

@@ -9,7 +9,7 @@
 //! flight and the input thread never blocks on a socket.
 
 use crate::frame::{self, Writer};
-use crate::json::{obj, Value};
+use crate::json::obj;
 use crate::Fail;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -65,13 +65,7 @@ fn release(id: u32) {
 
 /// Handles `connect` {port, window}: answers RESPONSE {} once connected
 /// (ERROR ECONNREFUSED, ETIMEDOUT... otherwise), then DATA..., END or ERROR.
-pub fn connect(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
-    let port = req.num("port").unwrap_or(0.0);
-    if !(1.0..=65535.0).contains(&port) || port.fract() != 0.0 {
-        return Err(Fail::new("EINVAL", format!("connect: bad port {}", port)));
-    }
-    let port = port as u16;
-    let window = req.num("window").map_or(1 << 20, |w| w.max(1.0) as i64);
+pub fn connect(out: &Arc<Writer>, id: u32, port: u16, window: i64) -> Result<(), Fail> {
     let (tx, rx) = channel();
     {
         let mut map = conns();

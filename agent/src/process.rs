@@ -6,6 +6,7 @@
 
 use crate::frame::{self, Writer};
 use crate::json::{n, obj, Value};
+use crate::request::Spawn;
 use crate::sys::{self, PollFd};
 use crate::Fail;
 use std::collections::HashMap;
@@ -75,38 +76,26 @@ pub fn start_reaper() {
     }
 }
 
-fn field_str(req: &Value, key: &str) -> Result<String, Fail> {
-    req.str(key).map(str::to_string).ok_or_else(|| Fail::new("EINVAL", format!("missing string field '{}'", key)))
-}
-
 /// Prefer bash; fall back to sh so minimal (busybox) images still work.
 fn shell() -> &'static str {
     ["/bin/bash", "/usr/bin/bash", "/bin/sh"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("/bin/sh")
 }
 
 /// Handles `spawn`: starts the process and answers RESPONSE {pid}; EXIT follows later.
-pub fn spawn(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
-    let command = field_str(req, "command")?;
-    let cwd = field_str(req, "cwd")?;
-    let piped = req.str("stdin") == Some("pipe");
+pub fn spawn(out: &Arc<Writer>, id: u32, req: &Spawn) -> Result<(), Fail> {
+    let Spawn { command, cwd, piped, .. } = req;
+    let piped = *piped;
     let mut envp = Vec::new();
-    if let Some(Value::Obj(env)) = req.get("env") {
-        for (k, v) in env {
-            if let Value::Str(v) = v {
-                envp.push(sys::cstr(&format!("{}={}", k, v))?);
-            }
-        }
+    for (k, v) in &req.env {
+        envp.push(sys::cstr(&format!("{}={}", k, v))?);
     }
-    let size = match req.get("pty") {
-        Some(p @ Value::Obj(_)) => Some(term_size(p)?),
-        _ => None,
-    };
+    let size = req.pty;
     let program = shell();
     let plan = sys::ExecPlan {
         program: sys::cstr(program)?,
-        argv: vec![sys::cstr(program.rsplit('/').next().unwrap_or("sh"))?, sys::cstr("-c")?, sys::cstr(&command)?],
+        argv: vec![sys::cstr(program.rsplit('/').next().unwrap_or("sh"))?, sys::cstr("-c")?, sys::cstr(command)?],
         envp,
-        cwd: sys::cstr(&cwd)?,
+        cwd: sys::cstr(cwd)?,
         ctty: size.is_some(),
     };
     // With a terminal, the child's stdin, stdout and stderr are the pty's slave
@@ -297,21 +286,8 @@ pub fn stdin_close(id: u32) {
     }
 }
 
-/// The `{cols, rows}` of a terminal request (1 to 4096 each).
-fn term_size(v: &Value) -> Result<(u16, u16), Fail> {
-    let dim = |k: &str| -> Result<u16, Fail> {
-        match v.num(k) {
-            Some(x) if x.fract() == 0.0 && (1.0..=4096.0).contains(&x) => Ok(x as u16),
-            _ => Err(Fail::new("EINVAL", format!("pty '{}' must be an integer from 1 to 4096", k))),
-        }
-    };
-    Ok((dim("cols")?, dim("rows")?))
-}
-
 /// Handles `resize`: sets the terminal size of process `target` (started with a pty).
-pub fn resize(req: &Value) -> Result<Value, Fail> {
-    let target = req.num("target").ok_or_else(|| Fail::new("EINVAL", "missing 'target'".into()))? as u32;
-    let (cols, rows) = term_size(req)?;
+pub fn resize(target: u32, cols: u16, rows: u16) -> Result<Value, Fail> {
     let t = table();
     let entry = t.by_id.get(&target).ok_or_else(|| Fail::new("ESRCH", format!("no running process {}", target)))?;
     let pty = entry.pty.as_ref().ok_or_else(|| Fail::new("ENOTTY", format!("process {} has no terminal", target)))?;
@@ -320,9 +296,7 @@ pub fn resize(req: &Value) -> Result<Value, Fail> {
 }
 
 /// Handles `signal`: signals the whole process group of process `target`.
-pub fn signal(req: &Value) -> Result<Value, Fail> {
-    let target = req.num("target").ok_or_else(|| Fail::new("EINVAL", "missing 'target'".into()))? as u32;
-    let sig = req.num("signal").unwrap_or(sys::SIGKILL as f64) as i32;
+pub fn signal(target: u32, sig: i32) -> Result<Value, Fail> {
     let found = table().by_id.get(&target).map(|e| (e.pid, e.pty.is_some()));
     let (pid, pty) = found.ok_or_else(|| Fail::new("ESRCH", format!("no running process {}", target)))?;
     // An interactive shell on a terminal puts each job in a process group of its own, all in

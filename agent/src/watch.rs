@@ -107,9 +107,7 @@ impl Drop for Watch {
 /// tree, which must not hold up the reader), sets the watch up, answers, then
 /// streams events. The id is live before the thread starts, so a CANCEL that
 /// follows at once is never lost.
-pub fn watch(out: &Arc<Writer>, id: u32, req: &Value) -> Result<(), Fail> {
-    let path = req.str("path").ok_or_else(|| Fail::new("EINVAL", "watch needs 'path'".into()))?.to_string();
-    let recursive = matches!(req.get("recursive"), Some(Value::Bool(true)));
+pub fn watch(out: &Arc<Writer>, id: u32, path: String, recursive: bool) -> Result<(), Fail> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
     let writer = out.clone();
     let started = crate::thread(move || {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -309,6 +309,23 @@ describe("kiln-agent", { skip: skipReason }, () => {
     await agent.client.remove(join(base, "link"));
     const left = (await agent.client.list(base, 2)).map((e) => e.name);
     assert.deepEqual(left, ["renamed.txt"]);
+  });
+
+  test("files: a name that is not UTF-8 is listed lossy (U+FFFD), and so is what is below it; none is left out", async () => {
+    const base = join(dir, "raw");
+    const bad = Buffer.concat([Buffer.from(`${base}/`), Buffer.from([0xff, 0xfe])]);
+    mkdirSync(bad, { recursive: true });
+    writeFileSync(Buffer.concat([bad, Buffer.from("/f")]), "x");
+    writeFileSync(join(base, "ok"), "y");
+    const listed = await agent.client.listWithSpecial(base, 2);
+    assert.deepEqual(
+      listed.map((e) => [e.entry.path.slice(base.length), e.lossy]),
+      [
+        ["/ok", false],
+        ["/\ufffd\ufffd", true],
+        ["/\ufffd\ufffd/f", true],
+      ],
+    );
   });
 
   test("files: chmod and utimes", async () => {

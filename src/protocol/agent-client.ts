@@ -271,11 +271,21 @@ export class AgentClient {
     return (await this.listWithSpecial(path, depth)).map((e) => e.entry);
   }
 
-  /** As {@link list}, telling FIFOs, sockets and devices (`special`) from regular files. */
-  async listWithSpecial(path: string, depth: number): Promise<{ entry: EntryInfo; special: boolean }[]> {
+  /**
+   * As {@link list}, telling FIFOs, sockets and devices (`special`) from regular files, and
+   * entries whose name or link target is not UTF-8 (`lossy`: shown with U+FFFD, it names no file).
+   */
+  async listWithSpecial(
+    path: string,
+    depth: number,
+  ): Promise<{ entry: EntryInfo; special: boolean; lossy: boolean }[]> {
     const res = await this.request("list", { path, depth });
     if (!Array.isArray(res?.entries)) throw new AgentError("EPROTO", "agent sent a list without entries");
-    return res.entries.map((w) => ({ entry: toEntry(w), special: w.type === "other" }));
+    return res.entries.map((w) => ({
+      entry: toEntry(w),
+      special: w.type === "other",
+      lossy: w.lossy === true,
+    }));
   }
 
   /**

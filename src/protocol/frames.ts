@@ -111,6 +111,8 @@ export interface WireEntry {
   mode: number;
   mtimeMs: number;
   symlinkTarget?: string;
+  /** True when the name (its own or a parent's) or a link's target is not UTF-8: shown with U+FFFD, it names no file. */
+  lossy?: boolean;
 }
 
 /** Requests by op: the JSON body (without `op`) and the RESPONSE body. */

@@ -87,14 +87,21 @@ export function registerCopy(program: Command): void {
           const info = await sb.files.stat(src.path);
           const host = await hostTarget(dst.path, src.path);
           if (info.type === "dir") {
-            await mkdir(dirname(host), { recursive: true });
-            if ((await lstat(host).catch(() => undefined))?.isFile())
-              throw new InvalidArgumentError(`cannot copy a directory onto the file ${host}`);
-            await ensureHostDir(host, info.mode);
+            // The export first: a folder it refuses (a name that is not UTF-8) leaves nothing on the host.
+            const tar = await sb.files.exportTar(src.path);
+            try {
+              await mkdir(dirname(host), { recursive: true });
+              if ((await lstat(host).catch(() => undefined))?.isFile())
+                throw new InvalidArgumentError(`cannot copy a directory onto the file ${host}`);
+              await ensureHostDir(host, info.mode);
+            } catch (e) {
+              await tar.cancel().catch(() => {});
+              throw e;
+            }
             const sink = hostTreeSink(host, {
               onSkip: (path, type) => process.stderr.write(`kiln: skipped ${type} ${path}\n`),
             });
-            await unpackTree(await sb.files.exportTar(src.path), sink);
+            await unpackTree(tar, sink);
           } else {
             const data = await sb.files.read(src.path, { format: "stream" });
             // A link's own mode says nothing of the file it names.

@@ -6,6 +6,7 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import type { FileOps, WatchEvent, Watching } from "../../core/backend.ts";
+import { UnsupportedError } from "../../core/errors.ts";
 import type { EntryInfo } from "../../core/types.ts";
 import type { AgentClient } from "../../protocol/agent-client.ts";
 import { packTree, type TreeEntry, unpackTree } from "../../workspace/tar.ts";
@@ -52,10 +53,15 @@ export class AgentFiles implements FileOps {
     const agent = await this.agent();
     const root = (await agent.stat(path)).type;
     if (root !== "dir") throw Object.assign(new Error(`not a directory: ${path}`), { errno: "ENOTDIR" });
+    const listed = await agent.listWithSpecial(path, 1_000_000);
+    // Kiln's paths are UTF-8, so such a name cannot be read nor written: refuse before any byte, never leave it out.
+    const lossy = listed.find((e) => e.lossy);
+    if (lossy)
+      throw new UnsupportedError(
+        `cannot export ${path}: ${lossy.entry.path} has a name or a link target that is not UTF-8 (shown with U+FFFD)`,
+      );
     // FIFOs, sockets and devices are not exported: reading a FIFO would block, and no copy may create one.
-    const entries = (await agent.listWithSpecial(path, 1_000_000))
-      .filter((e) => !e.special)
-      .map((e) => e.entry);
+    const entries = listed.filter((e) => !e.special).map((e) => e.entry);
     // Parents before children: the listing is depth-first per directory; sort by path to be sure.
     entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     const rel = (p: string) => posix.relative(path, p);
