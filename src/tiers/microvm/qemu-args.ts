@@ -32,6 +32,8 @@ export interface QemuInput {
   tscKhz?: number;
   /** QEMU's QMP control socket (a Unix socket path). */
   qmpSocket?: string;
+  /** An inherited fd of a connected stream socket to speak QMP on (pause saves the VM through it). */
+  qmpFd?: number;
   /** A name for the VM (shown by `ps` as QEMU's process name). */
   name?: string;
 }
@@ -108,5 +110,8 @@ export function qemuArgs(i: QemuInput): string[] {
     "-device",
     "virtserialport,chardev=agent,name=kiln.agent",
     ...(i.qmpSocket ? ["-qmp", `unix:${i.qmpSocket},server=on,wait=off`] : []),
+    ...(i.qmpFd !== undefined
+      ? ["-chardev", `socket,id=qmp,fd=${i.qmpFd}`, "-mon", "chardev=qmp,mode=control"]
+      : []),
   ];
 }
