@@ -31,7 +31,15 @@ import { guestBoot, microvmCacheDir, rootfsImage } from "./guest.ts";
 import { GUEST_LIMITS } from "./guest-limits.ts";
 import { qemuArgs, TCG_TB_MIB } from "./qemu-args.ts";
 import { Qmp } from "./qmp.ts";
-import { finishIncoming, INCOMING_FD, saveVmState, VM_ARGS_FILE, VM_STATE_FILE } from "./vm-state.ts";
+import {
+  finishIncoming,
+  INCOMING_FD,
+  letOrphanEnd,
+  recoverySocket,
+  saveVmState,
+  VM_ARGS_FILE,
+  VM_STATE_FILE,
+} from "./vm-state.ts";
 
 const CAPABILITIES: Capabilities = {
   realBinaries: true,
@@ -203,6 +211,7 @@ export class MicrovmBackend implements Backend {
         ...(tscKhz ? { tscKhz } : {}),
         name: spec.id,
         qmpFd: QMP_FD,
+        ...(recoverySocket(spec.stateDir) ? { qmpSocket: recoverySocket(spec.stateDir) } : {}),
       });
     const vms = this.vms;
     const stateDir = spec.stateDir;
@@ -308,8 +317,10 @@ export class MicrovmBackend implements Backend {
     const vm = this.vms.get(spec.id);
     if (!vm || this.live.get(spec.id) !== instance)
       throw new KilnError("internal", `no VM of this process runs sandbox ${spec.id}`);
-    // A round trip first: every byte sent to the agent before has been read by it, none is left in QEMU.
-    await instance.files.stat("/");
+    // The guest writes its disk out first: should Kiln die before the pause is recorded, the next
+    // Kiln boots the guest afresh on its workspace image, and must find every write there. This
+    // round trip also means the agent has read every byte sent to it before: none is left in QEMU.
+    await this.syncGuest(spec.id);
     try {
       await saveVmState(vm.qmp, spec.stateDir, join(dir, VM_STATE_FILE), STATE_TIMEOUT_MS);
       writeFileSync(join(dir, VM_ARGS_FILE), JSON.stringify({ args: vm.args }));
@@ -320,7 +331,11 @@ export class MicrovmBackend implements Backend {
     // The guest stays stopped from here: QEMU ends without it seeing its input close.
     const gone = new Promise((r) => vm.child.once("exit", r));
     await vm.qmp.execute("quit").catch(() => {});
-    await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([gone, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+    // A QEMU that outlived the pause would be let run by the next Kiln's recovery.
+    if (vm.child.exitCode === null && vm.child.signalCode === null) vm.child.kill("SIGKILL");
     rmSync(join(spec.stateDir, CONTINUED_MARKER), { force: true });
     await instance.close();
   }
@@ -348,12 +363,14 @@ export class MicrovmBackend implements Backend {
   }
 
   /**
-   * Releases what a dead process's instance held: its cgroup (destroying it ends QEMU, should
+   * Releases what a dead process's instance held: its QEMU, let end by itself first (see
+   * letOrphanEnd: the guest writes its disk out), then its cgroup (destroying it ends QEMU, should
    * QEMU still run). The temporary files of writes it left unfinished are removed by the guest at
    * the next start (the host never mounts an image a guest wrote).
    */
   async recover(spec: InstanceSpec, _owner: string, alone: boolean): Promise<void> {
     if (!alone) return;
+    await letOrphanEnd(spec.stateDir, join(spec.stateDir, CONTINUED_MARKER), SHUTDOWN_TIMEOUT_MS);
     new SandboxCgroup(spec.id).destroy();
     const workspace = new WorkspaceImage(spec.stateDir);
     await workspace.unmount();

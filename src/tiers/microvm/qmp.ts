@@ -30,6 +30,11 @@ export class Qmp {
   private greeted: Waiter | undefined;
   private readonly waiters: Waiter[] = [];
   private failure: QmpError | undefined;
+  private onClosed: () => void = () => {};
+  /** Resolves when the connection has ended (QEMU exited, or `close`). */
+  readonly closed: Promise<void> = new Promise((resolve) => {
+    this.onClosed = resolve;
+  });
 
   private constructor(stream: Duplex) {
     this.stream = stream;
@@ -105,6 +110,7 @@ export class Qmp {
   private fail(e: QmpError): void {
     if (this.failure) return;
     this.failure = e;
+    this.onClosed();
     this.greeted?.reject(e);
     for (const w of this.waiters.splice(0)) w.reject(e);
   }

@@ -10,12 +10,12 @@
  * migration completes.
  */
 import type { ChildProcess } from "node:child_process";
-import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Socket } from "node:net";
+import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { Qmp } from "./qmp.ts";
+import { Qmp } from "./qmp.ts";
 
 /** The migration stream's file in a pause image. */
 export const VM_STATE_FILE = "vm-state";
@@ -31,6 +31,46 @@ const MAX_BANDWIDTH_BYTES = 64 * 1024 * 1024 * 1024;
 
 /** Longest Unix socket path (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH = 100;
+
+/**
+ * The QMP socket QEMU listens on in the state directory, beside the one Kiln holds: the next Kiln,
+ * after a crash, reaches an orphaned VM through it. Undefined when the path would be too long.
+ */
+export function recoverySocket(stateDir: string): string | undefined {
+  const p = join(stateDir, "qmp.sock");
+  return p.length <= MAX_SOCKET_PATH ? p : undefined;
+}
+
+/**
+ * After the Kiln that ran a VM died: lets the guest end by itself, so that what it had not written
+ * to its disk yet is written. Its agent saw its input end with that Kiln (it syncs and powers off),
+ * but the VM may have been stopped by a pause under way: it is let run (`cont`), and QEMU is waited
+ * for up to `timeoutMs`. `continuedMarker` is written first: the guest runs on past any state saved
+ * of it. Resolves at once when no QEMU answers on the state directory's socket.
+ */
+export async function letOrphanEnd(
+  stateDir: string,
+  continuedMarker: string,
+  timeoutMs: number,
+): Promise<void> {
+  const path = recoverySocket(stateDir);
+  if (path === undefined || !existsSync(path)) return;
+  const stream = createConnection(path);
+  stream.on("error", () => {});
+  let qmp: Qmp;
+  try {
+    qmp = await Qmp.open(stream, 2000);
+  } catch {
+    stream.destroy();
+    return;
+  }
+  writeFileSync(continuedMarker, "");
+  await qmp.execute("cont").catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([qmp.closed, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
+  qmp.close();
+}
 
 interface MigrateStatus {
   status: string;
