@@ -22,7 +22,7 @@ pub const VERSION: &str = "0.1.0";
 
 const OPS: &[&str] = &[
     "ping", "spawn", "signal", "resize", "stat", "list", "read", "write", "mkdir", "remove", "rename", "symlink", "chmod", "utimes", "connect",
-    "watch",
+    "watch", "clock",
 ];
 
 /// An error reported to the host: errno-style code plus a message.
@@ -177,10 +177,23 @@ fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Fra
     }
 }
 
+/// Sets a VM's wall clock to the host's (`timeMs`): a restored guest's clock stood still while its
+/// state was saved. Anywhere else the clock is the host's own, and not the agent's to set.
+fn set_clock(req: &Value) -> Result<Value, Fail> {
+    if !VM.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Fail::new("ENOTSUP", "only a virtual machine's agent sets its clock".into()));
+    }
+    let ms = req.num("timeMs").filter(|m| m.is_finite() && *m > 0.0);
+    let ms = ms.ok_or_else(|| Fail::new("EINVAL", "clock needs timeMs".into()))?;
+    sys::set_clock_ms(ms).map_err(|e| Fail::io(e, "clock_settime"))?;
+    Ok(obj(vec![]))
+}
+
 fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32, req: Value) {
     let op = req.str("op").unwrap_or("").to_string();
     let result = match op.as_str() {
         "ping" => Ok(obj(vec![("version", s(VERSION))])),
+        "clock" => set_clock(&req),
         // spawn answers by itself: RESPONSE must precede the first STDOUT frame.
         "spawn" => match process::spawn(out, id, &req) {
             Ok(()) => return,

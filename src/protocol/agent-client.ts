@@ -227,6 +227,14 @@ export class AgentClient {
   }
 
   /**
+   * Sets a VM's wall clock to `timeMs` (ms since the epoch).
+   * @throws AgentError: ENOTSUP (not a VM's agent), ENOSYS (an agent without `clock`), EPERM
+   */
+  async setClock(timeMs: number): Promise<void> {
+    await this.request("clock", { timeMs });
+  }
+
+  /**
    * Starts `bash -c command` in its own process group. Resolves once the agent
    * has started it. @throws AgentError (e.g. ENOENT for a missing cwd)
    */

@@ -159,6 +159,11 @@ export interface Requests {
    * when the directory goes. Agents whose HELLO lacks `watch` cannot.
    */
   watch: { req: { path: string; recursive: boolean }; res: Record<string, never> };
+  /**
+   * Sets the sandbox's wall clock to `timeMs` (ms since the epoch): only a VM's agent (`--vm`), whose
+   * clock stood still while its state was saved; elsewhere ENOTSUP. Agents whose HELLO lacks `clock` cannot.
+   */
+  clock: { req: { timeMs: number }; res: Record<string, never> };
 }
 
 /** A request op name. */

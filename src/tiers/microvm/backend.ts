@@ -261,6 +261,7 @@ export class MicrovmBackend implements Backend {
         closeTimeoutMs: SHUTDOWN_TIMEOUT_MS,
         guestLimits: GUEST_LIMITS,
         resumed: saved !== undefined && savedArgs !== undefined,
+        guestClock: true,
       },
       signal,
     );
