@@ -3,8 +3,10 @@
  * while the VM's state is saved, is set to the host's when it is restored
  * (a guest paused for a minute must not run a minute late). Skipped with its
  * reason when the tier cannot run here; KILN_REQUIRE_TIERS=microvm makes
- * that a failure. (Processes and files across pause are the conformance
- * suite's and state-cycles' tests.)
+ * that a failure. A process streaming output through Kiln while the VM is
+ * saved does not cut a frame in two (the next Kiln would read garbage and
+ * boot the guest afresh). (Processes and files across pause are the
+ * conformance suite's and state-cycles' tests.)
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -29,6 +31,28 @@ describe("microvm pause", () => {
   after(async () => {
     await kiln?.close();
     rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test("a process writing output without pause is restored running: no frame was cut by the save", async (t) => {
+    if (status !== true) {
+      if (tierRequired("microvm")) assert.fail(`tier microvm required but unavailable: ${status}`);
+      t.skip(`tier microvm unavailable: ${status}`);
+      return;
+    }
+    const sb = await kiln.create({ tier: "microvm", template });
+    try {
+      // Output frames of every size stream to Kiln while the VM is stopped and saved.
+      await sb.commands.run("cat /dev/zero | tr '\\0' x", { background: true });
+      await sb.commands.run("nohup sleep 100000 >/dev/null 2>&1 &");
+      for (let i = 0; i < 3; i++) {
+        await sb.pause();
+        await sb.resume();
+        const r = await sb.commands.run("pgrep -x sleep >/dev/null && echo alive");
+        assert.equal(r.stdout, "alive\n", `cycle ${i}: the guest was booted afresh (${r.stderr})`);
+      }
+    } finally {
+      await sb.kill();
+    }
   });
 
   test("a restored guest's clock is the host's, not the clock it stopped with", async (t) => {

@@ -365,6 +365,16 @@ export class AgentInstance implements Instance {
     };
   }
 
+  /**
+   * Before the runtime saves the sandbox while it runs (a VM's migration): every frame the agent
+   * wrote so far has arrived, and it writes none until Kiln's next frame to it (see the agent's
+   * `hold`), so that no frame is cut in two by the save. An agent without `hold` is let be.
+   */
+  async holdOutput(): Promise<void> {
+    const agent = await this.agent();
+    await agent.hold().catch(() => {});
+  }
+
   /** An agent call's failure as a Kiln error (one mapping: protocol/agent-errors.ts). */
   private agentError(e: unknown): unknown {
     return kilnErrorFromAgent(e, { sandboxId: this.parts.spec.id, limits: this.parts.spec.limits });

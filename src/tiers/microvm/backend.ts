@@ -132,7 +132,7 @@ export class MicrovmBackend implements Backend {
   readonly capabilities = CAPABILITIES;
   private readonly pools = new PoolUsers();
   /** The running instances of this process, by sandbox id (saveFiles asks their guest to write its disk out). */
-  private readonly live = new Map<string, Instance>();
+  private readonly live = new Map<string, AgentInstance>();
   /** The QEMU of each running instance, by sandbox id (suspend saves it). */
   private readonly vms = new Map<string, LiveVm>();
 
@@ -322,6 +322,8 @@ export class MicrovmBackend implements Backend {
     // Kiln boots the guest afresh on its workspace image, and must find every write there. This
     // round trip also means the agent has read every byte sent to it before: none is left in QEMU.
     await this.syncGuest(spec.id);
+    const live = this.live.get(spec.id);
+    await live?.holdOutput();
     try {
       await saveVmState(vm.qmp, spec.stateDir, join(dir, VM_STATE_FILE), STATE_TIMEOUT_MS);
       writeFileSync(join(dir, VM_ARGS_FILE), JSON.stringify({ args: vm.args }));
