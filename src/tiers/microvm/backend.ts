@@ -29,7 +29,7 @@ import { WorkspaceImage } from "../common/workspace-image.ts";
 import { chooseAccel, hostTscKhz } from "./accel.ts";
 import { guestBoot, microvmCacheDir, rootfsImage } from "./guest.ts";
 import { GUEST_LIMITS } from "./guest-limits.ts";
-import { qemuArgs, TCG_TB_MIB } from "./qemu-args.ts";
+import { qemuArgs, TCG_TB_MIB, withBootFiles } from "./qemu-args.ts";
 import { Qmp } from "./qmp.ts";
 import {
   finishIncoming,
@@ -195,7 +195,11 @@ export class MicrovmBackend implements Backend {
     const savedArgs =
       incoming === undefined
         ? undefined
-        : (JSON.parse(readFileSync(join(saved!, VM_ARGS_FILE), "utf8")) as { args: string[] }).args;
+        : withBootFiles(
+            (JSON.parse(readFileSync(join(saved!, VM_ARGS_FILE), "utf8")) as { args: string[] }).args,
+            boot,
+            existsSync,
+          );
     const args =
       savedArgs ??
       qemuArgs({

@@ -115,3 +115,25 @@ export function qemuArgs(i: QemuInput): string[] {
       : []),
   ];
 }
+
+/**
+ * A saved command line with its kernel and initramfs replaced by `boot`'s where
+ * `exists` says the saved ones are gone (a newer agent's initramfs replaced
+ * them). A restored guest reads neither again: QEMU only loads them into RAM
+ * that the saved state then overwrites. Everything else is kept as saved.
+ */
+export function withBootFiles(
+  args: readonly string[],
+  boot: { kernel: string; initramfs: string },
+  exists: (path: string) => boolean,
+): string[] {
+  const out = [...args];
+  for (const [flag, now] of [
+    ["-kernel", boot.kernel],
+    ["-initrd", boot.initramfs],
+  ] as const) {
+    const i = out.indexOf(flag);
+    if (i >= 0 && i + 1 < out.length && !exists(out[i + 1]!)) out[i + 1] = now;
+  }
+  return out;
+}
