@@ -3,7 +3,9 @@
  * with a 10 MB workspace, each beside the raw tool doing the same in the same
  * run: a file copy of the workspace (the SQLite file on the virtual tier, the
  * sparse ext4 image on the real tiers), and on gVisor `runsc checkpoint` /
- * `runsc restore` of a container like the sandbox's.
+ * `runsc restore` of a container like the sandbox's. Where pause keeps memory,
+ * also the pause image's size beside the sandbox's memory limit (on microvm:
+ * QEMU's migration stream of a guest with that much RAM).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -38,6 +40,11 @@ export function dropFromPageCache(path: string): void {
   execFileSync("sync");
   // GNU dd: with `iflag=nocache count=0` it only advises the kernel to drop the whole file's cache.
   for (const f of files) execFileSync("dd", [`if=${f}`, "iflag=nocache", "count=0", "status=none"]);
+}
+
+/** Bytes of the files directly in `dir`. */
+function dirBytes(dir: string): number {
+  return readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 }
 
 /** One frame of the agent protocol (docs/protocol.md). */
@@ -158,14 +165,18 @@ export async function benchState(): Promise<{ tier: TierName; rows: Row[] }[]> {
       for (const f of forks) await f.kill();
       const pause: number[] = [];
       const resume: number[] = [];
+      const imageMiB: number[] = [];
       for (let i = 0; i < RUNS; i++) {
         await sb.commands.run("true");
         pause.push(await ms(() => sb.pause()));
+        if (caps.pause === "memory")
+          imageMiB.push(dirBytes(join(dataDir, "sandboxes", sb.id, "pause")) / 1024 / 1024);
         resume.push(await ms(() => sb.resume()));
       }
       let rawPause = Number.NaN;
       let rawResume = Number.NaN;
-      if (caps.pause === "memory") {
+      const runsc = tier === "gvisor";
+      if (runsc) {
         const probe = await kiln.create({ tier });
         await probe.commands.run("nohup sleep 100000 >/dev/null 2>&1 &");
         const r = await rawRunsc(dataDir, probe.id);
@@ -180,16 +191,25 @@ export async function benchState(): Promise<{ tier: TierName; rows: Row[] }[]> {
           kiln: p50(pause),
           raw: rawPause,
           unit: "ms",
-          rawLabel: caps.pause === "memory" ? "`runsc checkpoint`" : "no raw equivalent",
+          rawLabel: runsc ? "`runsc checkpoint`" : "no raw equivalent measured",
         },
         {
           metric: "resume, p50",
           kiln: p50(resume),
           raw: rawResume,
           unit: "ms",
-          rawLabel: caps.pause === "memory" ? "`runsc restore` until the agent answers" : "no raw equivalent",
+          rawLabel: runsc ? "`runsc restore` until the agent answers" : "no raw equivalent measured",
         },
       );
+      if (caps.pause === "memory") {
+        rows.push({
+          metric: "pause image (memory kept), p50",
+          kiln: p50(imageMiB),
+          raw: (await sb.info()).limits.memoryBytes / 1024 / 1024,
+          unit: "MiB",
+          rawLabel: "the sandbox's memory limit",
+        });
+      }
       await sb.kill();
       out.push({ tier, rows });
     }

@@ -66,30 +66,32 @@ test("snapshots and fork count against the owner's maxDiskBytes", async () => {
   }
 });
 
-test("gvisor: a memory pause that would not fit is refused before anything is written", async (t) => {
-  const dataDir = join(root, "gvisor");
-  const kiln = await openWithQuota(dataDir, MiB);
-  try {
-    const status = (await kiln.doctor()).find((s) => s.tier === "gvisor")!;
-    if (!status.available) {
-      if (tierRequired("gvisor")) assert.fail(`tier gvisor required but unavailable: ${status.reason}`);
-      t.skip(`tier gvisor unavailable: ${status.reason}`);
-      return;
+for (const tier of ["gvisor", "microvm"] as const) {
+  test(`${tier}: a memory pause that would not fit is refused before anything is written`, async (t) => {
+    const dataDir = join(root, tier);
+    const kiln = await openWithQuota(dataDir, MiB);
+    try {
+      const status = (await kiln.doctor()).find((s) => s.tier === tier)!;
+      if (!status.available) {
+        if (tierRequired(tier)) assert.fail(`tier ${tier} required but unavailable: ${status.reason}`);
+        t.skip(`tier ${tier} unavailable: ${status.reason}`);
+        return;
+      }
+      const sb = await kiln.create({ tier, metadata: { "kiln.owner": "alice" } });
+      await sb.files.write("/workspace/f.txt", "kept");
+      const e = await rejectsWithCode(sb.pause(), "limit_exceeded");
+      assert.equal(e.limit, "maxDiskBytes");
+      assert.equal((await sb.info()).state, "running");
+      assert.equal((await sb.commands.run("cat /workspace/f.txt")).stdout, "kept");
+      // Files only (no image) is always possible.
+      await sb.pause({ keepMemory: false });
+      assert.equal((await sb.info()).state, "paused");
+      await sb.kill();
+    } finally {
+      await kiln.close();
     }
-    const sb = await kiln.create({ tier: "gvisor", metadata: { "kiln.owner": "alice" } });
-    await sb.files.write("/workspace/f.txt", "kept");
-    const e = await rejectsWithCode(sb.pause(), "limit_exceeded");
-    assert.equal(e.limit, "maxDiskBytes");
-    assert.equal((await sb.info()).state, "running");
-    assert.equal((await sb.commands.run("cat /workspace/f.txt")).stdout, "kept");
-    // Files only (no image) is always possible.
-    await sb.pause({ keepMemory: false });
-    assert.equal((await sb.info()).state, "paused");
-    await sb.kill();
-  } finally {
-    await kiln.close();
-  }
-});
+  });
+}
 
 test("kiln serve: a key's own maxDiskBytes, as 429 naming the limit", async () => {
   const t = await testServer({ key: { maxDiskBytes: 1 } });

@@ -1,6 +1,6 @@
 /**
  * The end of a sandbox's lifetime as a pause: `onExpiry: "pause"` keeps
- * memory and processes where the tier can (gVisor), `"pause-files"` keeps the
+ * memory and processes where the tier can (gVisor, microvm), `"pause-files"` keeps the
  * files only, even there; E2B's `lifecycle.onTimeout: { action: "pause",
  * keepMemory: false }` (the SDK sends `autoPauseMemory: false`) is the latter.
  */
@@ -39,43 +39,45 @@ test("bad onExpiry values are refused", async () => {
   }
 });
 
-test("gvisor: at expiry, pause keeps the process and pause-files keeps only the files", async (t) => {
-  const kiln = await Kiln.open({ dataDir: join(root, "gvisor") });
-  try {
-    const status = (await kiln.doctor()).find((s) => s.tier === "gvisor")!;
-    if (!status.available) {
-      if (tierRequired("gvisor")) assert.fail(`tier gvisor required but unavailable: ${status.reason}`);
-      return t.skip(`tier gvisor unavailable: ${status.reason}`);
+for (const tier of ["gvisor", "microvm"] as const) {
+  test(`${tier}: at expiry, pause keeps the process and pause-files keeps only the files`, async (t) => {
+    const kiln = await Kiln.open({ dataDir: join(root, tier) });
+    try {
+      const status = (await kiln.doctor()).find((s) => s.tier === tier)!;
+      if (!status.available) {
+        if (tierRequired(tier)) assert.fail(`tier ${tier} required but unavailable: ${status.reason}`);
+        return t.skip(`tier ${tier} unavailable: ${status.reason}`);
+      }
+      const start = async (onExpiry: "pause" | "pause-files"): Promise<KilnSandbox> => {
+        const sb = await kiln.create({ tier, onExpiry });
+        await sb.files.write("/workspace/kept.txt", onExpiry);
+        await sb.commands.run("nohup sleep 100000 >/dev/null 2>&1 &");
+        // The lifetime starts once the process runs, so that the pause finds it.
+        await sb.setLifetime(1000);
+        return sb;
+      };
+      const [memory, files] = await Promise.all([start("pause"), start("pause-files")]);
+      for (const sb of [memory, files])
+        await until(`${sb.id} paused at expiry`, async () => kiln.record(sb.id).state === "paused");
+      const sleeping = async (sb: KilnSandbox) =>
+        (
+          await sb.commands.run(
+            "for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr '\\0' ' '; echo; done",
+          )
+        ).stdout
+          .split("\n")
+          .some((l) => l.startsWith("sleep 100000"));
+      // Any call resumes each; what came back differs.
+      assert.equal(await sleeping(memory), true, "pause kept the process");
+      assert.equal(await sleeping(files), false, "pause-files kept only the files");
+      assert.equal(await files.files.read("/workspace/kept.txt"), "pause-files");
+      assert.equal(await memory.files.read("/workspace/kept.txt"), "pause");
+      await Promise.all([memory.kill(), files.kill()]);
+    } finally {
+      await kiln.close();
     }
-    const start = async (onExpiry: "pause" | "pause-files"): Promise<KilnSandbox> => {
-      const sb = await kiln.create({ tier: "gvisor", onExpiry });
-      await sb.files.write("/workspace/kept.txt", onExpiry);
-      await sb.commands.run("nohup sleep 100000 >/dev/null 2>&1 &");
-      // The lifetime starts once the process runs, so that the pause finds it.
-      await sb.setLifetime(1000);
-      return sb;
-    };
-    const [memory, files] = await Promise.all([start("pause"), start("pause-files")]);
-    for (const sb of [memory, files])
-      await until(`${sb.id} paused at expiry`, async () => kiln.record(sb.id).state === "paused");
-    const sleeping = async (sb: KilnSandbox) =>
-      (
-        await sb.commands.run(
-          "for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr '\\0' ' '; echo; done",
-        )
-      ).stdout
-        .split("\n")
-        .some((l) => l.startsWith("sleep 100000"));
-    // Any call resumes each; what came back differs.
-    assert.equal(await sleeping(memory), true, "pause kept the process");
-    assert.equal(await sleeping(files), false, "pause-files kept only the files");
-    assert.equal(await files.files.read("/workspace/kept.txt"), "pause-files");
-    assert.equal(await memory.files.read("/workspace/kept.txt"), "pause");
-    await Promise.all([memory.kill(), files.kill()]);
-  } finally {
-    await kiln.close();
-  }
-});
+  });
+}
 
 test("E2B: lifecycle.onTimeout { action: pause, keepMemory: false } is a files-only pause at expiry", async () => {
   const f = await e2bFixture("virtual");

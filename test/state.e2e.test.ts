@@ -3,7 +3,7 @@
  * process with state (a server counting its requests) and a file is paused,
  * and its Kiln is killed with SIGKILL: a new Kiln resumes it with its files on
  * every tier, and with the process and its state on the tiers whose `pause`
- * capability is `memory` (gVisor). A Kiln killed at an arbitrary moment of a
+ * capability is `memory` (gVisor, microvm). A Kiln killed at an arbitrary moment of a
  * pause or of a resume leaves the next Kiln a sandbox that is paused or
  * running, whole (its files intact, its pause record neither half-written
  * nor stuck, no partial image left), and usable. Runs on every tier that
@@ -205,7 +205,7 @@ describe("sandbox state across a killed Kiln", () => {
       }
     });
 
-  for (const tier of ["virtual", "gvisor"] as const) {
+  for (const tier of ["virtual", "gvisor", "microvm"] as const) {
     crashTest(tier, "pause", "pausing");
     crashTest(tier, "resume", "resuming");
   }

@@ -81,6 +81,22 @@ impl Writer {
         }
     }
 
+    /// Answers request `id` with an empty RESPONSE and keeps the stream locked: no other frame is
+    /// written until the guard is dropped (the reader thread drops it at the host's next frame).
+    pub fn hold(&self, id: u32) -> std::sync::MutexGuard<'_, File> {
+        let payload = b"{}";
+        let mut buf = Vec::with_capacity(9 + payload.len());
+        buf.extend_from_slice(&((payload.len() + 5) as u32).to_be_bytes());
+        buf.push(RESPONSE);
+        buf.extend_from_slice(&id.to_be_bytes());
+        buf.extend_from_slice(payload);
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if out.write_all(&buf).is_err() {
+            crate::shutdown(0);
+        }
+        out
+    }
+
     pub fn json(&self, ty: u8, id: u32, v: &crate::json::Value) {
         self.send(ty, id, v.encode().as_bytes());
     }

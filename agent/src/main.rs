@@ -28,7 +28,7 @@ pub const VERSION: &str = "0.1.0";
 
 const OPS: &[&str] = &[
     "ping", "spawn", "signal", "resize", "stat", "list", "read", "write", "mkdir", "remove", "rename", "symlink", "chmod", "utimes", "connect",
-    "watch",
+    "watch", "clock", "hold",
 ];
 
 /// An error reported to the host: errno-style code plus a message.
@@ -118,9 +118,19 @@ fn main() {
 
     let mut input = BufReader::with_capacity(256 * 1024, unsafe { File::from_raw_fd(0) });
     let mut uploads: HashMap<u32, files::Upload> = HashMap::new();
+    // A `hold` in force: the output stream stays locked until the host's next frame.
+    let mut held = None;
     loop {
         match frame::read_frame(&mut input) {
-            Ok(f) => dispatch(&out, &mut uploads, f),
+            Ok(f) => {
+                // Any frame from the host ends a hold.
+                drop(held.take());
+                if is_hold(&f) {
+                    held = Some(out.hold(f.id));
+                } else {
+                    dispatch(&out, &mut uploads, f);
+                }
+            }
             Err(ReadError::Eof) => shutdown(0),
             Err(ReadError::Io(e)) => {
                 eprintln!("kiln-agent: input error: {}", e);
@@ -186,10 +196,32 @@ fn dispatch(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, f: Fra
     }
 }
 
+/// A `hold` request: the host is about to save the VM, and wants every frame written so far to
+/// have reached it, and no frame begun, while the VM stands still (a frame cut in two would reach
+/// the next host as garbage). Answered from the reader thread, which keeps the output locked.
+fn is_hold(f: &Frame) -> bool {
+    f.ty == frame::REQUEST
+        && f.payload.len() < 64
+        && json::parse(&f.payload).ok().map(|v| v.str("op") == Some("hold")).unwrap_or(false)
+}
+
+/// Sets a VM's wall clock to the host's (`timeMs`): a restored guest's clock stood still while its
+/// state was saved. Anywhere else the clock is the host's own, and not the agent's to set.
+fn set_clock(ms: f64) -> Result<Value, Fail> {
+    if !VM.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Fail::new("ENOTSUP", "only a virtual machine's agent sets its clock".into()));
+    }
+    sys::set_clock_ms(ms).map_err(|e| Fail::io(e, "clock_settime"))?;
+    Ok(obj(vec![]))
+}
+
 fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32, req: Request) {
     // Ok(None): the op answers by itself (later, or from a thread of its own).
     let result: Result<Option<Value>, Fail> = match req {
         Request::Ping => Ok(Some(obj(vec![("version", s(VERSION))]))),
+        Request::Clock { time_ms } => set_clock(time_ms).map(Some),
+        // A hold is taken on the reader thread before dispatch; one that gets here holds nothing.
+        Request::Hold => Ok(Some(obj(vec![]))),
         // spawn answers by itself: RESPONSE must precede the first STDOUT frame.
         Request::Spawn(sp) => process::spawn(out, id, &sp).map(|()| None),
         Request::Signal { target, signal } => process::signal(target, signal).map(Some),

@@ -35,6 +35,10 @@ pub struct Spawn {
 /// A REQUEST, one variant per op.
 pub enum Request {
     Ping,
+    /// Set a VM's wall clock to `time_ms` (ms since the epoch; finite and positive).
+    Clock { time_ms: f64 },
+    /// Keep the output stream whole while the host saves the VM.
+    Hold,
     Spawn(Spawn),
     Signal { target: u32, signal: i32 },
     Resize { target: u32, cols: u16, rows: u16 },
@@ -73,6 +77,13 @@ pub fn decode(f: Frame) -> Result<Input, Fail> {
 pub fn request(v: &Value) -> Result<Request, Fail> {
     Ok(match v.str("op").unwrap_or("") {
         "ping" => Request::Ping,
+        "clock" => Request::Clock {
+            time_ms: v
+                .num("timeMs")
+                .filter(|m| m.is_finite() && *m > 0.0)
+                .ok_or_else(|| Fail::new("EINVAL", "clock needs timeMs".into()))?,
+        },
+        "hold" => Request::Hold,
         "spawn" => Request::Spawn(spawn(v)?),
         "signal" => Request::Signal {
             target: target(v)?,

@@ -42,6 +42,7 @@ extern "C" {
     fn utimensat(dirfd: c_int, path: *const c_char, times: *const Timespec, flags: c_int) -> c_int;
     fn __errno_location() -> *mut c_int;
     fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
+    fn clock_settime(clock: c_int, tp: *const Timespec) -> c_int;
 }
 
 pub const POLLIN: i16 = 0x1;
@@ -127,6 +128,12 @@ pub fn sync_and_power_off() {
         sync();
         reboot(RB_POWER_OFF);
     }
+}
+
+/// Sets the system's wall clock (CLOCK_REALTIME) to `ms` milliseconds since the epoch.
+pub fn set_clock_ms(ms: f64) -> io::Result<()> {
+    let t = Timespec { sec: (ms / 1000.0).floor() as i64, nsec: ((ms % 1000.0) * 1_000_000.0) as c_long };
+    check(unsafe { clock_settime(0, &t) }).map(|_| ())
 }
 
 pub fn set_subreaper() {

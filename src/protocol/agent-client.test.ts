@@ -131,6 +131,25 @@ describe("kiln-agent", { skip: skipReason }, () => {
     assert.equal((await agent.client.ping()).version, hello.version);
   });
 
+  test("hold: no frame after its answer until the host's next frame; clock: only a VM's agent", async () => {
+    const out: Uint8Array[] = [];
+    const proc = await agent.client.spawn({
+      command: "sleep 0.3; echo late",
+      cwd: "/",
+      env: { PATH: "/usr/local/bin:/usr/bin:/bin" },
+      stdin: undefined,
+      onStdout: (c) => out.push(c),
+      onStderr: () => {},
+    });
+    await agent.client.hold();
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(Buffer.concat(out).toString(), "", "the agent wrote while held");
+    await agent.client.ping();
+    assert.equal((await proc.exited).exitCode, 0);
+    assert.equal(Buffer.concat(out).toString(), "late\n");
+    await rejectsWith(agent.client.setClock(Date.now()), "ENOTSUP");
+  });
+
   test("echo", async () => {
     const r = await run(agent.client, "echo hello");
     assert.equal(r.stdout.toString(), "hello\n");

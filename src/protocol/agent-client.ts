@@ -227,6 +227,22 @@ export class AgentClient {
   }
 
   /**
+   * Sets a VM's wall clock to `timeMs` (ms since the epoch).
+   * @throws AgentError: ENOTSUP (not a VM's agent), ENOSYS (an agent without `clock`), EPERM
+   */
+  async setClock(timeMs: number): Promise<void> {
+    await this.request("clock", { timeMs });
+  }
+
+  /**
+   * Has the agent stop writing until this connection (or the next one, after a restore) sends it a
+   * frame; resolves once every frame it wrote before has arrived. @throws AgentError: ENOSYS (an agent without `hold`)
+   */
+  async hold(): Promise<void> {
+    await this.request("hold", {});
+  }
+
+  /**
    * Starts `bash -c command` in its own process group. Resolves once the agent
    * has started it. @throws AgentError (e.g. ENOENT for a missing cwd)
    */

@@ -161,6 +161,17 @@ export interface Requests {
    * when the directory goes. Agents whose HELLO lacks `watch` cannot.
    */
   watch: { req: { path: string; recursive: boolean }; res: Record<string, never> };
+  /**
+   * Sets the sandbox's wall clock to `timeMs` (ms since the epoch): only a VM's agent (`--vm`), whose
+   * clock stood still while its state was saved; elsewhere ENOTSUP. Agents whose HELLO lacks `clock` cannot.
+   */
+  clock: { req: { timeMs: number }; res: Record<string, never> };
+  /**
+   * The host is about to save the sandbox (a VM's migration): the agent answers once every frame it
+   * wrote before has gone out, and writes no frame after it until the host's next frame (any), so
+   * that none is cut in two by the save. Agents whose HELLO lacks `hold` cannot.
+   */
+  hold: { req: Record<string, never>; res: Record<string, never> };
 }
 
 /** A request op name. */

@@ -66,29 +66,31 @@ test("a snapshot changed on disk is refused; restoring it byte for byte makes it
   await kiln.removeSnapshot(snap.id);
 });
 
-test("gvisor: a pause image changed on disk is refused and the sandbox stays paused", async (t) => {
-  const status = (await kiln.doctor()).find((s) => s.tier === "gvisor");
-  if (!status?.available) {
-    if (tierRequired("gvisor")) assert.fail(`gvisor required but unavailable: ${status?.reason}`);
-    t.skip(`tier gvisor unavailable: ${status?.reason}`);
-    return;
-  }
-  const sb = await kiln.create({ tier: "gvisor" });
-  await sb.commands.run("sleep 600 >/dev/null 2>&1 &");
-  await sb.pause();
-  const pauseDir = join(dir, "sandboxes", sb.id, "pause");
-  const files = readdirSync(pauseDir);
-  assert.ok(files.length > 0);
-  for (const f of files) assert.equal(statSync(join(pauseDir, f)).mode & 0o777, 0o600);
-  const image = join(pauseDir, files[0]!);
-  await flip(image, 64);
-  await rejectsWithCode(sb.resume(), "internal");
-  assert.equal((await sb.info()).state, "paused");
-  await flip(image, 64);
-  await sb.resume();
-  assert.equal((await sb.commands.run("pgrep -x sleep >/dev/null && echo alive")).stdout, "alive\n");
-  await sb.kill();
-});
+for (const tier of ["gvisor", "microvm"] as const) {
+  test(`${tier}: a pause image changed on disk is refused and the sandbox stays paused`, async (t) => {
+    const status = (await kiln.doctor()).find((s) => s.tier === tier);
+    if (!status?.available) {
+      if (tierRequired(tier)) assert.fail(`${tier} required but unavailable: ${status?.reason}`);
+      t.skip(`tier ${tier} unavailable: ${status?.reason}`);
+      return;
+    }
+    const sb = await kiln.create({ tier });
+    await sb.commands.run("sleep 600 >/dev/null 2>&1 &");
+    await sb.pause();
+    const pauseDir = join(dir, "sandboxes", sb.id, "pause");
+    const files = readdirSync(pauseDir);
+    assert.ok(files.length > 0);
+    for (const f of files) assert.equal(statSync(join(pauseDir, f)).mode & 0o777, 0o600);
+    const image = join(pauseDir, files[0]!);
+    await flip(image, 64);
+    await rejectsWithCode(sb.resume(), "internal");
+    assert.equal((await sb.info()).state, "paused");
+    await flip(image, 64);
+    await sb.resume();
+    assert.equal((await sb.commands.run("pgrep -x sleep >/dev/null && echo alive")).stdout, "alive\n");
+    await sb.kill();
+  });
+}
 
 test("fork's own snapshot (kept unhashed, never recorded) is no snapshot to callers: not listed, named, restored or removed", async () => {
   const sb = await kiln.create({});

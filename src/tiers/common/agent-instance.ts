@@ -83,6 +83,11 @@ export interface AgentInstanceParts {
   resumed?: boolean;
   /** How long the runtime may take to end by itself once its agent's input is closed, ms; default 1000. */
   closeTimeoutMs?: number;
+  /**
+   * The sandbox keeps a wall clock of its own (a VM's), which stands still while its state is saved:
+   * a restored one is set to the host's clock before anything runs in it.
+   */
+  guestClock?: boolean;
   /** The guest kernel's limit counters, for a tier whose sandbox has its own kernel (see {@link GuestLimitReader}). */
   guestLimits?: GuestLimitReader;
 }
@@ -166,11 +171,11 @@ export class AgentInstance implements Instance {
       this.stderrTail = (this.stderrTail + d.toString("utf8")).slice(-STDERR_KEEP);
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    const resumed = parts.resumed === true;
+    // Only the first launch restores; a relaunch after the runtime died starts afresh.
+    parts.resumed = false;
     try {
       if (!child.stdout || !child.stdin) throw new Error("runtime started without stdio pipes");
-      const resumed = parts.resumed === true;
-      // Only the first launch restores; a relaunch after the runtime died starts afresh.
-      parts.resumed = false;
       this.client = await Promise.race([
         (resumed ? AgentClient.reconnect : AgentClient.connect)(child.stdout, child.stdin, {
           timeoutMs: parts.connectTimeoutMs ?? 30_000,
@@ -190,6 +195,8 @@ export class AgentInstance implements Instance {
         { cause: e },
       );
     }
+    // An agent restored before it learnt `clock` keeps its stale clock (ENOSYS): not worth failing the resume for.
+    if (resumed && parts.guestClock) await this.client.setClock(Date.now()).catch(() => {});
     await this.attachNetwork(child);
     await this.writeNetworkFiles();
     if (parts.guestLimits) {
@@ -356,6 +363,16 @@ export class AgentInstance implements Instance {
           }
         : {}),
     };
+  }
+
+  /**
+   * Before the runtime saves the sandbox while it runs (a VM's migration): every frame the agent
+   * wrote so far has arrived, and it writes none until Kiln's next frame to it (see the agent's
+   * `hold`), so that no frame is cut in two by the save. An agent without `hold` is let be.
+   */
+  async holdOutput(): Promise<void> {
+    const agent = await this.agent();
+    await agent.hold().catch(() => {});
   }
 
   /** An agent call's failure as a Kiln error (one mapping: protocol/agent-errors.ts). */

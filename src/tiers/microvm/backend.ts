@@ -7,10 +7,12 @@
  * shared into the guest; QEMU runs with its seccomp sandbox in the sandbox's
  * host cgroup (guest RAM plus QEMU's own overhead; CPU).
  */
-import { spawn } from "node:child_process";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, posix } from "node:path";
+import type { Duplex } from "node:stream";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
+import { KilnError } from "../../core/errors.ts";
 import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
@@ -27,7 +29,17 @@ import { WorkspaceImage } from "../common/workspace-image.ts";
 import { chooseAccel, hostTscKhz } from "./accel.ts";
 import { guestBoot, microvmCacheDir, rootfsImage } from "./guest.ts";
 import { GUEST_LIMITS } from "./guest-limits.ts";
-import { qemuArgs, TCG_TB_MIB } from "./qemu-args.ts";
+import { qemuArgs, TCG_TB_MIB, withBootFiles } from "./qemu-args.ts";
+import { Qmp } from "./qmp.ts";
+import {
+  finishIncoming,
+  INCOMING_FD,
+  letOrphanEnd,
+  recoverySocket,
+  saveVmState,
+  VM_ARGS_FILE,
+  VM_STATE_FILE,
+} from "./vm-state.ts";
 
 const CAPABILITIES: Capabilities = {
   realBinaries: true,
@@ -38,7 +50,7 @@ const CAPABILITIES: Capabilities = {
   warmable: true,
   egress: false,
   templates: true,
-  pause: "files",
+  pause: "memory",
   inboundPorts: true,
 };
 
@@ -79,6 +91,27 @@ const SHUTDOWN_TIMEOUT_MS = 15_000;
 const SWEEP_MARKER = "sweep-workspace";
 
 /**
+ * A file in the state directory, written just before a restored guest runs on and removed when a
+ * new state is saved: while it exists, the workspace image may hold writes the saved state does not
+ * know of (a resume that failed after the guest ran), and restoring that state would corrupt the
+ * guest's filesystem. Such a resume boots the guest afresh instead.
+ */
+const CONTINUED_MARKER = "vm-continued";
+
+/** The fd QEMU speaks QMP on (0-2 stdio, 3 the console). */
+const QMP_FD = 4;
+
+/** How long saving or loading a VM's state may take, ms (TCG, a loaded host: seconds per hundred MiB). */
+const STATE_TIMEOUT_MS = 120_000;
+
+/** A running VM of this process: its QEMU, the QMP connection to it, and its command line. */
+interface LiveVm {
+  child: ChildProcess;
+  qmp: Qmp;
+  args: string[];
+}
+
+/**
  * After the Kiln process that ran a sandbox died: removes, through the new
  * guest's agent, the temporary entries of the writes and imports it left
  * unfinished (every one is stale: no other process runs the sandbox).
@@ -99,7 +132,9 @@ export class MicrovmBackend implements Backend {
   readonly capabilities = CAPABILITIES;
   private readonly pools = new PoolUsers();
   /** The running instances of this process, by sandbox id (saveFiles asks their guest to write its disk out). */
-  private readonly live = new Map<string, Instance>();
+  private readonly live = new Map<string, AgentInstance>();
+  /** The QEMU of each running instance, by sandbox id (suspend saves it). */
+  private readonly vms = new Map<string, LiveVm>();
 
   async probe(): Promise<TierStatus> {
     const no = (reason: string): TierStatus => ({ tier: "microvm", available: false, reason });
@@ -134,6 +169,7 @@ export class MicrovmBackend implements Backend {
     fresh: boolean,
     signal?: AbortSignal,
     from?: string,
+    saved?: string,
   ): Promise<Instance> {
     // A saved image (a snapshot, a fork) is copied, never mounted on the host: a guest wrote it.
     const { rootfs, cgroup } = await this.pools.parts(spec, fresh && from === undefined, signal);
@@ -153,29 +189,67 @@ export class MicrovmBackend implements Backend {
       pids: QEMU_HOST_PIDS + 4 * vcpus,
     });
     const tscKhz = hostTscKhz();
-    const args = qemuArgs({
-      accel: accel.accel,
-      cpu: accel.cpu,
-      kernel: boot.kernel,
-      initramfs: boot.initramfs,
-      rootfsImage: image,
-      workspaceImage: workspace.imagePath,
-      memoryBytes: l.memoryBytes,
-      vcpus,
-      pids: l.pids,
-      ...(tscKhz ? { tscKhz } : {}),
-      name: spec.id,
-    });
+    // A saved VM is loaded into a QEMU with its very command line (the same devices, RAM and CPU model).
+    let incoming = saved === undefined ? undefined : join(saved, VM_STATE_FILE);
+    if (incoming !== undefined && existsSync(join(spec.stateDir, CONTINUED_MARKER))) incoming = undefined;
+    const savedArgs =
+      incoming === undefined
+        ? undefined
+        : withBootFiles(
+            (JSON.parse(readFileSync(join(saved!, VM_ARGS_FILE), "utf8")) as { args: string[] }).args,
+            boot,
+            existsSync,
+          );
+    const args =
+      savedArgs ??
+      qemuArgs({
+        accel: accel.accel,
+        cpu: accel.cpu,
+        kernel: boot.kernel,
+        initramfs: boot.initramfs,
+        rootfsImage: image,
+        workspaceImage: workspace.imagePath,
+        memoryBytes: l.memoryBytes,
+        vcpus,
+        pids: l.pids,
+        ...(tscKhz ? { tscKhz } : {}),
+        name: spec.id,
+        qmpFd: QMP_FD,
+        ...(recoverySocket(spec.stateDir) ? { qmpSocket: recoverySocket(spec.stateDir) } : {}),
+      });
+    const vms = this.vms;
+    const stateDir = spec.stateDir;
     const launcher: Launcher = {
       async start() {
-        // The shell joins the cgroup before it becomes QEMU, so QEMU's every thread is held by the limits.
-        // fd 3 carries the guest's console; it joins QEMU's stderr on the host side.
-        const child = spawn("sh", ["-c", `${cgroup.joinScript()} && exec "$@"`, "sh", qemu, ...args], {
-          stdio: ["pipe", "pipe", "pipe", "pipe"],
-        });
+        // Only the first start loads the saved state; a relaunch after QEMU died boots afresh.
+        const load = incoming;
+        incoming = undefined;
+        const fd = load === undefined ? undefined : openSync(load, "r");
+        let child: ChildProcess;
+        try {
+          // The shell joins the cgroup before it becomes QEMU, so QEMU's every thread is held by the limits.
+          // fd 3 carries the guest's console; it joins QEMU's stderr on the host side. fd 4 is QMP.
+          const argv = load === undefined ? args : [...args, "-incoming", `fd:${INCOMING_FD}`];
+          child = spawn("sh", ["-c", `${cgroup.joinScript()} && exec "$@"`, "sh", qemu, ...argv], {
+            stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", fd ?? "ignore"],
+          });
+        } finally {
+          if (fd !== undefined) closeSync(fd);
+        }
         const console = child.stdio[3] as import("node:net").Socket | null;
         console?.on("data", (d: Buffer) => child.stderr?.emit("data", d));
         console?.on("error", () => {});
+        try {
+          const qmp = await Qmp.open(child.stdio[4] as Duplex);
+          vms.set(spec.id, { child, qmp, args });
+          if (load !== undefined) {
+            await finishIncoming(qmp, child, STATE_TIMEOUT_MS);
+            writeFileSync(join(stateDir, CONTINUED_MARKER), "");
+          }
+        } catch (e) {
+          child.kill("SIGKILL");
+          throw e;
+        }
         return child;
       },
       async cleanup() {},
@@ -190,6 +264,8 @@ export class MicrovmBackend implements Backend {
         connectTimeoutMs: BOOT_TIMEOUT_MS,
         closeTimeoutMs: SHUTDOWN_TIMEOUT_MS,
         guestLimits: GUEST_LIMITS,
+        resumed: saved !== undefined && savedArgs !== undefined,
+        guestClock: true,
       },
       signal,
     );
@@ -197,7 +273,11 @@ export class MicrovmBackend implements Backend {
     this.live.set(spec.id, inst);
     const close = inst.close.bind(inst);
     inst.close = async () => {
-      if (this.live.get(spec.id) === inst) this.live.delete(spec.id);
+      if (this.live.get(spec.id) === inst) {
+        this.live.delete(spec.id);
+        this.vms.get(spec.id)?.qmp.close();
+        this.vms.delete(spec.id);
+      }
       await close();
     };
     return inst;
@@ -233,6 +313,49 @@ export class MicrovmBackend implements Backend {
     return this.start(spec, true, signal, dir);
   }
 
+  /**
+   * Saves the running VM (memory, processes, devices) into `dir` and ends it; its workspace image
+   * stays in the state directory, written out by QEMU. When saving fails the guest runs on.
+   * @throws KilnError `internal` (no VM of this process runs the sandbox; QEMU's migration failed)
+   */
+  async suspend(spec: InstanceSpec, instance: Instance, dir: string): Promise<void> {
+    const vm = this.vms.get(spec.id);
+    if (!vm || this.live.get(spec.id) !== instance)
+      throw new KilnError("internal", `no VM of this process runs sandbox ${spec.id}`);
+    // The guest writes its disk out first: should Kiln die before the pause is recorded, the next
+    // Kiln boots the guest afresh on its workspace image, and must find every write there. This
+    // round trip also means the agent has read every byte sent to it before: none is left in QEMU.
+    await this.syncGuest(spec.id);
+    const live = this.live.get(spec.id);
+    await live?.holdOutput();
+    try {
+      await saveVmState(vm.qmp, spec.stateDir, join(dir, VM_STATE_FILE), STATE_TIMEOUT_MS);
+      writeFileSync(join(dir, VM_ARGS_FILE), JSON.stringify({ args: vm.args }));
+    } catch (e) {
+      await vm.qmp.execute("cont").catch(() => {});
+      throw new KilnError("internal", `cannot save the VM: ${(e as Error).message}`, { cause: e });
+    }
+    // The guest stays stopped from here: QEMU ends without it seeing its input close.
+    const gone = new Promise((r) => vm.child.once("exit", r));
+    await vm.qmp.execute("quit").catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([gone, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+    // A QEMU that outlived the pause would be let run by the next Kiln's recovery.
+    if (vm.child.exitCode === null && vm.child.signalCode === null) vm.child.kill("SIGKILL");
+    rmSync(join(spec.stateDir, CONTINUED_MARKER), { force: true });
+    await instance.close();
+  }
+
+  /**
+   * Starts the VM saved in `dir` again: its processes run on. When a resume of this state already
+   * let the guest run and then failed, the guest boots afresh on its workspace instead (restoring
+   * the state over a disk it wrote since would corrupt its filesystem).
+   */
+  resume(spec: InstanceSpec, dir: string, signal?: AbortSignal): Promise<Instance> {
+    return this.start(spec, false, signal, undefined, dir);
+  }
+
   async saveFiles(spec: InstanceSpec, dir: string): Promise<number> {
     await this.syncGuest(spec.id);
     return saveWorkspace(spec, dir);
@@ -247,12 +370,14 @@ export class MicrovmBackend implements Backend {
   }
 
   /**
-   * Releases what a dead process's instance held: its cgroup (destroying it ends QEMU, should
+   * Releases what a dead process's instance held: its QEMU, let end by itself first (see
+   * letOrphanEnd: the guest writes its disk out), then its cgroup (destroying it ends QEMU, should
    * QEMU still run). The temporary files of writes it left unfinished are removed by the guest at
    * the next start (the host never mounts an image a guest wrote).
    */
   async recover(spec: InstanceSpec, _owner: string, alone: boolean): Promise<void> {
     if (!alone) return;
+    await letOrphanEnd(spec.stateDir, join(spec.stateDir, CONTINUED_MARKER), SHUTDOWN_TIMEOUT_MS);
     new SandboxCgroup(spec.id).destroy();
     const workspace = new WorkspaceImage(spec.stateDir);
     await workspace.unmount();

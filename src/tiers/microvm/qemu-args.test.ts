@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { field } from "./guest-limits.ts";
-import { kernelCmdline, type QemuInput, qemuArgs } from "./qemu-args.ts";
+import { kernelCmdline, type QemuInput, qemuArgs, withBootFiles } from "./qemu-args.ts";
 
 const base: QemuInput = {
   accel: "tcg",
@@ -64,4 +64,17 @@ test("guest counters: a field of a `key value` file, 0 when absent", () => {
   assert.equal(field("max 0\n", "max"), 0);
   assert.equal(field("other 5\n", "max"), 0);
   assert.equal(field("max_x 5\n", "max"), 0);
+});
+
+test("a saved command line keeps its kernel and initramfs, or takes the current ones when they are gone", () => {
+  const saved = ["-kernel", "/old/vmlinuz", "-initrd", "/old/initramfs-a.cpio.gz", "-m", "512M"];
+  const boot = { kernel: "/new/vmlinuz", initramfs: "/new/initramfs-b.cpio.gz" };
+  assert.deepEqual(
+    withBootFiles(saved, boot, () => true),
+    saved,
+  );
+  assert.deepEqual(
+    withBootFiles(saved, boot, (p) => p !== "/old/initramfs-a.cpio.gz"),
+    ["-kernel", "/old/vmlinuz", "-initrd", "/new/initramfs-b.cpio.gz", "-m", "512M"],
+  );
 });

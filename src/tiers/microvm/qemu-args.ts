@@ -32,6 +32,8 @@ export interface QemuInput {
   tscKhz?: number;
   /** QEMU's QMP control socket (a Unix socket path). */
   qmpSocket?: string;
+  /** An inherited fd of a connected stream socket to speak QMP on (pause saves the VM through it). */
+  qmpFd?: number;
   /** A name for the VM (shown by `ps` as QEMU's process name). */
   name?: string;
 }
@@ -108,5 +110,30 @@ export function qemuArgs(i: QemuInput): string[] {
     "-device",
     "virtserialport,chardev=agent,name=kiln.agent",
     ...(i.qmpSocket ? ["-qmp", `unix:${i.qmpSocket},server=on,wait=off`] : []),
+    ...(i.qmpFd !== undefined
+      ? ["-chardev", `socket,id=qmp,fd=${i.qmpFd}`, "-mon", "chardev=qmp,mode=control"]
+      : []),
   ];
+}
+
+/**
+ * A saved command line with its kernel and initramfs replaced by `boot`'s where
+ * `exists` says the saved ones are gone (a newer agent's initramfs replaced
+ * them). A restored guest reads neither again: QEMU only loads them into RAM
+ * that the saved state then overwrites. Everything else is kept as saved.
+ */
+export function withBootFiles(
+  args: readonly string[],
+  boot: { kernel: string; initramfs: string },
+  exists: (path: string) => boolean,
+): string[] {
+  const out = [...args];
+  for (const [flag, now] of [
+    ["-kernel", boot.kernel],
+    ["-initrd", boot.initramfs],
+  ] as const) {
+    const i = out.indexOf(flag);
+    if (i >= 0 && i + 1 < out.length && !exists(out[i + 1]!)) out[i + 1] = now;
+  }
+  return out;
 }

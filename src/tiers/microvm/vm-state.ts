@@ -1,0 +1,156 @@
+/**
+ * A microvm's whole state (RAM, vCPUs, devices) to a file and back, with
+ * QEMU's migration. Saving: the VM is stopped, then migrated to a Unix socket
+ * Kiln listens on, and Kiln writes the stream to the file (QEMU 7.2 has no
+ * `file:` migration, and its seccomp sandbox forbids `exec:`, which spawns a
+ * shell). Restoring: QEMU starts with the same command line plus
+ * `-incoming fd:N`, N being the file, opened by Kiln and inherited; once the
+ * state is loaded, `cont` lets the guest run on. The disk images are not in
+ * the stream: they stay where they are, written out by QEMU before the
+ * migration completes.
+ */
+import type { ChildProcess } from "node:child_process";
+import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection, createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { Qmp } from "./qmp.ts";
+
+/** The migration stream's file in a pause image. */
+export const VM_STATE_FILE = "vm-state";
+
+/** QEMU's command line of the saved VM, in a pause image (JSON: `{ "args": [...] }`). */
+export const VM_ARGS_FILE = "vm-args.json";
+
+/** The fd QEMU reads an incoming migration from (0-2 stdio, 3 the console, 4 QMP). */
+export const INCOMING_FD = 5;
+
+/** Migration bandwidth, bytes/s: unthrottled in practice (QEMU's default is 32 MiB/s, for live migration over a network). */
+const MAX_BANDWIDTH_BYTES = 64 * 1024 * 1024 * 1024;
+
+/** Longest Unix socket path (sun_path is 108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 100;
+
+/**
+ * The QMP socket QEMU listens on in the state directory, beside the one Kiln holds: the next Kiln,
+ * after a crash, reaches an orphaned VM through it. Undefined when the path would be too long.
+ */
+export function recoverySocket(stateDir: string): string | undefined {
+  const p = join(stateDir, "qmp.sock");
+  return p.length <= MAX_SOCKET_PATH ? p : undefined;
+}
+
+/**
+ * After the Kiln that ran a VM died: lets the guest end by itself, so that what it had not written
+ * to its disk yet is written. Its agent saw its input end with that Kiln (it syncs and powers off),
+ * but the VM may have been stopped by a pause under way: it is let run (`cont`), and QEMU is waited
+ * for up to `timeoutMs`. `continuedMarker` is written first: the guest runs on past any state saved
+ * of it. Resolves at once when no QEMU answers on the state directory's socket.
+ */
+export async function letOrphanEnd(
+  stateDir: string,
+  continuedMarker: string,
+  timeoutMs: number,
+): Promise<void> {
+  const path = recoverySocket(stateDir);
+  if (path === undefined || !existsSync(path)) return;
+  const stream = createConnection(path);
+  stream.on("error", () => {});
+  let qmp: Qmp;
+  try {
+    qmp = await Qmp.open(stream, 2000);
+  } catch {
+    stream.destroy();
+    return;
+  }
+  writeFileSync(continuedMarker, "");
+  await qmp.execute("cont").catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([qmp.closed, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
+  qmp.close();
+}
+
+interface MigrateStatus {
+  status: string;
+  "error-desc"?: string;
+}
+
+/** A private place for the migration socket: the state directory, or a fresh directory when its path is too long. */
+function socketPlace(stateDir: string): { path: string; cleanup(): void } {
+  const inState = join(stateDir, "migrate.sock");
+  if (inState.length <= MAX_SOCKET_PATH)
+    return { path: inState, cleanup: () => rmSync(inState, { force: true }) };
+  const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
+  return { path: join(dir, "s"), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Stops the VM and writes its state to `file` (mode 0600). The VM stays
+ * stopped: the caller ends QEMU, or sends `cont` when this fails.
+ * @throws Error with QEMU's reason when the migration fails or does not end within `timeoutMs`
+ */
+export async function saveVmState(
+  qmp: Qmp,
+  stateDir: string,
+  file: string,
+  timeoutMs: number,
+): Promise<void> {
+  await qmp.execute("stop");
+  await qmp.execute("migrate-set-parameters", { "max-bandwidth": MAX_BANDWIDTH_BYTES });
+  const place = socketPlace(stateDir);
+  place.cleanup();
+  const server = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(place.path, () => resolve());
+    });
+    // One connection only: QEMU's.
+    const connected = new Promise<Socket>((resolve) =>
+      server.once("connection", (c) => {
+        server.close();
+        resolve(c);
+      }),
+    );
+    const written = connected.then((c) => pipeline(c, createWriteStream(file, { mode: 0o600 })));
+    written.catch(() => {});
+    await qmp.execute("migrate", { uri: `unix:${place.path}` });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await qmp.execute<MigrateStatus>("query-migrate");
+      if (s.status === "completed") break;
+      if (s.status === "failed" || s.status === "cancelled")
+        throw new Error(`QEMU's migration ${s.status}: ${s["error-desc"] ?? "no reason given"}`);
+      if (Date.now() > deadline) {
+        await qmp.execute("migrate_cancel").catch(() => {});
+        throw new Error(`QEMU's migration did not complete within ${timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await written;
+  } finally {
+    server.close();
+    place.cleanup();
+  }
+}
+
+/**
+ * Waits for a QEMU started with `-incoming` to load the state, then lets the
+ * guest run (`cont`). @throws Error when QEMU fails the load, exits, or takes longer than `timeoutMs`
+ */
+export async function finishIncoming(qmp: Qmp, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error("QEMU exited while loading the saved state");
+    const s = await qmp.execute<MigrateStatus>("query-migrate");
+    if (s.status === "completed") break;
+    if (s.status === "failed" || s.status === "cancelled")
+      throw new Error(`QEMU could not load the saved state: ${s["error-desc"] ?? s.status}`);
+    if (Date.now() > deadline) throw new Error(`QEMU did not load the saved state within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await qmp.execute("cont");
+}
