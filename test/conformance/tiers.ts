@@ -30,11 +30,5 @@ export const TIERS = {
     tier: "microvm",
     runaway: "timeout",
     bombTimeoutMs: 90_000,
-    skip: [
-      {
-        reason: "the guest's init names every microvm guest kiln (guest-init.sh): not yet per sandbox",
-        tests: ["fork: each fork is its own host, its hostname resolving to itself"],
-      },
-    ],
   },
 } satisfies Record<string, ConformanceOptions>;

@@ -17,6 +17,7 @@ import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { agentBinary, isRoot, run, which } from "../common/host.ts";
+import { sandboxHostname } from "../common/host-identity.ts";
 import {
   destroyWorkspace,
   PoolUsers,
@@ -214,6 +215,7 @@ export class MicrovmBackend implements Backend {
         pids: l.pids,
         ...(tscKhz ? { tscKhz } : {}),
         name: spec.id,
+        hostname: sandboxHostname(spec.id),
         qmpFd: QMP_FD,
         ...(recoverySocket(spec.stateDir) ? { qmpSocket: recoverySocket(spec.stateDir) } : {}),
       });

@@ -6,7 +6,8 @@
 # limit, then becomes the agent, whose stdin/stdout is the virtio-serial port
 # named kiln.agent (QEMU's end of it is Kiln's pipe). With --vm the agent
 # starts every program without capabilities, and on exit syncs and powers off.
-# Kernel command line: kiln.pids=N (the sandbox's process limit), kiln.trace (print each step's time).
+# Kernel command line: kiln.pids=N (the sandbox's process limit), kiln.hostname=NAME (the sandbox's
+# hostname; default kiln), kiln.trace (print each step's time).
 bb=/bin/busybox
 $bb mkdir -p /proc /sys /dev /newroot
 $bb mount -t proc proc /proc
@@ -18,10 +19,12 @@ fail() {
   $bb poweroff -f
 }
 pids=max
+host=kiln
 trace=
 for w in $($bb cat /proc/cmdline); do
   case "$w" in
     kiln.pids=*) pids="${w#kiln.pids=}" ;;
+    kiln.hostname=*) host="${w#kiln.hostname=}" ;;
     kiln.trace) trace=1 ;;
   esac
 done
@@ -67,10 +70,16 @@ $bb mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /newroot/tmp
 $bb mount -t tmpfs -o nosuid,nodev,mode=755 tmpfs /newroot/run
 $bb mount -t tmpfs -o size=16m,mode=755 tmpfs /newroot/.kiln
 $bb cp /kiln-agent /newroot/.kiln/agent
+# The sandbox is a host of its own: its name resolves to itself without DNS (the template's files are read-only).
+echo "$host" >/newroot/.kiln/hostname
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$host" >/newroot/.kiln/hosts
+for f in hostname hosts; do
+  [ -f "/newroot/etc/$f" ] && [ ! -L "/newroot/etc/$f" ] && $bb mount -o bind "/newroot/.kiln/$f" "/newroot/etc/$f"
+done
 $bb mount -o remount,ro /newroot/.kiln
 # Namespaces are for the guest's own kernel to hand out; a sandbox has no use for new user namespaces.
 echo 0 >/proc/sys/user/max_user_namespaces
-$bb hostname kiln
+$bb hostname "$host"
 $bb ip link set lo up || fail "cannot bring up the loopback interface"
 step "mounts done, starting the agent"
 $bb umount /proc /sys

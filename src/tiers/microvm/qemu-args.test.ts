@@ -54,6 +54,9 @@ test("qemu args: TCG gets a bounded translation cache and the host's TSC rate; K
 
 test("qemu args: the process limit reaches the guest's init; paths with commas cannot add options", () => {
   assert.match(kernelCmdline(base), /(^| )kiln\.pids=64( |$)/);
+  assert.match(kernelCmdline({ ...base, hostname: "sb-abc123" }), /(^| )kiln\.hostname=sb-abc123( |$)/);
+  for (const bad of ["a b", "x;reboot", "-lead", "a".repeat(64), ""])
+    assert.throws(() => qemuArgs({ ...base, hostname: bad }), { code: "invalid_argument" }, bad);
   assert.throws(() => qemuArgs({ ...base, workspaceImage: "/s/a,readonly=off/workspace.img" }), {
     code: "invalid_argument",
   });

@@ -36,7 +36,12 @@ export interface QemuInput {
   qmpFd?: number;
   /** A name for the VM (shown by `ps` as QEMU's process name). */
   name?: string;
+  /** The guest's hostname (the sandbox's own; its init writes /etc/hostname and /etc/hosts for it). */
+  hostname?: string;
 }
+
+/** A hostname the guest's init accepts: one DNS label. */
+const HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 /** Size of TCG's translation cache, MiB (QEMU's default is 1 GiB, most of it never used by one small guest). */
 export const TCG_TB_MIB = 64;
@@ -54,6 +59,7 @@ export function kernelCmdline(i: QemuInput): string {
     // The TCG guest reads the host's TSC; its jiffies (the watchdog's reference) lose ticks on a busy host.
     ...(i.accel === "tcg" && i.tscKhz ? [`tsc_early_khz=${i.tscKhz}`, "tsc=reliable"] : []),
     `kiln.pids=${i.pids}`,
+    ...(i.hostname ? [`kiln.hostname=${i.hostname}`] : []),
   ].join(" ");
 }
 
@@ -62,6 +68,8 @@ export function kernelCmdline(i: QemuInput): string {
  * @throws InvalidArgumentError (`invalid_argument`) for a path with a comma (QEMU's option separator)
  */
 export function qemuArgs(i: QemuInput): string[] {
+  if (i.hostname !== undefined && !HOSTNAME.test(i.hostname))
+    throw new InvalidArgumentError(`not a hostname: ${JSON.stringify(i.hostname)}`);
   for (const p of [i.kernel, i.initramfs, i.rootfsImage, i.workspaceImage, i.qmpSocket ?? ""]) {
     if (p.includes(",")) throw new InvalidArgumentError(`a path QEMU is given has a comma: ${p}`);
   }
