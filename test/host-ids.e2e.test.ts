@@ -1,0 +1,97 @@
+/**
+ * Sandbox root is never host root: on the tiers that map ids, a sandbox's
+ * processes run as host ids of a range of its own (found from the host
+ * through /proc), two sandboxes' ranges are disjoint, the sandbox cannot make
+ * a user namespace of its own, and files keep the ids the sandbox sees.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, type TestContext, test } from "node:test";
+import { Kiln, type Sandbox } from "../src/index.ts";
+import { tierRequired } from "./conformance/suite.ts";
+
+if (!process.env.KILN_TEMPLATE_DIR && process.getuid?.() === 0)
+  process.env.KILN_TEMPLATE_DIR = "/var/cache/kiln/templates";
+
+/** The host pids whose command line is exactly `argv`. */
+function hostPids(argv: string[]): number[] {
+  const want = `${argv.join("\0")}\0`;
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8") === want) out.push(Number(name));
+    } catch {}
+  }
+  return out;
+}
+
+/** The real uid and gid of host process `pid`. */
+function hostIds(pid: number): { uid: number; gid: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(status)?.[1]);
+  return { uid: field("Uid"), gid: field("Gid") };
+}
+
+for (const tier of ["namespace"] as const) {
+  describe(`sandbox ids on the host (${tier})`, () => {
+    let kiln: Kiln;
+    let dataDir: string;
+    let skip: string | undefined;
+
+    before(async () => {
+      dataDir = mkdtempSync(join(tmpdir(), "kiln-ids-"));
+      kiln = await Kiln.open({ dataDir });
+      const status = (await kiln.doctor()).find((s) => s.tier === tier);
+      if (!status?.available) skip = `tier ${tier} unavailable: ${status?.reason}`;
+      else if (/sandbox root is host root/.test(status.reason)) skip = status.reason;
+      if (skip && tierRequired(tier)) throw new Error(`${skip} (required by KILN_REQUIRE_TIERS)`);
+    });
+
+    after(async () => {
+      await kiln?.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    test("processes run as host ids of the sandbox's own range, never 0; ranges are disjoint; no nested user namespace", async (t: TestContext) => {
+      if (skip) return void t.skip(skip);
+      const boxes: Sandbox[] = [await kiln.create({ tier }), await kiln.create({ tier })];
+      try {
+        const bases: number[] = [];
+        for (const [i, sb] of boxes.entries()) {
+          const inside = await sb.commands.run("id -u; id -g");
+          assert.equal(inside.stdout, "0\n0\n", "root inside");
+          // Found from the host: a process the sandbox started runs as the range's first id.
+          const marker = `${4000 + i}.25`;
+          const bg = await sb.commands.run(`sleep ${marker}`, { background: true });
+          let pids: number[] = [];
+          for (let n = 0; n < 50 && pids.length === 0; n++) {
+            pids = hostPids(["sleep", marker]);
+            if (pids.length === 0) await new Promise((r) => setTimeout(r, 100));
+          }
+          assert.equal(pids.length, 1, `one host process for sleep ${marker}`);
+          const host = hostIds(pids[0]!);
+          assert.ok(host.uid >= 65536, `host uid ${host.uid}: above every system id, never 0`);
+          assert.equal(host.gid, host.uid, "gids map to the same range");
+          assert.equal(host.uid % 65536, 0, "the sandbox's root is its range's first id");
+          bases.push(host.uid);
+          await bg.kill();
+          // No user namespace of its own inside (seccomp refuses it), with a positive control.
+          assert.equal((await sb.commands.run("true")).exitCode, 0);
+          const nested = await sb.commands.run("unshare -U true");
+          assert.notEqual(nested.exitCode, 0, `unshare -U succeeded: ${nested.stdout}${nested.stderr}`);
+          // Files keep the ids the sandbox sees: root's file is root's, the template's files are root's.
+          const own = await sb.commands.run(
+            "touch /workspace/mine && stat -c '%u %g' /workspace/mine /usr/bin/env",
+          );
+          assert.equal(own.stdout, "0 0\n0 0\n", own.stderr);
+        }
+        assert.ok(Math.abs(bases[0]! - bases[1]!) >= 65536, `ranges overlap: ${bases.join(", ")}`);
+      } finally {
+        await Promise.all(boxes.map((b) => b.kill()));
+      }
+    });
+  });
+}
