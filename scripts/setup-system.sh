@@ -8,6 +8,13 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Sandbox users map to host ids of their own: subordinate ids for root (1024 sandbox ranges of 65,536
+# from 1,000,000), added where root has none (an administrator's own entries are kept).
+if [ "$(id -u)" = 0 ]; then
+  for f in /etc/subuid /etc/subgid; do
+    grep -qE '^(root|0):' "$f" 2>/dev/null || echo "root:1000000:67108864" >>"$f"
+  done
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   echo "kiln: not root or no apt-get; not installing: ${missing[*]}"

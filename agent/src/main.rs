@@ -5,6 +5,8 @@
 
 mod files;
 mod frame;
+#[cfg(not(kiln_fuzz))]
+mod idmap;
 #[cfg(kiln_fuzz)]
 mod fuzz;
 mod json;
@@ -100,6 +102,10 @@ fn main() {
 
 #[cfg(not(kiln_fuzz))]
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--idmap-exec") {
+        idmap::main(&args[2..]);
+    }
     if std::env::args().skip(1).any(|a| a == "--vm") {
         VM.store(true, std::sync::atomic::Ordering::Relaxed);
         sys::drop_bounding_set();

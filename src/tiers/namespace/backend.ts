@@ -11,11 +11,12 @@ import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { childInOtherNetns, sandboxResolvConf } from "../common/egress-netns.ts";
 import { agentBinary, isRoot, which } from "../common/host.ts";
 import { sandboxHostFiles, sandboxHostname, withHostFiles } from "../common/host-identity.ts";
+import { claimIdRange, idRangesUnavailable } from "../common/id-ranges.ts";
 import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "../common/sandbox-parts.ts";
 import { seccompBpf } from "../common/seccomp.ts";
 import { templateDigest } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
-import { bwrapArgs, SECCOMP_FD } from "./bwrap-args.ts";
+import { type BwrapInput, bwrapArgs, idmapExec, SECCOMP_FD, stagedInput } from "./bwrap-args.ts";
 
 const CAPABILITIES: Capabilities = {
   realBinaries: true,
@@ -57,7 +58,12 @@ export class NamespaceBackend implements Backend {
     });
     if (trial.status !== 0) return no(`bwrap cannot create namespaces here: ${(trial.stderr ?? "").trim()}`);
     const version = spawnSync(bwrap, ["--version"], { encoding: "utf8" }).stdout.trim();
-    return { tier: "namespace", available: true, reason: `${version}, cgroup ${cg.mode}` };
+    const ids = idRangesUnavailable();
+    return {
+      tier: "namespace",
+      available: true,
+      reason: `${version}, cgroup ${cg.mode}, ${ids ? `sandbox root is host root: ${ids}` : "sandbox ids mapped to a host range of their own"}`,
+    };
   }
 
   private async start(
@@ -70,7 +76,7 @@ export class NamespaceBackend implements Backend {
     cgroup.create(spec.limits);
     const bwrap = which("bwrap")!;
     const resolvConf = sandboxResolvConf(spec, rootfs);
-    const args = bwrapArgs({
+    const input: BwrapInput = {
       rootfs,
       workspace: workspace.mountPath,
       agent: agentBinary(),
@@ -79,11 +85,19 @@ export class NamespaceBackend implements Backend {
       hostname: sandboxHostname(spec.id),
       ...withHostFiles(sandboxHostFiles(spec, rootfs)),
       ...(spec.volumes ? { volumes: spec.volumes } : {}),
-    });
+    };
+    let ids: ReturnType<typeof claimIdRange>;
     const launcher: Launcher = {
       async start() {
+        // The sandbox's root is a host id of a range of its own, never host root (where the host gives ranges).
+        ids = claimIdRange(spec.id);
+        let command = [bwrap, ...bwrapArgs(input)];
+        if (ids) {
+          const staged = stagedInput(input);
+          command = idmapExec(input.agent, ids.range, staged.sources, [bwrap, ...bwrapArgs(staged.input)]);
+        }
         // The shell joins the cgroup before it becomes bwrap, so no process escapes the limits.
-        const child = spawn("sh", ["-c", `${cgroup.joinScript()} && exec "$@"`, "sh", bwrap, ...args], {
+        const child = spawn("sh", ["-c", `${cgroup.joinScript()} && exec "$@"`, "sh", ...command], {
           stdio: ["pipe", "pipe", "pipe", "pipe"],
         });
         const fd3 = child.stdio[SECCOMP_FD] as import("node:net").Socket;
@@ -92,7 +106,10 @@ export class NamespaceBackend implements Backend {
         fd3.end(Buffer.from(seccompBpf()));
         return child;
       },
-      async cleanup() {},
+      async cleanup() {
+        ids?.release();
+        ids = undefined;
+      },
       // bwrap's one child (the agent, PID 1 inside) is in the sandbox's namespaces.
       async sandboxPid(child) {
         return child.pid === undefined ? undefined : childInOtherNetns(child.pid);

@@ -27,9 +27,59 @@ export interface BwrapInput {
 /** The file descriptor the seccomp program is passed on. */
 export const SECCOMP_FD = 3;
 
+/** Where `--idmap-exec` mounts the sandbox's sources, in its private mount namespace. */
+export const IDMAP_STAGE = "/run/kiln-stage";
+
+/**
+ * The same input with every host path it binds (template, workspace, agent, files, volumes)
+ * replaced by where `--idmap-exec` mounts it, idmapped, under {@link IDMAP_STAGE}; and the
+ * sources in that order.
+ */
+export function stagedInput(i: BwrapInput): { input: BwrapInput; sources: string[] } {
+  const sources: string[] = [];
+  const stage = (p: string) => `${IDMAP_STAGE}/${sources.push(p) - 1}`;
+  const input: BwrapInput = {
+    ...i,
+    rootfs: stage(i.rootfs),
+    workspace: stage(i.workspace),
+    agent: stage(i.agent),
+    ...(i.resolvConf ? { resolvConf: stage(i.resolvConf) } : {}),
+    ...(i.hostFiles
+      ? { hostFiles: { hostname: stage(i.hostFiles.hostname), hosts: stage(i.hostFiles.hosts) } }
+      : {}),
+    ...(i.volumes ? { volumes: i.volumes.map((v) => ({ ...v, hostPath: stage(v.hostPath) })) } : {}),
+  };
+  return { input, sources };
+}
+
+/**
+ * The command that runs `command` in a user namespace mapping the sandbox's ids 0..count to the
+ * host range, with `sources` idmapped through it under {@link IDMAP_STAGE} (the agent binary's
+ * `--idmap-exec`, run as root).
+ */
+export function idmapExec(
+  agent: string,
+  range: { base: number; count: number },
+  sources: string[],
+  command: string[],
+): string[] {
+  return [
+    agent,
+    "--idmap-exec",
+    String(range.base),
+    String(range.count),
+    IDMAP_STAGE,
+    ...sources,
+    "--",
+    ...command,
+  ];
+}
+
 /** Arguments for `bwrap`. */
 export function bwrapArgs(i: BwrapInput): string[] {
   return [
+    // Inside the sandbox's own user namespace too (`idmapExec`), bwrap makes one of its own: it
+    // empties the capability bounding set only on that path.
     "--unshare-all",
     "--unshare-user",
     "--uid",
