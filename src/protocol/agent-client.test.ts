@@ -150,6 +150,14 @@ describe("kiln-agent", { skip: skipReason }, () => {
     await rejectsWith(agent.client.setClock(Date.now()), "ENOTSUP");
   });
 
+  test("adopt: fields checked before anything is done; only a VM's agent", async () => {
+    const bytes = new Uint8Array(32).fill(7);
+    await rejectsWith(agent.client.adopt("-bad-", 10, bytes), "EINVAL");
+    await rejectsWith(agent.client.adopt("ok", 0, bytes), "EINVAL");
+    await rejectsWith(agent.client.adopt("ok", 10, new Uint8Array(4)), "EINVAL");
+    await rejectsWith(agent.client.adopt("ok", 10, bytes), "ENOTSUP");
+  });
+
   test("echo", async () => {
     const r = await run(agent.client, "echo hello");
     assert.equal(r.stdout.toString(), "hello\n");

@@ -243,6 +243,20 @@ export class AgentClient {
   }
 
   /**
+   * Makes a VM restored from a saved state that other sandboxes share this sandbox's own: its
+   * hostname (and /etc/hostname, /etc/hosts), its process limit (`pids`; undefined: none) and its
+   * random pool, reseeded with `entropy` (16 to 512 bytes from the host's random source).
+   * @throws AgentError: ENOTSUP (not a VM's agent), ENOSYS (an agent without `adopt`), EINVAL
+   */
+  async adopt(hostname: string, pids: number | undefined, entropy: Uint8Array): Promise<void> {
+    await this.request("adopt", {
+      hostname,
+      ...(pids === undefined ? {} : { pids }),
+      entropy: Buffer.from(entropy).toString("hex"),
+    });
+  }
+
+  /**
    * Starts `bash -c command` in its own process group. Resolves once the agent
    * has started it. @throws AgentError (e.g. ENOENT for a missing cwd)
    */
