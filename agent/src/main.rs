@@ -244,7 +244,11 @@ fn adopt(a: &request::Adopt) -> Result<Value, Fail> {
 fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32, req: Request) {
     // Ok(None): the op answers by itself (later, or from a thread of its own).
     let result: Result<Option<Value>, Fail> = match req {
-        Request::Ping => Ok(Some(obj(vec![("version", s(VERSION))]))),
+        // The ops too: a host that restored the agent (a saved VM) never saw its HELLO.
+        Request::Ping => Ok(Some(obj(vec![
+            ("version", s(VERSION)),
+            ("ops", Value::Arr(OPS.iter().map(|o| s(o)).collect())),
+        ]))),
         Request::Clock { time_ms } => set_clock(time_ms).map(Some),
         Request::Adopt(a) => adopt(&a).map(Some),
         // A hold is taken on the reader thread before dispatch; one that gets here holds nothing.

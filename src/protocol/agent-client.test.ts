@@ -128,7 +128,9 @@ describe("kiln-agent", { skip: skipReason }, () => {
     assert.equal(hello.protocol, 1);
     assert.equal(hello.pid, agent.child.pid);
     assert.ok(hello.ops.includes("spawn") && hello.ops.includes("write"));
-    assert.equal((await agent.client.ping()).version, hello.version);
+    const pong = await agent.client.ping();
+    assert.equal(pong.version, hello.version);
+    assert.deepEqual(pong.ops, hello.ops, "ping names the ops too (a restored agent's host never saw HELLO)");
   });
 
   test("hold: no frame after its answer until the host's next frame; clock: only a VM's agent", async () => {

@@ -118,7 +118,8 @@ export interface WireEntry {
 /** Requests by op: the JSON body (without `op`) and the RESPONSE body. */
 export interface Requests {
   /** Liveness check. */
-  ping: { req: Record<string, never>; res: { version: string } };
+  /** `ops`: the ops it serves, as in HELLO (absent from agents before it; a restored agent's host never saw its HELLO). */
+  ping: { req: Record<string, never>; res: { version: string; ops?: string[] } };
   /** Starts `bash -c command` in its own session; RESPONSE, then STDOUT/STDERR..., EXIT. */
   spawn: {
     req: {
