@@ -9,12 +9,22 @@
  * KILN_REQUIRE_TIERS=microvm makes that a failure.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kiln, type Sandbox } from "../src/index.ts";
 import type { MicrovmBackend } from "../src/tiers/microvm/backend.ts";
+import { BOOT_ID_FILE } from "../src/tiers/microvm/boot-state.ts";
+import { microvmCacheDir } from "../src/tiers/microvm/guest.ts";
 import { tierRequired } from "./conformance/suite.ts";
 
 const template = process.env.KILN_TEST_TEMPLATE ?? "default";
@@ -40,6 +50,9 @@ describe("microvm boot state", () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  /** The saved boot id of the state the sandboxes were restored from. */
+  let savedBootId = "";
+
   test("creates restore the saved boot state, each made its own sandbox", { timeout: 240_000 }, async (t) => {
     if (status !== true) {
       if (tierRequired("microvm")) assert.fail(`tier microvm required but unavailable: ${status}`);
@@ -59,6 +72,7 @@ describe("microvm boot state", () => {
       const bootId = "cat /proc/sys/kernel/random/boot_id";
       const [idA, idB] = [await out(a, bootId), await out(b, bootId)];
       assert.equal(idA, idB, "both were restored from one saved guest");
+      savedBootId = idA;
       process.env.KILN_MICROVM_BOOT_STATE = "off";
       const cold = await kiln.create({ tier: "microvm", template, limits });
       delete process.env.KILN_MICROVM_BOOT_STATE;
@@ -101,5 +115,35 @@ describe("microvm boot state", () => {
       await a.kill();
       await b.kill();
     }
+  });
+
+  test("a saved state that does not load means a cold boot, and is built again", {
+    timeout: 240_000,
+  }, async (t) => {
+    if (status !== true || savedBootId === "") {
+      t.skip(status === true ? "no saved state from the test before" : `tier microvm unavailable: ${status}`);
+      return;
+    }
+    const root = join(microvmCacheDir(dataDir), "boot-state");
+    const dir = readdirSync(root)
+      .map((n) => join(root, n))
+      .find((d) => {
+        const f = join(d, BOOT_ID_FILE);
+        return existsSync(f) && readFileSync(f, "utf8").trim() === savedBootId;
+      });
+    assert.ok(dir, "the state is in the cache, with its boot id");
+    // Replaced, not written over: a QEMU restoring it elsewhere reads the old file to its end.
+    writeFileSync(join(dir, "vm-state.garbage"), "not a migration stream\n".repeat(100));
+    renameSync(join(dir, "vm-state.garbage"), join(dir, "vm-state"));
+    const sb = await kiln.create({ tier: "microvm", template, limits: { pids: 40 } });
+    try {
+      assert.notEqual(await out(sb, "cat /proc/sys/kernel/random/boot_id"), savedBootId, "it booted");
+      assert.equal(await out(sb, "hostname"), sb.id.replace(/_/g, "-"));
+    } finally {
+      await sb.kill();
+    }
+    await ((await kiln.backend("microvm")) as MicrovmBackend).bootStatesBuilt();
+    const again = readFileSync(join(dir, BOOT_ID_FILE), "utf8").trim();
+    assert.notEqual(again, savedBootId, "the state was built again");
   });
 });

@@ -326,7 +326,9 @@ export class MicrovmBackend implements Backend {
       dropBootState(cache, stateKey);
       cgroup.destroy();
       await new WorkspaceImage(spec.stateDir).destroy();
-      return this.start(spec, fresh, signal, from, saved, { bootState: false });
+      const cold = await this.start(spec, fresh, signal, from, saved, { bootState: false });
+      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image]);
+      return cold;
     }
     if (stateKey !== undefined && !restore)
       this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image]);
@@ -357,6 +359,7 @@ export class MicrovmBackend implements Backend {
       const id = `kiln-boot-${key.slice(0, 12)}`;
       const { network: _n, volumes: _v, buildTemplate: _b, ...rest } = spec;
       const builder: InstanceSpec = { ...rest, id, stateDir: build.dir, env: {} };
+      let bootId = "";
       try {
         const inst = await this.start(builder, true, this.buildAbort.signal, undefined, undefined, {
           bootState: false,
@@ -364,13 +367,13 @@ export class MicrovmBackend implements Backend {
         try {
           // The kernel makes its boot id at the first read: made now, it is the same in every
           // sandbox restored from this state (the sign that a sandbox was restored, not booted).
-          await this.runInGuest(id, "exec cat /proc/sys/kernel/random/boot_id");
+          bootId = (await this.runInGuest(id, "exec cat /proc/sys/kernel/random/boot_id")).trim();
           await this.suspend(builder, inst, build.dir);
         } catch (e) {
           await inst.close().catch(() => {});
           throw e;
         }
-        build.commit(new WorkspaceImage(build.dir).imagePath);
+        build.commit(new WorkspaceImage(build.dir).imagePath, bootId);
       } catch {
         build.discard();
       } finally {
@@ -397,19 +400,21 @@ export class MicrovmBackend implements Backend {
     await this.runInGuest(id, "exec sync -f /workspace");
   }
 
-  /** Runs `command` in a running guest of this process, its output dropped. */
-  private async runInGuest(id: string, command: string): Promise<void> {
+  /** Runs `command` in a running guest of this process; resolves with its standard output. */
+  private async runInGuest(id: string, command: string): Promise<string> {
     const inst = this.live.get(id);
-    if (!inst) return;
+    if (!inst) return "";
+    const out: Buffer[] = [];
     const proc = await inst.spawn({
       command,
       cwd: "/",
       env: {},
       stdin: undefined,
-      onStdout: () => {},
+      onStdout: (c) => out.push(Buffer.from(c)),
       onStderr: () => {},
     });
     await proc.exited;
+    return Buffer.concat(out).toString("utf8");
   }
 
   create(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {

@@ -13,7 +13,7 @@
  * initramfs, accelerator and CPU model, RAM, vCPUs, the TSC rate on the
  * kernel line), the workspace image's size, and the QEMU binary.
  *
- * Layout: `<cache>/boot-state/<key>/{vm-state, workspace.img, uses.json, ready}`;
+ * Layout: `<cache>/boot-state/<key>/{vm-state, workspace.img, uses.json, boot-id, ready}`;
  * `ready` is written last, so a state without it is unfinished (its builder
  * died) and is never loaded.
  */
@@ -25,6 +25,9 @@ import { VM_STATE_FILE } from "./vm-state.ts";
 
 /** The empty workspace image the saved guest had mounted. */
 const WORKSPACE_FILE = "workspace.img";
+
+/** The saved guest's boot id, which every sandbox restored from the state shares. */
+export const BOOT_ID_FILE = "boot-id";
 
 /** Written last: the state is complete. */
 const READY_FILE = "ready";
@@ -84,8 +87,8 @@ export interface BootStateBuild {
   dir: string;
   /** Where the migration stream goes. */
   vmState: string;
-  /** Makes the state the one of `key`, its workspace image taken from `workspaceImage`. */
-  commit(workspaceImage: string): void;
+  /** Makes the state the one of `key`, its workspace image taken from `workspaceImage`; `bootId` is the guest's. */
+  commit(workspaceImage: string, bootId: string): void;
   discard(): void;
 }
 
@@ -117,13 +120,14 @@ export function beginBootState(cacheDir: string, key: string, uses: string[]): B
   return {
     dir,
     vmState: join(dir, VM_STATE_FILE),
-    commit(workspaceImage: string) {
+    commit(workspaceImage: string, bootId: string) {
       renameSync(workspaceImage, join(dir, WORKSPACE_FILE));
       for (const n of readdirSync(dir)) {
         if (n !== VM_STATE_FILE && n !== WORKSPACE_FILE)
           rmSync(join(dir, n), { recursive: true, force: true });
       }
       writeFileSync(join(dir, USES_FILE), JSON.stringify(uses));
+      writeFileSync(join(dir, BOOT_ID_FILE), `${bootId}\n`);
       writeFileSync(join(dir, READY_FILE), "");
       const dest = stateDir(cacheDir, key);
       rmSync(dest, { recursive: true, force: true });
