@@ -155,8 +155,8 @@ export class MicrovmBackend implements Backend {
   private readonly vms = new Map<string, LiveVm>();
   /** Boot states being built in the background, by key. */
   private readonly building = new Map<string, Promise<void>>();
-  /** Ends the background builds when the driver closes. */
-  private readonly buildAbort = new AbortController();
+  /** Set when the driver closes: no build starts after it. */
+  private closing = false;
 
   async probe(): Promise<TierStatus> {
     const no = (reason: string): TierStatus => ({ tier: "microvm", available: false, reason });
@@ -352,7 +352,7 @@ export class MicrovmBackend implements Backend {
    * A build that fails leaves nothing; the next cold create of the same machine tries again.
    */
   private buildBootState(spec: InstanceSpec, cache: string, key: string, uses: string[]): void {
-    if (this.building.has(key) || this.buildAbort.signal.aborted) return;
+    if (this.building.has(key) || this.closing) return;
     const run = async () => {
       const build = beginBootState(cache, key, uses);
       mkdirSync(build.dir, { recursive: true, mode: 0o700 });
@@ -361,7 +361,7 @@ export class MicrovmBackend implements Backend {
       const builder: InstanceSpec = { ...rest, id, stateDir: build.dir, env: {} };
       let bootId = "";
       try {
-        const inst = await this.start(builder, true, this.buildAbort.signal, undefined, undefined, {
+        const inst = await this.start(builder, true, undefined, undefined, undefined, {
           bootState: false,
         });
         try {
@@ -477,8 +477,13 @@ export class MicrovmBackend implements Backend {
     return saveWorkspace(spec, dir);
   }
 
+  /**
+   * Closes the driver once the boot states under way are saved (a few seconds of one VM's boot
+   * at most): a short-lived process, `kiln run` say, would otherwise never leave one behind, and
+   * every one of its creates would boot cold.
+   */
   async close(): Promise<void> {
-    this.buildAbort.abort();
+    this.closing = true;
     await this.bootStatesBuilt();
     await this.pools.drain();
   }
