@@ -464,7 +464,13 @@ export class AgentInstance implements Instance {
     const reader = this.parts.guestLimits;
     if (s.exitCode === 0 || s.limit || !reader) return s;
     const l = this.parts.spec.limits;
-    const now = await reader.counters(agent).catch(() => undefined);
+    // A guest still at its process limit has no thread for the agent to read them with: try again
+    // while its processes end (a fork bomb's sleeps), for up to 10 s.
+    let now: GuestCounters | undefined;
+    for (let i = 0; i < 20 && !now; i++) {
+      now = await reader.counters(agent).catch(() => undefined);
+      if (!now && !this.closed) await new Promise((r) => setTimeout(r, 500));
+    }
     if (now) {
       this.guestSeen = {
         oomKills: Math.max(now.oomKills, this.guestSeen.oomKills),
