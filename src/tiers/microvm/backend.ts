@@ -30,7 +30,14 @@ import { templateDigest } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
 import { poolFor } from "../common/workspace-pool.ts";
 import { chooseAccel, hostTscKhz } from "./accel.ts";
-import { type BootState, beginBootState, bootStateKey, dropBootState, findBootState } from "./boot-state.ts";
+import {
+  type BootState,
+  beginBootState,
+  bootStateKey,
+  builderId,
+  dropBootState,
+  findBootState,
+} from "./boot-state.ts";
 import { guestBoot, microvmCacheDir, rootfsImage } from "./guest.ts";
 import { GUEST_LIMITS } from "./guest-limits.ts";
 import { qemuArgs, TCG_TB_MIB, withBootFiles } from "./qemu-args.ts";
@@ -356,7 +363,7 @@ export class MicrovmBackend implements Backend {
     const run = async () => {
       const build = beginBootState(cache, key, uses);
       mkdirSync(build.dir, { recursive: true, mode: 0o700 });
-      const id = `kiln-boot-${key.slice(0, 12)}`;
+      const id = builderId(key);
       const { network: _n, volumes: _v, buildTemplate: _b, ...rest } = spec;
       const builder: InstanceSpec = { ...rest, id, stateDir: build.dir, env: {} };
       let bootId = "";

@@ -20,6 +20,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { SandboxCgroup } from "../common/cgroups.ts";
 import { type QemuInput, qemuArgs } from "./qemu-args.ts";
 import { VM_STATE_FILE } from "./vm-state.ts";
 
@@ -62,6 +63,15 @@ export function bootStateKey(
     binary = `${qemuBinary}:${s.size}:${s.mtimeMs}`;
   } catch {}
   return createHash("sha256").update(JSON.stringify({ args, diskBytes, binary })).digest("hex").slice(0, 24);
+}
+
+/**
+ * The sandbox id of the VM that process `pid` boots to save as the state `key` (its cgroup, its
+ * QEMU's name): a process of its own per builder, so that two processes building one state never
+ * clear each other's cgroup.
+ */
+export function builderId(key: string, pid = process.pid): string {
+  return `kiln-boot-${key.slice(0, 12)}-${pid}`;
 }
 
 /** The directory of the boot state `key` in the microvm cache `cacheDir`. */
@@ -110,9 +120,14 @@ function outdated(dir: string): boolean {
 export function beginBootState(cacheDir: string, key: string, uses: string[]): BootStateBuild {
   const root = join(cacheDir, "boot-state");
   for (const n of existsSync(root) ? readdirSync(root) : []) {
-    const pid = /\.b(\d+)$/.exec(n)?.[1];
-    if (pid !== undefined ? !existsSync(`/proc/${pid}`) : outdated(join(root, n)))
+    const m = /^(.+)\.b(\d+)$/.exec(n);
+    if (m && !existsSync(`/proc/${m[2]}`)) {
+      // Its process died mid-build: its VM, if still there (stopped by the save, say), ends with its cgroup.
+      try {
+        new SandboxCgroup(builderId(m[1]!, Number(m[2]))).destroy();
+      } catch {}
       rmSync(join(root, n), { recursive: true, force: true });
+    } else if (!m && outdated(join(root, n))) rmSync(join(root, n), { recursive: true, force: true });
   }
   // Short: the builder's migration socket is in it (a Unix socket path has at most 107 bytes).
   const dir = join(root, `${key}.b${process.pid}`);
