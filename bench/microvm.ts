@@ -3,6 +3,8 @@
  *  - cold create + first exec through Kiln vs `qemu-system-x86_64` booting the same kernel and
  *    initramfs (same machine, accelerator and devices but no disks) to a shell that exits at once;
  *  - create + first exec from the warm pool (a booted VM handed over);
+ *  - create + first exec from the saved boot state (a booted, idle VM restored with QEMU's
+ *    `-incoming`; every other create here boots cold, KILN_MICROVM_BOOT_STATE=off);
  *  - warm exec p50/p95 through the agent vs the same exec timed inside the guest;
  *  - idle memory: RSS of QEMU vs the guest's RAM.
  * Few samples: under TCG (no /dev/kvm) each boot costs seconds.
@@ -14,6 +16,7 @@ import { join } from "node:path";
 import { Kiln } from "../src/index.ts";
 import { agentBinary, which } from "../src/tiers/common/host.ts";
 import { type AccelChoice, chooseAccel, hostTscKhz } from "../src/tiers/microvm/accel.ts";
+import type { MicrovmBackend } from "../src/tiers/microvm/backend.ts";
 import { guestBoot, microvmCacheDir } from "../src/tiers/microvm/guest.ts";
 import { kernelCmdline, qemuArgs } from "../src/tiers/microvm/qemu-args.ts";
 import { quantile, type Row, timeIt } from "./stats.ts";
@@ -72,6 +75,9 @@ async function rawBoot(
 export async function benchMicrovm(): Promise<{ accel: string; rows: Row[] } | undefined> {
   const dataDir = mkdtempSync(join(tmpdir(), "kiln-bench-microvm-"));
   const kiln = await Kiln.open({ dataDir });
+  const stateWas = process.env.KILN_MICROVM_BOOT_STATE;
+  // Cold boots everywhere but in the saved-state row.
+  process.env.KILN_MICROVM_BOOT_STATE = "off";
   try {
     const status = (await kiln.doctor()).find((s) => s.tier === "microvm");
     const qemu = which("qemu-system-x86_64");
@@ -110,6 +116,22 @@ export async function benchMicrovm(): Promise<{ accel: string; rows: Row[] } | u
     } finally {
       await warmKiln.close();
     }
+    process.stderr.write("microvm bench: saved boot state\n");
+    delete process.env.KILN_MICROVM_BOOT_STATE;
+    // The first create of the machine has its boot state saved in the background (not timed).
+    await (await kiln.create({ tier: "microvm" })).kill();
+    await ((await kiln.backend("microvm")) as MicrovmBackend).bootStatesBuilt();
+    const restored = await timeIt(
+      n,
+      async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        const sb = await kiln.create({ tier: "microvm" });
+        await sb.commands.run("echo hi");
+        await sb.kill();
+      },
+      0,
+    );
+    process.env.KILN_MICROVM_BOOT_STATE = "off";
     process.stderr.write("microvm bench: warm exec\n");
     const sb = await kiln.create({ tier: "microvm" });
     const exec = await timeIt(30, () => sb.commands.run("echo hi"), 3);
@@ -141,6 +163,13 @@ export async function benchMicrovm(): Promise<{ accel: string; rows: Row[] } | u
           rawLabel,
         },
         {
+          metric: "create + first exec, saved boot state, p50",
+          kiln: quantile(restored, 0.5),
+          raw: quantile(raw, 0.5),
+          unit: "ms",
+          rawLabel,
+        },
+        {
           metric: "warm exec (`echo hi`) through the agent, p50",
           kiln: quantile(exec, 0.5),
           raw: insideMs,
@@ -164,6 +193,8 @@ export async function benchMicrovm(): Promise<{ accel: string; rows: Row[] } | u
       ],
     };
   } finally {
+    if (stateWas === undefined) delete process.env.KILN_MICROVM_BOOT_STATE;
+    else process.env.KILN_MICROVM_BOOT_STATE = stateWas;
     await kiln.close();
     rmSync(dataDir, { recursive: true, force: true });
   }

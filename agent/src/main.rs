@@ -30,7 +30,7 @@ pub const VERSION: &str = "0.1.0";
 
 const OPS: &[&str] = &[
     "ping", "spawn", "signal", "resize", "stat", "list", "read", "write", "mkdir", "remove", "rename", "symlink", "chmod", "utimes", "connect",
-    "watch", "clock", "hold",
+    "watch", "clock", "hold", "adopt",
 ];
 
 /// An error reported to the host: errno-style code plus a message.
@@ -221,11 +221,42 @@ fn set_clock(ms: f64) -> Result<Value, Fail> {
     Ok(obj(vec![]))
 }
 
+/// Makes a VM restored from a saved state that other sandboxes share this sandbox's own: its
+/// hostname (the kernel's, and the /etc/hostname and /etc/hosts the init bound from /.kiln), its
+/// process limit (the init's cgroup), and its random pool, reseeded with the host's bytes so that
+/// no two sandboxes restored from one state share their randomness. Only a VM's agent.
+fn adopt(a: &request::Adopt) -> Result<Value, Fail> {
+    if !VM.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Fail::new("ENOTSUP", "only a virtual machine's agent adopts an identity".into()));
+    }
+    sys::add_entropy(&a.entropy).map_err(|e| Fail::io(e, "RNDADDENTROPY"))?;
+    sys::set_hostname(&a.hostname).map_err(|e| Fail::io(e, "sethostname"))?;
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        a.hostname
+    );
+    // The init made /.kiln read-only; its files are bound over the template's, so they are
+    // rewritten in place (same inodes), never replaced.
+    sys::remount("/.kiln", false).map_err(|e| Fail::io(e, "remount /.kiln"))?;
+    let written = std::fs::write("/.kiln/hostname", format!("{}\n", a.hostname))
+        .and_then(|()| std::fs::write("/.kiln/hosts", hosts));
+    sys::remount("/.kiln", true).map_err(|e| Fail::io(e, "remount /.kiln"))?;
+    written.map_err(|e| Fail::io(e, "/.kiln"))?;
+    let pids = a.pids.map_or("max".to_string(), |p| p.to_string());
+    std::fs::write("/sys/fs/cgroup/kiln/pids.max", pids).map_err(|e| Fail::io(e, "pids.max"))?;
+    Ok(obj(vec![]))
+}
+
 fn request(out: &Arc<Writer>, uploads: &mut HashMap<u32, files::Upload>, id: u32, req: Request) {
     // Ok(None): the op answers by itself (later, or from a thread of its own).
     let result: Result<Option<Value>, Fail> = match req {
-        Request::Ping => Ok(Some(obj(vec![("version", s(VERSION))]))),
+        // The ops too: a host that restored the agent (a saved VM) never saw its HELLO.
+        Request::Ping => Ok(Some(obj(vec![
+            ("version", s(VERSION)),
+            ("ops", Value::Arr(OPS.iter().map(|o| s(o)).collect())),
+        ]))),
         Request::Clock { time_ms } => set_clock(time_ms).map(Some),
+        Request::Adopt(a) => adopt(&a).map(Some),
         // A hold is taken on the reader thread before dispatch; one that gets here holds nothing.
         Request::Hold => Ok(Some(obj(vec![]))),
         // spawn answers by itself: RESPONSE must precede the first STDOUT frame.

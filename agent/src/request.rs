@@ -32,6 +32,16 @@ pub struct Spawn {
     pub pty: Option<(u16, u16)>,
 }
 
+/// `adopt`'s fields: what differs between sandboxes restored from one saved VM.
+pub struct Adopt {
+    /// The sandbox's hostname (one DNS label).
+    pub hostname: String,
+    /// The sandbox's process limit; `None`: no limit (`max`).
+    pub pids: Option<u64>,
+    /// Bytes from the host's random source, mixed into the guest's pool (16 to 512).
+    pub entropy: Vec<u8>,
+}
+
 /// A REQUEST, one variant per op.
 pub enum Request {
     Ping,
@@ -39,6 +49,8 @@ pub enum Request {
     Clock { time_ms: f64 },
     /// Keep the output stream whole while the host saves the VM.
     Hold,
+    /// Make a VM restored from a shared saved state this sandbox's own (see main.rs `adopt`).
+    Adopt(Adopt),
     Spawn(Spawn),
     Signal { target: u32, signal: i32 },
     Resize { target: u32, cols: u16, rows: u16 },
@@ -84,6 +96,7 @@ pub fn request(v: &Value) -> Result<Request, Fail> {
                 .ok_or_else(|| Fail::new("EINVAL", "clock needs timeMs".into()))?,
         },
         "hold" => Request::Hold,
+        "adopt" => Request::Adopt(adopt(v)?),
         "spawn" => Request::Spawn(spawn(v)?),
         "signal" => Request::Signal {
             target: target(v)?,
@@ -127,6 +140,37 @@ pub fn request(v: &Value) -> Result<Request, Fail> {
         "" => return Err(Fail::new("EINVAL", "request has no 'op'".into())),
         other => return Err(Fail::new("ENOSYS", format!("unknown op '{}'", other))),
     })
+}
+
+fn adopt(v: &Value) -> Result<Adopt, Fail> {
+    let hostname = string(v, "hostname")?;
+    let label = hostname.len() <= 63
+        && !hostname.starts_with('-')
+        && !hostname.ends_with('-')
+        && hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if hostname.is_empty() || !label {
+        return Err(Fail::new("EINVAL", format!("adopt: not a hostname: {:?}", hostname)));
+    }
+    let pids = match v.num("pids") {
+        Some(p) if p.fract() == 0.0 && p >= 1.0 => Some(p as u64),
+        Some(p) => return Err(Fail::new("EINVAL", format!("adopt: bad pids {}", p))),
+        None => None,
+    };
+    let hex = string(v, "entropy")?;
+    let entropy = unhex(&hex).ok_or_else(|| Fail::new("EINVAL", "adopt: entropy must be hex".into()))?;
+    if !(16..=512).contains(&entropy.len()) {
+        return Err(Fail::new("EINVAL", "adopt: entropy must be 16 to 512 bytes".into()));
+    }
+    Ok(Adopt { hostname, pids, entropy })
+}
+
+/// Bytes of a hex string (even length, 0-9a-fA-F), or None.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    s.as_bytes().chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
 }
 
 fn spawn(v: &Value) -> Result<Spawn, Fail> {

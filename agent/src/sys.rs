@@ -43,6 +43,8 @@ extern "C" {
     fn __errno_location() -> *mut c_int;
     fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
     fn clock_settime(clock: c_int, tp: *const Timespec) -> c_int;
+    fn sethostname(name: *const c_char, len: usize) -> c_int;
+    fn mount(src: *const c_char, target: *const c_char, fstype: *const c_char, flags: c_ulong, data: *const c_void) -> c_int;
 }
 
 pub const POLLIN: i16 = 0x1;
@@ -134,6 +136,38 @@ pub fn sync_and_power_off() {
 pub fn set_clock_ms(ms: f64) -> io::Result<()> {
     let t = Timespec { sec: (ms / 1000.0).floor() as i64, nsec: ((ms % 1000.0) * 1_000_000.0) as c_long };
     check(unsafe { clock_settime(0, &t) }).map(|_| ())
+}
+
+const RNDADDENTROPY: c_ulong = 0x4008_5203;
+const RNDRESEEDCRNG: c_ulong = 0x5207;
+const MS_RDONLY: c_ulong = 1;
+const MS_REMOUNT: c_ulong = 32;
+
+/// Mixes `bytes` into the kernel's input pool, credited as entropy, then reseeds the kernel's
+/// generator from it at once (else it would reseed only at its next interval, and two guests
+/// restored from one saved state would read the same bytes until then). Needs CAP_SYS_ADMIN.
+pub fn add_entropy(bytes: &[u8]) -> io::Result<()> {
+    // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+    let mut info = Vec::with_capacity(8 + bytes.len());
+    info.extend_from_slice(&((bytes.len() * 8) as i32).to_ne_bytes());
+    info.extend_from_slice(&(bytes.len() as i32).to_ne_bytes());
+    info.extend_from_slice(bytes);
+    let f = std::fs::OpenOptions::new().write(true).open("/dev/urandom")?;
+    use std::os::fd::AsRawFd;
+    check(unsafe { ioctl(f.as_raw_fd(), RNDADDENTROPY, info.as_ptr()) })?;
+    check(unsafe { ioctl(f.as_raw_fd(), RNDRESEEDCRNG) }).map(|_| ())
+}
+
+/// Sets the kernel's hostname (the UTS namespace's).
+pub fn set_hostname(name: &str) -> io::Result<()> {
+    check(unsafe { sethostname(name.as_ptr() as *const c_char, name.len()) }).map(|_| ())
+}
+
+/// Remounts the filesystem mounted at `target` read-only or read-write, its other options kept.
+pub fn remount(target: &str, readonly: bool) -> io::Result<()> {
+    let t = CString::new(target).map_err(|_| io::Error::from_raw_os_error(22))?;
+    let flags = MS_REMOUNT | if readonly { MS_RDONLY } else { 0 };
+    check(unsafe { mount(std::ptr::null(), t.as_ptr(), std::ptr::null(), flags, std::ptr::null()) }).map(|_| ())
 }
 
 pub fn set_subreaper() {

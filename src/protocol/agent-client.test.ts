@@ -128,7 +128,9 @@ describe("kiln-agent", { skip: skipReason }, () => {
     assert.equal(hello.protocol, 1);
     assert.equal(hello.pid, agent.child.pid);
     assert.ok(hello.ops.includes("spawn") && hello.ops.includes("write"));
-    assert.equal((await agent.client.ping()).version, hello.version);
+    const pong = await agent.client.ping();
+    assert.equal(pong.version, hello.version);
+    assert.deepEqual(pong.ops, hello.ops, "ping names the ops too (a restored agent's host never saw HELLO)");
   });
 
   test("hold: no frame after its answer until the host's next frame; clock: only a VM's agent", async () => {
@@ -148,6 +150,14 @@ describe("kiln-agent", { skip: skipReason }, () => {
     assert.equal((await proc.exited).exitCode, 0);
     assert.equal(Buffer.concat(out).toString(), "late\n");
     await rejectsWith(agent.client.setClock(Date.now()), "ENOTSUP");
+  });
+
+  test("adopt: fields checked before anything is done; only a VM's agent", async () => {
+    const bytes = new Uint8Array(32).fill(7);
+    await rejectsWith(agent.client.adopt("-bad-", 10, bytes), "EINVAL");
+    await rejectsWith(agent.client.adopt("ok", 0, bytes), "EINVAL");
+    await rejectsWith(agent.client.adopt("ok", 10, new Uint8Array(4)), "EINVAL");
+    await rejectsWith(agent.client.adopt("ok", 10, bytes), "ENOTSUP");
   });
 
   test("echo", async () => {

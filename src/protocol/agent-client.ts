@@ -198,7 +198,7 @@ export class AgentClient {
     let timer: NodeJS.Timeout | undefined;
     let onAbort = noop;
     try {
-      const pong = await new Promise<{ version: string }>((resolve, reject) => {
+      const pong = await new Promise<{ version: string; ops?: string[] }>((resolve, reject) => {
         client.ping().then(resolve, reject);
         timer = setTimeout(
           () =>
@@ -209,8 +209,8 @@ export class AgentClient {
         if (signal?.aborted) onAbort();
         signal?.addEventListener("abort", onAbort, { once: true });
       });
-      // The ops it serves were announced to the earlier host; empty means "not known".
-      client.hello = { protocol: PROTOCOL_VERSION, version: pong.version, pid: 1, ops: [] };
+      // Its ping names the ops it serves (its HELLO went to an earlier host); empty means "not known".
+      client.hello = { protocol: PROTOCOL_VERSION, version: pong.version, pid: 1, ops: pong.ops ?? [] };
       return client;
     } catch (e) {
       client.destroy(e instanceof AgentError ? e : new AgentError("EPROTO", String(e)));
@@ -222,7 +222,7 @@ export class AgentClient {
   }
 
   /** Round trip to the agent. */
-  ping(): Promise<{ version: string }> {
+  ping(): Promise<{ version: string; ops?: string[] }> {
     return this.request("ping", {});
   }
 
@@ -240,6 +240,20 @@ export class AgentClient {
    */
   async hold(): Promise<void> {
     await this.request("hold", {});
+  }
+
+  /**
+   * Makes a VM restored from a saved state that other sandboxes share this sandbox's own: its
+   * hostname (and /etc/hostname, /etc/hosts), its process limit (`pids`; undefined: none) and its
+   * random pool, reseeded with `entropy` (16 to 512 bytes from the host's random source).
+   * @throws AgentError: ENOTSUP (not a VM's agent), ENOSYS (an agent without `adopt`), EINVAL
+   */
+  async adopt(hostname: string, pids: number | undefined, entropy: Uint8Array): Promise<void> {
+    await this.request("adopt", {
+      hostname,
+      ...(pids === undefined ? {} : { pids }),
+      entropy: Buffer.from(entropy).toString("hex"),
+    });
   }
 
   /**
@@ -269,7 +283,7 @@ export class AgentClient {
    *   ENOTSUP (an agent without `connect`)
    */
   async connectPort(port: number): Promise<PortStream> {
-    if (this.hello?.ops && !this.hello.ops.includes("connect")) {
+    if (this.hello?.ops?.length && !this.hello.ops.includes("connect")) {
       throw new AgentError("ENOTSUP", `this agent (${this.hello.version}) cannot open ports; rebuild it`);
     }
     const stream = new PortStream(this, this.allocId(), toError);
@@ -425,7 +439,7 @@ export class AgentClient {
    * is in place. @throws AgentError (ENOENT, ENOTDIR; ENOTSUP from an agent without `watch`)
    */
   watch(path: string, recursive: boolean, onEvent: (e: WatchEvent) => void): Promise<Watching> {
-    if (!this.hello.ops.includes("watch")) {
+    if (this.hello.ops.length && !this.hello.ops.includes("watch")) {
       return Promise.reject(
         new AgentError("ENOTSUP", `this agent (${this.hello.version}) cannot watch; rebuild it`),
       );

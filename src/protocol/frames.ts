@@ -118,7 +118,8 @@ export interface WireEntry {
 /** Requests by op: the JSON body (without `op`) and the RESPONSE body. */
 export interface Requests {
   /** Liveness check. */
-  ping: { req: Record<string, never>; res: { version: string } };
+  /** `ops`: the ops it serves, as in HELLO (absent from agents before it; a restored agent's host never saw its HELLO). */
+  ping: { req: Record<string, never>; res: { version: string; ops?: string[] } };
   /** Starts `bash -c command` in its own session; RESPONSE, then STDOUT/STDERR..., EXIT. */
   spawn: {
     req: {
@@ -172,6 +173,14 @@ export interface Requests {
    * that none is cut in two by the save. Agents whose HELLO lacks `hold` cannot.
    */
   hold: { req: Record<string, never>; res: Record<string, never> };
+  /**
+   * Makes a VM restored from a saved state shared by other sandboxes this sandbox's own: sets the
+   * hostname and rewrites /etc/hostname and /etc/hosts, sets the process limit (`pids`; absent:
+   * none), mixes `entropy` (hex, 16 to 512 bytes from the host) into the random pool and reseeds
+   * the kernel's generator from it. Only a VM's agent (`--vm`); elsewhere ENOTSUP. Agents whose
+   * HELLO lacks `adopt` cannot.
+   */
+  adopt: { req: { hostname: string; pids?: number; entropy: string }; res: Record<string, never> };
 }
 
 /** A request op name. */

@@ -88,6 +88,11 @@ export interface AgentInstanceParts {
    * a restored one is set to the host's clock before anything runs in it.
    */
   guestClock?: boolean;
+  /**
+   * Runs once after the first launch restored the runtime (`resumed`), once its clock is set and
+   * before anything else runs in it; a failure fails the start.
+   */
+  afterRestore?: (agent: AgentClient) => Promise<void>;
   /** The guest kernel's limit counters, for a tier whose sandbox has its own kernel (see {@link GuestLimitReader}). */
   guestLimits?: GuestLimitReader;
 }
@@ -197,6 +202,20 @@ export class AgentInstance implements Instance {
     }
     // An agent restored before it learnt `clock` keeps its stale clock (ENOSYS): not worth failing the resume for.
     if (resumed && parts.guestClock) await this.client.setClock(Date.now()).catch(() => {});
+    if (resumed && parts.afterRestore) {
+      try {
+        await parts.afterRestore(this.client);
+      } catch (e) {
+        child.kill("SIGKILL");
+        throw new TierUnavailableError(
+          parts.tier,
+          `the restored sandbox did not start: ${(e as Error).message}`,
+          {
+            cause: e,
+          },
+        );
+      }
+    }
     await this.attachNetwork(child);
     await this.writeNetworkFiles();
     if (parts.guestLimits) {
@@ -445,7 +464,13 @@ export class AgentInstance implements Instance {
     const reader = this.parts.guestLimits;
     if (s.exitCode === 0 || s.limit || !reader) return s;
     const l = this.parts.spec.limits;
-    const now = await reader.counters(agent).catch(() => undefined);
+    // A guest still at its process limit has no thread for the agent to read them with: try again
+    // while its processes end (a fork bomb's sleeps), for up to 10 s.
+    let now: GuestCounters | undefined;
+    for (let i = 0; i < 20 && !now; i++) {
+      now = await reader.counters(agent).catch(() => undefined);
+      if (!now && !this.closed) await new Promise((r) => setTimeout(r, 500));
+    }
     if (now) {
       this.guestSeen = {
         oomKills: Math.max(now.oomKills, this.guestSeen.oomKills),

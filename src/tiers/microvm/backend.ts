@@ -8,7 +8,8 @@
  * host cgroup (guest RAM plus QEMU's own overhead; CPU).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import type { Duplex } from "node:stream";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
@@ -27,7 +28,16 @@ import {
 } from "../common/sandbox-parts.ts";
 import { templateDigest } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
+import { poolFor } from "../common/workspace-pool.ts";
 import { chooseAccel, hostTscKhz } from "./accel.ts";
+import {
+  type BootState,
+  beginBootState,
+  bootStateKey,
+  builderId,
+  dropBootState,
+  findBootState,
+} from "./boot-state.ts";
 import { guestBoot, microvmCacheDir, rootfsImage } from "./guest.ts";
 import { GUEST_LIMITS } from "./guest-limits.ts";
 import { qemuArgs, TCG_TB_MIB, withBootFiles } from "./qemu-args.ts";
@@ -105,6 +115,20 @@ const QMP_FD = 4;
 /** How long saving or loading a VM's state may take, ms (TCG, a loaded host: seconds per hundred MiB). */
 const STATE_TIMEOUT_MS = 120_000;
 
+/**
+ * Whether creates may restore a saved boot state (boot-state.ts); `KILN_MICROVM_BOOT_STATE=off`
+ * makes every create boot cold (the benchmark's cold numbers), read at each create.
+ */
+function bootStatesOn(): boolean {
+  return process.env.KILN_MICROVM_BOOT_STATE !== "off";
+}
+
+/** How a create starts its VM. */
+interface StartOptions {
+  /** May restore (or, when there is none yet, have built) a saved boot state; default true. */
+  bootState?: boolean;
+}
+
 /** A running VM of this process: its QEMU, the QMP connection to it, and its command line. */
 interface LiveVm {
   child: ChildProcess;
@@ -136,6 +160,10 @@ export class MicrovmBackend implements Backend {
   private readonly live = new Map<string, AgentInstance>();
   /** The QEMU of each running instance, by sandbox id (suspend saves it). */
   private readonly vms = new Map<string, LiveVm>();
+  /** Boot states being built in the background, by key. */
+  private readonly building = new Map<string, Promise<void>>();
+  /** Set when the driver closes: no build starts after it. */
+  private closing = false;
 
   async probe(): Promise<TierStatus> {
     const no = (reason: string): TierStatus => ({ tier: "microvm", available: false, reason });
@@ -171,30 +199,57 @@ export class MicrovmBackend implements Backend {
     signal?: AbortSignal,
     from?: string,
     saved?: string,
+    opts: StartOptions = {},
   ): Promise<Instance> {
+    const empty = fresh && from === undefined;
     // A saved image (a snapshot, a fork) is copied, never mounted on the host: a guest wrote it.
-    const { rootfs, cgroup } = await this.pools.parts(spec, fresh && from === undefined, signal);
+    const { rootfs, cgroup } = await this.pools.parts(spec, false, signal);
     const qemu = which(QEMU);
     if (!qemu) throw new Error("QEMU is not installed");
     const cache = microvmCacheDir(spec.dataDir);
     const [boot, image] = await Promise.all([guestBoot(cache, agentBinary()), rootfsImage(cache, rootfs)]);
     const accel = await chooseAccel(qemu, boot, cache);
     const workspace = new GuestWorkspace(spec.stateDir);
-    if (from !== undefined) await workspace.createFrom(savedImage(from));
     const l = spec.limits;
     const vcpus = Math.max(1, Math.ceil(l.cpuCount));
+    const tscKhz = hostTscKhz();
+    const machine = {
+      accel: accel.accel,
+      cpu: accel.cpu,
+      kernel: boot.kernel,
+      initramfs: boot.initramfs,
+      rootfsImage: image,
+      memoryBytes: l.memoryBytes,
+      vcpus,
+      ...(tscKhz ? { tscKhz } : {}),
+    };
+    // A new, empty sandbox starts from the saved boot state of its machine when there is one.
+    const stateKey =
+      empty && opts.bootState !== false && bootStatesOn()
+        ? bootStateKey(machine, l.diskBytes, qemu)
+        : undefined;
+    let restore: BootState | undefined = stateKey === undefined ? undefined : findBootState(cache, stateKey);
+    if (restore) {
+      // A state removed meanwhile (another process found it outdated or broken) is no reason to fail.
+      await workspace.createFrom(restore.workspace).catch(async () => {
+        restore = undefined;
+        await workspace.destroy();
+      });
+    }
+    if (from !== undefined) await workspace.createFrom(savedImage(from));
+    else if (empty && !restore)
+      await new WorkspaceImage(spec.stateDir).create(l.diskBytes, poolFor(spec.dataDir));
     // The guest's RAM is the sandbox's memory limit; the host cgroup holds QEMU to it plus QEMU's own needs.
     cgroup.create({
       ...l,
       memoryBytes: l.memoryBytes + QEMU_OVERHEAD_BYTES,
       pids: QEMU_HOST_PIDS + 4 * vcpus,
     });
-    const tscKhz = hostTscKhz();
     // A saved VM is loaded into a QEMU with its very command line (the same devices, RAM and CPU model).
-    let incoming = saved === undefined ? undefined : join(saved, VM_STATE_FILE);
-    if (incoming !== undefined && existsSync(join(spec.stateDir, CONTINUED_MARKER))) incoming = undefined;
+    let incoming = saved === undefined ? restore?.vmState : join(saved, VM_STATE_FILE);
+    if (saved !== undefined && existsSync(join(spec.stateDir, CONTINUED_MARKER))) incoming = undefined;
     const savedArgs =
-      incoming === undefined
+      incoming === undefined || saved === undefined
         ? undefined
         : withBootFiles(
             (JSON.parse(readFileSync(join(saved!, VM_ARGS_FILE), "utf8")) as { args: string[] }).args,
@@ -204,16 +259,9 @@ export class MicrovmBackend implements Backend {
     const args =
       savedArgs ??
       qemuArgs({
-        accel: accel.accel,
-        cpu: accel.cpu,
-        kernel: boot.kernel,
-        initramfs: boot.initramfs,
-        rootfsImage: image,
+        ...machine,
         workspaceImage: workspace.imagePath,
-        memoryBytes: l.memoryBytes,
-        vcpus,
         pids: l.pids,
-        ...(tscKhz ? { tscKhz } : {}),
         name: spec.id,
         hostname: sandboxHostname(spec.id),
         qmpFd: QMP_FD,
@@ -256,21 +304,41 @@ export class MicrovmBackend implements Backend {
       },
       async cleanup() {},
     };
-    const inst = await AgentInstance.start(
-      {
-        tier: "microvm",
-        spec,
-        launcher,
-        workspace,
-        cgroup,
-        connectTimeoutMs: BOOT_TIMEOUT_MS,
-        closeTimeoutMs: SHUTDOWN_TIMEOUT_MS,
-        guestLimits: GUEST_LIMITS,
-        resumed: saved !== undefined && savedArgs !== undefined,
-        guestClock: true,
-      },
-      signal,
-    );
+    let inst: AgentInstance;
+    try {
+      inst = await AgentInstance.start(
+        {
+          tier: "microvm",
+          spec,
+          launcher,
+          workspace,
+          cgroup,
+          connectTimeoutMs: BOOT_TIMEOUT_MS,
+          closeTimeoutMs: SHUTDOWN_TIMEOUT_MS,
+          guestLimits: GUEST_LIMITS,
+          resumed: (saved !== undefined && savedArgs !== undefined) || restore !== undefined,
+          guestClock: true,
+          // A guest restored from a boot state shared by other sandboxes is made this one's own.
+          ...(restore
+            ? {
+                afterRestore: (agent) => agent.adopt(sandboxHostname(spec.id), l.pids, randomBytes(64)),
+              }
+            : {}),
+        },
+        signal,
+      );
+    } catch (e) {
+      if (!restore || stateKey === undefined || signal?.aborted) throw e;
+      // The cache never fails a create: the state that did not load is dropped (and built again), and the guest boots cold.
+      dropBootState(cache, stateKey);
+      cgroup.destroy();
+      await new WorkspaceImage(spec.stateDir).destroy();
+      const cold = await this.start(spec, fresh, signal, from, saved, { bootState: false });
+      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image]);
+      return cold;
+    }
+    if (stateKey !== undefined && !restore)
+      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image]);
     await sweepAfterCrash(spec, inst);
     this.live.set(spec.id, inst);
     const close = inst.close.bind(inst);
@@ -286,21 +354,74 @@ export class MicrovmBackend implements Backend {
   }
 
   /**
+   * Builds the boot state `key` in the background, unless it is being built: a VM like `spec`'s
+   * (its template and machine limits) boots, idles, and is saved with its empty workspace image.
+   * A build that fails leaves nothing; the next cold create of the same machine tries again.
+   */
+  private buildBootState(spec: InstanceSpec, cache: string, key: string, uses: string[]): void {
+    if (this.building.has(key) || this.closing) return;
+    const run = async () => {
+      const build = beginBootState(cache, key, uses);
+      mkdirSync(build.dir, { recursive: true, mode: 0o700 });
+      const id = builderId(key);
+      const { network: _n, volumes: _v, buildTemplate: _b, ...rest } = spec;
+      const builder: InstanceSpec = { ...rest, id, stateDir: build.dir, env: {} };
+      let bootId = "";
+      try {
+        const inst = await this.start(builder, true, undefined, undefined, undefined, {
+          bootState: false,
+        });
+        try {
+          // The kernel makes its boot id at the first read: made now, it is the same in every
+          // sandbox restored from this state (the sign that a sandbox was restored, not booted).
+          bootId = (await this.runInGuest(id, "exec cat /proc/sys/kernel/random/boot_id")).trim();
+          await this.suspend(builder, inst, build.dir);
+        } catch (e) {
+          await inst.close().catch(() => {});
+          throw e;
+        }
+        build.commit(new WorkspaceImage(build.dir).imagePath, bootId);
+      } catch {
+        build.discard();
+      } finally {
+        new SandboxCgroup(id).destroy();
+      }
+    };
+    const p = run().finally(() => this.building.delete(key));
+    this.building.set(key, p);
+  }
+
+  /**
+   * Waits for the boot states being built in the background (tests and benchmarks wait for the
+   * fast path this way; a create never does).
+   */
+  async bootStatesBuilt(): Promise<void> {
+    while (this.building.size > 0) await Promise.allSettled([...this.building.values()]);
+  }
+
+  /**
    * Has a running guest write its workspace's dirty data to the image (syncfs), so that a copy of
    * the image taken now holds every write that completed before.
    */
   private async syncGuest(id: string): Promise<void> {
+    await this.runInGuest(id, "exec sync -f /workspace");
+  }
+
+  /** Runs `command` in a running guest of this process; resolves with its standard output. */
+  private async runInGuest(id: string, command: string): Promise<string> {
     const inst = this.live.get(id);
-    if (!inst) return;
+    if (!inst) return "";
+    const out: Buffer[] = [];
     const proc = await inst.spawn({
-      command: "exec sync -f /workspace",
+      command,
       cwd: "/",
       env: {},
       stdin: undefined,
-      onStdout: () => {},
+      onStdout: (c) => out.push(Buffer.from(c)),
       onStderr: () => {},
     });
     await proc.exited;
+    return Buffer.concat(out).toString("utf8");
   }
 
   create(spec: InstanceSpec, signal?: AbortSignal): Promise<Instance> {
@@ -363,7 +484,14 @@ export class MicrovmBackend implements Backend {
     return saveWorkspace(spec, dir);
   }
 
+  /**
+   * Closes the driver once the boot states under way are saved (a few seconds of one VM's boot
+   * at most): a short-lived process, `kiln run` say, would otherwise never leave one behind, and
+   * every one of its creates would boot cold.
+   */
   async close(): Promise<void> {
+    this.closing = true;
+    await this.bootStatesBuilt();
     await this.pools.drain();
   }
 

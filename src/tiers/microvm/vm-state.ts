@@ -100,7 +100,8 @@ export async function saveVmState(
   await qmp.execute("stop");
   await qmp.execute("migrate-set-parameters", { "max-bandwidth": MAX_BANDWIDTH_BYTES });
   const place = socketPlace(stateDir);
-  place.cleanup();
+  // A stale socket only: the place may be a fresh directory of its own, which must stay.
+  rmSync(place.path, { force: true });
   const server = createServer();
   try {
     await new Promise<void>((resolve, reject) => {
