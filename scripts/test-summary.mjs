@@ -14,6 +14,7 @@ export default async function* summary(source) {
     return suites.get(key);
   };
   const pending = new Map(); // file -> leaf outcomes not yet under a top-level suite
+  const failures = []; // { name, file, text }: why each failed leaf test failed, printed last
 
   for await (const { type, data } of source) {
     const file = data?.file ?? "";
@@ -32,6 +33,8 @@ export default async function* summary(source) {
         data.skip !== undefined || data.todo !== undefined ? "skip" : type === "test:pass" ? "pass" : "fail";
       if (outcome === "skip" && typeof data.skip === "string")
         skips.set(data.skip, (skips.get(data.skip) ?? 0) + 1);
+      if (outcome === "fail")
+        failures.push({ name: data.name, file, text: failureText(data.details?.error) });
       if (!pending.has(file)) pending.set(file, []);
       pending.get(file).push(outcome);
     }
@@ -69,5 +72,21 @@ export default async function* summary(source) {
     lines.push("", "skipped, and why:");
     for (const [reason, count] of skips) lines.push(`  ${String(count).padStart(4)} × ${reason}`);
   }
+  if (failures.length) {
+    lines.push("", "failures, and why:");
+    for (const f of failures) {
+      lines.push(
+        `  ✖ ${f.name} (${f.file.startsWith(process.cwd()) ? f.file.slice(process.cwd().length + 1) : f.file})`,
+      );
+      for (const l of f.text) lines.push(`      ${l}`);
+    }
+  }
   yield `${lines.join("\n")}\n`;
+}
+
+/** The first lines of a failed test's error (the assertion or exception inside the runner's wrapper). */
+function failureText(error) {
+  const inner = error?.cause ?? error;
+  const text = inner instanceof Error ? (inner.stack ?? `${inner.name}: ${inner.message}`) : String(inner);
+  return text.split("\n").slice(0, 12);
 }

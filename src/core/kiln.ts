@@ -80,6 +80,9 @@ const OWNER_METADATA_KEY = "kiln.owner";
 /** Forks started at once. */
 const FORK_PARALLEL = 4;
 
+/** How long after a failed pause at expiry (no memory image, no files-only pause either) it is tried again. */
+const EXPIRY_RETRY_MS = 10_000;
+
 /** The folder of a sandbox's state directory that names the live processes that have it open. */
 const OPEN_BY = "open-by";
 
@@ -784,16 +787,47 @@ export class Kiln {
   private async reapExpired(): Promise<void> {
     for (const id of this.records.expired(Date.now())) {
       const on = this.stateStore.lifecycle(id)?.onTimeout;
-      if (on === "pause" || on === "pause-files") {
-        // E2B's autoPause: the lifetime ends in a pause, and a resume starts the sandbox again.
-        this.records.setExpiry(id, null);
-        this.cache.delete(id);
-        await this.pause(id, { keepMemory: on === "pause" }).catch(() => {});
-      } else await this.kill(id).catch(() => {});
+      if (on === "pause" || on === "pause-files") await this.pauseAtExpiry(id, on);
+      else await this.kill(id).catch(() => {});
     }
     // Sandboxes whose teardown a crashed process left unfinished.
     // Asked on every request: only the killed rows are read, not every record.
     for (const r of this.records.killed()) await this.teardown(r).catch(() => {});
+  }
+
+  /**
+   * E2B's autoPause: the lifetime ends in a pause, and a resume starts the sandbox again. A memory
+   * pause that fails falls back to a files-only pause (a sandbox is never left running past its
+   * lifetime for want of a memory image); when no pause can be taken, it is tried again later.
+   */
+  private async pauseAtExpiry(id: string, on: "pause" | "pause-files"): Promise<void> {
+    this.records.setExpiry(id, null);
+    this.cache.delete(id);
+    const attempts: boolean[] = on === "pause" ? [true, false] : [false];
+    const failures: string[] = [];
+    for (const keepMemory of attempts) {
+      try {
+        await this.pause(id, { keepMemory });
+        if (failures.length)
+          process.emitWarning(
+            `sandbox ${id}: paused at expiry with its files only (${failures.join("; ")})`,
+            {
+              code: "KILN_EXPIRY_PAUSE",
+            },
+          );
+        return;
+      } catch (e) {
+        if (e instanceof NotFoundError || this.closed) return;
+        failures.push(`${keepMemory ? "memory" : "files-only"} pause failed: ${(e as Error).message}`);
+      }
+    }
+    process.emitWarning(
+      `sandbox ${id}: no pause at expiry (${failures.join("; ")}); trying again in ${EXPIRY_RETRY_MS} ms`,
+      { code: "KILN_EXPIRY_PAUSE" },
+    );
+    const at = Date.now() + EXPIRY_RETRY_MS;
+    this.records.setExpiry(id, at);
+    this.armExpiry(id, new Date(at).toISOString());
   }
 
   /** Kills a sandbox: stops it and deletes its workspace and record. @throws NotFoundError */
