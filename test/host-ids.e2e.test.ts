@@ -35,7 +35,7 @@ function hostIds(pid: number): { uid: number; gid: number } {
   return { uid: field("Uid"), gid: field("Gid") };
 }
 
-for (const tier of ["namespace"] as const) {
+for (const tier of ["namespace", "oci"] as const) {
   describe(`sandbox ids on the host (${tier})`, () => {
     let kiln: Kiln;
     let dataDir: string;

@@ -51,6 +51,7 @@ export function ociLauncher(
   id: string,
   cgroupsPath: string,
   restoreFrom?: string,
+  perRun?: PerRun,
 ): Launcher {
   let image = restoreFrom;
   return {
@@ -60,8 +61,14 @@ export function ociLauncher(
       const sub = image === undefined ? ["run"] : ["restore", "--image-path", image];
       image = undefined;
       const args = [...globalArgs(rt), ...sub, "--bundle", bundle, containerId(id)];
-      const [file, ...pre] = rt.runUnder ? [...rt.runUnder, rt.binary] : [rt.binary];
-      return spawn(file!, [...pre, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+      const outer = perRun?.start() ?? [];
+      const [file, ...pre] = [...outer, ...(rt.runUnder ?? []), rt.binary];
+      try {
+        return spawn(file!, [...pre, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+      } catch (e) {
+        perRun?.end();
+        throw e;
+      }
     },
     // The container's first process (the agent), from the runtime's state.
     async sandboxPid() {
@@ -78,9 +85,21 @@ export function ociLauncher(
         await ociDelete(rt, id);
       } finally {
         removeCgroupDirs(cgroupsPath);
+        perRun?.end();
       }
     },
   };
+}
+
+/**
+ * What each run of a container needs made first and released after (the oci tier's id range:
+ * claimed, the bundle written for it, released once the container is gone).
+ */
+export interface PerRun {
+  /** Prepares a run; returns a command line the runtime is started under (its last word runs it). */
+  start(): readonly string[];
+  /** Releases what `start` took. Idempotent. */
+  end(): void;
 }
 
 /**

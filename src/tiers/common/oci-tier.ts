@@ -21,19 +21,49 @@ import {
 } from "./egress-netns.ts";
 import { agentBinary, isRoot, which } from "./host.ts";
 import { sandboxHostFiles, sandboxHostname, withHostFiles } from "./host-identity.ts";
-import { writeOciBundle } from "./oci-bundle.ts";
+import { claimIdRange, idRangesUnavailable } from "./id-ranges.ts";
+import { IDMAP_USERNS, IdStage } from "./id-stage.ts";
+import { type OciBundleInput, stagedOciInput, writeOciBundle } from "./oci-bundle.ts";
 import {
   type OciRuntime,
   ociCheckpoint,
   ociDelete,
   ociLauncher,
   ociTrial,
+  type PerRun,
   removeCgroupDirs,
   runtimeVersion,
 } from "./oci-runtime.ts";
 import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "./sandbox-parts.ts";
 import { templateDigest } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
+
+/**
+ * Each run of the container gets a host id range of its own (id-ranges.ts): the bundle, written
+ * for it, has the container join a user namespace mapping 0..65535 to that range, and binds the
+ * sandbox's paths idmapped through it; the runtime runs as host root under the agent binary's
+ * `--idmap-stage` (id-stage.ts), which makes both.
+ */
+function idmappedRun(bundle: string, id: string, input: OciBundleInput): PerRun {
+  let ids: ReturnType<typeof claimIdRange>;
+  return {
+    start() {
+      ids?.release();
+      ids = claimIdRange(id);
+      if (!ids) throw new Error("no sandbox id range on this host");
+      const stage = new IdStage();
+      writeOciBundle(bundle, {
+        ...stagedOciInput(input, stage),
+        userns: { path: IDMAP_USERNS, range: ids.range },
+      });
+      return stage.command(input.agent, ids.range, "stay", []);
+    },
+    end() {
+      ids?.release();
+      ids = undefined;
+    },
+  };
+}
 
 /** What an OCI-runtime tier is made of. */
 export interface OciTierConfig {
@@ -62,6 +92,8 @@ export interface OciTierConfig {
   egressFlags?: readonly string[];
   /** A command line the runtime of a sandbox with egress is started under (see gvisor/backend.ts). */
   egressRunUnder?: readonly string[];
+  /** The container runs in a user namespace mapping its ids to a host range of its own (where the host has ranges). */
+  idmap?: boolean;
 }
 
 const CAPABILITIES: Omit<Capabilities, "pause"> = {
@@ -130,7 +162,13 @@ export class OciTierBackend implements Backend {
       ...(c.bundleExtra ? [c.bundleExtra(64)] : []),
     );
     if (failed) return no(`${c.binary} cannot run containers here: ${failed}`);
-    const detail = [await runtimeVersion(binary), c.readyDetail, `cgroup ${cg.mode}`]
+    const ids = c.idmap ? idRangesUnavailable() : undefined;
+    const idDetail = c.idmap
+      ? ids
+        ? `sandbox root is host root: ${ids}`
+        : "sandbox ids mapped to a host range of their own"
+      : undefined;
+    const detail = [await runtimeVersion(binary), c.readyDetail, `cgroup ${cg.mode}`, idDetail]
       .filter(Boolean)
       .join(", ");
     return { tier: c.tier, available: true, reason: detail };
@@ -156,7 +194,7 @@ export class OciTierBackend implements Backend {
       }
     }
     // The runtime makes the cgroup and sets the limits itself; Kiln reads usage and OOM kills from it.
-    const bundle = writeOciBundle(join(spec.stateDir, "oci-bundle"), {
+    const input: OciBundleInput = {
       rootfs,
       workspace: workspace.mountPath,
       agent: agentBinary(),
@@ -171,13 +209,18 @@ export class OciTierBackend implements Backend {
       ...(spec.volumes ? { volumes: spec.volumes } : {}),
       hostname: sandboxHostname(spec.id),
       ...withHostFiles(sandboxHostFiles(spec, rootfs)),
-    });
+    };
+    const bundle = join(spec.stateDir, "oci-bundle");
+    const perRun =
+      this.config.idmap && !idRangesUnavailable() ? idmappedRun(bundle, spec.id, input) : undefined;
+    if (!perRun) writeOciBundle(bundle, input);
     const launcher = ociLauncher(
       this.runtime(spec.dataDir, egress),
       bundle,
       spec.id,
       cgroup.relPath,
       from?.checkpoint,
+      perRun,
     );
     try {
       return await AgentInstance.start(
