@@ -58,11 +58,18 @@ export function ociLauncher(
     async start() {
       // The first start restores the checkpoint in `restoreFrom`, when given (the runtime hands
       // its own stdio to the restored agent); any later one runs the bundle afresh.
-      const sub = image === undefined ? ["run"] : ["restore", "--image-path", image];
+      const restore = image;
       image = undefined;
-      const args = [...globalArgs(rt), ...sub, "--bundle", bundle, containerId(id)];
-      const outer = perRun?.start() ?? [];
-      const [file, ...pre] = [...outer, ...(rt.runUnder ?? []), rt.binary];
+      let run: ReturnType<PerRun["start"]> | undefined;
+      if (perRun) {
+        mkdirSync(rt.root, { recursive: true, mode: 0o700 });
+        run = perRun.start([rt.root, bundle, ...(restore === undefined ? [] : [restore])]);
+      }
+      const [root, dir, from] = run?.paths ?? [rt.root, bundle, restore];
+      const sub = from === undefined ? ["run"] : ["restore", "--image-path", from];
+      const flags = [...rt.flags, ...(run?.flags ?? [])];
+      const args = [...globalArgs({ ...rt, root: root!, flags }), ...sub, "--bundle", dir!, containerId(id)];
+      const [file, ...pre] = [...(run?.prefix ?? []), ...(rt.runUnder ?? []), rt.binary];
       try {
         return spawn(file!, [...pre, ...args], { stdio: ["pipe", "pipe", "pipe"] });
       } catch (e) {
@@ -96,8 +103,12 @@ export function ociLauncher(
  * claimed, the bundle written for it, released once the container is gone).
  */
 export interface PerRun {
-  /** Prepares a run; returns a command line the runtime is started under (its last word runs it). */
-  start(): readonly string[];
+  /**
+   * Prepares a run that uses the host paths `paths` (the runtime's state directory, the bundle,
+   * a checkpoint); returns a command line the runtime is started under (its last word runs it)
+   * and where, under it, each of those paths is (and global flags the runtime needs there).
+   */
+  start(paths: string[]): { prefix: readonly string[]; paths: string[]; flags?: readonly string[] };
   /** Releases what `start` took. Idempotent. */
   end(): void;
 }

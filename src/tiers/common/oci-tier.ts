@@ -5,7 +5,8 @@
  * bundle, launcher, workspace image and pool, cgroup, teardown) is here once.
  */
 
-import { join } from "node:path";
+import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import { UnsupportedError } from "../../core/errors.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
@@ -39,30 +40,81 @@ import { templateDigest } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
 
 /**
- * Each run of the container gets a host id range of its own (id-ranges.ts): the bundle, written
- * for it, has the container join a user namespace mapping 0..65535 to that range, and binds the
- * sandbox's paths idmapped through it; the runtime runs as host root under the agent binary's
- * `--idmap-stage` (id-stage.ts), which makes both.
+ * Each run of the container gets a host id range of its own (id-ranges.ts), and the sandbox's
+ * paths are idmapped through a user namespace mapping 0..65535 to it (id-stage.ts), in one of two
+ * ways:
+ * - `join` (runc): the runtime runs as host root under `--idmap-stage` (it keeps host root for the
+ *   cgroup limits), and the bundle has the container join that user namespace by path;
+ * - `inside` (runsc): the runtime itself runs as root of that user namespace under `--idmap-exec`
+ *   (its Sentry then runs as the range's `nobody`, its Gofer as the range's root), in a cgroup Kiln
+ *   made and set the limits of; its state directory, the bundle and a checkpoint are staged too.
  */
-function idmappedRun(bundle: string, id: string, input: OciBundleInput): PerRun {
+function idmappedRun(
+  mode: "join" | "inside",
+  bundle: string,
+  id: string,
+  input: OciBundleInput,
+  cgroup: SandboxCgroup,
+  limits: InstanceSpec["limits"],
+): PerRun {
   let ids: ReturnType<typeof claimIdRange>;
   return {
-    start() {
+    start(paths) {
       ids?.release();
       ids = claimIdRange(id);
       if (!ids) throw new Error("no sandbox id range on this host");
       const stage = new IdStage();
-      writeOciBundle(bundle, {
-        ...stagedOciInput(input, stage),
-        userns: { path: IDMAP_USERNS, range: ids.range },
-      });
-      return stage.command(input.agent, ids.range, "stay", []);
+      if (mode === "join") {
+        writeOciBundle(bundle, {
+          ...stagedOciInput(input, stage),
+          userns: { path: IDMAP_USERNS, range: ids.range },
+        });
+        return { prefix: stage.command(input.agent, ids.range, "stay", []), paths };
+      }
+      const { cgroupsPath: _, ...rest } = input;
+      writeOciBundle(bundle, stagedOciInput(rest, stage));
+      cgroup.create({ ...limits, pids: input.pidsInside?.hostPids ?? limits.pids });
+      // The runtime's state directory is the sandbox's own (see runtimeRootOf): its root owns it.
+      const [root, ...rest2] = paths;
+      chownTree(root!, ids.range.base);
+      const staged = [root!, ...rest2.map(stage.stage)];
+      return {
+        prefix: [
+          "sh",
+          "-c",
+          `${cgroup.joinScript()} && exec "$@"`,
+          "sh",
+          ...stage.command(input.agent, ids.range, "enter", []),
+        ],
+        paths: staged,
+        // The limits are the cgroup's that Kiln made above (the runtime could not make one there).
+        flags: ["--ignore-cgroups"],
+      };
     },
     end() {
       ids?.release();
       ids = undefined;
     },
   };
+}
+
+/** A sandbox's own runtime state directory, for a runtime that runs inside its user namespace. */
+function runtimeRootOf(binary: string, id: string): string {
+  return join(RUNTIME_ROOTS, binary, id);
+}
+
+/** Where those live: tmpfs (a reboot ends the containers they describe), reachable by every mapped root. */
+const RUNTIME_ROOTS = "/run/kiln-runtime";
+
+/** Makes `dir` (created if missing) and everything in it owned by `uid` (its gid the same). */
+function chownTree(dir: string, uid: number): void {
+  // The folders above it: traversable, not listable, by the mapped roots.
+  mkdirSync(dirname(dir), { recursive: true });
+  chmodSync(RUNTIME_ROOTS, 0o711);
+  chmodSync(dirname(dir), 0o711);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) lchownSync(join(dir, name), uid, uid);
+  chownSync(dir, uid, uid);
 }
 
 /** What an OCI-runtime tier is made of. */
@@ -92,8 +144,11 @@ export interface OciTierConfig {
   egressFlags?: readonly string[];
   /** A command line the runtime of a sandbox with egress is started under (see gvisor/backend.ts). */
   egressRunUnder?: readonly string[];
-  /** The container runs in a user namespace mapping its ids to a host range of its own (where the host has ranges). */
-  idmap?: boolean;
+  /**
+   * The container runs in a user namespace mapping its ids to a host range of its own (where the
+   * host has ranges): how, see {@link idmappedRun}.
+   */
+  idmap?: "join" | "inside";
 }
 
 const CAPABILITIES: Omit<Capabilities, "pause"> = {
@@ -126,13 +181,17 @@ export class OciTierBackend implements Backend {
     };
   }
 
-  /** The runtime with Kiln's own state directory under the data dir (and egress flags for such a sandbox). */
-  private runtime(dataDir: string, egress = false): OciRuntime {
+  /**
+   * The runtime with Kiln's own state directory (and egress flags for such a sandbox): under the
+   * data dir, or, for a runtime that runs inside the sandbox's user namespace, one of the
+   * sandbox's own under /run/kiln-runtime (the runtime records its path, and both it and Kiln must reach it).
+   */
+  private runtime(spec: Pick<InstanceSpec, "dataDir" | "id">, egress = false): OciRuntime {
     const c = this.config;
     const flags = egress && c.egressFlags ? c.egressFlags : c.flags;
     return {
       binary: which(c.binary) ?? c.binary,
-      root: join(dataDir, c.binary),
+      root: c.idmap === "inside" ? runtimeRootOf(c.binary, spec.id) : join(spec.dataDir, c.binary),
       flags: [...flags],
       ...(egress && c.egressRunUnder ? { runUnder: c.egressRunUnder } : {}),
     };
@@ -166,7 +225,9 @@ export class OciTierBackend implements Backend {
     const idDetail = c.idmap
       ? ids
         ? `sandbox root is host root: ${ids}`
-        : "sandbox ids mapped to a host range of their own"
+        : c.idmap === "inside" && c.egress === "before-start"
+          ? "sandbox ids mapped to a host range of their own (not yet with egress)"
+          : "sandbox ids mapped to a host range of their own"
       : undefined;
     const detail = [await runtimeVersion(binary), c.readyDetail, `cgroup ${cg.mode}`, idDetail]
       .filter(Boolean)
@@ -211,11 +272,15 @@ export class OciTierBackend implements Backend {
       ...withHostFiles(sandboxHostFiles(spec, rootfs)),
     };
     const bundle = join(spec.stateDir, "oci-bundle");
+    const idmap =
+      this.config.idmap && !(egress && this.config.egress === "before-start") ? this.config.idmap : undefined;
     const perRun =
-      this.config.idmap && !idRangesUnavailable() ? idmappedRun(bundle, spec.id, input) : undefined;
+      idmap && !idRangesUnavailable()
+        ? idmappedRun(idmap, bundle, spec.id, input, cgroup, spec.limits)
+        : undefined;
     if (!perRun) writeOciBundle(bundle, input);
     const launcher = ociLauncher(
-      this.runtime(spec.dataDir, egress),
+      this.runtime(spec, egress),
       bundle,
       spec.id,
       cgroup.relPath,
@@ -253,7 +318,7 @@ export class OciTierBackend implements Backend {
   /** Checkpoints the running container (memory and processes) into `dir`, then stops the instance. */
   async suspend(spec: InstanceSpec, instance: Instance, dir: string): Promise<void> {
     if (!this.config.checkpoint) throw new UnsupportedError(`${this.config.binary} does not checkpoint here`);
-    await ociCheckpoint(this.runtime(spec.dataDir), spec.id, dir);
+    await ociCheckpoint(this.runtime(spec), spec.id, dir);
     await instance.close();
   }
 
@@ -273,11 +338,13 @@ export class OciTierBackend implements Backend {
   async destroy(spec: InstanceSpec): Promise<void> {
     const cgroup = new SandboxCgroup(spec.id);
     let failure: unknown;
-    await ociDelete(this.runtime(spec.dataDir), spec.id).catch((e: unknown) => {
+    await ociDelete(this.runtime(spec), spec.id).catch((e: unknown) => {
       failure = e;
     });
     cgroup.destroy();
     removeCgroupDirs(cgroup.relPath);
+    if (this.config.idmap === "inside" && !failure)
+      rmSync(runtimeRootOf(this.config.binary, spec.id), { recursive: true, force: true });
     await destroyWorkspace(spec);
     if (failure) throw failure;
   }
@@ -285,7 +352,7 @@ export class OciTierBackend implements Backend {
   /** Releases what a dead process's instance held: the container's record, its cgroups, the mount. */
   async recover(spec: InstanceSpec, _owner: string, alone: boolean): Promise<void> {
     if (!alone) return;
-    await ociDelete(this.runtime(spec.dataDir), spec.id).catch(() => {});
+    await ociDelete(this.runtime(spec), spec.id).catch(() => {});
     await releaseParts(spec);
     removeCgroupDirs(new SandboxCgroup(spec.id).relPath);
   }

@@ -73,6 +73,7 @@ export class GvisorBackend extends OciTierBackend {
       egress: "before-start",
       egressFlags: RUNSC_EGRESS_FLAGS,
       egressRunUnder: RUNSC_EGRESS_RUN_UNDER,
+      idmap: "inside",
       bundleExtra: (pids) => ({
         pidsInside: { hostPids: hostPidsCap(pids) },
         // A seccomp rule on clone3 hangs this runsc's (20221219) processes at their first fork.

@@ -16,7 +16,7 @@ export class OciBackend extends OciTierBackend {
       flags: [],
       trialTimeoutMs: 15_000,
       egress: "after-start",
-      idmap: true,
+      idmap: "join",
     });
   }
 }
