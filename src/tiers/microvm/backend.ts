@@ -5,7 +5,11 @@
  * same ext4 image the other real tiers use) read-write, and becomes the same
  * agent, spoken to over virtio-serial on QEMU's stdio. No host directory is
  * shared into the guest; QEMU runs with its seccomp sandbox in the sandbox's
- * host cgroup (guest RAM plus QEMU's own overhead; CPU).
+ * host cgroup (guest RAM plus QEMU's own overhead; CPU), in a network
+ * namespace of its own that holds nothing but, for a sandbox with egress, the
+ * tap device of the guest's network card: Kiln's egress path bridges it to
+ * its private namespace (src/tiers/common/egress-netns.ts), so the guest holds
+ * the sandbox's address and its only way out is that path.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -15,8 +19,10 @@ import type { Duplex } from "node:stream";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import { KilnError } from "../../core/errors.ts";
 import type { TierStatus } from "../../core/types.ts";
+import { hasEgress } from "../../network/policy.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
+import { GATEWAY, SANDBOX_ADDRESS } from "../common/egress-netns.ts";
 import { agentBinary, isRoot, run, which } from "../common/host.ts";
 import { sandboxHostname } from "../common/host-identity.ts";
 import {
@@ -40,7 +46,7 @@ import {
 } from "./boot-state.ts";
 import { guestBoot, microvmCacheDir, rootfsImage } from "./guest.ts";
 import { GUEST_LIMITS } from "./guest-limits.ts";
-import { qemuArgs, TCG_TB_MIB, withBootFiles } from "./qemu-args.ts";
+import { type GuestNetwork, hasNetworkCard, qemuArgs, TCG_TB_MIB, withBootFiles } from "./qemu-args.ts";
 import { Qmp } from "./qmp.ts";
 import {
   finishIncoming,
@@ -59,7 +65,7 @@ const CAPABILITIES: Capabilities = {
   streamingOutput: true,
   processesSurviveRestart: false,
   warmable: true,
-  egress: false,
+  egress: true,
   templates: true,
   pause: "memory",
   inboundPorts: true,
@@ -108,6 +114,9 @@ const SWEEP_MARKER = "sweep-workspace";
  * guest's filesystem. Such a resume boots the guest afresh instead.
  */
 const CONTINUED_MARKER = "vm-continued";
+
+/** The guest's network card, given to a sandbox that has egress when it boots. */
+const GUEST_NETWORK: GuestNetwork = { tap: "tap0", address: SANDBOX_ADDRESS, gateway: GATEWAY };
 
 /** The fd QEMU speaks QMP on (0-2 stdio, 3 the console). */
 const QMP_FD = 4;
@@ -223,9 +232,11 @@ export class MicrovmBackend implements Backend {
       vcpus,
       ...(tscKhz ? { tscKhz } : {}),
     };
-    // A new, empty sandbox starts from the saved boot state of its machine when there is one.
+    const egress = spec.network !== undefined && hasEgress(spec.network);
+    // A new, empty sandbox starts from the saved boot state of its machine when there is one. The
+    // states are saved without a network card, so a sandbox with egress boots cold.
     const stateKey =
-      empty && opts.bootState !== false && bootStatesOn()
+      empty && !egress && opts.bootState !== false && bootStatesOn()
         ? bootStateKey(machine, l.diskBytes, qemu)
         : undefined;
     let restore: BootState | undefined = stateKey === undefined ? undefined : findBootState(cache, stateKey);
@@ -248,7 +259,7 @@ export class MicrovmBackend implements Backend {
     // A saved VM is loaded into a QEMU with its very command line (the same devices, RAM and CPU model).
     let incoming = saved === undefined ? restore?.vmState : join(saved, VM_STATE_FILE);
     if (saved !== undefined && existsSync(join(spec.stateDir, CONTINUED_MARKER))) incoming = undefined;
-    const savedArgs =
+    let savedArgs =
       incoming === undefined || saved === undefined
         ? undefined
         : withBootFiles(
@@ -256,6 +267,11 @@ export class MicrovmBackend implements Backend {
             boot,
             existsSync,
           );
+    // A guest saved without a network card cannot be given one: given egress while paused, it boots afresh.
+    if (savedArgs !== undefined && egress && !hasNetworkCard(savedArgs)) {
+      savedArgs = undefined;
+      incoming = undefined;
+    }
     const args =
       savedArgs ??
       qemuArgs({
@@ -264,9 +280,11 @@ export class MicrovmBackend implements Backend {
         pids: l.pids,
         name: spec.id,
         hostname: sandboxHostname(spec.id),
+        ...(egress ? { network: GUEST_NETWORK } : {}),
         qmpFd: QMP_FD,
         ...(recoverySocket(spec.stateDir) ? { qmpSocket: recoverySocket(spec.stateDir) } : {}),
       });
+    const nic = hasNetworkCard(args);
     const vms = this.vms;
     const stateDir = spec.stateDir;
     const launcher: Launcher = {
@@ -279,10 +297,14 @@ export class MicrovmBackend implements Backend {
         try {
           // The shell joins the cgroup before it becomes QEMU, so QEMU's every thread is held by the limits.
           // fd 3 carries the guest's console; it joins QEMU's stderr on the host side. fd 4 is QMP.
+          // QEMU gets a network namespace of its own (its process id stays the same through both execs):
+          // the host's interfaces are never in its reach, and its tap device goes when it ends.
           const argv = load === undefined ? args : [...args, "-incoming", `fd:${INCOMING_FD}`];
-          child = spawn("sh", ["-c", `${cgroup.joinScript()} && exec "$@"`, "sh", qemu, ...argv], {
-            stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", fd ?? "ignore"],
-          });
+          child = spawn(
+            "unshare",
+            ["--net", "--", "sh", "-c", `${cgroup.joinScript()} && exec "$@"`, "sh", qemu, ...argv],
+            { stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", fd ?? "ignore"] },
+          );
         } finally {
           if (fd !== undefined) closeSync(fd);
         }
@@ -303,6 +325,8 @@ export class MicrovmBackend implements Backend {
         return child;
       },
       async cleanup() {},
+      // QEMU's own namespace holds the tap of the guest's card; without a card there is nothing to wire.
+      sandboxPid: async (child) => (nic ? child.pid : undefined),
     };
     let inst: AgentInstance;
     try {
@@ -318,6 +342,9 @@ export class MicrovmBackend implements Backend {
           guestLimits: GUEST_LIMITS,
           resumed: (saved !== undefined && savedArgs !== undefined) || restore !== undefined,
           guestClock: true,
+          // A guest booted without a network card is given no network until it boots again.
+          networkAtStartOnly: !nic,
+          networkWiring: { tap: GUEST_NETWORK.tap },
           // A guest restored from a boot state shared by other sandboxes is made this one's own.
           ...(restore
             ? {
