@@ -13,6 +13,10 @@
  *     no default route, no IPv6     :53 udp+tcp DNS, :80 HTTP, :443 TLS,
  *     resolv.conf -> 198.18.0.1     :3128 proxy, :<port> of port rules
  *
+ * A VM (the microvm tier) is the sandbox behind S: S is its QEMU's namespace,
+ * where eth0 and the tap of the guest's card are bridged and S holds no
+ * address; the guest holds 198.18.0.2 and sets its own route and resolv.conf.
+ *
  * Kiln's DNS answers an allowed name with an address of 198.18.0.0/15 that
  * stands for it; a connection to it lands on M's listener for that port, whose
  * local address names the destination (no NAT, no netfilter). Everything else
