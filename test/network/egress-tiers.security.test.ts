@@ -6,7 +6,8 @@
  * and 443 only; each hostile case beside a positive control in the same sandbox, so that a dead
  * network cannot pass it. A tier emulated here (microvm under TCG, seconds a boot) runs the
  * `core` cases only: its guest plugs into the same path in M as the namespace tier's sandbox,
- * whose run covers the rest. A microvm keeps its way out across a pause with its memory.
+ * whose run covers the rest. A microvm keeps its way out across a pause with its memory, and
+ * when created from the saved boot state of guests with a network card.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -14,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kiln, type Sandbox, type TierName } from "../../src/index.ts";
+import type { MicrovmBackend } from "../../src/tiers/microvm/index.ts";
 import { tierRequired } from "../conformance/suite.ts";
 import { type FakeInternet, fakeInternetUnavailable, startFakeInternet } from "./fake-internet.ts";
 
@@ -222,6 +224,43 @@ EOF`);
         assert.equal((await sh(`${curl} --noproxy '*' https://other.test/`)).code, 6);
         assert.equal((await sh("pgrep -x sleep")).code, 0, "restored, not booted afresh");
       });
+
+    if (tier === "microvm")
+      core(
+        "sandboxes with egress restored from the saved boot state (with its card) have the same way out",
+        async () => {
+          // The first create with egress booted cold and had the state with a network card built.
+          await ((await kiln.backend("microvm")) as MicrovmBackend).bootStatesBuilt();
+          const made = [
+            await kiln.create({ tier, network: { allow: ["files.test:443"] } }),
+            await kiln.create({ tier, network: { allow: ["files.test:443"] } }),
+          ];
+          try {
+            const ids: string[] = [];
+            for (const m of made) {
+              const run = async (c: string) => {
+                const r = await m.commands.run(c, { timeoutMs: 60_000 });
+                return "exitCode" in r ? r : assert.fail("expected a result");
+              };
+              ids.push((await run("cat /proc/sys/kernel/random/boot_id")).stdout);
+              await m.files.write("/workspace/ca.pem", net!.certs.ca);
+              assert.equal(
+                (await run(`${curl} https://files.test/t`)).stdout,
+                "files:GET /t host=files.test",
+              );
+              assert.equal(
+                (await run(`${curl} --noproxy '*' https://files.test/u`)).stdout,
+                "files:GET /u host=files.test",
+              );
+              assert.match((await run(`${curl} https://other.test/`)).stderr, /403/);
+              assert.equal((await run(`${curl} --noproxy '*' https://other.test/`)).exitCode, 6);
+            }
+            assert.equal(ids[0], ids[1], "both restored from one saved state, not booted");
+          } finally {
+            for (const m of made) await m.kill().catch(() => {});
+          }
+        },
+      );
   });
 }
 

@@ -115,7 +115,7 @@ const SWEEP_MARKER = "sweep-workspace";
  */
 const CONTINUED_MARKER = "vm-continued";
 
-/** The guest's network card, given to a sandbox that has egress when it boots. */
+/** The guest's network card, given to a sandbox that has egress when it boots (and to its boot state). */
 const GUEST_NETWORK: GuestNetwork = { tap: "tap0", address: SANDBOX_ADDRESS, gateway: GATEWAY };
 
 /** The fd QEMU speaks QMP on (0-2 stdio, 3 the console). */
@@ -136,6 +136,8 @@ function bootStatesOn(): boolean {
 interface StartOptions {
   /** May restore (or, when there is none yet, have built) a saved boot state; default true. */
   bootState?: boolean;
+  /** Boots the guest with a network card even without egress (the boot state of sandboxes with egress); default false. */
+  card?: boolean;
 }
 
 /** A running VM of this process: its QEMU, the QMP connection to it, and its command line. */
@@ -233,11 +235,12 @@ export class MicrovmBackend implements Backend {
       ...(tscKhz ? { tscKhz } : {}),
     };
     const egress = spec.network !== undefined && hasEgress(spec.network);
-    // A new, empty sandbox starts from the saved boot state of its machine when there is one. The
-    // states are saved without a network card, so a sandbox with egress boots cold.
+    // A guest with egress has a network card from its boot: QEMU restores a state only into the same devices.
+    const card = egress || opts.card === true ? { network: GUEST_NETWORK } : {};
+    // A new, empty sandbox starts from the saved boot state of its machine (its card included) when there is one.
     const stateKey =
-      empty && !egress && opts.bootState !== false && bootStatesOn()
-        ? bootStateKey(machine, l.diskBytes, qemu)
+      empty && opts.bootState !== false && bootStatesOn()
+        ? bootStateKey({ ...machine, ...card }, l.diskBytes, qemu)
         : undefined;
     let restore: BootState | undefined = stateKey === undefined ? undefined : findBootState(cache, stateKey);
     if (restore) {
@@ -280,11 +283,12 @@ export class MicrovmBackend implements Backend {
         pids: l.pids,
         name: spec.id,
         hostname: sandboxHostname(spec.id),
-        ...(egress ? { network: GUEST_NETWORK } : {}),
+        ...card,
         qmpFd: QMP_FD,
         ...(recoverySocket(spec.stateDir) ? { qmpSocket: recoverySocket(spec.stateDir) } : {}),
       });
     const nic = hasNetworkCard(args);
+    const buildOpts = { card: "network" in card };
     const vms = this.vms;
     const stateDir = spec.stateDir;
     const launcher: Launcher = {
@@ -361,11 +365,11 @@ export class MicrovmBackend implements Backend {
       cgroup.destroy();
       await new WorkspaceImage(spec.stateDir).destroy();
       const cold = await this.start(spec, fresh, signal, from, saved, { bootState: false });
-      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image]);
+      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image], buildOpts);
       return cold;
     }
     if (stateKey !== undefined && !restore)
-      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image]);
+      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image], buildOpts);
     await sweepAfterCrash(spec, inst);
     this.live.set(spec.id, inst);
     const close = inst.close.bind(inst);
@@ -382,10 +386,17 @@ export class MicrovmBackend implements Backend {
 
   /**
    * Builds the boot state `key` in the background, unless it is being built: a VM like `spec`'s
-   * (its template and machine limits) boots, idles, and is saved with its empty workspace image.
+   * (its template and machine limits, and a network card for sandboxes with egress) boots, idles,
+   * and is saved with its empty workspace image.
    * A build that fails leaves nothing; the next cold create of the same machine tries again.
    */
-  private buildBootState(spec: InstanceSpec, cache: string, key: string, uses: string[]): void {
+  private buildBootState(
+    spec: InstanceSpec,
+    cache: string,
+    key: string,
+    uses: string[],
+    opts: { card: boolean },
+  ): void {
     if (this.building.has(key) || this.closing) return;
     const run = async () => {
       const build = beginBootState(cache, key, uses);
@@ -397,6 +408,7 @@ export class MicrovmBackend implements Backend {
       try {
         const inst = await this.start(builder, true, undefined, undefined, undefined, {
           bootState: false,
+          card: opts.card,
         });
         try {
           // The kernel makes its boot id at the first read: made now, it is the same in every
