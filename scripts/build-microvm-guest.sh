@@ -21,6 +21,29 @@ exec 9>"$cache/.lock"
 flock 9
 
 kdir="$(ls -d "$cache"/kernel/*/ 2>/dev/null | sort -V | tail -n 1 || true)"
+# A kernel unpacked before a module was added to the lists: the missing ones come from the same
+# package, or, when the archive no longer has it, a newer kernel is fetched below.
+if [[ -n "$kdir" && -f "$kdir/vmlinuz" ]]; then
+  version="$(cat "$kdir/version")"
+  missing=()
+  for m in "${MODULES[@]}" "${NET_MODULES[@]}"; do [[ -f "$kdir/modules/$m.ko" ]] || missing+=("$m"); done
+  if ((${#missing[@]} > 0)); then
+    tmp="$(mktemp -d "$cache/.kernel-XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    if (cd "$tmp" && apt-get download -q "linux-image-$version" >/dev/null 2>&1); then
+      dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+      for m in "${missing[@]}"; do
+        f="$(find "$tmp/x/lib/modules/$version" -name "$m.ko" | head -n 1)"
+        [[ -n "$f" ]] || { echo "build-microvm-guest: $m.ko is not in linux-image-$version" >&2; exit 1; }
+        cp "$f" "$kdir/modules/.$m.ko.tmp" && mv "$kdir/modules/.$m.ko.tmp" "$kdir/modules/$m.ko"
+      done
+    else
+      kdir=""
+    fi
+    rm -rf "$tmp"
+    trap - EXIT
+  fi
+fi
 if [[ -z "$kdir" || ! -f "$kdir/vmlinuz" ]]; then
   command -v apt-get >/dev/null || { echo "build-microvm-guest: apt-get not found (a Debian host is needed for the guest kernel)" >&2; exit 1; }
   pkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
@@ -51,23 +74,6 @@ if [[ -z "$kdir" || ! -f "$kdir/vmlinuz" ]]; then
 fi
 kdir="${kdir%/}"
 version="$(cat "$kdir/version")"
-# A kernel unpacked before a module was added to the lists: take the missing ones from the same package.
-missing=()
-for m in "${MODULES[@]}" "${NET_MODULES[@]}"; do [[ -f "$kdir/modules/$m.ko" ]] || missing+=("$m"); done
-if ((${#missing[@]} > 0)); then
-  tmp="$(mktemp -d "$cache/.kernel-XXXXXX")"
-  trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && apt-get download -q "linux-image-$version" >/dev/null 2>&1) || { echo "build-microvm-guest: apt-get download linux-image-$version failed" >&2; exit 1; }
-  dpkg-deb -x "$tmp"/*.deb "$tmp/x"
-  for m in "${missing[@]}"; do
-    f="$(find "$tmp/x/lib/modules/$version" -name "$m.ko" | head -n 1)"
-    [[ -n "$f" ]] || { echo "build-microvm-guest: $m.ko is not in linux-image-$version" >&2; exit 1; }
-    cp "$f" "$kdir/modules/.$m.ko.tmp" && mv "$kdir/modules/.$m.ko.tmp" "$kdir/modules/$m.ko"
-  done
-  rm -rf "$tmp"
-  trap - EXIT
-fi
-
 [[ -x "$busybox" ]] && ! ldd "$busybox" 2>&1 | grep -q '=>' || { echo "build-microvm-guest: a static busybox is needed (apt-get install busybox-static)" >&2; exit 1; }
 hash="$( (cat "$init" "$agent" "$busybox" "$kdir/version"; echo "${MODULES[*]}"; echo "${NET_MODULES[*]}") | sha256sum | cut -c1-16)"
 initrd="$cache/initramfs-$hash.cpio.gz"
