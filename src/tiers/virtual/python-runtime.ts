@@ -17,7 +17,8 @@ import { createRequire } from "node:module";
 import { dirname, extname, join } from "node:path";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { CellEvent } from "../../core/execution.ts";
-import { answerPythonHttp, type PythonFetch, type PythonHttpRequest } from "./python-http.ts";
+import { answerPythonHttp, type PythonFetch } from "./python-http.ts";
+import type { PythonHttpRequest } from "./python-http-wire.ts";
 import type { PythonWorkerData, WorkerJob, WorkerMessage } from "./python-worker.ts";
 
 /** A job for {@link PythonRuntime.run}. */

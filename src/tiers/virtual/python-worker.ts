@@ -24,7 +24,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { AgentFsStore } from "../../workspace/agentfs-store.ts";
-import { frame, type PythonHttpAnswer, type PythonHttpRequest, parseRequest } from "./python-http.ts";
+import { frame, type PythonHttpAnswer, type PythonHttpRequest, parseRequest } from "./python-http-wire.ts";
 import { bytesOf, copyOut, type EmFS, type EmStream, StoreMounts } from "./python-store-fs.ts";
 
 /** What the host passes in `workerData`. */
@@ -221,9 +221,11 @@ function httpDevice(seekErr: () => never): object {
         let request: PythonHttpRequest | undefined;
         try {
           request = parseRequest(Buffer.concat(httpIn));
-        } catch {
+        } catch (e) {
           httpIn = [];
-          httpOut = frame({ error: "Kiln: a malformed request", bodyLength: 0 }, new Uint8Array(0));
+          const why = e instanceof SyntaxError ? "a malformed request" : (e as Error).message;
+          httpOut = frame({ error: `Kiln: ${why}`, bodyLength: 0 }, new Uint8Array(0));
+          httpOutPos = 0;
         }
         if (request) {
           httpIn = [];
