@@ -3,7 +3,7 @@
  * machine, printed as markdown tables with the ratio Kiln / raw.
  * `--write` also records the tables in docs/benchmarks.md.
  * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
- * `npm run bench -- --only virtual,load`: only those sections (virtual, real,
+ * `npm run bench -- --only virtual,load`: only those sections (virtual, real, idmap,
  * code, ports, egress, state, hibernation, storage, load, churn, cli), printed, not recorded.
  * Progress goes to stderr as each section starts.
  */
@@ -16,6 +16,7 @@ import { benchCli } from "./cli.ts";
 import { benchCode } from "./code.ts";
 import { benchEgress } from "./egress.ts";
 import { benchHibernation } from "./hibernation.ts";
+import { benchIdMapping } from "./id-mapping.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchMicrovm } from "./microvm.ts";
 import { benchPorts } from "./ports.ts";
@@ -58,6 +59,7 @@ const only = process.argv.includes("cli") ? "cli" : undefined;
 const SECTIONS = [
   "virtual",
   "real",
+  "idmap",
   "microvm",
   "code",
   "ports",
@@ -95,6 +97,12 @@ if (want("real")) {
     ];
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
   }
+}
+if (want("idmap")) {
+  progress("id mapping (create + first exec with sandbox ids mapped and without)");
+  const rows = await benchIdMapping();
+  if (rows.length > 0)
+    sections.push(markdownTable("id mapping: cold create + first exec, mapped vs not", rows));
 }
 if (want("microvm")) {
   progress("microvm tier (QEMU)");
