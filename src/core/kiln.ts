@@ -486,10 +486,14 @@ export class Kiln {
       };
       makeStampedDir(spec.stateDir, info);
       try {
-        // The values stay on the host, beside the record; the egress path reads them there.
-        writeSecretValues(spec.stateDir, secretValues(options.network));
-        writeHeaderRules(spec.stateDir, headerRuleValues(options.network));
-        writeProxyPassword(spec.stateDir, upstreamProxyPassword(options.network));
+        // The values stay on the host, beside the record; the egress path reads them there. The
+        // directory is new: there is nothing to remove where there is nothing to write.
+        const secrets = secretValues(options.network);
+        const headers = headerRuleValues(options.network);
+        const password = upstreamProxyPassword(options.network);
+        if (Object.keys(secrets).length > 0) writeSecretValues(spec.stateDir, secrets);
+        if (Object.keys(headers).length > 0) writeHeaderRules(spec.stateDir, headers);
+        if (password !== undefined) writeProxyPassword(spec.stateDir, password);
         instance = fromDir
           ? await backend.createFrom(spec, fromDir, options.signal)
           : await backend.create(spec, options.signal);
@@ -861,10 +865,14 @@ export class Kiln {
     this.cache.delete(id);
     clearTimeout(this.expiryTimers.get(id));
     this.expiryTimers.delete(id);
-    await live?.close();
+    await live?.close({ discard: true });
     this.states.forget(id);
     this.hibernation.forget(id);
     const spec = this.spec(info);
+    // The database (files of the virtual tier, the audit log of every tier) is core's and goes
+    // first, so that no tier reopens it only to empty it.
+    for (const f of [spec.databasePath, `${spec.databasePath}-wal`, `${spec.databasePath}-shm`])
+      rmSync(f, { force: true });
     try {
       await (await this.backend(info.tier)).destroy(spec);
     } catch (e) {

@@ -6,7 +6,7 @@
 
 import type { NetworkOptions, NetworkSettings } from "../network/policy.ts";
 import { AuditLog } from "./audit-log.ts";
-import type { Instance, InstanceStats } from "./backend.ts";
+import type { CloseOptions, Instance, InstanceStats } from "./backend.ts";
 import { CodeContexts } from "./code-contexts.ts";
 import { type CommandHandle, Commands, type ProcessInfo } from "./commands.ts";
 import { checkEnv } from "./env.ts";
@@ -349,8 +349,11 @@ export class Sandbox {
     return this.instancePromise;
   }
 
-  /** Detaches from the sandbox without killing it: background commands end, files stay. */
-  async close(): Promise<void> {
+  /**
+   * Detaches from the sandbox without killing it: background commands end, files stay.
+   * @internal `discard`: the sandbox is being destroyed next (see {@link Instance.close}).
+   */
+  async close(options: CloseOptions = {}): Promise<void> {
     if (this.closed) return;
     await this.commands.killAll();
     await this.ports.closeAll();
@@ -360,7 +363,7 @@ export class Sandbox {
     this.instancePromise = undefined;
     this.auditLog?.close();
     this.auditLog = undefined;
-    if (inst) await (await inst.catch(() => undefined))?.close();
+    if (inst) await (await inst.catch(() => undefined))?.close(options);
   }
 }
 
