@@ -865,7 +865,7 @@ export class Kiln {
     this.cache.delete(id);
     clearTimeout(this.expiryTimers.get(id));
     this.expiryTimers.delete(id);
-    await live?.close({ discard: true });
+    await live?.closeDiscarding();
     this.states.forget(id);
     this.hibernation.forget(id);
     const spec = this.spec(info);

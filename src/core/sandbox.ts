@@ -349,11 +349,17 @@ export class Sandbox {
     return this.instancePromise;
   }
 
-  /**
-   * Detaches from the sandbox without killing it: background commands end, files stay.
-   * @internal `discard`: the sandbox is being destroyed next (see {@link Instance.close}).
-   */
-  async close(options: CloseOptions = {}): Promise<void> {
+  /** Detaches from the sandbox without killing it: background commands end, files stay. */
+  async close(): Promise<void> {
+    await this.closeInstance({});
+  }
+
+  /** @internal Closes it for a kill: its state is deleted next (see {@link Instance.close}). */
+  async closeDiscarding(): Promise<void> {
+    await this.closeInstance({ discard: true });
+  }
+
+  private async closeInstance(options: CloseOptions): Promise<void> {
     if (this.closed) return;
     await this.commands.killAll();
     await this.ports.closeAll();
