@@ -2,7 +2,8 @@
  * Sandbox churn under load: many clients, each creating a virtual sandbox,
  * running one command in it and killing it, round after round, all at once
  * through `kiln serve` on loopback. Records p50/p95/p99 of each step, so that
- * a queue or a lock in the create/kill path shows up as a tail.
+ * a queue or a lock in the create/kill path shows up as a tail; the same
+ * from the second round on, apart from a fresh server's cold start.
  *
  *   node bench/churn.ts [--clients 100] [--rounds 10] [--inline]
  */
@@ -35,6 +36,8 @@ export interface ChurnReport {
   create: number[];
   exec: number[];
   kill: number[];
+  /** The same from the second round on (a fresh server's first round pays its cold start). */
+  warm: { create: number[]; exec: number[]; kill: number[] };
 }
 
 /** Runs the churn and returns its figures. */
@@ -53,15 +56,21 @@ export async function runChurn(options: ChurnOptions = {}): Promise<ChurnReport>
     create: [],
     exec: [],
     kill: [],
+    warm: { create: [], exec: [], kill: [] },
   };
   const fail = (e: unknown) => {
     report.errors++;
     if (report.errorSamples.length < 5) report.errorSamples.push(String((e as Error)?.message ?? e));
   };
-  const timed = async <T>(into: number[], fn: () => Promise<T>): Promise<T> => {
+  const timed = async <T>(
+    step: "create" | "exec" | "kill",
+    round: number,
+    fn: () => Promise<T>,
+  ): Promise<T> => {
     const t = performance.now();
     const r = await fn();
-    into.push(performance.now() - t);
+    report[step].push(performance.now() - t);
+    if (round > 0) report.warm[step].push(performance.now() - t);
     return r;
   };
   try {
@@ -71,13 +80,13 @@ export async function runChurn(options: ChurnOptions = {}): Promise<ChurnReport>
       Array.from({ length: clients }, async (_, c) => {
         for (let i = 0; i < rounds && !signal.aborted; i++) {
           try {
-            const sb = await timed(report.create, () => kiln.create({ tier: "virtual", signal }));
-            const r = await timed(report.exec, () =>
+            const sb = await timed("create", i, () => kiln.create({ tier: "virtual", signal }));
+            const r = await timed("exec", i, () =>
               sb.commands.run(`echo c${c} r${i} | tr a-z A-Z`, { signal }),
             );
             if (r.stdout !== `C${c} R${i}\n`)
               fail(new Error(`client ${c} round ${i}: ${JSON.stringify(r.stdout)}`));
-            await timed(report.kill, () => sb.kill({ signal }));
+            await timed("kill", i, () => sb.kill({ signal }));
           } catch (e) {
             fail(e);
           }
@@ -105,6 +114,13 @@ export function churnTable(r: ChurnReport): string {
     row("create", r.create),
     row("exec", r.exec),
     row("kill", r.kill),
+    ...(r.rounds > 1
+      ? [
+          row("create, from round 2 on", r.warm.create),
+          row("exec, from round 2 on", r.warm.exec),
+          row("kill, from round 2 on", r.warm.kill),
+        ]
+      : []),
   ].join("\n");
 }
 

@@ -58,6 +58,8 @@ export interface LoadReport {
   createMs: number;
   /** CPU time of the server (inline and library: of this whole process) per command, ms. */
   cpuMsPerCommand: number;
+  /** CPU time of the clients (this process) per command, ms; with a child server only. */
+  clientCpuMsPerCommand: number | undefined;
   server: "child process" | "inline" | "none (library)";
 }
 
@@ -178,6 +180,7 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
     const createMs = performance.now() - t0;
     const t1 = performance.now();
     const cpu0 = target.cpuMs();
+    const clientCpu0 = ownCpuMs();
     await Promise.all(
       sandboxes.map(async (sb, c) => {
         if (!sb) return;
@@ -199,6 +202,7 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
     );
     const durationMs = performance.now() - t1;
     const cpuMsPerCommand = (target.cpuMs() - cpu0) / Math.max(1, completed);
+    const clientCpuMs = ownCpuMs() - clientCpu0;
     await Promise.all(sandboxes.map((sb) => sb?.kill({ signal }).catch(fail)));
     return {
       clients,
@@ -213,6 +217,8 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
       p99Ms: quantile(latencies, 0.99),
       createMs,
       cpuMsPerCommand,
+      clientCpuMsPerCommand:
+        options.library || options.inline ? undefined : clientCpuMs / Math.max(1, completed),
       server: options.library ? "none (library)" : options.inline ? "inline" : "child process",
     };
   } finally {
@@ -237,6 +243,10 @@ export function loadTable(r: LoadReport, baseline?: LoadReport): string {
     [
       "CPU per command (server process; library: the whole process)",
       (x) => `${x.cpuMsPerCommand.toFixed(2)} ms`,
+    ],
+    [
+      "CPU per command (the clients' process)",
+      (x) => (x.clientCpuMsPerCommand === undefined ? "-" : `${x.clientCpuMsPerCommand.toFixed(2)} ms`),
     ],
     ["server", (x) => x.server],
   ];

@@ -308,6 +308,16 @@ export interface Instance {
   spawn(request: SpawnRequest): Promise<SpawnedProcess>;
   /** Current resource use. */
   stats(): Promise<InstanceStats>;
-  /** Stops processes and detaches; the workspace stays for a later `open`. */
-  close(): Promise<void>;
+  /**
+   * Stops processes and detaches; the workspace stays for a later `open`.
+   * With `discard`, the sandbox is being destroyed next (its state is deleted):
+   * nothing needs to be made durable first.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+/** Options of {@link Instance.close}. */
+export interface CloseOptions {
+  /** The sandbox is about to be destroyed: skip flushing state to disk. Default false. */
+  discard?: boolean;
 }

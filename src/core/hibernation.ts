@@ -23,6 +23,8 @@ export class Hibernation {
   private readonly lastCall = new Map<string, number>();
   /** Sandboxes with a touch being armed, so that a burst of calls reads the settings once. */
   private readonly arming = new Set<string>();
+  /** Sandboxes with no idle time (never hibernated), until {@link forget}. */
+  private readonly never = new Set<string>();
   private closed = false;
 
   constructor(host: HibernationHost) {
@@ -31,7 +33,7 @@ export class Hibernation {
 
   /** A call on the sandbox: its idle time starts again. */
   touch(id: string): void {
-    if (this.closed) return;
+    if (this.closed || this.never.has(id)) return;
     this.lastCall.set(id, Date.now());
     const t = this.timers.get(id);
     if (t) {
@@ -43,6 +45,8 @@ export class Hibernation {
     void this.host
       .idleTimeoutMs(id)
       .then((ms) => {
+        // A sandbox's idle time is fixed at its create: one that has none is not asked again.
+        if (ms === 0) this.never.add(id);
         if (ms > 0 && !this.closed && !this.timers.has(id)) {
           const timer = setTimeout(() => void this.fire(id, ms), ms);
           timer.unref();
@@ -74,6 +78,7 @@ export class Hibernation {
 
   /** Stops the sandbox's timer (it was paused, killed or closed). */
   forget(id: string): void {
+    this.never.delete(id);
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
     this.lastCall.delete(id);

@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:
 import { lstat, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
+  hasKeptNetworkValues,
   type KeptNetworkValues,
   readKeptNetworkValues,
   writeKeptNetworkValues,
@@ -507,8 +508,10 @@ export class Kiln {
       };
       makeStampedDir(spec.stateDir, info);
       try {
-        // The values stay on the host, beside the record; the egress path reads them there.
-        writeKeptNetworkValues(spec.stateDir, inherited?.values ?? keptValuesOf(options.network));
+        // The values stay on the host, beside the record; the egress path reads them there. The
+        // directory is new: there is nothing to remove where there is nothing to write.
+        const kept = inherited?.values ?? keptValuesOf(options.network);
+        if (hasKeptNetworkValues(kept)) writeKeptNetworkValues(spec.stateDir, kept);
         instance = fromDir
           ? await backend.createFrom(spec, fromDir, options.signal)
           : await backend.create(spec, options.signal);
@@ -874,10 +877,14 @@ export class Kiln {
     this.cache.delete(id);
     clearTimeout(this.expiryTimers.get(id));
     this.expiryTimers.delete(id);
-    await live?.close();
+    await live?.closeDiscarding();
     this.states.forget(id);
     this.hibernation.forget(id);
     const spec = this.spec(info);
+    // The database (files of the virtual tier, the audit log of every tier) is core's and goes
+    // first, so that no tier reopens it only to empty it.
+    for (const f of [spec.databasePath, `${spec.databasePath}-wal`, `${spec.databasePath}-shm`])
+      rmSync(f, { force: true });
     try {
       await (await this.backend(info.tier)).destroy(spec);
     } catch (e) {

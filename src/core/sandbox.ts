@@ -6,7 +6,7 @@
 
 import type { NetworkOptions, NetworkSettings } from "../network/policy.ts";
 import { AuditLog } from "./audit-log.ts";
-import type { Instance, InstanceStats } from "./backend.ts";
+import type { CloseOptions, Instance, InstanceStats } from "./backend.ts";
 import { CodeContexts } from "./code-contexts.ts";
 import { type CommandHandle, Commands, type ProcessInfo } from "./commands.ts";
 import { checkEnv } from "./env.ts";
@@ -351,6 +351,15 @@ export class Sandbox {
 
   /** Detaches from the sandbox without killing it: background commands end, files stay. */
   async close(): Promise<void> {
+    await this.closeInstance({});
+  }
+
+  /** @internal Closes it for a kill: its state is deleted next (see {@link Instance.close}). */
+  async closeDiscarding(): Promise<void> {
+    await this.closeInstance({ discard: true });
+  }
+
+  private async closeInstance(options: CloseOptions): Promise<void> {
     if (this.closed) return;
     await this.commands.killAll();
     await this.ports.closeAll();
@@ -360,7 +369,7 @@ export class Sandbox {
     this.instancePromise = undefined;
     this.auditLog?.close();
     this.auditLog = undefined;
-    if (inst) await (await inst.catch(() => undefined))?.close();
+    if (inst) await (await inst.catch(() => undefined))?.close(options);
   }
 }
 

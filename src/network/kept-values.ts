@@ -26,6 +26,15 @@ export function readKeptNetworkValues(stateDir: string): KeptNetworkValues {
   };
 }
 
+/** Whether `values` holds anything to write. */
+export function hasKeptNetworkValues(values: KeptNetworkValues): boolean {
+  return (
+    Object.keys(values.secrets).length > 0 ||
+    Object.keys(values.headers).length > 0 ||
+    values.proxyPassword !== undefined
+  );
+}
+
 /** Keeps `values` in `stateDir`, replacing what was there (an empty part removes its file). */
 export function writeKeptNetworkValues(stateDir: string, values: KeptNetworkValues): void {
   writeSecretValues(stateDir, values.secrets);

@@ -318,9 +318,8 @@ export class SqliteFs implements IFileSystem {
     const parts: string[] = [];
     let cur = ino;
     for (let hops = 0; cur !== this.store.root && hops < 4096; hops++) {
-      const r = this.store.db
-        .prepare("SELECT parent_ino, name FROM fs_dentry WHERE ino = ? LIMIT 1")
-        .get(cur);
+      // The store's compiled statement: this runs for every command (the shell resolves its cwd).
+      const r = this.store.dentryOf(cur);
       if (!r) break;
       parts.unshift(String(r.name));
       cur = Number(r.parent_ino);

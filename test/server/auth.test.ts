@@ -1,6 +1,7 @@
 /** Authentication: every endpoint but the OpenAPI document needs a valid, unrevoked key. */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { KeyStore } from "../../src/server/index.ts";
 import { assertError, body, request, type TestServer, testServer } from "./helpers.ts";
 
 let t: TestServer;
@@ -50,5 +51,20 @@ test("a revoked key: 401 on the next request, on every endpoint", async () => {
   assert.equal((await request(t.server.url, "GET", "/v1/sandboxes", { key })).status, 200);
   t.server.keys.revoke(info.id);
   for (const p of paths) await assertError(await t.req(p.method, p.path, { key }), "unauthenticated", 401);
+  assert.equal((await t.req("GET", "/v1/sandboxes")).status, 200, "other keys keep working");
+});
+
+test("a key revoked by another process (`kiln keys revoke`): 401 on the next request", async () => {
+  const { key, info } = t.server.keys.create({ name: "revoked-elsewhere" });
+  // Verified (and remembered) first, so that the revocation must invalidate what the server holds.
+  assert.equal((await request(t.server.url, "GET", "/v1/sandboxes", { key })).status, 200);
+  assert.equal((await request(t.server.url, "GET", "/v1/sandboxes", { key })).status, 200);
+  const other = new KeyStore(t.dataDir);
+  try {
+    other.revoke(info.id);
+  } finally {
+    other.close();
+  }
+  await assertError(await t.req("GET", "/v1/sandboxes", { key }), "unauthenticated", 401);
   assert.equal((await t.req("GET", "/v1/sandboxes")).status, 200, "other keys keep working");
 });

@@ -146,8 +146,12 @@ export class VirtualBackend implements Backend {
     }
   }
 
-  /** Empties the filesystem tables; the database file itself (with the audit log) belongs to core. */
+  /**
+   * Empties the filesystem tables; the database file itself (with the audit log) belongs to core.
+   * Nothing to do when core has deleted it already (a kill).
+   */
   async destroy(spec: InstanceSpec): Promise<void> {
+    if (!existsSync(spec.databasePath)) return;
     let store: AgentFsStore | undefined;
     try {
       store = AgentFsStore.open(spec.databasePath);
