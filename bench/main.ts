@@ -5,7 +5,7 @@
  * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
  * `npm run bench -- --only virtual,load`: only those sections (virtual, real,
  * code, ports, state, hibernation, storage, load, churn, cli), printed, not recorded.
- * Progress goes to stderr as each section starts.
+ * Progress goes to stderr as each section and each step in it starts (bench/progress.ts).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -18,6 +18,7 @@ import { benchHibernation } from "./hibernation.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchMicrovm } from "./microvm.ts";
 import { benchPorts } from "./ports.ts";
+import { section as progress } from "./progress.ts";
 import { benchRealTiers } from "./real-tiers.ts";
 import { benchForkStorage, benchState } from "./state.ts";
 import { markdownTable, type Row } from "./stats.ts";
@@ -25,14 +26,16 @@ import { benchVirtual } from "./virtual.ts";
 
 const root = join(import.meta.dirname, "..");
 
-// The machine's shared template cache (the one `npm test` fills), so the bench does not build its own.
-if (!process.env.KILN_TEMPLATE_DIR && process.getuid?.() === 0 && existsSync("/var/cache/kiln/templates")) {
+// The machine's shared template cache (the one `npm test` fills, or fills it for the next run),
+// so the bench does not build templates of its own in each temporary data directory.
+if (!process.env.KILN_TEMPLATE_DIR && process.getuid?.() === 0) {
   process.env.KILN_TEMPLATE_DIR = "/var/cache/kiln/templates";
 }
-
-/** A progress line on stderr, so a long run says what it is doing (the report itself goes to stdout). */
-function progress(what: string): void {
-  process.stderr.write(`bench: ${what}...\n`);
+if (process.env.KILN_TEMPLATE_DIR) {
+  const cached = existsSync(join(process.env.KILN_TEMPLATE_DIR, "names", "default.json"));
+  process.stderr.write(
+    `bench: templates from ${process.env.KILN_TEMPLATE_DIR}${cached ? "" : " (default is built there first)"}\n`,
+  );
 }
 
 function memoryRow(): Row {
@@ -87,10 +90,7 @@ if (want("virtual")) {
 }
 if (want("real")) {
   progress("real tiers (bubblewrap, runc, runsc)");
-  for (const { tier, rows } of await benchRealTiers()) {
-    const tool = { namespace: "bubblewrap", oci: "runc", gvisor: "gVisor runsc, platform ptrace" }[
-      tier as "oci"
-    ];
+  for (const { tier, tool, rows } of await benchRealTiers()) {
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
   }
 }
