@@ -201,6 +201,8 @@ export class OciTierBackend implements Backend {
     const c = this.config;
     const no = (reason: string): TierStatus => ({ tier: c.tier, available: false, reason });
     if (this.candidates.length === 0) return no(c.noRuntimes ?? `no ${c.binary} build is configured`);
+    // Look again: a build may have been installed or removed since.
+    this.installedBuilds = undefined;
     if ((await this.installed()).length === 0) {
       return no(`${c.displayName} is not installed (apt-get install ${c.binary})`);
     }
