@@ -18,7 +18,7 @@ import { benchHibernation } from "./hibernation.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchMicrovm } from "./microvm.ts";
 import { benchPorts } from "./ports.ts";
-import { section as progress } from "./progress.ts";
+import { section as progress, step } from "./progress.ts";
 import { benchRealTiers } from "./real-tiers.ts";
 import { benchForkStorage, benchState } from "./state.ts";
 import { markdownTable, type Row } from "./stats.ts";
@@ -39,6 +39,7 @@ if (process.env.KILN_TEMPLATE_DIR) {
 }
 
 function memoryRow(): Row {
+  step("idle memory: 1,000 sandboxes in one process");
   const out = execFileSync(process.execPath, ["--expose-gc", join(import.meta.dirname, "memory.ts")], {
     encoding: "utf8",
   });

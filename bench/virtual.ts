@@ -82,6 +82,7 @@ export async function benchVirtual(): Promise<Row[]> {
       note: `the run with the median ratio; ${ratioSpread(p95s).text}`,
     });
 
+    step("warm Python");
     const code = "x = sum(range(1000)); print(x)";
     await sb.runCode("import json");
     const kilnRepl = await timeIt(30, () => sb.runCode(code), 2);
