@@ -4,7 +4,7 @@
  * `--write` also records the tables in docs/benchmarks.md.
  * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
  * `npm run bench -- --only virtual,load`: only those sections (virtual, real,
- * code, ports, state, hibernation, storage, load, churn, cli), printed, not recorded.
+ * platforms, code, ports, state, hibernation, storage, load, churn, cli), printed, not recorded.
  * Progress goes to stderr as each section and each step in it starts (bench/progress.ts).
  */
 import { execFileSync } from "node:child_process";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
 import { benchCode } from "./code.ts";
+import { benchGvisorPlatforms } from "./gvisor-platforms.ts";
 import { benchHibernation } from "./hibernation.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchMicrovm } from "./microvm.ts";
@@ -61,6 +62,7 @@ const only = process.argv.includes("cli") ? "cli" : undefined;
 const SECTIONS = [
   "virtual",
   "real",
+  "platforms",
   "microvm",
   "code",
   "ports",
@@ -94,6 +96,11 @@ if (want("real")) {
   for (const { tier, tool, rows } of await benchRealTiers()) {
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
   }
+}
+if (want("platforms")) {
+  progress("gVisor's platforms side by side (systrap, ptrace)");
+  const platforms = await benchGvisorPlatforms();
+  if (platforms) sections.push(platforms);
 }
 if (want("microvm")) {
   progress("microvm tier (QEMU)");
