@@ -4,7 +4,7 @@
  * `--write` also records the tables in docs/benchmarks.md.
  * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
  * `npm run bench -- --only virtual,load`: only those sections (virtual, real,
- * platforms, code, ports, state, hibernation, storage, load, churn, cli), printed, not recorded.
+ * platforms, code, ports, egress, state, hibernation, storage, load, churn, cli), printed, not recorded.
  * Progress goes to stderr as each section and each step in it starts (bench/progress.ts).
  */
 import { execFileSync } from "node:child_process";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
 import { benchCode } from "./code.ts";
+import { benchEgress } from "./egress.ts";
 import { benchGvisorPlatforms } from "./gvisor-platforms.ts";
 import { benchHibernation } from "./hibernation.ts";
 import { loadTable, runLoad } from "./load.ts";
@@ -66,6 +67,7 @@ const SECTIONS = [
   "microvm",
   "code",
   "ports",
+  "egress",
   "state",
   "hibernation",
   "storage",
@@ -125,6 +127,14 @@ if (want("ports")) {
   for (const { tier, rows } of await benchPorts()) {
     sections.push(markdownTable(`inbound ports: ${tier} tier, python3 -m http.server in the sandbox`, rows));
   }
+}
+if (want("egress")) {
+  progress("egress (curl in a namespace sandbox through the policy, beside curl on the host)");
+  const rows = await benchEgress();
+  if (rows)
+    sections.push(
+      markdownTable("egress: namespace tier, curl to a loopback server named through Kiln's resolver", rows),
+    );
 }
 if (want("state")) {
   progress("sandbox state (snapshot, fork, pause, resume)");

@@ -13,12 +13,37 @@ init="$root/src/tiers/microvm/guest-init.sh"
 busybox=/bin/busybox
 # Loaded in this order; ext4 and the 8250 console are built into the cloud kernel.
 MODULES=(virtio_ring virtio virtio_mmio virtio_blk virtio_console)
+# Loaded after them, only by a guest with a network card (a sandbox with egress).
+NET_MODULES=(failover net_failover virtio_net)
 
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
 
 kdir="$(ls -d "$cache"/kernel/*/ 2>/dev/null | sort -V | tail -n 1 || true)"
+# A kernel unpacked before a module was added to the lists: the missing ones come from the same
+# package, or, when the archive no longer has it, a newer kernel is fetched below.
+if [[ -n "$kdir" && -f "$kdir/vmlinuz" ]]; then
+  version="$(cat "$kdir/version")"
+  missing=()
+  for m in "${MODULES[@]}" "${NET_MODULES[@]}"; do [[ -f "$kdir/modules/$m.ko" ]] || missing+=("$m"); done
+  if ((${#missing[@]} > 0)); then
+    tmp="$(mktemp -d "$cache/.kernel-XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    if (cd "$tmp" && apt-get download -q "linux-image-$version" >/dev/null 2>&1); then
+      dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+      for m in "${missing[@]}"; do
+        f="$(find "$tmp/x/lib/modules/$version" -name "$m.ko" | head -n 1)"
+        [[ -n "$f" ]] || { echo "build-microvm-guest: $m.ko is not in linux-image-$version" >&2; exit 1; }
+        cp "$f" "$kdir/modules/.$m.ko.tmp" && mv "$kdir/modules/.$m.ko.tmp" "$kdir/modules/$m.ko"
+      done
+    else
+      kdir=""
+    fi
+    rm -rf "$tmp"
+    trap - EXIT
+  fi
+fi
 if [[ -z "$kdir" || ! -f "$kdir/vmlinuz" ]]; then
   command -v apt-get >/dev/null || { echo "build-microvm-guest: apt-get not found (a Debian host is needed for the guest kernel)" >&2; exit 1; }
   pkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
@@ -36,7 +61,7 @@ if [[ -z "$kdir" || ! -f "$kdir/vmlinuz" ]]; then
   mkdir -p "$out/modules"
   cp "$tmp/x/boot/vmlinuz-$version" "$out/vmlinuz"
   cp "$tmp/x/boot/config-$version" "$out/config"
-  for m in "${MODULES[@]}"; do
+  for m in "${MODULES[@]}" "${NET_MODULES[@]}"; do
     f="$(find "$tmp/x/lib/modules/$version" -name "$m.ko" | head -n 1)"
     [[ -n "$f" ]] || { echo "build-microvm-guest: $m.ko is not in $pkg" >&2; exit 1; }
     cp "$f" "$out/modules/"
@@ -49,9 +74,8 @@ if [[ -z "$kdir" || ! -f "$kdir/vmlinuz" ]]; then
 fi
 kdir="${kdir%/}"
 version="$(cat "$kdir/version")"
-
 [[ -x "$busybox" ]] && ! ldd "$busybox" 2>&1 | grep -q '=>' || { echo "build-microvm-guest: a static busybox is needed (apt-get install busybox-static)" >&2; exit 1; }
-hash="$( (cat "$init" "$agent" "$busybox" "$kdir/version"; echo "${MODULES[*]}") | sha256sum | cut -c1-16)"
+hash="$( (cat "$init" "$agent" "$busybox" "$kdir/version"; echo "${MODULES[*]}"; echo "${NET_MODULES[*]}") | sha256sum | cut -c1-16)"
 initrd="$cache/initramfs-$hash.cpio.gz"
 if [[ ! -f "$initrd" ]]; then
   stage="$(mktemp -d "$cache/.initramfs-XXXXXX")"
@@ -61,8 +85,9 @@ if [[ ! -f "$initrd" ]]; then
   ln -s busybox "$stage/bin/sh"
   install -m 0755 "$init" "$stage/init"
   install -m 0755 "$agent" "$stage/kiln-agent"
-  for m in "${MODULES[@]}"; do cp "$kdir/modules/$m.ko" "$stage/modules/"; done
+  for m in "${MODULES[@]}" "${NET_MODULES[@]}"; do cp "$kdir/modules/$m.ko" "$stage/modules/"; done
   printf '%s\n' "${MODULES[@]}" >"$stage/modules.order"
+  printf '%s\n' "${NET_MODULES[@]}" >"$stage/modules-net.order"
   # Fixed owners and times, so that the same inputs give the same archive.
   find "$stage" -exec touch -h -d @0 {} +
   (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | "$busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -n -1 >"$initrd.tmp")

@@ -28,6 +28,31 @@ function hostPids(argv: string[]): number[] {
   return out;
 }
 
+/** The host pids whose command line `match`es. */
+function hostProcesses(match: (argv: string[]) => boolean): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (match(readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0"))) out.push(Number(name));
+    } catch {}
+  }
+  return out;
+}
+
+/** The host pids whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
+    } catch {}
+  }
+  return out;
+}
+
 /** The real uid and gid of host process `pid`. */
 function hostIds(pid: number): { uid: number; gid: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -35,7 +60,7 @@ function hostIds(pid: number): { uid: number; gid: number } {
   return { uid: field("Uid"), gid: field("Gid") };
 }
 
-for (const tier of ["namespace"] as const) {
+for (const tier of ["namespace", "oci", "gvisor"] as const) {
   describe(`sandbox ids on the host (${tier})`, () => {
     let kiln: Kiln;
     let dataDir: string;
@@ -66,17 +91,38 @@ for (const tier of ["namespace"] as const) {
           // Found from the host: a process the sandbox started runs as the range's first id.
           const marker = `${4000 + i}.25`;
           const bg = await sb.commands.run(`sleep ${marker}`, { background: true });
-          let pids: number[] = [];
-          for (let n = 0; n < 50 && pids.length === 0; n++) {
-            pids = hostPids(["sleep", marker]);
-            if (pids.length === 0) await new Promise((r) => setTimeout(r, 100));
+          if (tier === "gvisor") {
+            // The sandbox's processes live in gVisor's Sentry (and, on ptrace, its stubs): the
+            // Sentry runs as its range's nobody, the Gofer as its range's root, neither as host 0.
+            const sentry = hostProcesses(
+              (argv) => argv[0] === "runsc-sandbox" && argv.some((a) => a.endsWith(`/${sb.id}`)),
+            );
+            const gofer = hostProcesses(
+              (argv) => argv[0] === "runsc-gofer" && argv.some((a) => a.endsWith(`/${sb.id}`)),
+            );
+            assert.equal(sentry.length, 1, "one Sentry");
+            assert.equal(gofer.length, 1, "one Gofer");
+            const s = hostIds(sentry[0]!);
+            const g = hostIds(gofer[0]!);
+            assert.ok(g.uid >= 65536 && g.uid % 65536 === 0, `Gofer host uid ${g.uid}: its range's root`);
+            assert.equal(s.uid, g.uid + 65534, `Sentry host uid ${s.uid}: its range's nobody`);
+            assert.equal(s.gid, s.uid, "gids map to the same range");
+            for (const child of childrenOf(sentry[0]!))
+              assert.equal(hostIds(child).uid, s.uid, "the Sentry's stubs run as the Sentry");
+            bases.push(g.uid);
+          } else {
+            let pids: number[] = [];
+            for (let n = 0; n < 50 && pids.length === 0; n++) {
+              pids = hostPids(["sleep", marker]);
+              if (pids.length === 0) await new Promise((r) => setTimeout(r, 100));
+            }
+            assert.equal(pids.length, 1, `one host process for sleep ${marker}`);
+            const host = hostIds(pids[0]!);
+            assert.ok(host.uid >= 65536, `host uid ${host.uid}: above every system id, never 0`);
+            assert.equal(host.gid, host.uid, "gids map to the same range");
+            assert.equal(host.uid % 65536, 0, "the sandbox's root is its range's first id");
+            bases.push(host.uid);
           }
-          assert.equal(pids.length, 1, `one host process for sleep ${marker}`);
-          const host = hostIds(pids[0]!);
-          assert.ok(host.uid >= 65536, `host uid ${host.uid}: above every system id, never 0`);
-          assert.equal(host.gid, host.uid, "gids map to the same range");
-          assert.equal(host.uid % 65536, 0, "the sandbox's root is its range's first id");
-          bases.push(host.uid);
           await bg.kill();
           // No user namespace of its own inside (seccomp refuses it), with a positive control.
           assert.equal((await sb.commands.run("true")).exitCode, 0);
@@ -84,7 +130,7 @@ for (const tier of ["namespace"] as const) {
           assert.notEqual(nested.exitCode, 0, `unshare -U succeeded: ${nested.stdout}${nested.stderr}`);
           // Files keep the ids the sandbox sees: root's file is root's, the template's files are root's.
           const own = await sb.commands.run(
-            "touch /workspace/mine && stat -c '%u %g' /workspace/mine /usr/bin/env",
+            "touch /workspace/mine && find /workspace/mine /usr/bin/env -printf '%U %G\\n'",
           );
           assert.equal(own.stdout, "0 0\n0 0\n", own.stderr);
         }

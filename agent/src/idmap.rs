@@ -7,6 +7,12 @@
 //! stored as uid 0 show as uid 0 inside, and are written as such, so images
 //! need no chown and move between tiers as they are), then runs PROGRAM in
 //! that user namespace as its root.
+//!
+//! `kiln-agent --idmap-stage ...` (same arguments): the same stage, plus the
+//! user namespace itself bound at STAGE/user, then PROGRAM runs as host root
+//! in the private mount namespace. For an OCI runtime: it joins that user
+//! namespace by path for the container (`linux.namespaces`), while keeping
+//! the host root it needs for cgroups.
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -31,6 +37,7 @@ extern "C" {
 const CLONE_NEWNS: c_int = 0x0002_0000;
 const CLONE_NEWUSER: c_int = 0x1000_0000;
 const MS_REC: c_ulong = 0x4000;
+const MS_BIND: c_ulong = 0x1000;
 const MS_PRIVATE: c_ulong = 1 << 18;
 const MS_NOSUID: c_ulong = 2;
 const MS_NODEV: c_ulong = 4;
@@ -152,12 +159,31 @@ fn attach(tree: c_int, target: &str) {
     unsafe { libc_close(tree) };
 }
 
-/// The `--idmap-exec` entry point; `args` follow the flag. Never returns.
-pub fn main(args: &[String]) -> ! {
+/// What runs PROGRAM once the stage is mounted.
+pub enum Then {
+    /// As root of the new user namespace (`--idmap-exec`).
+    EnterUserNamespace,
+    /// As host root, with the user namespace bound at STAGE/user (`--idmap-stage`).
+    StayHostRoot,
+}
+
+/// Binds the namespace `ns` (an nsfs fd) at `target`, a new empty file: it lives as long as the mount.
+fn bind_namespace(ns: &File, target: &str) {
+    File::create(target).unwrap_or_else(|e| fail(target, e));
+    let src = cstr(&format!("/proc/self/fd/{}", ns.as_raw_fd()));
+    let t = cstr(target);
+    check(
+        unsafe { mount(src.as_ptr(), t.as_ptr(), std::ptr::null(), MS_BIND, std::ptr::null()) } as c_long,
+        "bind the user namespace",
+    );
+}
+
+/// The entry point of `--idmap-exec` and `--idmap-stage`; `args` follow the flag. Never returns.
+pub fn main(args: &[String], then: Then) -> ! {
     let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
     let (head, prog) = (&args[..split], args.get(split + 1..).unwrap_or(&[]));
     if head.len() < 3 || prog.is_empty() || !head[2].starts_with('/') {
-        eprintln!("usage: kiln-agent --idmap-exec BASE COUNT STAGE SOURCE... -- PROGRAM ARGS...");
+        eprintln!("usage: kiln-agent --idmap-exec|--idmap-stage BASE COUNT STAGE SOURCE... -- PROGRAM ARGS...");
         std::process::exit(2);
     }
     let base: u64 = head[0].parse().unwrap_or(0);
@@ -194,13 +220,21 @@ pub fn main(args: &[String]) -> ! {
         made.unwrap_or_else(|e| fail(&target, e));
         attach(tree, &target);
     }
-    // Into the user namespace, as its root (host uid BASE): PROGRAM (bubblewrap) makes the
-    // sandbox's other namespaces, owned by this one, with the capabilities root has in it.
-    check(unsafe { setns(ns.as_raw_fd(), CLONE_NEWUSER) } as c_long, "setns(user)");
-    drop(ns);
-    check(unsafe { setgroups(0, std::ptr::null()) } as c_long, "setgroups");
-    check(unsafe { setresgid(0, 0, 0) } as c_long, "setresgid");
-    check(unsafe { setresuid(0, 0, 0) } as c_long, "setresuid");
+    match then {
+        Then::EnterUserNamespace => {
+            // Into the user namespace, as its root (host uid BASE): PROGRAM (bubblewrap) makes the
+            // sandbox's other namespaces, owned by this one, with the capabilities root has in it.
+            check(unsafe { setns(ns.as_raw_fd(), CLONE_NEWUSER) } as c_long, "setns(user)");
+            drop(ns);
+            check(unsafe { setgroups(0, std::ptr::null()) } as c_long, "setgroups");
+            check(unsafe { setresgid(0, 0, 0) } as c_long, "setresgid");
+            check(unsafe { setresuid(0, 0, 0) } as c_long, "setresuid");
+        }
+        Then::StayHostRoot => {
+            bind_namespace(&ns, &format!("{}/user", stage));
+            drop(ns);
+        }
+    }
     let cargs: Vec<CString> = prog.iter().map(|a| cstr(a)).collect();
     let mut argv: Vec<*const c_char> = cargs.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());

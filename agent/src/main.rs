@@ -104,7 +104,10 @@ fn main() {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--idmap-exec") {
-        idmap::main(&args[2..]);
+        idmap::main(&args[2..], idmap::Then::EnterUserNamespace);
+    }
+    if args.get(1).map(String::as_str) == Some("--idmap-stage") {
+        idmap::main(&args[2..], idmap::Then::StayHostRoot);
     }
     if std::env::args().skip(1).any(|a| a == "--vm") {
         VM.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -15,6 +15,11 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:
 import { lstat, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
+  type KeptNetworkValues,
+  readKeptNetworkValues,
+  writeKeptNetworkValues,
+} from "../network/kept-values.ts";
+import {
   hasEgress,
   headerRuleValues,
   type NetworkOptions,
@@ -26,13 +31,7 @@ import {
   upstreamProxyPassword,
 } from "../network/policy.ts";
 import { parseHostMap } from "../network/resolver.ts";
-import {
-  readHeaderRuleValues,
-  readSecretValues,
-  writeHeaderRules,
-  writeSecretValues,
-} from "../network/secrets.ts";
-import { defaultUpstreamProxy, readProxyPassword, writeProxyPassword } from "../network/upstream-proxy.ts";
+import { defaultUpstreamProxy } from "../network/upstream-proxy.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { Backend, InstanceSpec } from "./backend.ts";
@@ -79,6 +78,21 @@ const OWNER_METADATA_KEY = "kiln.owner";
 
 /** Forks started at once. */
 const FORK_PARALLEL = 4;
+
+/** A fork's network: its parent's policy and the values it keeps on the host. */
+interface InheritedNetwork {
+  settings: NetworkSettings;
+  values: KeptNetworkValues;
+}
+
+/** The values a policy as given keeps on the host. */
+function keptValuesOf(options: NetworkOptions | undefined): KeptNetworkValues {
+  return {
+    secrets: secretValues(options),
+    headers: headerRuleValues(options),
+    proxyPassword: upstreamProxyPassword(options),
+  };
+}
 
 /** How long after a failed pause at expiry (no memory image, no files-only pause either) it is tried again. */
 const EXPIRY_RETRY_MS = 10_000;
@@ -375,12 +389,13 @@ export class Kiln {
   /**
    * Creates a sandbox from a snapshot's files, on the snapshot's tier, then moves it when another
    * tier is asked for. Fork passes its own snapshot (`fork`: the record and the directory it has
-   * just written), and its sandboxes stay stamped as being made until the whole fork is.
+   * just written, and the parent's network), and its sandboxes stay stamped as being made until
+   * the whole fork is.
    * @throws as {@link create}; NotFoundError (snapshot), KilnError `internal` (digest)
    */
   private async createFromSnapshot(
     options: CreateOptions,
-    fork?: { rec: SnapshotRecord; dir: string },
+    fork?: { rec: SnapshotRecord; dir: string; network: InheritedNetwork },
   ): Promise<Sandbox> {
     const snap = fork?.rec ?? this.states.snapshotRecord(options.snapshot!);
     const diskBytes = options.limits?.diskBytes;
@@ -407,6 +422,7 @@ export class Kiln {
         limits,
         dir,
         fork !== undefined,
+        fork?.network,
       );
     } finally {
       release();
@@ -420,12 +436,17 @@ export class Kiln {
     }
   }
 
-  /** Makes a sandbox; `pending`: it stays stamped as being made (see `creating.ts`) until the caller clears it. */
+  /**
+   * Makes a sandbox; `pending`: it stays stamped as being made (see `creating.ts`) until the caller
+   * clears it; `inherited`: a fork's network, its parent's policy and host-kept values, in place of
+   * `options.network`.
+   */
   private async admitted(
     options: CreateOptions,
     limits: Limits,
     fromDir?: string,
     pending = false,
+    inherited?: InheritedNetwork,
   ): Promise<Sandbox> {
     throwIfAborted(options.signal);
     this.checkOpen();
@@ -444,7 +465,7 @@ export class Kiln {
     checkMetadataSize(options.metadata);
     checkEnvSize(options.env);
     const env = checkEnv(options.env);
-    const network = resolveNetwork(options.network);
+    const network = inherited ? structuredClone(inherited.settings) : resolveNetwork(options.network);
     const backend = await this.backend(tier);
     if (hasEgress(network) && !backend.capabilities.egress)
       throw new UnsupportedError(`the ${tier} tier cannot give a sandbox network egress`, { tier });
@@ -487,9 +508,7 @@ export class Kiln {
       makeStampedDir(spec.stateDir, info);
       try {
         // The values stay on the host, beside the record; the egress path reads them there.
-        writeSecretValues(spec.stateDir, secretValues(options.network));
-        writeHeaderRules(spec.stateDir, headerRuleValues(options.network));
-        writeProxyPassword(spec.stateDir, upstreamProxyPassword(options.network));
+        writeKeptNetworkValues(spec.stateDir, inherited?.values ?? keptValuesOf(options.network));
         instance = fromDir
           ? await backend.createFrom(spec, fromDir, options.signal)
           : await backend.create(spec, options.signal);
@@ -718,18 +737,12 @@ export class Kiln {
     const started = this.live.get(id)?.started;
     const instance = started ? await started.catch(() => undefined) : undefined;
     const stateDir = this.spec(info).stateDir;
-    const before = readSecretValues(stateDir);
-    const headersBefore = readHeaderRuleValues(stateDir);
-    const proxyBefore = readProxyPassword(stateDir);
-    writeSecretValues(stateDir, secretValues(options));
-    writeHeaderRules(stateDir, headerRuleValues(options));
-    writeProxyPassword(stateDir, upstreamProxyPassword(options));
+    const before = readKeptNetworkValues(stateDir);
+    writeKeptNetworkValues(stateDir, keptValuesOf(options));
     try {
       if (instance?.updateNetwork) await instance.updateNetwork(settings);
     } catch (e) {
-      writeSecretValues(stateDir, before);
-      writeHeaderRules(stateDir, headersBefore);
-      writeProxyPassword(stateDir, proxyBefore);
+      writeKeptNetworkValues(stateDir, before);
       throw e;
     }
     this.records.setNetwork(id, settings);
@@ -963,6 +976,9 @@ export class Kiln {
       throw new InvalidArgumentError("fork count must be an integer from 1 to 64");
     const parent = this.record(id);
     const source = await this.states.forkSource(id);
+    // The parent's policy, with the values kept on the host (secrets, header rules, the proxy's
+    // password): the forks' egress works as the parent's does now.
+    const network = { settings: parent.network, values: readKeptNetworkValues(this.spec(parent).stateDir) };
     const made: Sandbox[] = [];
     const one = () =>
       this.createFromSnapshot(
@@ -975,7 +991,7 @@ export class Kiln {
             ? {}
             : { lifetimeMs: Math.max(1, Date.parse(parent.expiresAt) - Date.now()) }),
         },
-        source,
+        { ...source, network },
       );
     let failure: unknown;
     try {

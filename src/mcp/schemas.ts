@@ -93,3 +93,70 @@ export const listShape = {
   path: z.string().optional().describe("Directory; default /workspace"),
   depth: z.number().int().min(1).max(10).optional().describe("Levels to descend; default 1"),
 };
+
+const networkRules = z
+  .array(z.string())
+  .optional()
+  .describe("host names (files.example.com, *.example.com, optional :port), addresses and CIDRs");
+
+/**
+ * Inputs of `network_update`: the whole policy, as REST `PUT
+ * /v1/sandboxes/{id}/network` takes it (src/server/schemas.ts `NetworkSchema`;
+ * a test keeps the two alike). Values are checked by Kiln, as for REST.
+ */
+export const networkShape = {
+  egress: z
+    .enum(["none", "all"])
+    .optional()
+    .describe('"none" (default) or "all" public addresses but the deny rules'),
+  allow: networkRules,
+  deny: networkRules,
+  secrets: z
+    .record(
+      z.string(),
+      z
+        .object({
+          value: z.string().describe("the real value (kept on the host, never shown)"),
+          hosts: z
+            .array(z.string())
+            .describe("host names it may be sent to (they allow nothing by themselves)"),
+          headers: z.array(z.string()).optional().describe("headers it may go in; default any"),
+        })
+        .strict(),
+    )
+    .optional()
+    .describe("NAME -> a secret the sandbox uses through a placeholder in $NAME, substituted on the host"),
+  headers: z
+    .record(z.string(), z.record(z.string(), z.string()))
+    .optional()
+    .describe(
+      "host (exact or *.wildcard) -> headers the host side sets on requests to it; never seen inside",
+    ),
+  upstreamProxy: z
+    .union([
+      z.string(),
+      z
+        .object({ url: z.string(), username: z.string().optional(), password: z.string().optional() })
+        .strict(),
+    ])
+    .optional()
+    .describe(
+      "proxy that allowed traffic leaves through: http://host:port (CONNECT) or socks5://host:port, optional user:password@",
+    ),
+  limits: z
+    .object({
+      maxConnections: z
+        .number()
+        .int()
+        .optional()
+        .describe("open connections at once; default the server's (256)"),
+      maxBytesPerSecond: z
+        .number()
+        .int()
+        .optional()
+        .describe("bytes a second each way over all connections; default the server's (none)"),
+    })
+    .strict()
+    .optional()
+    .describe("this sandbox's caps, within the server's"),
+};

@@ -21,6 +21,9 @@ export function parseAddress(text: string): Address | undefined {
   if (t.startsWith("[") && t.endsWith("]")) t = t.slice(1, -1);
   const zone = t.indexOf("%");
   if (zone >= 0 && t.includes(":")) t = t.slice(0, zone);
+  // Every IPv4 spelling is digits, hex letters, x and dots, and IPv6 has a colon: a host name
+  // ends here, not in ipaddr.js's parser, which throws (a stack trace per request) to say no.
+  if (!t.includes(":") && !/^[0-9a-fx.]+$/i.test(t)) return undefined;
   if (!ipaddr.isValid(t)) return undefined;
   try {
     return ipaddr.process(t);

@@ -321,3 +321,45 @@ test("DNS: an allowed name gets a synthetic address, others NXDOMAIN, nothing is
   assert.ok(audit.some((e) => e.kind === "dns" && e.host === tunnel && !e.allowed));
   assert.ok(parseAddress("198.18.0.9"));
 });
+
+test("forward proxy: a run of requests to one server reuses one upstream connection; each request is still checked", async () => {
+  const accepted: Socket[] = [];
+  const server = http.createServer((req, res) => res.end(`seen ${req.url}`));
+  server.on("connection", (s: Socket) => accepted.push(s));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.2", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const allow = (rules: string[]) => new NetworkPolicy(resolveNetwork({ allow: rules }));
+  const log: Omit<NetworkAuditEntry, "id">[] = [];
+  const own = new Egress({
+    policy: allow(["files.test", "127.0.0.2"]),
+    resolver: new Resolver(parseHostMap({ "files.test": ["127.0.0.2"] })),
+    audit: (e) => log.push(e),
+  });
+  const ownProxy = await listen((s) => own.proxy(s));
+  const get = (path: string) =>
+    request({
+      port: ownProxy,
+      path: `http://files.test:${port}${path}`,
+      headers: { host: `files.test:${port}` },
+      agent: false,
+    });
+  try {
+    for (let i = 0; i < 5; i++) assert.equal((await get(`/r${i}`)).body, `seen /r${i}`);
+    assert.equal(accepted.length, 1, "one upstream connection for five requests");
+    assert.equal(log.filter((e) => e.allowed && e.kind === "http").length, 5, "each request audited");
+    // The policy changes: the kept connection does not let a refused request through.
+    own.policy = allow(["elsewhere.test"]);
+    const refused = await get("/refused");
+    assert.equal(refused.status, 403);
+    assert.equal(log.at(-1)?.allowed, false);
+    // A new way out empties the pool: the next request dials again.
+    own.policy = allow(["files.test", "127.0.0.2"]);
+    own.upstreamProxy = undefined;
+    assert.equal((await get("/again")).body, "seen /again");
+    assert.equal(accepted.length, 2);
+  } finally {
+    own.close();
+    server.close();
+    for (const s of accepted) s.destroy();
+  }
+});

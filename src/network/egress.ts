@@ -21,7 +21,7 @@
  */
 import http from "node:http";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable, Writable } from "node:stream";
 import tls from "node:tls";
 import { readTlsClientHello } from "read-tls-client-hello";
 import type { NetworkAuditEntry } from "../core/types.ts";
@@ -44,6 +44,7 @@ import {
   secretAllows,
 } from "./secrets.ts";
 import { Throttle, TokenBucket } from "./throttle.ts";
+import { UpstreamPool } from "./upstream-pool.ts";
 import { openUpstream, type UpstreamProxy, UpstreamProxyError } from "./upstream-proxy.ts";
 
 /** What the egress path of one sandbox is given. */
@@ -140,6 +141,8 @@ export class Egress {
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly contexts = new WeakMap<Socket, Context>();
+  /** Kept-alive upstream connections of proxied plain HTTP. */
+  private readonly pool = new UpstreamPool((address, port) => this.connectUpstream(address, port));
   private closed = false;
 
   constructor(options: EgressOptions) {
@@ -213,19 +216,36 @@ export class Egress {
    * sandbox), shared by all its connections; passes them at once without a cap.
    */
   throttle(direction: "up" | "down"): Throttle {
+    return new Throttle(this.bucket(direction));
+  }
+
+  /** The sandbox's bucket in `direction`, or undefined without a bandwidth cap. */
+  private bucket(direction: "up" | "down"): TokenBucket | undefined {
     const rate = Math.min(
       this.o.maxBytesPerSecond ?? Infinity,
       this.o.policy.settings.limits?.maxBytesPerSecond ?? Infinity,
     );
-    if (rate === Infinity) return new Throttle(undefined);
+    if (rate === Infinity) return undefined;
     if (this.buckets?.rate !== rate)
       this.buckets = { rate, up: new TokenBucket(rate), down: new TokenBucket(rate) };
-    return new Throttle(this.buckets[direction]);
+    return this.buckets[direction];
+  }
+
+  /**
+   * Pipes `from` into `to` at the sandbox's rate in `direction`; without a cap, directly:
+   * a pass-through stream in between costs throughput (bench/egress.ts).
+   */
+  private relay(from: Readable, to: Writable, direction: "up" | "down"): void {
+    const bucket = this.bucket(direction);
+    if (bucket) from.pipe(new Throttle(bucket)).pipe(to);
+    else from.pipe(to);
   }
 
   /** Replaces the upstream proxy (undefined: direct), for connections from now on. */
   set upstreamProxy(proxy: UpstreamProxy | undefined) {
     this.o.upstreamProxy = proxy;
+    // Kept-alive connections went out the old way.
+    this.pool.clear();
   }
 
   /**
@@ -396,6 +416,7 @@ export class Egress {
     this.closed = true;
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
+    this.pool.clear();
     this.server.close();
   }
 
@@ -507,7 +528,7 @@ export class Egress {
         u.on("data", (c: Buffer) => {
           down += c.length;
         });
-        u.pipe(this.throttle("down")).pipe(socket);
+        this.relay(u, socket, "down");
         socket.setTimeout(this.o.idleTimeoutMs, () => socket.destroy());
         if (kind === "connect") {
           socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
@@ -521,7 +542,7 @@ export class Egress {
         socket.on("data", (c: Buffer) => {
           up += c.length;
         });
-        socket.pipe(this.throttle("up")).pipe(u);
+        this.relay(socket, u, "up");
       },
       (e: Error) => {
         failure = e instanceof UpstreamProxyError ? e.reason : "upstream unreachable";
@@ -685,7 +706,7 @@ export class Egress {
     req.on("data", (c: Buffer) => {
       up += c.length;
     });
-    req.pipe(this.throttle("up")).pipe(upstream);
+    this.relay(req, upstream, "up");
     const finish = (status: number, why?: string) =>
       this.o.audit({
         ...base,
@@ -708,7 +729,7 @@ export class Egress {
       r.on("data", (c: Buffer) => {
         down += c.length;
       });
-      (scrub.length > 0 ? r.pipe(new ScrubStream(scrub)) : r).pipe(this.throttle("down")).pipe(res);
+      this.relay(scrub.length > 0 ? r.pipe(new ScrubStream(scrub)) : r, res, "down");
       res.once("close", () => {
         r.destroy();
         finish(r.statusCode ?? 502);
@@ -807,12 +828,13 @@ export class Egress {
       path,
       headers: forwardHeaders(req.rawHeaders),
       setHost: false,
-      createConnection: this.createConnection(v.address.toString(), port),
+      // Kept alive for the sandbox's next request to the same address and port (upstream-pool.ts).
+      agent: this.pool.agent(v.address.toString(), port),
     });
     req.on("data", (c: Buffer) => {
       up += c.length;
     });
-    req.pipe(this.throttle("up")).pipe(upstream);
+    this.relay(req, upstream, "up");
     const finish = (status: number, why?: string) =>
       this.o.audit({
         ...base,
@@ -828,7 +850,7 @@ export class Egress {
       r.on("data", (c: Buffer) => {
         down += c.length;
       });
-      r.pipe(this.throttle("down")).pipe(res);
+      this.relay(r, res, "down");
       res.once("close", () => {
         r.destroy();
         finish(r.statusCode ?? 502);

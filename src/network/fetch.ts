@@ -35,7 +35,7 @@ export interface EgressFetchResult {
 export interface EgressFetchOptions {
   method?: string;
   headers?: Headers | Record<string, string>;
-  body?: string;
+  body?: string | Uint8Array;
   followRedirects?: boolean;
   timeoutMs?: number;
   maxRedirects?: number;
@@ -99,7 +99,7 @@ async function once(
   url: URL,
   method: string,
   headers: Record<string, string>,
-  body: string | undefined,
+  body: string | Uint8Array | undefined,
   options: EgressFetchOptions,
   ca: string[],
 ): Promise<EgressFetchResult> {

@@ -185,6 +185,65 @@ export function toolScenario(client: () => Client): void {
     await failsWith(client(), "network_get", { sandboxId: UNKNOWN_ID }, "not_found");
   });
 
+  test("network_update takes the whole policy REST takes: secrets, header rules, upstream proxy, limits", async () => {
+    const policy = JSON.parse(
+      await ok(client(), "network_update", {
+        sandboxId: id,
+        allow: ["198.51.100.7", "127.0.0.1:1"],
+        secrets: { API_KEY: { value: "real-key-8d1f", hosts: ["api.test"], headers: ["Authorization"] } },
+        headers: { "api.test": { "X-Team": "team-secret-77c2" } },
+        upstreamProxy: { url: "http://127.0.0.1:1", username: "kiln", password: "proxy-pw-4b1e" },
+        limits: { maxConnections: 8, maxBytesPerSecond: 1_000_000 },
+      }),
+    );
+    assert.deepEqual(policy.allow, ["198.51.100.7", "127.0.0.1:1"]);
+    assert.deepEqual(policy.secrets.API_KEY.hosts, ["api.test"]);
+    assert.deepEqual(policy.secrets.API_KEY.headers, ["authorization"]);
+    assert.match(policy.secrets.API_KEY.placeholder, /^KILN_SECRET_API_KEY_[0-9a-f]{32}$/);
+    assert.deepEqual(policy.headers, { "api.test": ["x-team"] });
+    assert.deepEqual(policy.upstreamProxy, { url: "http://127.0.0.1:1", username: "kiln" });
+    assert.deepEqual(policy.limits, { maxConnections: 8, maxBytesPerSecond: 1_000_000 });
+    const shown = JSON.stringify(JSON.parse(await ok(client(), "network_get", { sandboxId: id })));
+    for (const value of ["real-key-8d1f", "team-secret-77c2", "proxy-pw-4b1e"])
+      assert.ok(!shown.includes(value));
+    // The sandbox holds the placeholder, and its egress leaves only through the (dead) proxy: failing closed.
+    const run = await ok(client(), "run_command", {
+      sandboxId: id,
+      command: "echo $API_KEY; curl -s -m 10 http://198.51.100.7/",
+    });
+    assert.equal(section(run, "stdout").split("\n")[0], policy.secrets.API_KEY.placeholder);
+    assert.notEqual(exitCode(run), 0);
+    const log = JSON.parse(await ok(client(), "network_get", { sandboxId: id, limit: 20 })).log as {
+      address?: string;
+      allowed?: boolean;
+      rule: string;
+    }[];
+    assert.ok(
+      log.some(
+        (e) =>
+          e.address === "198.51.100.7" && e.allowed === false && /upstream proxy unreachable/.test(e.rule),
+      ),
+      JSON.stringify(log),
+    );
+    // The same validation as REST, with the same typed error, and nothing changes.
+    for (const bad of [
+      { upstreamProxy: "ftp://127.0.0.1:21" },
+      { upstreamProxy: { url: "http://127.0.0.1:1", token: "x" } },
+      { limits: { maxConnections: 0 } },
+      { limits: { maxConnections: 1.5 } },
+      { limits: { burst: 1 } },
+      { secrets: { API_KEY: { value: "v" } } },
+      { secrets: { "bad name": { value: "v", hosts: ["api.test"] } } },
+      { secrets: { API_KEY: { value: "v", hosts: ["a..b"] } } },
+      { headers: { "api.test": { "bad header": "v" } } },
+      { headers: { "api.test": "v" } },
+      { bogus: true },
+    ])
+      await failsWith(client(), "network_update", { sandboxId: id, ...bad }, "invalid_argument");
+    assert.deepEqual(JSON.parse(await ok(client(), "network_get", { sandboxId: id })).policy, policy);
+    await ok(client(), "network_update", { sandboxId: id });
+  });
+
   test("sandbox_kill removes the sandbox", async () => {
     await ok(client(), "sandbox_kill", { sandboxId: id });
     const list = JSON.parse(await ok(client(), "sandbox_list"));

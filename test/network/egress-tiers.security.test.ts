@@ -4,7 +4,10 @@
  * Kiln through `Kiln.open({ networkHosts })`, HTTP on 80 and 8080, HTTPS on
  * 443 with a test CA). One sandbox per tier, allowed `files.test` on ports 80
  * and 443 only; each hostile case beside a positive control in the same sandbox, so that a dead
- * network cannot pass it.
+ * network cannot pass it. A tier emulated here (microvm under TCG, seconds a boot) runs the
+ * `core` cases only: its guest plugs into the same path in M as the namespace tier's sandbox,
+ * whose run covers the rest. A microvm keeps its way out across a pause with its memory, and
+ * when created from the saved boot state of guests with a network card.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -12,10 +15,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kiln, type Sandbox, type TierName } from "../../src/index.ts";
+import type { MicrovmBackend } from "../../src/tiers/microvm/index.ts";
 import { tierRequired } from "../conformance/suite.ts";
 import { type FakeInternet, fakeInternetUnavailable, startFakeInternet } from "./fake-internet.ts";
 
-const TIERS: TierName[] = ["namespace", "oci", "gvisor"];
+const TIERS: TierName[] = ["namespace", "oci", "gvisor", "microvm"];
 let net: FakeInternet | undefined;
 let kiln: Kiln;
 let dataDir: string;
@@ -41,6 +45,7 @@ for (const tier of TIERS) {
   describe(`egress on ${tier}`, () => {
     let sb: Sandbox | undefined;
     let skip: string | undefined;
+    let coreOnly: string | undefined;
 
     before(async () => {
       if (why) {
@@ -49,6 +54,7 @@ for (const tier of TIERS) {
       }
       const backend = await kiln.backend(tier);
       const status = await backend.probe();
+      if (status.emulated) coreOnly = `tier ${tier} is emulated here: core cases only`;
       if (!status.available) skip = `tier ${tier} unavailable: ${status.reason}`;
       else if (!backend.capabilities.egress) skip = `tier ${tier} gives no egress`;
       if (skip) {
@@ -72,13 +78,16 @@ for (const tier of TIERS) {
     };
     const curl = "curl -sS -m 20 --cacert /workspace/ca.pem";
 
-    const it = (name: string, fn: () => Promise<void>) =>
+    const it = (name: string, fn: () => Promise<void>, core = false) =>
       test(name, async (t) => {
         if (skip) return t.skip(skip);
+        if (coreOnly && !core) return t.skip(coreOnly);
         await fn();
       });
+    /** A case every tier runs, an emulated one too. */
+    const core = (name: string, fn: () => Promise<void>) => it(name, fn, true);
 
-    it("an allowed host is reached over HTTPS and HTTP, through the proxy and without it", async () => {
+    core("an allowed host is reached over HTTPS and HTTP, through the proxy and without it", async () => {
       assert.equal((await sh(`${curl} https://files.test/a`)).out, "files:GET /a host=files.test");
       assert.equal(
         (await sh(`${curl} --noproxy '*' https://files.test/b`)).out,
@@ -91,33 +100,39 @@ for (const tier of TIERS) {
       );
     });
 
-    it("a refused host gets a 403 naming the rule through the proxy, and no address without it", async () => {
-      const r = await sh(`${curl} http://other.test/`);
-      assert.match(r.out, /other\.test:80 refused by rule "default deny"/);
-      const tunnel = await sh(`${curl} https://other.test/`);
-      assert.notEqual(tunnel.code, 0, "CONNECT to a refused host fails");
-      assert.match(tunnel.err, /403/);
-      const direct = await sh(`${curl} --noproxy '*' https://other.test/`);
-      assert.equal(direct.code, 6, "other.test does not resolve");
-      assert.equal((await sh(`${curl} https://files.test/ok`)).code, 0, "positive control");
-    });
+    core(
+      "a refused host gets a 403 naming the rule through the proxy, and no address without it",
+      async () => {
+        const r = await sh(`${curl} http://other.test/`);
+        assert.match(r.out, /other\.test:80 refused by rule "default deny"/);
+        const tunnel = await sh(`${curl} https://other.test/`);
+        assert.notEqual(tunnel.code, 0, "CONNECT to a refused host fails");
+        assert.match(tunnel.err, /403/);
+        const direct = await sh(`${curl} --noproxy '*' https://other.test/`);
+        assert.equal(direct.code, 6, "other.test does not resolve");
+        assert.equal((await sh(`${curl} https://files.test/ok`)).code, 0, "positive control");
+      },
+    );
 
-    it("IP literals, IPv6 literals and 169.254.169.254 get nothing, with or without the proxy", async () => {
-      for (const url of [
-        `http://${net!.files}/`,
-        `https://${net!.files}/`,
-        "http://169.254.169.254/",
-        "http://[2001:db8::1]/",
-        "http://[::1]/",
-      ]) {
-        const direct = await sh(`${curl} --noproxy '*' ${url}`);
-        assert.notEqual(direct.code, 0, url);
-        assert.doesNotMatch(direct.out, /files:/, url);
-        const proxied = await sh(`${curl} ${url}`);
-        assert.notEqual(proxied.code === 0 && /files:/.test(proxied.out), true, url);
-      }
-      assert.equal((await sh(`${curl} --noproxy '*' https://files.test/ok`)).code, 0, "positive control");
-    });
+    core(
+      "IP literals, IPv6 literals and 169.254.169.254 get nothing, with or without the proxy",
+      async () => {
+        for (const url of [
+          `http://${net!.files}/`,
+          `https://${net!.files}/`,
+          "http://169.254.169.254/",
+          "http://[2001:db8::1]/",
+          "http://[::1]/",
+        ]) {
+          const direct = await sh(`${curl} --noproxy '*' ${url}`);
+          assert.notEqual(direct.code, 0, url);
+          assert.doesNotMatch(direct.out, /files:/, url);
+          const proxied = await sh(`${curl} ${url}`);
+          assert.notEqual(proxied.code === 0 && /files:/.test(proxied.out), true, url);
+        }
+        assert.equal((await sh(`${curl} --noproxy '*' https://files.test/ok`)).code, 0, "positive control");
+      },
+    );
 
     it("with the proxy variables unset, an allowed host still works and a refused one does not", async () => {
       const unset = "env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy";
@@ -154,8 +169,10 @@ for (const tier of TIERS) {
       );
     });
 
-    it("DNS is answered by Kiln only: another server is unreachable, refused names do not resolve", async () => {
-      const py = await sh(`python3 - <<'EOF'
+    core(
+      "DNS is answered by Kiln only: another server is unreachable, refused names do not resolve",
+      async () => {
+        const py = await sh(`python3 - <<'EOF'
 import socket
 q = bytes.fromhex("abcd01000001000000000000") + b"\\x05files\\x04test\\x00\\x00\\x01\\x00\\x01"
 for server in ["8.8.8.8", "${net!.files}"]:
@@ -168,14 +185,15 @@ for server in ["8.8.8.8", "${net!.files}"]:
     except OSError as e:
         print(server, "failed", type(e).__name__)
 EOF`);
-      assert.doesNotMatch(py.out, /answered/);
-      assert.match(py.out, /8\.8\.8\.8 failed/);
-      assert.equal((await sh("getent hosts files.test")).code, 0, "positive control");
-      const tunnel = `${"a1b2c3d4e5f6".repeat(5)}.${"q9w8e7r6".repeat(6)}.other.test`;
-      assert.notEqual((await sh(`getent hosts ${tunnel}`)).code, 0);
-    });
+        assert.doesNotMatch(py.out, /answered/);
+        assert.match(py.out, /8\.8\.8\.8 failed/);
+        assert.equal((await sh("getent hosts files.test")).code, 0, "positive control");
+        const tunnel = `${"a1b2c3d4e5f6".repeat(5)}.${"q9w8e7r6".repeat(6)}.other.test`;
+        assert.notEqual((await sh(`getent hosts ${tunnel}`)).code, 0);
+      },
+    );
 
-    it("the audit log lists allowed and refused attempts with their rules", async () => {
+    core("the audit log lists allowed and refused attempts with their rules", async () => {
       const log = await sb!.networkLogs();
       assert.ok(log.some((e) => e.allowed && e.host === "files.test" && e.kind === "tls" && e.bytesDown > 0));
       assert.ok(log.some((e) => e.allowed && e.host === "files.test" && e.kind === "connect"));
@@ -191,6 +209,58 @@ EOF`);
       );
       assert.ok(log.some((e) => !e.allowed && e.kind === "dns" && e.host?.endsWith(".other.test")));
     });
+
+    if (tier === "microvm")
+      core("a guest restored with its memory has the same way out, and no other", async () => {
+        await sh("nohup sleep 100000 >/dev/null 2>&1 &");
+        await sb!.pause();
+        await sb!.resume();
+        assert.equal((await sh(`${curl} https://files.test/r`)).out, "files:GET /r host=files.test");
+        assert.equal(
+          (await sh(`${curl} --noproxy '*' https://files.test/s`)).out,
+          "files:GET /s host=files.test",
+        );
+        assert.match((await sh(`${curl} http://other.test/`)).out, /refused by rule "default deny"/);
+        assert.equal((await sh(`${curl} --noproxy '*' https://other.test/`)).code, 6);
+        assert.equal((await sh("pgrep -x sleep")).code, 0, "restored, not booted afresh");
+      });
+
+    if (tier === "microvm")
+      core(
+        "sandboxes with egress restored from the saved boot state (with its card) have the same way out",
+        async () => {
+          // The first create with egress booted cold and had the state with a network card built.
+          await ((await kiln.backend("microvm")) as MicrovmBackend).bootStatesBuilt();
+          const made = [
+            await kiln.create({ tier, network: { allow: ["files.test:443"] } }),
+            await kiln.create({ tier, network: { allow: ["files.test:443"] } }),
+          ];
+          try {
+            const ids: string[] = [];
+            for (const m of made) {
+              const run = async (c: string) => {
+                const r = await m.commands.run(c, { timeoutMs: 60_000 });
+                return "exitCode" in r ? r : assert.fail("expected a result");
+              };
+              ids.push((await run("cat /proc/sys/kernel/random/boot_id")).stdout);
+              await m.files.write("/workspace/ca.pem", net!.certs.ca);
+              assert.equal(
+                (await run(`${curl} https://files.test/t`)).stdout,
+                "files:GET /t host=files.test",
+              );
+              assert.equal(
+                (await run(`${curl} --noproxy '*' https://files.test/u`)).stdout,
+                "files:GET /u host=files.test",
+              );
+              assert.match((await run(`${curl} https://other.test/`)).stderr, /403/);
+              assert.equal((await run(`${curl} --noproxy '*' https://other.test/`)).exitCode, 6);
+            }
+            assert.equal(ids[0], ids[1], "both restored from one saved state, not booted");
+          } finally {
+            for (const m of made) await m.kill().catch(() => {});
+          }
+        },
+      );
   });
 }
 

@@ -3,8 +3,10 @@
  * every tier that gives egress, against the fake internet: the next
  * connection, request and DNS question see the new policy; a port the new
  * rules name is listened on; a sandbox started without network is given it
- * where the tier can (else `unsupported`); bad rules change nothing; every
- * change is in the audit log. Each refusal beside a positive control.
+ * where the tier can (else `unsupported`: gVisor's netstack and a microvm
+ * guest booted without a network card read it at start); bad rules change
+ * nothing; every change is in the audit log. Each refusal beside a positive
+ * control.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +17,7 @@ import { Kiln, type Sandbox, type TierName } from "../../src/index.ts";
 import { tierRequired } from "../conformance/suite.ts";
 import { type FakeInternet, fakeInternetUnavailable, startFakeInternet } from "./fake-internet.ts";
 
-const TIERS: TierName[] = ["namespace", "oci", "gvisor", "virtual"];
+const TIERS: TierName[] = ["namespace", "oci", "gvisor", "microvm", "virtual"];
 let net: FakeInternet | undefined;
 let kiln: Kiln;
 let dataDir: string;
@@ -125,7 +127,7 @@ for (const tier of TIERS) {
     it("a sandbox started without network is given it while it runs, where the tier can", async () => {
       const sb = await make();
       assert.equal(await fetchIn(sb, "https://files.test/7"), undefined);
-      if (tier === "gvisor") {
+      if (tier === "gvisor" || tier === "microvm") {
         await assert.rejects(sb.network.update({ allow: ["files.test:443"] }), { code: "unsupported" });
         assert.deepEqual((await sb.network.get()).allow, [], "the record keeps the old policy");
         return;

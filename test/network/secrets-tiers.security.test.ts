@@ -17,7 +17,7 @@ import { Kiln, type Sandbox, type TierName } from "../../src/index.ts";
 import { tierRequired } from "../conformance/suite.ts";
 import { type FakeInternet, fakeInternetUnavailable, startFakeInternet } from "./fake-internet.ts";
 
-const TIERS: TierName[] = ["namespace", "oci", "gvisor"];
+const TIERS: TierName[] = ["namespace", "oci", "gvisor", "microvm"];
 const VALUE = `sk-test-${createHash("sha256").update(String(process.pid)).digest("hex").slice(0, 32)}`;
 const sha = (v: string) => createHash("sha256").update(v).digest("hex");
 let net: FakeInternet | undefined;

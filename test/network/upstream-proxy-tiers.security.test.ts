@@ -9,7 +9,8 @@
  * when it is down (src/network/upstream-proxy.security.test.ts covers each way into it).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -33,6 +34,11 @@ before(async () => {
   httpProxy = await startConnectProxy(USER);
   socksProxy = await startSocksProxy(USER);
   if (!skip) net = await startFakeInternet();
+  if (net) {
+    // TLS that Kiln terminates (for secrets) is verified upstream: the host trusts the fake internet's CA.
+    writeFileSync(join(dataDir, "test-ca.pem"), net.certs.ca);
+    process.env.KILN_NETWORK_EXTRA_CA = join(dataDir, "test-ca.pem");
+  }
   const hosts = net ? { networkHosts: net.networkHosts } : {};
   kiln = await Kiln.open({ dataDir: join(dataDir, "a"), ...hosts });
   viaDefault = await Kiln.open({ dataDir: join(dataDir, "b"), ...hosts, upstreamProxy: httpProxy.url });
@@ -126,6 +132,55 @@ describe(`upstream proxy on ${TIER}`, () => {
       assert.equal((await sh(sb, `${curl} https://files.test/e`)).out, "files:GET /e host=files.test");
     } finally {
       await sb.kill();
+    }
+  });
+
+  test("a fork keeps the policy and what it keeps on the host: the proxy's password, secrets' values", async (t) => {
+    if (skip) return t.skip(skip);
+    const value = `sk-fork-${process.pid}`;
+    const parent = await make(kiln, {
+      allow: ["files.test:443", `127.0.0.1:${socksProxy.port}`],
+      // The password only as a field: nothing of it is in the record the fork is made from.
+      upstreamProxy: {
+        url: `socks5://127.0.0.1:${socksProxy.port}`,
+        username: USER.name,
+        password: USER.password,
+      },
+      secrets: { API_KEY: { value, hosts: ["files.test"] } },
+    });
+    let fork: Sandbox | undefined;
+    try {
+      [fork] = await parent.fork();
+      const policy = await parent.network.get();
+      assert.deepEqual(await fork!.network.get(), policy);
+      // Copied at the fork, not read from the parent: the fork works after its parent is gone.
+      await parent.kill();
+      const before = socksProxy.tunnels.length;
+      const refusedBefore = socksProxy.refused;
+      // Terminated by Kiln for the secret: the fork trusts its CA through CURL_CA_BUNDLE.
+      const r = await sh(fork!, `curl -sS -m 20 -H "Authorization: Bearer $API_KEY" https://files.test/fork`);
+      assert.equal(r.code, 0, r.err);
+      const ph = policy.secrets!.API_KEY!.placeholder;
+      const sha = createHash("sha256").update(`Bearer ${value}`).digest("hex");
+      assert.equal(r.out, `files:GET /fork host=files.test auth=Bearer ${ph} authsha=${sha}`);
+      assert.deepEqual(socksProxy.tunnels.slice(before), [`${net!.files}:443`]);
+      assert.equal(socksProxy.refused, refusedBefore, "the proxy took the fork's credentials");
+      assert.equal(socksProxy.credentials.at(-1), `${USER.name}:${USER.password}`);
+      // Control: without the password this proxy refuses, and the request fails closed.
+      await fork!.network.update({
+        allow: ["files.test:443", `127.0.0.1:${socksProxy.port}`],
+        upstreamProxy: { url: `socks5://127.0.0.1:${socksProxy.port}`, username: USER.name },
+      });
+      const tunnels = socksProxy.tunnels.length;
+      const denied = await sh(fork!, `${curl} https://files.test/nopw`);
+      assert.notEqual(denied.code, 0);
+      assert.equal(socksProxy.tunnels.length, tunnels);
+      const last = (await fork!.networkLogs()).at(-1)!;
+      assert.equal(last.allowed, false);
+      assert.match(last.rule, /upstream proxy/);
+    } finally {
+      await fork?.kill().catch(() => {});
+      await parent.kill().catch(() => {});
     }
   });
 

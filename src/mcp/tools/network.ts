@@ -2,14 +2,8 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { textResult } from "../format.ts";
-import { sandboxIdShape } from "../schemas.ts";
+import { networkShape, sandboxIdShape } from "../schemas.ts";
 import { guarded, type ToolContext } from "./context.ts";
-
-const rules = z
-  .array(z.string())
-  .max(1000)
-  .optional()
-  .describe("host names (files.example.com, *.example.com, optional :port), addresses and CIDRs");
 
 /** Registers `network_get` and `network_update`. */
 export function registerNetworkTools(server: McpServer, ctx: ToolContext): void {
@@ -43,26 +37,17 @@ export function registerNetworkTools(server: McpServer, ctx: ToolContext): void 
     {
       title: "Change a sandbox's network",
       description:
-        "Replace a running sandbox's egress policy (the whole of it); new connections see it at once. " +
-        'No network is the default: egress "none" with no allow rules. Allow rules win over deny rules.',
-      inputSchema: {
-        ...sandboxIdShape,
-        egress: z.enum(["none", "all"]).optional().describe('"none" (default) or "all" public addresses'),
-        allow: rules,
-        deny: rules,
-      },
+        "Replace a running sandbox's egress policy (the whole of it, as REST PUT /v1/sandboxes/{id}/network); " +
+        'new connections see it at once. No network is the default: egress "none" with no allow rules. ' +
+        "Allow rules win over deny rules. Secret values, header values and the proxy's password stay on the host.",
+      // Strict, as REST: a field that is not part of the policy is invalid_argument, not dropped.
+      inputSchema: z.object({ ...sandboxIdShape, ...networkShape }).strict(),
     },
     (input, extra) =>
       guarded(async () => {
         const sb = await access.get(input.sandboxId, extra.signal);
-        const policy = await sb.network.update(
-          {
-            ...(input.egress !== undefined ? { egress: input.egress } : {}),
-            ...(input.allow !== undefined ? { allow: input.allow } : {}),
-            ...(input.deny !== undefined ? { deny: input.deny } : {}),
-          },
-          { signal: extra.signal },
-        );
+        const { sandboxId: _, ...options } = input;
+        const policy = await sb.network.update(options, { signal: extra.signal });
         return textResult(JSON.stringify(policy, null, 2));
       }),
   );

@@ -24,7 +24,7 @@ import { kilnErrorFromAgent } from "../../protocol/agent-errors.ts";
 import { agentFsFromTree } from "../../workspace/agentfs-exchange.ts";
 import { AgentFiles } from "./agent-files.ts";
 import type { SandboxCgroup } from "./cgroups.ts";
-import { attachEgress, type EgressAttachment } from "./egress-netns.ts";
+import { type AttachOptions, attachEgress, type EgressAttachment } from "./egress-netns.ts";
 import type { WorkspaceImage } from "./workspace-image.ts";
 
 /** Starts a tier's runtime with the agent as its entry point. */
@@ -76,6 +76,8 @@ export interface AgentInstanceParts {
    * without egress cannot be given it while it runs.
    */
   networkAtStartOnly?: boolean;
+  /** How the egress path, wired after the runtime started, joins the sandbox's namespace (a VM's tap); default a plain link. */
+  networkWiring?: AttachOptions;
   /**
    * The launcher's first start restores a checkpoint: the agent is already
    * running (it greeted an earlier host), so it is pinged instead of awaited.
@@ -250,7 +252,7 @@ export class AgentInstance implements Instance {
       throw new TierUnavailableError(tier, "cannot find the sandbox's network namespace");
     }
     try {
-      this.network = await attachEgress(tier, spec, pid);
+      this.network = await attachEgress(tier, spec, pid, this.parts.networkWiring);
     } catch (e) {
       child.kill("SIGKILL");
       throw e;
@@ -293,7 +295,7 @@ export class AgentInstance implements Instance {
     const pid = await launcher.sandboxPid?.(this.child);
     if (pid === undefined)
       throw new TierUnavailableError(tier, "cannot find the sandbox's network namespace");
-    this.network = await attachEgress(tier, { ...spec, network: settings }, pid);
+    this.network = await attachEgress(tier, { ...spec, network: settings }, pid, this.parts.networkWiring);
     spec.network = settings;
     await this.writeNetworkFiles();
   }

@@ -13,6 +13,10 @@
  *     no default route, no IPv6     :53 udp+tcp DNS, :80 HTTP, :443 TLS,
  *     resolv.conf -> 198.18.0.1     :3128 proxy, :<port> of port rules
  *
+ * A VM (the microvm tier) is the sandbox behind S: S is its QEMU's namespace,
+ * where eth0 and the tap of the guest's card are bridged and S holds no
+ * address; the guest holds 198.18.0.2 and sets its own route and resolv.conf.
+ *
  * Kiln's DNS answers an allowed name with an address of 198.18.0.0/15 that
  * stands for it; a connection to it lands on M's listener for that port, whose
  * local address names the destination (no NAT, no netfilter). Everything else
@@ -46,6 +50,12 @@ import { readHeaderRules, type Secret, secretsOf } from "../../network/secrets.t
 export const GATEWAY = "198.18.0.1";
 /** The sandbox's own address. */
 export const SANDBOX_ADDRESS = "198.18.0.2";
+/**
+ * The gateway's link address when a VM's card is behind the link: the same for every VM and every
+ * attach (each M is private), so that a guest restored with its ARP cache still finds its gateway.
+ */
+const GATEWAY_MAC = "02:4b:49:4c:4e:01";
+
 /** Port of the HTTP proxy on the gateway. */
 export const PROXY_PORT = 3128;
 /** The contents of the sandbox's /etc/resolv.conf. */
@@ -118,6 +128,18 @@ function listenPorts(policy: NetworkPolicy): number[] {
   return [...ports];
 }
 
+/** How the sandbox's namespace S holds its end of the link. */
+export interface AttachOptions {
+  /** The whole range on-link, for a user-space netstack (gVisor); default false. */
+  subnet?: boolean;
+  /**
+   * A tap device in S whose far side is a VM's network card (the microvm tier): S's end of the link
+   * and the tap are bridged, with no address in S, so that the guest itself holds the sandbox's
+   * address and is one hop from M; default none.
+   */
+  tap?: string;
+}
+
 /**
  * Gives the sandbox whose network namespace is that of process `sandboxPid`
  * its egress path, if its policy has any egress (else undefined: it keeps no
@@ -128,7 +150,7 @@ export async function attachEgress(
   tier: TierName,
   spec: InstanceSpec,
   sandboxPid: number,
-  options: { subnet?: boolean } = {},
+  options: AttachOptions = {},
 ): Promise<EgressAttachment | undefined> {
   if (!spec.network || !hasEgress(spec.network)) return undefined;
   let policy = new NetworkPolicy(spec.network);
@@ -251,7 +273,7 @@ export async function attachEgress(
   try {
     await listen(["unshare", "--net", "--"], listenPorts(policy), true, async (helperPid) => {
       netnsFd = openSync(`/proc/${helperPid}/ns/net`, "r");
-      await wire(helperPid, sandboxPid, options.subnet === true);
+      await wire(helperPid, sandboxPid, options);
     });
   } catch (e) {
     close();
@@ -371,32 +393,45 @@ function shIn(pid: number, script: string): Promise<void> {
 }
 
 /** Links M (the helper's namespace) and S (the sandbox's) and sets their addresses and routes. */
-async function wire(helperPid: number, sandboxPid: number, subnet: boolean): Promise<void> {
+async function wire(helperPid: number, sandboxPid: number, options: AttachOptions): Promise<void> {
   // M is private to this sandbox: the link's name cannot clash with anything.
   const noV6 =
     "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6\necho 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6\n";
   await shIn(
     helperPid,
     `${noV6}ip link set lo up
-ip link add gw0 type veth peer name eth0 netns ${sandboxPid}
+ip link add gw0 ${options.tap !== undefined ? `address ${GATEWAY_MAC} ` : ""}type veth peer name eth0 netns ${sandboxPid}
 ip addr add ${GATEWAY} peer ${SANDBOX_ADDRESS} dev gw0
 ip link set gw0 up
 ip route add local 198.18.0.0/15 dev lo
 `,
   );
-  await shIn(
-    sandboxPid,
-    subnet
-      ? // A user-space netstack (gVisor) copies plain addresses and routes, not point-to-point peers:
-        // the whole range is on the link, and M answers ARP for every address of it.
-        `${noV6}ip addr add ${SANDBOX_ADDRESS}/15 dev eth0
+  await shIn(sandboxPid, `${noV6}${sandboxSide(options)}`);
+}
+
+/** The commands that set up S's end of the link. */
+function sandboxSide(options: AttachOptions): string {
+  if (options.tap !== undefined) {
+    if (!/^[a-z][a-z0-9]{0,14}$/.test(options.tap)) throw new Error(`not a tap device name: ${options.tap}`);
+    // The guest answers ARP for the sandbox's address itself; S only carries frames.
+    return `ip link add br0 type bridge
+ip link set eth0 master br0
+ip link set ${options.tap} master br0
 ip link set eth0 up
-`
-      : `${noV6}ip addr add ${SANDBOX_ADDRESS} peer ${GATEWAY} dev eth0
+ip link set ${options.tap} up
+ip link set br0 up
+`;
+  }
+  // A user-space netstack (gVisor) copies plain addresses and routes, not point-to-point peers:
+  // the whole range is on the link, and M answers ARP for every address of it.
+  if (options.subnet)
+    return `ip addr add ${SANDBOX_ADDRESS}/15 dev eth0
+ip link set eth0 up
+`;
+  return `ip addr add ${SANDBOX_ADDRESS} peer ${GATEWAY} dev eth0
 ip link set eth0 up
 ip route add 198.18.0.0/15 via ${GATEWAY} dev eth0
-`,
-  );
+`;
 }
 
 /**

@@ -9,6 +9,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Limits } from "../../core/limits.ts";
 import type { SandboxHostFiles } from "./host-identity.ts";
+import type { IdRange } from "./id-ranges.ts";
+import type { IdStage } from "./id-stage.ts";
 import { ociSeccomp } from "./seccomp.ts";
 import { AGENT_DIR, AGENT_PATH } from "./templates.ts";
 
@@ -43,6 +45,11 @@ export interface OciBundleInput {
   hostFiles?: SandboxHostFiles;
   /** Volumes: host directories bound nosuid, nodev at paths below /mnt. */
   volumes?: { hostPath: string; path: string }[] | undefined;
+  /**
+   * The user namespace the container joins (a path), whose ids 0..count are host ids
+   * base..base+count: the sandbox's root is never host root. Absent: no user namespace.
+   */
+  userns?: { path: string; range: IdRange } | undefined;
 }
 
 /** An OCI mount entry. */
@@ -72,6 +79,8 @@ export interface OciConfig {
   mounts: OciMount[];
   linux: {
     namespaces: { type: string; path?: string }[];
+    uidMappings?: { containerID: number; hostID: number; size: number }[];
+    gidMappings?: { containerID: number; hostID: number; size: number }[];
     resources: Record<string, unknown>;
     cgroupsPath?: string;
     seccomp: Record<string, unknown>;
@@ -248,7 +257,14 @@ export function ociConfig(i: OciBundleInput): OciConfig {
         { type: "mount" },
         i.netnsPath ? { type: "network", path: i.netnsPath } : { type: "network" },
         { type: "cgroup" },
+        ...(i.userns ? [{ type: "user", path: i.userns.path }] : []),
       ],
+      ...(i.userns
+        ? {
+            uidMappings: [{ containerID: 0, hostID: i.userns.range.base, size: i.userns.range.count }],
+            gidMappings: [{ containerID: 0, hostID: i.userns.range.base, size: i.userns.range.count }],
+          }
+        : {}),
       resources: {
         devices: [{ allow: false, access: "rwm" }],
         memory: { limit: i.limits.memoryBytes, swap: i.limits.memoryBytes },
@@ -260,6 +276,24 @@ export function ociConfig(i: OciBundleInput): OciConfig {
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
     },
+  };
+}
+
+/**
+ * The same input with every host path the container binds (template, workspace, agent, files,
+ * volumes) replaced by where the id-mapping launcher mounts it, idmapped (id-stage.ts).
+ */
+export function stagedOciInput(i: OciBundleInput, s: IdStage): OciBundleInput {
+  return {
+    ...i,
+    rootfs: s.stage(i.rootfs),
+    workspace: s.stage(i.workspace),
+    agent: s.stage(i.agent),
+    ...(i.resolvConf ? { resolvConf: s.stage(i.resolvConf) } : {}),
+    ...(i.hostFiles
+      ? { hostFiles: { hostname: s.stage(i.hostFiles.hostname), hosts: s.stage(i.hostFiles.hosts) } }
+      : {}),
+    ...(i.volumes ? { volumes: i.volumes.map((v) => ({ ...v, hostPath: s.stage(v.hostPath) })) } : {}),
   };
 }
 

@@ -51,17 +51,31 @@ export function ociLauncher(
   id: string,
   cgroupsPath: string,
   restoreFrom?: string,
+  perRun?: PerRun,
 ): Launcher {
   let image = restoreFrom;
   return {
     async start() {
       // The first start restores the checkpoint in `restoreFrom`, when given (the runtime hands
       // its own stdio to the restored agent); any later one runs the bundle afresh.
-      const sub = image === undefined ? ["run"] : ["restore", "--image-path", image];
+      const restore = image;
       image = undefined;
-      const args = [...globalArgs(rt), ...sub, "--bundle", bundle, containerId(id)];
-      const [file, ...pre] = rt.runUnder ? [...rt.runUnder, rt.binary] : [rt.binary];
-      return spawn(file!, [...pre, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+      let run: ReturnType<PerRun["start"]> | undefined;
+      if (perRun) {
+        mkdirSync(rt.root, { recursive: true, mode: 0o700 });
+        run = perRun.start([rt.root, bundle, ...(restore === undefined ? [] : [restore])]);
+      }
+      const [root, dir, from] = run?.paths ?? [rt.root, bundle, restore];
+      const sub = from === undefined ? ["run"] : ["restore", "--image-path", from];
+      const flags = [...rt.flags, ...(run?.flags ?? [])];
+      const args = [...globalArgs({ ...rt, root: root!, flags }), ...sub, "--bundle", dir!, containerId(id)];
+      const [file, ...pre] = [...(run?.prefix ?? []), ...(rt.runUnder ?? []), rt.binary];
+      try {
+        return spawn(file!, [...pre, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+      } catch (e) {
+        perRun?.end();
+        throw e;
+      }
     },
     // The container's first process (the agent), from the runtime's state.
     async sandboxPid() {
@@ -78,9 +92,25 @@ export function ociLauncher(
         await ociDelete(rt, id);
       } finally {
         removeCgroupDirs(cgroupsPath);
+        perRun?.end();
       }
     },
   };
+}
+
+/**
+ * What each run of a container needs made first and released after (the oci tier's id range:
+ * claimed, the bundle written for it, released once the container is gone).
+ */
+export interface PerRun {
+  /**
+   * Prepares a run that uses the host paths `paths` (the runtime's state directory, the bundle,
+   * a checkpoint); returns a command line the runtime is started under (its last word runs it)
+   * and where, under it, each of those paths is (and global flags the runtime needs there).
+   */
+  start(paths: string[]): { prefix: readonly string[]; paths: string[]; flags?: readonly string[] };
+  /** Releases what `start` took. Idempotent. */
+  end(): void;
 }
 
 /**

@@ -5,7 +5,8 @@
  * bundle, launcher, workspace image and pool, cgroup, teardown) is here once.
  */
 
-import { join } from "node:path";
+import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import { TierUnavailableError, UnsupportedError } from "../../core/errors.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
@@ -21,13 +22,16 @@ import {
 } from "./egress-netns.ts";
 import { agentBinary, isRoot } from "./host.ts";
 import { sandboxHostFiles, sandboxHostname, withHostFiles } from "./host-identity.ts";
-import { writeOciBundle } from "./oci-bundle.ts";
+import { claimIdRange, idRangesUnavailable } from "./id-ranges.ts";
+import { IDMAP_USERNS, IdStage } from "./id-stage.ts";
+import { type OciBundleInput, stagedOciInput, writeOciBundle } from "./oci-bundle.ts";
 import {
   type OciRuntime,
   ociCheckpoint,
   ociDelete,
   ociLauncher,
   ociTrial,
+  type PerRun,
   removeCgroupDirs,
   runtimeVersion,
 } from "./oci-runtime.ts";
@@ -42,6 +46,84 @@ import {
 import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "./sandbox-parts.ts";
 import { templateDigest } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
+
+/**
+ * Each run of the container gets a host id range of its own (id-ranges.ts), and the sandbox's
+ * paths are idmapped through a user namespace mapping 0..65535 to it (id-stage.ts), in one of two
+ * ways:
+ * - `join` (runc): the runtime runs as host root under `--idmap-stage` (it keeps host root for the
+ *   cgroup limits), and the bundle has the container join that user namespace by path;
+ * - `inside` (runsc): the runtime itself runs as root of that user namespace under `--idmap-exec`
+ *   (its Sentry then runs as the range's `nobody`, its Gofer as the range's root), in a cgroup Kiln
+ *   made and set the limits of; its state directory, the bundle and a checkpoint are staged too.
+ */
+function idmappedRun(
+  mode: "join" | "inside",
+  bundle: string,
+  id: string,
+  input: OciBundleInput,
+  cgroup: SandboxCgroup,
+  limits: InstanceSpec["limits"],
+): PerRun {
+  let ids: ReturnType<typeof claimIdRange>;
+  return {
+    start(paths) {
+      ids?.release();
+      ids = claimIdRange(id);
+      if (!ids) throw new Error("no sandbox id range on this host");
+      const stage = new IdStage();
+      if (mode === "join") {
+        writeOciBundle(bundle, {
+          ...stagedOciInput(input, stage),
+          userns: { path: IDMAP_USERNS, range: ids.range },
+        });
+        return { prefix: stage.command(input.agent, ids.range, "stay", []), paths };
+      }
+      const { cgroupsPath: _, ...rest } = input;
+      writeOciBundle(bundle, stagedOciInput(rest, stage));
+      cgroup.create({ ...limits, pids: input.pidsInside?.hostPids ?? limits.pids });
+      // The runtime's state directory is the sandbox's own (see runtimeRootOf): its root owns it.
+      const [root, ...rest2] = paths;
+      chownTree(root!, ids.range.base);
+      const staged = [root!, ...rest2.map(stage.stage)];
+      return {
+        prefix: [
+          "sh",
+          "-c",
+          `${cgroup.joinScript()} && exec "$@"`,
+          "sh",
+          ...stage.command(input.agent, ids.range, "enter", []),
+        ],
+        paths: staged,
+        // The limits are the cgroup's that Kiln made above (the runtime could not make one there).
+        flags: ["--ignore-cgroups"],
+      };
+    },
+    end() {
+      ids?.release();
+      ids = undefined;
+    },
+  };
+}
+
+/** A sandbox's own runtime state directory (of the build whose records are `name`), for a runtime that runs inside its user namespace. */
+function runtimeRootOf(name: string, id: string): string {
+  return join(RUNTIME_ROOTS, name, id);
+}
+
+/** Where those live: tmpfs (a reboot ends the containers they describe), reachable by every mapped root. */
+const RUNTIME_ROOTS = "/run/kiln-runtime";
+
+/** Makes `dir` (created if missing) and everything in it owned by `uid` (its gid the same). */
+function chownTree(dir: string, uid: number): void {
+  // The folders above it: traversable, not listable, by the mapped roots.
+  mkdirSync(dirname(dir), { recursive: true });
+  chmodSync(RUNTIME_ROOTS, 0o711);
+  chmodSync(dirname(dir), 0o711);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) lchownSync(join(dir, name), uid, uid);
+  chownSync(dir, uid, uid);
+}
 
 /** What an OCI-runtime tier is made of. */
 export interface OciTierConfig {
@@ -75,6 +157,11 @@ export interface OciTierConfig {
   egressFlags?: readonly string[];
   /** A command line the runtime of a sandbox with egress is started under (see gvisor/backend.ts). */
   egressRunUnder?: readonly string[];
+  /**
+   * The container runs in a user namespace mapping its ids to a host range of its own (where the
+   * host has ranges): how, see {@link idmappedRun}.
+   */
+  idmap?: "join" | "inside";
 }
 
 const CAPABILITIES: Omit<Capabilities, "pause"> = {
@@ -113,13 +200,22 @@ export class OciTierBackend implements Backend {
     ];
   }
 
-  /** The build `rt` with Kiln's own state directory under the data dir (and egress flags for such a sandbox). */
-  private runtime(dataDir: string, rt: ResolvedRuntime, egress = false): OciRuntime {
+  /**
+   * The build `rt` with Kiln's own state directory (and egress flags for such a sandbox): under the
+   * data dir, or, for a runtime that runs inside the sandbox's user namespace, one of the
+   * sandbox's own under /run/kiln-runtime (the runtime records its path, and both it and Kiln must reach it).
+   * Each build keeps its records apart.
+   */
+  private runtime(
+    spec: Pick<InstanceSpec, "dataDir" | "id">,
+    rt: ResolvedRuntime,
+    egress = false,
+  ): OciRuntime {
     const c = this.config;
     const flags = egress && c.egressFlags ? c.egressFlags : c.flags;
     return {
       binary: rt.path,
-      root: join(dataDir, rt.stateName),
+      root: c.idmap === "inside" ? runtimeRootOf(rt.stateName, spec.id) : join(spec.dataDir, rt.stateName),
       flags: [...flags, ...rt.flags],
       ...(egress && c.egressRunUnder ? { runUnder: c.egressRunUnder } : {}),
     };
@@ -190,7 +286,7 @@ export class OciTierBackend implements Backend {
   private async deleteContainer(spec: InstanceSpec): Promise<void> {
     let failure: unknown;
     for (const rt of await this.installed()) {
-      await ociDelete(this.runtime(spec.dataDir, rt), spec.id).catch((e: unknown) => {
+      await ociDelete(this.runtime(spec, rt), spec.id).catch((e: unknown) => {
         failure ??= e;
       });
     }
@@ -219,10 +315,19 @@ export class OciTierBackend implements Backend {
     }
     const { runtime, passedOver } = await this.choose();
     if (!runtime) return no(`${c.binary} cannot run containers here: ${passedOver.join("; ")}`);
+    const ids = c.idmap ? idRangesUnavailable() : undefined;
+    const idDetail = c.idmap
+      ? ids
+        ? `sandbox root is host root: ${ids}`
+        : c.idmap === "inside" && c.egress === "before-start"
+          ? "sandbox ids mapped to a host range of their own (not yet with egress)"
+          : "sandbox ids mapped to a host range of their own"
+      : undefined;
     const detail = [
       runtime.version,
       runtime.label,
       `cgroup ${cg.mode}`,
+      idDetail,
       ...passedOver.map((p) => `not used: ${p}`),
     ]
       .filter(Boolean)
@@ -250,7 +355,7 @@ export class OciTierBackend implements Backend {
       }
     }
     // The runtime makes the cgroup and sets the limits itself; Kiln reads usage and OOM kills from it.
-    const bundle = writeOciBundle(join(spec.stateDir, "oci-bundle"), {
+    const input: OciBundleInput = {
       rootfs,
       workspace: workspace.mountPath,
       agent: agentBinary(),
@@ -265,18 +370,27 @@ export class OciTierBackend implements Backend {
       ...(spec.volumes ? { volumes: spec.volumes } : {}),
       hostname: sandboxHostname(spec.id),
       ...withHostFiles(sandboxHostFiles(spec, rootfs)),
-    });
+    };
+    const bundle = join(spec.stateDir, "oci-bundle");
+    const idmap =
+      this.config.idmap && !(egress && this.config.egress === "before-start") ? this.config.idmap : undefined;
+    const perRun =
+      idmap && !idRangesUnavailable()
+        ? idmappedRun(idmap, bundle, spec.id, input, cgroup, spec.limits)
+        : undefined;
+    if (!perRun) writeOciBundle(bundle, input);
     // A restored sandbox runs under the build that took its checkpoint; a new one under the chosen build.
     const rt = from?.checkpoint
       ? runtimeForCheckpoint(this.tier, from.checkpoint, await this.installed(), this.config.binary)
       : await this.chosen();
     writeRuntimeRecord(spec.stateDir, rt);
     const launcher = ociLauncher(
-      this.runtime(spec.dataDir, rt, egress),
+      this.runtime(spec, rt, egress),
       bundle,
       spec.id,
       cgroup.relPath,
       from?.checkpoint,
+      perRun,
     );
     try {
       return await AgentInstance.start(
@@ -310,7 +424,7 @@ export class OciTierBackend implements Backend {
   async suspend(spec: InstanceSpec, instance: Instance, dir: string): Promise<void> {
     if (!this.config.checkpoint) throw new UnsupportedError(`${this.config.binary} does not checkpoint here`);
     const rt = await this.runtimeOf(spec);
-    await ociCheckpoint(this.runtime(spec.dataDir, rt), spec.id, dir);
+    await ociCheckpoint(this.runtime(spec, rt), spec.id, dir);
     writeRuntimeRecord(dir, rt);
     await instance.close();
   }
@@ -336,6 +450,11 @@ export class OciTierBackend implements Backend {
     });
     cgroup.destroy();
     removeCgroupDirs(cgroup.relPath);
+    if (this.config.idmap === "inside" && !failure) {
+      for (const rt of await this.installed()) {
+        rmSync(runtimeRootOf(rt.stateName, spec.id), { recursive: true, force: true });
+      }
+    }
     await destroyWorkspace(spec);
     if (failure) throw failure;
   }

@@ -5,6 +5,9 @@
  *  - Kiln's own runsc, Debian 13's build (20240729), on the systrap platform: it intercepts the
  *    sandbox's syscalls with seccomp traps instead of ptrace stops, and needs no KVM.
  *    scripts/install-runsc.sh installs it, pinned by version and SHA-256, into its own directory.
+ *    `--directfs=false` keeps the file model of the older build: the Sentry reaches files only
+ *    through the Gofer, so it can run as its id range's `nobody` (with directfs, the default in
+ *    this build, the Sentry opens host files itself and runs as the range's root).
  * `KILN_GVISOR_PLATFORM` picks: `ptrace` or `systrap` keeps only that build; unset (`auto`), ptrace
  * comes first, because on the reference machine (2 cores, no KVM) systrap measured slower on every
  * row (docs/tiers/gvisor.md), and systrap is the fallback where the system's runsc does not run.
@@ -31,7 +34,7 @@ export function runscBuilds(env: NodeJS.ProcessEnv = process.env): OciRuntimeCan
   };
   const systrap: OciRuntimeCandidate = {
     binary: env.KILN_RUNSC || KILN_RUNSC,
-    flags: ["--platform=systrap"],
+    flags: ["--platform=systrap", "--directfs=false"],
     label: "platform systrap",
     stateName: "runsc-systrap",
   };

@@ -5,7 +5,11 @@
  * same ext4 image the other real tiers use) read-write, and becomes the same
  * agent, spoken to over virtio-serial on QEMU's stdio. No host directory is
  * shared into the guest; QEMU runs with its seccomp sandbox in the sandbox's
- * host cgroup (guest RAM plus QEMU's own overhead; CPU).
+ * host cgroup (guest RAM plus QEMU's own overhead; CPU), in a network
+ * namespace of its own that holds nothing but, for a sandbox with egress, the
+ * tap device of the guest's network card: Kiln's egress path bridges it to
+ * its private namespace (src/tiers/common/egress-netns.ts), so the guest holds
+ * the sandbox's address and its only way out is that path.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -15,8 +19,10 @@ import type { Duplex } from "node:stream";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import { KilnError } from "../../core/errors.ts";
 import type { TierStatus } from "../../core/types.ts";
+import { hasEgress } from "../../network/policy.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
+import { GATEWAY, SANDBOX_ADDRESS } from "../common/egress-netns.ts";
 import { agentBinary, isRoot, run, which } from "../common/host.ts";
 import { sandboxHostname } from "../common/host-identity.ts";
 import {
@@ -40,7 +46,7 @@ import {
 } from "./boot-state.ts";
 import { guestBoot, microvmCacheDir, rootfsImage } from "./guest.ts";
 import { GUEST_LIMITS } from "./guest-limits.ts";
-import { qemuArgs, TCG_TB_MIB, withBootFiles } from "./qemu-args.ts";
+import { type GuestNetwork, hasNetworkCard, qemuArgs, TCG_TB_MIB, withBootFiles } from "./qemu-args.ts";
 import { Qmp } from "./qmp.ts";
 import {
   finishIncoming,
@@ -59,7 +65,7 @@ const CAPABILITIES: Capabilities = {
   streamingOutput: true,
   processesSurviveRestart: false,
   warmable: true,
-  egress: false,
+  egress: true,
   templates: true,
   pause: "memory",
   inboundPorts: true,
@@ -109,6 +115,9 @@ const SWEEP_MARKER = "sweep-workspace";
  */
 const CONTINUED_MARKER = "vm-continued";
 
+/** The guest's network card, given to a sandbox that has egress when it boots (and to its boot state). */
+const GUEST_NETWORK: GuestNetwork = { tap: "tap0", address: SANDBOX_ADDRESS, gateway: GATEWAY };
+
 /** The fd QEMU speaks QMP on (0-2 stdio, 3 the console). */
 const QMP_FD = 4;
 
@@ -127,6 +136,8 @@ function bootStatesOn(): boolean {
 interface StartOptions {
   /** May restore (or, when there is none yet, have built) a saved boot state; default true. */
   bootState?: boolean;
+  /** Boots the guest with a network card even without egress (the boot state of sandboxes with egress); default false. */
+  card?: boolean;
 }
 
 /** A running VM of this process: its QEMU, the QMP connection to it, and its command line. */
@@ -223,10 +234,13 @@ export class MicrovmBackend implements Backend {
       vcpus,
       ...(tscKhz ? { tscKhz } : {}),
     };
-    // A new, empty sandbox starts from the saved boot state of its machine when there is one.
+    const egress = spec.network !== undefined && hasEgress(spec.network);
+    // A guest with egress has a network card from its boot: QEMU restores a state only into the same devices.
+    const card = egress || opts.card === true ? { network: GUEST_NETWORK } : {};
+    // A new, empty sandbox starts from the saved boot state of its machine (its card included) when there is one.
     const stateKey =
       empty && opts.bootState !== false && bootStatesOn()
-        ? bootStateKey(machine, l.diskBytes, qemu)
+        ? bootStateKey({ ...machine, ...card }, l.diskBytes, qemu)
         : undefined;
     let restore: BootState | undefined = stateKey === undefined ? undefined : findBootState(cache, stateKey);
     if (restore) {
@@ -248,7 +262,7 @@ export class MicrovmBackend implements Backend {
     // A saved VM is loaded into a QEMU with its very command line (the same devices, RAM and CPU model).
     let incoming = saved === undefined ? restore?.vmState : join(saved, VM_STATE_FILE);
     if (saved !== undefined && existsSync(join(spec.stateDir, CONTINUED_MARKER))) incoming = undefined;
-    const savedArgs =
+    let savedArgs =
       incoming === undefined || saved === undefined
         ? undefined
         : withBootFiles(
@@ -256,6 +270,11 @@ export class MicrovmBackend implements Backend {
             boot,
             existsSync,
           );
+    // A guest saved without a network card cannot be given one: given egress while paused, it boots afresh.
+    if (savedArgs !== undefined && egress && !hasNetworkCard(savedArgs)) {
+      savedArgs = undefined;
+      incoming = undefined;
+    }
     const args =
       savedArgs ??
       qemuArgs({
@@ -264,9 +283,12 @@ export class MicrovmBackend implements Backend {
         pids: l.pids,
         name: spec.id,
         hostname: sandboxHostname(spec.id),
+        ...card,
         qmpFd: QMP_FD,
         ...(recoverySocket(spec.stateDir) ? { qmpSocket: recoverySocket(spec.stateDir) } : {}),
       });
+    const nic = hasNetworkCard(args);
+    const buildOpts = { card: "network" in card };
     const vms = this.vms;
     const stateDir = spec.stateDir;
     const launcher: Launcher = {
@@ -279,10 +301,14 @@ export class MicrovmBackend implements Backend {
         try {
           // The shell joins the cgroup before it becomes QEMU, so QEMU's every thread is held by the limits.
           // fd 3 carries the guest's console; it joins QEMU's stderr on the host side. fd 4 is QMP.
+          // QEMU gets a network namespace of its own (its process id stays the same through both execs):
+          // the host's interfaces are never in its reach, and its tap device goes when it ends.
           const argv = load === undefined ? args : [...args, "-incoming", `fd:${INCOMING_FD}`];
-          child = spawn("sh", ["-c", `${cgroup.joinScript()} && exec "$@"`, "sh", qemu, ...argv], {
-            stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", fd ?? "ignore"],
-          });
+          child = spawn(
+            "unshare",
+            ["--net", "--", "sh", "-c", `${cgroup.joinScript()} && exec "$@"`, "sh", qemu, ...argv],
+            { stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", fd ?? "ignore"] },
+          );
         } finally {
           if (fd !== undefined) closeSync(fd);
         }
@@ -303,6 +329,8 @@ export class MicrovmBackend implements Backend {
         return child;
       },
       async cleanup() {},
+      // QEMU's own namespace holds the tap of the guest's card; without a card there is nothing to wire.
+      sandboxPid: async (child) => (nic ? child.pid : undefined),
     };
     let inst: AgentInstance;
     try {
@@ -318,6 +346,9 @@ export class MicrovmBackend implements Backend {
           guestLimits: GUEST_LIMITS,
           resumed: (saved !== undefined && savedArgs !== undefined) || restore !== undefined,
           guestClock: true,
+          // A guest booted without a network card is given no network until it boots again.
+          networkAtStartOnly: !nic,
+          networkWiring: { tap: GUEST_NETWORK.tap },
           // A guest restored from a boot state shared by other sandboxes is made this one's own.
           ...(restore
             ? {
@@ -334,11 +365,11 @@ export class MicrovmBackend implements Backend {
       cgroup.destroy();
       await new WorkspaceImage(spec.stateDir).destroy();
       const cold = await this.start(spec, fresh, signal, from, saved, { bootState: false });
-      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image]);
+      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image], buildOpts);
       return cold;
     }
     if (stateKey !== undefined && !restore)
-      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image]);
+      this.buildBootState(spec, cache, stateKey, [boot.kernel, boot.initramfs, image], buildOpts);
     await sweepAfterCrash(spec, inst);
     this.live.set(spec.id, inst);
     const close = inst.close.bind(inst);
@@ -355,10 +386,17 @@ export class MicrovmBackend implements Backend {
 
   /**
    * Builds the boot state `key` in the background, unless it is being built: a VM like `spec`'s
-   * (its template and machine limits) boots, idles, and is saved with its empty workspace image.
+   * (its template and machine limits, and a network card for sandboxes with egress) boots, idles,
+   * and is saved with its empty workspace image.
    * A build that fails leaves nothing; the next cold create of the same machine tries again.
    */
-  private buildBootState(spec: InstanceSpec, cache: string, key: string, uses: string[]): void {
+  private buildBootState(
+    spec: InstanceSpec,
+    cache: string,
+    key: string,
+    uses: string[],
+    opts: { card: boolean },
+  ): void {
     if (this.building.has(key) || this.closing) return;
     const run = async () => {
       const build = beginBootState(cache, key, uses);
@@ -370,6 +408,7 @@ export class MicrovmBackend implements Backend {
       try {
         const inst = await this.start(builder, true, undefined, undefined, undefined, {
           bootState: false,
+          card: opts.card,
         });
         try {
           // The kernel makes its boot id at the first read: made now, it is the same in every

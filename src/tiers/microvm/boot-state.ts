@@ -11,7 +11,8 @@
  * A state is keyed by everything the saved machine depends on: the QEMU
  * command line with the per-sandbox parts left out (template image, kernel,
  * initramfs, accelerator and CPU model, RAM, vCPUs, the TSC rate on the
- * kernel line), the workspace image's size, and the QEMU binary.
+ * kernel line, the network card of a sandbox with egress and its addresses),
+ * the workspace image's size, and the QEMU binary.
  *
  * Layout: `<cache>/boot-state/<key>/{vm-state, workspace.img, uses.json, boot-id, ready}`;
  * `ready` is written last, so a state without it is unfinished (its builder

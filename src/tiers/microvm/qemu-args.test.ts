@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { field } from "./guest-limits.ts";
-import { kernelCmdline, type QemuInput, qemuArgs, withBootFiles } from "./qemu-args.ts";
+import { hasNetworkCard, kernelCmdline, type QemuInput, qemuArgs, withBootFiles } from "./qemu-args.ts";
 
 const base: QemuInput = {
   accel: "tcg",
@@ -80,4 +80,23 @@ test("a saved command line keeps its kernel and initramfs, or takes the current 
     withBootFiles(saved, boot, (p) => p !== "/old/initramfs-a.cpio.gz"),
     ["-kernel", "/old/vmlinuz", "-initrd", "/new/initramfs-b.cpio.gz", "-m", "512M"],
   );
+});
+
+test("qemu args: with egress, one virtio-net card on a tap, its addresses on the kernel line", () => {
+  const network = { tap: "tap0", address: "198.18.0.2", gateway: "198.18.0.1" };
+  const a = qemuArgs({ ...base, network });
+  assert.ok(hasNetworkCard(a));
+  assert.ok(!hasNetworkCard(qemuArgs(base)));
+  assert.deepEqual(values(a, "-netdev"), ["tap,id=net0,ifname=tap0,script=no,downscript=no"]);
+  assert.equal(values(a, "-device").filter((d) => d.startsWith("virtio-net-device,netdev=net0")).length, 1);
+  const line = kernelCmdline({ ...base, network });
+  assert.match(line, /(^| )kiln\.ip=198\.18\.0\.2( |$)/);
+  assert.match(line, /(^| )kiln\.gw=198\.18\.0\.1( |$)/);
+  for (const bad of [
+    { ...network, tap: "tap0,script=/x" },
+    { ...network, address: "198.18.0.2 init=/bin/sh" },
+    { ...network, gateway: "::1" },
+  ]) {
+    assert.throws(() => qemuArgs({ ...base, network: bad }), { code: "invalid_argument" });
+  }
 });

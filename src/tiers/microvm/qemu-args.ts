@@ -3,7 +3,9 @@
  * PCI, no firmware scan, no legacy devices but the serial console), direct
  * kernel boot, two virtio-blk disks (the template's rootfs image read-only,
  * the workspace image read-write), one virtio-serial port for the agent on
- * QEMU's stdio, no network device, and QEMU's own seccomp sandbox.
+ * QEMU's stdio, QEMU's own seccomp sandbox, and a virtio-net card only for a
+ * sandbox with egress (its tap device is in QEMU's own network namespace,
+ * which Kiln's egress path wires; see backend.ts).
  */
 
 import { InvalidArgumentError } from "../../core/errors.ts";
@@ -38,7 +40,25 @@ export interface QemuInput {
   name?: string;
   /** The guest's hostname (the sandbox's own; its init writes /etc/hostname and /etc/hosts for it). */
   hostname?: string;
+  /** A network card on a tap device, and the addresses the guest's init gives it; default none. */
+  network?: GuestNetwork;
 }
+
+/** The guest's network card: where QEMU plugs it, and the guest's addresses. */
+export interface GuestNetwork {
+  /** The tap device QEMU opens (made by QEMU in its own network namespace). */
+  tap: string;
+  /** The guest's address (IPv4). */
+  address: string;
+  /** The gateway: the guest's only route, its DNS server and its proxy (IPv4). */
+  gateway: string;
+}
+
+/** One MAC for every guest: each is alone on its link. */
+const GUEST_MAC = "52:54:00:4b:4c:4e";
+
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$/;
+const TAP = /^[a-z][a-z0-9]{0,14}$/;
 
 /** A hostname the guest's init accepts: one DNS label. */
 const HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
@@ -60,6 +80,7 @@ export function kernelCmdline(i: QemuInput): string {
     ...(i.accel === "tcg" && i.tscKhz ? [`tsc_early_khz=${i.tscKhz}`, "tsc=reliable"] : []),
     `kiln.pids=${i.pids}`,
     ...(i.hostname ? [`kiln.hostname=${i.hostname}`] : []),
+    ...(i.network ? [`kiln.ip=${i.network.address}`, `kiln.gw=${i.network.gateway}`] : []),
   ].join(" ");
 }
 
@@ -70,6 +91,9 @@ export function kernelCmdline(i: QemuInput): string {
 export function qemuArgs(i: QemuInput): string[] {
   if (i.hostname !== undefined && !HOSTNAME.test(i.hostname))
     throw new InvalidArgumentError(`not a hostname: ${JSON.stringify(i.hostname)}`);
+  const n = i.network;
+  if (n && (!IPV4.test(n.address) || !IPV4.test(n.gateway) || !TAP.test(n.tap)))
+    throw new InvalidArgumentError(`not a guest network: ${JSON.stringify(n)}`);
   for (const p of [i.kernel, i.initramfs, i.rootfsImage, i.workspaceImage, i.qmpSocket ?? ""]) {
     if (p.includes(",")) throw new InvalidArgumentError(`a path QEMU is given has a comma: ${p}`);
   }
@@ -117,11 +141,24 @@ export function qemuArgs(i: QemuInput): string[] {
     "stdio,id=agent,signal=off",
     "-device",
     "virtserialport,chardev=agent,name=kiln.agent",
+    ...(n
+      ? [
+          "-netdev",
+          `tap,id=net0,ifname=${n.tap},script=no,downscript=no`,
+          "-device",
+          `virtio-net-device,netdev=net0,mac=${GUEST_MAC}`,
+        ]
+      : []),
     ...(i.qmpSocket ? ["-qmp", `unix:${i.qmpSocket},server=on,wait=off`] : []),
     ...(i.qmpFd !== undefined
       ? ["-chardev", `socket,id=qmp,fd=${i.qmpFd}`, "-mon", "chardev=qmp,mode=control"]
       : []),
   ];
+}
+
+/** Whether a command line gives the guest a network card. */
+export function hasNetworkCard(args: readonly string[]): boolean {
+  return args.includes("-netdev");
 }
 
 /**

@@ -12,11 +12,12 @@ import { childInOtherNetns, sandboxResolvConf } from "../common/egress-netns.ts"
 import { agentBinary, isRoot, which } from "../common/host.ts";
 import { sandboxHostFiles, sandboxHostname, withHostFiles } from "../common/host-identity.ts";
 import { claimIdRange, idRangesUnavailable } from "../common/id-ranges.ts";
+import { IdStage } from "../common/id-stage.ts";
 import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "../common/sandbox-parts.ts";
 import { seccompBpf } from "../common/seccomp.ts";
 import { templateDigest } from "../common/templates.ts";
 import { WorkspaceImage } from "../common/workspace-image.ts";
-import { type BwrapInput, bwrapArgs, idmapExec, SECCOMP_FD, stagedInput } from "./bwrap-args.ts";
+import { type BwrapInput, bwrapArgs, SECCOMP_FD, stagedInput } from "./bwrap-args.ts";
 
 const CAPABILITIES: Capabilities = {
   realBinaries: true,
@@ -93,8 +94,9 @@ export class NamespaceBackend implements Backend {
         ids = claimIdRange(spec.id);
         let command = [bwrap, ...bwrapArgs(input)];
         if (ids) {
-          const staged = stagedInput(input);
-          command = idmapExec(input.agent, ids.range, staged.sources, [bwrap, ...bwrapArgs(staged.input)]);
+          const stage = new IdStage();
+          const staged = stagedInput(input, stage);
+          command = stage.command(input.agent, ids.range, "enter", [bwrap, ...bwrapArgs(staged)]);
         }
         // The shell joins the cgroup before it becomes bwrap, so no process escapes the limits.
         const child = spawn("sh", ["-c", `${cgroup.joinScript()} && exec "$@"`, "sh", ...command], {

@@ -5,6 +5,7 @@
  * the workspace image at `/workspace`, a private `/tmp`, and the agent.
  */
 import type { SandboxHostFiles } from "../common/host-identity.ts";
+import type { IdStage } from "../common/id-stage.ts";
 import { AGENT_DIR, AGENT_PATH } from "../common/templates.ts";
 
 /** What the command line is built from. */
@@ -27,52 +28,22 @@ export interface BwrapInput {
 /** The file descriptor the seccomp program is passed on. */
 export const SECCOMP_FD = 3;
 
-/** Where `--idmap-exec` mounts the sandbox's sources, in its private mount namespace. */
-export const IDMAP_STAGE = "/run/kiln-stage";
-
 /**
  * The same input with every host path it binds (template, workspace, agent, files, volumes)
- * replaced by where `--idmap-exec` mounts it, idmapped, under {@link IDMAP_STAGE}; and the
- * sources in that order.
+ * replaced by where the id-mapping launcher mounts it, idmapped (common/id-stage.ts).
  */
-export function stagedInput(i: BwrapInput): { input: BwrapInput; sources: string[] } {
-  const sources: string[] = [];
-  const stage = (p: string) => `${IDMAP_STAGE}/${sources.push(p) - 1}`;
-  const input: BwrapInput = {
+export function stagedInput(i: BwrapInput, s: IdStage): BwrapInput {
+  return {
     ...i,
-    rootfs: stage(i.rootfs),
-    workspace: stage(i.workspace),
-    agent: stage(i.agent),
-    ...(i.resolvConf ? { resolvConf: stage(i.resolvConf) } : {}),
+    rootfs: s.stage(i.rootfs),
+    workspace: s.stage(i.workspace),
+    agent: s.stage(i.agent),
+    ...(i.resolvConf ? { resolvConf: s.stage(i.resolvConf) } : {}),
     ...(i.hostFiles
-      ? { hostFiles: { hostname: stage(i.hostFiles.hostname), hosts: stage(i.hostFiles.hosts) } }
+      ? { hostFiles: { hostname: s.stage(i.hostFiles.hostname), hosts: s.stage(i.hostFiles.hosts) } }
       : {}),
-    ...(i.volumes ? { volumes: i.volumes.map((v) => ({ ...v, hostPath: stage(v.hostPath) })) } : {}),
+    ...(i.volumes ? { volumes: i.volumes.map((v) => ({ ...v, hostPath: s.stage(v.hostPath) })) } : {}),
   };
-  return { input, sources };
-}
-
-/**
- * The command that runs `command` in a user namespace mapping the sandbox's ids 0..count to the
- * host range, with `sources` idmapped through it under {@link IDMAP_STAGE} (the agent binary's
- * `--idmap-exec`, run as root).
- */
-export function idmapExec(
-  agent: string,
-  range: { base: number; count: number },
-  sources: string[],
-  command: string[],
-): string[] {
-  return [
-    agent,
-    "--idmap-exec",
-    String(range.base),
-    String(range.count),
-    IDMAP_STAGE,
-    ...sources,
-    "--",
-    ...command,
-  ];
 }
 
 /** Arguments for `bwrap`. */

@@ -16,6 +16,7 @@ export class OciBackend extends OciTierBackend {
       flags: [],
       trialTimeoutMs: 15_000,
       egress: "after-start",
+      idmap: "join",
     });
   }
 }

@@ -90,6 +90,11 @@ export class VirtualInstance implements Instance {
           databasePath: this.spec.databasePath,
           maxMemoryBytes: this.spec.limits.memoryBytes,
           maxDiskBytes: this.spec.limits.diskBytes,
+          // urllib's requests go through the same egress path as curl's, as the policy is now.
+          fetch: () => {
+            const egress = this.egress();
+            return egress ? this.trustedFetch(egressFetch(egress)) : undefined;
+          },
         }),
     );
     return this.python;

@@ -37,6 +37,48 @@ class _OnRealTiersOnly:
 
 sys.meta_path.append(_OnRealTiersOnly)
 
+class _HttpOnImport:
+    """First on sys.meta_path: once urllib.request has loaded, its HTTP goes to the host.
+
+    kiln_http.py (beside this driver) sends urllib's requests through the
+    host's egress path. Done on first import, not at boot: urllib.request
+    pulls in much of the stdlib, which would slow every interpreter's start.
+    """
+
+    class _Loader:
+        def __init__(self, loader):
+            self._loader = loader
+
+        def __getattr__(self, name):
+            return getattr(self._loader, name)
+
+        def create_module(self, spec):
+            return self._loader.create_module(spec)
+
+        def exec_module(self, module):
+            self._loader.exec_module(module)
+            import importlib.util
+            here = os.path.join(os.path.dirname(_driver), "kiln_http.py")
+            spec = importlib.util.spec_from_file_location("_kiln_http", here)
+            http = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(http)
+            http.install(module)
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "urllib.request":
+            return None
+        for finder in sys.meta_path:
+            if finder is cls or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                spec.loader = cls._Loader(spec.loader)
+                return spec
+        return None
+
+sys.meta_path.insert(0, _HttpOnImport)
+
 def _ipython_display_module():
     """``IPython.display`` as far as cells use it: display() and the rich-object classes.
 

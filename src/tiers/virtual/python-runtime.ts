@@ -17,6 +17,8 @@ import { createRequire } from "node:module";
 import { dirname, extname, join } from "node:path";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { CellEvent } from "../../core/execution.ts";
+import { answerPythonHttp, type PythonFetch } from "./python-http.ts";
+import type { PythonHttpRequest } from "./python-http-wire.ts";
 import type { PythonWorkerData, WorkerJob, WorkerMessage } from "./python-worker.ts";
 
 /** A job for {@link PythonRuntime.run}. */
@@ -70,6 +72,11 @@ export interface PythonRuntimeOptions {
   maxMemoryBytes?: number;
   /** The workspace disk limit, enforced on the worker's connection too; default unlimited. */
   maxDiskBytes?: number;
+  /**
+   * The sandbox's egress fetch as it is now (read at each request, so that a policy change
+   * applies at once); undefined: no egress, and urllib's requests fail. python-http.ts.
+   */
+  fetch?: () => PythonFetch | undefined;
 }
 
 /** The build's own heap ceiling. */
@@ -104,6 +111,11 @@ interface Live {
   worker: Worker;
   port: MessagePort;
   signals: Int32Array;
+  /** HTTP answers go to the worker here, each followed by a notify on `httpSignal`. */
+  httpPort: MessagePort;
+  httpSignal: Int32Array;
+  /** Stops the HTTP requests in flight (the job ended, or the worker went). */
+  httpAbort: AbortController;
   /** Handlers of the job in flight. */
   onMessage?: (m: WorkerMessage) => void;
   onCrash?: (reason: string) => void;
@@ -210,7 +222,7 @@ export class PythonRuntime {
             grace = setTimeout(() => kill(stopping as PythonResult), GRACE_MS);
           }
         } else if (m.type === "done") finish({ exitCode: m.exitCode });
-        else {
+        else if (m.type === "exited") {
           // The interpreter itself ended: os._exit() (no error) or a crash.
           if (m.error) io.onStderr(encoder.encode(`python3: ${m.error}\n`));
           void this.#kill(live, "exited");
@@ -238,11 +250,15 @@ export class PythonRuntime {
         throw e;
       });
     const { port1, port2 } = new MessageChannel();
+    const http = new MessageChannel();
     const signals = new SharedArrayBuffer(8);
+    const httpSignal = new SharedArrayBuffer(4);
     const workerData: PythonWorkerData = {
       databasePath: this.#opts.databasePath,
       port: port2,
       signals,
+      httpPort: http.port2,
+      httpSignal,
       wasmModule: await wasmModule,
       vendorDir: VENDOR_DIR,
       maxMemoryBytes: this.#opts.maxMemoryBytes,
@@ -251,11 +267,20 @@ export class PythonRuntime {
     // The worker sits beside this module: python-worker.ts in the source, .js in the compiled CLI.
     const worker = new Worker(new URL(`./python-worker${extname(import.meta.url)}`, import.meta.url), {
       workerData,
-      transferList: [port2],
+      transferList: [port2, http.port2],
     });
     worker.unref();
-    const live: Live = { worker, port: port1, signals: new Int32Array(signals) };
-    worker.on("message", (m: WorkerMessage) => live.onMessage?.(m));
+    const live: Live = {
+      worker,
+      port: port1,
+      signals: new Int32Array(signals),
+      httpPort: http.port1,
+      httpSignal: new Int32Array(httpSignal),
+      httpAbort: new AbortController(),
+    };
+    worker.on("message", (m: WorkerMessage) =>
+      m.type === "http" ? this.#serveHttp(live, m.id, m.request) : live.onMessage?.(m),
+    );
     worker.on("error", (e) =>
       live.onCrash?.(`the interpreter crashed (${e.message}); the next run starts afresh`),
     );
@@ -267,9 +292,21 @@ export class PythonRuntime {
     return live;
   }
 
+  /** Answers one request of the worker's Python through the sandbox's egress fetch. */
+  #serveHttp(live: Live, id: number, request: PythonHttpRequest): void {
+    void answerPythonHttp(request, this.#opts.fetch?.(), live.httpAbort.signal).then((a) => {
+      if (live.killedBecause) return;
+      live.httpPort.postMessage({ id, ...a });
+      Atomics.add(live.httpSignal, 0, 1);
+      Atomics.notify(live.httpSignal, 0);
+    });
+  }
+
   async #kill(live: Live, reason: string): Promise<void> {
     if (this.#live === live) this.#live = undefined;
     live.killedBecause ??= reason;
+    live.httpAbort.abort();
+    live.httpPort.close();
     live.port.close();
     await live.worker.terminate();
   }

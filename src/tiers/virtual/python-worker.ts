@@ -17,12 +17,14 @@
  * the store (in Emscripten's memory filesystem).
  *
  * The build has no JS bridge (`import js` fails) and this file adds none: the
- * only ways out of the interpreter are the filesystem below and the devices.
+ * only ways out of the interpreter are the filesystem below and the devices,
+ * /dev/kiln-http among them (HTTP through the host's egress path, python-http.ts).
  */
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { AgentFsStore } from "../../workspace/agentfs-store.ts";
+import { frame, type PythonHttpAnswer, type PythonHttpRequest, parseRequest } from "./python-http-wire.ts";
 import { bytesOf, copyOut, type EmFS, type EmStream, StoreMounts } from "./python-store-fs.ts";
 
 /** What the host passes in `workerData`. */
@@ -32,6 +34,10 @@ export interface PythonWorkerData {
   port: MessagePort;
   /** Int32Array view: [0] job counter (Atomics.notify), [1] pending signal for Python. */
   signals: SharedArrayBuffer;
+  /** Answers to HTTP requests arrive here (python-http.ts). */
+  httpPort: MessagePort;
+  /** Int32Array view: [0] answer counter (Atomics.notify). */
+  httpSignal: SharedArrayBuffer;
   /** Compiled python.wasm, shared so that restarts skip compilation. */
   wasmModule: object;
   /** Directory holding python.cjs and python313.zip. */
@@ -55,6 +61,8 @@ export type WorkerMessage =
   | { type: "done"; exitCode: number }
   /** A cell's structured event (a result, its error, the execution count), as core's CellEvent. */
   | { type: "event"; event: object }
+  /** An HTTP request from Python, to be answered on `httpPort` with the same `id`. */
+  | { type: "http"; id: number; request: PythonHttpRequest }
   | { type: "exited"; exitCode: number; error?: string };
 
 // ---- WebAssembly and the Emscripten module (only what this file touches) ----
@@ -82,12 +90,16 @@ const PYTHON_HOME = "/.kiln/python";
 const DRIVER_PATH = "/.kiln/driver.py";
 /** The driver's source beside this module (copied into dist/ with the compiled CLI). */
 const DRIVER_SOURCE = new URL("./python-driver.py", import.meta.url);
+/** urllib's HTTP through the host, loaded by the driver from beside itself. */
+const HTTP_SOURCE = new URL("./python-http.py", import.meta.url);
+const HTTP_PATH = "/.kiln/kiln_http.py";
 /** Output is batched: posted when this many bytes wait, or when this much time passed. */
 const FLUSH_BYTES = 64 * 1024;
 const FLUSH_MS = 20;
 
 const data = workerData as PythonWorkerData;
 const signals = new Int32Array(data.signals);
+const httpSignal = new Int32Array(data.httpSignal);
 const store = AgentFsStore.open(data.databasePath, { maxBytes: data.maxDiskBytes });
 const storeMounts = new StoreMounts(store, RESERVED);
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
@@ -162,6 +174,73 @@ function outputTo(fd: 1 | 2) {
   };
 }
 
+// ---- HTTP through the host ---------------------------------------------------
+
+/** What Python has written of its request, until it is whole. */
+let httpIn: Uint8Array[] = [];
+/** The answer being read. */
+let httpOut: Uint8Array = new Uint8Array(0);
+let httpOutPos = 0;
+let httpId = 0;
+
+/**
+ * Posts the request and blocks until the host answers it. An interrupt for
+ * Python (signals[1]) ends the wait, so that a job stopped mid-request unwinds;
+ * an answer that comes after is dropped by its id.
+ */
+function exchangeHttp(request: PythonHttpRequest): Uint8Array {
+  const id = ++httpId;
+  flush();
+  post({ type: "http", id, request });
+  for (;;) {
+    const seen = Atomics.load(httpSignal, 0);
+    for (let m = receiveMessageOnPort(data.httpPort); m; m = receiveMessageOnPort(data.httpPort)) {
+      const a = m.message as PythonHttpAnswer;
+      if (a.id === id) return frame(a.head, a.body);
+    }
+    if (Atomics.load(signals, 1) !== 0)
+      return frame({ error: "Kiln: interrupted", bodyLength: 0 }, new Uint8Array(0));
+    Atomics.wait(httpSignal, 0, seen, 100);
+  }
+}
+
+/** /dev/kiln-http: a request is written, then its answer read (python-http.py). */
+function httpDevice(seekErr: () => never): object {
+  return {
+    open: () => {
+      httpIn = [];
+      httpOut = new Uint8Array(0);
+      httpOutPos = 0;
+    },
+    write: (_s: EmStream, b: Int8Array, o: number, l: number) => {
+      httpIn.push(bytesOf(b, o, l).slice());
+      return l;
+    },
+    read: (_s: EmStream, buf: Int8Array, off: number, len: number) => {
+      if (httpIn.length > 0) {
+        let request: PythonHttpRequest | undefined;
+        try {
+          request = parseRequest(Buffer.concat(httpIn));
+        } catch (e) {
+          httpIn = [];
+          const why = e instanceof SyntaxError ? "a malformed request" : (e as Error).message;
+          httpOut = frame({ error: `Kiln: ${why}`, bodyLength: 0 }, new Uint8Array(0));
+          httpOutPos = 0;
+        }
+        if (request) {
+          httpIn = [];
+          httpOut = exchangeHttp(request);
+          httpOutPos = 0;
+        }
+      }
+      const n = copyOut(httpOut, httpOutPos, buf, off, len);
+      httpOutPos += n;
+      return n;
+    },
+    llseek: seekErr,
+  };
+}
+
 /** A cell event the driver is writing to /dev/kiln, until it parses. */
 let pendingEvent = "";
 
@@ -222,6 +301,7 @@ function setupDevices(FS: EmFS): void {
         llseek: seekErr,
       },
     ],
+    ["kiln-http", httpDevice(seekErr)],
   ];
   devices.forEach(([name, ops], i) => {
     const dev = FS.makedev(64, i);
@@ -246,6 +326,7 @@ async function boot(): Promise<EmModule> {
   const { readFileSync } = await import("node:fs");
   const stdlib = readFileSync(join(data.vendorDir, "python313.zip"));
   const driver = readFileSync(DRIVER_SOURCE);
+  const httpModule = readFileSync(HTTP_SOURCE);
   let memory: { buffer: ArrayBuffer } | undefined;
   const mod = await createPythonModule({
     noInitialRun: true,
@@ -268,6 +349,7 @@ async function boot(): Promise<EmModule> {
         m.FS.mkdirTree(`${PYTHON_HOME}/lib/python3.13/lib-dynload`);
         m.FS.writeFile(`${PYTHON_HOME}/lib/python313.zip`, stdlib);
         m.FS.writeFile(DRIVER_PATH, driver);
+        m.FS.writeFile(HTTP_PATH, httpModule);
         m.ENV.PYTHONHOME = PYTHON_HOME;
         m.ENV.PYTHONPATH = `${PYTHON_HOME}/lib/python313.zip`;
         m.ENV.PYTHONDONTWRITEBYTECODE = "1";

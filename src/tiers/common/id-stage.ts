@@ -1,0 +1,43 @@
+/**
+ * The agent binary's id-mapping launchers (agent/src/idmap.rs), as command
+ * lines: a user namespace mapping a sandbox's ids 0..count to its host range
+ * (id-ranges.ts), a private mount namespace, and each host path the sandbox
+ * binds (template, workspace, agent, files, volumes) mounted idmapped through
+ * that namespace at {@link IDMAP_STAGE}/<n>, so that files stored as uid 0
+ * are uid 0 inside and images need no chown.
+ *
+ * - `enter` (`--idmap-exec`): the program runs as root of that user namespace
+ *   (bubblewrap, which makes the sandbox's other namespaces under it);
+ * - `stay` (`--idmap-stage`): the program runs as host root, the user
+ *   namespace bound at {@link IDMAP_USERNS} (an OCI runtime, which joins it
+ *   for the container by path and keeps host root for cgroups).
+ */
+import type { IdRange } from "./id-ranges.ts";
+
+/** Where the sources are mounted, in the launcher's private mount namespace. */
+export const IDMAP_STAGE = "/run/kiln-stage";
+/** Where `stay` binds the sandbox's user namespace. */
+export const IDMAP_USERNS = `${IDMAP_STAGE}/user`;
+
+/** Collects host paths to stage: `stage(p)` returns where `p` will be, in order. */
+export class IdStage {
+  readonly sources: string[] = [];
+
+  stage = (hostPath: string): string => `${IDMAP_STAGE}/${this.sources.push(hostPath) - 1}`;
+
+  /**
+   * The command line that runs `command` with the sources staged (see the module comment).
+   */
+  command(agent: string, range: IdRange, mode: "enter" | "stay", command: readonly string[]): string[] {
+    return [
+      agent,
+      mode === "enter" ? "--idmap-exec" : "--idmap-stage",
+      String(range.base),
+      String(range.count),
+      IDMAP_STAGE,
+      ...this.sources,
+      "--",
+      ...command,
+    ];
+  }
+}

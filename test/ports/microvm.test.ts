@@ -1,0 +1,3 @@
+import { runPortsSuite } from "./suite.ts";
+
+runPortsSuite("microvm");
