@@ -4,7 +4,7 @@
  * `--write` also records the tables in docs/benchmarks.md.
  * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
  * `npm run bench -- --only virtual,load`: only those sections (virtual, real,
- * platforms, code, ports, egress, state, hibernation, storage, load, churn, cli), printed, not recorded.
+ * platforms, idmap, code, ports, egress, state, hibernation, storage, load, churn, cli), printed, not recorded.
  * Progress goes to stderr as each section and each step in it starts (bench/progress.ts).
  */
 import { execFileSync } from "node:child_process";
@@ -17,6 +17,7 @@ import { benchCode } from "./code.ts";
 import { benchEgress } from "./egress.ts";
 import { benchGvisorPlatforms } from "./gvisor-platforms.ts";
 import { benchHibernation } from "./hibernation.ts";
+import { benchIdMapping } from "./id-mapping.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchMicrovm } from "./microvm.ts";
 import { benchPorts } from "./ports.ts";
@@ -64,6 +65,7 @@ const SECTIONS = [
   "virtual",
   "real",
   "platforms",
+  "idmap",
   "microvm",
   "code",
   "ports",
@@ -103,6 +105,12 @@ if (want("platforms")) {
   progress("gVisor's platforms side by side (systrap, ptrace)");
   const platforms = await benchGvisorPlatforms();
   if (platforms) sections.push(platforms);
+}
+if (want("idmap")) {
+  progress("id mapping (create + first exec with sandbox ids mapped and without)");
+  const rows = await benchIdMapping();
+  if (rows.length > 0)
+    sections.push(markdownTable("id mapping: cold create + first exec, mapped vs not", rows));
 }
 if (want("microvm")) {
   progress("microvm tier (QEMU)");

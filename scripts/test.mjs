@@ -58,9 +58,8 @@ if (process.env.KILN_TEMPLATE_DIR) {
 
 step("type-check (tsc --noEmit)", bin("tsc"), ["--noEmit", "-p", "."]);
 step("lint and format (biome check)", bin("biome"), ["check", "."]);
-const patterns = process.argv.slice(2).length
-  ? process.argv.slice(2)
-  : ["src/**/*.test.ts", "test/**/*.test.ts"];
+// Files or globs given after `npm test --` run alone (and nothing else does).
+const chosen = process.argv.slice(2).length ? process.argv.slice(2) : undefined;
 step("tests (node --test)", process.execPath, [
   "--test",
   "--test-reporter=spec",
@@ -68,5 +67,9 @@ step("tests (node --test)", process.execPath, [
   `--test-reporter=${join(root, "scripts", "test-summary.mjs")}`,
   "--test-reporter-destination=stdout",
   "--test-timeout=600000",
-  ...patterns,
+  ...(chosen ?? ["src/**/*.test.ts", "test/**/*.test.ts"]),
 ]);
+
+// The conformance suite again as an ordinary user (`KILN_TEST_USER`, which CI creates).
+if (chosen === undefined && process.getuid?.() === 0)
+  step("conformance as an ordinary user", process.execPath, [join(root, "scripts", "test-unprivileged.mjs")]);

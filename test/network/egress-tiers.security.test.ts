@@ -4,9 +4,7 @@
  * Kiln through `Kiln.open({ networkHosts })`, HTTP on 80 and 8080, HTTPS on
  * 443 with a test CA). One sandbox per tier, allowed `files.test` on ports 80
  * and 443 only; each hostile case beside a positive control in the same sandbox, so that a dead
- * network cannot pass it. A tier emulated here (microvm under TCG, seconds a boot) runs the
- * `core` cases only: its guest plugs into the same path in M as the namespace tier's sandbox,
- * whose run covers the rest. A microvm keeps its way out across a pause with its memory, and
+ * network cannot pass it. Every tier runs every case, microvm under TCG too. A microvm keeps its way out across a pause with its memory, and
  * when created from the saved boot state of guests with a network card.
  */
 import assert from "node:assert/strict";
@@ -45,7 +43,6 @@ for (const tier of TIERS) {
   describe(`egress on ${tier}`, () => {
     let sb: Sandbox | undefined;
     let skip: string | undefined;
-    let coreOnly: string | undefined;
 
     before(async () => {
       if (why) {
@@ -54,7 +51,6 @@ for (const tier of TIERS) {
       }
       const backend = await kiln.backend(tier);
       const status = await backend.probe();
-      if (status.emulated) coreOnly = `tier ${tier} is emulated here: core cases only`;
       if (!status.available) skip = `tier ${tier} unavailable: ${status.reason}`;
       else if (!backend.capabilities.egress) skip = `tier ${tier} gives no egress`;
       if (skip) {
@@ -78,14 +74,12 @@ for (const tier of TIERS) {
     };
     const curl = "curl -sS -m 20 --cacert /workspace/ca.pem";
 
-    const it = (name: string, fn: () => Promise<void>, core = false) =>
+    /** A case every tier runs, an emulated one too (the cases share one sandbox: each costs commands, not boots). */
+    const core = (name: string, fn: () => Promise<void>) =>
       test(name, async (t) => {
         if (skip) return t.skip(skip);
-        if (coreOnly && !core) return t.skip(coreOnly);
         await fn();
       });
-    /** A case every tier runs, an emulated one too. */
-    const core = (name: string, fn: () => Promise<void>) => it(name, fn, true);
 
     core("an allowed host is reached over HTTPS and HTTP, through the proxy and without it", async () => {
       assert.equal((await sh(`${curl} https://files.test/a`)).out, "files:GET /a host=files.test");
@@ -134,17 +128,20 @@ for (const tier of TIERS) {
       },
     );
 
-    it("with the proxy variables unset, an allowed host still works and a refused one does not", async () => {
-      const unset = "env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy";
-      assert.equal((await sh(`${unset} ${curl} https://files.test/e`)).out, "files:GET /e host=files.test");
-      assert.notEqual((await sh(`${unset} ${curl} https://other.test/`)).code, 0);
-      const py = await sh(
-        `${unset} python3 -c "import urllib.request,ssl; print(urllib.request.urlopen('https://files.test/f', context=ssl.create_default_context(cafile='/workspace/ca.pem')).read().decode())"`,
-      );
-      assert.equal(py.out.trim(), "files:GET /f host=files.test");
-    });
+    core(
+      "with the proxy variables unset, an allowed host still works and a refused one does not",
+      async () => {
+        const unset = "env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy";
+        assert.equal((await sh(`${unset} ${curl} https://files.test/e`)).out, "files:GET /e host=files.test");
+        assert.notEqual((await sh(`${unset} ${curl} https://other.test/`)).code, 0);
+        const py = await sh(
+          `${unset} python3 -c "import urllib.request,ssl; print(urllib.request.urlopen('https://files.test/f', context=ssl.create_default_context(cafile='/workspace/ca.pem')).read().decode())"`,
+        );
+        assert.equal(py.out.trim(), "files:GET /f host=files.test");
+      },
+    );
 
-    it("raw TCP to an allowed host's other port is refused, with or without the proxy", async () => {
+    core("raw TCP to an allowed host's other port is refused, with or without the proxy", async () => {
       const direct = await sh(`${curl} --noproxy '*' http://files.test:8080/`);
       assert.notEqual(direct.code, 0);
       assert.doesNotMatch(direct.out, /files-8080/);
@@ -153,7 +150,7 @@ for (const tier of TIERS) {
       assert.equal((await sh(`${curl} http://files.test/ok`)).code, 0, "positive control");
     });
 
-    it("a Host or SNI for a refused host is refused even on an allowed host's address", async () => {
+    core("a Host or SNI for a refused host is refused even on an allowed host's address", async () => {
       const host = await sh(`${curl} --noproxy '*' -H 'Host: other.test' http://files.test/`);
       assert.match(host.out, /other\.test:80 refused/);
       const sni = await sh(

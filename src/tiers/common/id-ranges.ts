@@ -69,8 +69,17 @@ export function hostSlots(): number[] {
   return slots(subordinateRanges(read("/etc/subuid"), who), subordinateRanges(read("/etc/subgid"), who));
 }
 
+/**
+ * Whether id mapping is turned off (`KILN_IDMAP=off`, read at each start: the benchmark's
+ * unmapped runs; sandbox root is then host root, as on a host without subordinate ids).
+ */
+function turnedOff(): boolean {
+  return process.env.KILN_IDMAP === "off";
+}
+
 /** Why sandboxes cannot get a range of their own here, or undefined when they can. */
 export function idRangesUnavailable(): string | undefined {
+  if (turnedOff()) return "id mapping turned off (KILN_IDMAP=off)";
   if (hostSlots().length > 0) return undefined;
   const name = userInfo().username;
   return `no subordinate id range of ${IDS_PER_SANDBOX} for ${name} in both /etc/subuid and /etc/subgid (the setup adds ${name}:1000000:${1024 * IDS_PER_SANDBOX})`;
@@ -87,10 +96,11 @@ function alive(pid: number): boolean {
 
 /**
  * Claims a free range for sandbox `id`, or returns undefined when the host
- * has none configured.
+ * has none configured (or mapping is turned off).
  * @throws Error when every range is taken
  */
 export function claimIdRange(id: string): { range: IdRange; release: () => void } | undefined {
+  if (turnedOff()) return undefined;
   const bases = hostSlots();
   if (bases.length === 0) return undefined;
   mkdirSync(CLAIMS_DIR, { recursive: true, mode: 0o700 });
