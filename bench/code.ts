@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kiln, type Sandbox, type TierName } from "../src/index.ts";
+import { step } from "./progress.ts";
 import { quantile, type Row, timeIt } from "./stats.ts";
 
 const PLOT =
@@ -78,6 +79,7 @@ export async function benchCode(): Promise<{ tier: TierName; template: string; r
     for (const status of await kiln.doctor()) {
       const tier = status.tier;
       if (!status.available || (only && !only.includes(tier))) continue;
+      step(`${tier} tier`);
       const templates = (await kiln.backend(tier)).capabilities.templates;
       const template = templates ? "code-interpreter" : "default";
       let sb: Sandbox;

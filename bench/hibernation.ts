@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { digestStateDir } from "../src/core/state-files.ts";
 import { Kiln, type TierName } from "../src/index.ts";
+import { step } from "./progress.ts";
 import { dropFromPageCache, rawRunsc } from "./state.ts";
 import { quantile, type Row } from "./stats.ts";
 
@@ -67,6 +68,7 @@ export async function benchHibernation(): Promise<{ tier: TierName; rows: Row[] 
       const tier = status.tier;
       if (!status.available || (only ? !only.includes(tier) : tier === "microvm")) continue;
       const caps = (await kiln.backend(tier)).capabilities;
+      step(`${tier} tier`);
       const sb = await kiln.create({ tier, idleTimeoutMs: IDLE_MS });
       const stateDir = join(dataDir, "sandboxes", sb.id);
       const first: number[] = [];

@@ -3,9 +3,9 @@
  * machine, printed as markdown tables with the ratio Kiln / raw.
  * `--write` also records the tables in docs/benchmarks.md.
  * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
- * `npm run bench -- --only virtual,load`: only those sections (virtual, real, idmap,
- * code, ports, egress, state, hibernation, storage, load, churn, cli), printed, not recorded.
- * Progress goes to stderr as each section starts.
+ * `npm run bench -- --only virtual,load`: only those sections (virtual, real,
+ * platforms, idmap, code, ports, egress, state, hibernation, storage, load, churn, cli), printed, not recorded.
+ * Progress goes to stderr as each section and each step in it starts (bench/progress.ts).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -15,11 +15,13 @@ import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
 import { benchCode } from "./code.ts";
 import { benchEgress } from "./egress.ts";
+import { benchGvisorPlatforms } from "./gvisor-platforms.ts";
 import { benchHibernation } from "./hibernation.ts";
 import { benchIdMapping } from "./id-mapping.ts";
 import { loadTable, runLoad } from "./load.ts";
 import { benchMicrovm } from "./microvm.ts";
 import { benchPorts } from "./ports.ts";
+import { section as progress, step } from "./progress.ts";
 import { benchRealTiers } from "./real-tiers.ts";
 import { benchForkStorage, benchState } from "./state.ts";
 import { markdownTable, type Row } from "./stats.ts";
@@ -27,17 +29,20 @@ import { benchVirtual } from "./virtual.ts";
 
 const root = join(import.meta.dirname, "..");
 
-// The machine's shared template cache (the one `npm test` fills), so the bench does not build its own.
-if (!process.env.KILN_TEMPLATE_DIR && process.getuid?.() === 0 && existsSync("/var/cache/kiln/templates")) {
+// The machine's shared template cache (the one `npm test` fills, or fills it for the next run),
+// so the bench does not build templates of its own in each temporary data directory.
+if (!process.env.KILN_TEMPLATE_DIR && process.getuid?.() === 0) {
   process.env.KILN_TEMPLATE_DIR = "/var/cache/kiln/templates";
 }
-
-/** A progress line on stderr, so a long run says what it is doing (the report itself goes to stdout). */
-function progress(what: string): void {
-  process.stderr.write(`bench: ${what}...\n`);
+if (process.env.KILN_TEMPLATE_DIR) {
+  const cached = existsSync(join(process.env.KILN_TEMPLATE_DIR, "names", "default.json"));
+  process.stderr.write(
+    `bench: templates from ${process.env.KILN_TEMPLATE_DIR}${cached ? "" : " (default is built there first)"}\n`,
+  );
 }
 
 function memoryRow(): Row {
+  step("idle memory: 1,000 sandboxes in one process");
   const out = execFileSync(process.execPath, ["--expose-gc", join(import.meta.dirname, "memory.ts")], {
     encoding: "utf8",
   });
@@ -59,6 +64,7 @@ const only = process.argv.includes("cli") ? "cli" : undefined;
 const SECTIONS = [
   "virtual",
   "real",
+  "platforms",
   "idmap",
   "microvm",
   "code",
@@ -91,12 +97,14 @@ if (want("virtual")) {
 }
 if (want("real")) {
   progress("real tiers (bubblewrap, runc, runsc)");
-  for (const { tier, rows } of await benchRealTiers()) {
-    const tool = { namespace: "bubblewrap", oci: "runc", gvisor: "gVisor runsc, platform ptrace" }[
-      tier as "oci"
-    ];
+  for (const { tier, tool, rows } of await benchRealTiers()) {
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
   }
+}
+if (want("platforms")) {
+  progress("gVisor's platforms side by side (systrap, ptrace)");
+  const platforms = await benchGvisorPlatforms();
+  if (platforms) sections.push(platforms);
 }
 if (want("idmap")) {
   progress("id mapping (create + first exec with sandbox ids mapped and without)");

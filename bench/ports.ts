@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TierName } from "../src/index.ts";
 import { startServer } from "../src/server/index.ts";
+import { step } from "./progress.ts";
 import { quantile, type Row, timeInterleaved } from "./stats.ts";
 
 const MB50 = 50 * 1024 * 1024;
@@ -89,6 +90,7 @@ export async function benchPorts(): Promise<{ tier: TierName; rows: Row[] }[]> {
       const tier = status.tier;
       if (!status.available || (only && !only.includes(tier))) continue;
       if (!(await server.kiln.backend(tier)).capabilities.inboundPorts) continue;
+      step(`${tier} tier`);
       const res = await fetch(`${server.url}/v1/sandboxes`, {
         method: "POST",
         headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },

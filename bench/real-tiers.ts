@@ -6,6 +6,8 @@
  *  - warm exec through the agent vs the raw tool's own start (what each exec would cost without an agent);
  *  - idle memory of a running sandbox (RSS of its whole process tree) vs the raw tool idling on `sleep`;
  *  - 50 sandboxes at once: create and exec in all, concurrently.
+ * Each ratio is measured in three separate rounds; the table shows the round with the median
+ * ratio and the spread. gvisor is measured once per runsc build that runs here (systrap, ptrace).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,7 +15,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kiln, type TierName } from "../src/index.ts";
 import { defaultTemplateDir, TemplateStore } from "../src/templates/template-store.ts";
-import { quantile, type Row, timeIt } from "./stats.ts";
+import { locate } from "../src/tiers/common/oci-runtime-choice.ts";
+import { runscBuilds } from "../src/tiers/gvisor/runtimes.ts";
+import { step } from "./progress.ts";
+import { quantile, type Row, ratioSpread, timeIt } from "./stats.ts";
+
+/** Separate rounds per ratio. */
+const ROUNDS = 3;
 
 const exited = (c: ChildProcess) => new Promise((r) => c.once("exit", r));
 
@@ -61,8 +69,18 @@ function pidsMentioning(needle: string): number[] {
     .map(Number);
 }
 
-/** The raw runtime of a tier, running a command on the template's rootfs. */
-function rawTool(tier: TierName, rootfs: string, scratch: string): (args: string[]) => ChildProcess {
+/** One thing measured: a tier, and for gvisor one platform (its runsc build). */
+interface Target {
+  tier: TierName;
+  /** What the table's title calls the tool. */
+  tool: string;
+  /** `KILN_GVISOR_PLATFORM` while Kiln opens this target's backend. */
+  platform?: "systrap" | "ptrace";
+}
+
+/** The raw runtime of a target, running a command on the template's rootfs. */
+function rawTool(target: Target, rootfs: string, scratch: string): (args: string[]) => ChildProcess {
+  const { tier } = target;
   if (tier === "namespace") {
     return (args) =>
       spawn(
@@ -99,14 +117,17 @@ function rawTool(tier: TierName, rootfs: string, scratch: string): (args: string
       );
     };
   }
+  // The same runsc build and platform as Kiln's sandboxes of this target.
+  const build = runscBuilds({ KILN_GVISOR_PLATFORM: target.platform }).at(0)!;
+  const binary = locate(build) ?? build.binary;
   return (args) =>
     spawn(
-      "runsc",
+      binary,
       [
         "--root",
-        join(scratch, "runsc"),
+        join(scratch, build.stateName),
         "--network=none",
-        "--platform=ptrace",
+        ...build.flags,
         "do",
         "-root",
         rootfs,
@@ -132,136 +153,236 @@ function minimalOciConfig(rootfs: string, args: string[]): Record<string, unknow
   };
 }
 
-/** Runs the measurements for every real tier that is ready here; rows per tier. */
-export async function benchRealTiers(): Promise<{ tier: TierName; rows: Row[] }[]> {
-  const dataDir = mkdtempSync(join(tmpdir(), "kiln-bench-real-"));
-  const scratch = mkdtempSync(join(tmpdir(), "kiln-bench-raw-"));
-  const kiln = await Kiln.open({ dataDir });
-  const out: { tier: TierName; rows: Row[] }[] = [];
+/** Opens Kiln on `dataDir` for a target (for gvisor: with only that platform's runsc build). */
+async function openFor(target: Target, dataDir: string, warmPool?: number): Promise<Kiln> {
+  const before = process.env.KILN_GVISOR_PLATFORM;
+  if (target.platform) process.env.KILN_GVISOR_PLATFORM = target.platform;
   try {
-    const ready = (await kiln.doctor()).filter(
-      (s) => s.available && s.tier !== "virtual" && s.tier !== "microvm",
-    );
-    if (ready.length === 0) return out;
-    // Build (or find) the template before timing anything.
-    const warm = await kiln.create({ tier: ready[0]!.tier });
-    await warm.kill();
-    const rootfs = (await new TemplateStore(defaultTemplateDir(dataDir)).get("default")).rootfs;
-    for (const { tier } of ready) {
-      const raw = rawTool(tier, rootfs, scratch);
-      const n = tier === "gvisor" ? 8 : 15;
-      const rawRun = await timeIt(
-        n,
-        async () => {
-          await exited(raw(["/bin/echo", "hi"]));
-        },
-        2,
-      );
-      const created: Awaited<ReturnType<Kiln["create"]>>[] = [];
-      // A pause between creates lets the workspace pool refill, as it would between requests.
-      const createTimes: number[] = [];
+    const kiln = await Kiln.open({ dataDir, ...(warmPool ? { warmPool } : {}) });
+    // The backend reads the variable when it is made: make it now.
+    if (target.platform) await kiln.backend("gvisor");
+    return kiln;
+  } finally {
+    if (before === undefined) delete process.env.KILN_GVISOR_PLATFORM;
+    else process.env.KILN_GVISOR_PLATFORM = before;
+  }
+}
+
+/** The real tiers that run here (`KILN_BENCH_TIERS` picks some), gvisor once per platform that runs. */
+async function targets(dataDir: string): Promise<Target[]> {
+  const only = process.env.KILN_BENCH_TIERS?.split(",");
+  const out: Target[] = [];
+  const kiln = await Kiln.open({ dataDir });
+  try {
+    for (const s of await kiln.doctor()) {
+      if (!s.available || s.tier === "virtual" || s.tier === "microvm") continue;
+      if (s.tier === "namespace") out.push({ tier: s.tier, tool: "bubblewrap" });
+      if (s.tier === "oci") out.push({ tier: s.tier, tool: "runc" });
+    }
+  } finally {
+    await kiln.close();
+  }
+  if (only && !only.includes("gvisor")) return out.filter((t) => only.includes(t.tier));
+  for (const platform of ["systrap", "ptrace"] as const) {
+    const k = await openFor({ tier: "gvisor", tool: "", platform }, dataDir);
+    try {
+      const s = (await k.doctor()).find((x) => x.tier === "gvisor");
+      if (s?.available)
+        out.push({
+          tier: "gvisor",
+          tool: `gVisor ${s.reason.split(",")[0]}, platform ${platform}`,
+          platform,
+        });
+      else step(`gvisor on ${platform}: not measured (${s?.reason})`);
+    } finally {
+      await k.close();
+    }
+  }
+  return only ? out.filter((t) => only.includes(t.tier)) : out;
+}
+
+/** What one round measured, ms (memory in bytes). */
+interface Round {
+  raw: number[];
+  create: number[];
+  warmPool: number[];
+  warmExec: number[];
+  kilnIdle: number;
+  rawIdle: number;
+  kiln50: number;
+  raw50: number;
+}
+
+/** One round of every measurement of a target. */
+async function round(
+  target: Target,
+  dataDir: string,
+  rootfs: string,
+  scratch: string,
+  n: number,
+): Promise<Round> {
+  const { tier } = target;
+  const raw = rawTool(target, rootfs, scratch);
+  step("raw tool");
+  const rawRun = await timeIt(
+    n,
+    async () => {
+      await exited(raw(["/bin/echo", "hi"]));
+    },
+    2,
+  );
+  const kiln = await openFor(target, dataDir);
+  try {
+    step("create + first exec, cold");
+    const created: Awaited<ReturnType<Kiln["create"]>>[] = [];
+    // A pause between creates lets the workspace pool refill, as it would between requests.
+    const createTimes: number[] = [];
+    for (let i = 0; i < n; i++) {
+      await new Promise((r) => setTimeout(r, 400));
+      const t = performance.now();
+      const sb = await kiln.create({ tier });
+      await sb.commands.run("echo hi");
+      createTimes.push(performance.now() - t);
+      created.push(sb);
+    }
+    step("create + first exec, warm pool");
+    // The same with warm sandboxes (Kiln.open({ warmPool: 1 })): create takes a started one.
+    const warmKiln = await openFor(target, dataDir, 1);
+    const warmTimes: number[] = [];
+    try {
+      await warmKiln.prewarm({ tier });
       for (let i = 0; i < n; i++) {
         await new Promise((r) => setTimeout(r, 400));
+        await warmKiln.warmed();
         const t = performance.now();
-        const sb = await kiln.create({ tier });
-        await sb.commands.run("echo hi");
-        createTimes.push(performance.now() - t);
-        created.push(sb);
+        const w = await warmKiln.create({ tier });
+        await w.commands.run("echo hi");
+        warmTimes.push(performance.now() - t);
+        await w.kill();
       }
-      // The same with warm sandboxes (Kiln.open({ warmPool: 1 })): create takes a started one.
-      const warmKiln = await Kiln.open({ dataDir, warmPool: 1 });
-      const warmTimes: number[] = [];
-      try {
-        await warmKiln.prewarm({ tier });
-        for (let i = 0; i < n; i++) {
-          await new Promise((r) => setTimeout(r, 400));
-          await warmKiln.warmed();
-          const t = performance.now();
-          const w = await warmKiln.create({ tier });
-          await w.commands.run("echo hi");
-          warmTimes.push(performance.now() - t);
-          await w.kill();
-        }
-      } finally {
-        await warmKiln.close();
+    } finally {
+      await warmKiln.close();
+    }
+    step("warm exec");
+    const sb = created[0]!;
+    const warmExec = await timeIt(60, () => sb.commands.run("echo hi"), 5);
+    step("idle memory");
+    const stateDir = join(dataDir, "sandboxes", sb.id);
+    const kilnIdle = treeRss(pidsMentioning(stateDir).slice(0, 1));
+    const idle = raw(["/bin/sleep", "30"]);
+    await new Promise((r) => setTimeout(r, tier === "gvisor" ? 1500 : 300));
+    const rawIdle = treeRss([idle.pid!]);
+    idle.kill("SIGKILL");
+    await exited(idle);
+    for (const s of created) await s.kill();
+
+    step("50 sandboxes at once");
+    const fifty = 50;
+    const t50 = performance.now();
+    const many = await Promise.all(
+      Array.from({ length: fifty }, async () => {
+        const s = await kiln.create({ tier });
+        await s.commands.run("echo hi");
+        return s;
+      }),
+    );
+    const kiln50 = performance.now() - t50;
+    step("50 raw tools at once");
+    const rawT50 = performance.now();
+    await Promise.all(Array.from({ length: fifty }, () => exited(raw(["/bin/echo", "hi"]))));
+    const raw50 = performance.now() - rawT50;
+    for (const s of many) await s.kill();
+    return {
+      raw: rawRun,
+      create: createTimes,
+      warmPool: warmTimes,
+      warmExec,
+      kilnIdle,
+      rawIdle,
+      kiln50,
+      raw50,
+    };
+  } finally {
+    await kiln.close();
+  }
+}
+
+/** A row of the run with the median ratio of `pair` over the rounds, with the spread. */
+function spreadRow(
+  rounds: Round[],
+  pair: (r: Round) => [number, number],
+  row: Omit<Row, "kiln" | "raw" | "note">,
+): Row {
+  const s = ratioSpread(rounds.map(pair));
+  return { ...row, kiln: s.kiln, raw: s.raw, note: `median round; ${s.text}` };
+}
+
+/** Runs the measurements for every real tier that is ready here; rows per tier (gvisor: per platform). */
+export async function benchRealTiers(): Promise<{ tier: TierName; tool: string; rows: Row[] }[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), "kiln-bench-real-"));
+  const scratch = mkdtempSync(join(tmpdir(), "kiln-bench-raw-"));
+  const out: { tier: TierName; tool: string; rows: Row[] }[] = [];
+  try {
+    step("probing the tiers");
+    const ready = await targets(dataDir);
+    if (ready.length === 0) return out;
+    // Build (or find) the template before timing anything.
+    const kiln = await openFor(ready[0]!, dataDir);
+    try {
+      const warm = await kiln.create({ tier: ready[0]!.tier });
+      await warm.kill();
+    } finally {
+      await kiln.close();
+    }
+    const rootfs = (await new TemplateStore(defaultTemplateDir(dataDir)).get("default")).rootfs;
+    for (const target of ready) {
+      const rounds: Round[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        step(`${target.tier}${target.platform ? ` (${target.platform})` : ""}: round ${r + 1} of ${ROUNDS}`);
+        rounds.push(await round(target, dataDir, rootfs, scratch, target.tier === "gvisor" ? 5 : 8));
       }
-      const sb = created[0]!;
-      const warmExec = await timeIt(100, () => sb.commands.run("echo hi"), 5);
-      const stateDir = join(dataDir, "sandboxes", sb.id);
-      const kilnIdle = treeRss(pidsMentioning(stateDir).slice(0, 1));
-      const idle = raw(["/bin/sleep", "30"]);
-      await new Promise((r) => setTimeout(r, tier === "gvisor" ? 1500 : 300));
-      const rawIdle = treeRss([idle.pid!]);
-      idle.kill("SIGKILL");
-      await exited(idle);
-      for (const s of created) await s.kill();
-
-      const fifty = 50;
-      const t50 = performance.now();
-      const many = await Promise.all(
-        Array.from({ length: fifty }, async () => {
-          const s = await kiln.create({ tier });
-          await s.commands.run("echo hi");
-          return s;
-        }),
-      );
-      const kiln50 = performance.now() - t50;
-      const rawT50 = performance.now();
-      await Promise.all(Array.from({ length: fifty }, () => exited(raw(["/bin/echo", "hi"]))));
-      const raw50 = performance.now() - rawT50;
-      for (const s of many) await s.kill();
-
-      const label = { namespace: "`bwrap`", oci: "`runc run`", gvisor: "`runsc do`" }[tier as "namespace"];
+      const label = { namespace: "`bwrap`", oci: "`runc run`", gvisor: "`runsc do`" }[
+        target.tier as "namespace"
+      ];
+      const p = (xs: number[], q = 0.5) => quantile(xs, q);
       out.push({
-        tier,
+        tier: target.tier,
+        tool: target.tool,
         rows: [
-          {
+          spreadRow(rounds, (r) => [p(r.create), p(r.raw)], {
             metric: "create + first exec, p50",
-            kiln: quantile(createTimes, 0.5),
-            raw: quantile(rawRun, 0.5),
             unit: "ms",
             rawLabel: `${label} running echo`,
-          },
-          {
+          }),
+          spreadRow(rounds, (r) => [p(r.warmPool), p(r.raw)], {
             metric: "create + first exec, warm pool, p50",
-            kiln: quantile(warmTimes, 0.5),
-            raw: quantile(rawRun, 0.5),
             unit: "ms",
             rawLabel: `${label} running echo`,
-          },
-          {
+          }),
+          spreadRow(rounds, (r) => [p(r.warmExec), p(r.raw)], {
             metric: "warm exec, p50",
-            kiln: quantile(warmExec, 0.5),
-            raw: quantile(rawRun, 0.5),
             unit: "ms",
             rawLabel: `${label} running echo (no agent: a start per exec)`,
-          },
-          {
+          }),
+          spreadRow(rounds, (r) => [p(r.warmExec, 0.95), p(r.raw, 0.95)], {
             metric: "warm exec, p95",
-            kiln: quantile(warmExec, 0.95),
-            raw: quantile(rawRun, 0.95),
             unit: "ms",
             rawLabel: `${label} running echo`,
-          },
-          {
+          }),
+          spreadRow(rounds, (r) => [r.kilnIdle / 2 ** 20, r.rawIdle / 2 ** 20], {
             metric: "idle memory per sandbox (RSS of its processes)",
-            kiln: kilnIdle / 2 ** 20,
-            raw: rawIdle / 2 ** 20,
             unit: "MiB",
             rawLabel: `${label} idling on sleep`,
-          },
-          {
+          }),
+          spreadRow(rounds, (r) => [r.kiln50, r.raw50], {
             metric: "50 sandboxes at once: create + exec in all",
-            kiln: kiln50,
-            raw: raw50,
             unit: "ms",
             rawLabel: `50 concurrent ${label} echo`,
-          },
+          }),
         ],
       });
     }
   } finally {
-    await kiln.close();
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(scratch, { recursive: true, force: true });
   }

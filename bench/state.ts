@@ -13,6 +13,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kiln, type TierName } from "../src/index.ts";
+import { step } from "./progress.ts";
 import { quantile, type Row } from "./stats.ts";
 
 const RUNS = 5;
@@ -127,6 +128,7 @@ export async function benchState(): Promise<{ tier: TierName; rows: Row[] }[]> {
     for (const status of await kiln.doctor()) {
       if (!status.available || (only && !only.includes(status.tier))) continue;
       const tier = status.tier;
+      step(`${tier} tier`);
       const caps = (await kiln.backend(tier)).capabilities;
       const sb = await kiln.create({ tier });
       await sb.files.write("/workspace/data.bin", randomBytes(MB10));

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Bash } from "just-bash";
 import { Kiln } from "../src/index.ts";
+import { step } from "./progress.ts";
 import { quantile, type Row, ratioSpread, timeInterleaved, timeIt } from "./stats.ts";
 
 const SCRIPT = "echo hi | tr a-z A-Z";
@@ -22,6 +23,7 @@ export async function benchVirtual(): Promise<Row[]> {
     // Each ratio three times (separate interleaved series), so its spread shows what the noise is.
     const creates: [number, number][] = [];
     for (let run = 0; run < RUNS; run++) {
+      step(`create + first exec: round ${run + 1} of ${RUNS}`);
       const [kilnCreate, rawCreate] = await timeInterleaved(
         60,
         async () => {
@@ -51,6 +53,7 @@ export async function benchVirtual(): Promise<Row[]> {
     const bash = new Bash();
     const warm: [number[], number[]][] = [];
     for (let run = 0; run < RUNS; run++) {
+      step(`warm exec: round ${run + 1} of ${RUNS}`);
       warm.push(
         await timeInterleaved(
           200,
@@ -79,6 +82,7 @@ export async function benchVirtual(): Promise<Row[]> {
       note: `the run with the median ratio; ${ratioSpread(p95s).text}`,
     });
 
+    step("warm Python");
     const code = "x = sum(range(1000)); print(x)";
     await sb.runCode("import json");
     const kilnRepl = await timeIt(30, () => sb.runCode(code), 2);

@@ -15,12 +15,15 @@ if [ "$(id -u)" = 0 ]; then
     grep -qE '^(root|0):' "$f" 2>/dev/null || echo "root:1000000:67108864" >>"$f"
   done
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "kiln: not root or no apt-get; not installing: ${missing[*]}"
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "kiln: not root or no apt-get; not installing: ${missing[*]}"
+  else
+    echo "kiln: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null 2>&1 || true
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
 fi
-echo "kiln: installing Debian packages: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null 2>&1 || true
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+bash "$(dirname "$0")/install-runsc.sh"
+exit 0

@@ -11,14 +11,18 @@ export const TIERS = {
   gvisor: {
     tier: "gvisor",
     runaway: "timeout",
-    skip: [
-      {
-        tests: ["a terminal: closing its input is an end of file typed at it"],
-        reason:
-          "the pty line discipline of Debian's gVisor (2022) ignores the end-of-file character (VEOF): " +
-          "a program reading a gVisor terminal gets no end of file from closeStdin; kill it instead",
-      },
-    ],
+    // Debian 12's runsc (ptrace); Debian 13's (KILN_GVISOR_PLATFORM=systrap) handles VEOF.
+    skip:
+      process.env.KILN_GVISOR_PLATFORM === "systrap"
+        ? []
+        : [
+            {
+              tests: ["a terminal: closing its input is an end of file typed at it"],
+              reason:
+                "the pty line discipline of Debian's gVisor (2022) ignores the end-of-file character (VEOF): " +
+                "a program reading a gVisor terminal gets no end of file from closeStdin; kill it instead",
+            },
+          ],
     unnamedLimits: {
       limits: ["pids"],
       reason:

@@ -8,7 +8,7 @@
 import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
-import { UnsupportedError } from "../../core/errors.ts";
+import { TierUnavailableError, UnsupportedError } from "../../core/errors.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
 import { hasEgress } from "../../network/policy.ts";
 import { AgentInstance } from "./agent-instance.ts";
@@ -20,7 +20,7 @@ import {
   holdNetns,
   sandboxResolvConf,
 } from "./egress-netns.ts";
-import { agentBinary, isRoot, which } from "./host.ts";
+import { agentBinary, isRoot } from "./host.ts";
 import { sandboxHostFiles, sandboxHostname, withHostFiles } from "./host-identity.ts";
 import { claimIdRange, idRangesUnavailable } from "./id-ranges.ts";
 import { IDMAP_USERNS, IdStage } from "./id-stage.ts";
@@ -35,6 +35,14 @@ import {
   removeCgroupDirs,
   runtimeVersion,
 } from "./oci-runtime.ts";
+import {
+  locate,
+  type OciRuntimeCandidate,
+  type ResolvedRuntime,
+  readRuntimeRecord,
+  runtimeForCheckpoint,
+  writeRuntimeRecord,
+} from "./oci-runtime-choice.ts";
 import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "./sandbox-parts.ts";
 import { templateDigest } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
@@ -98,9 +106,9 @@ function idmappedRun(
   };
 }
 
-/** A sandbox's own runtime state directory, for a runtime that runs inside its user namespace. */
-function runtimeRootOf(binary: string, id: string): string {
-  return join(RUNTIME_ROOTS, binary, id);
+/** A sandbox's own runtime state directory (of the build whose records are `name`), for a runtime that runs inside its user namespace. */
+function runtimeRootOf(name: string, id: string): string {
+  return join(RUNTIME_ROOTS, name, id);
 }
 
 /** Where those live: tmpfs (a reboot ends the containers they describe), reachable by every mapped root. */
@@ -126,10 +134,15 @@ export interface OciTierConfig {
   displayName: string;
   /** Global flags of every runtime call. */
   flags: readonly string[];
+  /**
+   * The runtime builds to try, best first: the probe uses the first whose trial container runs
+   * (see oci-runtime-choice.ts). Default: `binary` on PATH, no extra flags.
+   */
+  runtimes?: readonly OciRuntimeCandidate[];
+  /** Why `runtimes` is empty, when it is (a setting that names no build). */
+  noRuntimes?: string;
   /** What the tier's bundle adds to the common one, for a sandbox's `pids` limit. */
   bundleExtra?: (pids: number) => Partial<Parameters<typeof writeOciBundle>[1]>;
-  /** Extra words in the ready reason, e.g. `platform ptrace`. */
-  readyDetail?: string;
   /** Time the probe's trial container may take, ms. */
   trialTimeoutMs: number;
   /** The runtime checkpoints and restores running containers (`checkpoint` / `restore`): pause keeps memory. */
@@ -170,6 +183,9 @@ export class OciTierBackend implements Backend {
   readonly capabilities: Capabilities;
   private readonly config: OciTierConfig;
   private readonly pools = new PoolUsers();
+  private readonly candidates: readonly OciRuntimeCandidate[];
+  private installedBuilds?: Promise<ResolvedRuntime[]>;
+  private choice?: Promise<{ runtime?: ResolvedRuntime; passedOver: string[] }>;
 
   constructor(config: OciTierConfig) {
     this.config = config;
@@ -179,48 +195,126 @@ export class OciTierBackend implements Backend {
       pause: config.checkpoint ? "memory" : "files",
       egress: config.egress !== undefined,
     };
+    this.candidates = config.runtimes ?? [
+      { binary: config.binary, flags: [], label: "", stateName: config.binary },
+    ];
   }
 
   /**
-   * The runtime with Kiln's own state directory (and egress flags for such a sandbox): under the
+   * The build `rt` with Kiln's own state directory (and egress flags for such a sandbox): under the
    * data dir, or, for a runtime that runs inside the sandbox's user namespace, one of the
    * sandbox's own under /run/kiln-runtime (the runtime records its path, and both it and Kiln must reach it).
+   * Each build keeps its records apart.
    */
-  private runtime(spec: Pick<InstanceSpec, "dataDir" | "id">, egress = false): OciRuntime {
+  private runtime(
+    spec: Pick<InstanceSpec, "dataDir" | "id">,
+    rt: ResolvedRuntime,
+    egress = false,
+  ): OciRuntime {
     const c = this.config;
     const flags = egress && c.egressFlags ? c.egressFlags : c.flags;
     return {
-      binary: which(c.binary) ?? c.binary,
-      root: c.idmap === "inside" ? runtimeRootOf(c.binary, spec.id) : join(spec.dataDir, c.binary),
-      flags: [...flags],
+      binary: rt.path,
+      root: c.idmap === "inside" ? runtimeRootOf(rt.stateName, spec.id) : join(spec.dataDir, rt.stateName),
+      flags: [...flags, ...rt.flags],
       ...(egress && c.egressRunUnder ? { runUnder: c.egressRunUnder } : {}),
     };
+  }
+
+  /** The candidate builds installed here, with their versions (looked up once). */
+  private installed(): Promise<ResolvedRuntime[]> {
+    this.installedBuilds ??= (async () => {
+      const out: ResolvedRuntime[] = [];
+      for (const c of this.candidates) {
+        const path = locate(c);
+        if (path) out.push({ ...c, path, version: await runtimeVersion(path) });
+      }
+      return out;
+    })();
+    return this.installedBuilds;
+  }
+
+  /** Runs a trial container with each installed build in turn; the first that runs is chosen. */
+  private choose(): Promise<{ runtime?: ResolvedRuntime; passedOver: string[] }> {
+    const c = this.config;
+    const agent = agentBinary();
+    const p = (async () => {
+      const passedOver: string[] = [];
+      for (const rt of await this.installed()) {
+        const failed = await ociTrial(
+          { binary: rt.path, flags: [...c.flags, ...rt.flags] },
+          agent,
+          c.trialTimeoutMs,
+          ...(c.bundleExtra ? [c.bundleExtra(64)] : []),
+        );
+        if (!failed) return { runtime: rt, passedOver };
+        passedOver.push(`${rt.version}${rt.label ? ` (${rt.label})` : ""} at ${rt.path}: ${failed}`);
+      }
+      return { passedOver };
+    })();
+    this.choice = p;
+    p.catch(() => {
+      if (this.choice === p) this.choice = undefined;
+    });
+    return p;
+  }
+
+  /**
+   * The build new sandboxes run under (chosen by the last probe, or now).
+   * @throws TierUnavailableError when no build runs here
+   */
+  private async chosen(): Promise<ResolvedRuntime> {
+    const { runtime, passedOver } = await (this.choice ?? this.choose());
+    if (!runtime) {
+      throw new TierUnavailableError(
+        this.tier,
+        `${this.config.binary} cannot run containers here: ${passedOver.join("; ")}`,
+      );
+    }
+    return runtime;
+  }
+
+  /** The build sandbox `spec` was started under (its record), or the chosen one for a sandbox without a record. */
+  private async runtimeOf(spec: InstanceSpec): Promise<ResolvedRuntime> {
+    const record = readRuntimeRecord(spec.stateDir);
+    const found =
+      record && (await this.installed()).find((r) => r.path === record.path && r.label === record.label);
+    return found ?? this.chosen();
+  }
+
+  /** Deletes sandbox `spec`'s container with every installed build (each keeps its own records). */
+  private async deleteContainer(spec: InstanceSpec): Promise<void> {
+    let failure: unknown;
+    for (const rt of await this.installed()) {
+      await ociDelete(this.runtime(spec, rt), spec.id).catch((e: unknown) => {
+        failure ??= e;
+      });
+    }
+    if (failure) throw failure;
   }
 
   async probe(): Promise<TierStatus> {
     const c = this.config;
     const no = (reason: string): TierStatus => ({ tier: c.tier, available: false, reason });
-    const binary = which(c.binary);
-    if (!binary) return no(`${c.displayName} is not installed (apt-get install ${c.binary})`);
+    if (this.candidates.length === 0) return no(c.noRuntimes ?? `no ${c.binary} build is configured`);
+    // Look again: a build may have been installed or removed since.
+    this.installedBuilds = undefined;
+    if ((await this.installed()).length === 0) {
+      return no(`${c.displayName} is not installed (apt-get install ${c.binary})`);
+    }
     if (!isRoot())
       return no(`needs root (${c.binary} containers, cgroup limits and the workspace image mount)`);
     const cg = cgroupMode();
     if (cg.mode === "none") return no(cg.reason);
     const img = WorkspaceImage.unavailableReason();
     if (img) return no(img);
-    let agent: string;
     try {
-      agent = agentBinary();
+      agentBinary();
     } catch (e) {
       return no((e as Error).message);
     }
-    const failed = await ociTrial(
-      { binary, flags: [...c.flags] },
-      agent,
-      c.trialTimeoutMs,
-      ...(c.bundleExtra ? [c.bundleExtra(64)] : []),
-    );
-    if (failed) return no(`${c.binary} cannot run containers here: ${failed}`);
+    const { runtime, passedOver } = await this.choose();
+    if (!runtime) return no(`${c.binary} cannot run containers here: ${passedOver.join("; ")}`);
     const ids = c.idmap ? idRangesUnavailable() : undefined;
     const idDetail = c.idmap
       ? ids
@@ -229,7 +323,13 @@ export class OciTierBackend implements Backend {
           ? "sandbox ids mapped to a host range of their own (not yet with egress)"
           : "sandbox ids mapped to a host range of their own"
       : undefined;
-    const detail = [await runtimeVersion(binary), c.readyDetail, `cgroup ${cg.mode}`, idDetail]
+    const detail = [
+      runtime.version,
+      runtime.label,
+      `cgroup ${cg.mode}`,
+      idDetail,
+      ...passedOver.map((p) => `not used: ${p}`),
+    ]
       .filter(Boolean)
       .join(", ");
     return { tier: c.tier, available: true, reason: detail };
@@ -279,8 +379,13 @@ export class OciTierBackend implements Backend {
         ? idmappedRun(idmap, bundle, spec.id, input, cgroup, spec.limits)
         : undefined;
     if (!perRun) writeOciBundle(bundle, input);
+    // A restored sandbox runs under the build that took its checkpoint; a new one under the chosen build.
+    const rt = from?.checkpoint
+      ? runtimeForCheckpoint(this.tier, from.checkpoint, await this.installed(), this.config.binary)
+      : await this.chosen();
+    writeRuntimeRecord(spec.stateDir, rt);
     const launcher = ociLauncher(
-      this.runtime(spec, egress),
+      this.runtime(spec, rt, egress),
       bundle,
       spec.id,
       cgroup.relPath,
@@ -318,7 +423,9 @@ export class OciTierBackend implements Backend {
   /** Checkpoints the running container (memory and processes) into `dir`, then stops the instance. */
   async suspend(spec: InstanceSpec, instance: Instance, dir: string): Promise<void> {
     if (!this.config.checkpoint) throw new UnsupportedError(`${this.config.binary} does not checkpoint here`);
-    await ociCheckpoint(this.runtime(spec), spec.id, dir);
+    const rt = await this.runtimeOf(spec);
+    await ociCheckpoint(this.runtime(spec, rt), spec.id, dir);
+    writeRuntimeRecord(dir, rt);
     await instance.close();
   }
 
@@ -338,13 +445,16 @@ export class OciTierBackend implements Backend {
   async destroy(spec: InstanceSpec): Promise<void> {
     const cgroup = new SandboxCgroup(spec.id);
     let failure: unknown;
-    await ociDelete(this.runtime(spec), spec.id).catch((e: unknown) => {
+    await this.deleteContainer(spec).catch((e: unknown) => {
       failure = e;
     });
     cgroup.destroy();
     removeCgroupDirs(cgroup.relPath);
-    if (this.config.idmap === "inside" && !failure)
-      rmSync(runtimeRootOf(this.config.binary, spec.id), { recursive: true, force: true });
+    if (this.config.idmap === "inside" && !failure) {
+      for (const rt of await this.installed()) {
+        rmSync(runtimeRootOf(rt.stateName, spec.id), { recursive: true, force: true });
+      }
+    }
     await destroyWorkspace(spec);
     if (failure) throw failure;
   }
@@ -352,7 +462,7 @@ export class OciTierBackend implements Backend {
   /** Releases what a dead process's instance held: the container's record, its cgroups, the mount. */
   async recover(spec: InstanceSpec, _owner: string, alone: boolean): Promise<void> {
     if (!alone) return;
-    await ociDelete(this.runtime(spec), spec.id).catch(() => {});
+    await this.deleteContainer(spec).catch(() => {});
     await releaseParts(spec);
     removeCgroupDirs(new SandboxCgroup(spec.id).relPath);
   }
