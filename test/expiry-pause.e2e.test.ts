@@ -21,10 +21,10 @@ before(() => {
 after(() => rmSync(root, { recursive: true, force: true }));
 
 /** Polls until `f` is true (a safety net of 120 s: the lifetime's timer, then a pause, on a loaded machine). */
-async function until(what: string, f: () => Promise<boolean>): Promise<void> {
+async function until(what: string, f: () => Promise<boolean>, now?: () => string): Promise<void> {
   const deadline = Date.now() + 120_000;
   while (!(await f())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${now ? ` (${now()})` : ""}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -58,7 +58,11 @@ for (const tier of ["gvisor", "microvm"] as const) {
       };
       const [memory, files] = await Promise.all([start("pause"), start("pause-files")]);
       for (const sb of [memory, files])
-        await until(`${sb.id} paused at expiry`, async () => kiln.record(sb.id).state === "paused");
+        await until(
+          `${sb.id} paused at expiry`,
+          async () => kiln.record(sb.id).state === "paused",
+          () => `state ${kiln.record(sb.id).state}, expiry ${kiln.record(sb.id).expiresAt ?? "none"}`,
+        );
       const sleeping = async (sb: KilnSandbox) =>
         (
           await sb.commands.run(

@@ -8,9 +8,10 @@
  *    `--directfs=false` keeps the file model of the older build: the Sentry reaches files only
  *    through the Gofer, so it can run as its id range's `nobody` (with directfs, the default in
  *    this build, the Sentry opens host files itself and runs as the range's root).
- * `KILN_GVISOR_PLATFORM` picks: `ptrace` or `systrap` keeps only that build; unset (`auto`), ptrace
- * comes first, because on the reference machine (2 cores, no KVM) systrap measured slower on every
- * row (docs/tiers/gvisor.md), and systrap is the fallback where the system's runsc does not run.
+ * `KILN_GVISOR_PLATFORM` picks: `ptrace` or `systrap` keeps only that build; unset (`auto`), Kiln's
+ * own build comes first, for fidelity: the 2022 build refuses coreutils 9's statx flags (`stat` and
+ * `ls -l` fail with EINVAL) and ignores a terminal's end-of-file character; the system's build on
+ * ptrace is the fallback where Kiln's is not installed (speed: mixed, see docs/tiers/gvisor.md).
  * `KILN_RUNSC` names another binary to run on systrap instead of Kiln's own.
  */
 import type { OciRuntimeCandidate } from "../common/oci-runtime-choice.ts";
@@ -39,7 +40,7 @@ export function runscBuilds(env: NodeJS.ProcessEnv = process.env): OciRuntimeCan
     stateName: "runsc-systrap",
   };
   const pick = env.KILN_GVISOR_PLATFORM || "auto";
-  if (pick === "auto") return [ptrace, systrap];
+  if (pick === "auto") return [systrap, ptrace];
   if (pick === "ptrace") return [ptrace];
   if (pick === "systrap") return [systrap];
   return [];

@@ -121,6 +121,9 @@ const GUEST_NETWORK: GuestNetwork = { tap: "tap0", address: SANDBOX_ADDRESS, gat
 /** The fd QEMU speaks QMP on (0-2 stdio, 3 the console). */
 const QMP_FD = 4;
 
+/** How long the guest may take to write its disk out before a pause or a copy, ms (TCG, a loaded host). */
+const SYNC_TIMEOUT_MS = 60_000;
+
 /** How long saving or loading a VM's state may take, ms (TCG, a loaded host: seconds per hundred MiB). */
 const STATE_TIMEOUT_MS = 120_000;
 
@@ -443,11 +446,14 @@ export class MicrovmBackend implements Backend {
    * the image taken now holds every write that completed before.
    */
   private async syncGuest(id: string): Promise<void> {
-    await this.runInGuest(id, "exec sync -f /workspace");
+    await this.runInGuest(id, "exec sync -f /workspace", SYNC_TIMEOUT_MS);
   }
 
-  /** Runs `command` in a running guest of this process; resolves with its standard output. */
-  private async runInGuest(id: string, command: string): Promise<string> {
+  /**
+   * Runs `command` in a running guest of this process; resolves with its standard output.
+   * @throws KilnError `internal` when it has not ended within `timeoutMs` (it is killed)
+   */
+  private async runInGuest(id: string, command: string, timeoutMs = SYNC_TIMEOUT_MS): Promise<string> {
     const inst = this.live.get(id);
     if (!inst) return "";
     const out: Buffer[] = [];
@@ -459,7 +465,16 @@ export class MicrovmBackend implements Backend {
       onStdout: (c) => out.push(Buffer.from(c)),
       onStderr: () => {},
     });
-    await proc.exited;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), timeoutMs)));
+    try {
+      if ((await Promise.race([proc.exited, late])) === "late") {
+        await proc.kill().catch(() => {});
+        throw new KilnError("internal", `the guest did not finish \`${command}\` within ${timeoutMs} ms`);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
     return Buffer.concat(out).toString("utf8");
   }
 
