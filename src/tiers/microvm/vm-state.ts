@@ -10,7 +10,7 @@
  * migration completes.
  */
 import type { ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -77,18 +77,40 @@ interface MigrateStatus {
   "error-desc"?: string;
 }
 
-/** A private place for the migration socket: the state directory, or a fresh directory when its path is too long. */
-function socketPlace(stateDir: string): { path: string; cleanup(): void } {
+/**
+ * A private place for the migration socket: the state directory, reached by a short link to it
+ * when its path is too long, or, for a QEMU that sees the host's paths, a fresh directory. `seen`
+ * is the state directory as QEMU sees it (staged), or undefined when QEMU sees the host's paths.
+ */
+function socketPlace(
+  stateDir: string,
+  seen: string | undefined,
+): { path: string; uri: string; cleanup(): void } {
   const inState = join(stateDir, "migrate.sock");
+  const uri = `unix:${seen === undefined ? inState : join(seen, "migrate.sock")}`;
   if (inState.length <= MAX_SOCKET_PATH)
-    return { path: inState, cleanup: () => rmSync(inState, { force: true }) };
+    return { path: inState, uri, cleanup: () => rmSync(inState, { force: true }) };
   const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
-  return { path: join(dir, "s"), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  if (seen !== undefined) {
+    // QEMU reaches the state directory only: the socket is made there, through the link.
+    symlinkSync(stateDir, join(dir, "s"));
+    return {
+      path: join(dir, "s", "migrate.sock"),
+      uri,
+      cleanup: () => {
+        rmSync(inState, { force: true });
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const path = join(dir, "s");
+  return { path, uri: `unix:${path}`, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /**
- * Stops the VM and writes its state to `file` (mode 0600). The VM stays
- * stopped: the caller ends QEMU, or sends `cont` when this fails.
+ * Stops the VM and writes its state to `file` (mode 0600); `seenStateDir` is the state directory
+ * as QEMU sees it, when not at its host path (qemu-ids.ts). The VM stays stopped: the caller
+ * ends QEMU, or sends `cont` when this fails.
  * @throws Error with QEMU's reason when the migration fails or does not end within `timeoutMs`
  */
 export async function saveVmState(
@@ -96,10 +118,11 @@ export async function saveVmState(
   stateDir: string,
   file: string,
   timeoutMs: number,
+  seenStateDir?: string,
 ): Promise<void> {
   await qmp.execute("stop");
   await qmp.execute("migrate-set-parameters", { "max-bandwidth": MAX_BANDWIDTH_BYTES });
-  const place = socketPlace(stateDir);
+  const place = socketPlace(stateDir, seenStateDir);
   // A stale socket only: the place may be a fresh directory of its own, which must stay.
   rmSync(place.path, { force: true });
   const server = createServer();
@@ -117,7 +140,7 @@ export async function saveVmState(
     );
     const written = connected.then((c) => pipeline(c, createWriteStream(file, { mode: 0o600 })));
     written.catch(() => {});
-    await qmp.execute("migrate", { uri: `unix:${place.path}` });
+    await qmp.execute("migrate", { uri: place.uri });
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const s = await qmp.execute<MigrateStatus>("query-migrate");
