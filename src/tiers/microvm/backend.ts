@@ -58,6 +58,7 @@ import {
   letOrphanEnd,
   recoverySocket,
   saveVmState,
+  socketDir,
   VM_ARGS_FILE,
   VM_STATE_FILE,
 } from "./vm-state.ts";
@@ -149,8 +150,8 @@ interface LiveVm {
   child: ChildProcess;
   qmp: Qmp;
   args: string[];
-  /** The state directory as QEMU sees it (staged, when QEMU runs as the sandbox's ids). */
-  stateDir: string;
+  /** The state directory's socket folder as QEMU sees it, when staged (QEMU runs as the sandbox's ids). */
+  socketDir?: string;
 }
 
 /**
@@ -311,14 +312,15 @@ export class MicrovmBackend implements Backend {
         const argv = load === undefined ? args : [...args, "-incoming", `fd:${INCOMING_FD}`];
         const tail = ["unshare", "--net", "--", qemu, ...argv];
         let command = tail;
-        let qemuStateDir = stateDir;
+        let qemuSockets: string | undefined;
+        mkdirSync(socketDir(stateDir), { recursive: true, mode: 0o700 });
         ids?.release();
         ids = mapIds ? claimIdRange(spec.id) : undefined;
         const claim = ids;
         if (claim) {
-          const m = mappedQemu(agentBinary(), claim.range, stateDir, tail, 4);
+          const m = mappedQemu(agentBinary(), claim.range, socketDir(stateDir), tail, 4);
           command = m.command;
-          qemuStateDir = m.stateDir;
+          qemuSockets = m.socketDir;
         }
         let fd: number | undefined;
         let child: ChildProcess;
@@ -344,7 +346,7 @@ export class MicrovmBackend implements Backend {
         console?.on("error", () => {});
         try {
           const qmp = await Qmp.open(child.stdio[4] as Duplex);
-          vms.set(spec.id, { child, qmp, args, stateDir: qemuStateDir });
+          vms.set(spec.id, { child, qmp, args, ...(qemuSockets ? { socketDir: qemuSockets } : {}) });
           if (load !== undefined) {
             await finishIncoming(qmp, child, STATE_TIMEOUT_MS);
             writeFileSync(join(stateDir, CONTINUED_MARKER), "");
@@ -521,7 +523,7 @@ export class MicrovmBackend implements Backend {
     const live = this.live.get(spec.id);
     await live?.holdOutput();
     try {
-      await saveVmState(vm.qmp, spec.stateDir, join(dir, VM_STATE_FILE), STATE_TIMEOUT_MS, vm.stateDir);
+      await saveVmState(vm.qmp, spec.stateDir, join(dir, VM_STATE_FILE), STATE_TIMEOUT_MS, vm.socketDir);
       writeFileSync(join(dir, VM_ARGS_FILE), JSON.stringify({ args: vm.args }));
     } catch (e) {
       await vm.qmp.execute("cont").catch(() => {});

@@ -15,7 +15,7 @@ const input = {
   vcpus: 1,
   pids: 64,
   qmpFd: 4,
-  qmpSocket: "/s/box/qmp.sock",
+  qmpSocket: "/s/box/qemu/qmp.sock",
 };
 
 /** The value after each occurrence of `flag`. */
@@ -35,14 +35,14 @@ test("mapQemuPaths: every host path QEMU opens is mapped, and nothing else", () 
     "file /k/vmlinuz",
     "file /s/box/workspace.img",
     "file /t/rootfs.ext4",
-    "socket /s/box/qmp.sock",
+    "socket /s/box/qemu/qmp.sock",
   ]);
   assert.deepEqual(values(m, "-kernel"), ["/x/k/vmlinuz"]);
   assert.deepEqual(values(m, "-drive"), [
     "file=/x/t/rootfs.ext4,format=raw,if=none,id=rootfs,readonly=on",
     "file=/x/s/box/workspace.img,format=raw,if=none,id=workspace,discard=unmap",
   ]);
-  assert.deepEqual(values(m, "-qmp"), ["unix:/x/s/box/qmp.sock,server=on,wait=off"]);
+  assert.deepEqual(values(m, "-qmp"), ["unix:/x/s/box/qemu/qmp.sock,server=on,wait=off"]);
   assert.equal(m.length, a.length);
   assert.deepEqual(
     m.filter((x, i) => x !== a[i]),
@@ -51,14 +51,20 @@ test("mapQemuPaths: every host path QEMU opens is mapped, and nothing else", () 
       "/x/k/initramfs.cpio.gz",
       "file=/x/t/rootfs.ext4,format=raw,if=none,id=rootfs,readonly=on",
       "file=/x/s/box/workspace.img,format=raw,if=none,id=workspace,discard=unmap",
-      "unix:/x/s/box/qmp.sock,server=on,wait=off",
+      "unix:/x/s/box/qemu/qmp.sock,server=on,wait=off",
     ],
   );
 });
 
-test("mappedQemu: the state directory and each outside file staged once; tun only with a network card", () => {
-  const tail = ["unshare", "--net", "--", "/usr/bin/qemu", ...qemuArgs(input)];
-  const m = mappedQemu("/a/agent", { base: 131072, count: 65536 }, "/s/box", tail, 4);
+test("mappedQemu: each file staged by itself, once; sockets through their folder; tun only with a network card", () => {
+  const tail = [
+    "unshare",
+    "--net",
+    "--",
+    "/usr/bin/qemu",
+    ...qemuArgs({ ...input, initramfs: "/k/vmlinuz" }),
+  ];
+  const m = mappedQemu("/a/agent", { base: 131072, count: 65536 }, "/s/box/qemu", tail, 4);
   const sep = m.command.indexOf("--");
   assert.deepEqual(m.command.slice(0, sep), [
     "/a/agent",
@@ -66,20 +72,31 @@ test("mappedQemu: the state directory and each outside file staged once; tun onl
     "131072",
     "65536",
     IDMAP_STAGE,
-    "/s/box",
+    "/s/box/qemu",
     "/k/vmlinuz",
-    "/k/initramfs.cpio.gz",
     "/t/rootfs.ext4",
+    "/s/box/workspace.img",
   ]);
-  assert.equal(m.stateDir, `${IDMAP_STAGE}/0`);
+  assert.equal(m.socketDir, `${IDMAP_STAGE}/0`);
   const q = m.command.slice(sep + 1);
   assert.deepEqual(q.slice(0, 4), ["unshare", "--net", "--", "/usr/bin/qemu"]);
   assert.deepEqual(values(q, "-kernel"), [`${IDMAP_STAGE}/1`]);
-  assert.ok(q.includes(`file=${IDMAP_STAGE}/0/workspace.img,format=raw,if=none,id=workspace,discard=unmap`));
+  assert.deepEqual(values(q, "-initrd"), [`${IDMAP_STAGE}/1`]);
+  assert.ok(q.includes(`file=${IDMAP_STAGE}/3,format=raw,if=none,id=workspace,discard=unmap`));
   assert.deepEqual(values(q, "-qmp"), [`unix:${IDMAP_STAGE}/0/qmp.sock,server=on,wait=off`]);
   assert.ok(!m.command.includes("--device"), "no device without a network card");
+  // A VM saved by an earlier Kiln listened in the state directory itself: that folder is staged.
+  const old = mappedQemu(
+    "/a/agent",
+    { base: 131072, count: 65536 },
+    "/s/box/qemu",
+    ["-qmp", "unix:/s/box/qmp.sock,server=on"],
+    0,
+  );
+  assert.ok(old.command.includes("/s/box"));
+  assert.ok(old.command.includes(`unix:${IDMAP_STAGE}/1/qmp.sock,server=on`));
   const withCard = qemuArgs({ ...input, network: { tap: "tap0", address: "10.0.0.2", gateway: "10.0.0.1" } });
-  const n = mappedQemu("/a/agent", { base: 131072, count: 65536 }, "/s/box", ["qemu", ...withCard], 1);
+  const n = mappedQemu("/a/agent", { base: 131072, count: 65536 }, "/s/box/qemu", ["qemu", ...withCard], 1);
   assert.deepEqual(n.command.slice(1, 4), ["--idmap-exec", "--device", "/dev/net/tun"]);
 });
 
