@@ -5,7 +5,7 @@
  * a user namespace of its own, and files keep the ids the sandbox sees.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, type TestContext, test } from "node:test";
@@ -60,7 +60,7 @@ function hostIds(pid: number): { uid: number; gid: number } {
   return { uid: field("Uid"), gid: field("Gid") };
 }
 
-for (const tier of ["namespace", "oci", "gvisor"] as const) {
+for (const tier of ["namespace", "oci", "gvisor", "microvm"] as const) {
   describe(`sandbox ids on the host (${tier})`, () => {
     let kiln: Kiln;
     let dataDir: string;
@@ -71,7 +71,7 @@ for (const tier of ["namespace", "oci", "gvisor"] as const) {
       kiln = await Kiln.open({ dataDir });
       const status = (await kiln.doctor()).find((s) => s.tier === tier);
       if (!status?.available) skip = `tier ${tier} unavailable: ${status?.reason}`;
-      else if (/sandbox root is host root/.test(status.reason)) skip = status.reason;
+      else if (/sandbox root is host root|QEMU runs as host root/.test(status.reason)) skip = status.reason;
       if (skip && tierRequired(tier)) throw new Error(`${skip} (required by KILN_REQUIRE_TIERS)`);
     });
 
@@ -82,15 +82,17 @@ for (const tier of ["namespace", "oci", "gvisor"] as const) {
 
     test("processes run as host ids of the sandbox's own range, never 0; ranges are disjoint; no nested user namespace", async (t: TestContext) => {
       if (skip) return void t.skip(skip);
-      // The second with egress where it is mapped too (its network is wired after the runtime starts);
-      // on gVisor, whose network namespace is made before runsc starts, a sandbox with egress is not yet.
+      // The second with egress where it is mapped too (namespace, oci: its network is wired after the
+      // runtime starts; microvm: QEMU's network namespace, made inside its user namespace, is still
+      // wired by Kiln); on gVisor, whose network namespace is made before runsc starts, not yet.
       const boxes: Sandbox[] = [
         await kiln.create({ tier }),
         await kiln.create({
           tier,
-          ...(tier === "gvisor" ? {} : { network: { allow: ["files.example.test"] } }),
+          ...(tier === "gvisor" ? {} : { network: { allow: ["files.test:443"] } }),
         }),
       ];
+      const claims: number[] = [];
       try {
         const bases: number[] = [];
         for (const [i, sb] of boxes.entries()) {
@@ -99,7 +101,22 @@ for (const tier of ["namespace", "oci", "gvisor"] as const) {
           // Found from the host: a process the sandbox started runs as the range's first id.
           const marker = `${4000 + i}.25`;
           const bg = await sb.commands.run(`sleep ${marker}`, { background: true });
-          if (tier === "gvisor") {
+          if (tier === "microvm") {
+            // The guest's processes are not host processes: QEMU, the one host process of the
+            // sandbox, runs as its range's root (it starts no other).
+            const qemu = hostProcesses((argv) => argv.includes(`${sb.id},process=kiln-vm`));
+            assert.equal(qemu.length, 1, "one QEMU");
+            const q = hostIds(qemu[0]!);
+            assert.ok(
+              q.uid >= 65536 && q.uid % 65536 === 0,
+              `QEMU host uid ${q.uid}: its range's root, never 0`,
+            );
+            assert.equal(q.gid, q.uid, "gids map to the same range");
+            assert.deepEqual(childrenOf(qemu[0]!), [], "QEMU starts no process");
+            assert.ok(existsSync(`/run/kiln/id-ranges/${q.uid}`), "the range is claimed while QEMU runs");
+            claims.push(q.uid);
+            bases.push(q.uid);
+          } else if (tier === "gvisor") {
             // The sandbox's processes live in gVisor's Sentry (and, on ptrace, its stubs): the
             // Sentry runs as its range's nobody, the Gofer as its range's root, neither as host 0.
             const sentry = hostProcesses(
@@ -146,6 +163,9 @@ for (const tier of ["namespace", "oci", "gvisor"] as const) {
       } finally {
         await Promise.all(boxes.map((b) => b.kill()));
       }
+      // Released when the VM ends.
+      for (const base of claims)
+        assert.ok(!existsSync(`/run/kiln/id-ranges/${base}`), `range ${base} released`);
     });
   });
 }

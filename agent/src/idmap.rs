@@ -8,6 +8,11 @@
 //! need no chown and move between tiers as they are), then runs PROGRAM in
 //! that user namespace as its root.
 //!
+//! `--device PATH` options (before BASE, any number): the program is given
+//! its own node of each host character device PATH, owned by the range's root
+//! (mode 0600) and bound over PATH in the private mount namespace, for a device
+//! it must open by path that the host keeps to host root (QEMU's /dev/net/tun).
+//!
 //! `kiln-agent --idmap-stage ...` (same arguments): the same stage, plus the
 //! user namespace itself bound at STAGE/user, then PROGRAM runs as host root
 //! in the private mount namespace. For an OCI runtime: it joins that user
@@ -32,6 +37,8 @@ extern "C" {
     fn setgroups(size: usize, list: *const c_uint) -> c_int;
     fn setresgid(r: c_uint, e: c_uint, s: c_uint) -> c_int;
     fn setresuid(r: c_uint, e: c_uint, s: c_uint) -> c_int;
+    fn mknod(path: *const c_char, mode: c_uint, dev: u64) -> c_int;
+    fn chown(path: *const c_char, uid: c_uint, gid: c_uint) -> c_int;
 }
 
 const CLONE_NEWNS: c_int = 0x0002_0000;
@@ -178,12 +185,54 @@ fn bind_namespace(ns: &File, target: &str) {
     );
 }
 
+/// Gives the range's root (host uid `base`) its own node of each host character device in
+/// `devices`, bound over the device's path: the nodes live in a tmpfs at STAGE/dev that allows
+/// devices (the stage itself does not).
+fn own_devices(stage: &str, devices: &[String], base: u64) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if devices.is_empty() {
+        return;
+    }
+    let dir = format!("{}/dev", stage);
+    fs::create_dir(&dir).unwrap_or_else(|e| fail(&dir, e));
+    let (d, tmpfs, opts) = (cstr(&dir), cstr("tmpfs"), cstr("mode=0755,size=4k"));
+    check(
+        unsafe { mount(tmpfs.as_ptr(), d.as_ptr(), tmpfs.as_ptr(), MS_NOSUID, opts.as_ptr() as *const c_void) } as c_long,
+        "mount the device folder",
+    );
+    for (i, path) in devices.iter().enumerate() {
+        let meta = fs::metadata(path).unwrap_or_else(|e| fail(path, e));
+        if !meta.file_type().is_char_device() {
+            fail(path, io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let node = format!("{}/{}", dir, i);
+        let n = cstr(&node);
+        check(unsafe { mknod(n.as_ptr(), 0o020000 | 0o600, meta.rdev()) } as c_long, &format!("mknod {}", node));
+        check(unsafe { chown(n.as_ptr(), base as c_uint, base as c_uint) } as c_long, &format!("chown {}", node));
+        let t = cstr(path);
+        check(
+            unsafe { mount(n.as_ptr(), t.as_ptr(), std::ptr::null(), MS_BIND, std::ptr::null()) } as c_long,
+            &format!("bind over {}", path),
+        );
+    }
+}
+
 /// The entry point of `--idmap-exec` and `--idmap-stage`; `args` follow the flag. Never returns.
 pub fn main(args: &[String], then: Then) -> ! {
+    let mut devices: Vec<String> = Vec::new();
+    let mut args = args;
+    while args.len() >= 2 && args[0] == "--device" {
+        if !args[1].starts_with('/') {
+            eprintln!("kiln-idmap: --device needs an absolute path: {}", args[1]);
+            std::process::exit(2);
+        }
+        devices.push(args[1].clone());
+        args = &args[2..];
+    }
     let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
     let (head, prog) = (&args[..split], args.get(split + 1..).unwrap_or(&[]));
     if head.len() < 3 || prog.is_empty() || !head[2].starts_with('/') {
-        eprintln!("usage: kiln-agent --idmap-exec|--idmap-stage BASE COUNT STAGE SOURCE... -- PROGRAM ARGS...");
+        eprintln!("usage: kiln-agent --idmap-exec|--idmap-stage [--device PATH]... BASE COUNT STAGE SOURCE... -- PROGRAM ARGS...");
         std::process::exit(2);
     }
     let base: u64 = head[0].parse().unwrap_or(0);
@@ -220,6 +269,7 @@ pub fn main(args: &[String], then: Then) -> ! {
         made.unwrap_or_else(|e| fail(&target, e));
         attach(tree, &target);
     }
+    own_devices(stage, &devices, base);
     match then {
         Then::EnterUserNamespace => {
             // Into the user namespace, as its root (host uid BASE): PROGRAM (bubblewrap) makes the

@@ -26,12 +26,21 @@ export class IdStage {
   stage = (hostPath: string): string => `${IDMAP_STAGE}/${this.sources.push(hostPath) - 1}`;
 
   /**
-   * The command line that runs `command` with the sources staged (see the module comment).
+   * The command line that runs `command` with the sources staged (see the module comment);
+   * `devices`: host character devices the program opens by path that the host keeps to host root,
+   * each replaced, for the program only, by a node of its own owned by the range's root.
    */
-  command(agent: string, range: IdRange, mode: "enter" | "stay", command: readonly string[]): string[] {
+  command(
+    agent: string,
+    range: IdRange,
+    mode: "enter" | "stay",
+    command: readonly string[],
+    devices: readonly string[] = [],
+  ): string[] {
     return [
       agent,
       mode === "enter" ? "--idmap-exec" : "--idmap-stage",
+      ...devices.flatMap((d) => ["--device", d]),
       String(range.base),
       String(range.count),
       IDMAP_STAGE,

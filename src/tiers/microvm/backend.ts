@@ -4,7 +4,9 @@
  * template's rootfs image read-only and the sandbox's workspace image (the
  * same ext4 image the other real tiers use) read-write, and becomes the same
  * agent, spoken to over virtio-serial on QEMU's stdio. No host directory is
- * shared into the guest; QEMU runs with its seccomp sandbox in the sandbox's
+ * shared into the guest; QEMU runs with its seccomp sandbox, as root of a user
+ * namespace mapped to the sandbox's own range of host ids (qemu-ids.ts; host
+ * root under KVM or where the host has no ranges), in the sandbox's
  * host cgroup (guest RAM plus QEMU's own overhead; CPU), in a network
  * namespace of its own that holds nothing but, for a sandbox with egress, the
  * tap device of the guest's network card: Kiln's egress path bridges it to
@@ -25,6 +27,7 @@ import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
 import { GATEWAY, SANDBOX_ADDRESS } from "../common/egress-netns.ts";
 import { agentBinary, isRoot, run, which } from "../common/host.ts";
 import { sandboxHostname } from "../common/host-identity.ts";
+import { claimIdRange } from "../common/id-ranges.ts";
 import {
   destroyWorkspace,
   PoolUsers,
@@ -47,6 +50,7 @@ import {
 import { guestBoot, microvmCacheDir, rootfsImage } from "./guest.ts";
 import { GUEST_LIMITS } from "./guest-limits.ts";
 import { type GuestNetwork, hasNetworkCard, qemuArgs, TCG_TB_MIB, withBootFiles } from "./qemu-args.ts";
+import { mappedQemu, qemuIdsUnavailable } from "./qemu-ids.ts";
 import { Qmp } from "./qmp.ts";
 import {
   finishIncoming,
@@ -54,6 +58,7 @@ import {
   letOrphanEnd,
   recoverySocket,
   saveVmState,
+  socketDir,
   VM_ARGS_FILE,
   VM_STATE_FILE,
 } from "./vm-state.ts";
@@ -148,6 +153,8 @@ interface LiveVm {
   child: ChildProcess;
   qmp: Qmp;
   args: string[];
+  /** The state directory's socket folder as QEMU sees it, when staged (QEMU runs as the sandbox's ids). */
+  socketDir?: string;
 }
 
 /**
@@ -199,11 +206,12 @@ export class MicrovmBackend implements Backend {
     const accel = await chooseAccel(qemu, boot, microvmCacheDir(undefined));
     const version =
       (await run(qemu, ["--version"]).catch(() => ({ stdout: "" }))).stdout.split("\n")[0] ?? "QEMU";
+    const ids = qemuIdsUnavailable(accel.accel);
     return {
       tier: "microvm",
       available: true,
       ...(accel.accel === "tcg" ? { emulated: true } : {}),
-      reason: `${version.replace(/^QEMU emulator /, "QEMU ")}, accel ${accel.accel} (${accel.reason}), guest kernel ${boot.version}, cgroup ${cg.mode}`,
+      reason: `${version.replace(/^QEMU emulator /, "QEMU ")}, accel ${accel.accel} (${accel.reason}), guest kernel ${boot.version}, cgroup ${cg.mode}, ${ids ? `QEMU runs as host root: ${ids}` : "QEMU runs as host ids of a range of the sandbox's own"}`,
     };
   }
 
@@ -294,33 +302,54 @@ export class MicrovmBackend implements Backend {
     const buildOpts = { card: "network" in card };
     const vms = this.vms;
     const stateDir = spec.stateDir;
+    // QEMU runs as the sandbox's range of host ids where it can (qemu-ids.ts), decided per host.
+    const mapIds = qemuIdsUnavailable(accel.accel) === undefined;
+    let ids: ReturnType<typeof claimIdRange>;
     const launcher: Launcher = {
       async start() {
         // Only the first start loads the saved state; a relaunch after QEMU died boots afresh.
         const load = incoming;
         incoming = undefined;
-        const fd = load === undefined ? undefined : openSync(load, "r");
+        // QEMU gets a network namespace of its own (its process id stays the same through every exec):
+        // the host's interfaces are never in its reach, and its tap device goes when it ends.
+        const argv = load === undefined ? args : [...args, "-incoming", `fd:${INCOMING_FD}`];
+        const tail = ["unshare", "--net", "--", qemu, ...argv];
+        let command = tail;
+        let qemuSockets: string | undefined;
+        mkdirSync(socketDir(stateDir), { recursive: true, mode: 0o700 });
+        ids?.release();
+        ids = mapIds ? claimIdRange(spec.id) : undefined;
+        const claim = ids;
+        if (claim) {
+          const m = mappedQemu(agentBinary(), claim.range, socketDir(stateDir), tail, 4);
+          command = m.command;
+          qemuSockets = m.socketDir;
+        }
+        let fd: number | undefined;
         let child: ChildProcess;
         try {
-          // The shell joins the cgroup before it becomes QEMU, so QEMU's every thread is held by the limits.
-          // fd 3 carries the guest's console; it joins QEMU's stderr on the host side. fd 4 is QMP.
-          // QEMU gets a network namespace of its own (its process id stays the same through both execs):
-          // the host's interfaces are never in its reach, and its tap device goes when it ends.
-          const argv = load === undefined ? args : [...args, "-incoming", `fd:${INCOMING_FD}`];
-          child = spawn(
-            "unshare",
-            ["--net", "--", "sh", "-c", `${cgroup.joinScript()} && exec "$@"`, "sh", qemu, ...argv],
-            { stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", fd ?? "ignore"] },
-          );
+          fd = load === undefined ? undefined : openSync(load, "r");
+          // The shell joins the cgroup (as host root) before it becomes QEMU, so QEMU's every thread
+          // is held by the limits. fd 3 carries the guest's console; it joins QEMU's stderr on the
+          // host side. fd 4 is QMP.
+          child = spawn("sh", ["-c", `${cgroup.joinScript()} && exec "$@"`, "sh", ...command], {
+            stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", fd ?? "ignore"],
+          });
+        } catch (e) {
+          claim?.release();
+          throw e;
         } finally {
           if (fd !== undefined) closeSync(fd);
         }
+        // The range is free again once QEMU is gone (it starts no process of its own).
+        child.once("exit", () => claim?.release());
+        child.once("error", () => claim?.release());
         const console = child.stdio[3] as import("node:net").Socket | null;
         console?.on("data", (d: Buffer) => child.stderr?.emit("data", d));
         console?.on("error", () => {});
         try {
           const qmp = await Qmp.open(child.stdio[4] as Duplex);
-          vms.set(spec.id, { child, qmp, args });
+          vms.set(spec.id, { child, qmp, args, ...(qemuSockets ? { socketDir: qemuSockets } : {}) });
           if (load !== undefined) {
             await finishIncoming(qmp, child, STATE_TIMEOUT_MS);
             writeFileSync(join(stateDir, CONTINUED_MARKER), "");
@@ -331,7 +360,10 @@ export class MicrovmBackend implements Backend {
         }
         return child;
       },
-      async cleanup() {},
+      async cleanup() {
+        ids?.release();
+        ids = undefined;
+      },
       // QEMU's own namespace holds the tap of the guest's card; without a card there is nothing to wire.
       sandboxPid: async (child) => (nic ? child.pid : undefined),
     };
@@ -506,7 +538,7 @@ export class MicrovmBackend implements Backend {
     const live = this.live.get(spec.id);
     await live?.holdOutput();
     try {
-      await saveVmState(vm.qmp, spec.stateDir, join(dir, VM_STATE_FILE), STATE_TIMEOUT_MS);
+      await saveVmState(vm.qmp, spec.stateDir, join(dir, VM_STATE_FILE), STATE_TIMEOUT_MS, vm.socketDir);
       writeFileSync(join(dir, VM_ARGS_FILE), JSON.stringify({ args: vm.args }));
     } catch (e) {
       await vm.qmp.execute("cont").catch(() => {});

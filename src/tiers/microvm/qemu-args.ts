@@ -182,3 +182,29 @@ export function withBootFiles(
   }
   return out;
 }
+
+/** What QEMU does with a host path of its command line: opens a file, or makes a socket there. */
+export type QemuPathUse = "file" | "socket";
+
+/**
+ * A command line with every host path QEMU opens (kernel, initramfs, disk
+ * images, the QMP socket it listens on) replaced by `to(path, use)`, for a
+ * QEMU that sees the host's files elsewhere (at the id-mapped stage: see
+ * qemu-ids.ts). Fds, options and everything else are kept.
+ */
+export function mapQemuPaths(
+  args: readonly string[],
+  to: (path: string, use: QemuPathUse) => string,
+): string[] {
+  const out = [...args];
+  for (let i = 0; i + 1 < out.length; i++) {
+    const flag = out[i];
+    const v = out[i + 1]!;
+    if (flag === "-kernel" || flag === "-initrd") out[i + 1] = to(v, "file");
+    else if (flag === "-drive")
+      out[i + 1] = v.replace(/^file=([^,]*)/, (_, p: string) => `file=${to(p, "file")}`);
+    else if (flag === "-qmp")
+      out[i + 1] = v.replace(/^unix:([^,]*)/, (_, p: string) => `unix:${to(p, "socket")}`);
+  }
+  return out;
+}

@@ -10,7 +10,7 @@
  * migration completes.
  */
 import type { ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,11 +33,20 @@ const MAX_BANDWIDTH_BYTES = 64 * 1024 * 1024 * 1024;
 const MAX_SOCKET_PATH = 100;
 
 /**
- * The QMP socket QEMU listens on in the state directory, beside the one Kiln holds: the next Kiln,
- * after a crash, reaches an orphaned VM through it. Undefined when the path would be too long.
+ * The folder of QEMU's sockets in a state directory (made by Kiln before QEMU starts): the only
+ * place, beside the workspace image, that a QEMU running as the sandbox's ids may write in.
+ */
+export function socketDir(stateDir: string): string {
+  return join(stateDir, "qemu");
+}
+
+/**
+ * The QMP socket QEMU listens on in the state directory's socket folder, beside the one Kiln holds:
+ * the next Kiln, after a crash, reaches an orphaned VM through it. Undefined when the path would be
+ * too long.
  */
 export function recoverySocket(stateDir: string): string | undefined {
-  const p = join(stateDir, "qmp.sock");
+  const p = join(socketDir(stateDir), "qmp.sock");
   return p.length <= MAX_SOCKET_PATH ? p : undefined;
 }
 
@@ -53,8 +62,11 @@ export async function letOrphanEnd(
   continuedMarker: string,
   timeoutMs: number,
 ): Promise<void> {
-  const path = recoverySocket(stateDir);
-  if (path === undefined || !existsSync(path)) return;
+  // A VM of an earlier Kiln listened in the state directory itself.
+  const path = [recoverySocket(stateDir), join(stateDir, "qmp.sock")].find(
+    (p) => p !== undefined && p.length <= MAX_SOCKET_PATH && existsSync(p),
+  );
+  if (path === undefined) return;
   const stream = createConnection(path);
   stream.on("error", () => {});
   let qmp: Qmp;
@@ -77,18 +89,42 @@ interface MigrateStatus {
   "error-desc"?: string;
 }
 
-/** A private place for the migration socket: the state directory, or a fresh directory when its path is too long. */
-function socketPlace(stateDir: string): { path: string; cleanup(): void } {
-  const inState = join(stateDir, "migrate.sock");
-  if (inState.length <= MAX_SOCKET_PATH)
-    return { path: inState, cleanup: () => rmSync(inState, { force: true }) };
-  const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
-  return { path: join(dir, "s"), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+/**
+ * A private place for the migration socket: the state directory's socket folder, reached by a short
+ * link to it when its path is too long, or, for a QEMU that sees the host's paths, a fresh
+ * directory. `seen` is the socket folder as QEMU sees it (staged), or undefined when QEMU sees the
+ * host's paths.
+ */
+function socketPlace(
+  stateDir: string,
+  seen: string | undefined,
+): { path: string; uri: string; cleanup(): void } {
+  const dir = socketDir(stateDir);
+  const inDir = join(dir, "migrate.sock");
+  const uri = `unix:${seen === undefined ? inDir : join(seen, "migrate.sock")}`;
+  if (inDir.length <= MAX_SOCKET_PATH)
+    return { path: inDir, uri, cleanup: () => rmSync(inDir, { force: true }) };
+  const tmp = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
+  if (seen !== undefined) {
+    // QEMU reaches the socket folder only: the socket is made there, through the link.
+    symlinkSync(dir, join(tmp, "s"));
+    return {
+      path: join(tmp, "s", "migrate.sock"),
+      uri,
+      cleanup: () => {
+        rmSync(inDir, { force: true });
+        rmSync(tmp, { recursive: true, force: true });
+      },
+    };
+  }
+  const path = join(tmp, "s");
+  return { path, uri: `unix:${path}`, cleanup: () => rmSync(tmp, { recursive: true, force: true }) };
 }
 
 /**
- * Stops the VM and writes its state to `file` (mode 0600). The VM stays
- * stopped: the caller ends QEMU, or sends `cont` when this fails.
+ * Stops the VM and writes its state to `file` (mode 0600); `seenSocketDir` is the state directory's
+ * socket folder as QEMU sees it, when not at its host path (qemu-ids.ts). The VM stays stopped: the caller
+ * ends QEMU, or sends `cont` when this fails.
  * @throws Error with QEMU's reason when the migration fails or does not end within `timeoutMs`
  */
 export async function saveVmState(
@@ -96,10 +132,11 @@ export async function saveVmState(
   stateDir: string,
   file: string,
   timeoutMs: number,
+  seenSocketDir?: string,
 ): Promise<void> {
   await qmp.execute("stop");
   await qmp.execute("migrate-set-parameters", { "max-bandwidth": MAX_BANDWIDTH_BYTES });
-  const place = socketPlace(stateDir);
+  const place = socketPlace(stateDir, seenSocketDir);
   // A stale socket only: the place may be a fresh directory of its own, which must stay.
   rmSync(place.path, { force: true });
   const server = createServer();
@@ -117,7 +154,7 @@ export async function saveVmState(
     );
     const written = connected.then((c) => pipeline(c, createWriteStream(file, { mode: 0o600 })));
     written.catch(() => {});
-    await qmp.execute("migrate", { uri: `unix:${place.path}` });
+    await qmp.execute("migrate", { uri: place.uri });
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const s = await qmp.execute<MigrateStatus>("query-migrate");
