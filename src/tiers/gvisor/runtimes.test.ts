@@ -5,8 +5,9 @@ import { KILN_RUNSC, runscBuilds } from "./runtimes.ts";
 
 test("KILN_GVISOR_PLATFORM picks the runsc builds and their order", () => {
   const labels = (env: NodeJS.ProcessEnv) => runscBuilds(env).map((b) => b.label);
-  assert.deepEqual(labels({}), ["platform ptrace", "platform systrap"]);
-  assert.deepEqual(labels({ KILN_GVISOR_PLATFORM: "auto" }), ["platform ptrace", "platform systrap"]);
+  // Kiln's own build first (fidelity: see runtimes.ts), the system's as the fallback.
+  assert.deepEqual(labels({}), ["platform systrap", "platform ptrace"]);
+  assert.deepEqual(labels({ KILN_GVISOR_PLATFORM: "auto" }), ["platform systrap", "platform ptrace"]);
   assert.deepEqual(labels({ KILN_GVISOR_PLATFORM: "systrap" }), ["platform systrap"]);
   assert.deepEqual(labels({ KILN_GVISOR_PLATFORM: "ptrace" }), ["platform ptrace"]);
   assert.deepEqual(labels({ KILN_GVISOR_PLATFORM: "kvm" }), []);
