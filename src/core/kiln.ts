@@ -795,7 +795,12 @@ export class Kiln {
     this.expiryTimers.delete(id);
     if (expiresAt === null) return;
     const delay = Math.max(0, Math.min(Date.parse(expiresAt) - Date.now(), 2 ** 31 - 1));
-    const t = setTimeout(() => void this.reapExpired().catch(() => {}), delay);
+    const t = setTimeout(() => {
+      // A timer may fire a little before the wall clock says the expiry has passed (timers run on
+      // a monotonic clock): the sandbox would not be expired yet, and nothing would look again.
+      if (Date.parse(expiresAt) > Date.now()) return this.armExpiry(id, expiresAt);
+      void this.reapExpired().catch(() => {});
+    }, delay);
     t.unref();
     this.expiryTimers.set(id, t);
   }
