@@ -467,9 +467,10 @@ export class AgentInstance implements Instance {
     if (s.exitCode === 0 || s.limit || !reader) return s;
     const l = this.parts.spec.limits;
     // A guest still at its process limit has no thread for the agent to read them with: try again
-    // while its processes end (a fork bomb's sleeps), for up to 10 s.
+    // while its processes end (a fork bomb's sleeps), for up to 30 s (an emulated guest on a busy
+    // host takes well over 10 s to end a bomb's 5-second sleeps).
     let now: GuestCounters | undefined;
-    for (let i = 0; i < 20 && !now; i++) {
+    for (let i = 0; i < 60 && !now; i++) {
       now = await reader.counters(agent).catch(() => undefined);
       if (!now && !this.closed) await new Promise((r) => setTimeout(r, 500));
     }
