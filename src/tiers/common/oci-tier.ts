@@ -543,8 +543,14 @@ export class OciTierBackend implements Backend {
 
   async destroy(spec: InstanceSpec): Promise<void> {
     if (this.rootless) {
-      await this.deleteContainer(spec);
-      return rootlessDestroy(spec);
+      // The cgroup and workspace go even when the runtime failed to delete its record (then it throws).
+      let failed: unknown;
+      await this.deleteContainer(spec).catch((e: unknown) => {
+        failed = e;
+      });
+      await rootlessDestroy(spec);
+      if (failed) throw failed;
+      return;
     }
     const cgroup = new SandboxCgroup(spec.id);
     let failure: unknown;
