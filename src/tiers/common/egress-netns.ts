@@ -452,45 +452,6 @@ export function sandboxResolvConf(spec: InstanceSpec, rootfs: string): string | 
   return path;
 }
 
-/** A new, empty network namespace held by a process until released (or until Kiln exits). */
-export interface HeldNetns {
-  /** A process in the namespace: `/proc/<pid>/ns/net` names it. */
-  readonly pid: number;
-  /** Lets the holder go (the namespace stays while anything else holds it). */
-  release(): void;
-}
-
-/**
- * Makes a network namespace before a runtime starts (gVisor joins a
- * namespace it is given and reads its interfaces once, at boot). The holder
- * exits when released or when its IPC channel closes, so it dies with Kiln.
- */
-export async function holdNetns(): Promise<HeldNetns> {
-  const holder = spawn(
-    "unshare",
-    [
-      "--net",
-      "--",
-      process.execPath,
-      "-e",
-      'process.on("disconnect", () => process.exit(0)); process.on("message", () => process.exit(0)); process.send("ready");',
-    ],
-    { stdio: ["ignore", "ignore", "ignore", "ipc"] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    holder.once("message", () => resolve());
-    holder.once("exit", (code) => reject(new Error(`network namespace holder exited (${code})`)));
-    holder.once("error", reject);
-  });
-  return {
-    pid: holder.pid!,
-    release: () => {
-      if (holder.connected) holder.disconnect();
-      holder.kill("SIGKILL");
-    },
-  };
-}
-
 /** The process among `pid`'s children that is in another network namespace (the sandbox's first process). */
 export function childInOtherNetns(pid: number): number | undefined {
   let children: number[];

@@ -36,6 +36,11 @@ export interface OciBundleInput {
   cgroupsPath?: string;
   /** The network namespace to join (a path), instead of a new, empty one. */
   netnsPath?: string | undefined;
+  /**
+   * A createRuntime hook: a command the runtime runs once it has made the sandbox's namespaces and
+   * before it starts the agent (egress-gate.ts), given the container's state on stdin.
+   */
+  createRuntimeHook?: { path: string; args: string[]; timeoutS: number } | undefined;
   /** A resolv.conf to bind at /etc/resolv.conf (a sandbox with egress: Kiln answers its DNS). */
   resolvConf?: string | undefined;
   /** The container's hostname (`host-identity.ts`); default `kiln` (the runtime's trial container). */
@@ -86,6 +91,7 @@ export interface OciConfig {
   };
   hostname: string;
   mounts: OciMount[];
+  hooks?: { createRuntime: { path: string; args: string[]; timeout: number }[] };
   linux: {
     namespaces: { type: string; path?: string }[];
     uidMappings?: { containerID: number; hostID: number; size: number }[];
@@ -293,6 +299,19 @@ export function ociConfig(i: OciBundleInput): OciConfig {
     },
     hostname: i.hostname ?? "kiln",
     mounts,
+    ...(i.createRuntimeHook
+      ? {
+          hooks: {
+            createRuntime: [
+              {
+                path: i.createRuntimeHook.path,
+                args: i.createRuntimeHook.args,
+                timeout: i.createRuntimeHook.timeoutS,
+              },
+            ],
+          },
+        }
+      : {}),
     linux: {
       // No `path` on any namespace: each one is new. A new network namespace has only `lo`.
       namespaces: [

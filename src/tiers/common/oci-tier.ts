@@ -11,15 +11,10 @@ import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/b
 import { TierUnavailableError, type UnenforcedLimit, UnsupportedError } from "../../core/errors.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
 import { hasEgress } from "../../network/policy.ts";
-import { AgentInstance } from "./agent-instance.ts";
+import { AgentInstance, type AgentInstanceParts } from "./agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "./cgroups.ts";
-import {
-  attachEgress,
-  type EgressAttachment,
-  type HeldNetns,
-  holdNetns,
-  sandboxResolvConf,
-} from "./egress-netns.ts";
+import { openEgressGate } from "./egress-gate.ts";
+import { attachEgress, sandboxResolvConf } from "./egress-netns.ts";
 import { agentBinary, isRoot } from "./host.ts";
 import { sandboxHostFiles, sandboxHostname, withHostFiles } from "./host-identity.ts";
 import { claimIdRange, idRangesUnavailable } from "./id-ranges.ts";
@@ -158,8 +153,10 @@ export interface OciTierConfig {
   checkpoint?: boolean;
   /**
    * How Kiln's egress path is plugged into a sandbox's network namespace: `after-start` (the
-   * container's namespace is the kernel's: runc), `before-start` (a namespace made and wired first,
-   * given to the runtime: runsc, whose netstack reads its interfaces once, at boot); absent: none.
+   * container's namespace is the kernel's: runc), `before-start` (the runtime makes the namespace
+   * and Kiln wires it from a createRuntime hook, before the runtime reads it: runsc, whose netstack
+   * copies its interfaces once, when the sandbox starts or is restored; see egress-gate.ts);
+   * absent: none.
    */
   egress?: "after-start" | "before-start";
   /** Global flags instead of `flags` for a sandbox with egress (runsc: `--network=sandbox`). */
@@ -346,9 +343,7 @@ export class OciTierBackend implements Backend {
     const idDetail = c.idmap
       ? ids
         ? `sandbox root is host root: ${ids}`
-        : c.idmap === "inside" && c.egress === "before-start"
-          ? "sandbox ids mapped to a host range of their own (not yet with egress)"
-          : "sandbox ids mapped to a host range of their own"
+        : "sandbox ids mapped to a host range of their own"
       : undefined;
     const detail = [
       runtime.version,
@@ -441,17 +436,16 @@ export class OciTierBackend implements Backend {
     if (this.rootless) return this.startRootless(spec, fresh, signal, from);
     const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal, from?.files);
     const egress = this.config.egress !== undefined && spec.network !== undefined && hasEgress(spec.network);
-    let held: HeldNetns | undefined;
-    let network: EgressAttachment | undefined;
-    if (egress && this.config.egress === "before-start") {
-      held = await holdNetns();
-      try {
-        network = await attachEgress(this.tier, spec, held.pid, { subnet: true });
-      } catch (e) {
-        held.release();
-        throw e;
-      }
-    }
+    // A restored sandbox runs under the build that took its checkpoint; a new one under the chosen build.
+    const rt = from?.checkpoint
+      ? runtimeForCheckpoint(this.tier, from.checkpoint, await this.installed(), this.config.binary)
+      : await this.chosen();
+    const runtime = this.runtime(spec, rt, egress);
+    // The runtime makes the sandbox's network namespace; Kiln wires it before the runtime reads it.
+    const gate =
+      egress && this.config.egress === "before-start"
+        ? openEgressGate(join(runtime.root, "kiln-egress-gate"))
+        : undefined;
     // The runtime makes the cgroup and sets the limits itself; Kiln reads usage and OOM kills from it.
     const input: OciBundleInput = {
       rootfs,
@@ -464,49 +458,48 @@ export class OciTierBackend implements Backend {
       ...(egress || this.config.egress === "after-start"
         ? { resolvConf: sandboxResolvConf(spec, rootfs) }
         : {}),
-      ...(held ? { netnsPath: `/proc/${held.pid}/ns/net` } : {}),
+      ...(gate ? { createRuntimeHook: gate.hook } : {}),
       ...(spec.volumes ? { volumes: spec.volumes } : {}),
       hostname: sandboxHostname(spec.id),
       ...withHostFiles(sandboxHostFiles(spec, rootfs)),
     };
     const bundle = join(spec.stateDir, "oci-bundle");
-    const idmap =
-      this.config.idmap && !(egress && this.config.egress === "before-start") ? this.config.idmap : undefined;
     const perRun =
-      idmap && !idRangesUnavailable()
-        ? idmappedRun(idmap, bundle, spec.id, input, cgroup, spec.limits)
+      this.config.idmap && !idRangesUnavailable()
+        ? idmappedRun(this.config.idmap, bundle, spec.id, input, cgroup, spec.limits)
         : undefined;
     if (!perRun) writeOciBundle(bundle, input);
-    // A restored sandbox runs under the build that took its checkpoint; a new one under the chosen build.
-    const rt = from?.checkpoint
-      ? runtimeForCheckpoint(this.tier, from.checkpoint, await this.installed(), this.config.binary)
-      : await this.chosen();
     writeRuntimeRecord(spec.stateDir, rt);
-    const launcher = ociLauncher(
-      this.runtime(spec, rt, egress),
-      bundle,
-      spec.id,
-      cgroup.relPath,
-      from?.checkpoint,
-      perRun,
-    );
+    const launcher = ociLauncher(runtime, bundle, spec.id, cgroup.relPath, from?.checkpoint, perRun);
+    const parts: AgentInstanceParts = {
+      tier: this.tier,
+      spec,
+      launcher,
+      workspace,
+      cgroup,
+      resumed: from?.checkpoint !== undefined,
+      networkAtStartOnly: this.config.egress === "before-start",
+    };
+    // Set before the hook lets the runtime go on, so the instance finds it when the agent greets.
+    const wired = gate?.pass(async (pid) => {
+      parts.network = await attachEgress(this.tier, spec, pid, { subnet: true });
+    });
+    wired?.catch(() => {});
     try {
-      return await AgentInstance.start(
-        {
-          tier: this.tier,
-          spec,
-          launcher,
-          workspace,
-          cgroup,
-          resumed: from?.checkpoint !== undefined,
-          ...(network ? { network } : {}),
-          networkAtStartOnly: this.config.egress === "before-start",
-        },
-        signal,
-      );
+      return await AgentInstance.start(parts, signal);
+    } catch (e) {
+      // A wiring failure fails the hook, then the runtime: report the cause, not the runtime's exit.
+      const why = await Promise.race([
+        wired?.then(
+          () => undefined,
+          (w: unknown) => w,
+        ),
+        new Promise((r) => setTimeout(r, 100)),
+      ]);
+      parts.network?.close();
+      throw why ?? e;
     } finally {
-      // The runtime holds the namespace now (or failed to start: then it goes).
-      held?.release();
+      gate?.close();
     }
   }
 

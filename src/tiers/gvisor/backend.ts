@@ -18,8 +18,9 @@ export const RUNSC_FLAGS: readonly string[] = Object.freeze(["--network=none", "
 
 /**
  * runsc's global flags for a sandbox with egress: gVisor's netstack on the
- * interfaces of the namespace Kiln wired for it (one veth to Kiln's egress
- * path; see src/tiers/common/egress-netns.ts), instead of none.
+ * interfaces of the sandbox's own network namespace, which runsc makes and Kiln
+ * wires before runsc reads it (one veth to Kiln's egress path; see
+ * src/tiers/common/egress-gate.ts and egress-netns.ts), instead of none.
  */
 export const RUNSC_EGRESS_FLAGS: readonly string[] = Object.freeze(["--network=sandbox", "--oci-seccomp"]);
 
