@@ -150,3 +150,19 @@ test("as an ordinary user: a new user namespace mapping only 0 to the user's ids
     ],
   );
 });
+
+test("no hooks, unless a createRuntime hook is given (the egress gate's), then only that one", () => {
+  assert.equal((config as { hooks?: unknown }).hooks, undefined);
+  const hook = { path: "/bin/sh", args: ["sh", "-c", "true"], timeoutS: 60 };
+  const withHook = writeOciBundle(join(dir, "hooked"), {
+    rootfs: "/templates/t/rootfs",
+    workspace: "/state/sb_x/workspace",
+    agent: "/repo/agent/target/kiln-agent",
+    limits,
+    createRuntimeHook: hook,
+  });
+  const c = JSON.parse(readFileSync(join(withHook, "config.json"), "utf8")) as OciConfig;
+  assert.deepEqual(c.hooks, {
+    createRuntime: [{ path: "/bin/sh", args: ["sh", "-c", "true"], timeout: 60 }],
+  });
+});
