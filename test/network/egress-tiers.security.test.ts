@@ -10,7 +10,7 @@
  * with a network card.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -20,6 +20,19 @@ import { tierRequired } from "../conformance/suite.ts";
 import { type FakeInternet, fakeInternetUnavailable, startFakeInternet } from "./fake-internet.ts";
 
 const TIERS: TierName[] = ["namespace", "oci", "gvisor", "microvm"];
+
+/** The host pids of gVisor's Sentry for sandbox `id`. */
+function sentryOf(id: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+      if (argv[0] === "runsc-sandbox" && argv.includes(`kiln-${id}`)) out.push(Number(name));
+    } catch {}
+  }
+  return out;
+}
 let net: FakeInternet | undefined;
 let kiln: Kiln;
 let dataDir: string;
@@ -229,6 +242,38 @@ EOF`);
           );
           assert.match((await shIn(box, `${curl} http://other.test/`)).out, /refused by rule "default deny"/);
           assert.equal((await shIn(box, `${curl} --noproxy '*' https://other.test/`)).code, 6);
+        } finally {
+          await box.kill();
+        }
+      });
+
+    if (tier === "gvisor")
+      core("a runtime that died is started again wired, under the policy the sandbox has then", async () => {
+        const box = await kiln.create({ tier, network: { allow: ["files.test:443"] } });
+        try {
+          await box.files.write("/workspace/ca.pem", net!.certs.ca);
+          assert.match((await shIn(box, `${curl} http://files.test/`)).out, /refused by rule "default deny"/);
+          await box.network.update({ allow: ["files.test:443", "files.test:80"] });
+          // The Sentry killed from the host: the next command starts the sandbox afresh.
+          const sentry = sentryOf(box.id);
+          assert.equal(sentry.length, 1, "one Sentry");
+          process.kill(sentry[0]!, "SIGKILL");
+          for (let i = 0; i < 100 && sentryOf(box.id).includes(sentry[0]!); i++)
+            await new Promise((r) => setTimeout(r, 50));
+          await new Promise((r) => setTimeout(r, 500));
+          let first = await shIn(box, "echo again").catch((e: unknown) => e);
+          // A command sent before Kiln saw the runtime die fails; the next one restarts it.
+          if (!(typeof first === "object" && first !== null && "code" in first && first.code === 0))
+            first = await shIn(box, "echo again");
+          assert.deepEqual(first, { code: 0, out: "again\n", err: "" });
+          assert.equal(sentryOf(box.id).length, 1, "a new Sentry");
+          assert.notEqual(sentryOf(box.id)[0], sentry[0]);
+          assert.equal((await shIn(box, `${curl} http://files.test/h`)).out, "files:GET /h host=files.test");
+          assert.equal(
+            (await shIn(box, `${curl} --noproxy '*' https://files.test/i`)).out,
+            "files:GET /i host=files.test",
+          );
+          assert.match((await shIn(box, `${curl} http://other.test/`)).out, /refused by rule "default deny"/);
         } finally {
           await box.kill();
         }

@@ -9,7 +9,8 @@
  * starts or restores it) that writes the container's state (its pid) into one FIFO and waits for a
  * line on a second; Kiln reads the pid, wires /proc/<pid>/ns/net, and answers `ok` (or `fail`,
  * which fails the hook and so the start). A hook left waiting (Kiln gone) is killed by the runtime
- * after {@link GATE_TIMEOUT_S}, which then destroys the sandbox and its namespace.
+ * after {@link GATE_TIMEOUT_S}, which then destroys the sandbox and its namespace. The hook is the
+ * same for every run of the runtime; each run opens the gate afresh.
  */
 import { execFileSync } from "node:child_process";
 import { closeSync, constants, mkdirSync, openSync, rmSync } from "node:fs";
@@ -36,6 +37,15 @@ export interface EgressGate {
 /** What the hook runs: the state into the first FIFO, then one line from the second, which must be `ok`. */
 const HOOK_SCRIPT = 'cat > "$1" && read -r answer < "$2" && [ "$answer" = ok ]';
 
+/** The createRuntime hook that waits at the gate in `dir` (the same for every run of the runtime). */
+export function egressGateHook(dir: string): { path: string; args: string[]; timeoutS: number } {
+  return {
+    path: "/bin/sh",
+    args: ["sh", "-c", HOOK_SCRIPT, "sh", join(dir, "created"), join(dir, "go")],
+    timeoutS: GATE_TIMEOUT_S,
+  };
+}
+
 /**
  * Makes the gate's FIFOs in `dir` (created; owned by whoever owns the runtime's files, see the tier).
  * @throws Error when `mkfifo` fails
@@ -57,7 +67,7 @@ export function openEgressGate(dir: string): EgressGate {
     }
   };
   return {
-    hook: { path: "/bin/sh", args: ["sh", "-c", HOOK_SCRIPT, "sh", created, go], timeoutS: GATE_TIMEOUT_S },
+    hook: egressGateHook(dir),
     async pass(wire) {
       const state = await readFile(created, "utf8");
       if (closed) return undefined;

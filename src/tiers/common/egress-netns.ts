@@ -202,6 +202,7 @@ export async function attachEgress(
   };
   let closed = false;
   const close = () => {
+    if (closed) return;
     closed = true;
     egress.close();
     for (const s of servers) s.close();

@@ -11,9 +11,9 @@ import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/b
 import { TierUnavailableError, type UnenforcedLimit, UnsupportedError } from "../../core/errors.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
 import { hasEgress } from "../../network/policy.ts";
-import { AgentInstance, type AgentInstanceParts } from "./agent-instance.ts";
+import { AgentInstance, type AgentInstanceParts, type Launcher } from "./agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "./cgroups.ts";
-import { openEgressGate } from "./egress-gate.ts";
+import { egressGateHook, openEgressGate } from "./egress-gate.ts";
 import { attachEgress, sandboxResolvConf } from "./egress-netns.ts";
 import { agentBinary, isRoot } from "./host.ts";
 import { sandboxHostFiles, sandboxHostname, withHostFiles } from "./host-identity.ts";
@@ -442,10 +442,8 @@ export class OciTierBackend implements Backend {
       : await this.chosen();
     const runtime = this.runtime(spec, rt, egress);
     // The runtime makes the sandbox's network namespace; Kiln wires it before the runtime reads it.
-    const gate =
-      egress && this.config.egress === "before-start"
-        ? openEgressGate(join(runtime.root, "kiln-egress-gate"))
-        : undefined;
+    const gateDir =
+      egress && this.config.egress === "before-start" ? join(runtime.root, "kiln-egress-gate") : undefined;
     // The runtime makes the cgroup and sets the limits itself; Kiln reads usage and OOM kills from it.
     const input: OciBundleInput = {
       rootfs,
@@ -458,7 +456,7 @@ export class OciTierBackend implements Backend {
       ...(egress || this.config.egress === "after-start"
         ? { resolvConf: sandboxResolvConf(spec, rootfs) }
         : {}),
-      ...(gate ? { createRuntimeHook: gate.hook } : {}),
+      ...(gateDir ? { createRuntimeHook: egressGateHook(gateDir) } : {}),
       ...(spec.volumes ? { volumes: spec.volumes } : {}),
       hostname: sandboxHostname(spec.id),
       ...withHostFiles(sandboxHostFiles(spec, rootfs)),
@@ -470,7 +468,34 @@ export class OciTierBackend implements Backend {
         : undefined;
     if (!perRun) writeOciBundle(bundle, input);
     writeRuntimeRecord(spec.stateDir, rt);
-    const launcher = ociLauncher(runtime, bundle, spec.id, cgroup.relPath, from?.checkpoint, perRun);
+    const base = ociLauncher(runtime, bundle, spec.id, cgroup.relPath, from?.checkpoint, perRun);
+    // Each run of the runtime (a restart after it died too) waits at the gate until its namespace is
+    // wired, with the policy the sandbox has then.
+    let wired: Promise<void> | undefined;
+    const launcher: Launcher = !gateDir
+      ? base
+      : {
+          ...base,
+          start: async () => {
+            const gate = openEgressGate(gateDir);
+            wired = gate
+              .pass(async (pid) => {
+                const old = parts.network;
+                parts.network = await attachEgress(this.tier, spec, pid, { subnet: true });
+                old?.close();
+              })
+              .finally(() => gate.close());
+            wired.catch(() => {});
+            try {
+              const child = await base.start();
+              child.once("exit", () => gate.close());
+              return child;
+            } catch (e) {
+              gate.close();
+              throw e;
+            }
+          },
+        };
     const parts: AgentInstanceParts = {
       tier: this.tier,
       spec,
@@ -480,11 +505,6 @@ export class OciTierBackend implements Backend {
       resumed: from?.checkpoint !== undefined,
       networkAtStartOnly: this.config.egress === "before-start",
     };
-    // Set before the hook lets the runtime go on, so the instance finds it when the agent greets.
-    const wired = gate?.pass(async (pid) => {
-      parts.network = await attachEgress(this.tier, spec, pid, { subnet: true });
-    });
-    wired?.catch(() => {});
     try {
       return await AgentInstance.start(parts, signal);
     } catch (e) {
@@ -498,8 +518,6 @@ export class OciTierBackend implements Backend {
       ]);
       parts.network?.close();
       throw why ?? e;
-    } finally {
-      gate?.close();
     }
   }
 
