@@ -9,6 +9,7 @@ import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, rmSync } from
 import { dirname, join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import { TierUnavailableError, UnsupportedError } from "../../core/errors.ts";
+import { tracedSync } from "../../core/trace.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
 import { hasEgress } from "../../network/policy.ts";
 import { AgentInstance } from "./agent-instance.ts";
@@ -374,11 +375,14 @@ export class OciTierBackend implements Backend {
     const bundle = join(spec.stateDir, "oci-bundle");
     const idmap =
       this.config.idmap && !(egress && this.config.egress === "before-start") ? this.config.idmap : undefined;
-    const perRun =
-      idmap && !idRangesUnavailable()
-        ? idmappedRun(idmap, bundle, spec.id, input, cgroup, spec.limits)
-        : undefined;
-    if (!perRun) writeOciBundle(bundle, input);
+    const perRun = tracedSync("create.bundle", spec.id, () => {
+      const run =
+        idmap && !idRangesUnavailable()
+          ? idmappedRun(idmap, bundle, spec.id, input, cgroup, spec.limits)
+          : undefined;
+      if (!run) writeOciBundle(bundle, input);
+      return run;
+    });
     // A restored sandbox runs under the build that took its checkpoint; a new one under the chosen build.
     const rt = from?.checkpoint
       ? runtimeForCheckpoint(this.tier, from.checkpoint, await this.installed(), this.config.binary)
@@ -401,6 +405,7 @@ export class OciTierBackend implements Backend {
           workspace,
           cgroup,
           resumed: from?.checkpoint !== undefined,
+          fresh: fresh && from?.checkpoint === undefined,
           ...(network ? { network } : {}),
           networkAtStartOnly: this.config.egress === "before-start",
         },

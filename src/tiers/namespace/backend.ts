@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
+import { tracedSync } from "../../core/trace.ts";
 import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
@@ -74,7 +75,7 @@ export class NamespaceBackend implements Backend {
     from?: string,
   ): Promise<Instance> {
     const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal, from);
-    cgroup.create(spec.limits);
+    tracedSync("create.cgroup", spec.id, () => cgroup.create(spec.limits));
     const bwrap = which("bwrap")!;
     const resolvConf = sandboxResolvConf(spec, rootfs);
     const input: BwrapInput = {
