@@ -2,8 +2,11 @@
 # Installs the Debian packages that Kiln's real-binary tiers need, when run as
 # root on a machine with apt. Idempotent and quick when everything is present.
 # The virtual tier needs none of this (pyflakes3 lints its Python driver in the tests).
+# KILN_CGROUP_USERS (comma-separated): ordinary users to delegate a cgroup subtree to
+# (scripts/delegate-cgroups.sh), so that their namespace sandboxes hold memory, pids and CPU limits.
 set -u
-PACKAGES=(bubblewrap runc runsc debootstrap e2fsprogs chromium curl pyflakes3 iproute2 openssl xfsprogs qemu-system-x86 busybox-static)
+KILN_CGROUP_USERS="${KILN_CGROUP_USERS:-}"
+PACKAGES=(bubblewrap runc runsc uidmap debootstrap e2fsprogs chromium curl pyflakes3 iproute2 openssl xfsprogs qemu-system-x86 busybox-static)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,4 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 bash "$(dirname "$0")/install-runsc.sh"
+# Ordinary users whose Kiln should hold memory, pids and CPU limits get a cgroup subtree of their own.
+if [ "$(id -u)" = 0 ]; then
+  for u in ${KILN_CGROUP_USERS//,/ }; do
+    bash "$(dirname "$0")/delegate-cgroups.sh" "$u" || echo "kiln: could not delegate cgroups to $u"
+  done
+fi
 exit 0

@@ -19,7 +19,7 @@ import { tierRequired } from "./conformance/suite.ts";
 import { mountsUnder, processesMentioning } from "./host-state.ts";
 
 const template = process.env.KILN_TEST_TEMPLATE ?? "default";
-const TIERS: TierName[] = ["namespace", "oci", "gvisor"];
+const TIERS: TierName[] = ["namespace", "oci", "gvisor", "microvm"];
 
 const CHILD = `
 import { Kiln } from ${JSON.stringify(join(import.meta.dirname, "..", "src", "index.ts"))};

@@ -47,6 +47,10 @@ export async function progressReporter(json: boolean): Promise<{
   };
 }
 
+/** The help of `--allow-unenforced-limits` (`kiln create`, `kiln run`). */
+export const ALLOW_UNENFORCED_HELP =
+  "create the sandbox even where the tier cannot enforce every limit here (kiln doctor lists them)";
+
 /** The help of `--build-template` (`kiln create`, `kiln run`). */
 export const BUILD_TEMPLATE_HELP =
   "build a missing default or code-interpreter template now, with progress (minutes); without it a missing template fails at once";

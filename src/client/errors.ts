@@ -17,6 +17,8 @@ import {
   TierUnavailableError,
   TimeoutError,
   UnauthenticatedError,
+  type UnenforcedLimit,
+  UnenforcedLimitsError,
   UnsupportedError,
 } from "../core/errors.ts";
 import type { CommandResult } from "../core/types.ts";
@@ -79,6 +81,15 @@ export function errorFromWire(w: WireError): KilnError {
       break;
     case "port_closed":
       e = new PortClosedError(Number(w.port ?? 0), msg, opts);
+      break;
+    case "unenforced_limits":
+      e = withMessage(
+        new UnenforcedLimitsError(
+          String(w.tier ?? ""),
+          Array.isArray(w.limits) ? (w.limits as UnenforcedLimit[]) : [],
+        ),
+        msg,
+      );
       break;
     default:
       e = new KilnError("internal", msg, opts);

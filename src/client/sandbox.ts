@@ -92,8 +92,12 @@ export class RemoteSandbox implements SandboxApi {
   }
 
   /** Moves the workspace to another tier. @throws TierUnavailableError, NotFoundError, AbortedError */
-  async move(tier: TierName, options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.http.json("POST", `${this.path}/move`, { json: { tier }, signal: options.signal });
+  async move(
+    tier: TierName,
+    options: { signal?: AbortSignal; allowUnenforcedLimits?: boolean } = {},
+  ): Promise<void> {
+    const json = { tier, ...(options.allowUnenforcedLimits ? { allowUnenforcedLimits: true } : {}) };
+    await this.http.json("POST", `${this.path}/move`, { json, signal: options.signal });
   }
 
   /** Saves the sandbox's files as a snapshot. @throws NotFoundError, InvalidArgumentError */

@@ -15,6 +15,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import type { Duplex } from "node:stream";
 import type { NetworkSettings, ServerNetworkLimits } from "../network/policy.ts";
+import type { UnenforcedLimit } from "./errors.ts";
 import type { CellEvent } from "./execution.ts";
 import type { Limits } from "./limits.ts";
 import type { EntryInfo, TemplateBuildProgress, TierName, TierStatus } from "./types.ts";
@@ -93,6 +94,12 @@ export interface Backend {
   readonly capabilities: Capabilities;
   /** Checks whether the tier can run here, and if not exactly why. Never throws. */
   probe(signal?: AbortSignal): Promise<TierStatus>;
+  /**
+   * The limits this tier cannot enforce on this host as Kiln runs now (as an ordinary user,
+   * say), each with its reason; absent or empty: every limit holds. Cheap: core asks at every
+   * create, and refuses one that does not pass `allowUnenforcedLimits` when this is not empty.
+   */
+  unenforcedLimits?(): UnenforcedLimit[];
   /**
    * Builds a new instance with an empty `/workspace`.
    * @throws TierUnavailableError, NotFoundError (template), LimitExceededError

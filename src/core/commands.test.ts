@@ -56,3 +56,14 @@ test("output held for the first subscriber stops at HOLD_MAX_CHARS and is a pref
   assert.equal(held, "a".repeat(held.length), "what is held is a prefix of the output");
   await sb.kill();
 });
+
+test("an abort while the command is being started still ends it", async () => {
+  const sb = await kiln.create({ tier: "virtual" });
+  const ac = new AbortController();
+  const run = sb.commands.run("sleep 20", { signal: ac.signal, timeoutMs: 10_000 });
+  // Past the synchronous check, while the instance is looked up and the process spawned.
+  await Promise.resolve();
+  ac.abort();
+  await assert.rejects(run, (e: { code?: string }) => e.code === "aborted");
+  await sb.kill();
+});

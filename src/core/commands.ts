@@ -471,8 +471,12 @@ export class Commands {
         h.markKilled(new AbortedError("command aborted"));
         void h.kill();
       };
-      options.signal.addEventListener("abort", onAbort, { once: true });
-      void h.done.finally(() => options.signal?.removeEventListener("abort", onAbort));
+      // An abort while the instance was looked up or the process spawned fired no listener yet.
+      if (options.signal.aborted) onAbort();
+      else {
+        options.signal.addEventListener("abort", onAbort, { once: true });
+        void h.done.finally(() => options.signal?.removeEventListener("abort", onAbort));
+      }
     }
     if (options.background) return h;
     return h.wait();

@@ -19,6 +19,7 @@ export type ErrorCode =
   | "unsupported"
   | "unauthenticated"
   | "port_closed"
+  | "unenforced_limits"
   | "internal";
 
 /** Options common to every Kiln error. */
@@ -89,6 +90,39 @@ export class TimeoutError extends KilnError {
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), timeoutMs: this.timeoutMs };
+  }
+}
+
+/** The limits a tier enforces through the host kernel (cgroups, a filesystem), not through core. */
+export type HostLimitName = "memoryBytes" | "cpuCount" | "pids" | "diskBytes";
+
+/** A limit a tier cannot enforce on this host, as it runs now, and why. */
+export interface UnenforcedLimit {
+  /** Which limit would not hold. */
+  limit: HostLimitName;
+  /** Why not (what the host lacks). */
+  reason: string;
+}
+
+/**
+ * A create (or move) on a tier that cannot enforce every limit here (an ordinary user without
+ * delegated cgroups, say), refused because the caller did not pass `allowUnenforcedLimits`.
+ */
+export class UnenforcedLimitsError extends KilnError {
+  /** The limits that would not hold, each with its reason. */
+  readonly limits: UnenforcedLimit[];
+  constructor(tier: string, limits: UnenforcedLimit[], options?: Omit<KilnErrorOptions, "tier">) {
+    super(
+      "unenforced_limits",
+      `the ${tier} tier cannot enforce ${limits.map((l) => `${l.limit} (${l.reason})`).join(", ")} here; ` +
+        "pass allowUnenforcedLimits to create the sandbox without them",
+      { ...options, tier },
+    );
+    this.name = "UnenforcedLimitsError";
+    this.limits = limits;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), limits: this.limits };
   }
 }
 

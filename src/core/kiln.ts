@@ -46,6 +46,8 @@ import {
   NotFoundError,
   TierUnavailableError,
   throwIfAborted,
+  type UnenforcedLimit,
+  UnenforcedLimitsError,
   UnsupportedError,
 } from "./errors.ts";
 import { Hibernation } from "./hibernation.ts";
@@ -333,7 +335,8 @@ export class Kiln {
    * The strongest tier that runs here with real binaries from templates (a
    * real Linux), as {@link doctor} probes them ({@link TIER_NAMES} is ordered
    * weakest to strongest); `virtual`, with `fallback` saying why, when none
-   * runs (a tier that runs here only emulated is passed over). Pass `statuses` to reuse a {@link doctor} answer instead of probing again.
+   * runs (a tier that runs here only emulated, or that cannot enforce every limit here, is passed
+   * over: no caller of this asked for a sandbox without a limit). Pass `statuses` to reuse a {@link doctor} answer instead of probing again.
    */
   async strongestRealTier(
     options: { signal?: AbortSignal; statuses?: TierStatus[] } = {},
@@ -341,13 +344,17 @@ export class Kiln {
     const statuses = options.statuses ?? (await this.doctor(options));
     for (const tier of [...TIER_NAMES].reverse()) {
       const status = statuses.find((s) => s.tier === tier);
-      if (!status?.available || status.emulated) continue;
+      if (!status?.available || status.emulated || status.unenforcedLimits?.length) continue;
       const caps = (await this.backend(tier)).capabilities;
       if (caps.realBinaries && caps.templates) return { tier };
     }
     const why = statuses
-      .filter((s) => !s.available)
-      .map((s) => `${s.tier}: ${s.reason}`)
+      .filter((s) => !s.available || s.unenforcedLimits?.length)
+      .map((s) =>
+        s.available
+          ? `${s.tier}: cannot enforce ${s.unenforcedLimits!.map((l) => l.limit).join(", ")} here`
+          : `${s.tier}: ${s.reason}`,
+      )
       .join("; ");
     return { tier: "virtual", fallback: `no real tier runs here (${why})` };
   }
@@ -474,6 +481,7 @@ export class Kiln {
     const volumes = this.volumeStore.resolve(options.volumes, options.metadata ?? {});
     if (volumes.length > 0 && !backend.capabilities.volumes)
       throw new UnsupportedError(`the ${tier} tier cannot mount volumes`, { tier });
+    const unenforced = unenforcedOrRefuse(backend, options.allowUnenforcedLimits);
     const now = Date.now();
     const info: SandboxInfo = {
       id: newSandboxId(),
@@ -484,6 +492,7 @@ export class Kiln {
       cwd,
       metadata: { ...(options.metadata ?? {}) },
       limits,
+      ...(unenforced.length > 0 ? { unenforcedLimits: unenforced } : {}),
       network,
       ports: checkPortPolicy(options.ports),
       volumes,
@@ -641,8 +650,8 @@ export class Kiln {
       setNetwork: (id: string, network: NetworkOptions, signal?: AbortSignal) =>
         this.setNetwork(id, network, signal),
       kill: (id: string, signal?: AbortSignal) => this.kill(id, { signal }),
-      move: async (id: string, tier: TierName, signal?: AbortSignal) => {
-        await this.move(id, tier, { signal });
+      move: async (id: string, tier: TierName, signal?: AbortSignal, allowUnenforcedLimits?: boolean) => {
+        await this.move(id, tier, { signal, ...(allowUnenforcedLimits ? { allowUnenforcedLimits } : {}) });
       },
       snapshot: (id: string, o: SnapshotOptions) => this.snapshot(id, o),
       fork: (id: string, n: number, signal?: AbortSignal) => this.fork(id, n, { signal }),
@@ -905,10 +914,15 @@ export class Kiln {
   /**
    * Moves a sandbox's workspace to another tier. The new instance is filled
    * first; the old one is destroyed only once the copy is complete.
+   * `allowUnenforcedLimits`: as at create (`CreateOptions.allowUnenforcedLimits`).
    * @throws TierUnavailableError, NotFoundError, AbortedError, UnsupportedError (a sandbox with
-   * network egress, to a tier that cannot give it)
+   * network egress, to a tier that cannot give it), UnenforcedLimitsError
    */
-  async move(id: string, tier: TierName, options: { signal?: AbortSignal } = {}): Promise<Sandbox> {
+  async move(
+    id: string,
+    tier: TierName,
+    options: { signal?: AbortSignal; allowUnenforcedLimits?: boolean } = {},
+  ): Promise<Sandbox> {
     throwIfAborted(options.signal);
     const to = checkTierName(tier);
     const info = this.record(id);
@@ -920,6 +934,7 @@ export class Kiln {
       throw new UnsupportedError(`the ${to} tier cannot give a sandbox network egress`, { tier: to });
     if (info.volumes.length > 0 && !target.capabilities.volumes)
       throw new UnsupportedError(`the ${to} tier cannot mount volumes`, { tier: to });
+    const unenforced = unenforcedOrRefuse(target, options.allowUnenforcedLimits);
     const oldInstance = await sb.instance();
     await sb.commands.killAll();
     const spec = this.spec({ ...info, tier: to });
@@ -933,7 +948,7 @@ export class Kiln {
       await target.destroy(spec).catch(() => {});
       throw e;
     }
-    this.records.setTier(id, to);
+    this.records.setTier(id, to, unenforced);
     this.cache.delete(id);
     sb.swapInstance(Promise.resolve(next));
     await oldInstance.close();
@@ -1002,6 +1017,8 @@ export class Kiln {
           metadata: parent.metadata,
           // The same volumes, shared: a fork never copies one.
           volumes: parent.volumes.map((v) => ({ volume: v.id, path: v.path })),
+          // A parent made without some limits was asked for so; its children are too.
+          ...(parent.unenforcedLimits ? { allowUnenforcedLimits: true } : {}),
           ...(parent.expiresAt === null
             ? {}
             : { lifetimeMs: Math.max(1, Date.parse(parent.expiresAt) - Date.now()) }),
@@ -1210,4 +1227,14 @@ function renamed<K extends keyof CreateOptions>(
   if (now !== undefined && before !== undefined && now !== before)
     throw new InvalidArgumentError(`give ${String(name)} or its old name ${String(old)}, not both`);
   return now ?? before;
+}
+
+/**
+ * The limits `backend` cannot enforce here; refuses a sandbox without them unless `allowed`.
+ * @throws UnenforcedLimitsError (`unenforced_limits`)
+ */
+function unenforcedOrRefuse(backend: Backend, allowed: boolean | undefined): UnenforcedLimit[] {
+  const unenforced = backend.unenforcedLimits?.() ?? [];
+  if (unenforced.length > 0 && allowed !== true) throw new UnenforcedLimitsError(backend.tier, unenforced);
+  return unenforced;
 }

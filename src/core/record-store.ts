@@ -5,6 +5,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { type NetworkSettings, NO_NETWORK } from "../network/policy.ts";
+import type { UnenforcedLimit } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { DEFAULT_PORT_POLICY, type PortPolicy } from "./ports.ts";
 import { StatementCache } from "./sqlite.ts";
@@ -43,6 +44,9 @@ function toInfo(r: Record<string, unknown>): SandboxInfo {
       : { ...NO_NETWORK, allow: [], deny: [] },
     ports: typeof r.ports === "string" ? (JSON.parse(r.ports) as PortPolicy) : { ...DEFAULT_PORT_POLICY },
     volumes: typeof r.volumes === "string" ? (JSON.parse(r.volumes) as VolumeMount[]) : [],
+    ...(typeof r.unenforced_limits === "string"
+      ? { unenforcedLimits: JSON.parse(r.unenforced_limits) as UnenforcedLimit[] }
+      : {}),
     createdAt: new Date(Number(r.created_at)).toISOString(),
     expiresAt: r.expires_at === null ? null : new Date(Number(r.expires_at)).toISOString(),
   };
@@ -65,7 +69,7 @@ export class RecordStore {
     // Columns added after the first schema: a database made before them gets them (null: no
     // network policy, so no network; the default port policy).
     const columns = this.db.prepare("PRAGMA table_info(sandboxes)").all();
-    for (const column of ["network", "ports", "volumes"]) {
+    for (const column of ["network", "ports", "volumes", "unenforced_limits"]) {
       if (columns.some((c) => c.name === column)) continue;
       try {
         this.db.exec(`ALTER TABLE sandboxes ADD COLUMN ${column} TEXT`);
@@ -79,7 +83,7 @@ export class RecordStore {
 
   insert(info: SandboxInfo): void {
     this.st(
-      "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, network, ports, volumes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO sandboxes (id, tier, template, state, env, cwd, metadata, limits, network, ports, volumes, unenforced_limits, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ).run(
       info.id,
       info.tier,
@@ -92,6 +96,7 @@ export class RecordStore {
       JSON.stringify(info.network),
       JSON.stringify(info.ports),
       JSON.stringify(info.volumes),
+      info.unenforcedLimits?.length ? JSON.stringify(info.unenforcedLimits) : null,
       Date.parse(info.createdAt),
       info.expiresAt === null ? null : Date.parse(info.expiresAt),
     );
@@ -162,8 +167,13 @@ export class RecordStore {
     this.st("UPDATE sandboxes SET state = ? WHERE id = ?").run(state, id);
   }
 
-  setTier(id: string, tier: TierName): void {
-    this.st("UPDATE sandboxes SET tier = ? WHERE id = ?").run(tier, id);
+  /** Records a move to `tier`, where `unenforced` are the limits that do not hold (empty: all hold). */
+  setTier(id: string, tier: TierName, unenforced: UnenforcedLimit[] = []): void {
+    this.st("UPDATE sandboxes SET tier = ?, unenforced_limits = ? WHERE id = ?").run(
+      tier,
+      unenforced.length ? JSON.stringify(unenforced) : null,
+      id,
+    );
   }
 
   delete(id: string): void {

@@ -43,7 +43,7 @@ export interface SandboxHost {
   setPorts(id: string, ports: PortPolicy): void;
   setNetwork(id: string, network: NetworkOptions, signal?: AbortSignal): Promise<NetworkSettings>;
   kill(id: string, signal?: AbortSignal): Promise<void>;
-  move(id: string, tier: TierName, signal?: AbortSignal): Promise<void>;
+  move(id: string, tier: TierName, signal?: AbortSignal, allowUnenforcedLimits?: boolean): Promise<void>;
   snapshot(id: string, options: SnapshotOptions): Promise<SnapshotInfo>;
   fork(id: string, count: number, signal?: AbortSignal): Promise<Sandbox[]>;
   pause(id: string, signal?: AbortSignal, keepMemory?: boolean): Promise<void>;
@@ -210,9 +210,15 @@ export class Sandbox {
     await this.host.kill(this.id, options.signal);
   }
 
-  /** Moves the workspace to another tier, keeping files, modes, symlinks and mtimes. */
-  async move(tier: TierName, options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.host.move(this.id, tier, options.signal);
+  /**
+   * Moves the workspace to another tier, keeping files, modes, symlinks and mtimes;
+   * `allowUnenforcedLimits` as at create. @throws UnenforcedLimitsError (a tier lacking a limit here)
+   */
+  async move(
+    tier: TierName,
+    options: { signal?: AbortSignal; allowUnenforcedLimits?: boolean } = {},
+  ): Promise<void> {
+    await this.host.move(this.id, tier, options.signal, options.allowUnenforcedLimits);
   }
 
   /**

@@ -1,5 +1,6 @@
 /** Public data shapes shared by the library, CLI, server and client. */
 import type { NetworkOptions, NetworkSettings } from "../network/policy.ts";
+import type { UnenforcedLimit } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import type { VolumeMount, VolumeMountOptions } from "./volumes.ts";
 
@@ -47,6 +48,12 @@ export interface CreateOptions {
   timeoutMs?: number;
   /** Limits; unset fields take their defaults (from a snapshot: the snapshot's). */
   limits?: Partial<Limits>;
+  /**
+   * Create the sandbox even where the tier cannot enforce every limit here (its
+   * `TierStatus.unenforcedLimits`, e.g. the namespace tier run by an ordinary user); the sandbox's
+   * info lists those it lacks. Default false: such a create throws `UnenforcedLimitsError`.
+   */
+  allowUnenforcedLimits?: boolean;
   /**
    * Idle time in ms (no call on the sandbox, no command running) after which
    * it is paused to disk and its memory freed; any call resumes it. 0: never.
@@ -141,6 +148,8 @@ export interface SandboxInfo {
   metadata: Record<string, string>;
   /** Effective limits. */
   limits: Limits;
+  /** The limits that do not hold for this sandbox (created with `allowUnenforcedLimits`); absent: every limit holds. */
+  unenforcedLimits?: UnenforcedLimit[];
   /** Network policy, canonical (`egress: "none"` and no `allow` rules: no network). */
   network: NetworkSettings;
   /** The inbound port policy. */
@@ -245,4 +254,6 @@ export interface TierStatus {
    * never picks it by default (see `Kiln.strongestRealTier`).
    */
   emulated?: boolean;
+  /** Limits the tier cannot enforce here, as Kiln runs now (see `CreateOptions.allowUnenforcedLimits`); absent: none. */
+  unenforcedLimits?: UnenforcedLimit[];
 }

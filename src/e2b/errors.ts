@@ -47,6 +47,7 @@ const REST_STATUS: Readonly<Record<ErrorCode, number>> = {
   unsupported: 501,
   unauthenticated: 401,
   port_closed: 502,
+  unenforced_limits: 400,
   internal: 500,
 };
 
@@ -73,6 +74,7 @@ const ENVD_HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   timeout: 500,
   tier_unavailable: 500,
   port_closed: 502,
+  unenforced_limits: 400,
   internal: 500,
 };
 
@@ -104,6 +106,7 @@ const CONNECT_CODE: Readonly<Record<ErrorCode, Code>> = {
   unsupported: Code.Unimplemented,
   unauthenticated: Code.Unauthenticated,
   port_closed: Code.Unavailable,
+  unenforced_limits: Code.FailedPrecondition,
   internal: Code.Internal,
 };
 

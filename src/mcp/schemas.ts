@@ -36,6 +36,12 @@ export const createShape = {
     .string()
     .optional()
     .describe("Start from this snapshot's files (snap_..., from sandbox_snapshot or snapshot_list)"),
+  allowUnenforcedLimits: z
+    .boolean()
+    .optional()
+    .describe(
+      "Create it even where the tier cannot enforce every limit here (kiln doctor lists them); default false: refused",
+    ),
 };
 
 /** Inputs of a command (`run_command`, `bash`). */

@@ -22,7 +22,8 @@ export type ServerErrorCode = ErrorCode;
  * HTTP status of every error code. `limit_exceeded` is 429 for every limit and
  * quota (a sandbox limit or a per-key quota: retrying with less, or later, can
  * succeed); `timeout` is 504 (the server did not finish the work in time);
- * `aborted` is 499 (the client closed the request).
+ * `aborted` is 499 (the client closed the request); `unenforced_limits` is 422 (the same request
+ * with `allowUnenforcedLimits` succeeds).
  */
 export const HTTP_STATUS: Readonly<Record<ServerErrorCode, number>> = Object.freeze({
   invalid_argument: 400,
@@ -31,6 +32,7 @@ export const HTTP_STATUS: Readonly<Record<ServerErrorCode, number>> = Object.fre
   conflict: 409,
   sandbox_stopped: 410,
   port_closed: 502,
+  unenforced_limits: 422,
   limit_exceeded: 429,
   aborted: 499,
   internal: 500,

@@ -43,6 +43,7 @@ export const ErrorSchema = z
           "internal",
           "unauthenticated",
           "port_closed",
+          "unenforced_limits",
         ]),
         message: z.string(),
       })
@@ -150,6 +151,10 @@ export const PortPolicySchema = z
   })
   .openapi("PortPolicy");
 
+const UnenforcedLimitsSchema = z
+  .object({ limit: z.enum(["memoryBytes", "cpuCount", "pids", "diskBytes"]), reason: Str })
+  .array();
+
 export const SandboxInfoSchema = z
   .object({
     id: Str,
@@ -160,6 +165,9 @@ export const SandboxInfoSchema = z
     cwd: Str,
     metadata: StrMap,
     limits: LimitsSchema,
+    unenforcedLimits: UnenforcedLimitsSchema.optional().openapi({
+      description: "the limits that do not hold for this sandbox (absent: every limit holds)",
+    }),
     network: NetworkSettingsSchema,
     ports: PortPolicySchema,
     volumes: z
@@ -183,6 +191,10 @@ export const CreateSandboxBody = z
     }),
     timeoutMs: NonNeg.optional().openapi({ deprecated: true, description: "the old name of lifetimeMs" }),
     limits: LimitsSchema.partial().strict().optional(),
+    allowUnenforcedLimits: z.boolean().optional().openapi({
+      description:
+        "create it even where the tier cannot enforce every limit here (the refusal is unenforced_limits, 422)",
+    }),
     snapshot: Str.optional().openapi({ description: "start from this snapshot's files (`snap_…`)" }),
     idleTimeoutMs: NonNeg.optional().openapi({
       description: "idle time after which the sandbox is paused (any call resumes it); 0: never",
@@ -280,7 +292,15 @@ export const TierParams = z.object({ tier: TierSchema.openapi({ param: { name: "
 
 export const LifetimeBody = z.object({ lifetimeMs: NonNeg }).strict().openapi("SetLifetime");
 export const TimeoutBody = z.object({ timeoutMs: NonNeg }).strict().openapi("SetTimeout");
-export const MoveBody = z.object({ tier: TierSchema }).strict().openapi("Move");
+export const MoveBody = z
+  .object({
+    tier: TierSchema,
+    allowUnenforcedLimits: z.boolean().optional().openapi({
+      description: "move even where the target tier cannot enforce every limit here (as at create)",
+    }),
+  })
+  .strict()
+  .openapi("Move");
 
 export const VolumeInfoSchema = z
   .object({ id: Str, name: Str, metadata: StrMap, createdAt: Str })
@@ -297,7 +317,15 @@ export const VolumeParams = z.object({
 });
 
 export const TierStatusSchema = z
-  .object({ tier: TierSchema, available: z.boolean(), reason: Str })
+  .object({
+    tier: TierSchema,
+    available: z.boolean(),
+    reason: Str,
+    emulated: z.boolean().optional(),
+    unenforcedLimits: UnenforcedLimitsSchema.optional().openapi({
+      description: "limits the tier cannot enforce here (a create must pass allowUnenforcedLimits)",
+    }),
+  })
   .openapi("TierStatus");
 export const CapabilitiesSchema = z
   .object({

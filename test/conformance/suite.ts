@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, type TestContext, test } from "node:test";
 import type { KilnApi, SandboxApi } from "../../src/client/api.ts";
-import { Kiln, type TierName } from "../../src/index.ts";
+import { type HostLimitName, Kiln, type TierName, type UnenforcedLimit } from "../../src/index.ts";
 
 /** Options of {@link runConformance}. */
 export interface ConformanceOptions {
@@ -81,11 +81,15 @@ export function runConformance(options: ConformanceOptions): void {
     let streaming = false;
     let emulated = false;
     let doctorReason = "";
+    // The limits the tier cannot enforce here (doctor's answer): a case that needs one is skipped
+    // with its reason; every other case's sandboxes opt in to lacking them, needing nothing from them.
+    let unenforced: UnenforcedLimit[] = [];
 
     const create = (extra: Parameters<KilnApi["create"]>[0] = {}) =>
       kiln.create({
         tier,
         template: options.template ?? process.env.KILN_TEST_TEMPLATE ?? "default",
+        ...(unenforced.length > 0 ? { allowUnenforcedLimits: true } : {}),
         ...extra,
       });
 
@@ -103,6 +107,8 @@ export function runConformance(options: ConformanceOptions): void {
       streaming = (await kiln.backend(tier)).capabilities.streamingOutput;
       emulated = status.emulated === true;
       doctorReason = status.reason;
+      unenforced = status.unenforcedLimits ?? [];
+      for (const u of unenforced) console.log(`# ${tier}: ${u.limit} does not hold here: ${u.reason}`);
       sb = await create();
     });
 
@@ -111,7 +117,8 @@ export function runConformance(options: ConformanceOptions): void {
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     });
 
-    const it = (name: string, fn: (t: TestContext) => Promise<void>) =>
+    /** A case; `needs`: the limits it tests, without which (where the tier lacks one) it is skipped. */
+    const it = (name: string, fn: (t: TestContext) => Promise<void>, needs: HostLimitName[] = []) =>
       test(name, async (t) => {
         if (unavailable) {
           t.skip(`tier ${tier} unavailable: ${unavailable}`);
@@ -120,6 +127,11 @@ export function runConformance(options: ConformanceOptions): void {
         const skip = skipped.get(name);
         if (skip && (!skip.when || skip.when.test(doctorReason))) {
           t.skip(skip.reason);
+          return;
+        }
+        const lacking = unenforced.find((u) => needs.includes(u.limit));
+        if (lacking) {
+          t.skip(`${tier} cannot enforce ${lacking.limit} here: ${lacking.reason}`);
           return;
         }
         await fn(t);
@@ -653,15 +665,43 @@ export function runConformance(options: ConformanceOptions): void {
       await rejectsWithCode(kiln.connect(s.id), "not_found");
     });
 
+    it("limits that cannot hold here refuse a create unless it opts in, and show in its info", async () => {
+      const plain = {
+        tier,
+        template: options.template ?? process.env.KILN_TEST_TEMPLATE ?? "default",
+      } as const;
+      if (unenforced.length === 0) {
+        const s = await kiln.create(plain);
+        assert.equal((await s.info()).unenforcedLimits, undefined, "every limit holds");
+        await s.kill();
+        return;
+      }
+      const count = (await kiln.list()).length;
+      const e = await rejectsWithCode(kiln.create(plain), "unenforced_limits");
+      assert.deepEqual(
+        (e.limits as UnenforcedLimit[]).map((l) => l.limit).sort(),
+        unenforced.map((l) => l.limit).sort(),
+      );
+      assert.equal((await kiln.list()).length, count, "the refused create made nothing");
+      const s = await kiln.create({ ...plain, allowUnenforcedLimits: true });
+      assert.deepEqual((await s.info()).unenforcedLimits, unenforced);
+      assert.equal((await s.commands.run("echo ok")).stdout, "ok\n");
+      await s.kill();
+    });
+
     // Containment: what a hostile program does to its own sandbox stays there.
-    const real = (name: string, fn: () => Promise<void>) =>
-      it(name, async (t) => {
-        if (!(await kiln.backend(tier)).capabilities.realBinaries) {
-          t.skip("interpreter tier: no real processes (its limits are tested above)");
-          return;
-        }
-        await fn();
-      });
+    const real = (name: string, fn: () => Promise<void>, needs: HostLimitName[] = []) =>
+      it(
+        name,
+        async (t) => {
+          if (!(await kiln.backend(tier)).capabilities.realBinaries) {
+            t.skip("interpreter tier: no real processes (its limits are tested above)");
+            return;
+          }
+          await fn();
+        },
+        needs,
+      );
 
     const bombLimits = {
       pids: 64,
@@ -719,7 +759,7 @@ export function runConformance(options: ConformanceOptions): void {
       assert.equal((await sb.commands.run("echo other")).stdout, "other\n");
       assert.equal(spawnSync("true").status, 0, "the host can still start processes");
       await s.kill();
-    });
+    }, ["pids"]);
 
     real("containment: a memory bomb hits the memory limit; others keep working", async () => {
       const s = await create({ limits: bombLimits });
@@ -728,7 +768,7 @@ export function runConformance(options: ConformanceOptions): void {
       assert.equal((await s.commands.run("echo still alive")).stdout, "still alive\n");
       assert.equal((await sb.commands.run("echo other")).stdout, "other\n");
       await s.kill();
-    });
+    }, ["memoryBytes"]);
 
     it("containment: a disk fill hits the disk limit; files stay readable", async () => {
       const s = await create({ limits: bombLimits });
@@ -757,7 +797,7 @@ export function runConformance(options: ConformanceOptions): void {
       await s.files.write("/workspace/after.txt", "room again");
       assert.equal((await sb.commands.run("echo other")).stdout, "other\n");
       await s.kill();
-    });
+    }, ["diskBytes"]);
 
     real("containment: no host files, no network, no privileges", async () => {
       const secret = `kiln-secret-${randomBytes(6).toString("hex")}`;
@@ -803,7 +843,10 @@ export function runConformance(options: ConformanceOptions): void {
       await s.files.write("/workspace/snap/a.txt", "changed after");
       assert.ok((await kiln.snapshots()).some((x) => x.id === snap.id));
       for (let i = 0; i < 2; i++) {
-        const c = await kiln.create({ snapshot: snap.id });
+        const c = await kiln.create({
+          snapshot: snap.id,
+          ...(unenforced.length > 0 ? { allowUnenforcedLimits: true } : {}),
+        });
         assert.notEqual(c.id, s.id);
         assert.equal(await c.files.read("/workspace/snap/a.txt"), "saved");
         assert.equal((await c.files.stat("/workspace/snap/link")).symlinkTarget, "a.txt");

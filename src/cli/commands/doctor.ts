@@ -25,6 +25,12 @@ export function registerDoctor(program: Command): void {
           ["TIER", "STATUS", "DETAIL"],
           tiers.map((t) => [t.tier, t.available ? "ready" : "unavailable", t.reason]),
         );
+        for (const t of tiers.filter((s) => s.available && s.unenforcedLimits?.length)) {
+          process.stdout.write(
+            `\n${t.tier}: limits that do not hold here (a create needs --allow-unenforced-limits):\n`,
+          );
+          for (const l of t.unenforcedLimits!) process.stdout.write(`  ${l.limit}: ${l.reason}\n`);
+        }
         process.stdout.write(
           e2b.fallback
             ? `\nE2B sandboxes (kiln serve): virtual, because ${e2b.fallback}\n`

@@ -12,7 +12,7 @@ import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../context.ts";
 import { type NetworkFlags, networkFromFlags, networkOptions } from "../network-flags.ts";
 import { collect, keyValues, printJson } from "../output.ts";
-import { BUILD_TEMPLATE_HELP, withTemplateBuild } from "../progress.ts";
+import { ALLOW_UNENFORCED_HELP, BUILD_TEMPLATE_HELP, withTemplateBuild } from "../progress.ts";
 
 /** Joins argv words into one command line, quoting words that need it. */
 export function commandLine(input: string[]): string {
@@ -149,12 +149,19 @@ export function registerExec(program: Command): void {
       .option("--tier <tier>", "isolation tier", "virtual")
       .option("--template <name>", "template (root filesystem)", "default")
       .option("--build-template", BUILD_TEMPLATE_HELP)
+      .option("--allow-unenforced-limits", ALLOW_UNENFORCED_HELP)
       .argument("<command...>", "command line (after --)")
       .passThroughOptions(),
   ).action(
     async (
       words: string[],
-      flags: ExecFlags & NetworkFlags & { tier: string; template: string; buildTemplate?: boolean },
+      flags: ExecFlags &
+        NetworkFlags & {
+          tier: string;
+          template: string;
+          buildTemplate?: boolean;
+          allowUnenforcedLimits?: boolean;
+        },
       cmd: Command,
     ) =>
       withKiln(cmd, async (kiln, g) => {
@@ -165,6 +172,7 @@ export function registerExec(program: Command): void {
             template: flags.template,
             ...(network ? { network } : {}),
             ...(buildTemplate ? { buildTemplate } : {}),
+            ...(flags.allowUnenforcedLimits ? { allowUnenforcedLimits: true } : {}),
           }),
         );
         try {

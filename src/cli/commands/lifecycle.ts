@@ -6,7 +6,7 @@ import { checkTierName } from "../../core/tier-registry.ts";
 import { withKiln } from "../context.ts";
 import { networkFromFlags, networkOptions } from "../network-flags.ts";
 import { age, collect, keyValues, printJson, printTable } from "../output.ts";
-import { BUILD_TEMPLATE_HELP, withTemplateBuild } from "../progress.ts";
+import { ALLOW_UNENFORCED_HELP, BUILD_TEMPLATE_HELP, withTemplateBuild } from "../progress.ts";
 
 /** Registers the lifecycle commands. */
 export function registerLifecycle(program: Command): void {
@@ -23,6 +23,7 @@ export function registerLifecycle(program: Command): void {
     .option("--snapshot <id>", "start from this snapshot's files (its tier and template unless given)")
     .option("--volume <NAME:/mnt/path>", "mount a named volume at a path below /mnt (repeatable)", collect)
     .option("--build-template", BUILD_TEMPLATE_HELP)
+    .option("--allow-unenforced-limits", ALLOW_UNENFORCED_HELP)
     .action(async (flags, cmd: Command) =>
       withKiln(cmd, async (kiln, g) => {
         const limits = Object.fromEntries(
@@ -49,6 +50,7 @@ export function registerLifecycle(program: Command): void {
             ...(networkFromFlags(flags) ? { network: networkFromFlags(flags) } : {}),
             ...(flags.volume ? { volumes: volumeFlags(flags.volume) } : {}),
             ...(buildTemplate ? { buildTemplate } : {}),
+            ...(flags.allowUnenforcedLimits ? { allowUnenforcedLimits: true } : {}),
           }),
         );
         if (g.json) printJson(await sb.info());
@@ -158,9 +160,14 @@ export function registerLifecycle(program: Command): void {
     .description("move a sandbox's workspace to another tier")
     .argument("<id>", "sandbox id")
     .requiredOption("--tier <tier>", "target tier")
+    .option("--allow-unenforced-limits", ALLOW_UNENFORCED_HELP)
     .action(async (id: string, flags, cmd: Command) =>
       withKiln(cmd, async (kiln, g) => {
-        const sb = await kiln.move(id, checkTierName(flags.tier));
+        const sb = await kiln.move(
+          id,
+          checkTierName(flags.tier),
+          flags.allowUnenforcedLimits ? { allowUnenforcedLimits: true } : {},
+        );
         if (g.json) printJson(await sb.info());
         else process.stdout.write(`${id} moved to ${flags.tier}\n`);
       }),

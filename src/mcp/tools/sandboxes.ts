@@ -47,6 +47,7 @@ export function registerSandboxTools(server: McpServer, ctx: ToolContext): void 
           ...(input.metadata !== undefined ? { metadata: input.metadata } : {}),
           ...(input.snapshot !== undefined ? { snapshot: input.snapshot } : {}),
           ...(lifetimeMs !== undefined ? { lifetimeMs } : {}),
+          ...(input.allowUnenforcedLimits ? { allowUnenforcedLimits: true } : {}),
           signal: extra.signal,
         });
         return textResult(JSON.stringify(sandboxSummary(await sb.info()), null, 2));

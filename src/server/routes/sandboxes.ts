@@ -190,7 +190,11 @@ export function sandboxRoutes(app: App): void {
       responses: { 200: json(SandboxInfoSchema, "the sandbox"), ...errors },
     }),
     async (c) => {
-      await c.var.sandbox.move(c.req.valid("json").tier, { signal: c.req.raw.signal });
+      const body = c.req.valid("json");
+      await c.var.sandbox.move(body.tier, {
+        signal: c.req.raw.signal,
+        ...(body.allowUnenforcedLimits ? { allowUnenforcedLimits: true } : {}),
+      });
       return c.json(publicInfo(ownedRecord(c.var.state.kiln, c.var.key.id, c.var.sandbox.id)), 200);
     },
   );

@@ -61,12 +61,18 @@ export interface GuestLimitReader {
   workspaceSpace(agent: AgentClient): Promise<{ usedBytes: number; freeBytes: number } | undefined>;
 }
 
+/**
+ * A sandbox's /workspace on the host: a loop-mounted image (`WorkspaceImage`), or a plain
+ * directory where Kiln cannot mount one (free and used bytes then unknown: no disk limit).
+ */
+export type Workspace = Pick<WorkspaceImage, "mountPath" | "mount" | "unmount" | "freeBytes" | "usedBytes">;
+
 /** What an AgentInstance is made of. */
 export interface AgentInstanceParts {
   tier: TierName;
   spec: InstanceSpec;
   launcher: Launcher;
-  workspace: WorkspaceImage;
+  workspace: Workspace;
   cgroup: SandboxCgroup | undefined;
   /** How long to wait for the agent's HELLO; default 30 s (gVisor on ptrace is slow to start). */
   connectTimeoutMs?: number;

@@ -1,10 +1,23 @@
 /**
- * Per-sandbox cgroups for memory, pids and CPU, on cgroup v1 (this machine's
- * layout: one hierarchy per controller) or v2 (one unified hierarchy). Every
- * sandbox of a real tier gets `kiln/<id>` in each controller; its limits hold
- * for the whole process tree, and `destroy` kills whatever is left in it.
+ * Per-sandbox cgroups for memory, pids and CPU, on cgroup v1 (one hierarchy
+ * per controller) or v2 (one unified hierarchy). Every sandbox of a real tier
+ * gets `<parent>/<id>` in each controller; its limits hold for the whole
+ * process tree, and `destroy` kills whatever is left in it. The parent is
+ * `kiln` when Kiln runs as root; as an ordinary user it is the subtree an
+ * administrator delegated to that user once (`kiln-user-<uid>`, owned by the
+ * user: `scripts/delegate-cgroups.sh`), and without one there is no cgroup.
  */
-import { existsSync, mkdirSync, readFileSync, realpathSync, rmdirSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  rmdirSync,
+  writeFileSync,
+} from "node:fs";
+import { userInfo } from "node:os";
 import { join } from "node:path";
 import type { Limits } from "../../core/limits.ts";
 
@@ -34,6 +47,59 @@ export function cgroupMode(): { mode: "v1" | "v2" } | { mode: "none"; reason: st
   return { mode: "none", reason: `no cgroup controllers mounted for: ${missing.join(", ")}` };
 }
 
+/** The subtree an administrator delegates to the ordinary user `uid`, in each hierarchy. */
+export function delegatedName(uid: number): string {
+  return `kiln-user-${uid}`;
+}
+
+function writable(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The hierarchies' directories of `rel` (one per controller on v1, with `cpuacct` when apart). */
+function hierarchyDirs(mode: "v1" | "v2", rel: string): string[] {
+  if (mode === "v2") return [join(ROOT, rel)];
+  const acct = separateCpuacct();
+  return [...V1_CONTROLLERS.map((c) => join(ROOT, c, rel)), ...(acct ? [join(acct, rel)] : [])];
+}
+
+/**
+ * Where sandbox cgroups go, relative to each hierarchy's root: `/kiln` as root; as an ordinary
+ * user, its delegated subtree, or why it has none (then no memory, pids or CPU limit can hold).
+ */
+export function cgroupParent(): { path: string } | { path: undefined; reason: string } {
+  const m = cgroupMode();
+  if (m.mode === "none") return { path: undefined, reason: m.reason };
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0) return { path: "/kiln" };
+  const rel = `/${delegatedName(uid)}`;
+  const user = `${userInfo().username} (uid ${uid})`;
+  const setup = `an administrator runs scripts/delegate-cgroups.sh ${userInfo().username} once`;
+  const missing = hierarchyDirs(m.mode, rel).filter(
+    (d) => !writable(d) || !writable(join(d, "cgroup.procs")),
+  );
+  if (missing.length > 0)
+    return {
+      path: undefined,
+      reason: `no cgroup delegated to ${user} on cgroup ${m.mode} (${missing.join(", ")} missing or not the user's): ${setup}`,
+    };
+  if (m.mode === "v2") {
+    // v2 moves a process only between cgroups below one the mover may write: Kiln must run inside.
+    const own = /^0::(.*)$/m.exec(readFileSync("/proc/self/cgroup", "utf8"))?.[1] ?? "";
+    if (!own.startsWith(`${rel}/`))
+      return {
+        path: undefined,
+        reason: `cgroup v2 lets ${user} move processes only within a subtree it runs in; Kiln runs in ${own}, not below ${rel}`,
+      };
+  }
+  return { path: rel };
+}
+
 function write(path: string, value: string | number): void {
   writeFileSync(path, String(value));
 }
@@ -52,21 +118,19 @@ export class SandboxCgroup {
   readonly relPath: string;
   private readonly mode: "v1" | "v2";
 
+  /** @throws Error when there is no cgroup parent for this process ({@link cgroupParent}) */
   constructor(id: string) {
     const m = cgroupMode();
     if (m.mode === "none") throw new Error(m.reason);
+    const parent = cgroupParent();
+    if (parent.path === undefined) throw new Error(parent.reason);
     this.mode = m.mode;
-    this.relPath = `/kiln/${id}`;
+    this.relPath = `${parent.path}/${id}`;
   }
 
   /** Directories of this cgroup (one per controller on v1). */
   dirs(): string[] {
-    if (this.mode === "v2") return [join(ROOT, this.relPath)];
-    const acct = separateCpuacct();
-    return [
-      ...V1_CONTROLLERS.map((c) => join(ROOT, c, this.relPath)),
-      ...(acct ? [join(acct, this.relPath)] : []),
-    ];
+    return hierarchyDirs(this.mode, this.relPath);
   }
 
   private dir(controller: (typeof V1_CONTROLLERS)[number]): string {
@@ -76,13 +140,14 @@ export class SandboxCgroup {
   /** Creates the cgroup and sets the limits. */
   create(limits: Limits): void {
     if (this.mode === "v2") {
-      const parent = join(ROOT, "kiln");
+      const parent = join(ROOT, this.relPath, "..");
       mkdirSync(parent, { recursive: true });
-      try {
-        write(join(ROOT, "cgroup.subtree_control"), "+memory +pids +cpu");
-        write(join(parent, "cgroup.subtree_control"), "+memory +pids +cpu");
-      } catch {
-        // Already enabled, or delegated by the service manager.
+      for (const d of [ROOT, parent]) {
+        try {
+          write(join(d, "cgroup.subtree_control"), "+memory +pids +cpu");
+        } catch {
+          // Already enabled, or delegated by the service manager (or the administrator).
+        }
       }
     }
     for (const d of this.dirs()) mkdirSync(d, { recursive: true });

@@ -50,3 +50,31 @@ export class IdStage {
     ];
   }
 }
+
+/** The host paths a sandbox's runtime binds: what {@link stagedInput} replaces. */
+export interface BoundPaths {
+  rootfs: string;
+  workspace: string;
+  agent: string;
+  resolvConf?: string | undefined;
+  hostFiles?: { hostname: string; hosts: string } | undefined;
+  volumes?: { hostPath: string; path: string }[] | undefined;
+}
+
+/**
+ * The same input with every host path it binds (template, workspace, agent, files, volumes)
+ * replaced by where the id-mapping launcher mounts it, idmapped, staged in that order.
+ */
+export function stagedInput<T extends BoundPaths>(i: T, s: IdStage): T {
+  return {
+    ...i,
+    rootfs: s.stage(i.rootfs),
+    workspace: s.stage(i.workspace),
+    agent: s.stage(i.agent),
+    ...(i.resolvConf ? { resolvConf: s.stage(i.resolvConf) } : {}),
+    ...(i.hostFiles
+      ? { hostFiles: { hostname: s.stage(i.hostFiles.hostname), hosts: s.stage(i.hostFiles.hosts) } }
+      : {}),
+    ...(i.volumes ? { volumes: i.volumes.map((v) => ({ ...v, hostPath: s.stage(v.hostPath) })) } : {}),
+  };
+}

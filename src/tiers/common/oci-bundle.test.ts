@@ -106,3 +106,47 @@ test("limits land on the sandbox's cgroup", () => {
   assert.deepEqual(r.pids, { limit: 100 });
   assert.equal(r.cpu.quota / r.cpu.period, 1.5);
 });
+
+test("as an ordinary user: a new user namespace mapping only 0 to the user's ids, the agent's own directory at /.kiln", () => {
+  const own = JSON.parse(
+    readFileSync(
+      join(
+        writeOciBundle(join(dir, "self"), {
+          rootfs: "/templates/t/rootfs",
+          workspace: "/state/sb_x/workspace",
+          agent: "/repo/agent/target/kiln-agent",
+          agentDir: "/data/agent/agent-1-2",
+          selfMap: { uid: 1234, gid: 5678 },
+          limits,
+        }),
+        "config.json",
+      ),
+      "utf8",
+    ),
+  ) as OciConfig;
+  assert.deepEqual(
+    own.linux.namespaces.filter((n) => n.type === "user"),
+    [{ type: "user" }],
+  );
+  assert.deepEqual(own.linux.uidMappings, [{ containerID: 0, hostID: 1234, size: 1 }]);
+  assert.deepEqual(own.linux.gidMappings, [{ containerID: 0, hostID: 5678, size: 1 }]);
+  assert.equal(own.linux.cgroupsPath, undefined);
+  const agentMounts = own.mounts.filter((m) => m.destination.startsWith(AGENT_DIR));
+  assert.deepEqual(agentMounts, [
+    {
+      destination: AGENT_DIR,
+      type: "bind",
+      source: "/data/agent/agent-1-2",
+      options: ["bind", "ro", "nosuid", "nodev"],
+    },
+  ]);
+  // Root's bundle (above) has no user namespace of its own and the agent file bound into a tmpfs.
+  assert.equal(config.linux.uidMappings, undefined);
+  assert.deepEqual(
+    config.mounts.filter((m) => m.destination.startsWith(AGENT_DIR)).map((m) => [m.destination, m.type]),
+    [
+      [AGENT_DIR, "tmpfs"],
+      [AGENT_PATH, "bind"],
+    ],
+  );
+});

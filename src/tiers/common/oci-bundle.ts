@@ -10,7 +10,6 @@ import { join } from "node:path";
 import type { Limits } from "../../core/limits.ts";
 import type { SandboxHostFiles } from "./host-identity.ts";
 import type { IdRange } from "./id-ranges.ts";
-import type { IdStage } from "./id-stage.ts";
 import { ociSeccomp } from "./seccomp.ts";
 import { AGENT_DIR, AGENT_PATH } from "./templates.ts";
 
@@ -50,6 +49,16 @@ export interface OciBundleInput {
    * base..base+count: the sandbox's root is never host root. Absent: no user namespace.
    */
   userns?: { path: string; range: IdRange } | undefined;
+  /**
+   * A new user namespace whose only id, 0, is the host ids `uid` and `gid`: the runtime run by
+   * that ordinary user (gVisor's runsc, no `--rootless`). Absent: no user namespace of its own.
+   */
+  selfMap?: { uid: number; gid: number } | undefined;
+  /**
+   * A host directory holding only the agent, bound read-only at /.kiln, instead of a tmpfs there
+   * with the agent bound into it: a runtime run by an ordinary user cannot make that mount point.
+   */
+  agentDir?: string | undefined;
 }
 
 /** An OCI mount entry. */
@@ -145,6 +154,50 @@ function seccompPolicy(omit: string[]): Record<string, unknown> {
   return { ...policy, syscalls: rules };
 }
 
+/** Where the agent comes from: its own directory (`agentDir`), or a tmpfs with the agent bound into it. */
+function agentMounts(i: OciBundleInput): OciMount[] {
+  if (i.agentDir)
+    return [
+      {
+        destination: AGENT_DIR,
+        type: "bind",
+        source: i.agentDir,
+        options: ["bind", "ro", "nosuid", "nodev"],
+      },
+    ];
+  // The template is read-only: a small tmpfs gives the agent binary a place to be bound.
+  // Order matters: the tmpfs first, then the bind into it. Both runtimes create the
+  // bind's mount point before the tmpfs turns read-only.
+  return [
+    {
+      destination: AGENT_DIR,
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["ro", "nosuid", "nodev", "noexec", "mode=755", "size=1m"],
+    },
+    { destination: AGENT_PATH, type: "bind", source: i.agent, options: ["bind", "ro", "nosuid", "nodev"] },
+  ];
+}
+
+/** The user namespace and id maps of a bundle: joined by path (`userns`), a new one (`selfMap`), or none. */
+function userNamespace(i: OciBundleInput): Pick<OciConfig["linux"], "uidMappings" | "gidMappings"> & {
+  namespaces: { type: string; path?: string }[];
+} {
+  if (i.userns)
+    return {
+      namespaces: [{ type: "user", path: i.userns.path }],
+      uidMappings: [{ containerID: 0, hostID: i.userns.range.base, size: i.userns.range.count }],
+      gidMappings: [{ containerID: 0, hostID: i.userns.range.base, size: i.userns.range.count }],
+    };
+  if (i.selfMap)
+    return {
+      namespaces: [{ type: "user" }],
+      uidMappings: [{ containerID: 0, hostID: i.selfMap.uid, size: 1 }],
+      gidMappings: [{ containerID: 0, hostID: i.selfMap.gid, size: 1 }],
+    };
+  return { namespaces: [] };
+}
+
 /** The runtime config of one sandbox. */
 export function ociConfig(i: OciBundleInput): OciConfig {
   const tmpBytes = Math.max(MIB, Math.min(i.limits.memoryBytes, i.limits.diskBytes));
@@ -182,16 +235,7 @@ export function ociConfig(i: OciBundleInput): OciConfig {
       source: i.workspace,
       options: ["rbind", "rw", "nosuid", "nodev"],
     },
-    // The template is read-only: a small tmpfs gives the agent binary a place to be bound.
-    // Order matters: the tmpfs first, then the bind into it. Both runtimes create the
-    // bind's mount point before the tmpfs turns read-only.
-    {
-      destination: AGENT_DIR,
-      type: "tmpfs",
-      source: "tmpfs",
-      options: ["ro", "nosuid", "nodev", "noexec", "mode=755", "size=1m"],
-    },
-    { destination: AGENT_PATH, type: "bind", source: i.agent, options: ["bind", "ro", "nosuid", "nodev"] },
+    ...agentMounts(i),
     // Volumes: a read-only tmpfs at /mnt (the template stays untouched), each volume bound into it.
     ...(i.volumes && i.volumes.length > 0
       ? [
@@ -229,6 +273,7 @@ export function ociConfig(i: OciBundleInput): OciConfig {
       : []),
   ];
   const cap: string[] = [];
+  const { namespaces: userns, ...idMaps } = userNamespace(i);
   const nofile = Math.min(NOFILE_LIMIT, hostNofileHard());
   return {
     ociVersion: "1.0.2",
@@ -257,14 +302,9 @@ export function ociConfig(i: OciBundleInput): OciConfig {
         { type: "mount" },
         i.netnsPath ? { type: "network", path: i.netnsPath } : { type: "network" },
         { type: "cgroup" },
-        ...(i.userns ? [{ type: "user", path: i.userns.path }] : []),
+        ...userns,
       ],
-      ...(i.userns
-        ? {
-            uidMappings: [{ containerID: 0, hostID: i.userns.range.base, size: i.userns.range.count }],
-            gidMappings: [{ containerID: 0, hostID: i.userns.range.base, size: i.userns.range.count }],
-          }
-        : {}),
+      ...idMaps,
       resources: {
         devices: [{ allow: false, access: "rwm" }],
         memory: { limit: i.limits.memoryBytes, swap: i.limits.memoryBytes },
@@ -276,24 +316,6 @@ export function ociConfig(i: OciBundleInput): OciConfig {
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
     },
-  };
-}
-
-/**
- * The same input with every host path the container binds (template, workspace, agent, files,
- * volumes) replaced by where the id-mapping launcher mounts it, idmapped (id-stage.ts).
- */
-export function stagedOciInput(i: OciBundleInput, s: IdStage): OciBundleInput {
-  return {
-    ...i,
-    rootfs: s.stage(i.rootfs),
-    workspace: s.stage(i.workspace),
-    agent: s.stage(i.agent),
-    ...(i.resolvConf ? { resolvConf: s.stage(i.resolvConf) } : {}),
-    ...(i.hostFiles
-      ? { hostFiles: { hostname: s.stage(i.hostFiles.hostname), hosts: s.stage(i.hostFiles.hosts) } }
-      : {}),
-    ...(i.volumes ? { volumes: i.volumes.map((v) => ({ ...v, hostPath: s.stage(v.hostPath) })) } : {}),
   };
 }
 

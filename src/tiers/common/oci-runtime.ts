@@ -13,6 +13,7 @@ import { type OciBundleInput, writeOciBundle } from "./oci-bundle.ts";
 
 const MIB = 1024 * 1024;
 
+import { agentDirIn } from "./oci-rootless.ts";
 import { AGENT_DIR } from "./templates.ts";
 
 /**
@@ -195,7 +196,7 @@ export async function ociTrial(
   rt: Omit<OciRuntime, "root">,
   agent: string,
   timeoutMs: number,
-  extra: Pick<OciBundleInput, "pidsInside" | "seccompOmit"> = {},
+  extra: Pick<OciBundleInput, "pidsInside" | "seccompOmit" | "selfMap"> = {},
 ): Promise<string | undefined> {
   const dir = mkdtempSync(join(tmpdir(), "kiln-oci-probe-"));
   const trial: OciRuntime = { ...rt, root: join(dir, "state") };
@@ -207,12 +208,13 @@ export async function ociTrial(
       mkdirSync(join(rootfs, d), { recursive: true });
     }
     mkdirSync(join(dir, "workspace"));
+    // As an ordinary user (`selfMap`): no cgroup (the runtime is told to ignore them), the agent in a directory of its own.
     const bundle = writeOciBundle(join(dir, "bundle"), {
       rootfs,
       workspace: join(dir, "workspace"),
       agent,
       limits: { memoryBytes: 256 * MIB, pids: 64, cpuCount: 1, diskBytes: 8 * MIB },
-      cgroupsPath,
+      ...(extra.selfMap ? { agentDir: agentDirIn(join(dir, "agent"), agent) } : { cgroupsPath }),
       ...extra,
     });
     const r = await runClosed(

@@ -8,7 +8,7 @@
 import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
-import { TierUnavailableError, UnsupportedError } from "../../core/errors.ts";
+import { TierUnavailableError, type UnenforcedLimit, UnsupportedError } from "../../core/errors.ts";
 import { tracedSync } from "../../core/trace.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
 import { hasEgress } from "../../network/policy.ts";
@@ -24,8 +24,15 @@ import {
 import { agentBinary, isRoot } from "./host.ts";
 import { sandboxHostFiles, sandboxHostname, withHostFiles } from "./host-identity.ts";
 import { claimIdRange, idRangesUnavailable } from "./id-ranges.ts";
-import { IDMAP_USERNS, IdStage } from "./id-stage.ts";
-import { type OciBundleInput, stagedOciInput, writeOciBundle } from "./oci-bundle.ts";
+import { IDMAP_USERNS, IdStage, stagedInput } from "./id-stage.ts";
+import { type OciBundleInput, writeOciBundle } from "./oci-bundle.ts";
+import {
+  agentDirIn,
+  ROOTLESS_FLAGS,
+  rootlessRuntimeMissing,
+  rootlessRunUnder,
+  selfIds,
+} from "./oci-rootless.ts";
 import {
   type OciRuntime,
   ociCheckpoint,
@@ -44,8 +51,10 @@ import {
   runtimeForCheckpoint,
   writeRuntimeRecord,
 } from "./oci-runtime-choice.ts";
+import { rootlessDestroy, rootlessParts, rootlessRelease, rootlessUnenforced } from "./rootless-parts.ts";
 import { destroyWorkspace, PoolUsers, releaseParts, saveWorkspace } from "./sandbox-parts.ts";
 import { templateDigest } from "./templates.ts";
+import { WorkspaceDir } from "./workspace-dir.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
 
 /**
@@ -75,13 +84,13 @@ function idmappedRun(
       const stage = new IdStage();
       if (mode === "join") {
         writeOciBundle(bundle, {
-          ...stagedOciInput(input, stage),
+          ...stagedInput(input, stage),
           userns: { path: IDMAP_USERNS, range: ids.range },
         });
         return { prefix: stage.command(input.agent, ids.range, "stay", []), paths };
       }
       const { cgroupsPath: _, ...rest } = input;
-      writeOciBundle(bundle, stagedOciInput(rest, stage));
+      writeOciBundle(bundle, stagedInput(rest, stage));
       cgroup.create({ ...limits, pids: input.pidsInside?.hostPids ?? limits.pids });
       // The runtime's state directory is the sandbox's own (see runtimeRootOf): its root owns it.
       const [root, ...rest2] = paths;
@@ -163,6 +172,11 @@ export interface OciTierConfig {
    * host has ranges): how, see {@link idmappedRun}.
    */
   idmap?: "join" | "inside";
+  /**
+   * The runtime runs as an ordinary user too (runsc): Kiln run by one starts it as described in
+   * oci-rootless.ts, with the limits rootless-parts.ts says hold, and no egress.
+   */
+  rootless?: boolean;
 }
 
 const CAPABILITIES: Omit<Capabilities, "pause"> = {
@@ -183,6 +197,8 @@ export class OciTierBackend implements Backend {
   readonly tier: TierName;
   readonly capabilities: Capabilities;
   private readonly config: OciTierConfig;
+  /** Run by an ordinary user, with a runtime that runs as one (read once: a process does not change its uid). */
+  private readonly rootless: boolean;
   private readonly pools = new PoolUsers();
   private readonly candidates: readonly OciRuntimeCandidate[];
   private installedBuilds?: Promise<ResolvedRuntime[]>;
@@ -191,10 +207,12 @@ export class OciTierBackend implements Backend {
   constructor(config: OciTierConfig) {
     this.config = config;
     this.tier = config.tier;
+    this.rootless = config.rootless === true && !isRoot();
     this.capabilities = {
       ...CAPABILITIES,
       pause: config.checkpoint ? "memory" : "files",
-      egress: config.egress !== undefined,
+      // Without root, no egress: wiring a sandbox's network namespace to the host needs root.
+      egress: config.egress !== undefined && !this.rootless,
     };
     this.candidates = config.runtimes ?? [
       { binary: config.binary, flags: [], label: "", stateName: config.binary },
@@ -216,8 +234,11 @@ export class OciTierBackend implements Backend {
     const flags = egress && c.egressFlags ? c.egressFlags : c.flags;
     return {
       binary: rt.path,
-      root: c.idmap === "inside" ? runtimeRootOf(rt.stateName, spec.id) : join(spec.dataDir, rt.stateName),
-      flags: [...flags, ...rt.flags],
+      root:
+        c.idmap === "inside" && !this.rootless
+          ? runtimeRootOf(rt.stateName, spec.id)
+          : join(spec.dataDir, rt.stateName),
+      flags: [...flags, ...rt.flags, ...(this.rootless ? ROOTLESS_FLAGS : [])],
       ...(egress && c.egressRunUnder ? { runUnder: c.egressRunUnder } : {}),
     };
   }
@@ -243,10 +264,10 @@ export class OciTierBackend implements Backend {
       const passedOver: string[] = [];
       for (const rt of await this.installed()) {
         const failed = await ociTrial(
-          { binary: rt.path, flags: [...c.flags, ...rt.flags] },
+          { binary: rt.path, flags: [...c.flags, ...rt.flags, ...(this.rootless ? ROOTLESS_FLAGS : [])] },
           agent,
           c.trialTimeoutMs,
-          ...(c.bundleExtra ? [c.bundleExtra(64)] : []),
+          { ...(c.bundleExtra?.(64) ?? {}), ...(this.rootless ? { selfMap: selfIds() } : {}) },
         );
         if (!failed) return { runtime: rt, passedOver };
         passedOver.push(`${rt.version}${rt.label ? ` (${rt.label})` : ""} at ${rt.path}: ${failed}`);
@@ -303,12 +324,17 @@ export class OciTierBackend implements Backend {
     if ((await this.installed()).length === 0) {
       return no(`${c.displayName} is not installed (apt-get install ${c.binary})`);
     }
-    if (!isRoot())
+    if (!isRoot() && !c.rootless)
       return no(`needs root (${c.binary} containers, cgroup limits and the workspace image mount)`);
     const cg = cgroupMode();
-    if (cg.mode === "none") return no(cg.reason);
-    const img = WorkspaceImage.unavailableReason();
-    if (img) return no(img);
+    if (this.rootless) {
+      const missing = rootlessRuntimeMissing();
+      if (missing) return no(missing);
+    } else {
+      if (cg.mode === "none") return no(cg.reason);
+      const img = WorkspaceImage.unavailableReason();
+      if (img) return no(img);
+    }
     try {
       agentBinary();
     } catch (e) {
@@ -316,6 +342,7 @@ export class OciTierBackend implements Backend {
     }
     const { runtime, passedOver } = await this.choose();
     if (!runtime) return no(`${c.binary} cannot run containers here: ${passedOver.join("; ")}`);
+    if (this.rootless) return this.rootlessStatus(runtime, cg.mode, passedOver);
     const ids = c.idmap ? idRangesUnavailable() : undefined;
     const idDetail = c.idmap
       ? ids
@@ -336,12 +363,83 @@ export class OciTierBackend implements Backend {
     return { tier: c.tier, available: true, reason: detail };
   }
 
+  /** The probe's answer as an ordinary user: whose uid the sandbox has, which limits hold. */
+  private rootlessStatus(runtime: ResolvedRuntime, cgroups: string, passedOver: string[]): TierStatus {
+    const unenforced = this.unenforcedLimits();
+    const held = (["memoryBytes", "pids", "cpuCount", "diskBytes"] as const).filter(
+      (l) => !unenforced.some((u) => u.limit === l),
+    );
+    const detail = [
+      runtime.version,
+      runtime.label,
+      `cgroup ${cgroups}`,
+      `ordinary user: the sandbox's processes are host uid ${selfIds().uid} (this user), no egress`,
+      `limits held: ${held.length ? held.join(", ") : "none"}`,
+      `not held: ${unenforced.map((u) => u.limit).join(", ")}`,
+      ...passedOver.map((p) => `not used: ${p}`),
+    ]
+      .filter(Boolean)
+      .join("; ");
+    return { tier: this.tier, available: true, reason: detail, unenforcedLimits: unenforced };
+  }
+
+  /** None as root; as an ordinary user, the disk limit and those its cgroups cannot hold. */
+  unenforcedLimits(): UnenforcedLimit[] {
+    return this.rootless ? rootlessUnenforced() : [];
+  }
+
+  /** A sandbox run by an ordinary user: its own directories, cgroup and one-id user namespace. */
+  private async startRootless(
+    spec: InstanceSpec,
+    fresh: boolean,
+    signal?: AbortSignal,
+    from?: { files?: string; checkpoint?: string },
+  ): Promise<Instance> {
+    const { rootfs, workspace, cgroup } = await rootlessParts(spec, fresh, signal, from?.files);
+    const extra = this.config.bundleExtra?.(spec.limits.pids) ?? {};
+    const agent = agentBinary();
+    const input: OciBundleInput = {
+      rootfs,
+      workspace: workspace.mountPath,
+      agent,
+      agentDir: agentDirIn(join(spec.dataDir, "agent"), agent),
+      selfMap: selfIds(),
+      limits: spec.limits,
+      ...extra,
+      ...(spec.volumes ? { volumes: spec.volumes } : {}),
+      hostname: sandboxHostname(spec.id),
+      ...withHostFiles(sandboxHostFiles(spec, rootfs)),
+    };
+    const bundle = writeOciBundle(join(spec.stateDir, "oci-bundle"), input);
+    // The runtime's host processes count in the pids cgroup (see the tier's bundleExtra).
+    cgroup?.create({ ...spec.limits, pids: extra.pidsInside?.hostPids ?? spec.limits.pids });
+    const rt = from?.checkpoint
+      ? runtimeForCheckpoint(this.tier, from.checkpoint, await this.installed(), this.config.binary)
+      : await this.chosen();
+    writeRuntimeRecord(spec.stateDir, rt);
+    const runtime = { ...this.runtime(spec, rt), runUnder: rootlessRunUnder(cgroup) };
+    // No cgroup directories of the runtime's to remove: it makes none (--ignore-cgroups).
+    const launcher = ociLauncher(runtime, bundle, spec.id, "", from?.checkpoint);
+    return AgentInstance.start(
+      {
+        tier: this.tier,
+        spec,
+        launcher,
+        workspace,
+        cgroup,
+        resumed: from?.checkpoint !== undefined,
+      },
+      signal,
+    );
+  }
+
   private async start(
     spec: InstanceSpec,
     fresh: boolean,
     signal?: AbortSignal,
     from?: { files?: string; checkpoint?: string },
   ): Promise<Instance> {
+    if (this.rootless) return this.startRootless(spec, fresh, signal, from);
     const { rootfs, workspace, cgroup } = await this.pools.parts(spec, fresh, signal, from?.files);
     const egress = this.config.egress !== undefined && spec.network !== undefined && hasEgress(spec.network);
     let held: HeldNetns | undefined;
@@ -422,6 +520,7 @@ export class OciTierBackend implements Backend {
   }
 
   saveFiles(spec: InstanceSpec, dir: string): Promise<number> {
+    if (this.rootless) return new WorkspaceDir(spec.stateDir).saveTo(WorkspaceDir.saved(dir));
     return saveWorkspace(spec, dir);
   }
 
@@ -448,6 +547,16 @@ export class OciTierBackend implements Backend {
   }
 
   async destroy(spec: InstanceSpec): Promise<void> {
+    if (this.rootless) {
+      // The cgroup and workspace go even when the runtime failed to delete its record (then it throws).
+      let failed: unknown;
+      await this.deleteContainer(spec).catch((e: unknown) => {
+        failed = e;
+      });
+      await rootlessDestroy(spec);
+      if (failed) throw failed;
+      return;
+    }
     const cgroup = new SandboxCgroup(spec.id);
     let failure: unknown;
     await this.deleteContainer(spec).catch((e: unknown) => {
@@ -468,6 +577,7 @@ export class OciTierBackend implements Backend {
   async recover(spec: InstanceSpec, _owner: string, alone: boolean): Promise<void> {
     if (!alone) return;
     await this.deleteContainer(spec).catch(() => {});
+    if (this.rootless) return rootlessRelease(spec);
     await releaseParts(spec);
     removeCgroupDirs(new SandboxCgroup(spec.id).relPath);
   }

@@ -33,7 +33,7 @@ export async function destroyWorkspace(spec: InstanceSpec): Promise<void> {
 export const TEMPORARY = /^(\..+\.kiln-\d+-\d+|\.kiln-import-\d+-\d+-[0-9a-f]+)$/;
 
 /** Removes the temporary entries below `dir`, a directory of the host holding a sandbox's files; never follows a link. */
-async function sweepTemporary(dir: string): Promise<void> {
+export async function sweepTemporary(dir: string): Promise<void> {
   for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     const p = join(dir, e.name);
     if (TEMPORARY.test(e.name)) await rm(p, { recursive: true, force: true });

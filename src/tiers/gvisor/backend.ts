@@ -69,6 +69,7 @@ export class GvisorBackend extends OciTierBackend {
       egressFlags: RUNSC_EGRESS_FLAGS,
       egressRunUnder: RUNSC_EGRESS_RUN_UNDER,
       idmap: "inside",
+      rootless: true,
       bundleExtra: (pids) => ({
         pidsInside: { hostPids: hostPidsCap(pids) },
         // A seccomp rule on clone3 hangs Debian 12's runsc's (20221219) processes at their first fork.

@@ -5,7 +5,6 @@
  * the workspace image at `/workspace`, a private `/tmp`, and the agent.
  */
 import type { SandboxHostFiles } from "../common/host-identity.ts";
-import type { IdStage } from "../common/id-stage.ts";
 import { AGENT_DIR, AGENT_PATH } from "../common/templates.ts";
 
 /** What the command line is built from. */
@@ -27,24 +26,6 @@ export interface BwrapInput {
 
 /** The file descriptor the seccomp program is passed on. */
 export const SECCOMP_FD = 3;
-
-/**
- * The same input with every host path it binds (template, workspace, agent, files, volumes)
- * replaced by where the id-mapping launcher mounts it, idmapped (common/id-stage.ts).
- */
-export function stagedInput(i: BwrapInput, s: IdStage): BwrapInput {
-  return {
-    ...i,
-    rootfs: s.stage(i.rootfs),
-    workspace: s.stage(i.workspace),
-    agent: s.stage(i.agent),
-    ...(i.resolvConf ? { resolvConf: s.stage(i.resolvConf) } : {}),
-    ...(i.hostFiles
-      ? { hostFiles: { hostname: s.stage(i.hostFiles.hostname), hosts: s.stage(i.hostFiles.hosts) } }
-      : {}),
-    ...(i.volumes ? { volumes: i.volumes.map((v) => ({ ...v, hostPath: s.stage(v.hostPath) })) } : {}),
-  };
-}
 
 /** Arguments for `bwrap`. */
 export function bwrapArgs(i: BwrapInput): string[] {
