@@ -4,7 +4,7 @@
  * `--write` also records the tables in docs/benchmarks.md.
  * `npm run bench -- cli [--write]`: only the `kiln` command's table (bench/cli.ts).
  * `npm run bench -- --only virtual,load`: only those sections (virtual, real,
- * platforms, idmap, code, ports, egress, state, hibernation, storage, load, churn, cli), printed, not recorded.
+ * vprofile, cold, fifty, density, platforms, idmap, code, ports, egress, state, hibernation, storage, load, churn, cli), printed, not recorded.
  * Progress goes to stderr as each section and each step in it starts (bench/progress.ts).
  */
 import { execFileSync } from "node:child_process";
@@ -14,7 +14,10 @@ import { join } from "node:path";
 import { churnTable, runChurn } from "./churn.ts";
 import { benchCli } from "./cli.ts";
 import { benchCode } from "./code.ts";
+import { benchColdSteps } from "./cold-steps.ts";
+import { benchDensity } from "./density.ts";
 import { benchEgress } from "./egress.ts";
+import { benchFifty } from "./fifty.ts";
 import { benchGvisorPlatforms } from "./gvisor-platforms.ts";
 import { benchHibernation } from "./hibernation.ts";
 import { benchIdMapping } from "./id-mapping.ts";
@@ -26,6 +29,7 @@ import { benchRealTiers } from "./real-tiers.ts";
 import { benchForkStorage, benchState } from "./state.ts";
 import { markdownTable, type Row } from "./stats.ts";
 import { benchVirtual } from "./virtual.ts";
+import { benchVirtualProfile } from "./virtual-profile.ts";
 
 const root = join(import.meta.dirname, "..");
 
@@ -64,6 +68,10 @@ const only = process.argv.includes("cli") ? "cli" : undefined;
 const SECTIONS = [
   "virtual",
   "real",
+  "cold",
+  "fifty",
+  "density",
+  "vprofile",
   "platforms",
   "idmap",
   "microvm",
@@ -95,11 +103,27 @@ if (want("virtual")) {
   progress("virtual tier (just-bash)");
   sections.push(markdownTable("virtual tier (just-bash)", [...(await benchVirtual()), memoryRow()]));
 }
+if (want("vprofile")) {
+  progress("virtual tier: CPU per operation and where it goes (profiles)");
+  sections.push(await benchVirtualProfile());
+}
 if (want("real")) {
   progress("real tiers (bubblewrap, runc, runsc)");
   for (const { tier, tool, rows } of await benchRealTiers()) {
     sections.push(markdownTable(`${tier} tier (${tool}), template \`default\``, rows));
   }
+}
+if (want("cold")) {
+  progress("cold create + first exec by step (namespace, oci, gvisor), with the raw tool's");
+  sections.push(...(await benchColdSteps()));
+}
+if (want("fifty")) {
+  progress("50 sandboxes at once beside 50 raw tools at once (namespace, oci, gvisor)");
+  sections.push(...(await benchFifty()));
+}
+if (want("density")) {
+  progress("density: idle sandboxes in steps until one degrades, and one sandbox's memory");
+  sections.push(...(await benchDensity()));
 }
 if (want("platforms")) {
   progress("gVisor's platforms side by side (systrap, ptrace)");

@@ -7,14 +7,16 @@
  */
 import { readFileSync } from "node:fs";
 
-interface ProfileNode {
+/** One node of a profile's call tree: a function at a call site, with its callees. */
+export interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
   hitCount?: number;
 }
 
-interface Profile {
+/** A V8 CPU profile, as `Profiler.stop` returns it. */
+export interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -23,7 +25,7 @@ interface Profile {
 }
 
 /** Where a frame lives: `pkg:name` for node_modules, the project path otherwise. */
-function where(url: string): string {
+export function where(url: string): string {
   if (!url) return "(native)";
   const nm = url.lastIndexOf("node_modules/");
   if (nm >= 0) {

@@ -26,7 +26,7 @@ const ROUNDS = 3;
 const exited = (c: ChildProcess) => new Promise((r) => c.once("exit", r));
 
 /** RSS in bytes of `root` and all its descendants. */
-function treeRss(roots: number[]): number {
+export function treeRss(roots: number[]): number {
   const children = new Map<number, number[]>();
   for (const p of readdirSync("/proc")) {
     if (!/^\d+$/.test(p)) continue;
@@ -56,7 +56,7 @@ function treeRss(roots: number[]): number {
 }
 
 /** Pids whose command line mentions `needle` (the sandbox's state dir appears in every runtime's arguments). */
-function pidsMentioning(needle: string): number[] {
+export function pidsMentioning(needle: string): number[] {
   return readdirSync("/proc")
     .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
     .filter((p) => {
@@ -70,7 +70,7 @@ function pidsMentioning(needle: string): number[] {
 }
 
 /** One thing measured: a tier, and for gvisor one platform (its runsc build). */
-interface Target {
+export interface Target {
   tier: TierName;
   /** What the table's title calls the tool. */
   tool: string;
@@ -79,7 +79,7 @@ interface Target {
 }
 
 /** The raw runtime of a target, running a command on the template's rootfs. */
-function rawTool(target: Target, rootfs: string, scratch: string): (args: string[]) => ChildProcess {
+export function rawTool(target: Target, rootfs: string, scratch: string): (args: string[]) => ChildProcess {
   const { tier } = target;
   if (tier === "namespace") {
     return (args) =>
@@ -154,7 +154,7 @@ function minimalOciConfig(rootfs: string, args: string[]): Record<string, unknow
 }
 
 /** Opens Kiln on `dataDir` for a target (for gvisor: with only that platform's runsc build). */
-async function openFor(target: Target, dataDir: string, warmPool?: number): Promise<Kiln> {
+export async function openFor(target: Target, dataDir: string, warmPool?: number): Promise<Kiln> {
   const before = process.env.KILN_GVISOR_PLATFORM;
   if (target.platform) process.env.KILN_GVISOR_PLATFORM = target.platform;
   try {
@@ -169,7 +169,7 @@ async function openFor(target: Target, dataDir: string, warmPool?: number): Prom
 }
 
 /** The real tiers that run here (`KILN_BENCH_TIERS` picks some), gvisor once per platform that runs. */
-async function targets(dataDir: string): Promise<Target[]> {
+export async function targets(dataDir: string): Promise<Target[]> {
   const only = process.env.KILN_BENCH_TIERS?.split(",");
   const out: Target[] = [];
   const kiln = await Kiln.open({ dataDir });

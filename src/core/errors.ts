@@ -115,7 +115,7 @@ export class UnenforcedLimitsError extends KilnError {
     super(
       "unenforced_limits",
       `the ${tier} tier cannot enforce ${limits.map((l) => `${l.limit} (${l.reason})`).join(", ")} here; ` +
-        "pass allowUnenforcedLimits to create the sandbox without them",
+        "pass allowUnenforcedLimits (the CLI's --allow-unenforced-limits) to create the sandbox without them",
       { ...options, tier },
     );
     this.name = "UnenforcedLimitsError";

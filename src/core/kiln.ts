@@ -62,6 +62,7 @@ import { checkSnapshotId, publicSnapshot, SandboxStates } from "./sandbox-state.
 import { checkEnvSize, checkMetadataSize } from "./sizes.ts";
 import { type SnapshotRecord, StateStore } from "./state-store.ts";
 import { type BackendFactory, checkTierName, registeredTiers } from "./tier-registry.ts";
+import { traced, tracedSync } from "./trace.ts";
 import {
   type CreateOptions,
   type ExpiryAction,
@@ -515,22 +516,24 @@ export class Kiln {
         ...this.spec(info),
         ...(options.buildTemplate ? { buildTemplate: options.buildTemplate } : {}),
       };
-      makeStampedDir(spec.stateDir, info);
+      tracedSync("create.state-dir", info.id, () => makeStampedDir(spec.stateDir, info));
       try {
         // The values stay on the host, beside the record; the egress path reads them there. The
         // directory is new: there is nothing to remove where there is nothing to write.
         const kept = inherited?.values ?? keptValuesOf(options.network);
         if (hasKeptNetworkValues(kept)) writeKeptNetworkValues(spec.stateDir, kept);
-        instance = fromDir
-          ? await backend.createFrom(spec, fromDir, options.signal)
-          : await backend.create(spec, options.signal);
+        instance = await traced("create.tier", info.id, () =>
+          fromDir ? backend.createFrom(spec, fromDir, options.signal) : backend.create(spec, options.signal),
+        );
       } catch (e) {
         await backend.destroy(spec).catch(() => {});
         rmSync(spec.stateDir, { recursive: true, force: true });
         throw e;
       }
-      this.records.insert(info);
-      if (!pending) clearCreating(spec.stateDir);
+      tracedSync("create.record", info.id, () => {
+        this.records.insert(info);
+        if (!pending) clearCreating(spec.stateDir);
+      });
     }
     if (!fromDir) this.warm.created(shape, backend);
     if (options.idleTimeoutMs !== undefined || onExpiry !== undefined)

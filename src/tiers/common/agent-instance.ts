@@ -17,6 +17,7 @@ import type {
   SpawnRequest,
 } from "../../core/backend.ts";
 import { SandboxStoppedError, TierUnavailableError, UnsupportedError } from "../../core/errors.ts";
+import { traced } from "../../core/trace.ts";
 import type { TierName } from "../../core/types.ts";
 import { hasEgress, type NetworkSettings } from "../../network/policy.ts";
 import { AgentClient } from "../../protocol/agent-client.ts";
@@ -89,6 +90,12 @@ export interface AgentInstanceParts {
    * running (it greeted an earlier host), so it is pinged instead of awaited.
    */
   resumed?: boolean;
+  /**
+   * The sandbox is new (its id never ran): its first launch skips the launcher's cleanup of an
+   * earlier run (an OCI runtime's `delete` of a stale container, one process start); later
+   * launches, after the runtime died, still clean up. Default false.
+   */
+  fresh?: boolean;
   /** How long the runtime may take to end by itself once its agent's input is closed, ms; default 1000. */
   closeTimeoutMs?: number;
   /**
@@ -175,10 +182,12 @@ export class AgentInstance implements Instance {
   /** Starts the runtime and connects to its agent (again, after the runtime died). */
   private async launch(signal?: AbortSignal): Promise<void> {
     const parts = this.parts;
-    await parts.launcher.cleanup().catch(() => {});
-    await parts.workspace.mount();
+    if (parts.fresh) parts.fresh = false;
+    else await parts.launcher.cleanup().catch(() => {});
+    const id = parts.spec.id;
+    await traced("create.mount", id, () => parts.workspace.mount());
     this.stderrTail = "";
-    const child = await parts.launcher.start();
+    const child = await traced("runtime.spawn", id, () => parts.launcher.start());
     this.child = child;
     child.stderr?.on("data", (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString("utf8")).slice(-STDERR_KEEP);
@@ -188,16 +197,19 @@ export class AgentInstance implements Instance {
     // Only the first launch restores; a relaunch after the runtime died starts afresh.
     parts.resumed = false;
     try {
-      if (!child.stdout || !child.stdin) throw new Error("runtime started without stdio pipes");
-      this.client = await Promise.race([
-        (resumed ? AgentClient.reconnect : AgentClient.connect)(child.stdout, child.stdin, {
-          timeoutMs: parts.connectTimeoutMs ?? 30_000,
-          ...(signal ? { signal } : {}),
-        }),
-        exited.then(() => {
-          throw new Error("the runtime exited before the agent started");
-        }),
-      ]);
+      const { stdout, stdin } = child;
+      if (!stdout || !stdin) throw new Error("runtime started without stdio pipes");
+      this.client = await traced("agent.handshake", id, () =>
+        Promise.race([
+          (resumed ? AgentClient.reconnect : AgentClient.connect)(stdout, stdin, {
+            timeoutMs: parts.connectTimeoutMs ?? 30_000,
+            ...(signal ? { signal } : {}),
+          }),
+          exited.then(() => {
+            throw new Error("the runtime exited before the agent started");
+          }),
+        ]),
+      );
     } catch (e) {
       await new Promise((r) => setTimeout(r, 50));
       const detail = this.stderrTail.trim().split("\n").slice(-3).join(" | ");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { IDS_PER_SANDBOX, slots, subordinateRanges } from "./id-ranges.ts";
+import { claimIdRange, IDS_PER_SANDBOX, idRangesUnavailable, slots, subordinateRanges } from "./id-ranges.ts";
 
 const root = { name: "root", uid: 0 };
 
@@ -23,4 +23,26 @@ test("slots: whole aligned ranges inside both the uid and the gid ranges, never 
   );
   assert.deepEqual(slots(r, [{ base: 1048576, count: IDS_PER_SANDBOX }]), [1048576], "gids must hold it too");
   assert.deepEqual(slots(r, []), []);
+});
+
+test("claims: the next claim starts past the last one, not over from the first range", (t) => {
+  const a = claimIdRange("sb_idtest_a");
+  if (!a) {
+    t.skip(`no sandbox id ranges here: ${idRangesUnavailable()}`);
+    return;
+  }
+  const b = claimIdRange("sb_idtest_b");
+  try {
+    assert.ok(b);
+    assert.notEqual(a.range.base, b.range.base);
+    a.release();
+    // The range just freed is the first free one from the start; the claim must not go back to it.
+    const c = claimIdRange("sb_idtest_c");
+    assert.ok(c);
+    c.release();
+    assert.notEqual(c.range.base, a.range.base, "the claim searched from the first range again");
+  } finally {
+    a.release();
+    b?.release();
+  }
 });

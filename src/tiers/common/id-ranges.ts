@@ -95,6 +95,14 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * Where the next claim starts looking: just past the last range this process claimed. Starting
+ * from the first range every time made each claim fail on every range held before it (live
+ * sandboxes, and claims of dead processes, which are swept only once all are taken): with 180
+ * held, about 4 ms of failed opens per create.
+ */
+let cursor = 0;
+
+/**
  * Claims a free range for sandbox `id`, or returns undefined when the host
  * has none configured (or mapping is turned off).
  * @throws Error when every range is taken
@@ -105,12 +113,15 @@ export function claimIdRange(id: string): { range: IdRange; release: () => void 
   if (bases.length === 0) return undefined;
   mkdirSync(CLAIMS_DIR, { recursive: true, mode: 0o700 });
   for (let pass = 0; pass < 2; pass++) {
-    for (const base of bases) {
+    for (let k = 0; k < bases.length; k++) {
+      const i = (cursor + k) % bases.length;
+      const base = bases[i]!;
       const file = join(CLAIMS_DIR, String(base));
       try {
         const fd = openSync(file, "wx", 0o600);
         writeSync(fd, `${process.pid} ${id}\n`);
         closeSync(fd);
+        cursor = i + 1;
         let released = false;
         return {
           range: { base, count: IDS_PER_SANDBOX },

@@ -9,6 +9,7 @@ import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, rmSync } from
 import { dirname, join } from "node:path";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import { TierUnavailableError, type UnenforcedLimit, UnsupportedError } from "../../core/errors.ts";
+import { tracedSync } from "../../core/trace.ts";
 import type { TierName, TierStatus } from "../../core/types.ts";
 import { hasEgress } from "../../network/policy.ts";
 import { AgentInstance, type AgentInstanceParts, type Launcher } from "./agent-instance.ts";
@@ -462,11 +463,14 @@ export class OciTierBackend implements Backend {
       ...withHostFiles(sandboxHostFiles(spec, rootfs)),
     };
     const bundle = join(spec.stateDir, "oci-bundle");
-    const perRun =
-      this.config.idmap && !idRangesUnavailable()
-        ? idmappedRun(this.config.idmap, bundle, spec.id, input, cgroup, spec.limits)
-        : undefined;
-    if (!perRun) writeOciBundle(bundle, input);
+    const perRun = tracedSync("create.bundle", spec.id, () => {
+      const run =
+        this.config.idmap && !idRangesUnavailable()
+          ? idmappedRun(this.config.idmap, bundle, spec.id, input, cgroup, spec.limits)
+          : undefined;
+      if (!run) writeOciBundle(bundle, input);
+      return run;
+    });
     writeRuntimeRecord(spec.stateDir, rt);
     const base = ociLauncher(runtime, bundle, spec.id, cgroup.relPath, from?.checkpoint, perRun);
     // Each run of the runtime (a restart after it died too) waits at the gate until its namespace is
@@ -503,6 +507,7 @@ export class OciTierBackend implements Backend {
       workspace,
       cgroup,
       resumed: from?.checkpoint !== undefined,
+      fresh: fresh && from?.checkpoint === undefined,
       networkAtStartOnly: this.config.egress === "before-start",
     };
     try {

@@ -6,6 +6,7 @@
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { InstanceSpec } from "../../core/backend.ts";
+import { traced, tracedSync } from "../../core/trace.ts";
 import { SandboxCgroup } from "./cgroups.ts";
 import { templateRootfs } from "./templates.ts";
 import { WorkspaceImage } from "./workspace-image.ts";
@@ -83,14 +84,21 @@ export class PoolUsers {
     signal?: AbortSignal,
     from?: string,
   ): Promise<SandboxParts> {
-    const rootfs = await templateRootfs(spec.dataDir, spec.template, signal, spec.buildTemplate);
+    const id = spec.id;
+    const rootfs = await traced("create.template", id, () =>
+      templateRootfs(spec.dataDir, spec.template, signal, spec.buildTemplate),
+    );
     const workspace = new WorkspaceImage(spec.stateDir);
     this.dataDirs.add(spec.dataDir);
-    await sweepStalePools(spec.dataDir);
-    if (from !== undefined) await workspace.createFrom(join(from, SAVED_IMAGE));
-    else if (fresh) await workspace.create(spec.limits.diskBytes, poolFor(spec.dataDir));
-    const cgroup = new SandboxCgroup(spec.id);
-    cgroup.destroy();
+    await traced("create.sweep-pools", id, () => sweepStalePools(spec.dataDir));
+    if (from !== undefined)
+      await traced("create.workspace", id, () => workspace.createFrom(join(from, SAVED_IMAGE)));
+    else if (fresh)
+      await traced("create.workspace", id, () =>
+        workspace.create(spec.limits.diskBytes, poolFor(spec.dataDir)),
+      );
+    const cgroup = new SandboxCgroup(id);
+    tracedSync("create.cgroup-clear", id, () => cgroup.destroy());
     return { rootfs, workspace, cgroup };
   }
 

@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import type { Backend, Capabilities, Instance, InstanceSpec } from "../../core/backend.ts";
 import type { UnenforcedLimit } from "../../core/errors.ts";
+import { tracedSync } from "../../core/trace.ts";
 import type { TierStatus } from "../../core/types.ts";
 import { AgentInstance, type Launcher } from "../common/agent-instance.ts";
 import { cgroupMode, SandboxCgroup } from "../common/cgroups.ts";
@@ -110,7 +111,7 @@ export class NamespaceBackend implements Backend {
     const { rootfs, workspace, cgroup } = this.rootless
       ? await rootlessParts(spec, fresh, signal, from)
       : await this.pools.parts(spec, fresh, signal, from);
-    cgroup?.create(spec.limits);
+    if (cgroup) tracedSync("create.cgroup", spec.id, () => cgroup.create(spec.limits));
     const bwrap = which("bwrap")!;
     const resolvConf = sandboxResolvConf(spec, rootfs);
     const input: BwrapInput = {
