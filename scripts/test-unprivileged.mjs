@@ -5,7 +5,7 @@
 // user's limits are what the host gives it: the setup delegates cgroups to the users named in
 // `KILN_CGROUP_USERS` (scripts/delegate-cgroups.sh); cases testing a limit that does not hold skip.
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -72,7 +72,14 @@ try {
 } catch (e) {
   console.error(`test-unprivileged: ${e.message}`);
 } finally {
-  spawnSync("umount", [repo]);
-  rmSync(dir, { recursive: true, force: true });
+  // The checkout is bound inside the scratch folder: removing the folder while the bind is still
+  // there would remove the checkout through it. Detach it (lazily, so a busy mount goes too) and
+  // remove the folder only once the mount is gone.
+  spawnSync("umount", ["--lazy", repo]);
+  const mounted = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .some((line) => line.split(" ")[4] === repo);
+  if (mounted) console.error(`test-unprivileged: ${repo} is still mounted; ${dir} is left in place`);
+  else rmSync(dir, { recursive: true, force: true });
 }
 process.exit(status);

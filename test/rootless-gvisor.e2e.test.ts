@@ -8,29 +8,15 @@
  * is refused as unsupported.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { spawn } from "node:child_process";
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { tierRequired } from "./conformance/suite.ts";
+import { type OrdinaryUser, ordinaryUser } from "./ordinary-user.ts";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
-const user = process.env.KILN_TEST_USER ?? "kiln-test";
 const templates = process.env.KILN_TEMPLATE_DIR ?? "/var/cache/kiln/templates";
-
-/** Why this cannot run here, or undefined. */
-function unavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return "runs as root, to start Kiln as an ordinary user";
-  const id = spawnSync("id", ["-u", user], { encoding: "utf8" });
-  if (id.status !== 0) return `no user ${user} (KILN_TEST_USER)`;
-  const reach = spawnSync("runuser", ["-u", user, "--", "test", "-r", join(repo, "src", "index.ts")]);
-  if (reach.status !== 0)
-    return `${user} cannot read the checkout (scripts/test-unprivileged.mjs binds it where it can)`;
-  return undefined;
-}
 
 function hostPids(): number[] {
   return readdirSync("/proc")
@@ -54,20 +40,18 @@ function hostIds(pid: number): { uids: number[]; gids: number[] } {
   return { uids: field("Uid"), gids: field("Gid") };
 }
 
-const dir = mkdtempSync(join(tmpdir(), "kiln-rootless-gvisor-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
+let started: OrdinaryUser | undefined;
+after(() => started?.dispose());
 
 test("gvisor as an ordinary user: every host process of the sandbox has the user's ids; missing limits and egress refused", async (t) => {
-  const why = unavailable();
-  if (why) {
-    if (tierRequired("gvisor") && process.getuid?.() === 0) assert.fail(why);
-    t.skip(why);
+  const got = ordinaryUser("kiln-rootless-gvisor-");
+  if (typeof got === "string") {
+    if (tierRequired("gvisor") && process.getuid?.() === 0) assert.fail(got);
+    t.skip(got);
     return;
   }
-  const uid = Number(spawnSync("id", ["-u", user], { encoding: "utf8" }).stdout);
-  const gid = Number(spawnSync("id", ["-g", user], { encoding: "utf8" }).stdout);
-  chmodSync(dir, 0o755);
-  chownSync(dir, uid, gid);
+  started = got;
+  const { user, uid, gid, home: dir, repo, node } = got;
   const script = join(dir, "kiln-as-user.ts");
   writeFileSync(
     script,
@@ -90,7 +74,7 @@ await kiln.close();
   chmodSync(script, 0o644);
   const child = spawn(
     "runuser",
-    ["-u", user, "--", "env", `HOME=${dir}`, `KILN_TEMPLATE_DIR=${templates}`, process.execPath, script],
+    ["-u", user, "--", "env", `HOME=${dir}`, `KILN_TEMPLATE_DIR=${templates}`, node, script],
     { stdio: ["pipe", "pipe", "inherit"] },
   );
   try {
